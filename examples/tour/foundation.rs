@@ -1,0 +1,5 @@
+//! Tour section: foundation.
+
+pub fn run() -> multiproc::Result<()> {
+    Ok(())
+}

@@ -1,0 +1,5 @@
+//! Tour section: pipe.
+
+pub fn run() -> multiproc::Result<()> {
+    Ok(())
+}

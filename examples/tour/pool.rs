@@ -1,0 +1,5 @@
+//! Tour section: pool.
+
+pub fn run() -> multiproc::Result<()> {
+    Ok(())
+}

@@ -1,0 +1,5 @@
+//! Tour section: queue.
+
+pub fn run() -> multiproc::Result<()> {
+    Ok(())
+}

@@ -1,0 +1,5 @@
+//! Tour section: sync.
+
+pub fn run() -> multiproc::Result<()> {
+    Ok(())
+}

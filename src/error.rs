@@ -1,0 +1,179 @@
+//! The crate's one error type.
+
+use core::fmt;
+
+/// Everything that can go wrong in this crate.
+///
+/// Messages name the object and say what to do about it, e.g.
+/// `queue 'jobs' holds u32 but was opened as Queue<u64>`.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// No object of that name exists (nobody created it, or it was unlinked).
+    NotFound {
+        /// The name that was looked up.
+        name: String,
+    },
+    /// `create` found the name taken; use `open`, `open_or_create`, or `unlink` it first.
+    AlreadyExists {
+        /// The name that was taken.
+        name: String,
+    },
+    /// The name breaks the naming rules (`[A-Za-z0-9._-]`, 1..=200 bytes, no leading dot).
+    InvalidName {
+        /// The offending name.
+        name: String,
+        /// Which rule it breaks.
+        reason: String,
+    },
+    /// The name holds another kind of object (e.g. a `Lock` opened as a `Queue`).
+    WrongKind {
+        /// The object's name.
+        name: String,
+        /// The kind the caller asked for.
+        expected: String,
+        /// The kind the segment holds.
+        found: String,
+    },
+    /// The object holds another element type than the one asked for.
+    WrongType {
+        /// The object's name.
+        name: String,
+        /// The type the caller asked for.
+        expected: String,
+        /// The type the segment was created with.
+        found: String,
+    },
+    /// The segment's bytes are not a valid object (bad header, out-of-range index, a
+    /// creator that died while initialising it, ...).
+    Corrupt {
+        /// The object's name (empty for an anonymous region).
+        name: String,
+        /// What was wrong.
+        detail: String,
+    },
+    /// A timed wait ran out.
+    Timeout,
+    /// A non-blocking get found nothing.
+    Empty,
+    /// A non-blocking put found no room.
+    Full,
+    /// The object was closed (a queue after `close`, a pipe whose peer is gone).
+    Closed,
+    /// A barrier was broken (by `abort`, a timeout, or a party that died).
+    Broken,
+    /// The caller does not own what it tried to release.
+    NotOwner,
+    /// A message is longer than the object allows.
+    TooLarge {
+        /// The message length.
+        len: usize,
+        /// The largest length allowed.
+        max: usize,
+    },
+    /// An argument is out of range (a size of 0, an absurd capacity, ...).
+    InvalidArgument {
+        /// What was wrong.
+        detail: String,
+    },
+    /// A pool task panicked or returned an error.
+    TaskFailed {
+        /// The panic message.
+        message: String,
+    },
+    /// A worker process died while running a task.
+    WorkerDied {
+        /// The dead worker's pid.
+        pid: u32,
+    },
+    /// An operating-system call failed.
+    Io(std::io::Error),
+}
+
+/// `Result<T, multiproc::Error>`.
+pub type Result<T, E = Error> = core::result::Result<T, E>;
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::NotFound { name } => write!(
+                f,
+                "no object named '{name}' exists: create it first (or check the name)"
+            ),
+            Error::AlreadyExists { name } => write!(
+                f,
+                "an object named '{name}' already exists: open it, use open_or_create, or unlink it first"
+            ),
+            Error::InvalidName { name, reason } => {
+                write!(f, "invalid object name {name:?}: {reason}")
+            }
+            Error::WrongKind {
+                name,
+                expected,
+                found,
+            } => write!(
+                f,
+                "'{name}' is a {found}, not a {expected}: open it with the matching type"
+            ),
+            Error::WrongType {
+                name,
+                expected,
+                found,
+            } => write!(
+                f,
+                "'{name}' holds {found} but was opened as {expected}: open it with the element type it was created with"
+            ),
+            Error::Corrupt { name, detail } if name.is_empty() => {
+                write!(f, "shared region is corrupt: {detail}")
+            }
+            Error::Corrupt { name, detail } => write!(
+                f,
+                "'{name}' is corrupt: {detail}; unlink it and create it again"
+            ),
+            Error::Timeout => f.write_str("timed out"),
+            Error::Empty => f.write_str("empty"),
+            Error::Full => f.write_str("full"),
+            Error::Closed => f.write_str("closed"),
+            Error::Broken => f.write_str("barrier is broken: reset() it before reuse"),
+            Error::NotOwner => f.write_str("the caller does not own this lock"),
+            Error::TooLarge { len, max } => {
+                write!(f, "message of {len} bytes exceeds the maximum of {max} bytes")
+            }
+            Error::InvalidArgument { detail } => write!(f, "invalid argument: {detail}"),
+            Error::TaskFailed { message } => write!(f, "task failed: {message}"),
+            Error::WorkerDied { pid } => {
+                write!(f, "worker process {pid} died while running the task")
+            }
+            Error::Io(e) => write!(f, "I/O error: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error::Io(e)
+    }
+}
+
+impl Error {
+    pub(crate) fn corrupt(name: &str, detail: impl Into<String>) -> Self {
+        Error::Corrupt {
+            name: name.into(),
+            detail: detail.into(),
+        }
+    }
+    pub(crate) fn invalid(detail: impl Into<String>) -> Self {
+        Error::InvalidArgument {
+            detail: detail.into(),
+        }
+    }
+}

@@ -1,0 +1,54 @@
+//! # multiproc
+//!
+//! Python's `multiprocessing`, done properly for Rust: processes share memory **by
+//! name** and talk through it at memory speed, and keep working when one of them dies.
+//!
+//! Any process — a forked child or an unrelated program started later — attaches to
+//! an object by its name:
+//!
+//! ```no_run
+//! # fn main() -> multiproc::Result<()> {
+//! use multiproc::{Lock, Value};
+//! // process A
+//! let hits: Value<u64> = Value::create("hits", 0)?;
+//! // process B, started any time later
+//! let hits: Value<u64> = Value::open("hits")?;
+//! hits.fetch_add(1);
+//! # Ok(()) }
+//! ```
+//!
+//! ## Layers
+//! * [`raw`] — the `no_std` core: every algorithm as `#[repr(C)]` structs of atomics
+//!   that work inside any shared region;
+//! * [`sys`] — the only FFI: shared futexes, monotonic deadlines, thread identity and
+//!   liveness, POSIX shared memory;
+//! * the named objects (std): [`Segment`], [`Lock`], [`Value`], [`Array`], ... — thin
+//!   handles on a segment plus the raw struct inside it.
+//!
+//! ## Shared memory is untrusted
+//! Another process may write anything into a segment at any time. Opening validates
+//! the header (magic, layout version, kind, element type, sizes); operations
+//! bounds-check every index they read and report [`Error::Corrupt`] instead of
+//! panicking or touching memory out of bounds.
+#![cfg_attr(not(any(feature = "std", loom)), no_std)]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs, missing_debug_implementations)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
+pub mod raw;
+pub mod sync;
+pub mod sys;
+
+#[cfg(all(feature = "std", not(loom)))]
+mod error;
+#[cfg(all(feature = "std", not(loom)))]
+mod lock;
+#[cfg(all(feature = "std", not(loom)))]
+pub mod segment;
+
+#[cfg(all(feature = "std", not(loom)))]
+pub use error::{Error, Result};
+#[cfg(all(feature = "std", not(loom)))]
+pub use lock::{Lock, LockGuard, LockResult, OwnerDied, TryLockError, TryLockResult};
+#[cfg(all(feature = "std", not(loom)))]
+pub use segment::{unlink, Options, Segment};

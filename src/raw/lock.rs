@@ -1,0 +1,316 @@
+//! `RawLock`: a robust mutual-exclusion lock on one shared futex word.
+//!
+//! Robust means: when the holder dies (SIGKILL, OOM, its thread exits) the next
+//! acquirer takes the lock over and is told so ([`Acquire::Recovered`]), within one
+//! probe interval. Owners are recorded as [`Identity`] (TID + thread start time), so a
+//! reused TID is never mistaken for the dead owner.
+//!
+//! Orderings: acquiring is an Acquire CAS on `word`, releasing a Release CAS/swap on
+//! `word` (`SYNC(lock)`): what the holder wrote is visible to the next holder. The
+//! `owner` record is advisory (used only to judge liveness) and written Relaxed.
+
+use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use crate::sync::{
+    futex_wait, futex_wake, owner_is_dead, spin_hint, Deadline, Identity, WaitResult, SPIN_LIMIT,
+};
+use crate::sys::clock::{expired, probe_deadline};
+use crate::sys::ident::MAX_TID;
+use core::time::Duration;
+
+/// Owner TID bits of the lock word.
+const TID_MASK: u32 = MAX_TID;
+/// Someone may be sleeping on the word: the releaser must `futex_wake`.
+const WAITERS: u32 = 1 << 31;
+/// The unlocked state.
+const UNLOCKED: u32 = 0;
+
+/// Default interval at which a waiter checks that the holder is still alive.
+pub const DEFAULT_PROBE: Duration = Duration::from_millis(10);
+
+#[inline]
+fn holder_tid(state: u32) -> u32 {
+    state & TID_MASK
+}
+#[inline]
+fn has_waiters(state: u32) -> bool {
+    state & WAITERS != 0
+}
+
+/// How an acquisition ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use]
+pub enum Acquire {
+    /// The caller holds the lock.
+    Acquired,
+    /// The caller holds the lock, taken over from a holder that died holding it: the
+    /// data it protects may be half-updated.
+    Recovered,
+    /// The lock is held by a live thread (try) or the deadline passed (timed).
+    WouldBlock,
+}
+
+impl Acquire {
+    /// True for `Acquired` and `Recovered`.
+    #[inline]
+    pub fn is_held(self) -> bool {
+        !matches!(self, Acquire::WouldBlock)
+    }
+}
+
+/// A robust, process-shared lock: one 32-bit futex word plus the owner's record.
+#[repr(C)]
+#[derive(Debug)]
+pub struct RawLock {
+    /// The lock word:
+    ///
+    /// | bits   | meaning                                               |
+    /// |--------|-------------------------------------------------------|
+    /// | 0..22  | TID of the holder; 0 = unlocked                       |
+    /// | 22..31 | unused (ignored if set)                               |
+    /// | 31     | `WAITERS`: a thread may sleep here; release must wake |
+    word: AtomicU32,
+    _pad: u32,
+    /// [`Identity::info`] of the holder, stored right after the winning CAS; valid only
+    /// while its TID equals the word's.
+    owner: AtomicU64,
+}
+
+// SAFETY: repr(C), atomics and a u32 only, all-zero = unlocked, no pointers, align 8.
+unsafe impl super::SharedState for RawLock {}
+
+impl Default for RawLock {
+    fn default() -> Self {
+        RawLock::new()
+    }
+}
+
+impl RawLock {
+    /// An unlocked lock (the same as all-zero bytes).
+    #[cfg(not(loom))]
+    pub const fn new() -> RawLock {
+        RawLock {
+            word: AtomicU32::new(UNLOCKED),
+            _pad: 0,
+            owner: AtomicU64::new(0),
+        }
+    }
+    /// An unlocked lock (the same as all-zero bytes).
+    #[cfg(loom)]
+    pub fn new() -> RawLock {
+        RawLock {
+            word: AtomicU32::new(UNLOCKED),
+            _pad: 0,
+            owner: AtomicU64::new(0),
+        }
+    }
+
+    /// Acquires the lock, waiting until `deadline`; a holder that died is detected
+    /// within `probe` and the lock taken over ([`Acquire::Recovered`]).
+    #[inline]
+    pub fn lock(&self, me: Identity, deadline: Deadline, probe: Duration) -> Acquire {
+        if self.try_lock_fast(me) {
+            return Acquire::Acquired;
+        }
+        self.lock_contended(me, deadline, probe)
+    }
+
+    /// Takes the lock if it is free: one CAS.
+    #[inline]
+    pub fn try_lock_fast(&self, me: Identity) -> bool {
+        // SYNC(lock): Acquire pairs with the Release in unlock.
+        if self
+            .word
+            .compare_exchange(UNLOCKED, me.tid, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+        {
+            self.owner.store(me.info(), Ordering::Relaxed);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Takes the lock if it is free or its holder is dead; never sleeps. Checking the
+    /// holder's liveness reads `/proc`, so a held lock costs a syscall here.
+    pub fn try_lock(&self, me: Identity) -> Acquire {
+        if self.try_lock_fast(me) {
+            return Acquire::Acquired;
+        }
+        let state = self.word.load(Ordering::Relaxed);
+        if holder_tid(state) == 0 {
+            return if self.take(state, me) {
+                Acquire::Acquired
+            } else {
+                Acquire::WouldBlock
+            };
+        }
+        if self.holder_is_dead(state) && self.take(state, me) {
+            return Acquire::Recovered;
+        }
+        Acquire::WouldBlock
+    }
+
+    /// CAS `state` → held by `me`, keeping WAITERS (others may sleep).
+    #[inline]
+    fn take(&self, state: u32, me: Identity) -> bool {
+        // SYNC(lock): Acquire pairs with the Release in unlock.
+        let ok = self
+            .word
+            .compare_exchange(
+                state,
+                me.tid | (state & WAITERS),
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            )
+            .is_ok();
+        if ok {
+            self.owner.store(me.info(), Ordering::Relaxed);
+        }
+        ok
+    }
+
+    /// Polls briefly while the lock is held by a running holder and nobody sleeps.
+    #[inline]
+    fn spin(&self) -> u32 {
+        let mut n = SPIN_LIMIT;
+        loop {
+            let s = self.word.load(Ordering::Relaxed);
+            if holder_tid(s) == 0 || has_waiters(s) || n == 0 {
+                return s;
+            }
+            spin_hint();
+            n -= 1;
+        }
+    }
+
+    #[cold]
+    fn lock_contended(&self, me: Identity, deadline: Deadline, probe: Duration) -> Acquire {
+        let mut state = self.spin();
+        loop {
+            if holder_tid(state) == 0 {
+                // Free. Take it with WAITERS kept set: we cannot know whether others
+                // still sleep, so our release must wake one (as std's futex mutex).
+                let want = me.tid | WAITERS;
+                // SYNC(lock): Acquire pairs with the Release in unlock.
+                match self
+                    .word
+                    .compare_exchange(state, want, Ordering::Acquire, Ordering::Relaxed)
+                {
+                    Ok(_) => {
+                        self.owner.store(me.info(), Ordering::Relaxed);
+                        return Acquire::Acquired;
+                    }
+                    Err(s) => {
+                        state = s;
+                        continue;
+                    }
+                }
+            }
+            if !has_waiters(state) {
+                if let Err(s) = self.word.compare_exchange(
+                    state,
+                    state | WAITERS,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                ) {
+                    state = s;
+                    continue;
+                }
+                state |= WAITERS;
+            }
+            let until = probe_deadline(deadline, probe);
+            if futex_wait(&self.word, state, Some(until)) == WaitResult::TimedOut {
+                let now = self.word.load(Ordering::Relaxed);
+                if holder_tid(now) != 0 && self.holder_is_dead(now) && self.take(now, me) {
+                    return Acquire::Recovered;
+                }
+                if expired(deadline) {
+                    return Acquire::WouldBlock;
+                }
+            }
+            state = self.spin();
+        }
+    }
+
+    /// True when the holder named in `state` has certainly exited and nothing changed
+    /// while we looked.
+    #[cold]
+    fn holder_is_dead(&self, state: u32) -> bool {
+        let tid = holder_tid(state);
+        if tid == 0 {
+            return false;
+        }
+        let info = self.owner.load(Ordering::Relaxed);
+        let recorded = Identity::from_info(info);
+        // The record lags the CAS by a store: if it names someone else, the holder has
+        // not written it yet, and only the TID's existence can be judged.
+        let holder = if recorded.tid == tid {
+            recorded
+        } else {
+            Identity { tid, start: 0 }
+        };
+        owner_is_dead(holder)
+            && self.word.load(Ordering::Relaxed) == state
+            && self.owner.load(Ordering::Relaxed) == info
+    }
+
+    /// Releases the lock. Does nothing if `me` is not the holder (e.g. a guard
+    /// inherited by a forked child, whose thread has another TID).
+    ///
+    /// # Safety
+    /// The caller must be done with everything the lock protects: after this returns
+    /// another thread may take the lock and write it.
+    #[inline]
+    pub unsafe fn unlock(&self, me: Identity) {
+        // SYNC(lock): Release pairs with the Acquire CAS of the next holder.
+        if self
+            .word
+            .compare_exchange(me.tid, UNLOCKED, Ordering::Release, Ordering::Relaxed)
+            .is_err()
+        {
+            self.unlock_slow(me);
+        }
+    }
+
+    #[cold]
+    fn unlock_slow(&self, me: Identity) {
+        let mut s = self.word.load(Ordering::Relaxed);
+        while holder_tid(s) == me.tid {
+            // SYNC(lock): Release pairs with the Acquire CAS of the next holder.
+            match self
+                .word
+                .compare_exchange_weak(s, UNLOCKED, Ordering::Release, Ordering::Relaxed)
+            {
+                Ok(_) => {
+                    if has_waiters(s) {
+                        futex_wake(&self.word, 1);
+                    }
+                    return;
+                }
+                Err(x) => s = x,
+            }
+        }
+    }
+
+    /// True while some thread holds the lock (a snapshot).
+    #[inline]
+    pub fn is_locked(&self) -> bool {
+        holder_tid(self.word.load(Ordering::Relaxed)) != 0
+    }
+
+    /// True if `me` holds the lock (its TID is in the word and its record is ours).
+    #[inline]
+    pub fn is_held_by(&self, me: Identity) -> bool {
+        holder_tid(self.word.load(Ordering::Relaxed)) == me.tid
+            && self.owner.load(Ordering::Relaxed) == me.info()
+    }
+
+    /// The current holder's TID, if held (a snapshot).
+    #[inline]
+    pub fn holder(&self) -> Option<u32> {
+        match holder_tid(self.word.load(Ordering::Relaxed)) {
+            0 => None,
+            t => Some(t),
+        }
+    }
+}

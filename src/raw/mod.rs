@@ -1,0 +1,48 @@
+//! The `no_std` core: every algorithm, as `#[repr(C)]` structs of atomics that live
+//! inside any shared region.
+//!
+//! Rules for every type here:
+//! * made only of atomics and plain integers (see [`SharedState`]); no pointers (a
+//!   region sits at a different address in each process), no `Drop`, no
+//!   process-local state;
+//! * all-zero bytes are a valid initial image (`ftruncate` zero-fills);
+//! * every value read from the region is untrusted: indices and lengths are
+//!   bounds-checked, and nonsense is reported, never trusted.
+//!
+//! Blocking goes through [`crate::sync`]: shared futexes, absolute
+//! `CLOCK_MONOTONIC` deadlines, and a bounded spin before sleeping.
+
+pub mod lock;
+
+pub use lock::{Acquire, RawLock};
+
+/// Types that may be placed in memory shared between processes.
+///
+/// # Safety
+/// Implementors guarantee that the type
+/// * is `#[repr(C)]` and made only of atomics, plain integers and arrays or
+///   `#[repr(C)]` structs of those — so every bit pattern is a valid value and
+///   concurrent writes from other processes are not undefined behaviour;
+/// * is valid when all its bytes are zero;
+/// * holds no pointers and has no `Drop` impl;
+/// * has an alignment of at most 128 (the alignment of data regions).
+pub unsafe trait SharedState: Sync {}
+
+// SAFETY: a lone atomic satisfies every bullet.
+unsafe impl SharedState for crate::sync::atomic::AtomicU32 {}
+// SAFETY: as above.
+unsafe impl SharedState for crate::sync::atomic::AtomicU64 {}
+
+/// A 128-byte aligned wrapper: keeps a hot field on a cache line (and adjacent-line
+/// prefetch pair) of its own.
+#[repr(C, align(128))]
+#[derive(Debug, Default)]
+pub struct CachePadded<T>(pub T);
+
+impl<T> core::ops::Deref for CachePadded<T> {
+    type Target = T;
+    #[inline]
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}

@@ -1,0 +1,630 @@
+//! Named shared-memory segments: create, open, validate, own.
+//!
+//! A segment is a POSIX shared-memory object (`/dev/shm/mp.<name>`) that starts with a
+//! [`HEADER_LEN`]-byte header (magic, layout version, object kind, element-type
+//! fingerprint, sizes, init state, creator) followed by the object's data.
+//!
+//! ## Foreign writers
+//! Every byte of a segment may be written at any time by another process, buggy or
+//! hostile. This module therefore never forms a reference to non-atomic data in a
+//! mapping: the header is copied out with `read_volatile` and checked as a value,
+//! and the objects built on segments are made only of atomics
+//! ([`SharedState`](crate::raw::SharedState)).
+
+mod header;
+mod object;
+
+pub use header::{ObjectKind, TypeInfo, HEADER_LEN, LINE};
+pub(crate) use header::{HeaderImage, INITIALISING, READY};
+pub(crate) use object::{Object, ObjectSpec};
+
+use crate::sys::{clock::Instant, ident, shm};
+use crate::{Error, Result};
+use header::{state_word, EMPTY, LAYOUT_VERSION, MAGIC};
+use memmap2::{MmapOptions, MmapRaw};
+use std::fmt;
+use std::fs::File;
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Longest name accepted.
+pub const MAX_NAME_LEN: usize = 200;
+/// Largest segment accepted (16 TiB): anything larger is a mistake, not a request.
+pub const MAX_SEGMENT_LEN: u64 = 1 << 44;
+/// How long `open` waits for a creator that is still initialising the object.
+pub const DEFAULT_INIT_TIMEOUT: Duration = Duration::from_secs(2);
+const POSIX_PREFIX: &str = "/mp.";
+
+/// Checks `name` against the naming rules: `[A-Za-z0-9._-]`, 1..=200 bytes, no
+/// leading dot.
+pub fn validate_name(name: &str) -> Result<()> {
+    let bad = |reason: &str| {
+        Err(Error::InvalidName {
+            name: name.to_owned(),
+            reason: reason.to_owned(),
+        })
+    };
+    if name.is_empty() {
+        return bad("names must not be empty");
+    }
+    if name.len() > MAX_NAME_LEN {
+        return bad("names are at most 200 bytes long");
+    }
+    if name.starts_with('.') {
+        return bad("names must not start with '.'");
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(Error::InvalidName {
+            name: name.to_owned(),
+            reason: format!("{c:?} is not allowed: use only A-Z, a-z, 0-9, '.', '_' and '-'"),
+        });
+    }
+    Ok(())
+}
+
+fn posix_name(name: &str) -> String {
+    format!("{POSIX_PREFIX}{name}")
+}
+
+/// Removes the object named `name`. Processes that have it open keep using it; new
+/// `open`s fail with [`Error::NotFound`].
+pub fn unlink(name: &str) -> Result<()> {
+    validate_name(name)?;
+    shm::unlink(&posix_name(name)).map_err(|e| io_error(name, e))
+}
+
+fn io_error(name: &str, e: io::Error) -> Error {
+    match e.kind() {
+        io::ErrorKind::NotFound => Error::NotFound {
+            name: name.to_owned(),
+        },
+        io::ErrorKind::AlreadyExists => Error::AlreadyExists {
+            name: name.to_owned(),
+        },
+        _ => Error::Io(io::Error::new(e.kind(), format!("'{name}': {e}"))),
+    }
+}
+
+/// How a segment is created.
+#[derive(Clone, Debug)]
+pub struct Options {
+    mode: u32,
+    init_timeout: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            mode: 0o600,
+            init_timeout: DEFAULT_INIT_TIMEOUT,
+        }
+    }
+}
+
+impl Options {
+    /// Default options: mode `0600` (private to the user), 2 s init timeout.
+    pub fn new() -> Options {
+        Options::default()
+    }
+    /// Permission bits for a created segment (e.g. `0o660` to share with a group).
+    pub fn mode(mut self, mode: u32) -> Options {
+        self.mode = mode & 0o777;
+        self
+    }
+    /// How long `open` waits for a creator still initialising the object.
+    pub fn init_timeout(mut self, d: Duration) -> Options {
+        self.init_timeout = d;
+        self
+    }
+}
+
+struct Inner {
+    name: String,
+    map: MmapRaw,
+    /// None for anonymous segments (shared through fork only).
+    file: Option<File>,
+    data_len: usize,
+    /// pid of the creating process, or 0 for an opened handle. Only that process
+    /// unlinks: a child that inherited the handle through `fork` has another pid.
+    owner_pid: u32,
+    persisted: AtomicBool,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if self.owner_pid == 0
+            || self.persisted.load(Ordering::Relaxed)
+            || self.owner_pid != ident::getpid()
+        {
+            return;
+        }
+        // Unlink only if the name still refers to our object (it may have been
+        // unlinked and re-created by someone else meanwhile).
+        let Some(file) = &self.file else { return };
+        let posix = posix_name(&self.name);
+        if let (Ok(mine), Some(now)) = (
+            shm::identity_of_file(file),
+            shm::identity_of_name(&posix),
+        ) {
+            if mine == now {
+                let _ = shm::unlink(&posix);
+            }
+        }
+    }
+}
+
+/// A named shared-memory segment of user bytes, or the segment behind any named object.
+///
+/// `Segment::create` owns the name: dropping the last clone of the creating handle
+/// unlinks it (unless [`persist`](Segment::persist)ed). Handles from `open` never
+/// unlink, and neither does a creating handle inherited by a forked child.
+///
+/// ```
+/// # fn main() -> multiproc::Result<()> {
+/// use multiproc::Segment;
+/// let name = format!("doc-seg-{}", std::process::id());
+/// let seg = Segment::create(&name, 4096)?;
+/// unsafe { seg.as_ptr().write(42) };
+/// let other = Segment::open(&name)?;          // any process can do this
+/// assert_eq!(unsafe { other.as_ptr().read() }, 42);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Segment {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Segment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Segment")
+            .field("name", &self.inner.name)
+            .field("len", &self.inner.data_len)
+            .field("owner", &(self.inner.owner_pid != 0))
+            .finish()
+    }
+}
+
+/// What `create` writes into the header.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Layout {
+    pub kind: ObjectKind,
+    pub ty: TypeInfo,
+    pub params: [u64; 4],
+    pub data_len: usize,
+}
+
+impl Segment {
+    /// Creates a segment of `len` user bytes (zeroed). `Err(AlreadyExists)` if the name
+    /// is taken, `Err(InvalidArgument)` for a length of 0 or over 16 TiB.
+    pub fn create(name: &str, len: usize) -> Result<Segment> {
+        Segment::create_with(name, len, &Options::default())
+    }
+
+    /// [`create`](Segment::create) with explicit [`Options`] (permissions, timeouts).
+    pub fn create_with(name: &str, len: usize, opts: &Options) -> Result<Segment> {
+        if len == 0 {
+            return Err(Error::invalid(format!(
+                "segment '{name}' needs a length of at least 1 byte"
+            )));
+        }
+        Segment::create_raw(name, opts, raw_layout(len), |_| Ok(()))
+    }
+
+    /// An unnamed segment of `len` zeroed bytes, shared only with children forked
+    /// after this call (`MAP_SHARED | MAP_ANONYMOUS`). [`name`](Segment::name) is "".
+    pub fn anonymous(len: usize) -> Result<Segment> {
+        if len == 0 {
+            return Err(Error::invalid("an anonymous segment needs at least 1 byte"));
+        }
+        Segment::anonymous_raw(raw_layout(len), |_| Ok(()))
+    }
+
+    /// An anonymous segment holding an object described by `layout`.
+    pub(crate) fn anonymous_raw(
+        layout: Layout,
+        init: impl FnOnce(&Segment) -> Result<()>,
+    ) -> Result<Segment> {
+        let total = (HEADER_LEN as u64)
+            .checked_add(layout.data_len as u64)
+            .filter(|&t| t <= MAX_SEGMENT_LEN)
+            .ok_or_else(|| {
+                Error::invalid(format!(
+                    "an anonymous segment of {} bytes is over the limit of {MAX_SEGMENT_LEN}",
+                    layout.data_len
+                ))
+            })?;
+        let map: MmapRaw = MmapOptions::new().len(total as usize).map_anon()?.into();
+        let seg = Segment {
+            inner: Arc::new(Inner {
+                name: String::new(),
+                map,
+                file: None,
+                data_len: layout.data_len,
+                owner_pid: 0,
+                persisted: AtomicBool::new(false),
+            }),
+        };
+        init(&seg)?;
+        Ok(seg)
+    }
+
+    /// Opens an existing segment created with [`Segment::create`].
+    pub fn open(name: &str) -> Result<Segment> {
+        Segment::open_with(name, &Options::default())
+    }
+
+    /// [`open`](Segment::open) with explicit [`Options`] (the init timeout).
+    pub fn open_with(name: &str, opts: &Options) -> Result<Segment> {
+        Segment::open_raw(
+            name,
+            opts,
+            ObjectKind::Segment,
+            TypeInfo::NONE,
+            |_| Ok(()),
+        )
+    }
+
+    /// Opens `name`, creating it with `len` bytes if it does not exist.
+    pub fn open_or_create(name: &str, len: usize) -> Result<Segment> {
+        open_or_create(|| Segment::create(name, len), || Segment::open(name))
+    }
+
+    /// The name the segment was created or opened with.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// Number of user bytes (the header excluded).
+    pub fn len(&self) -> usize {
+        self.inner.data_len
+    }
+
+    /// Always false: segments hold at least one byte.
+    pub fn is_empty(&self) -> bool {
+        self.inner.data_len == 0
+    }
+
+    /// Pointer to the first user byte, aligned to 128. Valid for [`len`](Segment::len)
+    /// bytes while any clone of this handle lives.
+    ///
+    /// Other processes may write these bytes at any time: access them with atomics or
+    /// volatile reads, and never form a `&mut` to them.
+    pub fn as_ptr(&self) -> *mut u8 {
+        // SAFETY: HEADER_LEN < mapping length, checked at create/open.
+        unsafe { self.inner.map.as_mut_ptr().add(HEADER_LEN) }
+    }
+
+    /// Keeps the name after the creating handle drops; `unlink` removes it later.
+    pub fn persist(&self) {
+        self.inner.persisted.store(true, Ordering::Relaxed);
+    }
+
+    /// True if dropping the last clone of this handle will unlink the name.
+    pub fn owns_name(&self) -> bool {
+        self.inner.owner_pid == ident::getpid() && !self.inner.persisted.load(Ordering::Relaxed)
+    }
+
+    /// A copy of the header (for diagnostics and kind-specific validation).
+    #[allow(dead_code)] // kind-specific re-validation
+    pub(crate) fn header(&self) -> HeaderImage {
+        // SAFETY: the mapping is at least HEADER_LEN bytes and 8-aligned; a volatile
+        // read tolerates concurrent foreign writes (the result is validated, not trusted).
+        unsafe { read_header(self.inner.map.as_mut_ptr()) }
+    }
+
+    /// Creates `name` holding an object described by `layout`; `init` runs on the
+    /// zeroed data before any opener can see it.
+    pub(crate) fn create_raw(
+        name: &str,
+        opts: &Options,
+        layout: Layout,
+        init: impl FnOnce(&Segment) -> Result<()>,
+    ) -> Result<Segment> {
+        validate_name(name)?;
+        let total = (HEADER_LEN as u64)
+            .checked_add(layout.data_len as u64)
+            .filter(|&t| t <= MAX_SEGMENT_LEN)
+            .ok_or_else(|| {
+                Error::invalid(format!(
+                    "'{name}' would need {} bytes; the limit is {MAX_SEGMENT_LEN}",
+                    layout.data_len
+                ))
+            })?;
+        let posix = posix_name(name);
+        let file = shm::create(&posix, opts.mode).map_err(|e| io_error(name, e))?;
+        // From here on, failure must unlink what we created.
+        let result = (|| {
+            file.set_len(total).map_err(|e| io_error(name, e))?;
+            reserve(&file, total).map_err(|e| {
+                if e.raw_os_error() == Some(libc::ENOSPC) {
+                    Error::invalid(format!(
+                        "'{name}' needs {total} bytes but /dev/shm has no room for them"
+                    ))
+                } else {
+                    io_error(name, e)
+                }
+            })?;
+            let map = MmapOptions::new()
+                .len(total as usize)
+                .map_raw(&file)
+                .map_err(|e| io_error(name, e))?;
+            let base = map.as_mut_ptr();
+            let me = ident::current();
+            let seg = Segment {
+                inner: Arc::new(Inner {
+                    name: name.to_owned(),
+                    map,
+                    file: Some(file.try_clone()?),
+                    data_len: layout.data_len,
+                    owner_pid: ident::getpid(),
+                    persisted: AtomicBool::new(false),
+                }),
+            };
+            let mut img = HeaderImage {
+                magic: MAGIC,
+                version: LAYOUT_VERSION,
+                kind: layout.kind as u32,
+                state: EMPTY,
+                creator_tid: me.tid,
+                creator_start: me.start,
+                total_len: total,
+                data_offset: HEADER_LEN as u64,
+                data_len: layout.data_len as u64,
+                type_size: layout.ty.size,
+                type_align: layout.ty.align,
+                type_hash: layout.ty.hash,
+                params: layout.params,
+                flags: 0,
+                type_name_len: 0,
+                type_name: [0; 88],
+            };
+            let tn = layout.ty.name.as_bytes();
+            let n = tn.len().min(img.type_name.len());
+            img.type_name[..n].copy_from_slice(&tn[..n]);
+            img.type_name_len = n as u64;
+            // SAFETY: the mapping is `total >= HEADER_LEN` bytes and page-aligned;
+            // nobody else can have it open in a valid state yet (state is EMPTY).
+            unsafe {
+                std::ptr::write_volatile(base.cast::<HeaderImage>(), img);
+                // SYNC(seg-init): INITIALISING publishes the creator's identity.
+                state_word(base).store(INITIALISING, Ordering::Release);
+            }
+            init(&seg)?;
+            // SAFETY: as above.
+            // SYNC(seg-init): READY publishes the header and the initialised object.
+            unsafe { state_word(base).store(READY, Ordering::Release) };
+            Ok(seg)
+        })();
+        if result.is_err() {
+            let _ = shm::unlink(&posix);
+        }
+        result
+    }
+
+    /// Opens `name`, waiting (bounded) for its creator to finish, and validates the
+    /// header against `kind` and `ty` (unless `ty` is [`TypeInfo::NONE`]); `check`
+    /// validates the kind-specific parameters.
+    pub(crate) fn open_raw(
+        name: &str,
+        opts: &Options,
+        kind: ObjectKind,
+        ty: TypeInfo,
+        check: impl FnOnce(&HeaderImage) -> Result<()>,
+    ) -> Result<Segment> {
+        validate_name(name)?;
+        let posix = posix_name(name);
+        let file = shm::open(&posix).map_err(|e| io_error(name, e))?;
+        let started = Instant::now();
+        let mut pause = Duration::from_micros(50);
+        let img;
+        let map = loop {
+            let size = file.metadata()?.len();
+            if size >= HEADER_LEN as u64 {
+                if size > MAX_SEGMENT_LEN {
+                    return Err(Error::corrupt(name, format!("file is {size} bytes long")));
+                }
+                let map = MmapOptions::new()
+                    .len(size as usize)
+                    .map_raw(&file)
+                    .map_err(|e| io_error(name, e))?;
+                let base = map.as_mut_ptr();
+                // SAFETY: the mapping holds at least HEADER_LEN bytes.
+                let state = unsafe { state_word(base) }.load(Ordering::Acquire);
+                // SAFETY: as above; the copy is validated before use.
+                let h = unsafe { read_header(base) };
+                if h.magic != MAGIC {
+                    return Err(Error::corrupt(
+                        name,
+                        "not a multiproc object (bad magic number)",
+                    ));
+                }
+                match state {
+                    READY => {
+                        img = h;
+                        break map;
+                    }
+                    INITIALISING => {
+                        let creator = ident::Identity {
+                            tid: h.creator_tid,
+                            start: h.creator_start,
+                        };
+                        if ident::is_dead(creator) {
+                            return Err(Error::corrupt(
+                                name,
+                                format!(
+                                    "its creator (thread {}) died while initialising it",
+                                    h.creator_tid
+                                ),
+                            ));
+                        }
+                    }
+                    EMPTY => {}
+                    s => {
+                        return Err(Error::corrupt(name, format!("unknown init state {s}")));
+                    }
+                }
+            }
+            if started.elapsed() >= opts.init_timeout {
+                return Err(Error::corrupt(
+                    name,
+                    format!(
+                        "it was not initialised within {:?}: its creator probably died creating it",
+                        opts.init_timeout
+                    ),
+                ));
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(10));
+        };
+        let size = map.len() as u64;
+        if img.version != LAYOUT_VERSION {
+            return Err(Error::corrupt(
+                name,
+                format!(
+                    "layout version {} (this build of multiproc reads version {LAYOUT_VERSION})",
+                    img.version
+                ),
+            ));
+        }
+        if img.kind != kind as u32 {
+            return Err(Error::WrongKind {
+                name: name.to_owned(),
+                expected: kind.name().to_owned(),
+                found: ObjectKind::from_u32(img.kind)
+                    .map_or_else(|| format!("unknown kind {}", img.kind), |k| k.name().to_owned()),
+            });
+        }
+        if img.total_len != size
+            || img.data_offset != HEADER_LEN as u64
+            || img.data_len > size - HEADER_LEN as u64
+        {
+            return Err(Error::corrupt(
+                name,
+                format!(
+                    "header says {} bytes (data {} at {}) but the file has {size}",
+                    img.total_len, img.data_len, img.data_offset
+                ),
+            ));
+        }
+        if ty != TypeInfo::NONE
+            && (img.type_size != ty.size || img.type_align != ty.align || img.type_hash != ty.hash)
+        {
+            return Err(Error::WrongType {
+                name: name.to_owned(),
+                expected: ty.name.to_owned(),
+                found: format!(
+                    "{} (size {}, align {})",
+                    img.type_name(),
+                    img.type_size,
+                    img.type_align
+                ),
+            });
+        }
+        check(&img)?;
+        Ok(Segment {
+            inner: Arc::new(Inner {
+                name: name.to_owned(),
+                map,
+                file: Some(file),
+                data_len: img.data_len as usize,
+                owner_pid: 0,
+                persisted: AtomicBool::new(false),
+            }),
+        })
+    }
+}
+
+fn raw_layout(len: usize) -> Layout {
+    Layout {
+        kind: ObjectKind::Segment,
+        ty: TypeInfo::NONE,
+        params: [0; 4],
+        data_len: len,
+    }
+}
+
+/// Reserves the file's pages now, so that a full `/dev/shm` is an error here rather
+/// than a SIGBUS at first touch.
+fn reserve(file: &File, len: u64) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: `file` is an open descriptor; posix_fallocate only touches its extent.
+    let r = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len as libc::off_t) };
+    match r {
+        0 => Ok(()),
+        // Some filesystems cannot preallocate; the mapping still works.
+        libc::EOPNOTSUPP | libc::EINVAL => Ok(()),
+        e => Err(io::Error::from_raw_os_error(e)),
+    }
+}
+
+/// Copies the header out of a mapping.
+///
+/// # Safety
+/// `base` points at a live mapping of at least [`HEADER_LEN`] bytes, 8-aligned.
+unsafe fn read_header(base: *mut u8) -> HeaderImage {
+    // SAFETY: per the contract; HeaderImage is Pod, so any bytes form a valid value.
+    unsafe { std::ptr::read_volatile(base.cast::<HeaderImage>()) }
+}
+
+/// `open`, else `create`, else `open` again: the shared logic of every `open_or_create`.
+pub(crate) fn open_or_create<T>(
+    create: impl Fn() -> Result<T>,
+    open: impl Fn() -> Result<T>,
+) -> Result<T> {
+    for _ in 0..100 {
+        match open() {
+            Err(Error::NotFound { .. }) => {}
+            r => return r,
+        }
+        match create() {
+            Err(Error::AlreadyExists { .. }) => {}
+            r => return r,
+        }
+    }
+    Err(Error::Io(io::Error::other(
+        "open_or_create kept racing with another process creating and unlinking the name",
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_validated() {
+        assert!(validate_name("jobs.queue-1_a").is_ok());
+        for bad in ["", ".hidden", "a/b", "sp ace", "ü", &"x".repeat(201)] {
+            assert!(
+                matches!(validate_name(bad), Err(Error::InvalidName { .. })),
+                "{bad:?}"
+            );
+        }
+        assert!(validate_name(&"x".repeat(200)).is_ok());
+    }
+}
+
+/// Copies the raw bytes (header included) of the object named `name`: for tests,
+/// fuzzing and forensics.
+pub fn read_image(name: &str) -> Result<Vec<u8>> {
+    use std::io::Read;
+    validate_name(name)?;
+    let mut f = shm::open(&posix_name(name)).map_err(|e| io_error(name, e))?;
+    let mut v = Vec::new();
+    f.read_to_end(&mut v)?;
+    Ok(v)
+}
+
+/// Creates `name` holding exactly `bytes` (header included), with no validation: for
+/// tests and fuzzing, to see what `open` makes of arbitrary images.
+pub fn write_image(name: &str, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    validate_name(name)?;
+    let mut f = shm::create(&posix_name(name), 0o600).map_err(|e| io_error(name, e))?;
+    f.write_all(bytes)?;
+    Ok(())
+}

@@ -1,0 +1,99 @@
+//! Monotonic time and absolute deadlines.
+//!
+//! Deadlines are per process (they are `CLOCK_MONOTONIC` instants): they are never
+//! stored in a segment, whose readers may sit in another time namespace.
+
+use core::time::Duration;
+
+/// A point on the `CLOCK_MONOTONIC` clock, as `FUTEX_WAIT_BITSET` wants it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Instant {
+    nanos: u64,
+}
+
+impl Instant {
+    /// The current monotonic time.
+    #[inline]
+    pub fn now() -> Instant {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC always exists on Linux.
+        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+        Instant {
+            nanos: (ts.tv_sec as u64)
+                .saturating_mul(1_000_000_000)
+                .saturating_add(ts.tv_nsec as u64),
+        }
+    }
+
+    /// `self + d`, saturating far in the future.
+    #[inline]
+    pub fn add(self, d: Duration) -> Instant {
+        let d = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        Instant {
+            nanos: self.nanos.saturating_add(d),
+        }
+    }
+
+    /// Time from `self` until `later`, zero if `later` is earlier.
+    #[inline]
+    pub fn until(self, later: Instant) -> Duration {
+        Duration::from_nanos(later.nanos.saturating_sub(self.nanos))
+    }
+
+    /// Time elapsed since `self`.
+    #[inline]
+    pub fn elapsed(self) -> Duration {
+        self.until(Instant::now())
+    }
+
+    /// Nanoseconds since the clock's (arbitrary) epoch.
+    #[inline]
+    pub fn as_nanos(self) -> u64 {
+        self.nanos
+    }
+
+    pub(crate) fn to_timespec(self) -> libc::timespec {
+        libc::timespec {
+            tv_sec: (self.nanos / 1_000_000_000).min(i64::MAX as u64) as libc::time_t,
+            tv_nsec: (self.nanos % 1_000_000_000) as libc::c_long,
+        }
+    }
+}
+
+/// When a blocking call gives up: `None` waits forever.
+pub type Deadline = Option<Instant>;
+
+/// The deadline `timeout` from now (`None` = forever for an absurdly large timeout).
+#[inline]
+pub fn deadline_after(timeout: Duration) -> Deadline {
+    let now = Instant::now();
+    let d = now.add(timeout);
+    if d.nanos == u64::MAX {
+        None
+    } else {
+        Some(d)
+    }
+}
+
+/// True once `deadline` has passed.
+#[inline]
+pub fn expired(deadline: Deadline) -> bool {
+    match deadline {
+        Some(d) => Instant::now() >= d,
+        None => false,
+    }
+}
+
+/// The earlier of `deadline` and `now + probe`: how long to sleep before re-checking
+/// that a peer is still alive.
+#[inline]
+pub fn probe_deadline(deadline: Deadline, probe: Duration) -> Instant {
+    let p = Instant::now().add(probe);
+    match deadline {
+        Some(d) if d < p => d,
+        _ => p,
+    }
+}

@@ -1,0 +1,256 @@
+//! Thread identity and a liveness check immune to PID reuse.
+//!
+//! An owner is named by its kernel thread id (TID) plus the thread's start time (in
+//! clock ticks since boot, field 22 of `/proc/<tid>/stat`). A TID can be reused once
+//! its thread is gone, but never with the same start time, so `(tid, start)` names
+//! one thread for the lifetime of the machine. Both are packed into one `u64`
+//! ([`Identity::info`]) so that an owner record is a single atomic store.
+//!
+//! With `std`, the calling thread's identity is cached in a thread-local (`gettid` and
+//! the `/proc` read are syscalls); a `pthread_atfork` child handler clears the cache,
+//! since a forked child's only thread has a new TID.
+
+/// Largest TID Linux can hand out (`PID_MAX_LIMIT` = 2^22 on 64-bit).
+pub const MAX_TID: u32 = (1 << 22) - 1;
+const TID_BITS: u32 = 22;
+
+/// A thread, named so that a dead thread is never mistaken for a live one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Identity {
+    /// Kernel thread id, `1..=MAX_TID`.
+    pub tid: u32,
+    /// Start time of the thread in clock ticks since boot (0 if unknown).
+    pub start: u64,
+}
+
+impl Identity {
+    /// `(start << 22) | tid`: the one-word owner record kept beside lock words.
+    #[inline]
+    pub fn info(self) -> u64 {
+        (self.start << TID_BITS) | u64::from(self.tid)
+    }
+
+    /// Unpacks [`Identity::info`].
+    #[inline]
+    pub fn from_info(info: u64) -> Identity {
+        Identity {
+            tid: (info & u64::from(MAX_TID)) as u32,
+            start: info >> TID_BITS,
+        }
+    }
+}
+
+/// The calling thread's kernel TID (a syscall; see [`current`] for the cached form).
+#[inline]
+pub fn gettid() -> u32 {
+    // SAFETY: gettid has no preconditions.
+    unsafe { libc::syscall(libc::SYS_gettid) as u32 }
+}
+
+/// The calling process's id.
+#[inline]
+pub fn getpid() -> u32 {
+    // SAFETY: getpid has no preconditions.
+    unsafe { libc::getpid() as u32 }
+}
+
+/// What `/proc/<tid>/stat` says of a thread.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProcState {
+    /// Running, sleeping, stopped...: alive, started at this tick.
+    Alive {
+        /// Start time in clock ticks since boot.
+        start: u64,
+    },
+    /// Exited (zombie or dead) or absent.
+    Gone,
+    /// `/proc` could not tell (not mounted, no permission).
+    Unknown,
+}
+
+/// Reads the state and start time of `tid` from `/proc/<tid>/stat`.
+pub fn proc_state(tid: u32) -> ProcState {
+    // "/proc/" + up to 10 digits + "/stat" + NUL
+    let mut path = [0u8; 32];
+    let mut n = 0;
+    for &b in b"/proc/" {
+        path[n] = b;
+        n += 1;
+    }
+    let mut digits = [0u8; 10];
+    let mut d = 0;
+    let mut t = tid;
+    loop {
+        digits[d] = b'0' + (t % 10) as u8;
+        d += 1;
+        t /= 10;
+        if t == 0 {
+            break;
+        }
+    }
+    while d > 0 {
+        d -= 1;
+        path[n] = digits[d];
+        n += 1;
+    }
+    for &b in b"/stat" {
+        path[n] = b;
+        n += 1;
+    }
+    // SAFETY: `path` is NUL-terminated (zero-initialised, n < 32).
+    let fd = unsafe { libc::open(path.as_ptr().cast(), libc::O_RDONLY | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return match super::errno() {
+            libc::ENOENT | libc::ESRCH => ProcState::Gone,
+            _ => ProcState::Unknown,
+        };
+    }
+    let mut buf = [0u8; 1024];
+    // SAFETY: `buf` is writable for its whole length; `fd` is open.
+    let len = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+    // SAFETY: `fd` is ours and open.
+    unsafe { libc::close(fd) };
+    if len <= 0 {
+        // ESRCH on read: the thread exited between open and read.
+        return ProcState::Gone;
+    }
+    parse_stat(&buf[..len as usize])
+}
+
+/// Parses the state (field 3) and start time (field 22) out of a `/proc/*/stat` line.
+pub fn parse_stat(line: &[u8]) -> ProcState {
+    // The command name (field 2) may hold spaces and parentheses: skip to the last ')'.
+    let Some(close) = line.iter().rposition(|&b| b == b')') else {
+        return ProcState::Unknown;
+    };
+    let mut fields = line[close + 1..]
+        .split(|&b| b == b' ')
+        .filter(|f| !f.is_empty());
+    let state = match fields.next() {
+        Some(s) if !s.is_empty() => s[0],
+        _ => return ProcState::Unknown,
+    };
+    if state == b'Z' || state == b'X' || state == b'x' {
+        return ProcState::Gone;
+    }
+    // Field 22 is the 20th after the state (field 3).
+    let Some(start) = fields.nth(18) else {
+        return ProcState::Unknown;
+    };
+    let mut v: u64 = 0;
+    for &b in start {
+        if !b.is_ascii_digit() {
+            return ProcState::Unknown;
+        }
+        v = v.saturating_mul(10).saturating_add(u64::from(b - b'0'));
+    }
+    ProcState::Alive { start: v }
+}
+
+/// The calling thread's identity, read afresh (two syscalls).
+pub fn current_uncached() -> Identity {
+    let tid = gettid();
+    let start = match proc_state(tid) {
+        ProcState::Alive { start } => start,
+        _ => 0,
+    };
+    Identity { tid, start }
+}
+
+/// The calling thread's identity (cached per thread with `std`).
+#[inline]
+pub fn current() -> Identity {
+    #[cfg(feature = "std")]
+    {
+        cache::current()
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        current_uncached()
+    }
+}
+
+/// True when the thread recorded as `owner` has certainly exited: its TID is gone, is
+/// a zombie, or now belongs to a thread started at another time (PID reuse). When
+/// `/proc` cannot tell, the owner is presumed alive.
+pub fn is_dead(owner: Identity) -> bool {
+    if owner.tid == 0 || owner.tid > MAX_TID {
+        return true;
+    }
+    match proc_state(owner.tid) {
+        ProcState::Gone => true,
+        ProcState::Alive { start } => owner.start != 0 && start != owner.start,
+        ProcState::Unknown => {
+            // No /proc: fall back to kill(2), which at least sees a vanished TID.
+            // SAFETY: signal 0 only checks for existence.
+            let r = unsafe { libc::kill(owner.tid as libc::pid_t, 0) };
+            r != 0 && super::errno() == libc::ESRCH
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+mod cache {
+    use super::Identity;
+    use std::cell::Cell;
+    use std::sync::Once;
+
+    std::thread_local! {
+        static ME: Cell<Option<Identity>> = const { Cell::new(None) };
+    }
+
+    extern "C" fn forget_in_child() {
+        // In a forked child the only thread is the one that called fork: its cached
+        // identity is the parent's thread, so drop it.
+        let _ = ME.try_with(|c| c.set(None));
+    }
+
+    static AT_FORK: Once = Once::new();
+
+    #[inline]
+    pub(super) fn current() -> Identity {
+        ME.try_with(|c| match c.get() {
+            Some(id) => id,
+            None => {
+                AT_FORK.call_once(|| {
+                    // SAFETY: registering a handler that only touches a thread-local Cell.
+                    unsafe { libc::pthread_atfork(None, None, Some(forget_in_child)) };
+                });
+                let id = super::current_uncached();
+                c.set(Some(id));
+                id
+            }
+        })
+        .unwrap_or_else(|_| super::current_uncached())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_stat_with_parens_in_name() {
+        let line = b"123 (a (b) c) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 424242 20 21\n";
+        assert_eq!(parse_stat(line), ProcState::Alive { start: 424242 });
+        let z = b"123 (x) Z 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 5 20\n";
+        assert_eq!(parse_stat(z), ProcState::Gone);
+        assert_eq!(parse_stat(b"garbage"), ProcState::Unknown);
+    }
+
+    #[test]
+    fn current_thread_is_alive_and_info_round_trips() {
+        let me = current();
+        assert!(me.tid > 0 && me.start > 0);
+        assert_eq!(Identity::from_info(me.info()), me);
+        assert!(!is_dead(me));
+        assert!(is_dead(Identity { tid: me.tid, start: me.start + 1 }));
+    }
+
+    #[test]
+    fn exited_thread_is_dead() {
+        let id = std::thread::spawn(current).join().unwrap();
+        // The joined thread's TID is gone (or reused by a thread with another start).
+        assert!(is_dead(id));
+    }
+}

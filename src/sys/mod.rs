@@ -1,0 +1,17 @@
+//! The operating-system layer: the only module that calls into `libc`.
+//!
+//! Everything here works without `std` except [`shm`], which opens named POSIX
+//! shared memory for the segment layer.
+
+pub mod clock;
+pub mod futex;
+pub mod ident;
+#[cfg(feature = "std")]
+pub mod shm;
+
+/// The calling thread's `errno`.
+#[inline]
+pub(crate) fn errno() -> i32 {
+    // SAFETY: __errno_location returns a valid pointer to the calling thread's errno.
+    unsafe { *libc::__errno_location() }
+}

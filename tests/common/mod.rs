@@ -1,0 +1,165 @@
+//! Multi-process test helpers: unique names, forked children with watchdogs, and
+//! re-executing the test binary as an unrelated process.
+#![allow(dead_code)]
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// A name no other test (or test run) uses: `<prefix>-<pid>-<n>`.
+pub fn unique(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "t-{prefix}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A forked child process. Dropping it kills and reaps the child if still running.
+#[derive(Debug)]
+pub struct Child {
+    pub pid: libc::pid_t,
+    reaped: bool,
+}
+
+/// How a child ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Code(i32),
+    Signal(i32),
+}
+
+/// Forks; the child runs `f` and exits with its return value (101 if it panicked).
+/// The child never returns into the test harness.
+pub fn fork(f: impl FnOnce() -> i32) -> Child {
+    // SAFETY: fork in a multithreaded test binary: the child only runs `f` and then
+    // _exit, and glibc keeps malloc usable after fork.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed: {}", std::io::Error::last_os_error());
+    if pid == 0 {
+        let code = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+            Ok(c) => c,
+            Err(_) => 101,
+        };
+        // SAFETY: leaving the child without running the harness's atexit/destructors.
+        unsafe { libc::_exit(code) };
+    }
+    Child { pid, reaped: false }
+}
+
+impl Child {
+    /// Waits at most `timeout` for the child; `None` if it is still running.
+    pub fn wait_timeout(&mut self, timeout: Duration) -> Option<Exit> {
+        let start = Instant::now();
+        let mut pause = Duration::from_micros(100);
+        loop {
+            let mut status = 0;
+            // SAFETY: pid is our child; status is writable.
+            let r = unsafe { libc::waitpid(self.pid, &mut status, libc::WNOHANG) };
+            if r == self.pid {
+                self.reaped = true;
+                return Some(if libc::WIFEXITED(status) {
+                    Exit::Code(libc::WEXITSTATUS(status))
+                } else {
+                    Exit::Signal(libc::WTERMSIG(status))
+                });
+            }
+            assert!(r == 0, "waitpid failed: {}", std::io::Error::last_os_error());
+            if start.elapsed() >= timeout {
+                return None;
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(10));
+        }
+    }
+
+    /// Waits for the child, failing the test if it takes longer than `watchdog`.
+    pub fn join(mut self, watchdog: Duration) -> Exit {
+        match self.wait_timeout(watchdog) {
+            Some(e) => e,
+            None => panic!("watchdog: child {} still running after {watchdog:?}", self.pid),
+        }
+    }
+
+    /// Waits and asserts a clean exit (code 0).
+    pub fn join_ok(self, watchdog: Duration) {
+        let pid = self.pid;
+        assert_eq!(self.join(watchdog), Exit::Code(0), "child {pid} failed");
+    }
+
+    /// SIGKILLs the child and reaps it.
+    pub fn kill(mut self) {
+        // SAFETY: pid is our unreaped child.
+        unsafe { libc::kill(self.pid, libc::SIGKILL) };
+        self.wait_timeout(Duration::from_secs(10))
+            .expect("a SIGKILLed child must exit");
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        if !self.reaped {
+            // SAFETY: pid is our unreaped child.
+            unsafe { libc::kill(self.pid, libc::SIGKILL) };
+            let mut status = 0;
+            // SAFETY: as above.
+            unsafe { libc::waitpid(self.pid, &mut status, 0) };
+        }
+    }
+}
+
+/// Runs `f` on a thread and fails the test if it does not finish within `limit`.
+pub fn watchdog<R: Send + 'static>(limit: Duration, f: impl FnOnce() -> R + Send + 'static) -> R {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let h = std::thread::spawn(move || {
+        let r = f();
+        let _ = tx.send(());
+        r
+    });
+    match rx.recv_timeout(limit) {
+        Ok(()) => h.join().unwrap(),
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => match h.join() {
+            Ok(r) => r,
+            Err(p) => std::panic::resume_unwind(p),
+        },
+        Err(_) => panic!("watchdog: the test did not finish within {limit:?}"),
+    }
+}
+
+/// Environment variable that tells a re-executed test binary which role to play.
+pub const ROLE: &str = "MULTIPROC_TEST_ROLE";
+
+/// Starts this test binary again as an unrelated process (not a fork), running only
+/// `test_name`, with `role` in [`ROLE`]. The test checks [`role`] first.
+pub fn spawn_self(test_name: &str, role: &str) -> std::process::Child {
+    std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", test_name, "--nocapture", "--test-threads=1"])
+        .env(ROLE, role)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("re-exec the test binary")
+}
+
+/// The role this process was started with by [`spawn_self`], if any.
+pub fn role() -> Option<String> {
+    std::env::var(ROLE).ok()
+}
+
+/// Waits for a re-executed process with a watchdog; returns its stdout.
+pub fn wait_self(mut child: std::process::Child, limit: Duration) -> (i32, String) {
+    let start = Instant::now();
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            let mut out = String::new();
+            use std::io::Read;
+            child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+            return (st.code().unwrap_or(-1), out);
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("watchdog: re-executed test process did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
