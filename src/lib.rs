@@ -44,11 +44,19 @@ mod error;
 #[cfg(all(feature = "std", not(loom)))]
 mod lock;
 #[cfg(all(feature = "std", not(loom)))]
+mod pipe;
+#[cfg(all(feature = "std", not(loom)))]
 pub mod segment;
+#[cfg(all(feature = "std", not(loom)))]
+mod spsc_queue;
 
 #[cfg(all(feature = "std", not(loom)))]
 pub use error::{Error, Result};
 #[cfg(all(feature = "std", not(loom)))]
 pub use lock::{Lock, LockGuard, LockResult, OwnerDied, TryLockError, TryLockResult};
 #[cfg(all(feature = "std", not(loom)))]
+pub use pipe::{Pipe, PipeEnd};
+#[cfg(all(feature = "std", not(loom)))]
 pub use segment::{unlink, Options, Segment};
+#[cfg(all(feature = "std", not(loom)))]
+pub use spsc_queue::{Role, SpscQueue};

@@ -13,8 +13,12 @@
 //! `CLOCK_MONOTONIC` deadlines, and a bounded spin before sleeping.
 
 pub mod lock;
+pub mod spsc;
+pub mod spsc_role;
 
 pub use lock::{Acquire, RawLock};
+pub use spsc::RawSpsc;
+pub use spsc_role::{RawPipe, RawRole, RawSpscQueue};
 
 /// Types that may be placed in memory shared between processes.
 ///

@@ -236,7 +236,10 @@ impl Segment {
                     layout.data_len
                 ))
             })?;
-        let map: MmapRaw = MmapOptions::new().len(total as usize).map_anon()?.into();
+        // MAP_SHARED over a memfd: a forked child shares the pages (memmap2's
+        // `map_anon` is MAP_PRIVATE, i.e. copied on write after fork).
+        let file = shm::anonymous(total)?;
+        let map = MmapOptions::new().len(total as usize).map_raw(&file)?;
         let seg = Segment {
             inner: Arc::new(Inner {
                 name: String::new(),
