@@ -929,12 +929,14 @@ impl Pipe {
             return;
         }
         let raw = self.obj.raw();
+        // Refuse the peer's sends before announcing EOF: a peer that saw our EOF then
+        // also sees that its sends fail (each close is a Release, each check an Acquire).
         raw.ends[self.end.index()].close();
-        if self.can_send() {
-            raw.rings[self.send_ring()].close(PRODUCER_CLOSED);
-        }
         if self.can_recv() {
             raw.rings[self.recv_ring()].close(CONSUMER_CLOSED);
+        }
+        if self.can_send() {
+            raw.rings[self.send_ring()].close(PRODUCER_CLOSED);
         }
     }
 }

@@ -194,11 +194,25 @@ fn handle_inherited_through_fork_does_not_carry_its_role() {
     let name = unique("spsc-inherit");
     let mut tx = SpscQueue::<u64>::create(&name, 8, Role::Producer).unwrap();
     tx.put(1).unwrap();
-    let child = fork(move || match tx.put(2) {
+    // The closure borrows `tx`: the parent keeps holding the role while the child runs.
+    let child = fork(|| match tx.put(2) {
         Err(Error::InvalidArgument { detail }) if detail.contains("inherited through fork") => 0,
         _ => 1,
     });
     child.join_ok(WATCHDOG);
+    // Once the parent lets go (here: its copy drops inside `fork`), the child may take
+    // the role with its inherited copy.
+    let mut rx = SpscQueue::<u64>::open(&name, Role::Consumer).unwrap();
+    let child = fork(move || loop {
+        match tx.put(3) {
+            Ok(()) => return 0,
+            Err(Error::InvalidArgument { .. }) => std::thread::sleep(Duration::from_millis(1)),
+            Err(_) => return 1,
+        }
+    });
+    child.join_ok(WATCHDOG);
+    assert_eq!(rx.get().unwrap(), 1);
+    assert_eq!(rx.get().unwrap(), 3);
 }
 
 #[test]
