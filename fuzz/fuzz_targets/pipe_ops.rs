@@ -1,0 +1,123 @@
+//! A pipe's two ends in one process under arbitrary sends and receives (whole,
+//! streamed-and-abandoned, typed, garbage), against a model of the messages that must
+//! arrive: every message whose send returned Ok arrives once, whole and in order;
+//! nothing else arrives; nothing crashes or hangs.
+#![no_main]
+
+use arbitrary::Arbitrary;
+use libfuzzer_sys::fuzz_target;
+use multiproc::{Error, Pipe};
+use std::collections::VecDeque;
+use std::time::Duration;
+
+#[derive(Arbitrary, Debug)]
+enum Op {
+    /// Send `len` bytes made from `seed`, without waiting.
+    Send { len: u16, seed: u8, from_b: bool },
+    /// Send with a zero timeout: longer-than-ring messages start streaming, then are
+    /// abandoned.
+    SendNow { len: u16, seed: u8, from_b: bool },
+    Recv { at_b: bool },
+    Poll { at_b: bool },
+    /// Decode whatever comes next as a typed value.
+    RecvTyped { at_b: bool },
+    Close { b: bool },
+}
+
+#[derive(Arbitrary, Debug)]
+struct Input {
+    log2_cap: u8,
+    ops: Vec<Op>,
+}
+
+fn message(len: u16, seed: u8) -> Vec<u8> {
+    (0..len as usize).map(|i| seed.wrapping_add(i as u8)).collect()
+}
+
+fuzz_target!(|input: Input| {
+    let cap = 64usize << (input.log2_cap % 5);
+    let (a, b) = Pipe::new(cap).unwrap();
+    let mut ends = [a, b];
+    // Messages in flight towards end 0 (A) and end 1 (B).
+    let mut towards: [VecDeque<Vec<u8>>; 2] = [VecDeque::new(), VecDeque::new()];
+    // `close` on an end this process never used only closes the handle (it may be a
+    // copy a forked child uses): the peer sees EOF only if the end was used first.
+    let mut closed = [false; 2];
+    let mut used = [false; 2];
+    let mut eof = [false; 2];
+    let mut buf = Vec::new();
+    for op in input.ops.iter().take(64) {
+        match *op {
+            Op::Send { len, seed, from_b } | Op::SendNow { len, seed, from_b } => {
+                let (s, r) = if from_b { (1, 0) } else { (0, 1) };
+                used[s] |= !closed[s];
+                let msg = message(len, seed);
+                let res = match op {
+                    Op::Send { .. } => ends[s].try_send_bytes(&msg),
+                    _ => ends[s].send_bytes_timeout(&msg, Duration::ZERO),
+                };
+                match res {
+                    Ok(()) => {
+                        assert!(!closed[s] && !eof[r], "sent over a closed pipe");
+                        towards[r].push_back(msg);
+                    }
+                    Err(Error::Closed) => assert!(closed[s] || eof[r]),
+                    Err(Error::Full | Error::Timeout | Error::TooLarge { .. }) => {
+                        assert!(!closed[s] && !eof[r])
+                    }
+                    Err(e) => panic!("send: {e}"),
+                }
+            }
+            Op::Recv { at_b } => {
+                let r = at_b as usize;
+                used[r] |= !closed[r];
+                match ends[r].try_recv_bytes_into(&mut buf) {
+                    Ok(n) => {
+                        assert_eq!(n, buf.len());
+                        assert_eq!(Some(&buf), towards[r].front(), "wrong message");
+                        towards[r].pop_front();
+                    }
+                    Err(Error::Empty) => {
+                        assert!(towards[r].is_empty(), "message lost");
+                        assert!(!eof[1 - r] && !closed[r]);
+                    }
+                    Err(Error::Closed) => {
+                        assert!(closed[r] || (eof[1 - r] && towards[r].is_empty()))
+                    }
+                    Err(e) => panic!("recv: {e}"),
+                }
+            }
+            Op::Poll { at_b } => {
+                let r = at_b as usize;
+                used[r] |= !closed[r];
+                match ends[r].poll(Some(Duration::ZERO)) {
+                    Ok(ready) => assert!(ready || towards[r].is_empty()),
+                    Err(Error::Closed) => assert!(closed[r]),
+                    Err(e) => panic!("poll: {e}"),
+                }
+            }
+            Op::RecvTyped { at_b } => {
+                let r = at_b as usize;
+                used[r] |= !closed[r];
+                match ends[r].try_recv::<(u32, String, Vec<i16>)>() {
+                    Ok(_) | Err(Error::Corrupt { .. }) => {
+                        assert!(towards[r].pop_front().is_some());
+                    }
+                    Err(Error::Empty) => assert!(towards[r].is_empty()),
+                    Err(Error::Closed) => {
+                        assert!(closed[r] || (eof[1 - r] && towards[r].is_empty()))
+                    }
+                    Err(e) => panic!("recv typed: {e}"),
+                }
+            }
+            Op::Close { b } => {
+                let e = b as usize;
+                ends[e].close();
+                if !closed[e] && used[e] {
+                    eof[e] = true;
+                }
+                closed[e] = true;
+            }
+        }
+    }
+});
