@@ -3,8 +3,9 @@
 //!
 //! ## Wire format
 //! Each direction is one byte ring ([`RawSpsc`](crate::raw::RawSpsc) with one-byte
-//! units). The sender writes *frames*, each an 8-byte little-endian header word
-//! (`MAGIC << 52 | kind << 48 | value`) and, for data frames, `value` bytes:
+//! units). The sender writes *frames* at 8-aligned positions: a stamp word, a header
+//! word (`MAGIC << 52 | kind << 48 | value`, little-endian) and, for data frames,
+//! `value` bytes padded to a multiple of 8:
 //!
 //! | kind    | value          | meaning                                             |
 //! |---------|----------------|-----------------------------------------------------|
@@ -13,10 +14,17 @@
 //! | `PIECE` | piece length   | the next bytes of the current message follow        |
 //! | `ABORT` | 0              | the current message was abandoned (a timed-out send) |
 //!
-//! A header and the bytes it announces are published with one store, so a receiver
-//! that sees a header can read its bytes at once. The receiver assembles pieces in
-//! its own buffer and hands out a message only when it is complete: a sender that
-//! dies, closes or gives up mid-message never delivers a partial one.
+//! **Stamps.** The sender writes a frame's header and bytes, then stores its stamp
+//! (`position ^ nonce`, Release), then publishes `tail` as any ring producer does. A
+//! receiver polls the stamp word at its read position: it sits in the same cache
+//! line as the frame's first bytes, so a small message costs the receiver one cache
+//! miss, not two (`tail`, then the slot). Positions never repeat and the nonce is
+//! random per pipe, so no stale byte of an earlier lap reads as a fresh stamp. `tail`
+//! still drives sleeping, waking and the free-space accounting.
+//!
+//! The receiver assembles pieces in its own buffer and hands out a message only when
+//! it is complete: a sender that dies, closes or gives up mid-message never delivers
+//! a partial one.
 
 use crate::raw::lock::DEFAULT_PROBE;
 use crate::raw::spsc::{
@@ -25,7 +33,8 @@ use crate::raw::spsc::{
 };
 use crate::raw::spsc_role::{ClaimError, RawPipe, RoleStatus};
 use crate::segment::{self, Object, ObjectKind, ObjectSpec, Options, TypeInfo};
-use crate::sync::Identity;
+use crate::sync::atomic::Ordering;
+use crate::sync::{spin_hint, Identity, SPIN_LIMIT};
 use crate::sys::clock::{deadline_after, Deadline};
 use crate::sys::ident::{current_process, fork_generation};
 use crate::{Error, Result};
@@ -39,22 +48,32 @@ const PIECE: u64 = 3;
 const ABORT: u64 = 4;
 const VALUE_BITS: u32 = 48;
 const VALUE_MASK: u64 = (1 << VALUE_BITS) - 1;
-/// Bytes of a frame header.
-const HEADER: u64 = 8;
+/// Bytes of a frame's stamp and header words.
+const OVERHEAD: u64 = 16;
 
-/// Longest message a pipe carries: 2^48 - 1 bytes (256 TiB).
-pub const MAX_MESSAGE_LEN: u64 = VALUE_MASK;
-/// Smallest ring capacity a pipe gets (smaller requests are rounded up to it).
-pub const MIN_PIPE_CAPACITY: usize = 64;
+const MAX_MESSAGE_LEN: u64 = VALUE_MASK;
+const MIN_PIPE_CAPACITY: usize = 64;
 
 #[inline]
-fn header(kind: u64, value: u64) -> [u8; 8] {
-    ((MAGIC << 52) | (kind << VALUE_BITS) | (value & VALUE_MASK)).to_le_bytes()
+fn header(kind: u64, value: u64) -> u64 {
+    ((MAGIC << 52) | (kind << VALUE_BITS) | (value & VALUE_MASK)).to_le()
+}
+
+/// `n` rounded up to a multiple of 8.
+#[inline]
+fn padded(n: u64) -> u64 {
+    (n + 7) & !7
+}
+
+/// Ring bytes of a frame carrying `data` bytes.
+#[inline]
+fn frame_len(data: u64) -> u64 {
+    OVERHEAD + padded(data)
 }
 
 #[inline]
-fn decode(h: [u8; 8]) -> Option<(u64, u64)> {
-    let w = u64::from_le_bytes(h);
+fn decode(w: u64) -> Option<(u64, u64)> {
+    let w = u64::from_le(w);
     let kind = (w >> VALUE_BITS) & 0xF;
     if w >> 52 != MAGIC || !(WHOLE..=ABORT).contains(&kind) {
         return None;
@@ -84,10 +103,27 @@ impl PipeEnd {
 
 struct Tx {
     cur: Producer<RegionMemory>,
+    nonce: u64,
     /// A streamed message was abandoned: an ABORT frame must precede the next one.
     need_abort: bool,
     /// The peer was found dead or closed: sends fail at once.
     peer_gone: bool,
+}
+
+impl Tx {
+    /// Stages one stamped frame; the caller checked that `frame_len(data.len())`
+    /// bytes are free. Not visible to `tail` readers until published.
+    #[inline(always)]
+    fn frame(&mut self, kind: u64, value: u64, data: &[u8]) {
+        let at = self.cur.position();
+        let len = data.len() as u64;
+        self.cur.stage_gap(8);
+        self.cur.stage_word(header(kind, value));
+        self.cur.stage(data);
+        self.cur.stage_gap(padded(len) - len);
+        // SYNC(spsc-stamp) (in the ring): the frame's bytes are written before it.
+        self.cur.stamp(at, at ^ self.nonce);
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -100,12 +136,66 @@ struct InFlight {
 
 struct Rx {
     cur: Consumer<RegionMemory>,
+    nonce: u64,
     /// The message being assembled, if any.
     msg: Option<InFlight>,
     /// Its bytes so far, kept between calls that timed out mid-message.
     partial: Vec<u8>,
     /// The peer closed or died and everything it sent was drained.
     eof: bool,
+}
+
+/// A frame found at the read position.
+struct Frame {
+    kind: u64,
+    value: u64,
+}
+
+impl Rx {
+    /// True if a stamped frame starts at the read position.
+    #[inline]
+    fn stamped(&self) -> bool {
+        let at = self.cur.position();
+        self.cur.stamp(at) == Some(at ^ self.nonce)
+    }
+
+    /// Takes the stamp and header of the frame at the read position, if it is there;
+    /// its data is then readable.
+    #[inline]
+    fn next_frame(&mut self) -> core::result::Result<Option<Frame>, &'static str> {
+        let at = self.cur.position();
+        if self.cur.stamp(at) != Some(at ^ self.nonce) {
+            return Ok(None);
+        }
+        let h = self.cur.stamp(at.wrapping_add(8)).unwrap_or(0);
+        let Some((kind, value)) = decode(h) else {
+            return Err("a pipe frame header is garbage");
+        };
+        let data = match kind {
+            WHOLE | PIECE => value,
+            _ => 0,
+        };
+        if data > self.cur.geometry().capacity() - OVERHEAD {
+            return Err("a pipe frame is longer than the ring");
+        }
+        self.cur.accept(frame_len(data)).map_err(|c| c.detail)?;
+        self.cur.skip(OVERHEAD);
+        Ok(Some(Frame { kind, value }))
+    }
+
+    /// Skips the padding after `data` bytes and frees the frame for the producer.
+    #[inline(always)]
+    fn finish_frame(&mut self, ring: &crate::raw::RawSpsc, data: u64) {
+        self.cur.skip(padded(data) - data);
+        self.cur.release(ring);
+    }
+}
+
+/// What the inlined receive path found.
+enum Fast {
+    Got(usize),
+    Nothing,
+    Slow,
 }
 
 /// One end of a pipe: a connection between two processes carrying whole messages of
@@ -221,9 +311,15 @@ fn peer_gone(raw: &RawPipe, peer: usize) -> bool {
 }
 
 impl Pipe {
+    /// Longest message a pipe carries: 2^48 - 1 bytes (256 TiB).
+    pub const MAX_MESSAGE_LEN: u64 = MAX_MESSAGE_LEN;
+    /// Smallest ring capacity a pipe gets (smaller requests are rounded up to it).
+    pub const MIN_CAPACITY: usize = MIN_PIPE_CAPACITY;
+
     /// An anonymous duplex pipe `(a, b)` with `capacity_bytes` of ring in each
-    /// direction (rounded up to a power of two, at least [`MIN_PIPE_CAPACITY`]),
-    /// shared with children forked after this call.
+    /// direction (rounded up to a power of two, at least
+    /// [`MIN_CAPACITY`](Pipe::MIN_CAPACITY)), shared with children forked after this
+    /// call.
     pub fn new(capacity_bytes: usize) -> Result<(Pipe, Pipe)> {
         Pipe::anonymous(capacity_bytes, true)
     }
@@ -248,6 +344,7 @@ impl Pipe {
         let geo = geometry(capacity_bytes)?;
         let creator = current_process();
         let obj = Object::<RawPipe>::anonymous(spec(geo, duplex), |raw, _| {
+            raw.nonce.store(fresh_nonce(), Ordering::Relaxed);
             for end in &raw.ends {
                 end.hold_provisionally(creator);
             }
@@ -285,7 +382,10 @@ impl Pipe {
         opts: &Options,
     ) -> Result<Pipe> {
         let geo = geometry(capacity_bytes)?;
-        let obj = Object::create(name, opts, spec(geo, duplex), |_, _| Ok(()))?;
+        let obj = Object::create(name, opts, spec(geo, duplex), |raw: &RawPipe, _| {
+            raw.nonce.store(fresh_nonce(), Ordering::Relaxed);
+            Ok(())
+        })?;
         let mut p = Pipe::from_obj(obj, PipeEnd::A, geo, duplex);
         p.claim()?;
         Ok(p)
@@ -376,7 +476,7 @@ impl Pipe {
         self.duplex
     }
 
-    /// Ring bytes in each direction. Messages up to `capacity() - 8` bytes are
+    /// Ring bytes in each direction. Messages up to `capacity() - 16` bytes are
     /// written whole; longer ones are streamed.
     pub fn capacity(&self) -> usize {
         self.geo.bytes()
@@ -449,11 +549,16 @@ impl Pipe {
             Err(ClaimError::Dead(_) | ClaimError::Closed) => return Err(Error::Closed),
         }
         let raw = self.obj.raw();
+        // Published by the creator's READY store, which `open` acquired.
+        let nonce = raw.nonce.load(Ordering::Relaxed);
+        let misaligned = || Error::corrupt(self.name(), "a pipe position is not 8-aligned");
         let tx = if self.can_send() {
             let ring = &raw.rings[self.send_ring()];
             match ring.producer(self.geo, self.memory(self.send_ring())) {
+                Ok(cur) if cur.position() % 8 != 0 => return Err(misaligned()),
                 Ok(cur) => Some(Tx {
                     cur,
+                    nonce,
                     need_abort: false,
                     peer_gone: false,
                 }),
@@ -465,12 +570,18 @@ impl Pipe {
         let rx = if self.can_recv() {
             let ring = &raw.rings[self.recv_ring()];
             match ring.consumer(self.geo, self.memory(self.recv_ring())) {
-                Ok(cur) => Some(Rx {
-                    cur,
-                    msg: None,
-                    partial: Vec::new(),
-                    eof: false,
-                }),
+                Ok(cur) if cur.position() % 8 != 0 => return Err(misaligned()),
+                Ok(mut cur) => {
+                    // Receives spin on the stamp themselves, then let the ring sleep.
+                    cur.set_spin(0);
+                    Some(Rx {
+                        cur,
+                        nonce,
+                        msg: None,
+                        partial: Vec::new(),
+                        eof: false,
+                    })
+                }
                 Err(c) => return Err(self.corrupt(c)),
             }
         } else {
@@ -498,22 +609,54 @@ impl Pipe {
     /// Sends one message of any length, waiting for room as needed.
     #[inline]
     pub fn send_bytes(&mut self, msg: &[u8]) -> Result<()> {
+        if self.send_fast(msg) {
+            return Ok(());
+        }
         self.send_until(msg, None, true)
     }
 
     /// Sends `msg`, waiting at most `timeout`. On `Err(Timeout)` the message is not
     /// delivered — also when it was being streamed: the receiver drops what it got.
     pub fn send_bytes_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<()> {
+        if self.send_fast(msg) {
+            return Ok(());
+        }
         self.send_until(msg, deadline_after(timeout), true)
     }
 
     /// Sends `msg` only if it fits in the ring whole right now: `Err(Full)` if there
-    /// is no room yet, `Err(TooLarge)` if it is longer than `capacity() - 8` bytes
+    /// is no room yet, `Err(TooLarge)` if it is longer than `capacity() - 16` bytes
     /// (send those with [`send_bytes`](Pipe::send_bytes)).
+    #[inline]
     pub fn try_send_bytes(&mut self, msg: &[u8]) -> Result<()> {
+        if self.send_fast(msg) {
+            return Ok(());
+        }
         self.send_until(msg, None, false)
     }
 
+    /// The inlined path of every send: a claimed, open end, a live peer and room for
+    /// the whole message according to the cached `head`.
+    #[inline(always)]
+    fn send_fast(&mut self, msg: &[u8]) -> bool {
+        if self.closed || self.generation != fork_generation() {
+            return false;
+        }
+        let ring_i = self.send_ring();
+        let Some(tx) = self.tx.as_mut() else {
+            return false;
+        };
+        let ring = &self.obj.raw().rings[ring_i];
+        let len = msg.len() as u64;
+        if tx.need_abort || tx.peer_gone || frame_len(len) > tx.cur.free() || ring.closed() != 0 {
+            return false;
+        }
+        tx.frame(WHOLE, len, msg);
+        tx.cur.publish(ring);
+        true
+    }
+
+    #[inline(never)]
     fn send_until(&mut self, msg: &[u8], deadline: Deadline, wait: bool) -> Result<()> {
         self.ready()?;
         if !self.can_send() {
@@ -565,45 +708,44 @@ impl Pipe {
             }
         };
         if tx.need_abort {
-            room(tx, HEADER)?;
-            tx.cur.stage(&header(ABORT, 0));
+            room(tx, OVERHEAD)?;
+            tx.frame(ABORT, 0, &[]);
             tx.cur.publish(ring);
             tx.need_abort = false;
         }
-        if HEADER + len <= cap {
-            room(tx, HEADER + len)?;
-            tx.cur.stage(&header(WHOLE, len));
-            tx.cur.stage(msg);
+        if frame_len(len) <= cap {
+            room(tx, frame_len(len))?;
+            tx.frame(WHOLE, len, msg);
             tx.cur.publish(ring);
             return Ok(());
         }
         if !wait {
             return Err(Error::TooLarge {
                 len: msg.len(),
-                max: (cap - HEADER) as usize,
+                max: (cap - OVERHEAD) as usize,
             });
         }
         // Streamed: START, then PIECEs of at most a quarter ring each, so that the
         // receiver copies one piece out while we copy the next in.
-        let piece = (cap / 4).max(4 * HEADER);
+        let piece = (cap / 4).max(4 * OVERHEAD);
         let mut sent = 0u64;
         let mut started = false;
         while sent < len {
             let left = len - sent;
-            let extra = if started { HEADER } else { 2 * HEADER };
-            if let Err(e) = room(tx, (left + extra).min(piece)) {
+            let start = if started { 0 } else { OVERHEAD };
+            if let Err(e) = room(tx, start + frame_len(left).min(piece)) {
                 if started && matches!(e, Error::Timeout) {
                     tx.need_abort = true;
                 }
                 return Err(e);
             }
             if !started {
-                tx.cur.stage(&header(START, len));
+                tx.frame(START, len, &[]);
                 started = true;
             }
-            let n = (tx.cur.free() - HEADER).min(left).min(piece - HEADER);
-            tx.cur.stage(&header(PIECE, n));
-            tx.cur.stage(&msg[sent as usize..(sent + n) as usize]);
+            let fits = (tx.cur.free() - OVERHEAD) & !7;
+            let n = left.min(fits).min(piece - OVERHEAD);
+            tx.frame(PIECE, n, &msg[sent as usize..(sent + n) as usize]);
             tx.cur.publish(ring);
             sent += n;
         }
@@ -614,21 +756,21 @@ impl Pipe {
     #[inline]
     pub fn recv_bytes(&mut self) -> Result<Vec<u8>> {
         let mut v = Vec::new();
-        self.recv_until(&mut v, None, true)?;
+        self.recv_bytes_into(&mut v)?;
         Ok(v)
     }
 
     /// Receives the next message, waiting at most `timeout`.
     pub fn recv_bytes_timeout(&mut self, timeout: Duration) -> Result<Vec<u8>> {
         let mut v = Vec::new();
-        self.recv_until(&mut v, deadline_after(timeout), true)?;
+        self.recv_bytes_into_timeout(&mut v, timeout)?;
         Ok(v)
     }
 
     /// Receives the next message if it has arrived (`Err(Empty)` otherwise).
     pub fn try_recv_bytes(&mut self) -> Result<Vec<u8>> {
         let mut v = Vec::new();
-        self.recv_until(&mut v, None, false)?;
+        self.try_recv_bytes_into(&mut v)?;
         Ok(v)
     }
 
@@ -636,7 +778,10 @@ impl Pipe {
     /// returns its length. Allocates only if `buf`'s capacity is too small.
     #[inline]
     pub fn recv_bytes_into(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
-        self.recv_until(buf, None, true)
+        match self.recv_fast(buf) {
+            Fast::Got(n) => Ok(n),
+            _ => self.recv_until(buf, None, true),
+        }
     }
 
     /// [`recv_bytes_into`](Pipe::recv_bytes_into), waiting at most `timeout`.
@@ -645,16 +790,62 @@ impl Pipe {
         buf: &mut Vec<u8>,
         timeout: Duration,
     ) -> Result<usize> {
-        self.recv_until(buf, deadline_after(timeout), true)
+        match self.recv_fast(buf) {
+            Fast::Got(n) => Ok(n),
+            _ => self.recv_until(buf, deadline_after(timeout), true),
+        }
     }
 
     /// [`recv_bytes_into`](Pipe::recv_bytes_into) without waiting: `Err(Empty)` when
     /// no complete message is there yet.
     #[inline]
     pub fn try_recv_bytes_into(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
-        self.recv_until(buf, None, false)
+        match self.recv_fast(buf) {
+            Fast::Got(n) => Ok(n),
+            Fast::Nothing => Err(Error::Empty),
+            Fast::Slow => self.recv_until(buf, None, false),
+        }
     }
 
+    /// The inlined path of every receive: a whole message stamped at the read
+    /// position of a claimed, open end (or, cheaply, nothing there).
+    #[inline(always)]
+    fn recv_fast(&mut self, out: &mut Vec<u8>) -> Fast {
+        if self.closed || self.generation != fork_generation() {
+            return Fast::Slow;
+        }
+        let (ring_i, max) = (self.recv_ring(), self.max_message);
+        let Some(rx) = self.rx.as_mut() else {
+            return Fast::Slow;
+        };
+        if rx.msg.is_some() || rx.eof {
+            return Fast::Slow;
+        }
+        let ring = &self.obj.raw().rings[ring_i];
+        let at = rx.cur.position();
+        if rx.cur.stamp(at) != Some(at ^ rx.nonce) {
+            if ring.closed() & PRODUCER_CLOSED != 0 {
+                return Fast::Slow;
+            }
+            return Fast::Nothing;
+        }
+        let Some((WHOLE, len)) = decode(rx.cur.stamp(at.wrapping_add(8)).unwrap_or(0)) else {
+            return Fast::Slow;
+        };
+        out.clear();
+        if len > max
+            || rx.cur.accept(frame_len(len)).is_err()
+            || (out.capacity() < len as usize && out.try_reserve_exact(len as usize).is_err())
+        {
+            return Fast::Slow;
+        }
+        rx.cur.skip(OVERHEAD);
+        take_into(&mut rx.cur, out, len);
+        rx.finish_frame(ring, len);
+        Fast::Got(len as usize)
+    }
+
+    #[inline(never)]
     fn recv_until(&mut self, out: &mut Vec<u8>, deadline: Deadline, wait: bool) -> Result<usize> {
         out.clear();
         self.ready()?;
@@ -677,107 +868,110 @@ impl Pipe {
             core::mem::swap(out, &mut rx.partial);
         }
         loop {
-            // The next frame header.
-            match rx.cur.available_for(ring, HEADER) {
-                Ok(a) if a >= HEADER => {}
-                Ok(_) => {
-                    rx.cur.release(ring);
+            let frame = match rx.next_frame() {
+                Ok(Some(f)) => f,
+                Err(detail) => return Err(corrupt(detail)),
+                Ok(None) => {
+                    // Nothing stamped at the read position (yet).
                     let stop = if rx.eof {
-                        Stop::Closed
+                        Some(Stop::Closed)
                     } else if !wait {
                         let closed = ring.closed() & PRODUCER_CLOSED != 0;
-                        match rx.cur.refresh(ring) {
-                            Ok(a) if a >= HEADER => continue,
-                            Ok(_) if closed => Stop::Closed,
-                            Ok(_) => Stop::TimedOut,
-                            Err(c) => Stop::Corrupt(c),
+                        if rx.stamped() {
+                            None
+                        } else if closed {
+                            Some(Stop::Closed)
+                        } else {
+                            Some(Stop::TimedOut)
                         }
                     } else {
-                        match rx
-                            .cur
-                            .wait_available(ring, HEADER, deadline, probe, || peer_gone(raw, peer))
-                        {
-                            Ok(_) => continue,
-                            Err(s) => s,
+                        // Spin on the stamp, then sleep on the ring's `tail`.
+                        let mut spins = SPIN_LIMIT;
+                        while spins > 0 && !rx.stamped() {
+                            spin_hint();
+                            spins -= 1;
+                        }
+                        if spins > 0 {
+                            None
+                        } else {
+                            match rx.cur.wait_available(ring, OVERHEAD, deadline, probe, || {
+                                peer_gone(raw, peer)
+                            }) {
+                                Ok(_) if rx.stamped() => None,
+                                Ok(_) => {
+                                    return Err(corrupt("a published pipe frame has no stamp"))
+                                }
+                                Err(s) => Some(s),
+                            }
                         }
                     };
-                    return Err(match stop {
-                        Stop::TimedOut => {
+                    match stop {
+                        None => continue,
+                        Some(Stop::TimedOut) => {
                             if rx.msg.is_some() {
                                 core::mem::swap(out, &mut rx.partial);
                             }
-                            if wait {
-                                Error::Timeout
-                            } else {
-                                Error::Empty
-                            }
+                            return Err(if wait { Error::Timeout } else { Error::Empty });
                         }
-                        Stop::Closed | Stop::Gone => {
+                        Some(Stop::Closed | Stop::Gone) => {
+                            // Frames stamped before the close still count.
+                            if rx.stamped() {
+                                continue;
+                            }
                             // Whatever is left is a message the peer never finished.
                             rx.eof = true;
                             rx.msg = None;
                             out.clear();
-                            Error::Closed
+                            return Err(Error::Closed);
                         }
-                        Stop::Corrupt(c) => corrupt(c.detail),
-                    });
+                        Some(Stop::Corrupt(c)) => return Err(corrupt(c.detail)),
+                    }
                 }
-                Err(c) => return Err(corrupt(c.detail)),
-            }
-            let mut h = [0u8; 8];
-            rx.cur.take(&mut h);
-            let Some((kind, value)) = decode(h) else {
-                return Err(corrupt("a pipe frame header is garbage"));
             };
-            let data = match kind {
-                WHOLE | PIECE => value,
-                _ => 0,
-            };
-            if rx.cur.available() < data {
-                return Err(corrupt("a pipe frame is longer than what was published"));
-            }
-            match (kind, rx.msg.as_mut()) {
+            let v = frame.value;
+            match (frame.kind, rx.msg.as_mut()) {
                 (WHOLE, None) => {
-                    if value > max || out.try_reserve_exact(value as usize).is_err() {
-                        rx.cur.skip(value);
-                        rx.cur.release(ring);
+                    if v > max || out.try_reserve_exact(v as usize).is_err() {
+                        rx.cur.skip(v);
+                        rx.finish_frame(ring, v);
                         return Err(Error::TooLarge {
-                            len: value as usize,
+                            len: v as usize,
                             max: max as usize,
                         });
                     }
-                    take_into(&mut rx.cur, out, value);
-                    rx.cur.release(ring);
-                    return Ok(value as usize);
+                    take_into(&mut rx.cur, out, v);
+                    rx.finish_frame(ring, v);
+                    return Ok(v as usize);
                 }
                 (START, None) => {
-                    let refuse = value > max || out.try_reserve_exact(value as usize).is_err();
+                    let refuse = v > max || out.try_reserve_exact(v as usize).is_err();
                     rx.msg = Some(InFlight {
-                        len: value,
+                        len: v,
                         got: 0,
                         discard: refuse,
                     });
+                    rx.finish_frame(ring, 0);
                     if refuse {
                         // Its pieces are skipped as they come.
                         return Err(Error::TooLarge {
-                            len: value as usize,
+                            len: v as usize,
                             max: max as usize,
                         });
                     }
                 }
                 (PIECE, Some(m)) => {
-                    if value == 0 || value > m.len - m.got {
+                    if v == 0 || v > m.len - m.got {
                         return Err(corrupt("a pipe message piece overruns its message"));
                     }
                     if m.discard {
-                        rx.cur.skip(value);
+                        rx.cur.skip(v);
                     } else {
-                        take_into(&mut rx.cur, out, value);
+                        take_into(&mut rx.cur, out, v);
                     }
-                    m.got += value;
-                    rx.cur.release(ring);
-                    if m.got == m.len {
-                        let done = *m;
+                    m.got += v;
+                    let done = *m;
+                    rx.finish_frame(ring, v);
+                    if done.got == done.len {
                         rx.msg = None;
                         if !done.discard {
                             return Ok(done.len as usize);
@@ -788,7 +982,7 @@ impl Pipe {
                     // The sender gave up on the message it was streaming.
                     rx.msg = None;
                     out.clear();
-                    rx.cur.release(ring);
+                    rx.finish_frame(ring, 0);
                 }
                 _ => return Err(corrupt("a pipe frame arrived out of order")),
             }
@@ -814,29 +1008,26 @@ impl Pipe {
         let Some(rx) = self.rx.as_mut() else {
             return Err(Error::invalid("pipe: receiving cursor missing"));
         };
-        if rx.eof {
+        if rx.eof || rx.stamped() {
             return Ok(true);
-        }
-        let deadline = match timeout {
-            None => None,
-            Some(d) => deadline_after(d),
-        };
-        let corrupt = |c: RingCorrupt| Error::corrupt(name, c.detail);
-        match rx.cur.available_for(ring, HEADER) {
-            Ok(a) if a >= HEADER => return Ok(true),
-            Ok(_) => {}
-            Err(c) => return Err(corrupt(c)),
         }
         if timeout == Some(Duration::ZERO) {
             return Ok(ring.closed() & PRODUCER_CLOSED != 0 || peer_gone(raw, peer));
         }
+        for _ in 0..SPIN_LIMIT {
+            if rx.stamped() {
+                return Ok(true);
+            }
+            spin_hint();
+        }
+        let deadline = timeout.and_then(deadline_after);
         match rx
             .cur
-            .wait_available(ring, HEADER, deadline, probe, || peer_gone(raw, peer))
+            .wait_available(ring, OVERHEAD, deadline, probe, || peer_gone(raw, peer))
         {
             Ok(_) | Err(Stop::Closed | Stop::Gone) => Ok(true),
             Err(Stop::TimedOut) => Ok(false),
-            Err(Stop::Corrupt(c)) => Err(corrupt(c)),
+            Err(Stop::Corrupt(c)) => Err(Error::corrupt(name, c.detail)),
         }
     }
 
@@ -949,6 +1140,7 @@ impl Drop for Pipe {
 
 /// Appends `n` readable bytes of the ring to `out` (whose spare capacity is at least
 /// `n`).
+#[inline(always)]
 fn take_into(cur: &mut Consumer<RegionMemory>, out: &mut Vec<u8>, n: u64) {
     let n = n as usize;
     if out.capacity() - out.len() < n {
@@ -960,4 +1152,14 @@ fn take_into(cur: &mut Consumer<RegionMemory>, out: &mut Vec<u8>, n: u64) {
     let got = cur.take_uninit(&mut spare[..n]);
     // SAFETY: take_uninit initialised the first `got` spare bytes.
     unsafe { out.set_len(len + got) };
+}
+
+/// A fresh random word for a pipe's stamps (not secret: it only has to differ from
+/// whatever bytes a ring held before).
+fn fresh_nonce() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(crate::sys::clock::Instant::now().as_nanos());
+    h.write_u32(std::process::id());
+    h.finish()
 }

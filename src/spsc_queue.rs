@@ -344,9 +344,10 @@ impl<T: Pod> SpscQueue<T> {
         Error::corrupt(self.name(), c.detail)
     }
 
-    fn stop(&self, s: Stop, timeout: Error) -> Error {
+    #[cold]
+    fn stop(&self, s: Stop) -> Error {
         match s {
-            Stop::TimedOut => timeout,
+            Stop::TimedOut => Error::Timeout,
             Stop::Closed | Stop::Gone => Error::Closed,
             Stop::Corrupt(c) => self.corrupt(c),
         }
@@ -391,15 +392,59 @@ impl<T: Pod> SpscQueue<T> {
         }
     }
 
+    /// The fast path of every put: a claimed producer, an open queue and room for
+    /// `v` according to the cached `head`. False means "take the general path".
+    #[inline(always)]
+    fn put_fast(&mut self, v: &T) -> bool {
+        if self.generation != fork_generation() {
+            return false;
+        }
+        let Side::Producer(p) = &mut self.side else {
+            return false;
+        };
+        let ring = &self.obj.raw().ring;
+        if p.free() == 0 || ring.closed() != 0 {
+            return false;
+        }
+        // Cannot fail: the unit is size_of::<T>() and a slot is free.
+        p.stage_one(v);
+        p.publish(ring);
+        true
+    }
+
+    /// The fast path of every get: a claimed consumer and a record known to be there
+    /// (or found by re-reading `tail` once).
+    #[inline(always)]
+    fn get_fast(&mut self) -> Option<T> {
+        if self.generation != fork_generation() {
+            return None;
+        }
+        let Side::Consumer(c) = &mut self.side else {
+            return None;
+        };
+        c.try_pop::<T>(&self.obj.raw().ring).ok().flatten()
+    }
+
     /// Puts `v`, waiting while the queue is full.
     #[inline]
     pub fn put(&mut self, v: T) -> Result<()> {
-        self.put_until(v, None, Error::Timeout)
+        if self.put_fast(&v) {
+            return Ok(());
+        }
+        self.put_until(v, None)
     }
 
     /// Puts `v` if there is room now; `Err(Full)` otherwise.
     #[inline]
     pub fn try_put(&mut self, v: T) -> Result<()> {
+        if self.put_fast(&v) {
+            return Ok(());
+        }
+        self.try_put_slow(v)
+    }
+
+    #[inline(never)]
+    fn try_put_slow(&mut self, v: T) -> Result<()> {
         let (raw, p, _) = self.producer()?;
         if raw.ring.closed() != 0 {
             return Err(Error::Closed);
@@ -413,11 +458,11 @@ impl<T: Pod> SpscQueue<T> {
 
     /// Puts `v`, waiting at most `timeout` for room; `Err(Timeout)` after that.
     pub fn put_timeout(&mut self, v: T, timeout: Duration) -> Result<()> {
-        self.put_until(v, deadline_after(timeout), Error::Timeout)
+        self.put_until(v, deadline_after(timeout))
     }
 
-    #[inline]
-    fn put_until(&mut self, v: T, deadline: Deadline, timeout: Error) -> Result<()> {
+    #[inline(never)]
+    fn put_until(&mut self, v: T, deadline: Deadline) -> Result<()> {
         let (raw, p, probe) = self.producer()?;
         let ring = &raw.ring;
         if ring.closed() != 0 {
@@ -430,7 +475,7 @@ impl<T: Pod> SpscQueue<T> {
                 Err(c) => return Err(self.corrupt(c)),
             }
             if let Err(s) = p.wait_free(ring, 1, deadline, probe, || false) {
-                return Err(self.stop(s, timeout));
+                return Err(self.stop(s));
             }
         }
     }
@@ -489,7 +534,7 @@ impl<T: Pod> SpscQueue<T> {
                 Ok(_) => match p.wait_free(ring, want, deadline, probe, || false) {
                     Ok(_) => {}
                     Err(Stop::TimedOut) if done > 0 => return Ok(done),
-                    Err(s) => return Err(self.stop(s, Error::Timeout)),
+                    Err(s) => return Err(self.stop(s)),
                 },
                 Err(c) => return Err(self.corrupt(c)),
             }
@@ -503,6 +548,9 @@ impl<T: Pod> SpscQueue<T> {
     /// the queue is closed and drained.
     #[inline]
     pub fn get(&mut self) -> Result<T> {
+        if let Some(v) = self.get_fast() {
+            return Ok(v);
+        }
         self.get_until(None)
     }
 
@@ -510,6 +558,14 @@ impl<T: Pod> SpscQueue<T> {
     /// (`Err(Closed)` if closed and drained).
     #[inline]
     pub fn try_get(&mut self) -> Result<T> {
+        if let Some(v) = self.get_fast() {
+            return Ok(v);
+        }
+        self.try_get_slow()
+    }
+
+    #[inline(never)]
+    fn try_get_slow(&mut self) -> Result<T> {
         let (raw, c, _) = self.consumer()?;
         let ring = &raw.ring;
         let closed = ring.closed() & PRODUCER_CLOSED != 0;
@@ -526,7 +582,7 @@ impl<T: Pod> SpscQueue<T> {
         self.get_until(deadline_after(timeout))
     }
 
-    #[inline]
+    #[inline(never)]
     fn get_until(&mut self, deadline: Deadline) -> Result<T> {
         let (raw, c, probe) = self.consumer()?;
         let ring = &raw.ring;
@@ -537,7 +593,7 @@ impl<T: Pod> SpscQueue<T> {
                 Err(e) => return Err(self.corrupt(e)),
             }
             if let Err(s) = c.wait_available(ring, 1, deadline, probe, || false) {
-                return Err(self.stop(s, Error::Timeout));
+                return Err(self.stop(s));
             }
         }
     }
@@ -570,7 +626,7 @@ impl<T: Pod> SpscQueue<T> {
             Ok(0) if !wait => return Err(if closed { Error::Closed } else { Error::Empty }),
             Ok(0) => {
                 if let Err(s) = c.wait_available(ring, 1, deadline, probe, || false) {
-                    return Err(self.stop(s, Error::Timeout));
+                    return Err(self.stop(s));
                 }
             }
             Ok(_) => {}

@@ -1,8 +1,8 @@
-#![cfg(loom)]
 //! loom models of the SPSC ring: publish/consume ordering (slot bytes live in loom
 //! cells, so a missing happens-before is reported as a data race), wraparound of
 //! records and of a byte stream split across the ring's end, sleeping and close, and
 //! racing role claims.
+#![cfg(loom)]
 use loom::cell::UnsafeCell;
 use loom::sync::Arc;
 use loom::thread;

@@ -116,6 +116,15 @@ impl Geometry {
     pub const fn bytes(&self) -> usize {
         self.cap as usize * self.unit
     }
+    /// Whole units in `bytes` (no division for byte rings).
+    #[inline(always)]
+    const fn units_in(&self, bytes: usize) -> u64 {
+        if self.unit == 1 {
+            bytes as u64
+        } else {
+            (bytes / self.unit) as u64
+        }
+    }
     /// Index of the slot holding unit `pos`.
     #[inline]
     const fn slot(&self, pos: u64) -> u64 {
@@ -176,11 +185,11 @@ pub unsafe trait RingMemory {
     /// # Safety
     /// `off + n <= len()`; `dst` is valid for writing `n` bytes.
     unsafe fn read(&self, off: usize, dst: *mut u8, n: usize);
-    /// Hints that the bytes at `off` (`< len()`) will be read soon. The default does
-    /// nothing.
-    #[inline]
-    fn prefetch(&self, off: usize) {
+    /// The 8 bytes at `off` as an atomic word, for stamps (see [`Producer::stamp`]);
+    /// `None` if `off` is not 8-aligned and in bounds, or the memory cannot do it.
+    fn word(&self, off: usize) -> Option<&AtomicU64> {
         let _ = off;
+        None
     }
 }
 
@@ -221,28 +230,59 @@ unsafe impl RingMemory for RegionMemory {
         debug_assert!(off + n <= self.len);
         // SAFETY: in bounds per the caller's contract; `src` is a private buffer, so
         // the ranges do not overlap.
-        unsafe { core::ptr::copy_nonoverlapping(src, self.ptr.add(off), n) }
+        unsafe { copy(src, self.ptr.add(off), n) }
     }
     #[inline]
     unsafe fn read(&self, off: usize, dst: *mut u8, n: usize) {
         debug_assert!(off + n <= self.len);
         // SAFETY: as above.
-        unsafe { core::ptr::copy_nonoverlapping(self.ptr.add(off), dst, n) }
+        unsafe { copy(self.ptr.add(off), dst, n) }
     }
+    // loom's atomics are not layout-compatible with plain memory: no words under loom.
+    #[cfg(not(loom))]
     #[inline]
-    fn prefetch(&self, off: usize) {
-        #[cfg(target_arch = "x86_64")]
-        if off < self.len {
-            // SAFETY: a prefetch is a hint: it never faults and changes no memory; the
-            // address is inside the region anyway.
-            unsafe {
-                core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(
-                    self.ptr.add(off).cast(),
-                )
-            }
+    fn word(&self, off: usize) -> Option<&AtomicU64> {
+        let addr = (self.ptr as usize).checked_add(off)?;
+        if addr % 8 != 0 || off.checked_add(8)? > self.len {
+            return None;
         }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = off;
+        // SAFETY: 8 aligned bytes inside the region (`new`'s contract); an AtomicU64
+        // may alias memory that other processes write, and no `&mut` to it exists.
+        Some(unsafe { &*(addr as *const AtomicU64) })
+    }
+}
+
+/// `copy_nonoverlapping`, with short copies done inline: a call to `memcpy` costs
+/// more than moving the 8 or 16 bytes of a small message.
+///
+/// # Safety
+/// As for `copy_nonoverlapping`.
+#[inline(always)]
+unsafe fn copy(src: *const u8, dst: *mut u8, n: usize) {
+    use core::ptr::{read_unaligned as rd, write_unaligned as wr};
+    // SAFETY: every access below stays within `n` bytes of `src` and `dst`.
+    unsafe {
+        match n {
+            0 => {}
+            1..=3 => {
+                // First, middle and last byte cover 1, 2 and 3 bytes.
+                let (a, b, c) = (*src, *src.add(n / 2), *src.add(n - 1));
+                *dst = a;
+                *dst.add(n / 2) = b;
+                *dst.add(n - 1) = c;
+            }
+            4..=7 => {
+                let (a, b) = (rd(src as *const u32), rd(src.add(n - 4) as *const u32));
+                wr(dst as *mut u32, a);
+                wr(dst.add(n - 4) as *mut u32, b);
+            }
+            8..=16 => {
+                let (a, b) = (rd(src as *const u64), rd(src.add(n - 8) as *const u64));
+                wr(dst as *mut u64, a);
+                wr(dst.add(n - 8) as *mut u64, b);
+            }
+            _ => core::ptr::copy_nonoverlapping(src, dst, n),
+        }
     }
 }
 
@@ -331,6 +371,7 @@ impl RawSpsc {
             tail,
             staged: 0,
             head: tail.wrapping_sub(geo.cap),
+            spin: SPIN_LIMIT,
         };
         p.refresh(self)?;
         Ok(p)
@@ -350,6 +391,7 @@ impl RawSpsc {
             head,
             taken: 0,
             tail: head,
+            spin: SPIN_LIMIT,
         };
         c.refresh(self)?;
         Ok(c)
@@ -411,22 +453,31 @@ impl RawSpsc {
             }
             Ok(false)
         };
-        self.wait_on(&self.ctl.data_waiter, deadline, probe, ready, gone)
+        self.wait_on(
+            &self.ctl.data_waiter,
+            SPIN_LIMIT,
+            deadline,
+            probe,
+            ready,
+            gone,
+        )
     }
 
     /// Waits until `ready()` holds, sleeping on `word` (the caller's sleeper flag).
     ///
-    /// Spins [`SPIN_LIMIT`] times, then raises the flag and sleeps; `gone()` runs once
+    /// Polls `spin` times, then raises the flag and sleeps; `gone()` runs once
     /// per `probe` while asleep and ends the wait with [`Stop::Gone`] when true.
+    #[allow(clippy::too_many_arguments)]
     fn wait_on(
         &self,
         word: &AtomicU32,
+        spin: u32,
         deadline: Deadline,
         probe: Duration,
         mut ready: impl FnMut() -> Result<bool, Stop>,
         mut gone: impl FnMut() -> bool,
     ) -> Result<(), Stop> {
-        for _ in 0..SPIN_LIMIT {
+        for _ in 0..spin {
             if ready()? {
                 return Ok(());
             }
@@ -512,9 +563,16 @@ pub struct Producer<M> {
     staged: u64,
     /// Cached `head`: a lower bound of the consumer's progress.
     head: u64,
+    /// Polls before sleeping in waits.
+    spin: u32,
 }
 
 impl<M: RingMemory> Producer<M> {
+    /// How many times waits poll before sleeping (default [`SPIN_LIMIT`]).
+    pub fn set_spin(&mut self, spin: u32) {
+        self.spin = spin;
+    }
+
     /// The ring's geometry.
     #[inline]
     pub fn geometry(&self) -> Geometry {
@@ -593,7 +651,7 @@ impl<M: RingMemory> Producer<M> {
     /// bytes were staged. Nothing is visible to the consumer before
     /// [`publish`](Producer::publish).
     pub fn stage(&mut self, src: &[u8]) -> usize {
-        let units = ((src.len() / self.geo.unit) as u64).min(self.free());
+        let units = self.geo.units_in(src.len()).min(self.free());
         // SAFETY: units <= free; `src` holds at least units * unit bytes.
         unsafe { self.copy_in(src.as_ptr(), units) };
         units as usize * self.geo.unit
@@ -606,9 +664,71 @@ impl<M: RingMemory> Producer<M> {
         if core::mem::size_of::<T>() != self.geo.unit || self.free() == 0 {
             return false;
         }
-        // SAFETY: one unit is free and `v` is `unit` bytes.
-        unsafe { self.copy_in((v as *const T).cast(), 1) };
+        let off = self.geo.slot(self.position()) as usize * self.geo.unit;
+        // SAFETY: one unit is free; a single unit never wraps, so `off + size_of::<T>()
+        // <= geo.bytes() <= mem.len()`; `v` is size_of::<T>() readable bytes. The
+        // constant length lets this compile to plain moves.
+        unsafe {
+            self.mem
+                .write(off, (v as *const T).cast(), core::mem::size_of::<T>())
+        };
+        self.staged += 1;
         true
+    }
+
+    /// Stages one 8-byte word at an 8-aligned position of a byte ring (one store, no
+    /// copy loop); false (nothing staged) if there is no room or the ring is not a
+    /// byte ring at an aligned position.
+    #[inline]
+    pub fn stage_word(&mut self, w: u64) -> bool {
+        let pos = self.position();
+        if self.geo.unit != 1 || pos % 8 != 0 || self.free() < 8 {
+            return false;
+        }
+        let off = self.geo.slot(pos) as usize;
+        let bytes = w.to_ne_bytes();
+        // SAFETY: 8 units are free and the capacity is a multiple of 8 (a power of two
+        // >= 8, since 8 units fit), so the aligned word does not wrap: in bounds.
+        unsafe { self.mem.write(off, bytes.as_ptr(), 8) };
+        self.staged += 8;
+        true
+    }
+
+    /// Stages `units` units without writing them (padding); false if fewer are free.
+    #[inline]
+    pub fn stage_gap(&mut self, units: u64) -> bool {
+        if units > self.free() {
+            return false;
+        }
+        self.staged += units;
+        true
+    }
+
+    /// Stores `value` with Release into the 8-byte word at position `at`: a *stamp*.
+    /// The word must lie within the staged units (8-aligned in the slot memory). A
+    /// consumer polling that word ([`Consumer::stamp`]) sees every byte staged before
+    /// the stamp, even before [`publish`](Producer::publish) — one cache line to
+    /// watch instead of `tail` and then the slot. False (nothing stored) if `at` is not
+    /// such a word.
+    #[inline]
+    pub fn stamp(&mut self, at: u64, value: u64) -> bool {
+        let unit = self.geo.unit as u64;
+        let into = at.wrapping_sub(self.tail);
+        if into >= self.staged || (self.staged - into) * unit < 8 {
+            return false;
+        }
+        let off = self.geo.slot(at) as usize * self.geo.unit;
+        if off + 8 > self.geo.bytes() {
+            return false;
+        }
+        match self.mem.word(off) {
+            Some(w) => {
+                // SYNC(spsc-stamp): Release pairs with the Acquire in Consumer::stamp.
+                w.store(value, Ordering::Release);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Forgets the staged units (they were never visible).
@@ -668,6 +788,7 @@ impl<M: RingMemory> Producer<M> {
         }
         ring.wait_on(
             &ring.ctl.space_waiter,
+            self.spin,
             deadline,
             probe,
             || {
@@ -693,9 +814,16 @@ pub struct Consumer<M> {
     taken: u64,
     /// Cached `tail`: a lower bound of the producer's progress.
     tail: u64,
+    /// Polls before sleeping in waits.
+    spin: u32,
 }
 
 impl<M: RingMemory> Consumer<M> {
+    /// How many times waits poll before sleeping (default [`SPIN_LIMIT`]).
+    pub fn set_spin(&mut self, spin: u32) {
+        self.spin = spin;
+    }
+
     /// The ring's geometry.
     #[inline]
     pub fn geometry(&self) -> Geometry {
@@ -732,23 +860,57 @@ impl<M: RingMemory> Consumer<M> {
 
     /// Re-reads `tail`; returns the readable units.
     pub fn refresh(&mut self, ring: &RawSpsc) -> Result<u64, RingCorrupt> {
+        let cap = self.geo.cap;
         let tail = ring.published();
-        let held = tail.wrapping_sub(self.head);
-        if held > self.geo.cap || held < self.taken || tail.wrapping_sub(self.tail) > self.geo.cap {
+        // As offsets from `head`: what we know (the cache, which units accepted through
+        // stamps may have moved ahead of the visible `tail`) and what we see now. A
+        // visible `tail` may even lag behind `head` after such units were released.
+        let known = self.tail.wrapping_sub(self.head);
+        let seen = tail.wrapping_sub(self.head);
+        let held = if seen <= cap {
+            seen.max(known)
+        } else if self.head.wrapping_sub(tail) <= cap {
+            known
+        } else {
+            return Err(RingCorrupt {
+                detail: "the producer's position is outside the ring",
+            });
+        };
+        if held < self.taken || held > cap {
             return Err(RingCorrupt {
                 detail: "the producer's position is outside the ring",
             });
         }
-        self.tail = tail;
-        let avail = held - self.taken;
-        if avail == 0 {
-            // Nothing yet: pull the slot we will read next towards us while we poll,
-            // so that when `tail` moves its bytes are (nearly) here — one cache miss
-            // per transfer instead of two in a row.
-            self.mem
-                .prefetch(self.geo.slot(self.position()) as usize * self.geo.unit);
+        self.tail = self.head.wrapping_add(held);
+        Ok(held - self.taken)
+    }
+
+    /// The stamp word at position `at` (Acquire), if the slot memory has a word there
+    /// (see [`Producer::stamp`]).
+    #[inline]
+    pub fn stamp(&self, at: u64) -> Option<u64> {
+        let off = self.geo.slot(at) as usize * self.geo.unit;
+        if off + 8 > self.geo.bytes() {
+            return None;
         }
-        Ok(avail)
+        // SYNC(spsc-stamp): Acquire pairs with the Release in Producer::stamp.
+        self.mem.word(off).map(|w| w.load(Ordering::Acquire))
+    }
+
+    /// Counts `units` units from the read position as published, on the evidence of
+    /// a stamp (the producer wrote them before storing it). They must fit in the ring.
+    #[inline]
+    pub fn accept(&mut self, units: u64) -> Result<(), RingCorrupt> {
+        let end = self.position().wrapping_add(units).wrapping_sub(self.head);
+        if end > self.geo.cap {
+            return Err(RingCorrupt {
+                detail: "a stamped frame runs past the ring",
+            });
+        }
+        if end > self.tail.wrapping_sub(self.head) {
+            self.tail = self.head.wrapping_add(end);
+        }
+        Ok(())
     }
 
     /// Copies `units` units to `dst` and counts them as taken.
@@ -780,7 +942,7 @@ impl<M: RingMemory> Consumer<M> {
     /// returns the bytes written. Their slots stay reserved until
     /// [`release`](Consumer::release).
     pub fn take(&mut self, dst: &mut [u8]) -> usize {
-        let units = ((dst.len() / self.geo.unit) as u64).min(self.available());
+        let units = self.geo.units_in(dst.len()).min(self.available());
         // SAFETY: units <= available; `dst` holds at least units * unit bytes.
         unsafe { self.copy_out(dst.as_mut_ptr(), units) };
         units as usize * self.geo.unit
@@ -789,7 +951,7 @@ impl<M: RingMemory> Consumer<M> {
     /// As [`take`](Consumer::take), into uninitialised memory (e.g. a `Vec`'s spare
     /// capacity); the returned prefix of `dst` is initialised.
     pub fn take_uninit(&mut self, dst: &mut [MaybeUninit<u8>]) -> usize {
-        let units = ((dst.len() / self.geo.unit) as u64).min(self.available());
+        let units = self.geo.units_in(dst.len()).min(self.available());
         // SAFETY: as in `take`; writing bytes into MaybeUninit memory is always fine.
         unsafe { self.copy_out(dst.as_mut_ptr().cast(), units) };
         units as usize * self.geo.unit
@@ -829,8 +991,14 @@ impl<M: RingMemory> Consumer<M> {
             return Ok(None);
         }
         let mut v = MaybeUninit::<T>::uninit();
-        // SAFETY: one unit is readable and `v` has room for `unit` bytes.
-        unsafe { self.copy_out(v.as_mut_ptr().cast(), 1) };
+        let off = self.geo.slot(self.position()) as usize * self.geo.unit;
+        // SAFETY: one unit is readable and never wraps (see `stage_one`); `v` has room
+        // for size_of::<T>() bytes.
+        unsafe {
+            self.mem
+                .read(off, v.as_mut_ptr().cast(), core::mem::size_of::<T>())
+        };
+        self.taken += 1;
         self.release(ring);
         // SAFETY: all size_of::<T>() bytes were written, and T is Pod: any bytes are a T.
         Ok(Some(unsafe { v.assume_init() }))
@@ -853,6 +1021,7 @@ impl<M: RingMemory> Consumer<M> {
         }
         ring.wait_on(
             &ring.ctl.data_waiter,
+            self.spin,
             deadline,
             probe,
             || {

@@ -228,6 +228,9 @@ pub struct RawPipe {
     pub rings: [RawSpsc; 2],
     /// The ends' roles: `ends[0]` = A, `ends[1]` = B.
     pub ends: [RawRole; 2],
+    /// Chosen at creation and never changed: mixed into the frame stamps, so that no
+    /// stale bytes in a ring (a previous lap's payload) look like a fresh stamp.
+    pub nonce: AtomicU64,
 }
 
 // SAFETY: as for RawSpscQueue.
