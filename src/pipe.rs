@@ -28,13 +28,13 @@
 
 use crate::raw::lock::DEFAULT_PROBE;
 use crate::raw::spsc::{
-    Consumer, Geometry, Producer, RegionMemory, RingCorrupt, Stop, CONSUMER_CLOSED, MAX_RING_BYTES,
-    PRODUCER_CLOSED,
+    Consumer, Geometry, Producer, RegionMemory, RingCorrupt, SpinBudget, Stop, CONSUMER_CLOSED,
+    MAX_RING_BYTES, PRODUCER_CLOSED,
 };
 use crate::raw::spsc_role::{ClaimError, RawPipe, RoleStatus};
 use crate::segment::{self, Object, ObjectKind, ObjectSpec, Options, TypeInfo};
 use crate::sync::atomic::Ordering;
-use crate::sync::{spin_hint, Identity, SPIN_LIMIT};
+use crate::sync::{spin_hint, Identity};
 use crate::sys::clock::{deadline_after, Deadline};
 use crate::sys::ident::{current_process, fork_generation};
 use crate::{Error, Result};
@@ -143,6 +143,8 @@ struct Rx {
     partial: Vec<u8>,
     /// The peer closed or died and everything it sent was drained.
     eof: bool,
+    /// Polls of the stamp before sleeping on the ring.
+    spin: SpinBudget,
 }
 
 /// A frame found at the read position.
@@ -573,13 +575,14 @@ impl Pipe {
                 Ok(cur) if cur.position() % 8 != 0 => return Err(misaligned()),
                 Ok(mut cur) => {
                     // Receives spin on the stamp themselves, then let the ring sleep.
-                    cur.set_spin(0);
+                    cur.set_spin(SpinBudget::fixed(0));
                     Some(Rx {
                         cur,
                         nonce,
                         msg: None,
                         partial: Vec::new(),
                         eof: false,
+                        spin: SpinBudget::adaptive(),
                     })
                 }
                 Err(c) => return Err(self.corrupt(c)),
@@ -886,14 +889,16 @@ impl Pipe {
                         }
                     } else {
                         // Spin on the stamp, then sleep on the ring's `tail`.
-                        let mut spins = SPIN_LIMIT;
+                        let mut spins = rx.spin.polls();
                         while spins > 0 && !rx.stamped() {
                             spin_hint();
                             spins -= 1;
                         }
-                        if spins > 0 {
+                        if rx.stamped() {
+                            rx.spin.record(false);
                             None
                         } else {
+                            rx.spin.record(true);
                             match rx.cur.wait_available(ring, OVERHEAD, deadline, probe, || {
                                 peer_gone(raw, peer)
                             }) {
@@ -1014,7 +1019,7 @@ impl Pipe {
         if timeout == Some(Duration::ZERO) {
             return Ok(ring.closed() & PRODUCER_CLOSED != 0 || peer_gone(raw, peer));
         }
-        for _ in 0..SPIN_LIMIT {
+        for _ in 0..rx.spin.polls() {
             if rx.stamped() {
                 return Ok(true);
             }

@@ -35,15 +35,17 @@
 //! ## Sleeping without a fence on the fast path
 //! A full fence after every publish would cost the stream more than half its
 //! throughput (measured here: 64 M/s instead of 140 M/s for u64 records). So the
-//! publishing side reads the sleeper's flag *without* a fence: on x86 (and every
-//! other machine) its `tail` store may then still sit in its store buffer while it
-//! reads a stale flag, and the sleeper, re-checking `tail` right after raising its
-//! flag, may miss that store. Such a store becomes visible within the time a store
-//! buffer takes to drain — nanoseconds to a few microseconds, even when the thread is
-//! descheduled. The sleeper therefore bounds its first sleep after raising its flag to
-//! [`STORE_GRACE`] and re-checks: a wake-up lost to the race costs at most that long,
-//! and every later publish sees the flag. Later sleeps last up to the probe interval
-//! (when the caller checks that its peer is alive) or the caller's deadline.
+//! publishing side reads the sleeper's flag *without* a fence: its counter store may
+//! then still sit in its store buffer while it reads a stale flag, and the sleeper,
+//! re-checking right after raising its flag, may miss that store. Such a store
+//! becomes visible within the time a store buffer takes to drain — tens of
+//! nanoseconds; a descheduled CPU drains it too. So after raising its flag the
+//! sleeper keeps polling for [`POST_FLAG_POLLS`] rounds (about a microsecond) before
+//! it sleeps, and every later publish sees the flag. Should a wake-up still be lost,
+//! the sleep ends at the caller's probe interval (every sleep has that timeout, to
+//! check that the peer is alive) or deadline. A shorter safety timeout would cost
+//! more than it saves: arming a short timer for every sleep tripled the blocking
+//! round trip on this VM.
 //!
 //! ## Untrusted memory
 //! Counters read from the region are checked (`tail - head <= capacity`, the other
@@ -61,10 +63,71 @@ use core::time::Duration;
 /// Largest ring accepted: 2^40 bytes (1 TiB) of slots.
 pub const MAX_RING_BYTES: u64 = 1 << 40;
 
-/// How long the first sleep after raising a sleeper's flag may last before the
-/// sleeper re-checks on its own (see the module docs: it bounds the cost of a wake-up
-/// lost to a store still in the peer's store buffer).
-pub const STORE_GRACE: Duration = Duration::from_micros(100);
+/// Polls a sleeper makes after raising its flag, before it sleeps: they cover a
+/// peer store still in that peer's store buffer (see the module docs).
+#[cfg(not(loom))]
+pub const POST_FLAG_POLLS: u32 = 32;
+/// Polls a sleeper makes after raising its flag, before it sleeps (0 under loom).
+#[cfg(loom)]
+pub const POST_FLAG_POLLS: u32 = 0;
+
+/// Fewest polls an adaptive [`SpinBudget`] shrinks to.
+const MIN_SPIN: u32 = 8;
+
+/// How long a waiting side polls before it sleeps, adapting to what polling
+/// achieved (as glibc's adaptive mutexes do): a wait that ended while polling
+/// doubles the budget (up to [`SPIN_LIMIT`]); one that had to sleep halves it. When
+/// the peer answers quickly, waits never sleep; when it does not — or when both
+/// sides compete for too few CPUs, where polling only delays the peer — the waiter
+/// soon goes to sleep at once and leaves the CPU to it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SpinBudget {
+    polls: u32,
+    adaptive: bool,
+}
+
+impl SpinBudget {
+    /// Starts at [`SPIN_LIMIT`] polls and adapts.
+    pub const fn adaptive() -> SpinBudget {
+        SpinBudget {
+            polls: SPIN_LIMIT,
+            adaptive: true,
+        }
+    }
+    /// Always `polls` polls.
+    pub const fn fixed(polls: u32) -> SpinBudget {
+        SpinBudget {
+            polls,
+            adaptive: false,
+        }
+    }
+    /// Polls to make before sleeping.
+    #[inline]
+    pub fn polls(&self) -> u32 {
+        self.polls
+    }
+    /// Records how a wait went: it ended while polling (`slept == false`) or had to
+    /// sleep.
+    #[inline]
+    pub fn record(&mut self, slept: bool) {
+        if !self.adaptive {
+            return;
+        }
+        self.polls = if slept {
+            (self.polls / 2).max(MIN_SPIN.min(SPIN_LIMIT))
+        } else {
+            self.polls
+                .saturating_mul(2)
+                .clamp(MIN_SPIN.min(SPIN_LIMIT), SPIN_LIMIT)
+        };
+    }
+}
+
+impl Default for SpinBudget {
+    fn default() -> Self {
+        SpinBudget::adaptive()
+    }
+}
 
 /// `closed` bit: the producer side is closed — no more units will come; the consumer
 /// drains what is there, then sees [`Stop::Closed`].
@@ -371,7 +434,7 @@ impl RawSpsc {
             tail,
             staged: 0,
             head: tail.wrapping_sub(geo.cap),
-            spin: SPIN_LIMIT,
+            spin: SpinBudget::adaptive(),
         };
         p.refresh(self)?;
         Ok(p)
@@ -391,7 +454,7 @@ impl RawSpsc {
             head,
             taken: 0,
             tail: head,
-            spin: SPIN_LIMIT,
+            spin: SpinBudget::adaptive(),
         };
         c.refresh(self)?;
         Ok(c)
@@ -433,37 +496,8 @@ impl RawSpsc {
         }
     }
 
-    /// Waits until the ring's `tail` differs from `pos` (units beyond it were
-    /// published), the producer side is closed, `gone()` reports the producer gone,
-    /// or `deadline` passes: for observers that must not move a cursor (`poll`).
-    pub fn wait_published_beyond(
-        &self,
-        pos: u64,
-        deadline: Deadline,
-        probe: Duration,
-        gone: impl FnMut() -> bool,
-    ) -> Result<(), Stop> {
-        let ready = || {
-            let closed = self.closed() & PRODUCER_CLOSED != 0;
-            if self.published() != pos {
-                return Ok(true);
-            }
-            if closed {
-                return Err(Stop::Closed);
-            }
-            Ok(false)
-        };
-        self.wait_on(
-            &self.ctl.data_waiter,
-            SPIN_LIMIT,
-            deadline,
-            probe,
-            ready,
-            gone,
-        )
-    }
-
-    /// Waits until `ready()` holds, sleeping on `word` (the caller's sleeper flag).
+    /// Waits until `ready()` holds, sleeping on `word` (the caller's sleeper flag);
+    /// `Ok(true)` if it had to sleep.
     ///
     /// Polls `spin` times, then raises the flag and sleeps; `gone()` runs once
     /// per `probe` while asleep and ends the wait with [`Stop::Gone`] when true.
@@ -476,23 +510,29 @@ impl RawSpsc {
         probe: Duration,
         mut ready: impl FnMut() -> Result<bool, Stop>,
         mut gone: impl FnMut() -> bool,
-    ) -> Result<(), Stop> {
+    ) -> Result<bool, Stop> {
         for _ in 0..spin {
             if ready()? {
-                return Ok(());
+                return Ok(false);
             }
             spin_hint();
         }
         let mut next_probe = Instant::now().add(probe);
-        let result = loop {
+        let result = 'wait: loop {
             let was = word.swap(ASLEEP, Ordering::Relaxed);
             // SYNC(spsc-sleep): orders our flag before the re-check, against the
             // peer's counter store before its flag load (see the module docs).
             fence(Ordering::SeqCst);
-            match ready() {
-                Ok(true) => break Ok(()),
-                Ok(false) => {}
-                Err(e) => break Err(e),
+            let polls = if was == AWAKE { POST_FLAG_POLLS } else { 0 };
+            for i in 0..=polls {
+                match ready() {
+                    Ok(true) => break 'wait Ok(true),
+                    Ok(false) => {}
+                    Err(e) => break 'wait Err(e),
+                }
+                if i < polls {
+                    spin_hint();
+                }
             }
             let now = Instant::now();
             if deadline.is_some_and(|d| now >= d) {
@@ -502,16 +542,13 @@ impl RawSpsc {
             if let Some(d) = deadline {
                 until = until.min(d);
             }
-            if was == AWAKE {
-                until = until.min(now.add(STORE_GRACE));
-            }
             let _ = futex_wait(word, ASLEEP, Some(until));
             let now = Instant::now();
             if now >= next_probe {
                 if gone() {
                     // One last look: what arrived before the peer went still counts.
                     match ready() {
-                        Ok(true) => break Ok(()),
+                        Ok(true) => break Ok(true),
                         Ok(false) => break Err(Stop::Gone),
                         Err(e) => break Err(e),
                     }
@@ -564,12 +601,12 @@ pub struct Producer<M> {
     /// Cached `head`: a lower bound of the consumer's progress.
     head: u64,
     /// Polls before sleeping in waits.
-    spin: u32,
+    spin: SpinBudget,
 }
 
 impl<M: RingMemory> Producer<M> {
-    /// How many times waits poll before sleeping (default [`SPIN_LIMIT`]).
-    pub fn set_spin(&mut self, spin: u32) {
+    /// How waits poll before sleeping (default [`SpinBudget::adaptive`]).
+    pub fn set_spin(&mut self, spin: SpinBudget) {
         self.spin = spin;
     }
 
@@ -786,9 +823,10 @@ impl<M: RingMemory> Producer<M> {
         if self.free_for(ring, want)? >= want {
             return Ok(self.free());
         }
-        ring.wait_on(
+        let polls = self.spin.polls();
+        let slept = ring.wait_on(
             &ring.ctl.space_waiter,
-            self.spin,
+            polls,
             deadline,
             probe,
             || {
@@ -799,6 +837,7 @@ impl<M: RingMemory> Producer<M> {
             },
             gone,
         )?;
+        self.spin.record(slept);
         Ok(self.free())
     }
 }
@@ -815,12 +854,12 @@ pub struct Consumer<M> {
     /// Cached `tail`: a lower bound of the producer's progress.
     tail: u64,
     /// Polls before sleeping in waits.
-    spin: u32,
+    spin: SpinBudget,
 }
 
 impl<M: RingMemory> Consumer<M> {
-    /// How many times waits poll before sleeping (default [`SPIN_LIMIT`]).
-    pub fn set_spin(&mut self, spin: u32) {
+    /// How waits poll before sleeping (default [`SpinBudget::adaptive`]).
+    pub fn set_spin(&mut self, spin: SpinBudget) {
         self.spin = spin;
     }
 
@@ -1019,9 +1058,10 @@ impl<M: RingMemory> Consumer<M> {
         if self.available_for(ring, want)? >= want {
             return Ok(self.available());
         }
-        ring.wait_on(
+        let polls = self.spin.polls();
+        let slept = ring.wait_on(
             &ring.ctl.data_waiter,
-            self.spin,
+            polls,
             deadline,
             probe,
             || {
@@ -1038,6 +1078,7 @@ impl<M: RingMemory> Consumer<M> {
             },
             gone,
         )?;
+        self.spin.record(slept);
         Ok(self.available())
     }
 }
