@@ -970,6 +970,8 @@ impl Pipe {
                     }
                     if m.discard {
                         rx.cur.skip(v);
+                    } else if m.len >= STREAMING_COPY {
+                        take_into_streaming(&mut rx.cur, out, v);
                     } else {
                         take_into(&mut rx.cur, out, v);
                     }
@@ -1141,6 +1143,24 @@ impl Drop for Pipe {
     fn drop(&mut self) {
         self.close();
     }
+}
+
+/// Messages at least this long are copied out of the ring with streaming stores:
+/// their destination is far larger than the cache.
+const STREAMING_COPY: u64 = 8 << 20;
+
+/// As [`take_into`], with streaming stores (see [`STREAMING_COPY`]).
+fn take_into_streaming(cur: &mut Consumer<RegionMemory>, out: &mut Vec<u8>, n: u64) {
+    let n = n as usize;
+    if out.capacity() - out.len() < n {
+        out.reserve(n);
+    }
+    let len = out.len();
+    let spare = out.spare_capacity_mut();
+    let n = n.min(spare.len());
+    let got = cur.take_uninit_streaming(&mut spare[..n]);
+    // SAFETY: take_uninit_streaming initialised the first `got` spare bytes.
+    unsafe { out.set_len(len + got) };
 }
 
 /// Appends `n` readable bytes of the ring to `out` (whose spare capacity is at least

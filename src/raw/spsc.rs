@@ -248,6 +248,15 @@ pub unsafe trait RingMemory {
     /// # Safety
     /// `off + n <= len()`; `dst` is valid for writing `n` bytes.
     unsafe fn read(&self, off: usize, dst: *mut u8, n: usize);
+    /// As [`read`](RingMemory::read), for a destination that will not be read again
+    /// soon (a large message): may bypass the cache. The default is `read`.
+    ///
+    /// # Safety
+    /// As for [`read`](RingMemory::read).
+    unsafe fn read_streaming(&self, off: usize, dst: *mut u8, n: usize) {
+        // SAFETY: the same contract.
+        unsafe { self.read(off, dst, n) }
+    }
     /// The 8 bytes at `off` as an atomic word, for stamps (see [`Producer::stamp`]);
     /// `None` if `off` is not 8-aligned and in bounds, or the memory cannot do it.
     fn word(&self, off: usize) -> Option<&AtomicU64> {
@@ -301,6 +310,12 @@ unsafe impl RingMemory for RegionMemory {
         // SAFETY: as above.
         unsafe { copy(self.ptr.add(off), dst, n) }
     }
+    #[inline]
+    unsafe fn read_streaming(&self, off: usize, dst: *mut u8, n: usize) {
+        debug_assert!(off + n <= self.len);
+        // SAFETY: as in `read`.
+        unsafe { copy_streaming(self.ptr.add(off), dst, n) }
+    }
     // loom's atomics are not layout-compatible with plain memory: no words under loom.
     #[cfg(not(loom))]
     #[inline]
@@ -347,6 +362,49 @@ unsafe fn copy(src: *const u8, dst: *mut u8, n: usize) {
             _ => core::ptr::copy_nonoverlapping(src, dst, n),
         }
     }
+}
+
+/// `copy_nonoverlapping` with non-temporal stores on x86_64: the destination lines
+/// are written without being read first (no read-for-ownership), which halves the
+/// memory traffic of copying into a large buffer that is not in the cache — what
+/// `memcpy` itself does for large copies.
+///
+/// # Safety
+/// As for `copy_nonoverlapping`.
+#[inline]
+unsafe fn copy_streaming(src: *const u8, dst: *mut u8, n: usize) {
+    #[cfg(all(target_arch = "x86_64", not(loom)))]
+    if n >= 4096 {
+        use core::arch::x86_64::{__m128i, _mm_loadu_si128, _mm_sfence, _mm_stream_si128};
+        // SAFETY: all accesses stay within `n` bytes of `src` and `dst`; SSE2 is part
+        // of the x86_64 baseline; stream stores need 16-byte aligned addresses, which
+        // the head copy establishes.
+        unsafe {
+            let head = dst.align_offset(16).min(n);
+            copy(src, dst, head);
+            let (mut s, mut d, mut left) = (src.add(head), dst.add(head), n - head);
+            while left >= 64 {
+                let a = _mm_loadu_si128(s as *const __m128i);
+                let b = _mm_loadu_si128(s.add(16) as *const __m128i);
+                let c = _mm_loadu_si128(s.add(32) as *const __m128i);
+                let e = _mm_loadu_si128(s.add(48) as *const __m128i);
+                _mm_stream_si128(d as *mut __m128i, a);
+                _mm_stream_si128(d.add(16) as *mut __m128i, b);
+                _mm_stream_si128(d.add(32) as *mut __m128i, c);
+                _mm_stream_si128(d.add(48) as *mut __m128i, e);
+                s = s.add(64);
+                d = d.add(64);
+                left -= 64;
+            }
+            copy(s, d, left);
+            // Order the streaming stores before anything this thread does next (e.g.
+            // handing the buffer to another thread).
+            _mm_sfence();
+        }
+        return;
+    }
+    // SAFETY: the caller's contract.
+    unsafe { core::ptr::copy_nonoverlapping(src, dst, n) }
 }
 
 /// The read-mostly control line.
@@ -994,6 +1052,31 @@ impl<M: RingMemory> Consumer<M> {
         // SAFETY: as in `take`; writing bytes into MaybeUninit memory is always fine.
         unsafe { self.copy_out(dst.as_mut_ptr().cast(), units) };
         units as usize * self.geo.unit
+    }
+
+    /// As [`take_uninit`](Consumer::take_uninit), copying with
+    /// [`RingMemory::read_streaming`]: for large messages whose bytes will not be
+    /// read again soon.
+    pub fn take_uninit_streaming(&mut self, dst: &mut [MaybeUninit<u8>]) -> usize {
+        let units = self.geo.units_in(dst.len()).min(self.available());
+        let slot = self.geo.slot(self.position());
+        let first = units.min(self.geo.cap - slot);
+        let unit = self.geo.unit;
+        let d: *mut u8 = dst.as_mut_ptr().cast();
+        // SAFETY: as in `copy_out`: in bounds of the checked memory and of `dst`.
+        unsafe {
+            self.mem
+                .read_streaming(slot as usize * unit, d, first as usize * unit);
+            if first < units {
+                self.mem.read_streaming(
+                    0,
+                    d.add(first as usize * unit),
+                    (units - first) as usize * unit,
+                );
+            }
+        }
+        self.taken += units;
+        units as usize * unit
     }
 
     /// Counts up to `units` readable units as taken without copying them.
