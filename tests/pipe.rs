@@ -520,3 +520,9 @@ fn capacity_is_validated_and_kind_checked() {
         Err(Error::NotFound { .. })
     ));
 }
+
+#[test]
+fn handles_are_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<Pipe>();
+}

@@ -415,3 +415,10 @@ fn open_checks_type_and_kind() {
         Err(Error::NotFound { .. })
     ));
 }
+
+#[test]
+fn handles_are_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<SpscQueue<u64>>();
+    check::<SpscQueue<Rec>>();
+}

@@ -28,9 +28,19 @@
 //!   consumer's Acquire load: the slots written before it are visible after it.
 //! * `SYNC(spsc-release)`: the consumer's Release store of `head` pairs with the
 //!   producer's Acquire load: the consumer has finished reading the slots it frees.
+//! * `SYNC(spsc-stamp)` (byte streams that opt in, e.g. [`Pipe`](crate::Pipe)
+//!   frames): the producer's Release store of a *stamp* word inside the staged bytes
+//!   pairs with the consumer's Acquire load of that word: a consumer polling the
+//!   stamp at its read position sees the bytes written before it — one cache line to
+//!   watch, instead of `tail` and then the slot. `tail` is still published after
+//!   the stamp; the consumer's cursor accepts stamped units ahead of the `tail` it
+//!   can see ([`Consumer::accept`]).
 //! * `SYNC(spsc-sleep)`: a sleeper stores its flag, issues a SeqCst fence and re-checks
 //!   the counter; the other side stores the counter, then reads the flag (Relaxed,
 //!   behind a compiler fence) and wakes the sleeper if it is set.
+//!
+//! Waits poll a [`SpinBudget`] of times before they sleep; the budget adapts to
+//! whether polling succeeded.
 //!
 //! ## Sleeping without a fence on the fast path
 //! A full fence after every publish would cost the stream more than half its
