@@ -116,13 +116,9 @@ impl Tx {
     #[inline(always)]
     fn frame(&mut self, kind: u64, value: u64, data: &[u8]) {
         let at = self.cur.position();
-        let len = data.len() as u64;
-        self.cur.stage_gap(8);
-        self.cur.stage_word(header(kind, value));
-        self.cur.stage(data);
-        self.cur.stage_gap(padded(len) - len);
         // SYNC(spsc-stamp) (in the ring): the frame's bytes are written before it.
-        self.cur.stamp(at, at ^ self.nonce);
+        self.cur
+            .stage_stamped(header(kind, value), data, at ^ self.nonce);
     }
 }
 
@@ -245,9 +241,9 @@ enum Fast {
 /// b.send(&("any", vec![1u32, 2, 3]))?;           // serde types
 /// let (s, v): (String, Vec<u32>) = a.recv()?;
 /// assert_eq!((s.as_str(), v.len()), ("any", 3));
+/// let reader = std::thread::spawn(move || b.recv_bytes().map(|m| m.len()));
 /// a.send_bytes(&vec![7u8; 1 << 20])?;              // longer than the ring: streamed
-/// # let t = std::thread::spawn(move || { b.recv_bytes().map(|m| m.len()) });
-/// # assert_eq!(t.join().unwrap()?, 1 << 20);
+/// assert_eq!(reader.join().unwrap()?, 1 << 20);
 /// # Ok(()) }
 /// ```
 pub struct Pipe {

@@ -799,6 +799,39 @@ impl<M: RingMemory> Producer<M> {
         true
     }
 
+    /// Stages a *stamped frame* in a byte ring, at an 8-aligned position: an 8-byte
+    /// stamp slot, the 8-byte `word`, `data`, and padding to a multiple of 8; then
+    /// stores `stamp` into the slot ([`stamp`](Producer::stamp)). One bounds check
+    /// and straight copies when the frame does not wrap (the common case). False
+    /// (nothing staged) if the frame does not fit in the cached free space, the
+    /// position is not aligned, or the ring is not a byte ring.
+    #[inline]
+    pub fn stage_stamped(&mut self, word: u64, data: &[u8], stamp: u64) -> bool {
+        let at = self.position();
+        let len = data.len() as u64;
+        let total = 16 + ((len + 7) & !7);
+        if self.geo.unit != 1 || at % 8 != 0 || total > self.free() {
+            return false;
+        }
+        let off = self.geo.slot(at) as usize;
+        if off + total as usize <= self.geo.bytes() {
+            let w = word.to_ne_bytes();
+            // SAFETY: the frame's `total` bytes at `off` are free and inside the slot
+            // memory (no wrap); `data` is `len` readable bytes.
+            unsafe {
+                self.mem.write(off + 8, w.as_ptr(), 8);
+                self.mem.write(off + 16, data.as_ptr(), data.len());
+            }
+            self.staged += total;
+        } else {
+            self.stage_gap(8);
+            self.stage_word(word);
+            self.stage(data);
+            self.stage_gap(total - 16 - len);
+        }
+        self.stamp(at, stamp)
+    }
+
     /// Stages `units` units without writing them (padding); false if fewer are free.
     #[inline]
     pub fn stage_gap(&mut self, units: u64) -> bool {
