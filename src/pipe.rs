@@ -885,7 +885,7 @@ impl Pipe {
                         }
                     } else {
                         // Spin on the stamp, then sleep on the ring's `tail`.
-                        let mut spins = rx.spin.polls();
+                        let mut spins = rx.spin.next();
                         while spins > 0 && !rx.stamped() {
                             spin_hint();
                             spins -= 1;
@@ -894,10 +894,11 @@ impl Pipe {
                             rx.spin.record(false);
                             None
                         } else {
-                            rx.spin.record(true);
-                            match rx.cur.wait_available(ring, OVERHEAD, deadline, probe, || {
+                            let r = rx.cur.wait_available(ring, OVERHEAD, deadline, probe, || {
                                 peer_gone(raw, peer)
-                            }) {
+                            });
+                            rx.spin.record(rx.cur.last_wait_slept() || r.is_err());
+                            match r {
                                 Ok(_) if rx.stamped() => None,
                                 Ok(_) => {
                                     return Err(corrupt("a published pipe frame has no stamp"))
@@ -1017,7 +1018,7 @@ impl Pipe {
         if timeout == Some(Duration::ZERO) {
             return Ok(ring.closed() & PRODUCER_CLOSED != 0 || peer_gone(raw, peer));
         }
-        for _ in 0..rx.spin.polls() {
+        for _ in 0..rx.spin.next() {
             if rx.stamped() {
                 return Ok(true);
             }

@@ -81,19 +81,25 @@ pub const POST_FLAG_POLLS: u32 = 32;
 #[cfg(loom)]
 pub const POST_FLAG_POLLS: u32 = 0;
 
-/// Fewest polls an adaptive [`SpinBudget`] shrinks to.
-const MIN_SPIN: u32 = 8;
+/// Fewest polls an adaptive [`SpinBudget`] shrinks to (about a microsecond).
+const MIN_SPIN: u32 = 32;
 
 /// How long a waiting side polls before it sleeps, adapting to what polling
 /// achieved (as glibc's adaptive mutexes do): a wait that ended while polling
-/// doubles the budget (up to [`SPIN_LIMIT`]); one that had to sleep halves it. When
+/// doubles the budget (up to [`SPIN_LIMIT`]); one that had to sleep shrinks it by a
+/// quarter (down to about a microsecond of polling). When
 /// the peer answers quickly, waits never sleep; when it does not — or when both
 /// sides compete for too few CPUs, where polling only delays the peer — the waiter
 /// soon goes to sleep at once and leaves the CPU to it.
+///
+/// Every 16th wait polls the full [`SPIN_LIMIT`] regardless: when both sides of a
+/// ping-pong have fallen asleep, each sees the other's wake-up latency and neither
+/// budget could grow again; one long poll catches a reply and brings both back.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SpinBudget {
     polls: u32,
     adaptive: bool,
+    waits: u32,
 }
 
 impl SpinBudget {
@@ -102,6 +108,7 @@ impl SpinBudget {
         SpinBudget {
             polls: SPIN_LIMIT,
             adaptive: true,
+            waits: 0,
         }
     }
     /// Always `polls` polls.
@@ -109,12 +116,21 @@ impl SpinBudget {
         SpinBudget {
             polls,
             adaptive: false,
+            waits: 0,
         }
     }
-    /// Polls to make before sleeping.
+    /// Polls to make before sleeping in the next wait.
     #[inline]
-    pub fn polls(&self) -> u32 {
-        self.polls
+    pub fn next(&mut self) -> u32 {
+        if !self.adaptive {
+            return self.polls;
+        }
+        self.waits = self.waits.wrapping_add(1);
+        if self.waits % 16 == 0 {
+            SPIN_LIMIT
+        } else {
+            self.polls
+        }
     }
     /// Records how a wait went: it ended while polling (`slept == false`) or had to
     /// sleep.
@@ -124,7 +140,7 @@ impl SpinBudget {
             return;
         }
         self.polls = if slept {
-            (self.polls / 2).max(MIN_SPIN.min(SPIN_LIMIT))
+            (self.polls - self.polls / 4).max(MIN_SPIN.min(SPIN_LIMIT))
         } else {
             self.polls
                 .saturating_mul(2)
@@ -523,6 +539,7 @@ impl RawSpsc {
             taken: 0,
             tail: head,
             spin: SpinBudget::adaptive(),
+            slept: false,
         };
         c.refresh(self)?;
         Ok(c)
@@ -586,6 +603,7 @@ impl RawSpsc {
             spin_hint();
         }
         let mut next_probe = Instant::now().add(probe);
+        let mut slept = false;
         let result = 'wait: loop {
             let was = word.swap(ASLEEP, Ordering::Relaxed);
             // SYNC(spsc-sleep): orders our flag before the re-check, against the
@@ -594,7 +612,7 @@ impl RawSpsc {
             let polls = if was == AWAKE { POST_FLAG_POLLS } else { 0 };
             for i in 0..=polls {
                 match ready() {
-                    Ok(true) => break 'wait Ok(true),
+                    Ok(true) => break 'wait Ok(slept),
                     Ok(false) => {}
                     Err(e) => break 'wait Err(e),
                 }
@@ -610,13 +628,14 @@ impl RawSpsc {
             if let Some(d) = deadline {
                 until = until.min(d);
             }
+            slept = true;
             let _ = futex_wait(word, ASLEEP, Some(until));
             let now = Instant::now();
             if now >= next_probe {
                 if gone() {
                     // One last look: what arrived before the peer went still counts.
                     match ready() {
-                        Ok(true) => break Ok(true),
+                        Ok(true) => break Ok(slept),
                         Ok(false) => break Err(Stop::Gone),
                         Err(e) => break Err(e),
                     }
@@ -924,7 +943,7 @@ impl<M: RingMemory> Producer<M> {
         if self.free_for(ring, want)? >= want {
             return Ok(self.free());
         }
-        let polls = self.spin.polls();
+        let polls = self.spin.next();
         let slept = ring.wait_on(
             &ring.ctl.space_waiter,
             polls,
@@ -956,9 +975,17 @@ pub struct Consumer<M> {
     tail: u64,
     /// Polls before sleeping in waits.
     spin: SpinBudget,
+    /// The last wait had to sleep.
+    slept: bool,
 }
 
 impl<M: RingMemory> Consumer<M> {
+    /// True if the last successful [`wait_available`](Consumer::wait_available) had
+    /// to sleep (for callers that keep their own [`SpinBudget`]).
+    pub fn last_wait_slept(&self) -> bool {
+        self.slept
+    }
+
     /// How waits poll before sleeping (default [`SpinBudget::adaptive`]).
     pub fn set_spin(&mut self, spin: SpinBudget) {
         self.spin = spin;
@@ -1181,10 +1208,11 @@ impl<M: RingMemory> Consumer<M> {
         gone: impl FnMut() -> bool,
     ) -> Result<u64, Stop> {
         let want = want.min(self.geo.cap);
+        self.slept = false;
         if self.available_for(ring, want)? >= want {
             return Ok(self.available());
         }
-        let polls = self.spin.polls();
+        let polls = self.spin.next();
         let slept = ring.wait_on(
             &ring.ctl.data_waiter,
             polls,
@@ -1205,6 +1233,7 @@ impl<M: RingMemory> Consumer<M> {
             gone,
         )?;
         self.spin.record(slept);
+        self.slept = slept;
         Ok(self.available())
     }
 }
