@@ -885,7 +885,7 @@ impl Pipe {
                         }
                     } else {
                         // Spin on the stamp, then sleep on the ring's `tail`.
-                        let mut spins = rx.spin.next();
+                        let mut spins = rx.spin.next_polls();
                         while spins > 0 && !rx.stamped() {
                             spin_hint();
                             spins -= 1;
@@ -1018,7 +1018,7 @@ impl Pipe {
         if timeout == Some(Duration::ZERO) {
             return Ok(ring.closed() & PRODUCER_CLOSED != 0 || peer_gone(raw, peer));
         }
-        for _ in 0..rx.spin.next() {
+        for _ in 0..rx.spin.next_polls() {
             if rx.stamped() {
                 return Ok(true);
             }

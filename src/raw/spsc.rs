@@ -121,7 +121,7 @@ impl SpinBudget {
     }
     /// Polls to make before sleeping in the next wait.
     #[inline]
-    pub fn next(&mut self) -> u32 {
+    pub fn next_polls(&mut self) -> u32 {
         if !self.adaptive {
             return self.polls;
         }
@@ -943,7 +943,7 @@ impl<M: RingMemory> Producer<M> {
         if self.free_for(ring, want)? >= want {
             return Ok(self.free());
         }
-        let polls = self.spin.next();
+        let polls = self.spin.next_polls();
         let slept = ring.wait_on(
             &ring.ctl.space_waiter,
             polls,
@@ -1212,7 +1212,7 @@ impl<M: RingMemory> Consumer<M> {
         if self.available_for(ring, want)? >= want {
             return Ok(self.available());
         }
-        let polls = self.spin.next();
+        let polls = self.spin.next_polls();
         let slept = ring.wait_on(
             &ring.ctl.data_waiter,
             polls,
