@@ -44,11 +44,18 @@ mod error;
 #[cfg(all(feature = "std", not(loom)))]
 mod lock;
 #[cfg(all(feature = "std", not(loom)))]
+pub mod process;
+#[cfg(all(feature = "std", not(loom)))]
 pub mod segment;
 
 #[cfg(all(feature = "std", not(loom)))]
 pub use error::{Error, Result};
 #[cfg(all(feature = "std", not(loom)))]
 pub use lock::{Lock, LockGuard, LockResult, OwnerDied, TryLockError, TryLockResult};
+#[cfg(all(feature = "std", not(loom)))]
+pub use process::{
+    active_children, cpu_count, current_process, CurrentProcess, IntoExitCode, Process,
+    ProcessBuilder,
+};
 #[cfg(all(feature = "std", not(loom)))]
 pub use segment::{unlink, Options, Segment};

@@ -238,7 +238,11 @@ impl Segment {
                     layout.data_len
                 ))
             })?;
-        let map: MmapRaw = MmapOptions::new().len(total as usize).map_anon()?.into();
+        // MAP_SHARED (memmap2's map_anon is MAP_PRIVATE, which children would see as
+        // a private copy-on-write snapshot).
+        let file = shm::anonymous(total)?;
+        reserve(&file, total)?;
+        let map = MmapOptions::new().len(total as usize).map_raw(&file)?;
         let seg = Segment {
             inner: Arc::new(Inner {
                 name: String::new(),

@@ -66,3 +66,18 @@ pub fn identity_of_file(f: &File) -> io::Result<(u64, u64)> {
     let m = f.metadata()?;
     Ok((m.dev(), m.ino()))
 }
+
+/// An unnamed shared-memory file of `len` zeroed bytes (`memfd_create`): mapped
+/// `MAP_SHARED`, it is shared with every child forked afterwards, and vanishes with
+/// its last mapping.
+pub fn anonymous(len: u64) -> io::Result<File> {
+    // SAFETY: the name is a NUL-terminated literal; MFD_CLOEXEC takes no pointers.
+    let fd = unsafe { libc::memfd_create(c"multiproc-anon".as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just created and is owned by nobody else.
+    let f = unsafe { File::from_raw_fd(fd) };
+    f.set_len(len)?;
+    Ok(f)
+}
