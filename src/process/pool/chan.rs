@@ -1,0 +1,80 @@
+//! The pool's view of a [`ByteQueue`]: private (nameless) queues shared with the
+//! workers through `fork`, and the few operations the pool needs.
+
+use crate::{ByteQueue, Error, Result};
+use std::time::Duration;
+
+/// A private byte queue: created under a unique name that is unlinked at once, so no
+/// other process can open it; forked workers inherit the mapping.
+#[derive(Clone, Debug)]
+pub(super) struct Chan {
+    q: ByteQueue,
+    max: usize,
+}
+
+impl Chan {
+    pub fn new(what: &str, capacity: usize, max_message_len: usize) -> Result<Chan> {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static N: AtomicU64 = AtomicU64::new(0);
+        let name = format!(
+            "mp-pool-{}-{}-{what}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        let q = ByteQueue::create(&name, capacity, max_message_len)?;
+        crate::unlink(&name)?;
+        Ok(Chan {
+            q,
+            max: max_message_len,
+        })
+    }
+
+    /// The largest message the queue takes.
+    pub fn max(&self) -> usize {
+        self.max
+    }
+
+    /// Puts `b` unless the queue is full: `Ok(false)` when full.
+    pub fn try_put(&self, b: &[u8]) -> Result<bool> {
+        match self.q.try_put(b) {
+            Ok(()) => Ok(true),
+            Err(Error::Full) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Puts `b`, waiting for room.
+    pub fn put(&self, b: &[u8]) -> Result<()> {
+        self.q.put(b)
+    }
+
+    /// Takes a message into `buf` if there is one: `Ok(false)` when empty.
+    pub fn try_get(&self, buf: &mut Vec<u8>) -> Result<bool> {
+        match self.q.try_get() {
+            Ok(v) => {
+                *buf = v;
+                Ok(true)
+            }
+            Err(Error::Empty) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Waits at most `d` for a message: `Ok(false)` on timeout.
+    pub fn get_timeout(&self, buf: &mut Vec<u8>, d: Duration) -> Result<bool> {
+        match self.q.get_timeout(d) {
+            Ok(v) => {
+                *buf = v;
+                Ok(true)
+            }
+            Err(Error::Timeout) | Err(Error::Empty) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Waits for a message.
+    pub fn get(&self, buf: &mut Vec<u8>) -> Result<()> {
+        *buf = self.q.get()?;
+        Ok(())
+    }
+}

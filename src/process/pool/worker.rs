@@ -1,0 +1,126 @@
+//! A pool worker: a forked child that runs chunks from its inbox until told to stop.
+
+use super::chan::Chan;
+use super::core::Slots;
+use super::wire::{self, FrameHeader, Runner, HEADER_LEN};
+use crate::sync::atomic::Ordering;
+use std::sync::Arc;
+
+/// Everything a worker needs, moved into the child by `fork`.
+pub(super) struct WorkerCtx {
+    pub sender: u32,
+    pub inbox: Chan,
+    pub results: Chan,
+    pub slots: Slots,
+    pub index: usize,
+    pub initializer: Option<Arc<dyn Fn() + Send + Sync>>,
+    pub max_tasks: Option<usize>,
+}
+
+/// Exit code of a worker whose queue failed.
+const QUEUE_FAILED: i32 = 2;
+/// Exit code of a worker whose initializer panicked.
+const INIT_FAILED: i32 = 3;
+
+/// Sends one logical message (in pieces if it is long), waiting for room.
+fn send(ctx: &WorkerCtx, kind: u8, body: &[u8], buf: &mut Vec<u8>) -> crate::Result<()> {
+    let mut at = 0;
+    loop {
+        at = wire::piece(kind, ctx.sender, body, at, ctx.results.max(), buf);
+        ctx.results.put(buf)?;
+        if at >= body.len() {
+            break;
+        }
+    }
+    // SYNC(worker-sent): the message is entirely in the queue before it is counted.
+    ctx.slots.get(ctx.index).sent.fetch_add(1, Ordering::Release);
+    Ok(())
+}
+
+/// Receives one logical message into `msg`; returns its kind.
+fn recv(ctx: &WorkerCtx, piece: &mut Vec<u8>, msg: &mut Vec<u8>) -> crate::Result<u8> {
+    msg.clear();
+    loop {
+        ctx.inbox.get(piece)?;
+        let Some(h) = FrameHeader::read(piece) else {
+            return Err(crate::Error::corrupt("", "a pool task message is too short"));
+        };
+        msg.extend_from_slice(&piece[HEADER_LEN..]);
+        if h.flags & wire::MORE == 0 {
+            return Ok(h.kind);
+        }
+    }
+}
+
+/// Captures panic messages for the task's outcome instead of printing them (the
+/// caller gets them as `TaskFailed`, like Python re-raises a task's exception).
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let payload = info.payload();
+        let what = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "Box<dyn Any>".to_owned());
+        let msg = match info.location() {
+            Some(l) => format!("panicked at {}:{}:{}: {what}", l.file(), l.line(), l.column()),
+            None => format!("panicked: {what}"),
+        };
+        wire::LAST_PANIC.with(|p| *p.borrow_mut() = Some(msg));
+    }));
+}
+
+/// The worker's life; returns its exit code.
+pub(super) fn main(ctx: WorkerCtx) -> i32 {
+    install_panic_hook();
+    let slot = ctx.slots.get(ctx.index);
+    let mut buf = Vec::new();
+    if let Some(init) = &ctx.initializer {
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| init())).is_err() {
+            let msg = wire::LAST_PANIC
+                .with(|p| p.borrow_mut().take())
+                .unwrap_or_else(|| "the initializer panicked".to_owned());
+            let _ = send(&ctx, wire::INIT_FAILED, msg.as_bytes(), &mut buf);
+            return INIT_FAILED;
+        }
+    }
+    slot.ready.store(1, Ordering::Release);
+    let mut piece = Vec::new();
+    let mut msg = Vec::new();
+    let mut out = Vec::new();
+    let mut done = 0usize;
+    loop {
+        let kind = match recv(&ctx, &mut piece, &mut msg) {
+            Ok(k) => k,
+            Err(_) => return QUEUE_FAILED,
+        };
+        if kind == wire::STOP {
+            return 0;
+        }
+        if kind != wire::TASK || msg.len() < 24 {
+            return QUEUE_FAILED;
+        }
+        let word = |i: usize| u64::from_le_bytes(msg[i * 8..i * 8 + 8].try_into().unwrap_or_default());
+        let (id, runner, f) = (word(0), word(1), word(2));
+        // SYNC(worker-running): the pool reads this after reaping us (fork/wait order it).
+        slot.running.store(id.wrapping_add(1), Ordering::Release);
+        out.clear();
+        out.extend_from_slice(&id.to_le_bytes());
+        // SAFETY: the inbox is private to this pool (an unlinked queue that only the
+        // pool's own process and its forks map), and the pool writes `runner`
+        // together with a function of exactly the type that runner was
+        // instantiated for, both addresses in this very binary (we are a fork of it).
+        unsafe {
+            let runner = std::mem::transmute::<usize, Runner>(runner as usize);
+            runner(f as usize, &msg[24..], &mut out);
+        }
+        if send(&ctx, wire::RESULT, &out, &mut buf).is_err() {
+            return QUEUE_FAILED;
+        }
+        slot.running.store(0, Ordering::Release);
+        done += 1;
+        if ctx.max_tasks.is_some_and(|m| done >= m) {
+            return 0;
+        }
+    }
+}
