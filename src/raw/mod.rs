@@ -13,8 +13,10 @@
 //! `CLOCK_MONOTONIC` deadlines, and a bounded spin before sleeping.
 
 pub mod lock;
+pub mod queue;
 
 pub use lock::{Acquire, RawLock};
+pub use queue::{QueueError, RawQueue, Ring};
 
 /// Types that may be placed in memory shared between processes.
 ///
