@@ -44,6 +44,8 @@ mod byte_queue;
 #[cfg(all(feature = "std", not(loom)))]
 mod error;
 #[cfg(all(feature = "std", not(loom)))]
+mod joinable_queue;
+#[cfg(all(feature = "std", not(loom)))]
 mod lock;
 #[cfg(all(feature = "std", not(loom)))]
 mod queue;
@@ -54,6 +56,8 @@ pub mod segment;
 pub use byte_queue::ByteQueue;
 #[cfg(all(feature = "std", not(loom)))]
 pub use error::{Error, Result};
+#[cfg(all(feature = "std", not(loom)))]
+pub use joinable_queue::JoinableQueue;
 #[cfg(all(feature = "std", not(loom)))]
 pub use lock::{Lock, LockGuard, LockResult, OwnerDied, TryLockError, TryLockResult};
 #[cfg(all(feature = "std", not(loom)))]

@@ -241,7 +241,6 @@ impl<R: HasRing> RingHandle<R> {
         .ok_or_else(|| self.corrupt("its geometry is invalid"))
     }
 
-    #[allow(dead_code)] // JoinableQueue reads its own state through it
     pub fn raw(&self) -> &R {
         self.obj.raw()
     }

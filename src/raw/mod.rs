@@ -14,6 +14,7 @@
 
 pub mod lock;
 pub mod queue;
+pub mod queue_join;
 
 pub use lock::{Acquire, RawLock};
 pub use queue::{QueueError, RawQueue, Ring};

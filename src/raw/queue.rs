@@ -192,15 +192,17 @@ pub struct Waiters {
 }
 
 impl Waiters {
+    /// Nobody sleeping (the same as all-zero bytes).
     #[cfg(not(loom))]
-    const fn new() -> Waiters {
+    pub const fn new() -> Waiters {
         Waiters {
             seq: AtomicU32::new(0),
             sleepers: AtomicU32::new(0),
         }
     }
+    /// Nobody sleeping (the same as all-zero bytes).
     #[cfg(loom)]
-    fn new() -> Waiters {
+    pub fn new() -> Waiters {
         Waiters {
             seq: AtomicU32::new(0),
             sleepers: AtomicU32::new(0),
@@ -216,19 +218,27 @@ impl Waiters {
     }
 
     #[cold]
-    fn wake_slow(&self, n: u32) {
+    pub(crate) fn wake_slow(&self, n: u32) {
         self.seq.fetch_add(1, Ordering::SeqCst);
         futex_wake(&self.seq, n);
     }
 
-    fn wake_all(&self) {
+    /// Wakes every sleeper, if any announced itself. `SYNC(sleep)`.
+    #[inline]
+    pub(crate) fn wake_all_if_sleepers(&self) {
+        if self.sleepers.load(Ordering::SeqCst) != 0 {
+            self.wake_all();
+        }
+    }
+
+    pub(crate) fn wake_all(&self) {
         self.seq.fetch_add(1, Ordering::SeqCst);
         futex_wake_all(&self.seq);
     }
 
     /// Announces a sleeper; returns the sequence to wait on. The caller must re-check
     /// its predicate after this and then call [`sleep`](Self::sleep).
-    fn announce(&self) -> u32 {
+    pub(crate) fn announce(&self) -> u32 {
         let seq = self.seq.load(Ordering::SeqCst);
         self.sleepers.fetch_add(1, Ordering::SeqCst);
         // SYNC(sleep): orders the announcement before the re-check of the ring.
@@ -237,13 +247,13 @@ impl Waiters {
     }
 
     /// Sleeps until woken or `until`, then withdraws the announcement.
-    fn sleep(&self, seq: u32, until: Deadline) -> WaitResult {
+    pub(crate) fn sleep(&self, seq: u32, until: Deadline) -> WaitResult {
         let r = futex_wait(&self.seq, seq, until);
         self.withdraw();
         r
     }
 
-    fn withdraw(&self) {
+    pub(crate) fn withdraw(&self) {
         // A foreign write could have zeroed it: never wrap below zero.
         let _ = self
             .sleepers
