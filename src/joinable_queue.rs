@@ -268,7 +268,7 @@ impl<T: Pod> JoinableQueue<T> {
         let hint = HINT.with(Cell::get);
         self.join_state()
             .task_done(current_identity(), hint)
-            .map_err(|()| {
+            .map_err(|_| {
                 Error::invalid(format!(
                     "task_done() called more times than values were got from '{}'",
                     self.name()

@@ -191,6 +191,12 @@ pub struct Waiters {
     sleepers: AtomicU32,
 }
 
+impl Default for Waiters {
+    fn default() -> Self {
+        Waiters::new()
+    }
+}
+
 impl Waiters {
     /// Nobody sleeping (the same as all-zero bytes).
     #[cfg(not(loom))]

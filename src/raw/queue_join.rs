@@ -75,6 +75,10 @@ impl Default for RawJoin {
     }
 }
 
+/// `task_done` was called more often than tasks were got.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TooManyTaskDone;
+
 /// Where a consumer's held count lives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Holder {
@@ -166,9 +170,9 @@ impl RawJoin {
     }
 
     /// Marks one task done: `me`'s own first, else any other holder's (Python lets
-    /// any thread call `task_done`). `Err(())` if nothing is held anywhere: called
+    /// any thread call `task_done`). `Err` if nothing is held anywhere: called
     /// more often than tasks were got.
-    pub fn task_done(&self, me: Identity, hint: usize) -> Result<(), ()> {
+    pub fn task_done(&self, me: Identity, hint: usize) -> Result<(), TooManyTaskDone> {
         let dec = |w: &AtomicU64| {
             w.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
                 .is_ok()
@@ -182,7 +186,7 @@ impl RawJoin {
             || self.entries.iter().any(|e| dec(&e.held))
             || dec(&self.counts.overflow);
         if !done {
-            return Err(());
+            return Err(TooManyTaskDone);
         }
         self.wake_joiners();
         Ok(())
@@ -267,7 +271,7 @@ impl RawJoin {
         if probe {
             self.recover(ring);
         }
-        ring.len() == 0 && ring.count_stranded() == 0 && self.held() == 0
+        ring.is_empty() && ring.count_stranded() == 0 && self.held() == 0
     }
 
     /// Waits until no task is unfinished (`Ok(true)`) or `deadline` passes
