@@ -40,16 +40,26 @@ pub mod sync;
 pub mod sys;
 
 #[cfg(all(feature = "std", not(loom)))]
+mod byte_queue;
+#[cfg(all(feature = "std", not(loom)))]
 mod error;
+#[cfg(all(feature = "std", not(loom)))]
+mod joinable_queue;
 #[cfg(all(feature = "std", not(loom)))]
 mod lock;
 #[cfg(all(feature = "std", not(loom)))]
 pub mod process;
 #[cfg(all(feature = "std", not(loom)))]
+mod queue;
+#[cfg(all(feature = "std", not(loom)))]
 pub mod segment;
 
 #[cfg(all(feature = "std", not(loom)))]
+pub use byte_queue::ByteQueue;
+#[cfg(all(feature = "std", not(loom)))]
 pub use error::{Error, Result};
+#[cfg(all(feature = "std", not(loom)))]
+pub use joinable_queue::JoinableQueue;
 #[cfg(all(feature = "std", not(loom)))]
 pub use lock::{Lock, LockGuard, LockResult, OwnerDied, TryLockError, TryLockResult};
 #[cfg(all(feature = "std", not(loom)))]
@@ -57,5 +67,7 @@ pub use process::{
     active_children, cpu_count, current_process, CurrentProcess, IntoExitCode, Process,
     ProcessBuilder,
 };
+#[cfg(all(feature = "std", not(loom)))]
+pub use queue::Queue;
 #[cfg(all(feature = "std", not(loom)))]
 pub use segment::{unlink, Options, Segment};

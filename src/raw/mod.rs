@@ -13,8 +13,11 @@
 //! `CLOCK_MONOTONIC` deadlines, and a bounded spin before sleeping.
 
 pub mod lock;
+pub mod queue;
+pub mod queue_join;
 
 pub use lock::{Acquire, RawLock};
+pub use queue::{QueueError, RawQueue, Ring};
 
 /// Types that may be placed in memory shared between processes.
 ///
