@@ -48,10 +48,12 @@
 
 mod child;
 mod current;
+mod pool;
 mod registry;
 
 pub use child::{IntoExitCode, Process, ProcessBuilder, PANIC_EXIT_CODE};
 pub use current::{current_process, CurrentProcess};
+pub use pool::{default_chunksize, AsyncResult, Imap, Pool, PoolBuilder, DEFAULT_MAX_MESSAGE_LEN};
 
 /// The number of CPUs this process may run on (honours CPU affinity and cgroup
 /// quotas, like Python 3.13's `os.process_cpu_count()`); at least 1.

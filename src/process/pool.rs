@@ -19,7 +19,7 @@
 //! `Pool::new(n)` starts a pool thread (`multiproc-pool`), which forks `n` workers
 //! right away. Each worker has its own inbox, a [`ByteQueue`](crate::ByteQueue); all
 //! send results into one shared result queue. The pool thread hands out chunks of
-//! work (at most about 2 ms of work, and at most 64 chunks, per worker at a time, so
+//! work (at most about 2 ms of work, and at most 32 chunks, per worker at a time, so
 //! a slow chunk never holds many others up), collects results, checks every 10 ms that
 //! the workers are alive and replaces dead ones. There is no feeder thread between a
 //! `put` and the shared memory: a message is in the queue when `put` returns.
@@ -201,7 +201,7 @@ impl PoolBuilder {
             initializer: self.initializer,
             max_tasks: self.max_tasks,
             max_message_len: self.max_message_len,
-            inbox_capacity: 2 * self::core::MAX_WINDOW,
+            inbox_capacity: self::core::MAX_WINDOW,
         })?;
         Ok(Pool {
             shared,

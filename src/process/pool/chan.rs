@@ -4,8 +4,8 @@
 use crate::{ByteQueue, Error, Result};
 use std::time::Duration;
 
-/// A private byte queue: created under a unique name that is unlinked at once, so no
-/// other process can open it; forked workers inherit the mapping.
+/// A private byte queue: anonymous (no name anyone could open), shared with the
+/// workers only through `fork`.
 #[derive(Clone, Debug)]
 pub(super) struct Chan {
     q: ByteQueue,
@@ -13,18 +13,9 @@ pub(super) struct Chan {
 }
 
 impl Chan {
-    pub fn new(what: &str, capacity: usize, max_message_len: usize) -> Result<Chan> {
-        use std::sync::atomic::{AtomicU64, Ordering};
-        static N: AtomicU64 = AtomicU64::new(0);
-        let name = format!(
-            "mp-pool-{}-{}-{what}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        );
-        let q = ByteQueue::create(&name, capacity, max_message_len)?;
-        crate::unlink(&name)?;
+    pub fn new(capacity: usize, max_message_len: usize) -> Result<Chan> {
         Ok(Chan {
-            q,
+            q: ByteQueue::anonymous(capacity, max_message_len)?,
             max: max_message_len,
         })
     }
@@ -50,11 +41,8 @@ impl Chan {
 
     /// Takes a message into `buf` if there is one: `Ok(false)` when empty.
     pub fn try_get(&self, buf: &mut Vec<u8>) -> Result<bool> {
-        match self.q.try_get() {
-            Ok(v) => {
-                *buf = v;
-                Ok(true)
-            }
+        match self.q.try_get_into_vec(buf) {
+            Ok(_) => Ok(true),
             Err(Error::Empty) => Ok(false),
             Err(e) => Err(e),
         }
@@ -62,11 +50,8 @@ impl Chan {
 
     /// Waits at most `d` for a message: `Ok(false)` on timeout.
     pub fn get_timeout(&self, buf: &mut Vec<u8>, d: Duration) -> Result<bool> {
-        match self.q.get_timeout(d) {
-            Ok(v) => {
-                *buf = v;
-                Ok(true)
-            }
+        match self.q.get_into_vec_timeout(buf, d) {
+            Ok(_) => Ok(true),
             Err(Error::Timeout) | Err(Error::Empty) => Ok(false),
             Err(e) => Err(e),
         }
@@ -74,7 +59,7 @@ impl Chan {
 
     /// Waits for a message.
     pub fn get(&self, buf: &mut Vec<u8>) -> Result<()> {
-        *buf = self.q.get()?;
+        self.q.get_into_vec(buf)?;
         Ok(())
     }
 }

@@ -31,7 +31,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// Most chunks a worker holds at once (sent, not finished).
-pub(super) const MAX_WINDOW: usize = 64;
+pub(super) const MAX_WINDOW: usize = 32;
 /// A worker's window is sized to hold about this much work, so that a slow chunk
 /// never keeps many others waiting behind it while another worker idles.
 const WINDOW_TARGET: Duration = Duration::from_millis(2);
@@ -133,6 +133,8 @@ pub(super) struct Job {
     abandoned: bool,
     /// A user thread sleeps on this job.
     waiting: bool,
+    /// ... and only wants to hear once every chunk has finished (`map`).
+    wait_all: bool,
 }
 
 #[derive(Default)]
@@ -336,6 +338,7 @@ impl Shared {
                 return s.jobs.remove(&job).map(|j| j.outcomes).unwrap_or_default();
             }
             j.waiting = true;
+            j.wait_all = true;
             s = self.wait(s, None).0;
         }
     }
@@ -408,11 +411,7 @@ pub(super) struct Config {
 
 /// Starts the pool thread, which forks the workers; returns once they are forked.
 pub(super) fn start(cfg: Config) -> Result<(Arc<Shared>, std::thread::JoinHandle<()>)> {
-    let results = Chan::new(
-        "results",
-        (cfg.workers * MAX_WINDOW).clamp(64, 4096),
-        cfg.max_message_len,
-    )?;
+    let results = Chan::new((cfg.workers * 16).clamp(64, 1024), cfg.max_message_len)?;
     let shared = Arc::new(Shared {
         state: Mutex::new(State::default()),
         cond: Condvar::new(),
@@ -423,7 +422,7 @@ pub(super) fn start(cfg: Config) -> Result<(Arc<Shared>, std::thread::JoinHandle
     let slots = Slots::new(cfg.workers)?;
     let mut workers = Vec::with_capacity(cfg.workers);
     for index in 0..cfg.workers {
-        workers.push(Worker::new(index, Chan::new("inbox", cfg.inbox_capacity, cfg.max_message_len)?));
+        workers.push(Worker::new(index, Chan::new(cfg.inbox_capacity, cfg.max_message_len)?));
     }
     let (tx, rx) = std::sync::mpsc::channel::<Result<()>>();
     let sh = shared.clone();
@@ -662,7 +661,7 @@ impl Engine {
             .iter()
             .any(|w| w.life == Life::Alive && w.sent_chunks < w.assigned.len());
         let s = self.shared.lock();
-        if s.terminate_requested || s.join_requested {
+        if s.terminate_requested {
             return (true, blocked);
         }
         let room = self.workers.iter().any(|w| self.has_room(w));
@@ -809,7 +808,8 @@ impl Engine {
             wire::RESULT => self.on_result(index, &body),
             wire::INIT_FAILED => {
                 let msg = String::from_utf8_lossy(&body).into_owned();
-                self.break_pool(format!("the initializer panicked in worker {}: {msg}", w.pid));
+                let pid = w.pid;
+                self.break_pool(format!("the initializer panicked in worker {pid}: {msg}"));
             }
             _ => {}
         }
@@ -873,7 +873,7 @@ impl Engine {
                     continue;
                 }
                 j.outcomes.insert(index, outcome);
-                notify |= j.waiting;
+                notify |= j.waiting && (!j.wait_all || j.outstanding == 0);
             }
         }
         if notify {
@@ -899,9 +899,10 @@ impl Engine {
     /// Settles dead workers once all they sent has been read; true if any settled.
     fn finalize_deaths(&mut self) -> bool {
         let mut any = false;
+        let slots = self.slots.clone();
         for i in 0..self.workers.len() {
             let Life::Dead(code) = self.workers[i].life else { continue };
-            let slot = self.slots.get(i);
+            let slot = slots.get(i);
             // SYNC(worker-sent): pairs with the worker's Release increment after each
             // complete put; every counted message is in the queue.
             let sent = slot.sent.load(Ordering::Acquire);
