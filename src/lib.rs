@@ -64,8 +64,8 @@ pub use joinable_queue::JoinableQueue;
 pub use lock::{Lock, LockGuard, LockResult, OwnerDied, TryLockError, TryLockResult};
 #[cfg(all(feature = "std", not(loom)))]
 pub use process::{
-    active_children, cpu_count, current_process, AsyncResult, CurrentProcess, Imap,
-    IntoExitCode, Pool, PoolBuilder, Process, ProcessBuilder,
+    active_children, cpu_count, current_process, AsyncResult, CurrentProcess, Imap, IntoExitCode,
+    Pool, PoolBuilder, Process, ProcessBuilder,
 };
 #[cfg(all(feature = "std", not(loom)))]
 pub use queue::Queue;

@@ -78,7 +78,10 @@ fn map_cube_gives_1_8_27_64() {
     watchdog(WATCHDOG, || {
         let pool = Pool::new(2).unwrap();
         assert_eq!(pool.map(cube, [1, 2, 3, 4]).unwrap(), [1, 8, 27, 64]);
-        assert_eq!(pool.map(cube, Vec::<u64>::new()).unwrap(), Vec::<u64>::new());
+        assert_eq!(
+            pool.map(cube, Vec::<u64>::new()).unwrap(),
+            Vec::<u64>::new()
+        );
     });
 }
 
@@ -90,7 +93,11 @@ fn results_come_back_in_order_for_10k_items() {
         assert_eq!(pool.map(cube, 0..10_000).unwrap(), want);
         assert_eq!(pool.map_chunked(cube, 0..10_000, 1).unwrap(), want);
         assert_eq!(pool.map_chunked(cube, 0..10_000, 777).unwrap(), want);
-        let ordered: Vec<u64> = pool.imap(cube, 0..10_000).unwrap().map(Result::unwrap).collect();
+        let ordered: Vec<u64> = pool
+            .imap(cube, 0..10_000)
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
         assert_eq!(ordered, want);
     });
 }
@@ -108,8 +115,14 @@ fn default_chunksize_is_pythons() {
 fn starmap_unpacks_argument_tuples() {
     watchdog(WATCHDOG, || {
         let pool = Pool::new(2).unwrap();
-        assert_eq!(pool.starmap(add, [(1, 2), (3, 4), (-5, 5)]).unwrap(), [3, 7, 0]);
-        assert_eq!(pool.starmap3(fma, [(2, 3, 1), (4, 5, -20)]).unwrap(), [7, 0]);
+        assert_eq!(
+            pool.starmap(add, [(1, 2), (3, 4), (-5, 5)]).unwrap(),
+            [3, 7, 0]
+        );
+        assert_eq!(
+            pool.starmap3(fma, [(2, 3, 1), (4, 5, -20)]).unwrap(),
+            [7, 0]
+        );
     });
 }
 
@@ -173,7 +186,10 @@ fn a_panicking_task_fails_only_itself() {
         }
         assert_eq!(results.iter().filter(|r| r.is_err()).count(), 1);
         // map reports the failure; the pool keeps working.
-        assert!(matches!(pool.map(panics_on_7, 0..20), Err(Error::TaskFailed { .. })));
+        assert!(matches!(
+            pool.map(panics_on_7, 0..20),
+            Err(Error::TaskFailed { .. })
+        ));
         let r = pool.apply_async(panics_on_7, 7).unwrap();
         assert!(matches!(r.get(), Err(Error::TaskFailed { .. })));
         assert_eq!(r.successful(), Some(false));
@@ -193,7 +209,10 @@ fn a_worker_killing_itself_fails_its_task_and_is_replaced() {
         };
         assert!(before.contains(&dead));
         // The pool goes on, with a new worker in place of the dead one.
-        assert_eq!(pool.map(cube, 0..100).unwrap(), (0..100).map(cube).collect::<Vec<_>>());
+        assert_eq!(
+            pool.map(cube, 0..100).unwrap(),
+            (0..100).map(cube).collect::<Vec<_>>()
+        );
         assert!(in_wait(Duration::from_secs(10), || {
             let now = pool.pids();
             now.len() == 2 && !now.contains(&dead)
@@ -226,7 +245,9 @@ fn a_killed_worker_fails_its_running_task_and_queued_tasks_run_elsewhere() {
 fn terminate_with_tasks_pending_returns_promptly() {
     watchdog(Duration::from_secs(20), || {
         let pool = Pool::new(2).unwrap();
-        let results: Vec<_> = (0..20).map(|_| pool.apply_async(sleep_ms, 10_000).unwrap()).collect();
+        let results: Vec<_> = (0..20)
+            .map(|_| pool.apply_async(sleep_ms, 10_000).unwrap())
+            .collect();
         std::thread::sleep(Duration::from_millis(50));
         let pids = pool.pids();
         pool.terminate();
@@ -235,7 +256,10 @@ fn terminate_with_tasks_pending_returns_promptly() {
             assert!(r.ready());
         }
         for pid in pids {
-            assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "worker {pid} left behind");
+            assert!(
+                !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+                "worker {pid} left behind"
+            );
         }
         assert!(matches!(pool.apply_async(cube, 1), Err(Error::Closed)));
     });
@@ -246,7 +270,9 @@ fn close_then_join_finishes_submitted_work() {
     watchdog(WATCHDOG, || {
         let pool = Pool::new(2).unwrap();
         assert!(matches!(pool.join(), Err(Error::InvalidArgument { .. })));
-        let results: Vec<_> = (0..6).map(|x| pool.apply_async(sleep_ms, 20 + x).unwrap()).collect();
+        let results: Vec<_> = (0..6)
+            .map(|x| pool.apply_async(sleep_ms, 20 + x).unwrap())
+            .collect();
         pool.close();
         assert!(matches!(pool.apply_async(cube, 1), Err(Error::Closed)));
         assert!(matches!(pool.map(cube, [1]), Err(Error::Closed)));
@@ -266,7 +292,10 @@ fn async_result_reports_readiness_and_times_out() {
         let slow = pool.apply_async(sleep_ms, 300).unwrap();
         assert!(!slow.ready());
         assert_eq!(slow.successful(), None);
-        assert!(matches!(slow.get_timeout(Duration::from_millis(10)), Err(Error::Timeout)));
+        assert!(matches!(
+            slow.get_timeout(Duration::from_millis(10)),
+            Err(Error::Timeout)
+        ));
         assert!(!slow.wait_timeout(Duration::from_millis(1)));
         slow.wait();
         assert!(slow.ready());
@@ -289,7 +318,11 @@ fn initializer_runs_in_every_worker_before_tasks() {
             .initializer(|| INITIALISED.store(42, Ordering::SeqCst))
             .build()
             .unwrap();
-        assert!(pool.map_chunked(read_init, 0..50, 1).unwrap().iter().all(|&v| v == 42));
+        assert!(pool
+            .map_chunked(read_init, 0..50, 1)
+            .unwrap()
+            .iter()
+            .all(|&v| v == 42));
         // Not in this process: only in the workers.
         assert_eq!(INITIALISED.load(Ordering::SeqCst), 0);
     });
@@ -304,7 +337,9 @@ fn a_panicking_initializer_breaks_the_pool_instead_of_hanging() {
             .build()
             .unwrap();
         match pool.map(cube, 0..10) {
-            Err(Error::TaskFailed { message }) => assert!(message.contains("no database"), "{message}"),
+            Err(Error::TaskFailed { message }) => {
+                assert!(message.contains("no database"), "{message}")
+            }
             other => panic!("expected TaskFailed, got {other:?}"),
         }
         assert!(pool.apply(cube, 2).is_err());
@@ -314,7 +349,11 @@ fn a_panicking_initializer_breaks_the_pool_instead_of_hanging() {
 #[test]
 fn maxtasksperchild_replaces_workers() {
     watchdog(WATCHDOG, || {
-        let pool = Pool::builder().workers(1).maxtasksperchild(2).build().unwrap();
+        let pool = Pool::builder()
+            .workers(1)
+            .maxtasksperchild(2)
+            .build()
+            .unwrap();
         let pids: Vec<u32> = (0..6).map(|x| pool.apply(my_pid, x).unwrap()).collect();
         let mut distinct = pids.clone();
         distinct.sort_unstable();
@@ -329,15 +368,25 @@ fn large_arguments_and_results_travel_in_pieces() {
     watchdog(WATCHDOG, || {
         let pool = Pool::new(2).unwrap();
         let inputs: Vec<Vec<u8>> = (0..4u8)
-            .map(|k| (0..(1usize << 20) + 3).map(|i| (i as u8).wrapping_mul(k + 1)).collect())
+            .map(|k| {
+                (0..(1usize << 20) + 3)
+                    .map(|i| (i as u8).wrapping_mul(k + 1))
+                    .collect()
+            })
             .collect();
-        let out = pool.map_chunked(bytes_len_and_echo, inputs.clone(), 1).unwrap();
+        let out = pool
+            .map_chunked(bytes_len_and_echo, inputs.clone(), 1)
+            .unwrap();
         for (i, (n, rev)) in out.into_iter().enumerate() {
             assert_eq!(n, inputs[i].len());
             assert!(rev.iter().eq(inputs[i].iter().rev()));
         }
         // Tiny messages: every argument and result is cut into many pieces.
-        let tiny = Pool::builder().workers(2).max_message_len(64).build().unwrap();
+        let tiny = Pool::builder()
+            .workers(2)
+            .max_message_len(64)
+            .build()
+            .unwrap();
         let v: Vec<Vec<u8>> = (0..20).map(|k| vec![k; 1000 + k as usize]).collect();
         let out = tiny.map(bytes_len_and_echo, v.clone()).unwrap();
         for (i, (n, rev)) in out.into_iter().enumerate() {
@@ -355,7 +404,10 @@ fn dropping_the_pool_kills_its_workers() {
         assert_eq!(pids.len(), 2);
         drop(pool);
         for pid in pids {
-            assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "worker {pid} left behind");
+            assert!(
+                !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+                "worker {pid} left behind"
+            );
         }
     });
 }
@@ -371,7 +423,11 @@ fn workers_die_when_the_pool_process_is_killed() {
         return;
     }
     let mut owner = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "workers_die_when_the_pool_process_is_killed", "--nocapture"])
+        .args([
+            "--exact",
+            "workers_die_when_the_pool_process_is_killed",
+            "--nocapture",
+        ])
         .env(ROLE, "pool-owner")
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -392,7 +448,8 @@ fn workers_die_when_the_pool_process_is_killed() {
     owner.wait().unwrap();
     for pid in pids {
         assert!(
-            in_wait(Duration::from_secs(10), || proc_state(pid) == ProcState::Gone),
+            in_wait(Duration::from_secs(10), || proc_state(pid)
+                == ProcState::Gone),
             "worker {pid} outlived its pool's process"
         );
     }
@@ -408,7 +465,9 @@ fn zombie_children_of(pid: u32) -> Vec<u32> {
         let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
             continue;
         };
-        let Some(close) = stat.rfind(')') else { continue };
+        let Some(close) = stat.rfind(')') else {
+            continue;
+        };
         let mut f = stat[close + 1..].split_whitespace();
         let (state, ppid) = (f.next(), f.next().and_then(|s| s.parse::<u32>().ok()));
         if state == Some("Z") && ppid == Some(pid) {
@@ -426,7 +485,11 @@ fn no_zombie_processes_are_left_behind() {
         // A dead worker is reaped and replaced.
         let _ = pool.apply(kill_myself, ());
         pool.map(cube, 0..1000).unwrap();
-        let recycled = Pool::builder().workers(1).maxtasksperchild(1).build().unwrap();
+        let recycled = Pool::builder()
+            .workers(1)
+            .maxtasksperchild(1)
+            .build()
+            .unwrap();
         for x in 0..5 {
             recycled.apply(cube, x).unwrap();
         }

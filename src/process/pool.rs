@@ -19,7 +19,7 @@
 //! `Pool::new(n)` starts a pool thread (`multiproc-pool`), which forks `n` workers
 //! right away. Each worker has its own inbox, a [`ByteQueue`](crate::ByteQueue); all
 //! send results into one shared result queue. The pool thread hands out chunks of
-//! work (at most about 2 ms of work, and at most 32 chunks, per worker at a time, so
+//! work (at most about 2 ms of work, and at most 64 chunks, per worker at a time, so
 //! a slow chunk never holds many others up), collects results, checks every 10 ms that
 //! the workers are alive and replaces dead ones. There is no feeder thread between a
 //! `put` and the shared memory: a message is in the queue when `put` returns.
@@ -53,7 +53,7 @@
 //!   `AsyncResult::get` report errors per item.
 //!
 //! ## Large arguments and results
-//! Messages longer than the queues' maximum message length (16 KiB unless set with
+//! Messages longer than the queues' maximum message length (4 KiB unless set with
 //! [`PoolBuilder::max_message_len`]) are cut into pieces and put back together on
 //! the other side, so any size works; only throughput changes.
 
@@ -63,7 +63,7 @@ mod wire;
 mod worker;
 
 use self::core::{Failure, Outcome, Shared};
-use self::wire::{ItemOutcome, Runner};
+use self::wire::{Item, Outcomes, Runner};
 use crate::{Error, Result};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -75,7 +75,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// Default maximum length of one queue message; longer ones travel in pieces.
-pub const DEFAULT_MAX_MESSAGE_LEN: usize = 16 << 10;
+pub const DEFAULT_MAX_MESSAGE_LEN: usize = 4 << 10;
 
 /// A pool of worker processes (Python's `multiprocessing.Pool`).
 ///
@@ -170,7 +170,7 @@ impl PoolBuilder {
         self
     }
 
-    /// Largest single queue message, in bytes (at least 64; default 16 KiB). Longer
+    /// Largest single queue message, in bytes (at least 64; default 4 KiB). Longer
     /// arguments and results are sent in pieces of this size.
     pub fn max_message_len(mut self, bytes: usize) -> PoolBuilder {
         self.max_message_len = bytes;
@@ -215,15 +215,17 @@ pub fn default_chunksize(len: usize, workers: usize) -> usize {
     len.div_ceil(4 * workers.max(1)).max(1)
 }
 
-fn decode<R: DeserializeOwned>(o: ItemOutcome) -> Result<R> {
+fn decode<R: DeserializeOwned>(o: Item<'_>) -> Result<R> {
     match o {
-        ItemOutcome::Ok(bytes) => postcard::from_bytes(&bytes).map_err(|e| Error::TaskFailed {
+        Item::Ok(bytes) => postcard::from_bytes(bytes).map_err(|e| Error::TaskFailed {
             message: format!(
                 "could not decode the result as {}: {e}",
                 std::any::type_name::<R>()
             ),
         }),
-        ItemOutcome::Failed(message) => Err(Error::TaskFailed { message }),
+        Item::Failed(message) => Err(Error::TaskFailed {
+            message: String::from_utf8_lossy(message).into_owned(),
+        }),
     }
 }
 
@@ -302,7 +304,7 @@ impl Pool {
         for index in 0..n_chunks {
             match outcomes.remove(&index) {
                 Some(Outcome::Items(v)) => {
-                    for o in v {
+                    for o in v.iter() {
                         results.push(decode(o)?);
                     }
                 }
@@ -406,7 +408,14 @@ impl Pool {
         A: Serialize + DeserializeOwned,
         R: Serialize + DeserializeOwned,
     {
-        Imap::new(self, wire::run_unary::<A, R>, f as usize, items.into_iter(), chunksize, true)
+        Imap::new(
+            self,
+            wire::run_unary::<A, R>,
+            f as usize,
+            items.into_iter(),
+            chunksize,
+            true,
+        )
     }
 
     /// Like [`imap`](Pool::imap), but yields results as soon as they finish, in any
@@ -432,7 +441,14 @@ impl Pool {
         A: Serialize + DeserializeOwned,
         R: Serialize + DeserializeOwned,
     {
-        Imap::new(self, wire::run_unary::<A, R>, f as usize, items.into_iter(), chunksize, false)
+        Imap::new(
+            self,
+            wire::run_unary::<A, R>,
+            f as usize,
+            items.into_iter(),
+            chunksize,
+            false,
+        )
     }
 
     /// Runs `f(arg)` in a worker and waits for the result (Python's `apply`).
@@ -520,18 +536,26 @@ impl<R: DeserializeOwned> AsyncResult<R> {
 
     fn decode(o: Outcome) -> Result<R> {
         match o {
-            Outcome::Items(mut v) if v.len() == 1 => decode(v.remove(0)),
-            Outcome::Items(v) => Err(Error::corrupt(
-                "",
-                format!("one task gave {} results", v.len()),
-            )),
+            Outcome::Items(v) => {
+                let mut it = v.iter();
+                match (it.next(), it.next()) {
+                    (Some(o), None) => decode(o),
+                    _ => Err(Error::corrupt(
+                        "",
+                        "a single task gave a number of results other than one",
+                    )),
+                }
+            }
             Outcome::Failed(f) => Err(f.to_error()),
         }
     }
 
     /// Waits for the result. May be called again (and from several threads).
     pub fn get(&self) -> Result<R> {
-        Self::decode(self.outcome(None).unwrap_or(Outcome::Failed(Failure::Closed)))
+        Self::decode(
+            self.outcome(None)
+                .unwrap_or(Outcome::Failed(Failure::Closed)),
+        )
     }
 
     /// Waits at most `timeout`; `Err(Timeout)` if the task has not finished by then.
@@ -555,7 +579,7 @@ impl<R: DeserializeOwned> AsyncResult<R> {
         }
         Some(matches!(
             self.outcome(Some(Instant::now())),
-            Some(Outcome::Items(v)) if v.iter().all(|o| matches!(o, ItemOutcome::Ok(_)))
+            Some(Outcome::Items(v)) if v.iter().all(|o| matches!(o, Item::Ok(_)))
         ))
     }
 
@@ -615,7 +639,14 @@ where
     I::Item: Serialize,
     R: DeserializeOwned,
 {
-    fn new(pool: &Pool, runner: Runner, f: usize, input: I, chunksize: usize, ordered: bool) -> Result<Self> {
+    fn new(
+        pool: &Pool,
+        runner: Runner,
+        f: usize,
+        input: I,
+        chunksize: usize,
+        ordered: bool,
+    ) -> Result<Self> {
         if chunksize == 0 {
             return Err(Error::invalid("chunksize must be at least 1"));
         }
@@ -641,7 +672,9 @@ where
     fn top_up(&mut self) {
         let mut batch = Vec::new();
         while (self.sizes.len() as u64) < self.lookahead {
-            let Some(input) = self.input.as_mut() else { break };
+            let Some(input) = self.input.as_mut() else {
+                break;
+            };
             let mut items = Vec::new();
             let mut n = 0;
             let mut bad = None;
@@ -662,7 +695,7 @@ where
                 Some(msg) => self.shared.record_local(
                     self.job,
                     index,
-                    Outcome::Items(vec![ItemOutcome::Failed(msg); n]),
+                    Outcome::Items(Outcomes::failed(&msg, n)),
                 ),
                 None => batch.push((index, self::core::task_body(self.runner, self.f, &items))),
             }
@@ -711,7 +744,7 @@ where
             };
             let n = self.sizes.remove(&index).unwrap_or(0);
             match outcome {
-                Outcome::Items(v) => self.current.extend(v.into_iter().map(decode)),
+                Outcome::Items(v) => self.current.extend(v.iter().map(decode)),
                 Outcome::Failed(f) => {
                     if index == u64::MAX {
                         // The job is gone (pool terminated): end with one error.

@@ -20,6 +20,14 @@ impl Chan {
         })
     }
 
+    /// Sets how many times a blocking call polls before it sleeps.
+    pub fn with_spin(self, spin: Option<u32>) -> Chan {
+        Chan {
+            q: self.q.with_spin_limit(spin),
+            max: self.max,
+        }
+    }
+
     /// The largest message the queue takes.
     pub fn max(&self) -> usize {
         self.max

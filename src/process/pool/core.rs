@@ -18,7 +18,7 @@
 //! replacement. Nothing waits on a dead process, so the pool cannot hang on one.
 
 use super::chan::Chan;
-use super::wire::{self, FrameHeader, ItemOutcome, Runner, HEADER_LEN};
+use super::wire::{self, FrameHeader, Outcomes, Runner, HEADER_LEN};
 use super::worker::{self, WorkerCtx};
 use crate::process::child::fork_child;
 use crate::process::current;
@@ -31,7 +31,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// Most chunks a worker holds at once (sent, not finished).
-pub(super) const MAX_WINDOW: usize = 32;
+pub(super) const MAX_WINDOW: usize = 64;
 /// A worker's window is sized to hold about this much work, so that a slow chunk
 /// never keeps many others waiting behind it while another worker idles.
 const WINDOW_TARGET: Duration = Duration::from_millis(2);
@@ -102,7 +102,7 @@ impl Failure {
 /// A finished chunk.
 #[derive(Clone, Debug)]
 pub(super) enum Outcome {
-    Items(Vec<ItemOutcome>),
+    Items(Outcomes),
     Failed(Failure),
 }
 
@@ -167,7 +167,9 @@ pub(super) struct Shared {
 
 impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pool").field("workers", &self.workers).finish_non_exhaustive()
+        f.debug_struct("Pool")
+            .field("workers", &self.workers)
+            .finish_non_exhaustive()
     }
 }
 
@@ -176,7 +178,11 @@ impl Shared {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn wait<'a>(&self, g: MutexGuard<'a, State>, deadline: Option<Instant>) -> (MutexGuard<'a, State>, bool) {
+    fn wait<'a>(
+        &self,
+        g: MutexGuard<'a, State>,
+        deadline: Option<Instant>,
+    ) -> (MutexGuard<'a, State>, bool) {
         match deadline {
             None => (self.cond.wait(g).unwrap_or_else(|e| e.into_inner()), false),
             Some(d) => {
@@ -199,7 +205,14 @@ impl Shared {
         // the submission before this load.
         if self.sleeping.load(std::sync::atomic::Ordering::SeqCst) {
             let mut buf = Vec::new();
-            wire::piece(wire::WAKE, wire::SENDER_USER, &[], 0, self.results.max(), &mut buf);
+            wire::piece(
+                wire::WAKE,
+                wire::SENDER_USER,
+                &[],
+                0,
+                self.results.max(),
+                &mut buf,
+            );
             // Full: the pool thread has messages to read and is awake anyway.
             let _ = self.results.try_put(&buf);
         }
@@ -236,11 +249,17 @@ impl Shared {
                     return Err(Error::Closed);
                 };
                 if let Some(m) = &broken {
-                    j.outcomes.insert(index, Outcome::Failed(Failure::Broken(m.clone())));
+                    j.outcomes
+                        .insert(index, Outcome::Failed(Failure::Broken(m.clone())));
                     continue;
                 }
                 j.outstanding += 1;
-                s.pending.push_back(Chunk { id, job, index, body });
+                s.pending.push_back(Chunk {
+                    id,
+                    job,
+                    index,
+                    body,
+                });
             }
         }
         self.wake_pool();
@@ -307,7 +326,9 @@ impl Shared {
     /// True if chunk `index` of `job` has finished (without taking it).
     pub fn chunk_ready(&self, job: u64, index: u64) -> bool {
         let s = self.lock();
-        s.jobs.get(&job).is_none_or(|j| j.outcomes.contains_key(&index))
+        s.jobs
+            .get(&job)
+            .is_none_or(|j| j.outcomes.contains_key(&index))
     }
 
     /// Waits for any finished chunk of `job` and takes it.
@@ -319,7 +340,10 @@ impl Shared {
             };
             if let Some(&k) = j.outcomes.keys().next() {
                 j.waiting = false;
-                let o = j.outcomes.remove(&k).unwrap_or(Outcome::Failed(Failure::Closed));
+                let o = j
+                    .outcomes
+                    .remove(&k)
+                    .unwrap_or(Outcome::Failed(Failure::Closed));
                 return (k, o);
             }
             j.waiting = true;
@@ -392,7 +416,9 @@ impl Shared {
         self.wake_pool();
         let mut s = self.lock();
         while !s.finished {
-            s = self.wait(s, Some(Instant::now() + Duration::from_millis(20))).0;
+            s = self
+                .wait(s, Some(Instant::now() + Duration::from_millis(20)))
+                .0;
             drop(s);
             self.wake_pool();
             s = self.lock();
@@ -411,7 +437,12 @@ pub(super) struct Config {
 
 /// Starts the pool thread, which forks the workers; returns once they are forked.
 pub(super) fn start(cfg: Config) -> Result<(Arc<Shared>, std::thread::JoinHandle<()>)> {
-    let results = Chan::new((cfg.workers * 16).clamp(64, 1024), cfg.max_message_len)?;
+    // Room for every result the workers may owe at once (the engine never lets more
+    // chunks out than this), so that a worker never waits to deliver a result.
+    let results_cap = (cfg.workers * MAX_WINDOW)
+        .clamp(64, 4096)
+        .next_power_of_two();
+    let results = Chan::new(results_cap, cfg.max_message_len)?;
     let shared = Arc::new(Shared {
         state: Mutex::new(State::default()),
         cond: Condvar::new(),
@@ -422,7 +453,10 @@ pub(super) fn start(cfg: Config) -> Result<(Arc<Shared>, std::thread::JoinHandle
     let slots = Slots::new(cfg.workers)?;
     let mut workers = Vec::with_capacity(cfg.workers);
     for index in 0..cfg.workers {
-        workers.push(Worker::new(index, Chan::new(cfg.inbox_capacity, cfg.max_message_len)?));
+        workers.push(Worker::new(
+            index,
+            Chan::new(cfg.inbox_capacity, cfg.max_message_len)?,
+        ));
     }
     let (tx, rx) = std::sync::mpsc::channel::<Result<()>>();
     let sh = shared.clone();
@@ -439,6 +473,7 @@ pub(super) fn start(cfg: Config) -> Result<(Arc<Shared>, std::thread::JoinHandle
                 batch: Vec::new(),
                 startup_deaths: 0,
                 stopping: false,
+                results_cap,
             };
             // Fork from this thread: the workers' PR_SET_PDEATHSIG is tied to it,
             // and it lives exactly as long as the pool.
@@ -466,7 +501,9 @@ pub(super) fn start(cfg: Config) -> Result<(Arc<Shared>, std::thread::JoinHandle
         }
         Err(_) => {
             let _ = thread.join();
-            Err(Error::Io(std::io::Error::other("the pool thread died while starting")))
+            Err(Error::Io(std::io::Error::other(
+                "the pool thread died while starting",
+            )))
         }
     }
 }
@@ -549,6 +586,8 @@ struct Engine {
     startup_deaths: u32,
     /// Join: workers were told to stop.
     stopping: bool,
+    /// Most chunks out at once, over all workers (the result queue's capacity).
+    results_cap: usize,
 }
 
 impl Engine {
@@ -580,12 +619,21 @@ impl Engine {
             max_tasks: self.cfg.max_tasks,
         };
         let (identity, name) = current::next_child("PoolWorker");
-        let pid = fork_child(name, identity, true, move || worker::main(ctx))
-            .map_err(|e| Error::Io(std::io::Error::new(e.kind(), format!("forking a pool worker failed: {e}"))))?;
+        let pid = fork_child(name, identity, true, move || worker::main(ctx)).map_err(|e| {
+            Error::Io(std::io::Error::new(
+                e.kind(),
+                format!("forking a pool worker failed: {e}"),
+            ))
+        })?;
         let w = &mut self.workers[i];
         w.pid = pid;
         w.life = Life::Alive;
-        let pids = self.workers.iter().filter(|w| w.life == Life::Alive).map(|w| w.pid).collect();
+        let pids = self
+            .workers
+            .iter()
+            .filter(|w| w.life == Life::Alive)
+            .map(|w| w.pid)
+            .collect();
         self.shared.lock().pids = pids;
         Ok(())
     }
@@ -627,11 +675,21 @@ impl Engine {
             if progress {
                 continue;
             }
-            // 5. Nothing to do: sleep on the result queue until a message or the
-            //    next liveness check.
+            // 5. Nothing to do. When every busy worker will have emptied half its
+            //    window within a few tens of microseconds, nap that long instead of
+            //    sleeping on the queue: the workers then never pay a futex wake per
+            //    result, and one pass collects many results.
+            if let Some(nap) = self.nap() {
+                std::thread::sleep(nap);
+                continue;
+            }
+            // Otherwise sleep on the result queue until a message or the next
+            // liveness check.
             // SYNC(pool-sleep): announce the sleep, then re-check for work under the
             // lock; a submitter that pushes after our check sees `sleeping`.
-            self.shared.sleeping.store(true, std::sync::atomic::Ordering::SeqCst);
+            self.shared
+                .sleeping
+                .store(true, std::sync::atomic::Ordering::SeqCst);
             let (work, blocked_send) = self.has_dispatchable_work();
             if !work {
                 let mut timeout = next_check.saturating_duration_since(Instant::now());
@@ -641,16 +699,50 @@ impl Engine {
                     timeout = timeout.min(Duration::from_micros(200));
                 }
                 let mut buf = std::mem::take(&mut self.buf);
-                match self.results.get_timeout(&mut buf, timeout.max(Duration::from_micros(100))) {
+                match self
+                    .results
+                    .get_timeout(&mut buf, timeout.max(Duration::from_micros(100)))
+                {
                     Ok(true) => self.handle_piece(&buf),
                     Ok(false) => {}
                     Err(e) => self.fatal(&e),
                 }
                 self.buf = buf;
             }
-            self.shared.sleeping.store(false, std::sync::atomic::Ordering::SeqCst);
+            self.shared
+                .sleeping
+                .store(false, std::sync::atomic::Ordering::SeqCst);
             self.record();
         }
+    }
+
+    /// How long to nap before collecting results, when that is short (fast tasks,
+    /// full windows); `None` when the pool thread should sleep on the queue instead.
+    fn nap(&self) -> Option<Duration> {
+        const MIN: f64 = 20_000.0;
+        const MAX: f64 = 200_000.0;
+        let now = Instant::now();
+        let mut nap = f64::MAX;
+        for w in &self.workers {
+            let Some(first) = w.assigned.front() else {
+                continue;
+            };
+            if w.life != Life::Alive || w.service_ns <= 0.0 || w.sent_chunks < w.assigned.len() {
+                return None;
+            }
+            // A worker silent for over 5 ms runs a slow chunk after all:
+            // polling for it would only burn CPU.
+            let since = now.saturating_duration_since(w.last_result.max(first.sent_at));
+            if since > Duration::from_millis(5) {
+                return None;
+            }
+            let half = (w.assigned.len() as f64 / 2.0).max(1.0) * w.service_ns;
+            nap = nap.min(half);
+        }
+        if nap > MAX {
+            return None;
+        }
+        Some(Duration::from_nanos(nap.max(MIN) as u64))
     }
 
     /// Whether the pool thread must act right now (checked under the lock), and
@@ -673,6 +765,12 @@ impl Engine {
             && !self.stopping
             && w.assigned.len() < w.window
             && self.cfg.max_tasks.is_none_or(|m| w.given < m)
+            && self.chunks_out() < self.results_cap
+    }
+
+    /// Chunks given to workers and not finished.
+    fn chunks_out(&self) -> usize {
+        self.workers.iter().map(|w| w.assigned.len()).sum()
     }
 
     /// Moves pending chunks into workers' inboxes; true if anything moved.
@@ -703,13 +801,19 @@ impl Engine {
         {
             let mut s = self.shared.lock();
             // Round-robin one chunk at a time, so a short list spreads over workers.
-            let mut left: usize = wants.iter().map(|w| w.1).sum();
+            let budget = self.results_cap.saturating_sub(self.chunks_out());
+            let mut left: usize = wants.iter().map(|w| w.1).sum::<usize>().min(budget);
             while left > 0 && !s.pending.is_empty() {
                 for (i, n) in wants.iter_mut() {
+                    if left == 0 {
+                        break;
+                    }
                     if *n == 0 {
                         continue;
                     }
-                    let Some(c) = s.pending.pop_front() else { break };
+                    let Some(c) = s.pending.pop_front() else {
+                        break;
+                    };
                     taken.push((*i, c));
                     *n -= 1;
                     left -= 1;
@@ -721,7 +825,10 @@ impl Engine {
         for (i, chunk) in taken {
             let w = &mut self.workers[i];
             w.given += 1;
-            w.assigned.push_back(Assigned { chunk, sent_at: now });
+            w.assigned.push_back(Assigned {
+                chunk,
+                sent_at: now,
+            });
             if !touched.contains(&i) {
                 touched.push(i);
             }
@@ -788,12 +895,16 @@ impl Engine {
     }
 
     fn handle_piece(&mut self, piece: &[u8]) {
-        let Some(h) = FrameHeader::read(piece) else { return };
+        let Some(h) = FrameHeader::read(piece) else {
+            return;
+        };
         if h.kind == wire::WAKE {
             return;
         }
         let index = (h.sender >> 16) as usize;
-        let Some(w) = self.workers.get_mut(index) else { return };
+        let Some(w) = self.workers.get_mut(index) else {
+            return;
+        };
         if w.sender() != h.sender || w.life == Life::Gone {
             // From a previous incarnation, already accounted for.
             return;
@@ -824,7 +935,10 @@ impl Engine {
     fn on_result(&mut self, index: usize, body: &[u8]) {
         let now = Instant::now();
         let w = &mut self.workers[index];
-        let Some(id) = body.get(..8).map(|b| u64::from_le_bytes(b.try_into().unwrap_or_default())) else {
+        let Some(id) = body
+            .get(..8)
+            .map(|b| u64::from_le_bytes(b.try_into().unwrap_or_default()))
+        else {
             return;
         };
         let Some(pos) = w.assigned.iter().position(|a| a.chunk.id == id) else {
@@ -836,16 +950,26 @@ impl Engine {
             // worker's messages are corrupt.
             return;
         }
-        let Some(a) = w.assigned.remove(pos) else { return };
+        let Some(a) = w.assigned.remove(pos) else {
+            return;
+        };
         w.sent_chunks -= 1;
         // Service time: from when the worker could start it to now.
-        let started = if a.sent_at > w.last_result { a.sent_at } else { w.last_result };
+        let started = if a.sent_at > w.last_result {
+            a.sent_at
+        } else {
+            w.last_result
+        };
         let sample = now.saturating_duration_since(started).as_nanos() as f64;
-        w.service_ns = if w.service_ns == 0.0 { sample } else { 0.8 * w.service_ns + 0.2 * sample };
+        w.service_ns = if w.service_ns == 0.0 {
+            sample
+        } else {
+            0.8 * w.service_ns + 0.2 * sample
+        };
         w.last_result = now;
         let fit = WINDOW_TARGET.as_nanos() as f64 / w.service_ns.max(1.0);
         w.window = (1 + fit as usize).clamp(1, MAX_WINDOW);
-        let outcome = match wire::split_outcomes(&body[8..]) {
+        let outcome = match Outcomes::parse(&body[8..]) {
             Some(items) => Outcome::Items(items),
             None => Outcome::Failed(Failure::Corrupt(format!(
                 "malformed result message from worker {}",
@@ -864,7 +988,9 @@ impl Engine {
         {
             let mut s = self.shared.lock();
             for (job, index, outcome) in self.batch.drain(..) {
-                let Some(j) = s.jobs.get_mut(&job) else { continue };
+                let Some(j) = s.jobs.get_mut(&job) else {
+                    continue;
+                };
                 j.outstanding = j.outstanding.saturating_sub(1);
                 if j.abandoned {
                     if j.outstanding == 0 {
@@ -901,7 +1027,9 @@ impl Engine {
         let mut any = false;
         let slots = self.slots.clone();
         for i in 0..self.workers.len() {
-            let Life::Dead(code) = self.workers[i].life else { continue };
+            let Life::Dead(code) = self.workers[i].life else {
+                continue;
+            };
             let slot = slots.get(i);
             // SYNC(worker-sent): pairs with the worker's Release increment after each
             // complete put; every counted message is in the queue.
@@ -921,7 +1049,11 @@ impl Engine {
             let mut requeue = Vec::new();
             for a in w.assigned.drain(..) {
                 if running == a.chunk.id + 1 {
-                    self.batch.push((a.chunk.job, a.chunk.index, Outcome::Failed(Failure::WorkerDied(pid))));
+                    self.batch.push((
+                        a.chunk.job,
+                        a.chunk.index,
+                        Outcome::Failed(Failure::WorkerDied(pid)),
+                    ));
                 } else {
                     requeue.push(a.chunk);
                 }
@@ -1030,7 +1162,11 @@ impl Engine {
         let pending: Vec<Chunk> = s.pending.drain(..).collect();
         drop(s);
         for c in pending {
-            self.batch.push((c.job, c.index, Outcome::Failed(Failure::Broken(msg.clone()))));
+            self.batch.push((
+                c.job,
+                c.index,
+                Outcome::Failed(Failure::Broken(msg.clone())),
+            ));
         }
         self.record();
     }
@@ -1045,12 +1181,14 @@ impl Engine {
     fn finish(&mut self, why: Failure) {
         for w in &mut self.workers {
             for a in w.assigned.drain(..) {
-                self.batch.push((a.chunk.job, a.chunk.index, Outcome::Failed(why.clone())));
+                self.batch
+                    .push((a.chunk.job, a.chunk.index, Outcome::Failed(why.clone())));
             }
         }
         let pending: Vec<Chunk> = self.shared.lock().pending.drain(..).collect();
         for c in pending {
-            self.batch.push((c.job, c.index, Outcome::Failed(why.clone())));
+            self.batch
+                .push((c.job, c.index, Outcome::Failed(why.clone())));
         }
         self.record();
         let mut s = self.shared.lock();

@@ -78,7 +78,14 @@ pub(super) fn worker_sender(index: usize, gen: u32) -> u32 {
 /// queue whose messages hold at most `max` bytes; returns where the next piece
 /// starts. The last piece (no [`MORE`] flag) ends at `body.len()`; an empty body is
 /// one empty piece.
-pub(super) fn piece(kind: u8, sender: u32, body: &[u8], at: usize, max: usize, buf: &mut Vec<u8>) -> usize {
+pub(super) fn piece(
+    kind: u8,
+    sender: u32,
+    body: &[u8],
+    at: usize,
+    max: usize,
+    buf: &mut Vec<u8>,
+) -> usize {
     let max_body = max.saturating_sub(HEADER_LEN).max(1);
     let end = (at + max_body).min(body.len());
     buf.clear();
@@ -116,42 +123,80 @@ pub(super) fn push_item<T: Serialize>(out: &mut Vec<u8>, value: &T) -> Result<()
     Ok(())
 }
 
-/// Splits a sequence of `len u32` + bytes. Returns `None` on malformed input.
-pub(super) fn split_items(mut b: &[u8]) -> Option<Vec<&[u8]>> {
-    let mut v = Vec::new();
-    while !b.is_empty() {
-        let len = u32::from_le_bytes(b.get(..4)?.try_into().ok()?) as usize;
-        let item = b.get(4..4 + len)?;
-        v.push(item);
-        b = &b[4 + len..];
-    }
-    Some(v)
+/// Iterates over a sequence of `len u32` + bytes; yields `None` once on malformed
+/// input, then stops.
+pub(super) fn items(b: &[u8]) -> impl Iterator<Item = Option<&[u8]>> {
+    let mut rest = Some(b);
+    std::iter::from_fn(move || {
+        let b = rest?;
+        if b.is_empty() {
+            rest = None;
+            return None;
+        }
+        let item = b
+            .get(..4)
+            .and_then(|l| l.try_into().ok())
+            .map(|l| u32::from_le_bytes(l) as usize)
+            .and_then(|len| b.get(4..4 + len));
+        rest = item.map(|i| &b[4 + i.len()..]);
+        Some(item)
+    })
 }
 
 /// One item's outcome as the worker reported it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(super) enum ItemOutcome {
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Item<'a> {
     /// postcard bytes of the result.
-    Ok(Vec<u8>),
+    Ok(&'a [u8]),
     /// The function panicked (or the argument could not be decoded): the message.
-    Failed(String),
+    Failed(&'a [u8]),
 }
 
-/// Parses the outcomes of a RESULT body. `None` on malformed input.
-pub(super) fn split_outcomes(mut b: &[u8]) -> Option<Vec<ItemOutcome>> {
-    let mut v = Vec::new();
-    while !b.is_empty() {
-        let tag = *b.first()?;
-        let len = u32::from_le_bytes(b.get(1..5)?.try_into().ok()?) as usize;
-        let bytes = b.get(5..5 + len)?;
-        v.push(match tag {
-            OK => ItemOutcome::Ok(bytes.to_vec()),
-            PANICKED | BAD_INPUT => ItemOutcome::Failed(String::from_utf8_lossy(bytes).into_owned()),
-            _ => return None,
-        });
-        b = &b[5 + len..];
+/// The outcomes of one chunk: `tag u8` + `len u32` + bytes per item, validated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Outcomes(Vec<u8>);
+
+impl Outcomes {
+    /// Validates the outcomes part of a RESULT body. `None` on malformed input.
+    pub fn parse(b: &[u8]) -> Option<Outcomes> {
+        let mut rest = b;
+        while !rest.is_empty() {
+            let tag = rest[0];
+            let len = u32::from_le_bytes(rest.get(1..5)?.try_into().ok()?) as usize;
+            if !matches!(tag, OK | PANICKED | BAD_INPUT) || rest.len() < 5 + len {
+                return None;
+            }
+            rest = &rest[5 + len..];
+        }
+        Some(Outcomes(b.to_vec()))
     }
-    Some(v)
+
+    /// `n` failures with the same message.
+    pub fn failed(msg: &str, n: usize) -> Outcomes {
+        let mut b = Vec::new();
+        for _ in 0..n {
+            push_outcome(&mut b, PANICKED, msg.as_bytes());
+        }
+        Outcomes(b)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = Item<'_>> {
+        let mut rest = &self.0[..];
+        std::iter::from_fn(move || {
+            if rest.len() < 5 {
+                return None;
+            }
+            let len = u32::from_le_bytes([rest[1], rest[2], rest[3], rest[4]]) as usize;
+            let bytes = rest.get(5..5 + len)?;
+            let item = if rest[0] == OK {
+                Item::Ok(bytes)
+            } else {
+                Item::Failed(bytes)
+            };
+            rest = &rest[5 + len..];
+            Some(item)
+        })
+    }
 }
 
 fn push_outcome(out: &mut Vec<u8>, tag: u8, bytes: &[u8]) {
@@ -193,16 +238,23 @@ thread_local! {
 }
 
 /// Runs `call` on every item, catching panics per item.
-fn run_items<A: DeserializeOwned>(input: &[u8], out: &mut Vec<u8>, mut call: impl FnMut(A, &mut Vec<u8>)) {
-    let Some(items) = split_items(input) else {
-        push_outcome(out, BAD_INPUT, b"malformed task message");
-        return;
-    };
-    for item in items {
+fn run_items<A: DeserializeOwned>(
+    input: &[u8],
+    out: &mut Vec<u8>,
+    mut call: impl FnMut(A, &mut Vec<u8>),
+) {
+    for item in items(input) {
+        let Some(item) = item else {
+            push_outcome(out, BAD_INPUT, b"malformed task message");
+            return;
+        };
         let arg: A = match postcard::from_bytes(item) {
             Ok(a) => a,
             Err(e) => {
-                let msg = format!("could not decode the argument as {}: {e}", std::any::type_name::<A>());
+                let msg = format!(
+                    "could not decode the argument as {}: {e}",
+                    std::any::type_name::<A>()
+                );
                 push_outcome(out, BAD_INPUT, msg.as_bytes());
                 continue;
             }
@@ -223,7 +275,11 @@ fn run_items<A: DeserializeOwned>(input: &[u8], out: &mut Vec<u8>, mut call: imp
 ///
 /// # Safety
 /// `f` is the address of a `fn(A) -> R`.
-pub(super) unsafe fn run_unary<A: DeserializeOwned, R: Serialize>(f: usize, input: &[u8], out: &mut Vec<u8>) {
+pub(super) unsafe fn run_unary<A: DeserializeOwned, R: Serialize>(
+    f: usize,
+    input: &[u8],
+    out: &mut Vec<u8>,
+) {
     // SAFETY: per the contract, `f` came from a `fn(A) -> R` of this very binary.
     let f = unsafe { std::mem::transmute::<usize, fn(A) -> R>(f) };
     run_items::<A>(input, out, |a, out| {
@@ -304,11 +360,13 @@ mod tests {
         let mut b = Vec::new();
         push_item(&mut b, &5u32).unwrap();
         push_item(&mut b, &"hello".to_owned()).unwrap();
-        let items = split_items(&b).unwrap();
-        assert_eq!(items.len(), 2);
-        assert_eq!(postcard::from_bytes::<u32>(items[0]).unwrap(), 5);
-        assert!(split_items(&[9, 0, 0, 0, 1]).is_none());
-        assert!(split_outcomes(&[7, 0, 0, 0, 0]).is_none());
+        let all: Vec<_> = items(&b).collect();
+        assert_eq!(all.len(), 2);
+        assert_eq!(postcard::from_bytes::<u32>(all[0].unwrap()).unwrap(), 5);
+        assert_eq!(items(&[9, 0, 0, 0, 1]).collect::<Vec<_>>(), [None]);
+        assert!(Outcomes::parse(&[7, 0, 0, 0, 0]).is_none());
+        assert!(Outcomes::parse(&[0, 9, 0, 0, 0, 1]).is_none());
+        assert_eq!(Outcomes::failed("x", 3).iter().count(), 3);
     }
 
     fn square(x: u64) -> u64 {
@@ -325,12 +383,12 @@ mod tests {
         let f: fn(u64) -> u64 = square;
         // SAFETY: `f` is a fn(u64) -> u64.
         unsafe { run_unary::<u64, u64>(f as usize, &input, &mut out) };
-        let got: Vec<u64> = split_outcomes(&out)
+        let got: Vec<u64> = Outcomes::parse(&out)
             .unwrap()
-            .into_iter()
+            .iter()
             .map(|o| match o {
-                ItemOutcome::Ok(b) => postcard::from_bytes(&b).unwrap(),
-                ItemOutcome::Failed(m) => panic!("{m}"),
+                Item::Ok(b) => postcard::from_bytes(b).unwrap(),
+                Item::Failed(m) => panic!("{}", String::from_utf8_lossy(m)),
             })
             .collect();
         assert_eq!(got, [1, 4, 9]);

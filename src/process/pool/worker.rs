@@ -17,6 +17,9 @@ pub(super) struct WorkerCtx {
     pub max_tasks: Option<usize>,
 }
 
+/// Polls of an empty inbox before the worker sleeps.
+const INBOX_SPIN: u32 = 200;
+
 /// Exit code of a worker whose queue failed.
 const QUEUE_FAILED: i32 = 2;
 /// Exit code of a worker whose initializer panicked.
@@ -33,7 +36,10 @@ fn send(ctx: &WorkerCtx, kind: u8, body: &[u8], buf: &mut Vec<u8>) -> crate::Res
         }
     }
     // SYNC(worker-sent): the message is entirely in the queue before it is counted.
-    ctx.slots.get(ctx.index).sent.fetch_add(1, Ordering::Release);
+    ctx.slots
+        .get(ctx.index)
+        .sent
+        .fetch_add(1, Ordering::Release);
     Ok(())
 }
 
@@ -43,7 +49,10 @@ fn recv(ctx: &WorkerCtx, piece: &mut Vec<u8>, msg: &mut Vec<u8>) -> crate::Resul
     loop {
         ctx.inbox.get(piece)?;
         let Some(h) = FrameHeader::read(piece) else {
-            return Err(crate::Error::corrupt("", "a pool task message is too short"));
+            return Err(crate::Error::corrupt(
+                "",
+                "a pool task message is too short",
+            ));
         };
         msg.extend_from_slice(&piece[HEADER_LEN..]);
         if h.flags & wire::MORE == 0 {
@@ -63,7 +72,12 @@ fn install_panic_hook() {
             .or_else(|| payload.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "Box<dyn Any>".to_owned());
         let msg = match info.location() {
-            Some(l) => format!("panicked at {}:{}:{}: {what}", l.file(), l.line(), l.column()),
+            Some(l) => format!(
+                "panicked at {}:{}:{}: {what}",
+                l.file(),
+                l.line(),
+                l.column()
+            ),
             None => format!("panicked: {what}"),
         };
         wire::LAST_PANIC.with(|p| *p.borrow_mut() = Some(msg));
@@ -71,8 +85,11 @@ fn install_panic_hook() {
 }
 
 /// The worker's life; returns its exit code.
-pub(super) fn main(ctx: WorkerCtx) -> i32 {
+pub(super) fn main(mut ctx: WorkerCtx) -> i32 {
     install_panic_hook();
+    // Spin only briefly on an empty inbox: the pool thread that fills it needs the
+    // CPU more than we do (there are usually as many workers as CPUs).
+    ctx.inbox = ctx.inbox.with_spin(Some(INBOX_SPIN));
     let slot = ctx.slots.get(ctx.index);
     let mut buf = Vec::new();
     if let Some(init) = &ctx.initializer {
@@ -100,7 +117,8 @@ pub(super) fn main(ctx: WorkerCtx) -> i32 {
         if kind != wire::TASK || msg.len() < 24 {
             return QUEUE_FAILED;
         }
-        let word = |i: usize| u64::from_le_bytes(msg[i * 8..i * 8 + 8].try_into().unwrap_or_default());
+        let word =
+            |i: usize| u64::from_le_bytes(msg[i * 8..i * 8 + 8].try_into().unwrap_or_default());
         let (id, runner, f) = (word(0), word(1), word(2));
         // SYNC(worker-running): the pool reads this after reaping us (fork/wait order it).
         slot.running.store(id.wrapping_add(1), Ordering::Release);
