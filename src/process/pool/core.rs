@@ -1067,8 +1067,20 @@ impl Engine {
             w.life = Life::Gone;
             if !requeue.is_empty() {
                 let mut s = self.shared.lock();
-                for c in requeue.into_iter().rev() {
-                    s.pending.push_front(c);
+                match s.broken.clone() {
+                    // Nobody will ever run them.
+                    Some(m) => {
+                        drop(s);
+                        for c in requeue {
+                            let why = Failure::Broken(m.clone());
+                            self.batch.push((c.job, c.index, Outcome::Failed(why)));
+                        }
+                    }
+                    None => {
+                        for c in requeue.into_iter().rev() {
+                            s.pending.push_front(c);
+                        }
+                    }
                 }
             }
             self.record();
