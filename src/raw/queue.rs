@@ -695,6 +695,10 @@ impl<'a> Ring<'a> {
                         Ordering::Release,
                         Ordering::Relaxed,
                     );
+                    #[cfg(loom)]
+                    if loom_crash::due() {
+                        return Ok(());
+                    }
                     write(&slot[SLOT_HEADER_WORDS..]);
                     // SYNC(slot-publish) and SYNC(sleep): SeqCst store.
                     slot[0].store(make_state(lap, READY, 0), Ordering::SeqCst);
@@ -748,8 +752,11 @@ impl<'a> Ring<'a> {
     // ---- consumers -------------------------------------------------------------------
 
     /// Takes one message without waiting, through the hooks of `t` (see [`Take`]).
-    /// `probe`: check whether a claimant blocking the head died (reads
-    /// `/proc`: a syscall) and recover its slot. `Err(Empty)`, `Err(Closed)` (closed
+    /// `probe`: check whether a claimant blocking the head died (reads `/proc`: a
+    /// syscall) and recover its slot, and if there is nothing at the head, scan the
+    /// ring for a message stranded by a dead consumer (reads every slot). Callers
+    /// that only ever poll should probe now and then (the handles do, once per probe
+    /// interval), or a dead claimant could block them forever. `Err(Empty)`, `Err(Closed)` (closed
     /// and drained), `Err(Corrupt)`.
     #[inline]
     pub fn try_get<R>(
@@ -764,6 +771,12 @@ impl<'a> Ring<'a> {
                 Ok(r)
             }
             Err(Attempt::Fail(e)) => Err(e),
+            Err(Attempt::NotNow) if probe && !self.is_closed() => {
+                match self.take_stranded(me, t)? {
+                    Some(r) => Ok(r),
+                    None => Err(QueueError::Empty),
+                }
+            }
             Err(_) => self.empty_or_closed(me, probe, t),
         }
     }
@@ -1028,6 +1041,10 @@ impl<'a> Ring<'a> {
                         Ordering::Release,
                         Ordering::Relaxed,
                     );
+                    #[cfg(loom)]
+                    if loom_crash::due() {
+                        return Err(Attempt::Stalled);
+                    }
                     return Ok(self.finish_read(slot, lap, t));
                 }
                 t.lost();
@@ -1228,6 +1245,38 @@ impl<'a> Ring<'a> {
         };
         // TID 0 cannot own anything: a claim without an owner is recoverable.
         (tid == 0 || owner_is_dead(claimant)) && slot[0].load(Ordering::Acquire) == s
+    }
+}
+
+/// Loom only: a thread that dies right after its next claim, to model a SIGKILL
+/// between a claim and its completion.
+#[cfg(loom)]
+pub mod loom_crash {
+    use core::cell::Cell;
+
+    loom::thread_local! {
+        static DIE: Cell<bool> = Cell::new(false);
+    }
+
+    /// The calling loom thread dies (is declared dead, and its put or get stops)
+    /// right after the next slot it claims; its call then returns a meaningless
+    /// result, and the thread must not touch the ring again.
+    pub fn die_after_next_claim() {
+        DIE.with(|d| d.set(true));
+    }
+
+    /// True if the thread asked to die and has not claimed anything since (so it
+    /// did not die).
+    pub fn pending() -> bool {
+        DIE.with(|d| d.get())
+    }
+
+    pub(super) fn due() -> bool {
+        let d = DIE.with(|d| d.replace(false));
+        if d {
+            crate::sync::loom_declare_dead();
+        }
+        d
     }
 }
 
