@@ -253,10 +253,21 @@ impl ByteQueue {
     /// [`get_into`](ByteQueue::get_into) without waiting: `Err(Empty)` if there is no
     /// message now.
     pub fn try_get_into(&self, buf: &mut [u8]) -> Result<usize> {
-        let ring = self.h.ring()?;
+        let me = current_identity();
         let cap = buf.len();
         let max = self.max;
-        let r = ring.try_get(current_identity(), false, &mut IntoSlice { buf, max });
+        let r = self
+            .h
+            .ring()?
+            .try_get(me, false, &mut IntoSlice { buf, max });
+        let r = match r {
+            Err(QueueError::Empty) if self.h.probe_due() => {
+                self.h
+                    .ring()?
+                    .try_get(me, true, &mut IntoSlice { buf, max })
+            }
+            r => r,
+        };
         self.flatten(r, cap)
     }
     /// [`get_into`](ByteQueue::get_into), waiting at most `timeout`.
@@ -281,9 +292,15 @@ impl ByteQueue {
     }
     /// [`get_into_vec`](ByteQueue::get_into_vec) without waiting.
     pub fn try_get_into_vec(&self, buf: &mut Vec<u8>) -> Result<usize> {
-        let ring = self.h.ring()?;
+        let me = current_identity();
         let max = self.max;
-        let r = ring.try_get(current_identity(), false, &mut IntoVec { buf, max });
+        let r = self.h.ring()?.try_get(me, false, &mut IntoVec { buf, max });
+        let r = match r {
+            Err(QueueError::Empty) if self.h.probe_due() => {
+                self.h.ring()?.try_get(me, true, &mut IntoVec { buf, max })
+            }
+            r => r,
+        };
         self.flatten(r, usize::MAX)
     }
     /// [`get_into_vec`](ByteQueue::get_into_vec), waiting at most `timeout`.

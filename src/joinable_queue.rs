@@ -236,13 +236,15 @@ impl<T: Pod> JoinableQueue<T> {
     /// Takes the oldest value if there is one now: `Err(Empty)` otherwise.
     pub fn try_get(&self) -> Result<T> {
         let me = current_identity();
-        let ring = self.h.ring()?;
-        let mut t = Counted {
-            inner: TakeWith(read_pod::<T>),
-            join: self.join_state(),
-            holder: self.holder(me),
-        };
-        ring.try_get(me, false, &mut t).map_err(|e| self.h.err(e))
+        let (join, holder) = (self.join_state(), self.holder(me));
+        self.h.try_get_with(|ring, probe| {
+            let mut t = Counted {
+                inner: TakeWith(read_pod::<T>),
+                join,
+                holder,
+            };
+            ring.try_get(me, probe, &mut t)
+        })
     }
     /// Takes the oldest value, waiting at most `timeout`: `Err(Timeout)` after that.
     pub fn get_timeout(&self, timeout: Duration) -> Result<T> {

@@ -120,6 +120,9 @@ pub(crate) struct RingHandle<R> {
     payload_words: usize,
     probe: Duration,
     spin: Spin,
+    /// When a non-blocking get last probed for dead claimants (monotonic ns;
+    /// process-local).
+    last_probe: AtomicU64,
 }
 
 impl<R> Clone for RingHandle<R> {
@@ -130,6 +133,7 @@ impl<R> Clone for RingHandle<R> {
             payload_words: self.payload_words,
             probe: self.probe,
             spin: self.spin.clone(),
+            last_probe: AtomicU64::new(self.last_probe.load(Ordering::Relaxed)),
         }
     }
 }
@@ -219,6 +223,7 @@ impl<R: HasRing> RingHandle<R> {
             payload_words,
             probe: DEFAULT_PROBE,
             spin: Spin::adaptive(),
+            last_probe: AtomicU64::new(0),
         }
     }
 
@@ -270,6 +275,34 @@ impl<R: HasRing> RingHandle<R> {
 
     pub fn policy(&self) -> WaitPolicy {
         WaitPolicy::new(self.spin.limit(), self.probe)
+    }
+
+    /// True at most once per probe interval: time for a non-blocking get that found
+    /// nothing to check for dead claimants (a syscall, and a scan of the ring).
+    pub fn probe_due(&self) -> bool {
+        let now = crate::sys::clock::Instant::now().as_nanos();
+        let last = self.last_probe.load(Ordering::Relaxed);
+        let every = u64::try_from(self.probe.as_nanos()).unwrap_or(u64::MAX);
+        if now.saturating_sub(last) < every {
+            return false;
+        }
+        self.last_probe.store(now, Ordering::Relaxed);
+        true
+    }
+
+    /// A non-blocking get: `attempt(probe)` without probing first; when that finds
+    /// nothing and a probe is due, once more with probing.
+    #[inline]
+    pub fn try_get_with<X>(
+        &self,
+        mut attempt: impl FnMut(&Ring<'_>, bool) -> core::result::Result<X, QueueError>,
+    ) -> Result<X> {
+        let ring = self.ring()?;
+        match attempt(&ring, false) {
+            Err(QueueError::Empty) if self.probe_due() => attempt(&ring, true),
+            r => r,
+        }
+        .map_err(|e| self.err(e))
     }
 
     pub fn record(&self, policy: &WaitPolicy) {
@@ -563,9 +596,9 @@ impl<T: Pod> Queue<T> {
     /// drained.
     #[inline]
     pub fn try_get(&self) -> Result<T> {
-        let ring = self.h.ring()?;
-        ring.try_get(current_identity(), false, &mut TakeWith(read_pod::<T>))
-            .map_err(|e| self.h.err(e))
+        let me = current_identity();
+        self.h
+            .try_get_with(|ring, probe| ring.try_get(me, probe, &mut TakeWith(read_pod::<T>)))
     }
     /// Takes the oldest value, waiting at most `timeout`: `Err(Timeout)` after that.
     pub fn get_timeout(&self, timeout: Duration) -> Result<T> {
@@ -615,8 +648,20 @@ impl<T: Pod> Queue<T> {
     /// when empty). `Err(Closed)` when closed and drained.
     pub fn try_get_many(&self, buf: &mut [T]) -> Result<usize> {
         let ring = self.h.ring()?;
-        ring.try_get_many(current_identity(), buf.len(), |i, p| buf[i] = read_pod(p))
-            .map_err(|e| self.h.err(e))
+        let me = current_identity();
+        match ring.try_get_many(me, buf.len(), |i, p| buf[i] = read_pod(p)) {
+            Ok(0) if !buf.is_empty() && self.h.probe_due() => {
+                match ring.try_get(me, true, &mut TakeWith(read_pod::<T>)) {
+                    Ok(v) => {
+                        buf[0] = v;
+                        Ok(1)
+                    }
+                    Err(QueueError::Empty) => Ok(0),
+                    Err(e) => Err(self.h.err(e)),
+                }
+            }
+            r => r.map_err(|e| self.h.err(e)),
+        }
     }
 
     /// Values in the queue: puts begun minus gets begun, as one consistent snapshot

@@ -695,6 +695,10 @@ impl<'a> Ring<'a> {
                         Ordering::Release,
                         Ordering::Relaxed,
                     );
+                    #[cfg(loom)]
+                    if loom_crash::due() {
+                        return Ok(());
+                    }
                     write(&slot[SLOT_HEADER_WORDS..]);
                     // SYNC(slot-publish) and SYNC(sleep): SeqCst store.
                     slot[0].store(make_state(lap, READY, 0), Ordering::SeqCst);
@@ -748,8 +752,11 @@ impl<'a> Ring<'a> {
     // ---- consumers -------------------------------------------------------------------
 
     /// Takes one message without waiting, through the hooks of `t` (see [`Take`]).
-    /// `probe`: check whether a claimant blocking the head died (reads
-    /// `/proc`: a syscall) and recover its slot. `Err(Empty)`, `Err(Closed)` (closed
+    /// `probe`: check whether a claimant blocking the head died (reads `/proc`: a
+    /// syscall) and recover its slot, and if there is nothing at the head, scan the
+    /// ring for a message stranded by a dead consumer (reads every slot). Callers
+    /// that only ever poll should probe now and then (the handles do, once per probe
+    /// interval), or a dead claimant could block them forever. `Err(Empty)`, `Err(Closed)` (closed
     /// and drained), `Err(Corrupt)`.
     #[inline]
     pub fn try_get<R>(
@@ -764,12 +771,19 @@ impl<'a> Ring<'a> {
                 Ok(r)
             }
             Err(Attempt::Fail(e)) => Err(e),
+            Err(Attempt::NotNow) if probe && !self.is_closed() => {
+                match self.take_stranded(me, t)? {
+                    Some(r) => Ok(r),
+                    None => Err(QueueError::Empty),
+                }
+            }
             Err(_) => self.empty_or_closed(me, probe, t),
         }
     }
 
     /// Nothing was found: `Closed` if the ring is closed (after one more look, since a
-    /// put may have completed just before the close), else `Empty`.
+    /// put may have completed just before the close, and a look for messages stranded
+    /// by dead consumers), else `Empty`.
     #[cold]
     fn empty_or_closed<R>(
         &self,
@@ -787,7 +801,12 @@ impl<'a> Ring<'a> {
             }
             Err(Attempt::Fail(e)) => Err(e),
             Err(Attempt::Stalled) => Err(QueueError::Empty),
-            Err(Attempt::NotNow) => Err(QueueError::Closed),
+            // Drained up to the head; a message stranded behind it by a consumer that
+            // died mid-get is still owed to someone.
+            Err(Attempt::NotNow) => match self.take_stranded(me, t)? {
+                Some(r) => Ok(r),
+                None => Err(QueueError::Closed),
+            },
         }
     }
 
@@ -820,25 +839,39 @@ impl<'a> Ring<'a> {
         t: &mut impl Take<Out = R>,
     ) -> Result<R, QueueError> {
         let mut spins = 0u32;
-        let mut probe = false;
+        // A probe (liveness check of a stalled claimant; now and then a scan for
+        // messages stranded by dead consumers) is due every `policy.probe`.
+        let mut probe_due = false;
         let mut last_probe = crate::sys::clock::Instant::now();
-        // Idle gets look for messages stranded behind head by dead consumers, at a
-        // slowly growing interval (the scan reads the whole ring).
-        let mut scan_every = 1u32;
         let mut idle_probes = 0u32;
+        let mut scan_every = 1u32;
         let r = loop {
+            let probing = core::mem::take(&mut probe_due);
+            match self.get_attempt(me, probing, t) {
+                Ok(r) => break r,
+                Err(Attempt::Fail(e)) => return Err(e),
+                Err(Attempt::NotNow) => {
+                    if self.is_closed() {
+                        return self.empty_or_closed(me, probing, t);
+                    }
+                    if probing {
+                        // Idle: look for stranded messages at a slowly growing
+                        // interval (the scan reads the whole ring).
+                        idle_probes += 1;
+                        if idle_probes >= scan_every {
+                            idle_probes = 0;
+                            scan_every = (scan_every * 2).min(64);
+                            if let Some(r) = self.take_stranded(me, t)? {
+                                break r;
+                            }
+                        }
+                    }
+                }
+                Err(Attempt::Stalled) => {}
+            }
             if spins < policy.spin {
                 spins += 1;
                 spin_hint();
-                match self.get_attempt(me, probe, t) {
-                    Ok(r) => break r,
-                    Err(Attempt::Fail(e)) => return Err(e),
-                    Err(Attempt::NotNow) if self.is_closed() => {
-                        return self.empty_or_closed(me, false, t)
-                    }
-                    Err(_) => {}
-                }
-                probe = false;
                 if spins % CLOCK_EVERY == 0 {
                     // A long spin still honours the deadline and probes stalled peers.
                     if expired(deadline) {
@@ -846,13 +879,13 @@ impl<'a> Ring<'a> {
                     }
                     if last_probe.elapsed() >= policy.probe {
                         last_probe = crate::sys::clock::Instant::now();
-                        probe = true;
+                        probe_due = true;
                     }
                 }
                 continue;
             }
             let seq = self.q.not_empty.announce();
-            match self.get_attempt(me, probe, t) {
+            match self.get_attempt(me, false, t) {
                 Ok(r) => {
                     self.q.not_empty.withdraw();
                     break r;
@@ -861,31 +894,11 @@ impl<'a> Ring<'a> {
                     self.q.not_empty.withdraw();
                     return Err(e);
                 }
-                Err(Attempt::NotNow) => {
-                    if self.is_closed() {
-                        self.q.not_empty.withdraw();
-                        return self.empty_or_closed(me, false, t);
-                    }
-                    if probe {
-                        idle_probes += 1;
-                        if idle_probes >= scan_every {
-                            idle_probes = 0;
-                            scan_every = (scan_every * 2).min(64);
-                            match self.take_stranded(me, t) {
-                                Ok(Some(r)) => {
-                                    self.q.not_empty.withdraw();
-                                    break r;
-                                }
-                                Ok(None) => {}
-                                Err(e) => {
-                                    self.q.not_empty.withdraw();
-                                    return Err(e);
-                                }
-                            }
-                        }
-                    }
+                Err(Attempt::NotNow) if self.is_closed() => {
+                    self.q.not_empty.withdraw();
+                    return self.empty_or_closed(me, false, t);
                 }
-                Err(Attempt::Stalled) => {}
+                Err(_) => {}
             }
             if expired(deadline) {
                 self.q.not_empty.withdraw();
@@ -893,9 +906,9 @@ impl<'a> Ring<'a> {
             }
             let until = probe_deadline(deadline, policy.probe);
             policy.slept = true;
-            probe = self.q.not_empty.sleep(seq, Some(until)) == WaitResult::TimedOut;
-            if probe {
+            if self.q.not_empty.sleep(seq, Some(until)) == WaitResult::TimedOut {
                 last_probe = crate::sys::clock::Instant::now();
+                probe_due = true;
             }
             spins = policy.spin.saturating_sub(policy.spin / 4);
         };
@@ -1028,6 +1041,10 @@ impl<'a> Ring<'a> {
                         Ordering::Release,
                         Ordering::Relaxed,
                     );
+                    #[cfg(loom)]
+                    if loom_crash::due() {
+                        return Err(Attempt::Stalled);
+                    }
                     return Ok(self.finish_read(slot, lap, t));
                 }
                 t.lost();
@@ -1228,6 +1245,38 @@ impl<'a> Ring<'a> {
         };
         // TID 0 cannot own anything: a claim without an owner is recoverable.
         (tid == 0 || owner_is_dead(claimant)) && slot[0].load(Ordering::Acquire) == s
+    }
+}
+
+/// Loom only: a thread that dies right after its next claim, to model a SIGKILL
+/// between a claim and its completion.
+#[cfg(loom)]
+pub mod loom_crash {
+    use core::cell::Cell;
+
+    loom::thread_local! {
+        static DIE: Cell<bool> = Cell::new(false);
+    }
+
+    /// The calling loom thread dies (is declared dead, and its put or get stops)
+    /// right after the next slot it claims; its call then returns a meaningless
+    /// result, and the thread must not touch the ring again.
+    pub fn die_after_next_claim() {
+        DIE.with(|d| d.set(true));
+    }
+
+    /// True if the thread asked to die and has not claimed anything since (so it
+    /// did not die).
+    pub fn pending() -> bool {
+        DIE.with(|d| d.get())
+    }
+
+    pub(super) fn due() -> bool {
+        let d = DIE.with(|d| d.replace(false));
+        if d {
+            crate::sync::loom_declare_dead();
+        }
+        d
     }
 }
 
