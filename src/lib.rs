@@ -40,15 +40,24 @@ pub mod sync;
 pub mod sys;
 
 #[cfg(all(feature = "std", not(loom)))]
+mod array;
+#[cfg(all(feature = "std", not(loom)))]
 mod error;
 #[cfg(all(feature = "std", not(loom)))]
 mod lock;
 #[cfg(all(feature = "std", not(loom)))]
 pub mod segment;
+#[cfg(all(feature = "std", not(loom)))]
+mod value;
 
+#[cfg(all(feature = "std", not(loom)))]
+pub use array::{Array, ArrayGuard};
 #[cfg(all(feature = "std", not(loom)))]
 pub use error::{Error, Result};
 #[cfg(all(feature = "std", not(loom)))]
 pub use lock::{Lock, LockGuard, LockResult, OwnerDied, TryLockError, TryLockResult};
+pub use raw::Integer;
 #[cfg(all(feature = "std", not(loom)))]
 pub use segment::{unlink, Options, Segment};
+#[cfg(all(feature = "std", not(loom)))]
+pub use value::{Value, ValueGuard};
