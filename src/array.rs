@@ -16,9 +16,20 @@ use core::ptr::NonNull;
 use std::ops::{Deref, DerefMut};
 use std::time::Duration;
 
-/// Header parameters shared by `Value` and `Array`: `[len, element size, words, 0]`.
+/// Header parameters shared by `Value` and `Array`:
+/// `[len, element size, words, check]`, where `check` is a hash of the other three so
+/// that a corrupted length that still fits the file is caught too.
 pub(crate) fn elem_params<T>(len: usize, words: usize) -> [u64; 4] {
-    [len as u64, size_of::<T>() as u64, words as u64, 0]
+    let (len, size, words) = (len as u64, size_of::<T>() as u64, words as u64);
+    [len, size, words, params_check(len, size, words)]
+}
+
+fn params_check(len: u64, size: u64, words: u64) -> u64 {
+    let mut h: u64 = 0x6d70_7261_7272_6179; // "mprarray"
+    for x in [len, size, words] {
+        h = (h ^ x).wrapping_mul(0x0000_0100_0000_01b3).rotate_left(29);
+    }
+    h
 }
 
 /// The number of words `len` elements of `T` need, or `InvalidArgument` naming the
@@ -50,7 +61,7 @@ pub(crate) fn words_or_invalid<T>(what: &str, name: &str, len: usize) -> Result<
 /// Validates the parameters of an opened `Value`/`Array` header; returns the element
 /// count and the trailing length they imply.
 pub(crate) fn check_elem_params<T>(name: &str, img: &HeaderImage) -> Result<(usize, usize)> {
-    let [len, size, words, reserved] = img.params;
+    let [len, size, words, check] = img.params;
     if size != size_of::<T>() as u64 || size != u64::from(img.type_size) {
         return Err(Error::corrupt(
             name,
@@ -69,12 +80,16 @@ pub(crate) fn check_elem_params<T>(name: &str, img: &HeaderImage) -> Result<(usi
         .ok_or_else(|| Error::corrupt(name, format!("impossible element count {len}")))?;
     let need = words_for::<T>(len).and_then(|w| w.checked_mul(8));
     match need {
-        Some(bytes) if words == (bytes / 8) as u64 && reserved == 0 => Ok((len, bytes)),
+        Some(bytes)
+            if words == (bytes / 8) as u64 && check == params_check(len as u64, size, words) =>
+        {
+            Ok((len, bytes))
+        }
         _ => Err(Error::corrupt(
             name,
             format!(
-                "its parameters (len {len}, element size {size}, {words} words, reserved \
-                 {reserved}) are inconsistent: {len} elements need {} words",
+                "its parameters (len {len}, element size {size}, {words} words, check \
+                 {check:#x}) are inconsistent: {len} elements need {} words",
                 need.map_or_else(
                     || "an impossible number of".to_owned(),
                     |b| (b / 8).to_string()

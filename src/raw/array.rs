@@ -290,12 +290,13 @@ impl RawArray {
         })
     }
 
-    /// Takes the lock (see [`RawLock::lock`]). On [`Acquire::Recovered`] the counter
-    /// has been made even again, the dead writer's stores being final.
+    /// Takes the lock (see [`RawLock::lock`]). A counter left odd — by a holder that
+    /// died mid-write ([`Acquire::Recovered`]) or by a foreign write — is made even
+    /// again: while we hold the lock nobody is writing, so the words are final.
     #[inline]
     pub fn lock(&self, me: Identity, deadline: Deadline, probe: Duration) -> Acquire {
         let a = self.lock.lock(me, deadline, probe);
-        if a == Acquire::Recovered {
+        if a.is_held() {
             self.repair();
         }
         a
@@ -306,7 +307,7 @@ impl RawArray {
     #[inline]
     pub fn try_lock(&self, me: Identity) -> Acquire {
         let a = self.lock.try_lock(me);
-        if a == Acquire::Recovered {
+        if a.is_held() {
             self.repair();
         }
         a
@@ -355,8 +356,8 @@ impl RawArray {
         self.seq.store((s | 1).wrapping_add(1), Ordering::Release);
     }
 
-    /// After taking the lock over from a dead holder: a counter left odd becomes even.
-    #[cold]
+    /// Right after taking the lock: a counter left odd becomes even.
+    #[inline]
     fn repair(&self) {
         let s = self.seq.load(Ordering::Relaxed);
         if s & 1 == 1 {

@@ -214,7 +214,7 @@ impl Segment {
     }
 
     /// An unnamed segment of `len` zeroed bytes, shared only with children forked
-    /// after this call (`MAP_SHARED | MAP_ANONYMOUS`). [`name`](Segment::name) is "".
+    /// after this call (a `memfd` mapped `MAP_SHARED`). [`name`](Segment::name) is "".
     pub fn anonymous(len: usize) -> Result<Segment> {
         if len == 0 {
             return Err(Error::invalid("an anonymous segment needs at least 1 byte"));
@@ -236,7 +236,11 @@ impl Segment {
                     layout.data_len
                 ))
             })?;
-        let map: MmapRaw = MmapOptions::new().len(total as usize).map_anon()?.into();
+        // A memfd mapped MAP_SHARED (memmap2's `map_anon` is MAP_PRIVATE: a forked
+        // child would get a copy-on-write copy, not shared memory).
+        let file = shm::anonymous()?;
+        file.set_len(total)?;
+        let map = MmapOptions::new().len(total as usize).map_raw(&file)?;
         let seg = Segment {
             inner: Arc::new(Inner {
                 name: String::new(),
