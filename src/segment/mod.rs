@@ -433,7 +433,9 @@ impl Segment {
                 let state = unsafe { state_word(base) }.load(Ordering::Acquire);
                 // SAFETY: as above; the copy is validated before use.
                 let h = unsafe { read_header(base) };
-                if h.magic != MAGIC {
+                // While the state is EMPTY the creator may not have written the magic
+                // yet (it writes the header, then INITIALISING): judge it only after.
+                if state != EMPTY && h.magic != MAGIC {
                     return Err(Error::corrupt(
                         name,
                         "not a multiproc object (bad magic number)",
