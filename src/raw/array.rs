@@ -53,7 +53,12 @@ use core::mem::size_of;
 use core::time::Duration;
 
 /// How many optimistic attempts a seqlock reader makes before it takes the lock.
+#[cfg(not(loom))]
 pub const READ_RETRIES: u32 = 128;
+/// How many optimistic attempts a seqlock reader makes before it takes the lock
+/// (few under loom, which explores every interleaving of every attempt).
+#[cfg(loom)]
+pub const READ_RETRIES: u32 = 2;
 
 /// Bytes per storage word.
 const WORD: usize = 8;
