@@ -40,6 +40,8 @@ pub mod sync;
 pub mod sys;
 
 #[cfg(all(feature = "std", not(loom)))]
+mod array;
+#[cfg(all(feature = "std", not(loom)))]
 mod byte_queue;
 #[cfg(all(feature = "std", not(loom)))]
 mod error;
@@ -53,7 +55,11 @@ pub mod process;
 mod queue;
 #[cfg(all(feature = "std", not(loom)))]
 pub mod segment;
+#[cfg(all(feature = "std", not(loom)))]
+mod value;
 
+#[cfg(all(feature = "std", not(loom)))]
+pub use array::{Array, ArrayGuard};
 #[cfg(all(feature = "std", not(loom)))]
 pub use byte_queue::ByteQueue;
 #[cfg(all(feature = "std", not(loom)))]
@@ -62,6 +68,7 @@ pub use error::{Error, Result};
 pub use joinable_queue::JoinableQueue;
 #[cfg(all(feature = "std", not(loom)))]
 pub use lock::{Lock, LockGuard, LockResult, OwnerDied, TryLockError, TryLockResult};
+pub use raw::Integer;
 #[cfg(all(feature = "std", not(loom)))]
 pub use process::{
     active_children, cpu_count, current_process, AsyncResult, CurrentProcess, Imap, IntoExitCode,
@@ -71,3 +78,5 @@ pub use process::{
 pub use queue::Queue;
 #[cfg(all(feature = "std", not(loom)))]
 pub use segment::{unlink, Options, Segment};
+#[cfg(all(feature = "std", not(loom)))]
+pub use value::{Value, ValueGuard};

@@ -12,12 +12,16 @@
 //! Blocking goes through [`crate::sync`]: shared futexes, absolute
 //! `CLOCK_MONOTONIC` deadlines, and a bounded spin before sleeping.
 
+pub mod array;
 pub mod lock;
 pub mod queue;
 pub mod queue_join;
+pub mod value;
 
+pub use array::{ArrayRef, Integer, RawArray};
 pub use lock::{Acquire, RawLock};
 pub use queue::{QueueError, RawQueue, Ring};
+pub use value::{RawValue, ValueRef};
 
 /// Types that may be placed in memory shared between processes.
 ///

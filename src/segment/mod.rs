@@ -214,7 +214,7 @@ impl Segment {
     }
 
     /// An unnamed segment of `len` zeroed bytes, shared only with children forked
-    /// after this call (`MAP_SHARED | MAP_ANONYMOUS`). [`name`](Segment::name) is "".
+    /// after this call (a `memfd` mapped `MAP_SHARED`). [`name`](Segment::name) is "".
     pub fn anonymous(len: usize) -> Result<Segment> {
         if len == 0 {
             return Err(Error::invalid("an anonymous segment needs at least 1 byte"));
@@ -236,10 +236,10 @@ impl Segment {
                     layout.data_len
                 ))
             })?;
-        // MAP_SHARED (memmap2's map_anon is MAP_PRIVATE, which children would see as
-        // a private copy-on-write snapshot).
-        let file = shm::anonymous(total)?;
-        reserve(&file, total)?;
+        // A memfd mapped MAP_SHARED (memmap2's `map_anon` is MAP_PRIVATE: a forked
+        // child would get a copy-on-write copy, not shared memory).
+        let file = shm::anonymous()?;
+        file.set_len(total)?;
         let map = MmapOptions::new().len(total as usize).map_raw(&file)?;
         let seg = Segment {
             inner: Arc::new(Inner {
@@ -433,7 +433,9 @@ impl Segment {
                 let state = unsafe { state_word(base) }.load(Ordering::Acquire);
                 // SAFETY: as above; the copy is validated before use.
                 let h = unsafe { read_header(base) };
-                if h.magic != MAGIC {
+                // While the state is EMPTY the creator may not have written the magic
+                // yet (it writes the header, then INITIALISING): judge it only after.
+                if state != EMPTY && h.magic != MAGIC {
                     return Err(Error::corrupt(
                         name,
                         "not a multiproc object (bad magic number)",

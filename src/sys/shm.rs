@@ -38,6 +38,18 @@ fn open_flags(posix_name: &str, flags: i32, mode: u32) -> io::Result<File> {
     Ok(unsafe { File::from_raw_fd(fd) })
 }
 
+/// An unnamed shared-memory file (`memfd_create`): mapped `MAP_SHARED`, it is shared
+/// with children forked after the mapping, and with nobody else.
+pub fn anonymous() -> io::Result<File> {
+    // SAFETY: the name is a NUL-terminated literal.
+    let fd = unsafe { libc::memfd_create(c"multiproc-anon".as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just created and is owned by nobody else.
+    Ok(unsafe { File::from_raw_fd(fd) })
+}
+
 /// Removes `posix_name`; mappings that exist stay valid.
 pub fn unlink(posix_name: &str) -> io::Result<()> {
     let name = c_name(posix_name)?;
@@ -65,19 +77,4 @@ pub fn identity_of_file(f: &File) -> io::Result<(u64, u64)> {
     use std::os::unix::fs::MetadataExt;
     let m = f.metadata()?;
     Ok((m.dev(), m.ino()))
-}
-
-/// An unnamed shared-memory file of `len` zeroed bytes (`memfd_create`): mapped
-/// `MAP_SHARED`, it is shared with every child forked afterwards, and vanishes with
-/// its last mapping.
-pub fn anonymous(len: u64) -> io::Result<File> {
-    // SAFETY: the name is a NUL-terminated literal; MFD_CLOEXEC takes no pointers.
-    let fd = unsafe { libc::memfd_create(c"multiproc-anon".as_ptr(), libc::MFD_CLOEXEC) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `fd` was just created and is owned by nobody else.
-    let f = unsafe { File::from_raw_fd(fd) };
-    f.set_len(len)?;
-    Ok(f)
 }
