@@ -47,7 +47,9 @@ impl<G> fmt::Debug for OwnerDied<G> {
 
 impl<G> fmt::Display for OwnerDied<G> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("the previous holder died holding the lock; the data it guards may be inconsistent")
+        f.write_str(
+            "the previous holder died holding the lock; the data it guards may be inconsistent",
+        )
     }
 }
 
@@ -131,6 +133,11 @@ impl<'a> Held<'a> {
 
 impl Drop for Held<'_> {
     fn drop(&mut self) {
+        // A guard dropped in a forked child names the parent's thread: the child must
+        // not release the parent's lock (its own thread has another identity).
+        if crate::sync::current_identity().tid != self.me.tid {
+            return;
+        }
         // SAFETY: a Held exists only while `me` holds the lock, and the guard that owns
         // it is being dropped, so nothing protected is touched afterwards.
         unsafe { self.raw.unlock(self.me) }
@@ -138,7 +145,11 @@ impl Drop for Held<'_> {
 }
 
 /// Acquires `raw` for the calling thread as the given kind of acquire.
-pub(crate) fn acquire_raw(raw: &RawLock, deadline: Deadline, probe: Duration) -> (Acquire, Identity) {
+pub(crate) fn acquire_raw(
+    raw: &RawLock,
+    deadline: Deadline,
+    probe: Duration,
+) -> (Acquire, Identity) {
     let me = crate::sync::current_identity();
     (raw.lock(me, deadline, probe), me)
 }
@@ -205,7 +216,12 @@ impl Lock {
     }
     /// [`create`](Lock::create) with explicit segment [`Options`].
     pub fn create_with(name: &str, opts: &Options) -> Result<Lock> {
-        Ok(Lock::from_obj(Object::create(name, opts, lock_spec(), |_, _| Ok(()))?))
+        Ok(Lock::from_obj(Object::create(
+            name,
+            opts,
+            lock_spec(),
+            |_, _| Ok(()),
+        )?))
     }
     /// Opens the lock `name`.
     pub fn open(name: &str) -> Result<Lock> {
@@ -213,13 +229,7 @@ impl Lock {
     }
     /// [`open`](Lock::open) with explicit [`Options`] (the init timeout).
     pub fn open_with(name: &str, opts: &Options) -> Result<Lock> {
-        let obj = Object::open(
-            name,
-            opts,
-            ObjectKind::Lock,
-            TypeInfo::NONE,
-            |_| Ok(0),
-        )?;
+        let obj = Object::open(name, opts, ObjectKind::Lock, TypeInfo::NONE, |_| Ok(0))?;
         Ok(Lock::from_obj(obj))
     }
     /// Opens `name`, creating it if it does not exist.

@@ -98,14 +98,20 @@ fn dead_thread_holder_is_recovered() {
     std::thread::spawn(move || std::mem::forget(l2.acquire().unwrap()))
         .join()
         .unwrap();
-    assert!(matches!(lock.try_acquire(), Err(TryLockError::OwnerDied(_))));
+    assert!(matches!(
+        lock.try_acquire(),
+        Err(TryLockError::OwnerDied(_))
+    ));
 }
 
 #[test]
 fn open_wrong_kind_and_missing() {
     let name = unique("lock-kind");
     let _seg = Segment::create(&name, 16).unwrap();
-    assert!(matches!(Lock::open(&name), Err(multiproc::Error::WrongKind { .. })));
+    assert!(matches!(
+        Lock::open(&name),
+        Err(multiproc::Error::WrongKind { .. })
+    ));
     assert!(matches!(
         Lock::open(&unique("lock-missing")),
         Err(multiproc::Error::NotFound { .. })

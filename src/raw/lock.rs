@@ -13,7 +13,7 @@ use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use crate::sync::{
     futex_wait, futex_wake, owner_is_dead, spin_hint, Deadline, Identity, WaitResult, SPIN_LIMIT,
 };
-use crate::sys::clock::{expired, probe_deadline};
+use crate::sys::clock::expired;
 use crate::sys::ident::MAX_TID;
 use core::time::Duration;
 
@@ -186,6 +186,7 @@ impl RawLock {
     #[cold]
     fn lock_contended(&self, me: Identity, deadline: Deadline, probe: Duration) -> Acquire {
         let mut state = self.spin();
+        let mut probes = Probes::new(probe);
         loop {
             if holder_tid(state) == 0 {
                 // Free. Take it with WAITERS kept set: we cannot know whether others
@@ -218,8 +219,9 @@ impl RawLock {
                 }
                 state |= WAITERS;
             }
-            let until = probe_deadline(deadline, probe);
-            if futex_wait(&self.word, state, Some(until)) == WaitResult::TimedOut {
+            let r = futex_wait(&self.word, state, Some(probes.next_wake(deadline)));
+            // Probe on schedule even when woken (EINTR, or peers churning the word).
+            if probes.due(r, deadline) {
                 let now = self.word.load(Ordering::Relaxed);
                 if holder_tid(now) != 0 && self.holder_is_dead(now) && self.take(now, me) {
                     return Acquire::Recovered;
@@ -238,6 +240,11 @@ impl RawLock {
     fn holder_is_dead(&self, state: u32) -> bool {
         let tid = holder_tid(state);
         if tid == 0 {
+            return false;
+        }
+        // SYNC(lock): an Acquire read of the word sees the record as of that holder's
+        // acquisition (the previous holder cleared its own before releasing).
+        if self.word.load(Ordering::Acquire) != state {
             return false;
         }
         let info = self.owner.load(Ordering::Relaxed);
@@ -262,6 +269,14 @@ impl RawLock {
     /// another thread may take the lock and write it.
     #[inline]
     pub unsafe fn unlock(&self, me: Identity) {
+        let s = self.word.load(Ordering::Relaxed);
+        if holder_tid(s) != me.tid {
+            return;
+        }
+        // Forget the owner record first, so that it never names a previous holder
+        // while the next one is between its CAS and its own record (see
+        // `holder_is_dead`).
+        self.owner.store(0, Ordering::Relaxed);
         // SYNC(lock): Release pairs with the Acquire CAS of the next holder.
         if self
             .word
@@ -311,6 +326,57 @@ impl RawLock {
         match holder_tid(self.word.load(Ordering::Relaxed)) {
             0 => None,
             t => Some(t),
+        }
+    }
+}
+
+/// When a waiter next checks that a peer is alive: first after an eighth of the
+/// probe interval (at least [`FIRST_PROBE`]), then at doubling intervals up to the
+/// full interval. A peer that died *before* the wait began is thus found within about
+/// a millisecond, and a long wait costs one `/proc` read per probe interval.
+#[derive(Debug)]
+pub(crate) struct Probes {
+    interval: Duration,
+    max: Duration,
+    next: crate::sync::Instant,
+}
+
+/// The shortest first probe delay.
+pub(crate) const FIRST_PROBE: Duration = Duration::from_micros(500);
+
+impl Probes {
+    /// A schedule whose intervals grow to `max`.
+    pub(crate) fn new(max: Duration) -> Probes {
+        let interval = (max / 8).max(FIRST_PROBE).min(max);
+        Probes {
+            interval,
+            max,
+            next: crate::sync::Instant::now().add(interval),
+        }
+    }
+
+    /// How long the next futex wait may sleep: until the next probe or `deadline`.
+    #[inline]
+    pub(crate) fn next_wake(&self, deadline: Deadline) -> crate::sync::Instant {
+        match deadline {
+            Some(d) if d < self.next => d,
+            _ => self.next,
+        }
+    }
+
+    /// After a wait ended with `r`: true when the caller should probe its peers and
+    /// check its deadline now (and schedules the next probe).
+    #[inline]
+    pub(crate) fn due(&mut self, r: WaitResult, deadline: Deadline) -> bool {
+        if r == WaitResult::TimedOut || {
+            let now = crate::sync::Instant::now();
+            now >= self.next_wake(deadline)
+        } {
+            self.interval = (self.interval * 2).min(self.max);
+            self.next = crate::sync::Instant::now().add(self.interval);
+            true
+        } else {
+            false
         }
     }
 }

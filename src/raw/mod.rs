@@ -12,9 +12,19 @@
 //! Blocking goes through [`crate::sync`]: shared futexes, absolute
 //! `CLOCK_MONOTONIC` deadlines, and a bounded spin before sleeping.
 
+pub mod barrier;
+pub mod condition;
+pub mod event;
 pub mod lock;
+pub mod rlock;
+pub mod semaphore;
 
+pub use barrier::RawBarrier;
+pub use condition::RawCondition;
+pub use event::RawEvent;
 pub use lock::{Acquire, RawLock};
+pub use rlock::RawRLock;
+pub use semaphore::RawSemaphore;
 
 /// Types that may be placed in memory shared between processes.
 ///
