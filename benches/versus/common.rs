@@ -86,7 +86,10 @@ impl Ctx {
 
 /// Looks a key up in parsed python output.
 pub fn py_get(rows: &Option<Vec<(String, f64)>>, key: &str) -> Option<f64> {
-    rows.as_ref()?.iter().find(|(k, _)| k == key).map(|(_, v)| *v)
+    rows.as_ref()?
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| *v)
 }
 
 /// Which direction is better for a ratio.
@@ -115,14 +118,8 @@ pub fn value(label: &str, text: String) {
 pub fn ratio(label: &str, ours: f64, theirs: f64, goal: Goal) {
     let r = ours / theirs;
     let verdict = match goal {
-        Goal::AtMost(g) => format!(
-            " (goal <= {g}x: {})",
-            if r <= g { "met" } else { "MISSED" }
-        ),
-        Goal::AtLeast(g) => format!(
-            " (goal >= {g}x: {})",
-            if r >= g { "met" } else { "MISSED" }
-        ),
+        Goal::AtMost(g) => format!(" (goal <= {g}x: {})", if r <= g { "met" } else { "MISSED" }),
+        Goal::AtLeast(g) => format!(" (goal >= {g}x: {})", if r >= g { "met" } else { "MISSED" }),
         Goal::None => String::new(),
     };
     println!("  {label:<58} {}{verdict}", fmt_ratio(r));

@@ -14,8 +14,8 @@
 mod header;
 mod object;
 
-pub use header::{ObjectKind, TypeInfo, HEADER_LEN, LINE};
 pub(crate) use header::{HeaderImage, INITIALISING, READY};
+pub use header::{ObjectKind, TypeInfo, HEADER_LEN, LINE};
 pub(crate) use object::{Object, ObjectSpec};
 
 use crate::sys::{clock::Instant, ident, shm};
@@ -147,10 +147,8 @@ impl Drop for Inner {
         // unlinked and re-created by someone else meanwhile).
         let Some(file) = &self.file else { return };
         let posix = posix_name(&self.name);
-        if let (Ok(mine), Some(now)) = (
-            shm::identity_of_file(file),
-            shm::identity_of_name(&posix),
-        ) {
+        if let (Ok(mine), Some(now)) = (shm::identity_of_file(file), shm::identity_of_name(&posix))
+        {
             if mine == now {
                 let _ = shm::unlink(&posix);
             }
@@ -260,13 +258,7 @@ impl Segment {
 
     /// [`open`](Segment::open) with explicit [`Options`] (the init timeout).
     pub fn open_with(name: &str, opts: &Options) -> Result<Segment> {
-        Segment::open_raw(
-            name,
-            opts,
-            ObjectKind::Segment,
-            TypeInfo::NONE,
-            |_| Ok(()),
-        )
+        Segment::open_raw(name, opts, ObjectKind::Segment, TypeInfo::NONE, |_| Ok(()))
     }
 
     /// Opens `name`, creating it with `len` bytes if it does not exist.
@@ -495,8 +487,10 @@ impl Segment {
             return Err(Error::WrongKind {
                 name: name.to_owned(),
                 expected: kind.name().to_owned(),
-                found: ObjectKind::from_u32(img.kind)
-                    .map_or_else(|| format!("unknown kind {}", img.kind), |k| k.name().to_owned()),
+                found: ObjectKind::from_u32(img.kind).map_or_else(
+                    || format!("unknown kind {}", img.kind),
+                    |k| k.name().to_owned(),
+                ),
             });
         }
         if img.total_len != size
@@ -591,23 +585,6 @@ pub(crate) fn open_or_create<T>(
     )))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_are_validated() {
-        assert!(validate_name("jobs.queue-1_a").is_ok());
-        for bad in ["", ".hidden", "a/b", "sp ace", "ü", &"x".repeat(201)] {
-            assert!(
-                matches!(validate_name(bad), Err(Error::InvalidName { .. })),
-                "{bad:?}"
-            );
-        }
-        assert!(validate_name(&"x".repeat(200)).is_ok());
-    }
-}
-
 /// Copies the raw bytes (header included) of the object named `name`: for tests,
 /// fuzzing and forensics.
 pub fn read_image(name: &str) -> Result<Vec<u8>> {
@@ -627,4 +604,21 @@ pub fn write_image(name: &str, bytes: &[u8]) -> Result<()> {
     let mut f = shm::create(&posix_name(name), 0o600).map_err(|e| io_error(name, e))?;
     f.write_all(bytes)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_validated() {
+        assert!(validate_name("jobs.queue-1_a").is_ok());
+        for bad in ["", ".hidden", "a/b", "sp ace", "ü", &"x".repeat(201)] {
+            assert!(
+                matches!(validate_name(bad), Err(Error::InvalidName { .. })),
+                "{bad:?}"
+            );
+        }
+        assert!(validate_name(&"x".repeat(200)).is_ok());
+    }
 }

@@ -92,7 +92,10 @@ impl<R: SharedState> Object<R> {
     }
 
     /// An unnamed object shared with children forked after this call.
-    pub fn anonymous(spec: ObjectSpec, init: impl FnOnce(&R, *mut u8) -> Result<()>) -> Result<Self> {
+    pub fn anonymous(
+        spec: ObjectSpec,
+        init: impl FnOnce(&R, *mut u8) -> Result<()>,
+    ) -> Result<Self> {
         let data_len = trailing_offset::<R>()
             .checked_add(spec.trailing)
             .ok_or_else(|| Error::invalid("anonymous object is too large"))?;

@@ -30,6 +30,7 @@ impl Instant {
 
     /// `self + d`, saturating far in the future.
     #[inline]
+    #[allow(clippy::should_implement_trait)] // also implemented as `Add`
     pub fn add(self, d: Duration) -> Instant {
         let d = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
         Instant {
@@ -60,6 +61,14 @@ impl Instant {
             tv_sec: (self.nanos / 1_000_000_000).min(i64::MAX as u64) as libc::time_t,
             tv_nsec: (self.nanos % 1_000_000_000) as libc::c_long,
         }
+    }
+}
+
+impl core::ops::Add<Duration> for Instant {
+    type Output = Instant;
+    #[inline]
+    fn add(self, d: Duration) -> Instant {
+        Instant::add(self, d)
     }
 }
 

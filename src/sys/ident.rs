@@ -244,7 +244,10 @@ mod tests {
         assert!(me.tid > 0 && me.start > 0);
         assert_eq!(Identity::from_info(me.info()), me);
         assert!(!is_dead(me));
-        assert!(is_dead(Identity { tid: me.tid, start: me.start + 1 }));
+        assert!(is_dead(Identity {
+            tid: me.tid,
+            start: me.start + 1
+        }));
     }
 
     #[test]

@@ -37,10 +37,7 @@ pub fn fork(f: impl FnOnce() -> i32) -> Child {
     let pid = unsafe { libc::fork() };
     assert!(pid >= 0, "fork failed: {}", std::io::Error::last_os_error());
     if pid == 0 {
-        let code = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
-            Ok(c) => c,
-            Err(_) => 101,
-        };
+        let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or(101);
         // SAFETY: leaving the child without running the harness's atexit/destructors.
         unsafe { libc::_exit(code) };
     }
@@ -64,7 +61,11 @@ impl Child {
                     Exit::Signal(libc::WTERMSIG(status))
                 });
             }
-            assert!(r == 0, "waitpid failed: {}", std::io::Error::last_os_error());
+            assert!(
+                r == 0,
+                "waitpid failed: {}",
+                std::io::Error::last_os_error()
+            );
             if start.elapsed() >= timeout {
                 return None;
             }
@@ -77,7 +78,10 @@ impl Child {
     pub fn join(mut self, watchdog: Duration) -> Exit {
         match self.wait_timeout(watchdog) {
             Some(e) => e,
-            None => panic!("watchdog: child {} still running after {watchdog:?}", self.pid),
+            None => panic!(
+                "watchdog: child {} still running after {watchdog:?}",
+                self.pid
+            ),
         }
     }
 
@@ -152,7 +156,12 @@ pub fn wait_self(mut child: std::process::Child, limit: Duration) -> (i32, Strin
         if let Some(st) = child.try_wait().unwrap() {
             let mut out = String::new();
             use std::io::Read;
-            child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+            child
+                .stdout
+                .take()
+                .unwrap()
+                .read_to_string(&mut out)
+                .unwrap();
             return (st.code().unwrap_or(-1), out);
         }
         if start.elapsed() > limit {
