@@ -40,15 +40,35 @@ pub mod sync;
 pub mod sys;
 
 #[cfg(all(feature = "std", not(loom)))]
+mod barrier;
+#[cfg(all(feature = "std", not(loom)))]
+mod condition;
+#[cfg(all(feature = "std", not(loom)))]
 mod error;
+#[cfg(all(feature = "std", not(loom)))]
+mod event;
 #[cfg(all(feature = "std", not(loom)))]
 mod lock;
 #[cfg(all(feature = "std", not(loom)))]
+mod rlock;
+#[cfg(all(feature = "std", not(loom)))]
 pub mod segment;
+#[cfg(all(feature = "std", not(loom)))]
+mod semaphore;
 
+#[cfg(all(feature = "std", not(loom)))]
+pub use barrier::Barrier;
+#[cfg(all(feature = "std", not(loom)))]
+pub use condition::{Condition, ConditionGuard};
 #[cfg(all(feature = "std", not(loom)))]
 pub use error::{Error, Result};
 #[cfg(all(feature = "std", not(loom)))]
+pub use event::Event;
+#[cfg(all(feature = "std", not(loom)))]
 pub use lock::{Lock, LockGuard, LockResult, OwnerDied, TryLockError, TryLockResult};
 #[cfg(all(feature = "std", not(loom)))]
+pub use rlock::{RLock, RLockGuard};
+#[cfg(all(feature = "std", not(loom)))]
 pub use segment::{unlink, Options, Segment};
+#[cfg(all(feature = "std", not(loom)))]
+pub use semaphore::{BoundedSemaphore, Semaphore};
