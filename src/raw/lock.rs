@@ -380,3 +380,56 @@ impl Probes {
         }
     }
 }
+
+#[cfg(all(test, feature = "std", not(loom)))]
+mod tests {
+    use super::*;
+
+    fn try_from_another_thread(lock: &RawLock) -> Acquire {
+        std::thread::scope(|s| {
+            s.spawn(|| lock.try_lock(crate::sync::current_identity()))
+                .join()
+                .unwrap()
+        })
+    }
+
+    #[test]
+    fn a_live_holder_is_not_taken_over() {
+        let lock = RawLock::new();
+        let me = crate::sync::current_identity();
+        assert!(lock.try_lock_fast(me));
+        assert_eq!(try_from_another_thread(&lock), Acquire::WouldBlock);
+        // SAFETY: we hold it and protect nothing.
+        unsafe { lock.unlock(me) };
+        assert!(!lock.is_locked());
+    }
+
+    #[test]
+    fn a_reused_tid_is_not_mistaken_for_the_dead_holder() {
+        // The holder died and its TID now belongs to a live thread (us) that started
+        // at another time: the start time in the record tells them apart.
+        let lock = RawLock::new();
+        let me = crate::sync::current_identity();
+        let ghost = Identity {
+            tid: me.tid,
+            start: me.start + 1,
+        };
+        lock.word.store(ghost.tid, Ordering::Relaxed);
+        lock.owner.store(ghost.info(), Ordering::Relaxed);
+        assert_eq!(try_from_another_thread(&lock), Acquire::Recovered);
+    }
+
+    #[test]
+    fn unlock_by_a_non_holder_changes_nothing() {
+        let lock = RawLock::new();
+        let me = crate::sync::current_identity();
+        assert!(lock.try_lock_fast(me));
+        let other = Identity {
+            tid: me.tid % MAX_TID + 1,
+            start: 1,
+        };
+        // SAFETY: a non-holder's unlock is documented to do nothing.
+        unsafe { lock.unlock(other) };
+        assert!(lock.is_held_by(me));
+    }
+}
