@@ -378,7 +378,9 @@ impl RawBarrier {
     /// caller goes on unrecorded: its death would not break the barrier).
     fn claim_slot(&self, me: Identity) -> Option<usize> {
         let info = me.info();
-        let start = me.tid as usize % SLOTS;
+        // Spread threads over the table (loom needs a start that does not depend on
+        // the per-run thread ids).
+        let start = if cfg!(loom) { 0 } else { me.tid as usize % SLOTS };
         for pass in 0..2 {
             for k in 0..SLOTS {
                 let i = (start + k) % SLOTS;
