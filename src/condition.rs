@@ -136,6 +136,7 @@ impl Condition {
 
     /// Blocks until the condition's lock is held. `Err(OwnerDied(guard))`: taken over
     /// from a holder that died.
+    #[inline]
     pub fn acquire(&self) -> LockResult<ConditionGuard<'_>> {
         let (a, me) = acquire_raw(self.obj.raw().lock(), None, self.probe);
         lock_result(a, || self.guard(me))
@@ -152,6 +153,7 @@ impl Condition {
         try_result(a, || self.guard(me))
     }
 
+    #[inline]
     fn guard(&self, me: Identity) -> ConditionGuard<'_> {
         let raw = self.obj.raw();
         ConditionGuard {
@@ -237,11 +239,13 @@ impl Condition {
 
     /// Wakes at most `n` waiters. Called without holding the lock, it takes the
     /// lock briefly (the wake-up counts live under it).
+    #[inline]
     pub fn notify(&self, n: usize) {
         self.notify_n(u32::try_from(n).unwrap_or(u32::MAX));
     }
 
     /// Wakes every waiter.
+    #[inline]
     pub fn notify_all(&self) {
         self.notify_n(u32::MAX);
     }

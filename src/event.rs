@@ -85,18 +85,22 @@ impl Event {
     }
 
     /// Sets the flag and wakes every waiter.
+    #[inline]
     pub fn set(&self) {
         self.obj.raw().set()
     }
     /// Clears the flag.
+    #[inline]
     pub fn clear(&self) {
         self.obj.raw().clear()
     }
     /// True while the flag is set (a snapshot).
+    #[inline]
     pub fn is_set(&self) -> bool {
         self.obj.raw().is_set()
     }
     /// Blocks until the flag is set (or was set since the call began).
+    #[inline]
     pub fn wait(&self) {
         self.obj.raw().wait(None);
     }

@@ -82,6 +82,7 @@ impl fmt::Debug for RLockGuard<'_> {
 }
 
 impl Drop for RLockGuard<'_> {
+    #[inline]
     fn drop(&mut self) {
         // A guard dropped in a forked child names the parent's thread: leave it be.
         if current_identity().tid != self.me.tid {
@@ -154,6 +155,7 @@ impl RLock {
 
     /// Blocks until the calling thread holds the lock (at once if it holds it
     /// already). `Err(OwnerDied(guard))`: taken over from a holder that died.
+    #[inline]
     pub fn acquire(&self) -> LockResult<RLockGuard<'_>> {
         let me = current_identity();
         let a = self.obj.raw().lock(me, None, self.probe);
@@ -161,6 +163,7 @@ impl RLock {
     }
 
     /// Takes the lock only if that needs no waiting.
+    #[inline]
     pub fn try_acquire(&self) -> TryLockResult<RLockGuard<'_>> {
         let me = current_identity();
         let a = self.obj.raw().try_lock(me);
@@ -181,6 +184,7 @@ impl RLock {
     /// Releasing a hold that a live guard still represents makes that guard's drop
     /// give up another hold (or do nothing once the lock is free): pair `release`
     /// with `leak`.
+    #[inline]
     pub fn release(&self) -> Result<()> {
         // SAFETY: an RLock protects no data of its own; the caller gives up its hold.
         match unsafe { self.obj.raw().unlock(current_identity()) } {
@@ -209,6 +213,7 @@ impl RLock {
         self.obj.raw()
     }
 
+    #[inline]
     fn guard(&self, me: Identity) -> RLockGuard<'_> {
         RLockGuard {
             raw: self.obj.raw(),

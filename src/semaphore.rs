@@ -133,11 +133,13 @@ impl Semaphore {
     }
 
     /// Takes a permit, waiting as long as it takes.
+    #[inline]
     pub fn acquire(&self) -> Result<()> {
         self.sem.obj.raw().acquire(None);
         Ok(())
     }
     /// Takes a permit if one is available now.
+    #[inline]
     pub fn try_acquire(&self) -> bool {
         self.sem.obj.raw().try_acquire()
     }
@@ -147,6 +149,7 @@ impl Semaphore {
     }
     /// Adds a permit, waking one waiter. `Err(InvalidArgument)` only if the value
     /// would pass `u32::MAX`.
+    #[inline]
     pub fn release(&self) -> Result<()> {
         if self.sem.obj.raw().release(self.sem.max) {
             Ok(())
@@ -159,6 +162,7 @@ impl Semaphore {
         }
     }
     /// The permits available now (a snapshot).
+    #[inline]
     pub fn value(&self) -> u32 {
         self.sem.obj.raw().value()
     }
@@ -246,11 +250,13 @@ impl BoundedSemaphore {
     }
 
     /// Takes a permit, waiting as long as it takes.
+    #[inline]
     pub fn acquire(&self) -> Result<()> {
         self.sem.obj.raw().acquire(None);
         Ok(())
     }
     /// Takes a permit if one is available now.
+    #[inline]
     pub fn try_acquire(&self) -> bool {
         self.sem.obj.raw().try_acquire()
     }
@@ -260,6 +266,7 @@ impl BoundedSemaphore {
     }
     /// Adds a permit, waking one waiter; `Err(InvalidArgument)` (and no change) if
     /// the value is already at its initial value.
+    #[inline]
     pub fn release(&self) -> Result<()> {
         if self.sem.obj.raw().release(self.sem.max) {
             Ok(())
@@ -272,6 +279,7 @@ impl BoundedSemaphore {
         }
     }
     /// The permits available now (a snapshot).
+    #[inline]
     pub fn value(&self) -> u32 {
         self.sem.obj.raw().value()
     }

@@ -14,7 +14,9 @@ use loom::cell::UnsafeCell;
 use loom::sync::Arc;
 use loom::thread;
 use multiproc::raw::barrier::BarrierError;
-use multiproc::raw::{Acquire, RawBarrier, RawCondition, RawEvent, RawLock, RawRLock, RawSemaphore};
+use multiproc::raw::{
+    Acquire, RawBarrier, RawCondition, RawEvent, RawLock, RawRLock, RawSemaphore,
+};
 use multiproc::sync::{current_identity, loom_declare_dead, Instant};
 use std::time::Duration;
 
@@ -156,7 +158,10 @@ fn semaphore_of_one_excludes_and_orders() {
         }
         assert_eq!(data.get(), 2);
         assert_eq!(sem.value(), 1);
-        assert!(!sem.release(1), "bounded: no release past the initial value");
+        assert!(
+            !sem.release(1),
+            "bounded: no release past the initial value"
+        );
     });
 }
 
@@ -171,7 +176,11 @@ fn semaphore_release_hands_a_permit_to_a_waiter() {
             assert!(s2.release(u32::MAX));
         });
         assert!(sem.acquire(None));
-        assert_eq!(data.get(), 1, "the releaser's write is visible to the acquirer");
+        assert_eq!(
+            data.get(),
+            1,
+            "the releaser's write is visible to the acquirer"
+        );
         // A timed acquire on an empty semaphore gives up at its (past) deadline.
         assert!(!sem.acquire(Some(Instant::now())));
         giver.join().unwrap();
@@ -304,7 +313,8 @@ fn barrier_timeout_breaks_it_for_later_arrivals() {
     model(3, || {
         let b = Arc::new(RawBarrier::new());
         let b2 = b.clone();
-        let late = thread::spawn(move || b2.wait(current_identity(), 3, Some(Instant::now()), PROBE));
+        let late =
+            thread::spawn(move || b2.wait(current_identity(), 3, Some(Instant::now()), PROBE));
         let r = b.wait(current_identity(), 3, Some(Instant::now()), PROBE);
         assert_eq!(r, Err(BarrierError::Broken));
         assert_eq!(late.join().unwrap(), Err(BarrierError::Broken));

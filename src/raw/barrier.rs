@@ -21,11 +21,9 @@
 //! (`SYNC(barrier)`): everything every party wrote before `wait` is visible to every
 //! party after it. Sleeping is the Dekker handshake `SYNC(barrier-sleep)` (SeqCst).
 
-use super::lock::Probes;
+use super::lock::{spin_until, Probes};
 use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use crate::sync::{
-    futex_wait, futex_wake_all, owner_is_dead, spin_hint, Deadline, Identity, SPIN_LIMIT,
-};
+use crate::sync::{futex_wait, futex_wake_all, owner_is_dead, Deadline, Identity};
 use crate::sys::clock::expired;
 use core::time::Duration;
 
@@ -115,7 +113,8 @@ pub struct RawBarrier {
     sleepers: AtomicU32,
     /// Where the next liveness check starts (a hint).
     cursor: AtomicU32,
-    _pad: u32,
+    /// How many polls recent waits needed (a hint for adaptive spinning).
+    spin: AtomicU32,
     /// [`Identity::info`] of each thread inside `wait`; 0 = free.
     slots: [AtomicU64; SLOTS],
 }
@@ -138,7 +137,7 @@ impl RawBarrier {
             word: AtomicU32::new(0),
             sleepers: AtomicU32::new(0),
             cursor: AtomicU32::new(0),
-            _pad: 0,
+            spin: AtomicU32::new(0),
             slots: [const { AtomicU64::new(0) }; SLOTS],
         }
     }
@@ -149,7 +148,7 @@ impl RawBarrier {
             word: AtomicU32::new(0),
             sleepers: AtomicU32::new(0),
             cursor: AtomicU32::new(0),
-            _pad: 0,
+            spin: AtomicU32::new(0),
             slots: core::array::from_fn(|_| AtomicU64::new(0)),
         }
     }
@@ -230,15 +229,10 @@ impl RawBarrier {
         if a.released {
             return Ok(a.index);
         }
-        let mut n = SPIN_LIMIT;
-        while n > 0
-            && self
-                .outcome(&a, self.word.load(Ordering::Relaxed))
-                .is_none()
-        {
-            spin_hint();
-            n -= 1;
-        }
+        spin_until(&self.spin, || {
+            self.outcome(&a, self.word.load(Ordering::Relaxed))
+                .is_some()
+        });
         let mut probes = Probes::new(probe);
         loop {
             // SYNC(barrier)
@@ -380,7 +374,11 @@ impl RawBarrier {
         let info = me.info();
         // Spread threads over the table (loom needs a start that does not depend on
         // the per-run thread ids).
-        let start = if cfg!(loom) { 0 } else { me.tid as usize % SLOTS };
+        let start = if cfg!(loom) {
+            0
+        } else {
+            me.tid as usize % SLOTS
+        };
         for pass in 0..2 {
             for k in 0..SLOTS {
                 let i = (start + k) % SLOTS;

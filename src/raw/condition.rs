@@ -22,11 +22,9 @@
 //! `SYNC(cond-sleep)` (SeqCst): sleepers increment `sleepers` before the kernel
 //! re-checks `seq`; notifiers bump `seq` before they read `sleepers`.
 
-use super::lock::{Acquire, RawLock};
+use super::lock::{spin_until, Acquire, RawLock};
 use crate::sync::atomic::{AtomicU32, Ordering};
-use crate::sync::{
-    futex_wait, futex_wake, futex_wake_all, spin_hint, Deadline, Identity, WaitResult, SPIN_LIMIT,
-};
+use crate::sync::{futex_wait, futex_wake, futex_wake_all, Deadline, Identity, WaitResult};
 use crate::sys::clock::expired;
 use core::time::Duration;
 
@@ -52,6 +50,8 @@ pub struct RawCondition {
     tokens: AtomicU32,
     /// Threads that may be asleep on `seq` (a hint: too high only costs a syscall).
     sleepers: AtomicU32,
+    /// How many polls recent waits needed (a hint for adaptive spinning).
+    spin: AtomicU32,
 }
 
 // SAFETY: repr(C), a RawLock (SharedState) and atomics; all-zero = unlocked, nobody
@@ -74,6 +74,7 @@ impl RawCondition {
             waiting: AtomicU32::new(0),
             tokens: AtomicU32::new(0),
             sleepers: AtomicU32::new(0),
+            spin: AtomicU32::new(0),
         }
     }
     /// An unlocked condition with no waiters (the same as all-zero bytes).
@@ -85,6 +86,7 @@ impl RawCondition {
             waiting: AtomicU32::new(0),
             tokens: AtomicU32::new(0),
             sleepers: AtomicU32::new(0),
+            spin: AtomicU32::new(0),
         }
     }
 
@@ -141,13 +143,10 @@ impl RawCondition {
 
     /// Spins briefly, then sleeps while `seq == seen` (until `deadline`).
     fn sleep(&self, seen: u32, deadline: Deadline) -> WaitResult {
-        let mut n = SPIN_LIMIT;
-        while n > 0 {
-            if self.seq.load(Ordering::Relaxed) != seen {
-                return WaitResult::Woken;
-            }
-            spin_hint();
-            n -= 1;
+        if self.seq.load(Ordering::Relaxed) != seen
+            || spin_until(&self.spin, || self.seq.load(Ordering::Relaxed) != seen)
+        {
+            return WaitResult::Woken;
         }
         // SYNC(cond-sleep): announce ourselves, then the kernel re-checks `seq`.
         self.sleepers.fetch_add(1, Ordering::SeqCst);

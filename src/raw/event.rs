@@ -16,8 +16,9 @@
 //! A setter that dies never leaves waiters hung: they keep waiting for the next
 //! `set`, and their deadlines hold.
 
+use super::lock::spin_until;
 use crate::sync::atomic::{AtomicU32, Ordering};
-use crate::sync::{futex_wait, futex_wake_all, spin_hint, Deadline, WaitResult, SPIN_LIMIT};
+use crate::sync::{futex_wait, futex_wake_all, Deadline, WaitResult};
 use crate::sys::clock::expired;
 
 /// The flag bit of the word.
@@ -41,9 +42,11 @@ pub struct RawEvent {
     word: AtomicU32,
     /// Threads that may be asleep on `word` (a hint: too high only costs a syscall).
     sleepers: AtomicU32,
+    /// How many polls recent waits needed (a hint for adaptive spinning).
+    spin: AtomicU32,
 }
 
-// SAFETY: repr(C), two atomics; all-zero = clear, nobody asleep; no pointers.
+// SAFETY: repr(C), atomics only; all-zero = clear, nobody asleep; no pointers.
 unsafe impl super::SharedState for RawEvent {}
 
 impl Default for RawEvent {
@@ -59,6 +62,7 @@ impl RawEvent {
         RawEvent {
             word: AtomicU32::new(0),
             sleepers: AtomicU32::new(0),
+            spin: AtomicU32::new(0),
         }
     }
     /// A clear event (the same as all-zero bytes).
@@ -67,6 +71,7 @@ impl RawEvent {
         RawEvent {
             word: AtomicU32::new(0),
             sleepers: AtomicU32::new(0),
+            spin: AtomicU32::new(0),
         }
     }
 
@@ -118,11 +123,7 @@ impl RawEvent {
 
     #[cold]
     fn wait_slow(&self, seen: u32, deadline: Deadline) -> bool {
-        let mut n = SPIN_LIMIT;
-        while n > 0 && self.word.load(Ordering::Relaxed) == seen {
-            spin_hint();
-            n -= 1;
-        }
+        spin_until(&self.spin, || self.word.load(Ordering::Relaxed) != seen);
         loop {
             // SYNC(event): the word moves away from `seen` only through a `set`.
             if self.word.load(Ordering::Acquire) != seen {

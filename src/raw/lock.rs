@@ -69,13 +69,14 @@ pub struct RawLock {
     /// | 22..31 | unused (ignored if set)                               |
     /// | 31     | `WAITERS`: a thread may sleep here; release must wake |
     word: AtomicU32,
-    _pad: u32,
+    /// How many polls recent contended acquires needed (a hint, see [`Spin`]).
+    spin: AtomicU32,
     /// [`Identity::info`] of the holder, stored right after the winning CAS; valid only
     /// while its TID equals the word's.
     owner: AtomicU64,
 }
 
-// SAFETY: repr(C), atomics and a u32 only, all-zero = unlocked, no pointers, align 8.
+// SAFETY: repr(C), atomics only, all-zero = unlocked, no pointers, align 8.
 unsafe impl super::SharedState for RawLock {}
 
 impl Default for RawLock {
@@ -90,7 +91,7 @@ impl RawLock {
     pub const fn new() -> RawLock {
         RawLock {
             word: AtomicU32::new(UNLOCKED),
-            _pad: 0,
+            spin: AtomicU32::new(0),
             owner: AtomicU64::new(0),
         }
     }
@@ -99,7 +100,7 @@ impl RawLock {
     pub fn new() -> RawLock {
         RawLock {
             word: AtomicU32::new(UNLOCKED),
-            _pad: 0,
+            spin: AtomicU32::new(0),
             owner: AtomicU64::new(0),
         }
     }
@@ -169,18 +170,29 @@ impl RawLock {
         ok
     }
 
-    /// Polls briefly while the lock is held by a running holder and nobody sleeps.
+    /// Polls briefly (see [`Spin`]) while the lock is held and nobody sleeps on it;
+    /// returns the last state seen.
     #[inline]
     fn spin(&self) -> u32 {
-        let mut n = SPIN_LIMIT;
-        loop {
-            let s = self.word.load(Ordering::Relaxed);
-            if holder_tid(s) == 0 || has_waiters(s) || n == 0 {
+        let mut s = self.word.load(Ordering::Relaxed);
+        if SPIN_LIMIT == 0 || holder_tid(s) == 0 || has_waiters(s) {
+            return s;
+        }
+        let spin = Spin::start(&self.spin);
+        for k in 1..=spin.budget() {
+            spin_hint();
+            s = self.word.load(Ordering::Relaxed);
+            if holder_tid(s) == 0 {
+                spin.succeeded(&self.spin, k);
                 return s;
             }
-            spin_hint();
-            n -= 1;
+            if has_waiters(s) {
+                // Someone sleeps: the lock goes to a woken sleeper, not to spinners.
+                return s;
+            }
         }
+        spin.failed(&self.spin);
+        s
     }
 
     #[cold]
@@ -328,6 +340,103 @@ impl RawLock {
             t => Some(t),
         }
     }
+}
+
+/// Fewest polls a wait makes before it sleeps, whatever its object's hint says.
+const MIN_SPINS: u32 = 4;
+/// One wait in this many spins the whole [`SPIN_LIMIT`], to learn whether spinning
+/// longer would pay.
+const EXPLORE_EVERY: u32 = 64;
+
+/// Waits of this process so far (picks the exploring ones).
+#[cfg(not(loom))]
+static WAITS: AtomicU32 = AtomicU32::new(0);
+
+/// Bounded, adaptive spinning before a futex wait.
+///
+/// A poll costs a `PAUSE` (tens of ns on current x86), a sleep and wake-up several
+/// µs for both sides — but spinning only pays when the event comes soon and the
+/// thread that brings it is running meanwhile. On an oversubscribed machine, or for
+/// long waits, every spin is wasted CPU. So each object keeps a `hint` (one of its
+/// fields, shared by all its users): how many polls its recent waits needed. A wait
+/// polls up to twice that (at least [`MIN_SPINS`], at most [`SPIN_LIMIT`]); one
+/// wait in [`EXPLORE_EVERY`] polls the whole `SPIN_LIMIT`. A wait that ended while
+/// polling moves the hint to what it took; a wait that had to sleep halves it.
+///
+/// The hint is untrusted like all shared state: any value is clamped to
+/// `SPIN_LIMIT`, and a wrong one only costs time.
+#[derive(Debug)]
+pub(crate) struct Spin {
+    hint: u32,
+    budget: u32,
+}
+
+impl Spin {
+    /// Starts a spin phase on the object whose hint is `hint`.
+    #[inline]
+    pub(crate) fn start(hint: &AtomicU32) -> Spin {
+        let h = hint.load(Ordering::Relaxed).min(SPIN_LIMIT);
+        let budget = if explore() {
+            SPIN_LIMIT
+        } else {
+            (2 * h).clamp(MIN_SPINS.min(SPIN_LIMIT), SPIN_LIMIT)
+        };
+        Spin { hint: h, budget }
+    }
+
+    /// How many polls this phase may make.
+    #[inline]
+    pub(crate) fn budget(&self) -> u32 {
+        self.budget
+    }
+
+    /// The wait ended after `polls` polls: aim the hint there.
+    #[inline]
+    pub(crate) fn succeeded(&self, hint: &AtomicU32, polls: u32) {
+        let next = polls.max((self.hint + polls) / 2);
+        if next != self.hint {
+            hint.store(next, Ordering::Relaxed);
+        }
+    }
+
+    /// The budget ran out: the caller is about to sleep, spinning was wasted.
+    #[inline]
+    pub(crate) fn failed(&self, hint: &AtomicU32) {
+        if self.hint != 0 {
+            hint.store(self.hint / 2, Ordering::Relaxed);
+        }
+    }
+}
+
+#[inline]
+fn explore() -> bool {
+    #[cfg(not(loom))]
+    {
+        WAITS.fetch_add(1, Ordering::Relaxed) % EXPLORE_EVERY == 0
+    }
+    #[cfg(loom)]
+    {
+        false
+    }
+}
+
+/// Polls `ready` for a [`Spin`] phase on `hint`; true if it became true. Makes no
+/// poll at all under loom (`SPIN_LIMIT` is 0).
+#[inline]
+pub(crate) fn spin_until(hint: &AtomicU32, mut ready: impl FnMut() -> bool) -> bool {
+    if SPIN_LIMIT == 0 {
+        return false;
+    }
+    let spin = Spin::start(hint);
+    for k in 1..=spin.budget() {
+        spin_hint();
+        if ready() {
+            spin.succeeded(hint, k);
+            return true;
+        }
+    }
+    spin.failed(hint);
+    false
 }
 
 /// When a waiter next checks that a peer is alive: first after an eighth of the

@@ -14,8 +14,9 @@
 //! process that dies holding one does **not** give it back. A sleeper that dies
 //! leaves `sleepers` one too high, which only costs later releases a `futex_wake`.
 
+use super::lock::spin_until;
 use crate::sync::atomic::{AtomicU32, Ordering};
-use crate::sync::{futex_wait, futex_wake, spin_hint, Deadline, WaitResult, SPIN_LIMIT};
+use crate::sync::{futex_wait, futex_wake, Deadline, WaitResult};
 use crate::sys::clock::expired;
 
 /// A counting semaphore (no owner, no upper bound of its own: callers pass one to
@@ -27,9 +28,11 @@ pub struct RawSemaphore {
     value: AtomicU32,
     /// Threads that may be asleep on `value` (a hint: too high only costs a syscall).
     sleepers: AtomicU32,
+    /// How many polls recent waits needed (a hint for adaptive spinning).
+    spin: AtomicU32,
 }
 
-// SAFETY: repr(C), two atomics; all-zero = no permits, nobody asleep; no pointers.
+// SAFETY: repr(C), atomics only; all-zero = no permits, nobody asleep; no pointers.
 unsafe impl super::SharedState for RawSemaphore {}
 
 impl Default for RawSemaphore {
@@ -45,6 +48,7 @@ impl RawSemaphore {
         RawSemaphore {
             value: AtomicU32::new(initial),
             sleepers: AtomicU32::new(0),
+            spin: AtomicU32::new(0),
         }
     }
     /// A semaphore holding `initial` permits.
@@ -53,6 +57,7 @@ impl RawSemaphore {
         RawSemaphore {
             value: AtomicU32::new(initial),
             sleepers: AtomicU32::new(0),
+            spin: AtomicU32::new(0),
         }
     }
 
@@ -88,11 +93,7 @@ impl RawSemaphore {
     #[cold]
     fn acquire_slow(&self, deadline: Deadline) -> bool {
         loop {
-            let mut n = SPIN_LIMIT;
-            while n > 0 && self.value.load(Ordering::Relaxed) == 0 {
-                spin_hint();
-                n -= 1;
-            }
+            spin_until(&self.spin, || self.value.load(Ordering::Relaxed) != 0);
             if self.try_acquire() {
                 return true;
             }
