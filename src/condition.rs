@@ -165,6 +165,11 @@ impl Condition {
     }
 
     fn wait_until(&self, g: &mut ConditionGuard<'_>, deadline: Deadline) -> LockResult<bool> {
+        if current_identity().tid != g.me.tid {
+            // A guard inherited through fork: this thread does not hold the lock, so
+            // it must neither release nor wait with it.
+            return Ok(false);
+        }
         // SAFETY: the guard proves `g.me` holds the guard's condition's lock, and the
         // `&mut` borrow keeps the caller off the protected state until we relock.
         let w = unsafe { g.raw.wait(g.me, deadline, self.probe) };
@@ -175,7 +180,8 @@ impl Condition {
     /// end spuriously: re-check the state (or use [`wait_while`](Condition::wait_while)).
     ///
     /// `g` must be a guard of this condition (any handle to the same object);
-    /// a guard of another condition waits on *that* condition.
+    /// a guard of another condition waits on *that* condition. A guard inherited by
+    /// a forked child does not hold the lock there: its waits return at once.
     /// `Err(OwnerDied(()))`: relocking took the lock over from a holder that died; the
     /// lock is held either way.
     pub fn wait(&self, g: &mut ConditionGuard<'_>) -> LockResult<()> {

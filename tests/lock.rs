@@ -293,3 +293,15 @@ fn debug_names_the_lock() {
         "{text}"
     );
 }
+
+#[test]
+fn every_sync_handle_is_send_sync_clone_debug() {
+    fn check<T: Send + Sync + Clone + std::fmt::Debug>() {}
+    check::<Lock>();
+    check::<multiproc::RLock>();
+    check::<multiproc::Semaphore>();
+    check::<multiproc::BoundedSemaphore>();
+    check::<multiproc::Event>();
+    check::<multiproc::Condition>();
+    check::<multiproc::Barrier>();
+}

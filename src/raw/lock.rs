@@ -7,7 +7,17 @@
 //!
 //! Orderings: acquiring is an Acquire CAS on `word`, releasing a Release CAS/swap on
 //! `word` (`SYNC(lock)`): what the holder wrote is visible to the next holder. The
-//! `owner` record is advisory (used only to judge liveness) and written Relaxed.
+//! `owner` record is advisory (used only to judge liveness) and written Relaxed; a
+//! holder clears it before releasing, so a record that names the word's TID always
+//! belongs to the current holder (never to a previous holder whose TID was reused).
+//!
+//! Costs: uncontended acquire + release is two CAS and no syscall. A contended
+//! acquire polls briefly (`Spin`, adaptive per lock), then sets `WAITERS` and
+//! sleeps on the word; it wakes on a `Probes` schedule (after about 1 ms, then at
+//! doubling intervals up to the probe interval) to check that the holder lives.
+//!
+//! This module also holds the blocking helpers every primitive shares: `Spin` /
+//! `spin_until` and `Probes`.
 
 use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use crate::sync::{
