@@ -358,7 +358,7 @@ const MIN_SPINS: u32 = 4;
 /// longer would pay.
 const EXPLORE_EVERY: u32 = 64;
 
-/// Waits of this process so far (picks the exploring ones).
+/// Spin phases of this process so far (picks the exploring ones; process-local).
 #[cfg(not(loom))]
 static WAITS: AtomicU32 = AtomicU32::new(0);
 
@@ -422,7 +422,11 @@ impl Spin {
 fn explore() -> bool {
     #[cfg(not(loom))]
     {
-        WAITS.fetch_add(1, Ordering::Relaxed) % EXPLORE_EVERY == 0
+        // A plain load and store, not an RMW: a count lost to a race only shifts
+        // which wait explores.
+        let n = WAITS.load(Ordering::Relaxed).wrapping_add(1);
+        WAITS.store(n, Ordering::Relaxed);
+        n % EXPLORE_EVERY == 0
     }
     #[cfg(loom)]
     {
