@@ -7,13 +7,23 @@
 //!
 //! Orderings: acquiring is an Acquire CAS on `word`, releasing a Release CAS/swap on
 //! `word` (`SYNC(lock)`): what the holder wrote is visible to the next holder. The
-//! `owner` record is advisory (used only to judge liveness) and written Relaxed.
+//! `owner` record is advisory (used only to judge liveness) and written Relaxed; a
+//! holder clears it before releasing, so a record that names the word's TID always
+//! belongs to the current holder (never to a previous holder whose TID was reused).
+//!
+//! Costs: uncontended acquire + release is two CAS and no syscall. A contended
+//! acquire polls briefly (`Spin`, adaptive per lock), then sets `WAITERS` and
+//! sleeps on the word; it wakes on a `Probes` schedule (after about 1 ms, then at
+//! doubling intervals up to the probe interval) to check that the holder lives.
+//!
+//! This module also holds the blocking helpers every primitive shares: `Spin` /
+//! `spin_until` and `Probes`.
 
 use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use crate::sync::{
     futex_wait, futex_wake, owner_is_dead, spin_hint, Deadline, Identity, WaitResult, SPIN_LIMIT,
 };
-use crate::sys::clock::{expired, probe_deadline};
+use crate::sys::clock::expired;
 use crate::sys::ident::MAX_TID;
 use core::time::Duration;
 
@@ -69,13 +79,14 @@ pub struct RawLock {
     /// | 22..31 | unused (ignored if set)                               |
     /// | 31     | `WAITERS`: a thread may sleep here; release must wake |
     word: AtomicU32,
-    _pad: u32,
+    /// How many polls recent contended acquires needed (a hint, see [`Spin`]).
+    spin: AtomicU32,
     /// [`Identity::info`] of the holder, stored right after the winning CAS; valid only
     /// while its TID equals the word's.
     owner: AtomicU64,
 }
 
-// SAFETY: repr(C), atomics and a u32 only, all-zero = unlocked, no pointers, align 8.
+// SAFETY: repr(C), atomics only, all-zero = unlocked, no pointers, align 8.
 unsafe impl super::SharedState for RawLock {}
 
 impl Default for RawLock {
@@ -90,7 +101,7 @@ impl RawLock {
     pub const fn new() -> RawLock {
         RawLock {
             word: AtomicU32::new(UNLOCKED),
-            _pad: 0,
+            spin: AtomicU32::new(0),
             owner: AtomicU64::new(0),
         }
     }
@@ -99,7 +110,7 @@ impl RawLock {
     pub fn new() -> RawLock {
         RawLock {
             word: AtomicU32::new(UNLOCKED),
-            _pad: 0,
+            spin: AtomicU32::new(0),
             owner: AtomicU64::new(0),
         }
     }
@@ -169,23 +180,35 @@ impl RawLock {
         ok
     }
 
-    /// Polls briefly while the lock is held by a running holder and nobody sleeps.
+    /// Polls briefly (see [`Spin`]) while the lock is held and nobody sleeps on it;
+    /// returns the last state seen.
     #[inline]
     fn spin(&self) -> u32 {
-        let mut n = SPIN_LIMIT;
-        loop {
-            let s = self.word.load(Ordering::Relaxed);
-            if holder_tid(s) == 0 || has_waiters(s) || n == 0 {
+        let mut s = self.word.load(Ordering::Relaxed);
+        if SPIN_LIMIT == 0 || holder_tid(s) == 0 || has_waiters(s) {
+            return s;
+        }
+        let spin = Spin::start(&self.spin);
+        for k in 1..=spin.budget() {
+            spin_hint();
+            s = self.word.load(Ordering::Relaxed);
+            if holder_tid(s) == 0 {
+                spin.succeeded(&self.spin, k);
                 return s;
             }
-            spin_hint();
-            n -= 1;
+            if has_waiters(s) {
+                // Someone sleeps: the lock goes to a woken sleeper, not to spinners.
+                return s;
+            }
         }
+        spin.failed(&self.spin);
+        s
     }
 
     #[cold]
     fn lock_contended(&self, me: Identity, deadline: Deadline, probe: Duration) -> Acquire {
         let mut state = self.spin();
+        let mut probes = Probes::new(probe);
         loop {
             if holder_tid(state) == 0 {
                 // Free. Take it with WAITERS kept set: we cannot know whether others
@@ -218,8 +241,9 @@ impl RawLock {
                 }
                 state |= WAITERS;
             }
-            let until = probe_deadline(deadline, probe);
-            if futex_wait(&self.word, state, Some(until)) == WaitResult::TimedOut {
+            let r = futex_wait(&self.word, state, Some(probes.next_wake(deadline)));
+            // Probe on schedule even when woken (EINTR, or peers churning the word).
+            if probes.due(r, deadline) {
                 let now = self.word.load(Ordering::Relaxed);
                 if holder_tid(now) != 0 && self.holder_is_dead(now) && self.take(now, me) {
                     return Acquire::Recovered;
@@ -238,6 +262,11 @@ impl RawLock {
     fn holder_is_dead(&self, state: u32) -> bool {
         let tid = holder_tid(state);
         if tid == 0 {
+            return false;
+        }
+        // SYNC(lock): an Acquire read of the word sees the record as of that holder's
+        // acquisition (the previous holder cleared its own before releasing).
+        if self.word.load(Ordering::Acquire) != state {
             return false;
         }
         let info = self.owner.load(Ordering::Relaxed);
@@ -262,6 +291,14 @@ impl RawLock {
     /// another thread may take the lock and write it.
     #[inline]
     pub unsafe fn unlock(&self, me: Identity) {
+        let s = self.word.load(Ordering::Relaxed);
+        if holder_tid(s) != me.tid {
+            return;
+        }
+        // Forget the owner record first, so that it never names a previous holder
+        // while the next one is between its CAS and its own record (see
+        // `holder_is_dead`).
+        self.owner.store(0, Ordering::Relaxed);
         // SYNC(lock): Release pairs with the Acquire CAS of the next holder.
         if self
             .word
@@ -312,5 +349,210 @@ impl RawLock {
             0 => None,
             t => Some(t),
         }
+    }
+}
+
+/// Fewest polls a wait makes before it sleeps, whatever its object's hint says.
+const MIN_SPINS: u32 = 4;
+/// One wait in this many spins the whole [`SPIN_LIMIT`], to learn whether spinning
+/// longer would pay.
+const EXPLORE_EVERY: u32 = 64;
+
+/// Spin phases of this process so far (picks the exploring ones; process-local).
+#[cfg(not(loom))]
+static WAITS: AtomicU32 = AtomicU32::new(0);
+
+/// Bounded, adaptive spinning before a futex wait.
+///
+/// A poll costs a `PAUSE` (tens of ns on current x86), a sleep and wake-up several
+/// µs for both sides — but spinning only pays when the event comes soon and the
+/// thread that brings it is running meanwhile. On an oversubscribed machine, or for
+/// long waits, every spin is wasted CPU. So each object keeps a `hint` (one of its
+/// fields, shared by all its users): how many polls its recent waits needed. A wait
+/// polls up to twice that (at least [`MIN_SPINS`], at most [`SPIN_LIMIT`]); one
+/// wait in [`EXPLORE_EVERY`] polls the whole `SPIN_LIMIT`. A wait that ended while
+/// polling moves the hint to what it took; a wait that had to sleep halves it.
+///
+/// The hint is untrusted like all shared state: any value is clamped to
+/// `SPIN_LIMIT`, and a wrong one only costs time.
+#[derive(Debug)]
+pub(crate) struct Spin {
+    hint: u32,
+    budget: u32,
+}
+
+impl Spin {
+    /// Starts a spin phase on the object whose hint is `hint`.
+    #[inline]
+    pub(crate) fn start(hint: &AtomicU32) -> Spin {
+        let h = hint.load(Ordering::Relaxed).min(SPIN_LIMIT);
+        let budget = if explore() {
+            SPIN_LIMIT
+        } else {
+            (2 * h).clamp(MIN_SPINS.min(SPIN_LIMIT), SPIN_LIMIT)
+        };
+        Spin { hint: h, budget }
+    }
+
+    /// How many polls this phase may make.
+    #[inline]
+    pub(crate) fn budget(&self) -> u32 {
+        self.budget
+    }
+
+    /// The wait ended after `polls` polls: aim the hint there.
+    #[inline]
+    pub(crate) fn succeeded(&self, hint: &AtomicU32, polls: u32) {
+        let next = polls.max((self.hint + polls) / 2);
+        if next != self.hint {
+            hint.store(next, Ordering::Relaxed);
+        }
+    }
+
+    /// The budget ran out: the caller is about to sleep, spinning was wasted.
+    #[inline]
+    pub(crate) fn failed(&self, hint: &AtomicU32) {
+        if self.hint != 0 {
+            hint.store(self.hint / 2, Ordering::Relaxed);
+        }
+    }
+}
+
+#[inline]
+fn explore() -> bool {
+    #[cfg(not(loom))]
+    {
+        // A plain load and store, not an RMW: a count lost to a race only shifts
+        // which wait explores.
+        let n = WAITS.load(Ordering::Relaxed).wrapping_add(1);
+        WAITS.store(n, Ordering::Relaxed);
+        n % EXPLORE_EVERY == 0
+    }
+    #[cfg(loom)]
+    {
+        false
+    }
+}
+
+/// Polls `ready` for a [`Spin`] phase on `hint`; true if it became true. Makes no
+/// poll at all under loom (`SPIN_LIMIT` is 0).
+#[inline]
+pub(crate) fn spin_until(hint: &AtomicU32, mut ready: impl FnMut() -> bool) -> bool {
+    if SPIN_LIMIT == 0 {
+        return false;
+    }
+    let spin = Spin::start(hint);
+    for k in 1..=spin.budget() {
+        spin_hint();
+        if ready() {
+            spin.succeeded(hint, k);
+            return true;
+        }
+    }
+    spin.failed(hint);
+    false
+}
+
+/// When a waiter next checks that a peer is alive: first after an eighth of the
+/// probe interval (at least [`FIRST_PROBE`]), then at doubling intervals up to the
+/// full interval. A peer that died *before* the wait began is thus found within about
+/// a millisecond, and a long wait costs one `/proc` read per probe interval.
+#[derive(Debug)]
+pub(crate) struct Probes {
+    interval: Duration,
+    max: Duration,
+    next: crate::sync::Instant,
+}
+
+/// The shortest first probe delay.
+pub(crate) const FIRST_PROBE: Duration = Duration::from_micros(500);
+
+impl Probes {
+    /// A schedule whose intervals grow to `max`.
+    pub(crate) fn new(max: Duration) -> Probes {
+        let interval = (max / 8).max(FIRST_PROBE).min(max);
+        Probes {
+            interval,
+            max,
+            next: crate::sync::Instant::now().add(interval),
+        }
+    }
+
+    /// How long the next futex wait may sleep: until the next probe or `deadline`.
+    #[inline]
+    pub(crate) fn next_wake(&self, deadline: Deadline) -> crate::sync::Instant {
+        match deadline {
+            Some(d) if d < self.next => d,
+            _ => self.next,
+        }
+    }
+
+    /// After a wait ended with `r`: true when the caller should probe its peers and
+    /// check its deadline now (and schedules the next probe).
+    #[inline]
+    pub(crate) fn due(&mut self, r: WaitResult, deadline: Deadline) -> bool {
+        if r == WaitResult::TimedOut || {
+            let now = crate::sync::Instant::now();
+            now >= self.next_wake(deadline)
+        } {
+            self.interval = (self.interval * 2).min(self.max);
+            self.next = crate::sync::Instant::now().add(self.interval);
+            true
+        } else {
+            false
+        }
+    }
+}
+
+#[cfg(all(test, feature = "std", not(loom)))]
+mod tests {
+    use super::*;
+
+    fn try_from_another_thread(lock: &RawLock) -> Acquire {
+        std::thread::scope(|s| {
+            s.spawn(|| lock.try_lock(crate::sync::current_identity()))
+                .join()
+                .unwrap()
+        })
+    }
+
+    #[test]
+    fn a_live_holder_is_not_taken_over() {
+        let lock = RawLock::new();
+        let me = crate::sync::current_identity();
+        assert!(lock.try_lock_fast(me));
+        assert_eq!(try_from_another_thread(&lock), Acquire::WouldBlock);
+        // SAFETY: we hold it and protect nothing.
+        unsafe { lock.unlock(me) };
+        assert!(!lock.is_locked());
+    }
+
+    #[test]
+    fn a_reused_tid_is_not_mistaken_for_the_dead_holder() {
+        // The holder died and its TID now belongs to a live thread (us) that started
+        // at another time: the start time in the record tells them apart.
+        let lock = RawLock::new();
+        let me = crate::sync::current_identity();
+        let ghost = Identity {
+            tid: me.tid,
+            start: me.start + 1,
+        };
+        lock.word.store(ghost.tid, Ordering::Relaxed);
+        lock.owner.store(ghost.info(), Ordering::Relaxed);
+        assert_eq!(try_from_another_thread(&lock), Acquire::Recovered);
+    }
+
+    #[test]
+    fn unlock_by_a_non_holder_changes_nothing() {
+        let lock = RawLock::new();
+        let me = crate::sync::current_identity();
+        assert!(lock.try_lock_fast(me));
+        let other = Identity {
+            tid: me.tid % MAX_TID + 1,
+            start: 1,
+        };
+        // SAFETY: a non-holder's unlock is documented to do nothing.
+        unsafe { lock.unlock(other) };
+        assert!(lock.is_held_by(me));
     }
 }

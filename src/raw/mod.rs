@@ -13,14 +13,24 @@
 //! `CLOCK_MONOTONIC` deadlines, and a bounded spin before sleeping.
 
 pub mod array;
+pub mod barrier;
+pub mod condition;
+pub mod event;
 pub mod lock;
 pub mod queue;
 pub mod queue_join;
+pub mod rlock;
+pub mod semaphore;
 pub mod value;
 
 pub use array::{ArrayRef, Integer, RawArray};
+pub use barrier::RawBarrier;
+pub use condition::RawCondition;
+pub use event::RawEvent;
 pub use lock::{Acquire, RawLock};
 pub use queue::{QueueError, RawQueue, Ring};
+pub use rlock::RawRLock;
+pub use semaphore::RawSemaphore;
 pub use value::{RawValue, ValueRef};
 
 /// Types that may be placed in memory shared between processes.
