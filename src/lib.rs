@@ -56,6 +56,8 @@ mod joinable_queue;
 #[cfg(all(feature = "std", not(loom)))]
 mod lock;
 #[cfg(all(feature = "std", not(loom)))]
+mod pipe;
+#[cfg(all(feature = "std", not(loom)))]
 pub mod process;
 #[cfg(all(feature = "std", not(loom)))]
 mod queue;
@@ -65,6 +67,8 @@ mod rlock;
 pub mod segment;
 #[cfg(all(feature = "std", not(loom)))]
 mod semaphore;
+#[cfg(all(feature = "std", not(loom)))]
+mod spsc_queue;
 #[cfg(all(feature = "std", not(loom)))]
 mod value;
 
@@ -85,6 +89,8 @@ pub use joinable_queue::JoinableQueue;
 #[cfg(all(feature = "std", not(loom)))]
 pub use lock::{Lock, LockGuard, LockResult, OwnerDied, TryLockError, TryLockResult};
 #[cfg(all(feature = "std", not(loom)))]
+pub use pipe::{Pipe, PipeEnd};
+#[cfg(all(feature = "std", not(loom)))]
 pub use process::{
     active_children, cpu_count, current_process, AsyncResult, CurrentProcess, Imap, IntoExitCode,
     Pool, PoolBuilder, Process, ProcessBuilder,
@@ -98,5 +104,7 @@ pub use rlock::{RLock, RLockGuard};
 pub use segment::{unlink, Options, Segment};
 #[cfg(all(feature = "std", not(loom)))]
 pub use semaphore::{BoundedSemaphore, Semaphore};
+#[cfg(all(feature = "std", not(loom)))]
+pub use spsc_queue::{Role, SpscQueue};
 #[cfg(all(feature = "std", not(loom)))]
 pub use value::{Value, ValueGuard};

@@ -21,6 +21,8 @@ pub mod queue;
 pub mod queue_join;
 pub mod rlock;
 pub mod semaphore;
+pub mod spsc;
+pub mod spsc_role;
 pub mod value;
 
 pub use array::{ArrayRef, Integer, RawArray};
@@ -31,6 +33,8 @@ pub use lock::{Acquire, RawLock};
 pub use queue::{QueueError, RawQueue, Ring};
 pub use rlock::RawRLock;
 pub use semaphore::RawSemaphore;
+pub use spsc::RawSpsc;
+pub use spsc_role::{RawPipe, RawRole, RawSpscQueue};
 pub use value::{RawValue, ValueRef};
 
 /// Types that may be placed in memory shared between processes.

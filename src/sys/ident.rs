@@ -225,6 +225,64 @@ mod cache {
     }
 }
 
+/// The calling *process*, named like a thread: `tid` is the process id, `start` the
+/// process's start time. Objects whose roles belong to a process (an SPSC queue's
+/// producer, a pipe end) record this; [`is_dead`] judges it like a thread. Cached per
+/// process (recomputed in a forked child).
+#[cfg(feature = "std")]
+pub fn current_process() -> Identity {
+    process::current()
+}
+
+/// A counter that changes in every child forked after the first call: a handle that
+/// remembers it can tell, with one load, that it was inherited through `fork`.
+#[cfg(feature = "std")]
+#[inline]
+pub fn fork_generation() -> u64 {
+    process::generation()
+}
+
+#[cfg(feature = "std")]
+mod process {
+    use super::{getpid, proc_state, Identity, ProcState};
+    use core::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Once;
+
+    static GENERATION: AtomicU64 = AtomicU64::new(1);
+    static CACHED: AtomicU64 = AtomicU64::new(0);
+    static CACHED_GENERATION: AtomicU64 = AtomicU64::new(0);
+    static AT_FORK: Once = Once::new();
+
+    extern "C" fn bump_in_child() {
+        GENERATION.fetch_add(1, Ordering::Relaxed);
+    }
+
+    #[inline]
+    pub(super) fn generation() -> u64 {
+        AT_FORK.call_once(|| {
+            // SAFETY: registering a handler that only increments a static atomic.
+            unsafe { libc::pthread_atfork(None, None, Some(bump_in_child)) };
+        });
+        GENERATION.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn current() -> Identity {
+        let g = generation();
+        if CACHED_GENERATION.load(Ordering::Acquire) == g {
+            return Identity::from_info(CACHED.load(Ordering::Relaxed));
+        }
+        let pid = getpid();
+        let start = match proc_state(pid) {
+            ProcState::Alive { start } => start,
+            _ => 0,
+        };
+        let me = Identity { tid: pid, start };
+        CACHED.store(me.info(), Ordering::Relaxed);
+        CACHED_GENERATION.store(g, Ordering::Release);
+        me
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

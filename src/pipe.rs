@@ -1,0 +1,963 @@
+//! [`Pipe`]: a connection between two processes — Python's `multiprocessing.Pipe` —
+//! carrying whole messages of any length through shared memory.
+//!
+//! ## Wire format
+//! Each direction is one byte ring ([`RawSpsc`](crate::raw::RawSpsc) with one-byte
+//! units). The sender writes *frames*, each an 8-byte little-endian header word
+//! (`MAGIC << 52 | kind << 48 | value`) and, for data frames, `value` bytes:
+//!
+//! | kind    | value          | meaning                                             |
+//! |---------|----------------|-----------------------------------------------------|
+//! | `WHOLE` | message length | a complete message follows (it fits in the ring)    |
+//! | `START` | message length | a longer message follows in `PIECE`s                |
+//! | `PIECE` | piece length   | the next bytes of the current message follow        |
+//! | `ABORT` | 0              | the current message was abandoned (a timed-out send) |
+//!
+//! A header and the bytes it announces are published with one store, so a receiver
+//! that sees a header can read its bytes at once. The receiver assembles pieces in
+//! its own buffer and hands out a message only when it is complete: a sender that
+//! dies, closes or gives up mid-message never delivers a partial one.
+
+use crate::raw::lock::DEFAULT_PROBE;
+use crate::raw::spsc::{
+    Consumer, Geometry, Producer, RegionMemory, RingCorrupt, Stop, CONSUMER_CLOSED, MAX_RING_BYTES,
+    PRODUCER_CLOSED,
+};
+use crate::raw::spsc_role::{ClaimError, RawPipe, RoleStatus};
+use crate::segment::{self, Object, ObjectKind, ObjectSpec, Options, TypeInfo};
+use crate::sync::Identity;
+use crate::sys::clock::{deadline_after, Deadline};
+use crate::sys::ident::{current_process, fork_generation};
+use crate::{Error, Result};
+use core::fmt;
+use std::time::Duration;
+
+const MAGIC: u64 = 0x5A7;
+const WHOLE: u64 = 1;
+const START: u64 = 2;
+const PIECE: u64 = 3;
+const ABORT: u64 = 4;
+const VALUE_BITS: u32 = 48;
+const VALUE_MASK: u64 = (1 << VALUE_BITS) - 1;
+/// Bytes of a frame header.
+const HEADER: u64 = 8;
+
+/// Longest message a pipe carries: 2^48 - 1 bytes (256 TiB).
+pub const MAX_MESSAGE_LEN: u64 = VALUE_MASK;
+/// Smallest ring capacity a pipe gets (smaller requests are rounded up to it).
+pub const MIN_PIPE_CAPACITY: usize = 64;
+
+#[inline]
+fn header(kind: u64, value: u64) -> [u8; 8] {
+    ((MAGIC << 52) | (kind << VALUE_BITS) | (value & VALUE_MASK)).to_le_bytes()
+}
+
+#[inline]
+fn decode(h: [u8; 8]) -> Option<(u64, u64)> {
+    let w = u64::from_le_bytes(h);
+    let kind = (w >> VALUE_BITS) & 0xF;
+    if w >> 52 != MAGIC || !(WHOLE..=ABORT).contains(&kind) {
+        return None;
+    }
+    Some((kind, w & VALUE_MASK))
+}
+
+/// Which end of a pipe a handle is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PipeEnd {
+    /// The creator's end ([`Pipe::create`]; the first of [`Pipe::new`]'s pair; the
+    /// sending end of a one-way pipe).
+    A,
+    /// The opener's end ([`Pipe::open`]; the second of [`Pipe::new`]'s pair; the
+    /// receiving end of a one-way pipe).
+    B,
+}
+
+impl PipeEnd {
+    fn index(self) -> usize {
+        match self {
+            PipeEnd::A => 0,
+            PipeEnd::B => 1,
+        }
+    }
+}
+
+struct Tx {
+    cur: Producer<RegionMemory>,
+    /// A streamed message was abandoned: an ABORT frame must precede the next one.
+    need_abort: bool,
+    /// The peer was found dead or closed: sends fail at once.
+    peer_gone: bool,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct InFlight {
+    len: u64,
+    got: u64,
+    /// Skip its bytes (it was refused as too large).
+    discard: bool,
+}
+
+struct Rx {
+    cur: Consumer<RegionMemory>,
+    /// The message being assembled, if any.
+    msg: Option<InFlight>,
+    /// Its bytes so far, kept between calls that timed out mid-message.
+    partial: Vec<u8>,
+    /// The peer closed or died and everything it sent was drained.
+    eof: bool,
+}
+
+/// One end of a pipe: a connection between two processes carrying whole messages of
+/// any length — Python's `multiprocessing.Pipe()` / `Connection`, through shared
+/// memory.
+///
+/// * [`Pipe::new`] gives an anonymous duplex pair for a parent and its forked child;
+///   [`Pipe::create`] / [`Pipe::open`] give the two ends of a named pipe to unrelated
+///   processes; [`Pipe::one_way`] and [`Pipe::create_one_way`] are Python's
+///   `duplex=False`.
+/// * [`send_bytes`](Pipe::send_bytes) takes a message of any length: one that fits in
+///   the ring is written with one store; a longer one streams through the ring in
+///   pieces and arrives whole. [`recv_bytes`](Pipe::recv_bytes) and
+///   [`recv_bytes_into`](Pipe::recv_bytes_into) (no allocation when the buffer is
+///   large enough) return complete messages only. [`send`](Pipe::send) /
+///   [`recv`](Pipe::recv) carry any serde type (postcard encoding).
+/// * Every blocking call has `_timeout` and `try_` forms and [`poll`](Pipe::poll)
+///   waits for data. Blocking spins briefly, then sleeps on a shared futex; the other
+///   side pays a syscall only when it finds a sleeper's flag raised.
+///
+/// **End of the connection.** After the peer [`close`](Pipe::close)s (or drops) its
+/// end, `recv` returns what it sent, then `Err(Closed)` (Python's `EOFError`); `send`
+/// fails with `Err(Closed)` at once. If the peer *process dies* without closing, the
+/// same happens within the probe interval (10 ms by default,
+/// [`with_probe_interval`](Pipe::with_probe_interval)) of a call that waits: a
+/// `recv` finds the peer dead when the ring runs dry, a `send` when the ring is full
+/// (a message that fits is buffered, as with a socket). A message the dead peer was
+/// still streaming is dropped, never delivered in part.
+///
+/// **One process per end.** Each end records the process holding it: opening an end
+/// that a live process holds fails with [`Error::InvalidArgument`]; an end that was
+/// closed, or whose process died, cannot be reopened (`Err(Closed)`) — a pipe is one
+/// connection. The ends of an anonymous pair belong to the process that first uses
+/// them, so a parent can keep one and a forked child use the other; an unused copy
+/// inherited through `fork` can be dropped or closed without affecting anyone.
+///
+/// Data-moving methods take `&mut self`: one handle, one thread at a time.
+///
+/// ```
+/// # fn main() -> multiproc::Result<()> {
+/// use multiproc::Pipe;
+/// let (mut a, mut b) = Pipe::new(64 * 1024)?;
+/// a.send_bytes(b"hello")?;
+/// assert_eq!(b.recv_bytes()?, b"hello");
+/// b.send(&("any", vec![1u32, 2, 3]))?;           // serde types
+/// let (s, v): (String, Vec<u32>) = a.recv()?;
+/// assert_eq!((s.as_str(), v.len()), ("any", 3));
+/// a.send_bytes(&vec![7u8; 1 << 20])?;              // longer than the ring: streamed
+/// # let t = std::thread::spawn(move || { b.recv_bytes().map(|m| m.len()) });
+/// # assert_eq!(t.join().unwrap()?, 1 << 20);
+/// # Ok(()) }
+/// ```
+pub struct Pipe {
+    obj: Object<RawPipe>,
+    end: PipeEnd,
+    geo: Geometry,
+    duplex: bool,
+    tx: Option<Tx>,
+    rx: Option<Rx>,
+    /// The process that claimed this end (valid while `generation` matches).
+    me: Identity,
+    /// [`fork_generation`] when the end was claimed; 0 = not claimed.
+    generation: u64,
+    probe: Duration,
+    max_message: u64,
+    /// `close` was called on this handle.
+    closed: bool,
+    scratch: Vec<u8>,
+}
+
+impl fmt::Debug for Pipe {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pipe")
+            .field("name", &self.name())
+            .field("end", &self.end)
+            .field("duplex", &self.duplex)
+            .field("capacity", &self.capacity())
+            .field("closed", &self.closed)
+            .finish()
+    }
+}
+
+fn geometry(capacity: usize) -> Result<Geometry> {
+    if capacity == 0 {
+        return Err(Error::invalid("a pipe needs a capacity of at least 1 byte"));
+    }
+    capacity
+        .max(MIN_PIPE_CAPACITY)
+        .checked_next_power_of_two()
+        .and_then(|c| Geometry::new(c as u64, 1))
+        .ok_or_else(|| {
+            Error::invalid(format!(
+                "a pipe capacity of {capacity} bytes exceeds the limit of {MAX_RING_BYTES} bytes"
+            ))
+        })
+}
+
+fn spec(geo: Geometry, duplex: bool) -> ObjectSpec {
+    ObjectSpec {
+        kind: ObjectKind::Pipe,
+        ty: TypeInfo::NONE,
+        params: [geo.capacity(), u64::from(duplex), 0, 0],
+        trailing: geo.bytes() * if duplex { 2 } else { 1 },
+    }
+}
+
+/// True when the end `peer` is closed or its process died.
+fn peer_gone(raw: &RawPipe, peer: usize) -> bool {
+    matches!(
+        raw.ends[peer].status(),
+        RoleStatus::Closed | RoleStatus::Dead(_)
+    )
+}
+
+impl Pipe {
+    /// An anonymous duplex pipe `(a, b)` with `capacity_bytes` of ring in each
+    /// direction (rounded up to a power of two, at least [`MIN_PIPE_CAPACITY`]),
+    /// shared with children forked after this call.
+    pub fn new(capacity_bytes: usize) -> Result<(Pipe, Pipe)> {
+        Pipe::anonymous(capacity_bytes, true)
+    }
+
+    /// An anonymous one-way pipe, Python's `Pipe(duplex=False)`: returns
+    /// `(receiver, sender)`, in Python's order.
+    ///
+    /// ```
+    /// # fn main() -> multiproc::Result<()> {
+    /// let (mut r, mut w) = multiproc::Pipe::one_way(4096)?;
+    /// w.send_bytes(b"one way")?;
+    /// assert_eq!(r.recv_bytes()?, b"one way");
+    /// assert!(r.send_bytes(b"no").is_err());
+    /// # Ok(()) }
+    /// ```
+    pub fn one_way(capacity_bytes: usize) -> Result<(Pipe, Pipe)> {
+        let (a, b) = Pipe::anonymous(capacity_bytes, false)?;
+        Ok((b, a))
+    }
+
+    fn anonymous(capacity_bytes: usize, duplex: bool) -> Result<(Pipe, Pipe)> {
+        let geo = geometry(capacity_bytes)?;
+        let creator = current_process();
+        let obj = Object::<RawPipe>::anonymous(spec(geo, duplex), |raw, _| {
+            for end in &raw.ends {
+                end.hold_provisionally(creator);
+            }
+            Ok(())
+        })?;
+        Ok((
+            Pipe::from_obj(obj.clone(), PipeEnd::A, geo, duplex),
+            Pipe::from_obj(obj, PipeEnd::B, geo, duplex),
+        ))
+    }
+
+    /// Creates the named duplex pipe `name` and returns its end A; another process
+    /// gets end B with [`open`](Pipe::open). `Err(AlreadyExists)` if the name is
+    /// taken. The name is unlinked when this handle drops (unless
+    /// [`persist`](Pipe::persist)ed).
+    pub fn create(name: &str, capacity_bytes: usize) -> Result<Pipe> {
+        Pipe::create_with(name, capacity_bytes, &Options::default())
+    }
+
+    /// [`create`](Pipe::create) with explicit segment [`Options`].
+    pub fn create_with(name: &str, capacity_bytes: usize, opts: &Options) -> Result<Pipe> {
+        Pipe::create_named(name, capacity_bytes, true, opts)
+    }
+
+    /// Creates the named one-way pipe `name`: the returned end A only sends, the end
+    /// B that [`open`](Pipe::open) returns only receives.
+    pub fn create_one_way(name: &str, capacity_bytes: usize) -> Result<Pipe> {
+        Pipe::create_named(name, capacity_bytes, false, &Options::default())
+    }
+
+    fn create_named(
+        name: &str,
+        capacity_bytes: usize,
+        duplex: bool,
+        opts: &Options,
+    ) -> Result<Pipe> {
+        let geo = geometry(capacity_bytes)?;
+        let obj = Object::create(name, opts, spec(geo, duplex), |_, _| Ok(()))?;
+        let mut p = Pipe::from_obj(obj, PipeEnd::A, geo, duplex);
+        p.claim()?;
+        Ok(p)
+    }
+
+    /// Opens end B of the named pipe `name`. `Err(InvalidArgument)` if a live process
+    /// holds end B already; `Err(Closed)` if end B was closed or its process died.
+    pub fn open(name: &str) -> Result<Pipe> {
+        Pipe::open_with(name, &Options::default())
+    }
+
+    /// [`open`](Pipe::open) with explicit [`Options`] (the init timeout).
+    pub fn open_with(name: &str, opts: &Options) -> Result<Pipe> {
+        let mut shape = None;
+        let obj = Object::open(name, opts, ObjectKind::Pipe, TypeInfo::NONE, |img| {
+            let [cap, duplex, _, _] = img.params;
+            let geo = Geometry::new(cap, 1)
+                .filter(|_| cap >= MIN_PIPE_CAPACITY as u64 && duplex <= 1)
+                .ok_or_else(|| {
+                    Error::corrupt(
+                        name,
+                        format!("impossible pipe shape ({cap} bytes, duplex {duplex})"),
+                    )
+                })?;
+            shape = Some((geo, duplex == 1));
+            Ok(geo.bytes() * if duplex == 1 { 2 } else { 1 })
+        })?;
+        let (geo, duplex) = shape.ok_or_else(|| Error::corrupt(name, "no shape"))?;
+        let mut p = Pipe::from_obj(obj, PipeEnd::B, geo, duplex);
+        p.claim()?;
+        Ok(p)
+    }
+
+    /// Opens end B of `name`, or creates the (duplex) pipe and returns its end A if it
+    /// does not exist: see [`end`](Pipe::end).
+    pub fn open_or_create(name: &str, capacity_bytes: usize) -> Result<Pipe> {
+        segment::open_or_create(|| Pipe::create(name, capacity_bytes), || Pipe::open(name))
+    }
+
+    fn from_obj(obj: Object<RawPipe>, end: PipeEnd, geo: Geometry, duplex: bool) -> Pipe {
+        Pipe {
+            obj,
+            end,
+            geo,
+            duplex,
+            tx: None,
+            rx: None,
+            me: Identity { tid: 0, start: 0 },
+            generation: 0,
+            probe: DEFAULT_PROBE,
+            max_message: MAX_MESSAGE_LEN,
+            closed: false,
+            scratch: Vec::new(),
+        }
+    }
+
+    /// How often a waiting call checks that the peer process is alive: the bound on
+    /// how long a dead peer can go unnoticed (default 10 ms).
+    pub fn with_probe_interval(mut self, probe: Duration) -> Pipe {
+        self.probe = probe.max(Duration::from_micros(100));
+        self
+    }
+
+    /// Refuses (and skips) incoming messages longer than `max` bytes with
+    /// [`Error::TooLarge`] instead of allocating for them (default: no limit).
+    pub fn with_max_message_len(mut self, max: usize) -> Pipe {
+        self.max_message = (max as u64).min(MAX_MESSAGE_LEN);
+        self
+    }
+
+    /// The pipe's name ("" for an anonymous pipe).
+    pub fn name(&self) -> &str {
+        self.obj.name()
+    }
+
+    /// Keeps the name after the creating handle drops.
+    pub fn persist(&self) {
+        self.obj.persist()
+    }
+
+    /// Which end this handle is.
+    pub fn end(&self) -> PipeEnd {
+        self.end
+    }
+
+    /// True for a duplex pipe (both ends send and receive).
+    pub fn is_duplex(&self) -> bool {
+        self.duplex
+    }
+
+    /// Ring bytes in each direction. Messages up to `capacity() - 8` bytes are
+    /// written whole; longer ones are streamed.
+    pub fn capacity(&self) -> usize {
+        self.geo.bytes()
+    }
+
+    /// True if this end may send.
+    pub fn can_send(&self) -> bool {
+        self.duplex || self.end == PipeEnd::A
+    }
+
+    /// True if this end may receive.
+    pub fn can_recv(&self) -> bool {
+        self.duplex || self.end == PipeEnd::B
+    }
+
+    /// True once [`close`](Pipe::close) was called on this handle.
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    fn send_ring(&self) -> usize {
+        self.end.index()
+    }
+
+    fn recv_ring(&self) -> usize {
+        if self.duplex {
+            1 - self.end.index()
+        } else {
+            0
+        }
+    }
+
+    fn peer(&self) -> usize {
+        1 - self.end.index()
+    }
+
+    fn memory(&self, ring: usize) -> RegionMemory {
+        let bytes = self.geo.bytes();
+        // SAFETY: the trailing region holds one ring of `bytes` per direction (checked
+        // at create/open), lives as long as `self.obj`, and is only accessed through
+        // raw copies.
+        unsafe { RegionMemory::new(self.obj.trailing().add(ring * bytes), bytes) }
+    }
+
+    fn corrupt(&self, c: RingCorrupt) -> Error {
+        Error::corrupt(self.name(), c.detail)
+    }
+
+    /// Claims this end for the calling process and builds its cursors.
+    #[cold]
+    fn claim(&mut self) -> Result<()> {
+        let me = current_process();
+        let generation = fork_generation();
+        let inherited = self.generation != 0;
+        let end = self.end;
+        match self.obj.raw().ends[end.index()].claim(me, false) {
+            Ok(_) => {}
+            Err(ClaimError::Busy(holder)) => {
+                let why = if inherited {
+                    "this handle was inherited through fork, and the end stays with the parent"
+                } else {
+                    "a pipe connects exactly two processes; use another pipe"
+                };
+                return Err(Error::invalid(format!(
+                    "pipe '{}': end {end:?} is already held by live process {}; {why}",
+                    self.name(),
+                    holder.tid
+                )));
+            }
+            Err(ClaimError::Dead(_) | ClaimError::Closed) => return Err(Error::Closed),
+        }
+        let raw = self.obj.raw();
+        let tx = if self.can_send() {
+            let ring = &raw.rings[self.send_ring()];
+            match ring.producer(self.geo, self.memory(self.send_ring())) {
+                Ok(cur) => Some(Tx {
+                    cur,
+                    need_abort: false,
+                    peer_gone: false,
+                }),
+                Err(c) => return Err(self.corrupt(c)),
+            }
+        } else {
+            None
+        };
+        let rx = if self.can_recv() {
+            let ring = &raw.rings[self.recv_ring()];
+            match ring.consumer(self.geo, self.memory(self.recv_ring())) {
+                Ok(cur) => Some(Rx {
+                    cur,
+                    msg: None,
+                    partial: Vec::new(),
+                    eof: false,
+                }),
+                Err(c) => return Err(self.corrupt(c)),
+            }
+        } else {
+            None
+        };
+        self.tx = tx;
+        self.rx = rx;
+        self.me = me;
+        self.generation = generation;
+        Ok(())
+    }
+
+    /// Claims on first use in this process (anonymous ends, fork-inherited handles).
+    #[inline]
+    fn ready(&mut self) -> Result<()> {
+        if self.closed {
+            return Err(Error::Closed);
+        }
+        if self.generation != fork_generation() {
+            self.claim()?;
+        }
+        Ok(())
+    }
+
+    /// Sends one message of any length, waiting for room as needed.
+    #[inline]
+    pub fn send_bytes(&mut self, msg: &[u8]) -> Result<()> {
+        self.send_until(msg, None, true)
+    }
+
+    /// Sends `msg`, waiting at most `timeout`. On `Err(Timeout)` the message is not
+    /// delivered — also when it was being streamed: the receiver drops what it got.
+    pub fn send_bytes_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<()> {
+        self.send_until(msg, deadline_after(timeout), true)
+    }
+
+    /// Sends `msg` only if it fits in the ring whole right now: `Err(Full)` if there
+    /// is no room yet, `Err(TooLarge)` if it is longer than `capacity() - 8` bytes
+    /// (send those with [`send_bytes`](Pipe::send_bytes)).
+    pub fn try_send_bytes(&mut self, msg: &[u8]) -> Result<()> {
+        self.send_until(msg, None, false)
+    }
+
+    fn send_until(&mut self, msg: &[u8], deadline: Deadline, wait: bool) -> Result<()> {
+        self.ready()?;
+        if !self.can_send() {
+            return Err(Error::invalid(format!(
+                "pipe '{}': this is the receiving end of a one-way pipe",
+                self.name()
+            )));
+        }
+        let len = msg.len() as u64;
+        if len > MAX_MESSAGE_LEN {
+            return Err(Error::TooLarge {
+                len: msg.len(),
+                max: MAX_MESSAGE_LEN as usize,
+            });
+        }
+        let name = self.obj.name();
+        let raw = self.obj.raw();
+        let (ring_i, peer, probe) = (self.send_ring(), self.peer(), self.probe);
+        let ring = &raw.rings[ring_i];
+        let Some(tx) = self.tx.as_mut() else {
+            return Err(Error::invalid("pipe: sending cursor missing"));
+        };
+        if tx.peer_gone || ring.closed() != 0 {
+            return Err(Error::Closed);
+        }
+        let cap = tx.cur.geometry().capacity();
+        let corrupt = |c: RingCorrupt| Error::corrupt(name, c.detail);
+        // Waits for `want` free bytes; the error to return otherwise.
+        let room = |tx: &mut Tx, want: u64| -> core::result::Result<(), Error> {
+            match tx.cur.free_for(ring, want) {
+                Ok(f) if f >= want => return Ok(()),
+                Ok(_) => {}
+                Err(c) => return Err(corrupt(c)),
+            }
+            if !wait {
+                return Err(Error::Full);
+            }
+            match tx
+                .cur
+                .wait_free(ring, want, deadline, probe, || peer_gone(raw, peer))
+            {
+                Ok(_) => Ok(()),
+                Err(Stop::TimedOut) => Err(Error::Timeout),
+                Err(Stop::Closed | Stop::Gone) => {
+                    tx.peer_gone = true;
+                    Err(Error::Closed)
+                }
+                Err(Stop::Corrupt(c)) => Err(corrupt(c)),
+            }
+        };
+        if tx.need_abort {
+            room(tx, HEADER)?;
+            tx.cur.stage(&header(ABORT, 0));
+            tx.cur.publish(ring);
+            tx.need_abort = false;
+        }
+        if HEADER + len <= cap {
+            room(tx, HEADER + len)?;
+            tx.cur.stage(&header(WHOLE, len));
+            tx.cur.stage(msg);
+            tx.cur.publish(ring);
+            return Ok(());
+        }
+        if !wait {
+            return Err(Error::TooLarge {
+                len: msg.len(),
+                max: (cap - HEADER) as usize,
+            });
+        }
+        // Streamed: START, then PIECEs of at most a quarter ring each, so that the
+        // receiver copies one piece out while we copy the next in.
+        let piece = (cap / 4).max(4 * HEADER);
+        let mut sent = 0u64;
+        let mut started = false;
+        while sent < len {
+            let left = len - sent;
+            let extra = if started { HEADER } else { 2 * HEADER };
+            if let Err(e) = room(tx, (left + extra).min(piece)) {
+                if started && matches!(e, Error::Timeout) {
+                    tx.need_abort = true;
+                }
+                return Err(e);
+            }
+            if !started {
+                tx.cur.stage(&header(START, len));
+                started = true;
+            }
+            let n = (tx.cur.free() - HEADER).min(left).min(piece - HEADER);
+            tx.cur.stage(&header(PIECE, n));
+            tx.cur.stage(&msg[sent as usize..(sent + n) as usize]);
+            tx.cur.publish(ring);
+            sent += n;
+        }
+        Ok(())
+    }
+
+    /// Receives the next message, waiting for it.
+    #[inline]
+    pub fn recv_bytes(&mut self) -> Result<Vec<u8>> {
+        let mut v = Vec::new();
+        self.recv_until(&mut v, None, true)?;
+        Ok(v)
+    }
+
+    /// Receives the next message, waiting at most `timeout`.
+    pub fn recv_bytes_timeout(&mut self, timeout: Duration) -> Result<Vec<u8>> {
+        let mut v = Vec::new();
+        self.recv_until(&mut v, deadline_after(timeout), true)?;
+        Ok(v)
+    }
+
+    /// Receives the next message if it has arrived (`Err(Empty)` otherwise).
+    pub fn try_recv_bytes(&mut self) -> Result<Vec<u8>> {
+        let mut v = Vec::new();
+        self.recv_until(&mut v, None, false)?;
+        Ok(v)
+    }
+
+    /// Receives the next message into `buf` (replacing its contents), waiting for it;
+    /// returns its length. Allocates only if `buf`'s capacity is too small.
+    #[inline]
+    pub fn recv_bytes_into(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
+        self.recv_until(buf, None, true)
+    }
+
+    /// [`recv_bytes_into`](Pipe::recv_bytes_into), waiting at most `timeout`.
+    pub fn recv_bytes_into_timeout(
+        &mut self,
+        buf: &mut Vec<u8>,
+        timeout: Duration,
+    ) -> Result<usize> {
+        self.recv_until(buf, deadline_after(timeout), true)
+    }
+
+    /// [`recv_bytes_into`](Pipe::recv_bytes_into) without waiting: `Err(Empty)` when
+    /// no complete message is there yet.
+    #[inline]
+    pub fn try_recv_bytes_into(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
+        self.recv_until(buf, None, false)
+    }
+
+    fn recv_until(&mut self, out: &mut Vec<u8>, deadline: Deadline, wait: bool) -> Result<usize> {
+        out.clear();
+        self.ready()?;
+        if !self.can_recv() {
+            return Err(Error::invalid(format!(
+                "pipe '{}': this is the sending end of a one-way pipe",
+                self.name()
+            )));
+        }
+        let name = self.obj.name();
+        let raw = self.obj.raw();
+        let (ring_i, peer, probe, max) =
+            (self.recv_ring(), self.peer(), self.probe, self.max_message);
+        let ring = &raw.rings[ring_i];
+        let Some(rx) = self.rx.as_mut() else {
+            return Err(Error::invalid("pipe: receiving cursor missing"));
+        };
+        let corrupt = |detail: &str| Error::corrupt(name, detail);
+        if rx.msg.is_some() {
+            core::mem::swap(out, &mut rx.partial);
+        }
+        loop {
+            // The next frame header.
+            match rx.cur.available_for(ring, HEADER) {
+                Ok(a) if a >= HEADER => {}
+                Ok(_) => {
+                    rx.cur.release(ring);
+                    let stop = if rx.eof {
+                        Stop::Closed
+                    } else if !wait {
+                        let closed = ring.closed() & PRODUCER_CLOSED != 0;
+                        match rx.cur.refresh(ring) {
+                            Ok(a) if a >= HEADER => continue,
+                            Ok(_) if closed => Stop::Closed,
+                            Ok(_) => Stop::TimedOut,
+                            Err(c) => Stop::Corrupt(c),
+                        }
+                    } else {
+                        match rx
+                            .cur
+                            .wait_available(ring, HEADER, deadline, probe, || peer_gone(raw, peer))
+                        {
+                            Ok(_) => continue,
+                            Err(s) => s,
+                        }
+                    };
+                    return Err(match stop {
+                        Stop::TimedOut => {
+                            if rx.msg.is_some() {
+                                core::mem::swap(out, &mut rx.partial);
+                            }
+                            if wait {
+                                Error::Timeout
+                            } else {
+                                Error::Empty
+                            }
+                        }
+                        Stop::Closed | Stop::Gone => {
+                            // Whatever is left is a message the peer never finished.
+                            rx.eof = true;
+                            rx.msg = None;
+                            out.clear();
+                            Error::Closed
+                        }
+                        Stop::Corrupt(c) => corrupt(c.detail),
+                    });
+                }
+                Err(c) => return Err(corrupt(c.detail)),
+            }
+            let mut h = [0u8; 8];
+            rx.cur.take(&mut h);
+            let Some((kind, value)) = decode(h) else {
+                return Err(corrupt("a pipe frame header is garbage"));
+            };
+            let data = match kind {
+                WHOLE | PIECE => value,
+                _ => 0,
+            };
+            if rx.cur.available() < data {
+                return Err(corrupt("a pipe frame is longer than what was published"));
+            }
+            match (kind, rx.msg.as_mut()) {
+                (WHOLE, None) => {
+                    if value > max || out.try_reserve_exact(value as usize).is_err() {
+                        rx.cur.skip(value);
+                        rx.cur.release(ring);
+                        return Err(Error::TooLarge {
+                            len: value as usize,
+                            max: max as usize,
+                        });
+                    }
+                    take_into(&mut rx.cur, out, value);
+                    rx.cur.release(ring);
+                    return Ok(value as usize);
+                }
+                (START, None) => {
+                    let refuse = value > max || out.try_reserve_exact(value as usize).is_err();
+                    rx.msg = Some(InFlight {
+                        len: value,
+                        got: 0,
+                        discard: refuse,
+                    });
+                    if refuse {
+                        // Its pieces are skipped as they come.
+                        return Err(Error::TooLarge {
+                            len: value as usize,
+                            max: max as usize,
+                        });
+                    }
+                }
+                (PIECE, Some(m)) => {
+                    if value == 0 || value > m.len - m.got {
+                        return Err(corrupt("a pipe message piece overruns its message"));
+                    }
+                    if m.discard {
+                        rx.cur.skip(value);
+                    } else {
+                        take_into(&mut rx.cur, out, value);
+                    }
+                    m.got += value;
+                    rx.cur.release(ring);
+                    if m.got == m.len {
+                        let done = *m;
+                        rx.msg = None;
+                        if !done.discard {
+                            return Ok(done.len as usize);
+                        }
+                    }
+                }
+                (ABORT, _) => {
+                    // The sender gave up on the message it was streaming.
+                    rx.msg = None;
+                    out.clear();
+                    rx.cur.release(ring);
+                }
+                _ => return Err(corrupt("a pipe frame arrived out of order")),
+            }
+        }
+    }
+
+    /// Waits up to `timeout` (`None`: forever) until a message is available — or the
+    /// peer is gone, so that [`recv_bytes`](Pipe::recv_bytes) returns at once either
+    /// way (Python's `poll`). `Ok(false)` on timeout; `poll(Some(Duration::ZERO))`
+    /// only looks.
+    pub fn poll(&mut self, timeout: Option<Duration>) -> Result<bool> {
+        self.ready()?;
+        if !self.can_recv() {
+            return Err(Error::invalid(format!(
+                "pipe '{}': this is the sending end of a one-way pipe",
+                self.name()
+            )));
+        }
+        let name = self.obj.name();
+        let raw = self.obj.raw();
+        let (ring_i, peer, probe) = (self.recv_ring(), self.peer(), self.probe);
+        let ring = &raw.rings[ring_i];
+        let Some(rx) = self.rx.as_mut() else {
+            return Err(Error::invalid("pipe: receiving cursor missing"));
+        };
+        if rx.eof {
+            return Ok(true);
+        }
+        let deadline = match timeout {
+            None => None,
+            Some(d) => deadline_after(d),
+        };
+        let corrupt = |c: RingCorrupt| Error::corrupt(name, c.detail);
+        match rx.cur.available_for(ring, HEADER) {
+            Ok(a) if a >= HEADER => return Ok(true),
+            Ok(_) => {}
+            Err(c) => return Err(corrupt(c)),
+        }
+        if timeout == Some(Duration::ZERO) {
+            return Ok(ring.closed() & PRODUCER_CLOSED != 0 || peer_gone(raw, peer));
+        }
+        match rx
+            .cur
+            .wait_available(ring, HEADER, deadline, probe, || peer_gone(raw, peer))
+        {
+            Ok(_) | Err(Stop::Closed | Stop::Gone) => Ok(true),
+            Err(Stop::TimedOut) => Ok(false),
+            Err(Stop::Corrupt(c)) => Err(corrupt(c)),
+        }
+    }
+
+    /// Sends `value` encoded with postcard.
+    pub fn send<T: serde::Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
+        self.send_encoded(value, None)
+    }
+
+    /// [`send`](Pipe::send), waiting at most `timeout`.
+    pub fn send_timeout<T: serde::Serialize + ?Sized>(
+        &mut self,
+        value: &T,
+        timeout: Duration,
+    ) -> Result<()> {
+        self.send_encoded(value, deadline_after(timeout))
+    }
+
+    fn send_encoded<T: serde::Serialize + ?Sized>(
+        &mut self,
+        value: &T,
+        deadline: Deadline,
+    ) -> Result<()> {
+        let mut buf = core::mem::take(&mut self.scratch);
+        buf.clear();
+        let r = match postcard::to_extend(value, buf) {
+            Ok(b) => {
+                buf = b;
+                self.send_until(&buf, deadline, true)
+            }
+            Err(e) => {
+                buf = Vec::new();
+                Err(Error::invalid(format!(
+                    "cannot encode a {} for a pipe: {e}",
+                    core::any::type_name::<T>()
+                )))
+            }
+        };
+        self.scratch = buf;
+        r
+    }
+
+    /// Receives a message and decodes it as `T` (postcard). A message that is not a
+    /// valid `T` is an error (`Err(Corrupt)`), never a panic.
+    pub fn recv<T: serde::de::DeserializeOwned>(&mut self) -> Result<T> {
+        self.recv_decoded(None, true)
+    }
+
+    /// [`recv`](Pipe::recv), waiting at most `timeout`.
+    pub fn recv_timeout<T: serde::de::DeserializeOwned>(&mut self, timeout: Duration) -> Result<T> {
+        self.recv_decoded(deadline_after(timeout), true)
+    }
+
+    /// [`recv`](Pipe::recv) without waiting: `Err(Empty)` when no message is there.
+    pub fn try_recv<T: serde::de::DeserializeOwned>(&mut self) -> Result<T> {
+        self.recv_decoded(None, false)
+    }
+
+    fn recv_decoded<T: serde::de::DeserializeOwned>(
+        &mut self,
+        deadline: Deadline,
+        wait: bool,
+    ) -> Result<T> {
+        let mut buf = core::mem::take(&mut self.scratch);
+        let r = self.recv_until(&mut buf, deadline, wait).and_then(|n| {
+            postcard::from_bytes(&buf[..n]).map_err(|e| {
+                Error::corrupt(
+                    self.name(),
+                    format!(
+                        "a message of {n} bytes is not a valid {} ({e}): the peer sent another type",
+                        core::any::type_name::<T>()
+                    ),
+                )
+            })
+        });
+        self.scratch = buf;
+        r
+    }
+
+    /// Closes this end: the peer's `recv` drains what was sent, then returns
+    /// `Err(Closed)`; its `send` fails with `Err(Closed)`. Further calls on this handle
+    /// fail with `Err(Closed)`. Dropping the handle closes it too. On a handle this
+    /// process never used (an anonymous end inherited through `fork`), only the
+    /// handle is closed.
+    pub fn close(&mut self) {
+        if self.closed {
+            return;
+        }
+        self.closed = true;
+        if self.generation == 0 || self.generation != fork_generation() {
+            return;
+        }
+        let raw = self.obj.raw();
+        // Refuse the peer's sends before announcing EOF: a peer that saw our EOF then
+        // also sees that its sends fail (each close is a Release, each check an Acquire).
+        raw.ends[self.end.index()].close();
+        if self.can_recv() {
+            raw.rings[self.recv_ring()].close(CONSUMER_CLOSED);
+        }
+        if self.can_send() {
+            raw.rings[self.send_ring()].close(PRODUCER_CLOSED);
+        }
+    }
+}
+
+impl Drop for Pipe {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// Appends `n` readable bytes of the ring to `out` (whose spare capacity is at least
+/// `n`).
+fn take_into(cur: &mut Consumer<RegionMemory>, out: &mut Vec<u8>, n: u64) {
+    let n = n as usize;
+    if out.capacity() - out.len() < n {
+        out.reserve(n);
+    }
+    let len = out.len();
+    let spare = out.spare_capacity_mut();
+    let n = n.min(spare.len());
+    let got = cur.take_uninit(&mut spare[..n]);
+    // SAFETY: take_uninit initialised the first `got` spare bytes.
+    unsafe { out.set_len(len + got) };
+}

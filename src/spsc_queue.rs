@@ -1,0 +1,600 @@
+//! [`SpscQueue<T>`]: a named single-producer single-consumer queue of `Pod` records —
+//! the fastest path for 1:1 traffic between two processes.
+
+use crate::raw::lock::DEFAULT_PROBE;
+use crate::raw::spsc::{
+    Consumer, Geometry, Producer, RegionMemory, RingCorrupt, Stop, CONSUMER_CLOSED, PRODUCER_CLOSED,
+};
+use crate::raw::spsc_role::{ClaimError, RawRole, RawSpscQueue};
+use crate::segment::{self, Object, ObjectKind, ObjectSpec, Options, TypeInfo};
+use crate::sync::Identity;
+use crate::sys::clock::{deadline_after, Deadline};
+use crate::sys::ident::{current_process, fork_generation};
+use crate::{Error, Result};
+use bytemuck::Pod;
+use core::fmt;
+use core::marker::PhantomData;
+use std::time::Duration;
+
+/// Which side of a single-producer single-consumer object a handle plays.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// The one process that puts.
+    Producer,
+    /// The one process that gets.
+    Consumer,
+}
+
+impl Role {
+    fn name(self) -> &'static str {
+        match self {
+            Role::Producer => "producer",
+            Role::Consumer => "consumer",
+        }
+    }
+}
+
+enum Side {
+    /// Not claimed in this process yet (anonymous handles claim on first use).
+    Unclaimed,
+    Producer(Producer<RegionMemory>),
+    Consumer(Consumer<RegionMemory>),
+}
+
+/// A bounded FIFO of `T` from exactly one producer process to exactly one consumer
+/// process, shared by name: a Lamport ring ([`RawSpsc`](crate::raw::RawSpsc)) where a
+/// put is a copy plus one Release store and a get a copy plus one Release store, with
+/// no atomic read-modify-write and no syscall unless a side sleeps.
+///
+/// **Roles.** Each handle is either the producer or the consumer, chosen when it is
+/// created or opened ([`Role`]). A role belongs to one process at a time: claiming a
+/// role that a live process holds fails with [`Error::InvalidArgument`] naming that
+/// process; a role whose process died (SIGKILL included) is taken over by the next
+/// claimant — nothing is lost: a put is visible whole or not at all, and a record the
+/// dead consumer had not finished taking is delivered again. Dropping a handle lets
+/// its role go. A handle inherited through `fork` does not carry its role into the
+/// child (the child's first call tries to claim it, and fails while the parent holds
+/// it). Data-moving methods take `&mut self`: one handle, one thread at a time.
+///
+/// **Capacity** is rounded up to a power of two ([`capacity`](SpscQueue::capacity)
+/// says what you got); 0, or more than 2^40 bytes of records, is
+/// [`Error::InvalidArgument`].
+///
+/// **Closing** ([`close`](SpscQueue::close), by either side) is final: puts fail with
+/// [`Error::Closed`], gets drain what is left, then fail with [`Error::Closed`]. A
+/// producer that dies does not close the queue (another may take its role).
+///
+/// **Blocking** calls spin briefly, then sleep on a shared futex; the other side pays
+/// a syscall only when it finds a sleeper's flag raised.
+///
+/// ```
+/// # fn main() -> multiproc::Result<()> {
+/// use multiproc::{Role, SpscQueue};
+/// let name = format!("doc-spsc-{}", std::process::id());
+/// let mut tx: SpscQueue<u64> = SpscQueue::create(&name, 1024, Role::Producer)?;
+/// let mut rx: SpscQueue<u64> = SpscQueue::open(&name, Role::Consumer)?; // any process
+/// tx.put(7)?;
+/// tx.put_many(&[8, 9])?;
+/// assert_eq!(rx.get()?, 7);
+/// let mut out = [0u64; 4];
+/// assert_eq!(rx.get_many(&mut out)?, 2);
+/// assert_eq!(&out[..2], &[8, 9]);
+/// # Ok(()) }
+/// ```
+pub struct SpscQueue<T: Pod> {
+    obj: Object<RawSpscQueue>,
+    geo: Geometry,
+    role: Role,
+    side: Side,
+    /// The process that claimed the role (valid while `generation` matches).
+    me: Identity,
+    /// [`fork_generation`] when the role was claimed; 0 = not claimed.
+    generation: u64,
+    probe: Duration,
+    _t: PhantomData<fn() -> T>,
+}
+
+impl<T: Pod> fmt::Debug for SpscQueue<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SpscQueue")
+            .field("name", &self.name())
+            .field("type", &core::any::type_name::<T>())
+            .field("role", &self.role)
+            .field("len", &self.len())
+            .field("capacity", &self.capacity())
+            .finish()
+    }
+}
+
+fn geometry<T>(capacity: usize) -> Result<Geometry> {
+    let unit = core::mem::size_of::<T>();
+    if unit == 0 {
+        return Err(Error::invalid(format!(
+            "SpscQueue<{}>: zero-sized records carry no data; use a Semaphore to count events",
+            core::any::type_name::<T>()
+        )));
+    }
+    if capacity == 0 {
+        return Err(Error::invalid(
+            "an SpscQueue needs a capacity of at least 1",
+        ));
+    }
+    capacity
+        .checked_next_power_of_two()
+        .and_then(|c| Geometry::new(c as u64, unit))
+        .ok_or_else(|| {
+            Error::invalid(format!(
+                "an SpscQueue of {capacity} records of {unit} bytes exceeds the limit of {} bytes",
+                crate::raw::spsc::MAX_RING_BYTES
+            ))
+        })
+}
+
+impl<T: Pod> SpscQueue<T> {
+    /// Creates the queue `name` with room for `capacity` records (rounded up to a
+    /// power of two) and claims `role` in it. `Err(AlreadyExists)` if the name is taken.
+    pub fn create(name: &str, capacity: usize, role: Role) -> Result<SpscQueue<T>> {
+        SpscQueue::create_with(name, capacity, role, &Options::default())
+    }
+
+    /// [`create`](SpscQueue::create) with explicit segment [`Options`].
+    pub fn create_with(
+        name: &str,
+        capacity: usize,
+        role: Role,
+        opts: &Options,
+    ) -> Result<SpscQueue<T>> {
+        let geo = geometry::<T>(capacity)?;
+        let obj = Object::create(name, opts, spec::<T>(geo), |_, _| Ok(()))?;
+        let mut q = SpscQueue::from_obj(obj, geo, role);
+        q.claim()?;
+        Ok(q)
+    }
+
+    /// Opens the queue `name` and claims `role` in it: `Err(InvalidArgument)` if a
+    /// live process holds that role; a dead holder's role is taken over.
+    pub fn open(name: &str, role: Role) -> Result<SpscQueue<T>> {
+        SpscQueue::open_with(name, role, &Options::default())
+    }
+
+    /// [`open`](SpscQueue::open) with explicit [`Options`] (the init timeout).
+    pub fn open_with(name: &str, role: Role, opts: &Options) -> Result<SpscQueue<T>> {
+        let mut geo = None;
+        let obj = Object::open(
+            name,
+            opts,
+            ObjectKind::SpscQueue,
+            TypeInfo::of::<T>(),
+            |img| {
+                let [cap, unit, _, _] = img.params;
+                let g = Geometry::new(cap, core::mem::size_of::<T>())
+                    .filter(|_| unit == core::mem::size_of::<T>() as u64)
+                    .ok_or_else(|| {
+                        Error::corrupt(
+                            name,
+                            format!("impossible capacity {cap} of {unit}-byte records"),
+                        )
+                    })?;
+                geo = Some(g);
+                Ok(g.bytes())
+            },
+        )?;
+        let geo = geo.ok_or_else(|| Error::corrupt(name, "no geometry"))?;
+        let mut q = SpscQueue::from_obj(obj, geo, role);
+        q.claim()?;
+        Ok(q)
+    }
+
+    /// Opens `name`, creating it with `capacity` if it does not exist, and claims `role`.
+    pub fn open_or_create(name: &str, capacity: usize, role: Role) -> Result<SpscQueue<T>> {
+        segment::open_or_create(
+            || SpscQueue::create(name, capacity, role),
+            || SpscQueue::open(name, role),
+        )
+    }
+
+    /// An unnamed queue shared with children forked after this call: returns
+    /// `(producer, consumer)`. Each role is claimed by the first process that uses
+    /// its handle, so the parent may keep one and a child use the other.
+    ///
+    /// ```
+    /// # fn main() -> multiproc::Result<()> {
+    /// let (mut tx, mut rx) = multiproc::SpscQueue::<u32>::anonymous(64)?;
+    /// tx.put(1)?;
+    /// assert_eq!(rx.get()?, 1);
+    /// # Ok(()) }
+    /// ```
+    pub fn anonymous(capacity: usize) -> Result<(SpscQueue<T>, SpscQueue<T>)> {
+        let geo = geometry::<T>(capacity)?;
+        let creator = current_process();
+        let obj = Object::<RawSpscQueue>::anonymous(spec::<T>(geo), |raw, _| {
+            raw.producer.hold_provisionally(creator);
+            raw.consumer.hold_provisionally(creator);
+            Ok(())
+        })?;
+        Ok((
+            SpscQueue::from_obj(obj.clone(), geo, Role::Producer),
+            SpscQueue::from_obj(obj, geo, Role::Consumer),
+        ))
+    }
+
+    fn from_obj(obj: Object<RawSpscQueue>, geo: Geometry, role: Role) -> SpscQueue<T> {
+        SpscQueue {
+            obj,
+            geo,
+            role,
+            side: Side::Unclaimed,
+            me: Identity { tid: 0, start: 0 },
+            generation: 0,
+            probe: DEFAULT_PROBE,
+            _t: PhantomData,
+        }
+    }
+
+    /// How often a sleeping side wakes to re-check (default 10 ms).
+    pub fn with_probe_interval(mut self, probe: Duration) -> SpscQueue<T> {
+        self.probe = probe.max(Duration::from_micros(100));
+        self
+    }
+
+    /// The queue's name ("" for an anonymous queue).
+    pub fn name(&self) -> &str {
+        self.obj.name()
+    }
+
+    /// Keeps the name after the creating handle drops.
+    pub fn persist(&self) {
+        self.obj.persist()
+    }
+
+    /// The role this handle plays.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// Records the queue holds (a snapshot).
+    pub fn len(&self) -> usize {
+        self.obj.raw().ring.len(self.geo) as usize
+    }
+
+    /// True when the queue holds nothing (a snapshot).
+    pub fn is_empty(&self) -> bool {
+        self.obj.raw().ring.is_empty()
+    }
+
+    /// True when the queue has no room (a snapshot).
+    pub fn is_full(&self) -> bool {
+        self.len() == self.capacity()
+    }
+
+    /// Records the queue can hold.
+    pub fn capacity(&self) -> usize {
+        self.geo.capacity() as usize
+    }
+
+    /// Closes the queue for good: puts fail with [`Error::Closed`]; gets drain, then
+    /// fail with [`Error::Closed`]. Wakes every sleeper.
+    pub fn close(&self) {
+        self.obj.raw().ring.close(PRODUCER_CLOSED | CONSUMER_CLOSED);
+    }
+
+    /// True once the queue was closed.
+    pub fn is_closed(&self) -> bool {
+        self.obj.raw().ring.closed() != 0
+    }
+
+    fn role_record(&self) -> &RawRole {
+        let raw = self.obj.raw();
+        match self.role {
+            Role::Producer => &raw.producer,
+            Role::Consumer => &raw.consumer,
+        }
+    }
+
+    /// Claims this handle's role for the calling process and builds its cursor.
+    #[cold]
+    fn claim(&mut self) -> Result<()> {
+        let me = current_process();
+        let generation = fork_generation();
+        let inherited = self.generation != 0;
+        match self.role_record().claim(me, true) {
+            Ok(_) => {}
+            Err(ClaimError::Busy(holder)) => {
+                let why = if inherited {
+                    "this handle was inherited through fork, and its role stays with the \
+                     parent; open the queue again in the child once the parent let go"
+                } else {
+                    "a queue has one at a time: drop that handle, or wait for its process to exit"
+                };
+                return Err(Error::invalid(format!(
+                    "SpscQueue '{}': the {} role is held by live process {}; {why}",
+                    self.name(),
+                    self.role.name(),
+                    holder.tid
+                )));
+            }
+            Err(ClaimError::Dead(_) | ClaimError::Closed) => return Err(Error::Closed),
+        }
+        let mem = self.memory();
+        let raw = self.obj.raw();
+        let side = match self.role {
+            Role::Producer => raw.ring.producer(self.geo, mem).map(Side::Producer),
+            Role::Consumer => raw.ring.consumer(self.geo, mem).map(Side::Consumer),
+        };
+        match side {
+            Ok(s) => self.side = s,
+            Err(c) => {
+                self.role_record().release(me);
+                return Err(self.corrupt(c));
+            }
+        }
+        self.me = me;
+        self.generation = generation;
+        Ok(())
+    }
+
+    fn memory(&self) -> RegionMemory {
+        // SAFETY: the trailing region holds geo.bytes() bytes (checked at create/open)
+        // and lives as long as `self.obj`, which every cursor's owner also holds; it
+        // is only ever accessed through raw copies.
+        unsafe { RegionMemory::new(self.obj.trailing(), self.obj.trailing_len()) }
+    }
+
+    fn corrupt(&self, c: RingCorrupt) -> Error {
+        Error::corrupt(self.name(), c.detail)
+    }
+
+    fn stop(&self, s: Stop, timeout: Error) -> Error {
+        match s {
+            Stop::TimedOut => timeout,
+            Stop::Closed | Stop::Gone => Error::Closed,
+            Stop::Corrupt(c) => self.corrupt(c),
+        }
+    }
+
+    fn wrong_role(&self, what: &str, need: Role) -> Error {
+        Error::invalid(format!(
+            "SpscQueue '{}': this handle is the {}; {what} needs a handle opened as Role::{:?}",
+            self.name(),
+            self.role.name(),
+            need
+        ))
+    }
+
+    /// The producer cursor, claiming the role first if needed.
+    #[inline]
+    fn producer(&mut self) -> Result<(&RawSpscQueue, &mut Producer<RegionMemory>, Duration)> {
+        if self.generation != fork_generation() || !matches!(self.side, Side::Producer(_)) {
+            if self.role != Role::Producer {
+                return Err(self.wrong_role("put", Role::Producer));
+            }
+            self.claim()?;
+        }
+        match &mut self.side {
+            Side::Producer(p) => Ok((self.obj.raw(), p, self.probe)),
+            _ => Err(Error::invalid("SpscQueue: producer cursor missing")),
+        }
+    }
+
+    /// The consumer cursor, claiming the role first if needed.
+    #[inline]
+    fn consumer(&mut self) -> Result<(&RawSpscQueue, &mut Consumer<RegionMemory>, Duration)> {
+        if self.generation != fork_generation() || !matches!(self.side, Side::Consumer(_)) {
+            if self.role != Role::Consumer {
+                return Err(self.wrong_role("get", Role::Consumer));
+            }
+            self.claim()?;
+        }
+        match &mut self.side {
+            Side::Consumer(c) => Ok((self.obj.raw(), c, self.probe)),
+            _ => Err(Error::invalid("SpscQueue: consumer cursor missing")),
+        }
+    }
+
+    /// Puts `v`, waiting while the queue is full.
+    #[inline]
+    pub fn put(&mut self, v: T) -> Result<()> {
+        self.put_until(v, None, Error::Timeout)
+    }
+
+    /// Puts `v` if there is room now; `Err(Full)` otherwise.
+    #[inline]
+    pub fn try_put(&mut self, v: T) -> Result<()> {
+        let (raw, p, _) = self.producer()?;
+        if raw.ring.closed() != 0 {
+            return Err(Error::Closed);
+        }
+        match p.try_push(&raw.ring, &v) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(Error::Full),
+            Err(c) => Err(self.corrupt(c)),
+        }
+    }
+
+    /// Puts `v`, waiting at most `timeout` for room; `Err(Timeout)` after that.
+    pub fn put_timeout(&mut self, v: T, timeout: Duration) -> Result<()> {
+        self.put_until(v, deadline_after(timeout), Error::Timeout)
+    }
+
+    #[inline]
+    fn put_until(&mut self, v: T, deadline: Deadline, timeout: Error) -> Result<()> {
+        let (raw, p, probe) = self.producer()?;
+        let ring = &raw.ring;
+        if ring.closed() != 0 {
+            return Err(Error::Closed);
+        }
+        loop {
+            match p.try_push(ring, &v) {
+                Ok(true) => return Ok(()),
+                Ok(false) => {}
+                Err(c) => return Err(self.corrupt(c)),
+            }
+            if let Err(s) = p.wait_free(ring, 1, deadline, probe, || false) {
+                return Err(self.stop(s, timeout));
+            }
+        }
+    }
+
+    /// Puts every record of `items` in order, waiting for room as needed; each
+    /// batch that fits is published with one store.
+    pub fn put_many(&mut self, items: &[T]) -> Result<()> {
+        self.put_many_until(items, None).map(|_| ())
+    }
+
+    /// Puts as many leading records of `items` as fit now (one store); returns how
+    /// many. `Err(Full)` when none fit (and `items` is not empty).
+    pub fn try_put_many(&mut self, items: &[T]) -> Result<usize> {
+        if items.is_empty() {
+            return Ok(0);
+        }
+        let (raw, p, _) = self.producer()?;
+        let ring = &raw.ring;
+        if ring.closed() != 0 {
+            return Err(Error::Closed);
+        }
+        let free = match p.free_for(ring, items.len() as u64) {
+            Ok(f) => f,
+            Err(c) => return Err(self.corrupt(c)),
+        };
+        if free == 0 {
+            return Err(Error::Full);
+        }
+        let n = p.stage(bytemuck::cast_slice(items)) / core::mem::size_of::<T>();
+        p.publish(ring);
+        Ok(n)
+    }
+
+    /// As [`put_many`](SpscQueue::put_many), giving up after `timeout`: returns how
+    /// many records were put (all of them unless it timed out).
+    pub fn put_many_timeout(&mut self, items: &[T], timeout: Duration) -> Result<usize> {
+        self.put_many_until(items, deadline_after(timeout))
+    }
+
+    fn put_many_until(&mut self, items: &[T], deadline: Deadline) -> Result<usize> {
+        let (raw, p, probe) = self.producer()?;
+        let ring = &raw.ring;
+        let bytes: &[u8] = bytemuck::cast_slice(items);
+        let unit = core::mem::size_of::<T>();
+        let cap = p.geometry().capacity();
+        let mut done = 0;
+        while done < items.len() {
+            if ring.closed() != 0 {
+                return Err(Error::Closed);
+            }
+            let left = (items.len() - done) as u64;
+            // Wait for a useful amount of room, not single slots.
+            let want = left.min((cap / 4).max(1));
+            match p.free_for(ring, want) {
+                Ok(f) if f >= want => {}
+                Ok(_) => match p.wait_free(ring, want, deadline, probe, || false) {
+                    Ok(_) => {}
+                    Err(Stop::TimedOut) if done > 0 => return Ok(done),
+                    Err(s) => return Err(self.stop(s, Error::Timeout)),
+                },
+                Err(c) => return Err(self.corrupt(c)),
+            }
+            done += p.stage(&bytes[done * unit..]) / unit;
+            p.publish(ring);
+        }
+        Ok(done)
+    }
+
+    /// Takes the oldest record, waiting while the queue is empty. `Err(Closed)` once
+    /// the queue is closed and drained.
+    #[inline]
+    pub fn get(&mut self) -> Result<T> {
+        self.get_until(None)
+    }
+
+    /// Takes the oldest record if there is one; `Err(Empty)` otherwise
+    /// (`Err(Closed)` if closed and drained).
+    #[inline]
+    pub fn try_get(&mut self) -> Result<T> {
+        let (raw, c, _) = self.consumer()?;
+        let ring = &raw.ring;
+        let closed = ring.closed() & PRODUCER_CLOSED != 0;
+        match c.try_pop::<T>(ring) {
+            Ok(Some(v)) => Ok(v),
+            Ok(None) if closed => Err(Error::Closed),
+            Ok(None) => Err(Error::Empty),
+            Err(e) => Err(self.corrupt(e)),
+        }
+    }
+
+    /// Takes the oldest record, waiting at most `timeout`; `Err(Timeout)` after that.
+    pub fn get_timeout(&mut self, timeout: Duration) -> Result<T> {
+        self.get_until(deadline_after(timeout))
+    }
+
+    #[inline]
+    fn get_until(&mut self, deadline: Deadline) -> Result<T> {
+        let (raw, c, probe) = self.consumer()?;
+        let ring = &raw.ring;
+        loop {
+            match c.try_pop::<T>(ring) {
+                Ok(Some(v)) => return Ok(v),
+                Ok(None) => {}
+                Err(e) => return Err(self.corrupt(e)),
+            }
+            if let Err(s) = c.wait_available(ring, 1, deadline, probe, || false) {
+                return Err(self.stop(s, Error::Timeout));
+            }
+        }
+    }
+
+    /// Takes up to `out.len()` records in order, waiting until there is at least one;
+    /// returns how many (one store frees them all).
+    pub fn get_many(&mut self, out: &mut [T]) -> Result<usize> {
+        self.get_many_until(out, None, true)
+    }
+
+    /// As [`get_many`](SpscQueue::get_many) without waiting: `Err(Empty)` when
+    /// nothing is there.
+    pub fn try_get_many(&mut self, out: &mut [T]) -> Result<usize> {
+        self.get_many_until(out, None, false)
+    }
+
+    /// As [`get_many`](SpscQueue::get_many), waiting at most `timeout`.
+    pub fn get_many_timeout(&mut self, out: &mut [T], timeout: Duration) -> Result<usize> {
+        self.get_many_until(out, deadline_after(timeout), true)
+    }
+
+    fn get_many_until(&mut self, out: &mut [T], deadline: Deadline, wait: bool) -> Result<usize> {
+        if out.is_empty() {
+            return Ok(0);
+        }
+        let (raw, c, probe) = self.consumer()?;
+        let ring = &raw.ring;
+        let closed = ring.closed() & PRODUCER_CLOSED != 0;
+        match c.available_for(ring, out.len() as u64) {
+            Ok(0) if !wait => return Err(if closed { Error::Closed } else { Error::Empty }),
+            Ok(0) => {
+                if let Err(s) = c.wait_available(ring, 1, deadline, probe, || false) {
+                    return Err(self.stop(s, Error::Timeout));
+                }
+            }
+            Ok(_) => {}
+            Err(e) => return Err(self.corrupt(e)),
+        }
+        let n = c.take(bytemuck::cast_slice_mut(out)) / core::mem::size_of::<T>();
+        c.release(ring);
+        Ok(n)
+    }
+}
+
+impl<T: Pod> Drop for SpscQueue<T> {
+    fn drop(&mut self) {
+        if self.generation != 0 && self.generation == fork_generation() {
+            self.role_record().release(self.me);
+        }
+    }
+}
+
+fn spec<T>(geo: Geometry) -> ObjectSpec {
+    ObjectSpec {
+        kind: ObjectKind::SpscQueue,
+        ty: TypeInfo::of::<T>(),
+        params: [geo.capacity(), geo.unit() as u64, 0, 0],
+        trailing: geo.bytes(),
+    }
+}
