@@ -37,13 +37,21 @@ fn main() -> multiproc::Result<()> {
     let done: Value<u64> = Value::anonymous(0)?;
     // Daemons: they loop forever and die with this process.
     let workers: Vec<_> = (1..=2)
-        .map(|id| ProcessBuilder::new().daemon(true).fork(|| worker(id, &q, &done)))
+        .map(|id| {
+            ProcessBuilder::new()
+                .daemon(true)
+                .fork(|| worker(id, &q, &done))
+        })
         .collect::<multiproc::Result<_>>()?;
     for item in 0..10 {
         q.put(item)?;
     }
     q.join();
-    println!("all tasks done: {} processed, {} unfinished", done.get(), q.unfinished_tasks());
+    println!(
+        "all tasks done: {} processed, {} unfinished",
+        done.get(),
+        q.unfinished_tasks()
+    );
     for w in &workers {
         assert!(w.is_alive());
     }

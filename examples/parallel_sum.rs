@@ -54,7 +54,10 @@ fn main() -> multiproc::Result<()> {
     let results_seq: Vec<u64> = tasks.iter().map(|&n| compute(n)).collect();
     let sequential = start.elapsed();
     println!("Sequential results: {results_seq:?}");
-    println!("Sequential time taken: {:.2} seconds", sequential.as_secs_f64());
+    println!(
+        "Sequential time taken: {:.2} seconds",
+        sequential.as_secs_f64()
+    );
 
     assert_eq!(results, results_seq);
     println!(

@@ -35,7 +35,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// `random.randint(1, 100)`, dependency-free.
 fn randint(state: &mut u64) -> u32 {
-    *state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    *state = state
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     1 + ((*state >> 33) % 100) as u32
 }
 
@@ -84,6 +86,10 @@ fn main() -> multiproc::Result<()> {
     p.join()?;
     q.send(&None::<u32>)?; // the poison pill
     c.join()?;
-    println!("exit codes: producer {:?}, consumer {:?}", p.exitcode(), c.exitcode());
+    println!(
+        "exit codes: producer {:?}, consumer {:?}",
+        p.exitcode(),
+        c.exitcode()
+    );
     Ok(())
 }

@@ -24,7 +24,9 @@ fn process_file(filename: String) -> usize {
     let content = std::fs::read_to_string(&filename).unwrap_or_else(|e| panic!("{filename}: {e}"));
     let word_count = content.split_whitespace().count();
     let name = PathBuf::from(&filename);
-    let short = name.file_name().map_or(filename.clone(), |n| n.to_string_lossy().into_owned());
+    let short = name
+        .file_name()
+        .map_or(filename.clone(), |n| n.to_string_lossy().into_owned());
     println!("File {short} has {word_count} words");
     word_count
 }
