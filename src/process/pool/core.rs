@@ -328,7 +328,7 @@ impl Shared {
         let s = self.lock();
         s.jobs
             .get(&job)
-            .is_none_or(|j| j.outcomes.contains_key(&index))
+            .map_or(true, |j| j.outcomes.contains_key(&index))
     }
 
     /// Waits for any finished chunk of `job` and takes it.
@@ -764,7 +764,7 @@ impl Engine {
         w.life == Life::Alive
             && !self.stopping
             && w.assigned.len() < w.window
-            && self.cfg.max_tasks.is_none_or(|m| w.given < m)
+            && self.cfg.max_tasks.map_or(true, |m| w.given < m)
             && self.chunks_out() < self.results_cap
     }
 
