@@ -432,7 +432,9 @@ fn child_main(
             os::kill_self();
         }
     }
-    let code = body();
+    // Whatever happens in `body`, the child must not unwind into the caller's code.
+    let code =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)).unwrap_or(PANIC_EXIT_CODE);
     exit_child(code)
 }
 

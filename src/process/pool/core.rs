@@ -652,7 +652,11 @@ impl Engine {
                 self.finish(Failure::Closed);
                 return;
             }
-            progress |= self.dispatch();
+            if self.dispatch() {
+                progress = true;
+                // Work is out: check on the workers at the busy pace from now on.
+                next_check = next_check.min(Instant::now() + SUPERVISE_BUSY);
+            }
             // 2. Results.
             progress |= self.drain(256);
             self.record();
