@@ -24,13 +24,7 @@ fn best_rate(rounds: usize, mut map: impl FnMut() -> usize) -> f64 {
 
 pub fn run(ctx: &mut Ctx) {
     section("pool: Pool(2).map over 100k trivial tasks, Process fork + join");
-    let pool = Pool::new(2).expect("Pool::new(2)");
-    pool.map_chunked(cube, 0..1000, 1).expect("warm-up map");
-    let chunk1 = best_rate(2, || pool.map_chunked(cube, 0..N, 1).expect("map").len());
-    let default = best_rate(5, || pool.map(cube, 0..N).expect("map").len());
-    drop(pool);
-
-    // Fork + join of a child that does nothing.
+    // Fork + join of a child that does nothing (first, while this process is small).
     let rounds = 200;
     let t = Instant::now();
     for _ in 0..rounds {
@@ -38,6 +32,12 @@ pub fn run(ctx: &mut Ctx) {
         assert_eq!(p.join().expect("join"), 0);
     }
     let fork_join = t.elapsed() / rounds;
+
+    let pool = Pool::new(2).expect("Pool::new(2)");
+    pool.map_chunked(cube, 0..1000, 1).expect("warm-up map");
+    let chunk1 = best_rate(2, || pool.map_chunked(cube, 0..N, 1).expect("map").len());
+    let default = best_rate(5, || pool.map(cube, 0..N).expect("map").len());
+    drop(pool);
 
     let py = ctx.python("pool_map.py", &[&N.to_string()]);
     value(

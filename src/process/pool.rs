@@ -299,10 +299,10 @@ impl Pool {
             self.shared.abandon(job);
             return Err(e);
         }
-        let mut outcomes = self.shared.take_all(job);
+        let mut outcomes = self.shared.take_all(job).into_iter();
         let mut results = Vec::with_capacity(items.len());
-        for index in 0..n_chunks {
-            match outcomes.remove(&index) {
+        for _ in 0..n_chunks {
+            match outcomes.next().flatten() {
                 Some(Outcome::Items(v)) => {
                     for o in v.iter() {
                         results.push(decode(o)?);

@@ -183,3 +183,13 @@ pub fn at_exit(f: extern "C" fn()) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// Sets the calling thread's timer slack (`prctl(PR_SET_TIMERSLACK)`): how late the
+/// kernel may end its sleeps to batch wake-ups (default 50 µs).
+pub fn set_timer_slack(ns: u64) -> io::Result<()> {
+    // SAFETY: PR_SET_TIMERSLACK takes a number and touches no memory.
+    if unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, ns as libc::c_ulong, 0, 0, 0) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}

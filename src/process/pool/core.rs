@@ -31,7 +31,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// Most chunks a worker holds at once (sent, not finished).
-pub(super) const MAX_WINDOW: usize = 64;
+pub(super) const MAX_WINDOW: usize = 256;
 /// A worker's window is sized to hold about this much work, so that a slow chunk
 /// never keeps many others waiting behind it while another worker idles.
 const WINDOW_TARGET: Duration = Duration::from_millis(2);
@@ -124,9 +124,87 @@ pub(super) fn task_body(runner: Runner, f: usize, items: &[u8]) -> Vec<u8> {
     b
 }
 
+/// A job's finished chunks, by chunk index: a window that slides forward as the
+/// oldest chunks are taken (indexes are dense, from 0).
+#[derive(Default)]
+pub(super) struct Finished {
+    /// Index of `slots[0]`.
+    base: u64,
+    slots: VecDeque<Slot>,
+}
+
+#[derive(Default)]
+enum Slot {
+    #[default]
+    Waiting,
+    Ready(Outcome),
+    Taken,
+}
+
+impl Finished {
+    fn insert(&mut self, index: u64, o: Outcome) {
+        let Some(at) = index.checked_sub(self.base) else {
+            return;
+        };
+        let at = at as usize;
+        if self.slots.len() <= at {
+            self.slots.resize_with(at + 1, Slot::default);
+        }
+        self.slots[at] = Slot::Ready(o);
+    }
+
+    fn get(&self, index: u64) -> Option<&Outcome> {
+        let at = index.checked_sub(self.base)? as usize;
+        match self.slots.get(at) {
+            Some(Slot::Ready(o)) => Some(o),
+            _ => None,
+        }
+    }
+
+    fn remove(&mut self, index: u64) -> Option<Outcome> {
+        let at = index.checked_sub(self.base)? as usize;
+        let slot = self.slots.get_mut(at)?;
+        let Slot::Ready(_) = slot else {
+            return None;
+        };
+        let Slot::Ready(o) = std::mem::replace(slot, Slot::Taken) else {
+            return None;
+        };
+        while matches!(self.slots.front(), Some(Slot::Taken)) {
+            self.slots.pop_front();
+            self.base += 1;
+        }
+        Some(o)
+    }
+
+    fn remove_any(&mut self) -> Option<(u64, Outcome)> {
+        let at = self
+            .slots
+            .iter()
+            .position(|s| matches!(s, Slot::Ready(_)))?;
+        let index = self.base + at as u64;
+        self.remove(index).map(|o| (index, o))
+    }
+
+    /// The outcomes in index order (`None`: not finished), from index `base`.
+    fn into_vec(self) -> Vec<Option<Outcome>> {
+        self.slots
+            .into_iter()
+            .map(|s| match s {
+                Slot::Ready(o) => Some(o),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn clear(&mut self) {
+        self.slots.clear();
+    }
+}
+
 #[derive(Default)]
 pub(super) struct Job {
-    outcomes: HashMap<u64, Outcome>,
+    outcomes: Finished,
     /// Chunks submitted and not finished yet.
     outstanding: usize,
     /// Nobody will read the outcomes (the handle was dropped): discard them.
@@ -273,7 +351,7 @@ impl Shared {
             let Some(j) = s.jobs.get_mut(&job) else {
                 return Some(Outcome::Failed(Failure::Closed));
             };
-            if let Some(o) = j.outcomes.remove(&index) {
+            if let Some(o) = j.outcomes.remove(index) {
                 j.waiting = false;
                 return Some(o);
             }
@@ -282,7 +360,7 @@ impl Shared {
             s = g;
             if timed_out {
                 if let Some(j) = s.jobs.get_mut(&job) {
-                    if let Some(o) = j.outcomes.remove(&index) {
+                    if let Some(o) = j.outcomes.remove(index) {
                         return Some(o);
                     }
                     j.waiting = false;
@@ -300,7 +378,7 @@ impl Shared {
             let Some(j) = s.jobs.get_mut(&job) else {
                 return Some(Outcome::Failed(Failure::Closed));
             };
-            if let Some(o) = j.outcomes.get(&index) {
+            if let Some(o) = j.outcomes.get(index) {
                 return Some(o.clone());
             }
             j.waiting = true;
@@ -310,7 +388,7 @@ impl Shared {
                 return s
                     .jobs
                     .get(&job)
-                    .and_then(|j| j.outcomes.get(&index).cloned());
+                    .and_then(|j| j.outcomes.get(index).cloned());
             }
         }
     }
@@ -328,7 +406,7 @@ impl Shared {
         let s = self.lock();
         s.jobs
             .get(&job)
-            .map_or(true, |j| j.outcomes.contains_key(&index))
+            .map_or(true, |j| j.outcomes.get(index).is_some())
     }
 
     /// Waits for any finished chunk of `job` and takes it.
@@ -338,12 +416,8 @@ impl Shared {
             let Some(j) = s.jobs.get_mut(&job) else {
                 return (u64::MAX, Outcome::Failed(Failure::Closed));
             };
-            if let Some(&k) = j.outcomes.keys().next() {
+            if let Some((k, o)) = j.outcomes.remove_any() {
                 j.waiting = false;
-                let o = j
-                    .outcomes
-                    .remove(&k)
-                    .unwrap_or(Outcome::Failed(Failure::Closed));
                 return (k, o);
             }
             j.waiting = true;
@@ -352,14 +426,19 @@ impl Shared {
     }
 
     /// Waits until every chunk of `job` has finished; takes all outcomes and ends the job.
-    pub fn take_all(&self, job: u64) -> HashMap<u64, Outcome> {
+    /// The outcomes are in chunk order, from chunk 0 (`None`: never finished).
+    pub fn take_all(&self, job: u64) -> Vec<Option<Outcome>> {
         let mut s = self.lock();
         loop {
             let Some(j) = s.jobs.get_mut(&job) else {
-                return HashMap::new();
+                return Vec::new();
             };
             if j.outstanding == 0 {
-                return s.jobs.remove(&job).map(|j| j.outcomes).unwrap_or_default();
+                return s
+                    .jobs
+                    .remove(&job)
+                    .map(|j| j.outcomes.into_vec())
+                    .unwrap_or_default();
             }
             j.waiting = true;
             j.wait_all = true;
@@ -437,6 +516,7 @@ pub(super) struct Config {
 
 /// Starts the pool thread, which forks the workers; returns once they are forked.
 pub(super) fn start(cfg: Config) -> Result<(Arc<Shared>, std::thread::JoinHandle<()>)> {
+    worker::install_panic_hook();
     // Room for every result the workers may owe at once (the engine never lets more
     // chunks out than this), so that a worker never waits to deliver a result.
     let results_cap = (cfg.workers * MAX_WINDOW)
@@ -485,6 +565,9 @@ pub(super) fn start(cfg: Config) -> Result<(Arc<Shared>, std::thread::JoinHandle
                 engine.finish(Failure::Closed);
                 return;
             }
+            // The pool thread naps for tens of microseconds between passes (see
+            // `Engine::nap`): the default 50 µs timer slack would double the naps.
+            let _ = os::set_timer_slack(1_000);
             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| engine.run()));
             if r.is_err() {
                 // A bug in the engine: never leave workers or waiters behind.
@@ -958,13 +1041,12 @@ impl Engine {
             return;
         };
         w.sent_chunks -= 1;
-        // Service time: from when the worker could start it to now.
-        let started = if a.sent_at > w.last_result {
-            a.sent_at
-        } else {
-            w.last_result
-        };
-        let sample = now.saturating_duration_since(started).as_nanos() as f64;
+        // Service time as the worker measured it (results reach us in batches, so
+        // arrival times say little); at least 100 ns for the queue round trip.
+        let sample = body
+            .get(8..16)
+            .map_or(0, |b| u64::from_le_bytes(b.try_into().unwrap_or_default()))
+            .max(100) as f64;
         w.service_ns = if w.service_ns == 0.0 {
             sample
         } else {
@@ -973,7 +1055,7 @@ impl Engine {
         w.last_result = now;
         let fit = WINDOW_TARGET.as_nanos() as f64 / w.service_ns.max(1.0);
         w.window = (1 + fit as usize).clamp(1, MAX_WINDOW);
-        let outcome = match Outcomes::parse(&body[8..]) {
+        let outcome = match body.get(16..).and_then(Outcomes::parse) {
             Some(items) => Outcome::Items(items),
             None => Outcome::Failed(Failure::Corrupt(format!(
                 "malformed result message from worker {}",

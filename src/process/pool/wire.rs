@@ -9,7 +9,7 @@
 //! |----------------|-----------------|---------------------------------------------------|
 //! | [`TASK`]       | pool → worker   | chunk id u64, runner u64, fn u64, items           |
 //! | [`STOP`]       | pool → worker   | (empty): exit cleanly                             |
-//! | [`RESULT`]     | worker → pool   | chunk id u64, outcomes                            |
+//! | [`RESULT`]     | worker → pool   | chunk id u64, service time ns u64, outcomes       |
 //! | [`INIT_FAILED`]| worker → pool   | the initializer's panic message (UTF-8)           |
 //! | [`WAKE`]       | user → pool     | (empty): new work or a request is waiting         |
 //!

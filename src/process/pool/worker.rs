@@ -4,7 +4,8 @@ use super::chan::Chan;
 use super::core::Slots;
 use super::wire::{self, FrameHeader, Runner, HEADER_LEN};
 use crate::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Once};
 
 /// Everything a worker needs, moved into the child by `fork`.
 pub(super) struct WorkerCtx {
@@ -61,32 +62,48 @@ fn recv(ctx: &WorkerCtx, piece: &mut Vec<u8>, msg: &mut Vec<u8>) -> crate::Resul
     }
 }
 
-/// Captures panic messages for the task's outcome instead of printing them (the
-/// caller gets them as `TaskFailed`, like Python re-raises a task's exception).
-fn install_panic_hook() {
-    std::panic::set_hook(Box::new(|info| {
-        let payload = info.payload();
-        let what = payload
-            .downcast_ref::<&str>()
-            .map(|s| (*s).to_owned())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "Box<dyn Any>".to_owned());
-        let msg = match info.location() {
-            Some(l) => format!(
-                "panicked at {}:{}:{}: {what}",
-                l.file(),
-                l.line(),
-                l.column()
-            ),
-            None => format!("panicked: {what}"),
-        };
-        wire::LAST_PANIC.with(|p| *p.borrow_mut() = Some(msg));
-    }));
+/// True in a pool worker: the panic hook captures messages instead of printing them.
+static IN_WORKER: AtomicBool = AtomicBool::new(false);
+
+/// Installs (once per process, from `Pool::new`, never in a forked worker) a panic
+/// hook that, in pool workers only, captures the message for the task's outcome
+/// instead of printing it (the caller gets it as `TaskFailed`, as Python re-raises
+/// a task's exception); elsewhere it calls the hook that was installed before.
+///
+/// It must be installed *before* the workers are forked: `set_hook` in a forked child
+/// could wait forever on the hook's lock if another thread of the parent was
+/// panicking at the instant of the fork.
+pub(super) fn install_panic_hook() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !IN_WORKER.load(std::sync::atomic::Ordering::Relaxed) {
+                return previous(info);
+            }
+            let payload = info.payload();
+            let what = payload
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "Box<dyn Any>".to_owned());
+            let msg = match info.location() {
+                Some(l) => format!(
+                    "panicked at {}:{}:{}: {what}",
+                    l.file(),
+                    l.line(),
+                    l.column()
+                ),
+                None => format!("panicked: {what}"),
+            };
+            wire::LAST_PANIC.with(|p| *p.borrow_mut() = Some(msg));
+        }));
+    });
 }
 
 /// The worker's life; returns its exit code.
 pub(super) fn main(mut ctx: WorkerCtx) -> i32 {
-    install_panic_hook();
+    IN_WORKER.store(true, std::sync::atomic::Ordering::Relaxed);
     // Spin only briefly on an empty inbox: the pool thread that fills it needs the
     // CPU more than we do (there are usually as many workers as CPUs).
     ctx.inbox = ctx.inbox.with_spin(Some(INBOX_SPIN));
@@ -111,6 +128,7 @@ pub(super) fn main(mut ctx: WorkerCtx) -> i32 {
             Ok(k) => k,
             Err(_) => return QUEUE_FAILED,
         };
+        let started = std::time::Instant::now();
         if kind == wire::STOP {
             return 0;
         }
@@ -124,14 +142,18 @@ pub(super) fn main(mut ctx: WorkerCtx) -> i32 {
         slot.running.store(id.wrapping_add(1), Ordering::Release);
         out.clear();
         out.extend_from_slice(&id.to_le_bytes());
-        // SAFETY: the inbox is private to this pool (an unlinked queue that only the
-        // pool's own process and its forks map), and the pool writes `runner`
-        // together with a function of exactly the type that runner was
-        // instantiated for, both addresses in this very binary (we are a fork of it).
+        out.extend_from_slice(&[0; 8]); // the service time, filled in below
+                                        // SAFETY: the inbox is private to this pool (an unlinked queue that only the
+                                        // pool's own process and its forks map), and the pool writes `runner`
+                                        // together with a function of exactly the type that runner was
+                                        // instantiated for, both addresses in this very binary (we are a fork of it).
         unsafe {
             let runner = std::mem::transmute::<usize, Runner>(runner as usize);
             runner(f as usize, &msg[24..], &mut out);
         }
+        // How long the chunk took here: the pool sizes our window from it.
+        let service = started.elapsed().as_nanos().min(u128::from(u64::MAX)) as u64;
+        out[8..16].copy_from_slice(&service.to_le_bytes());
         if send(&ctx, wire::RESULT, &out, &mut buf).is_err() {
             return QUEUE_FAILED;
         }
