@@ -246,6 +246,9 @@ impl Process {
     /// exists**: see the [module documentation](crate::process#fork-only-the-calling-thread-survives).
     /// The child never returns into the caller's code: after `f` it reaps its own
     /// children, flushes stdout and stderr and calls `_exit`.
+    ///
+    /// A closure that never returns (it ends in `std::process::exit`, say) needs its
+    /// return type spelled out: `Process::fork(|| -> i32 { std::process::exit(3) })`.
     pub fn fork<F, R>(f: F) -> Result<Process>
     where
         F: FnOnce() -> R,
