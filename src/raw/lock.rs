@@ -354,9 +354,12 @@ impl RawLock {
 
 /// Fewest polls a wait makes before it sleeps, whatever its object's hint says.
 const MIN_SPINS: u32 = 4;
-/// One wait in this many spins the whole [`SPIN_LIMIT`], to learn whether spinning
-/// longer would pay.
-const EXPLORE_EVERY: u32 = 64;
+/// Most polls a wait makes: an exploring wait, or one whose hint says waits here
+/// end that late. Several [`SPIN_LIMIT`]s, so that exploring outlasts a peer's
+/// wake-up from a futex sleep (tens of µs on a VM whose idle vCPU must be woken).
+const MAX_SPINS: u32 = 4 * SPIN_LIMIT;
+/// One wait in this many polls [`MAX_SPINS`] times, to learn whether spinning pays.
+const EXPLORE_EVERY: u32 = 128;
 
 /// Spin phases of this process so far (picks the exploring ones; process-local).
 #[cfg(not(loom))]
@@ -369,12 +372,20 @@ static WAITS: AtomicU32 = AtomicU32::new(0);
 /// thread that brings it is running meanwhile. On an oversubscribed machine, or for
 /// long waits, every spin is wasted CPU. So each object keeps a `hint` (one of its
 /// fields, shared by all its users): how many polls its recent waits needed. A wait
-/// polls up to twice that (at least [`MIN_SPINS`], at most [`SPIN_LIMIT`]); one
-/// wait in [`EXPLORE_EVERY`] polls the whole `SPIN_LIMIT`. A wait that ended while
-/// polling moves the hint to what it took; a wait that had to sleep halves it.
+/// polls up to twice that (at least [`MIN_SPINS`], at most [`MAX_SPINS`]); one wait
+/// in [`EXPLORE_EVERY`] polls `MAX_SPINS` times. A wait that ended while polling
+/// moves the hint to what it took; a wait that had to sleep halves it.
 ///
-/// The hint is untrusted like all shared state: any value is clamped to
-/// `SPIN_LIMIT`, and a wrong one only costs time.
+/// Exploring is what gets two processes out of a ping-pong in which both sleep
+/// (each one's spin fails because the other sleeps): one explorer outlasts the
+/// other's wake-up, learns that spinning pays, and from then on is awake when the
+/// other explores. Measured on the 2-vCPU VM this was tuned on: with peers that can
+/// run side by side, Event/Semaphore ping-pong round trips drop from ~5–45 µs (both
+/// sleeping) to ~0.1–1 µs; on an oversubscribed machine they stay within a few
+/// percent of a futex-only ping-pong, where a fixed 10 µs spin was 3–6× slower.
+///
+/// The hint is untrusted like all shared state: any value is clamped, and a wrong
+/// one only costs time.
 #[derive(Debug)]
 pub(crate) struct Spin {
     hint: u32,
@@ -385,11 +396,11 @@ impl Spin {
     /// Starts a spin phase on the object whose hint is `hint`.
     #[inline]
     pub(crate) fn start(hint: &AtomicU32) -> Spin {
-        let h = hint.load(Ordering::Relaxed).min(SPIN_LIMIT);
+        let h = hint.load(Ordering::Relaxed).min(MAX_SPINS);
         let budget = if explore() {
-            SPIN_LIMIT
+            MAX_SPINS
         } else {
-            (2 * h).clamp(MIN_SPINS.min(SPIN_LIMIT), SPIN_LIMIT)
+            (2 * h).clamp(MIN_SPINS.min(MAX_SPINS), MAX_SPINS)
         };
         Spin { hint: h, budget }
     }
