@@ -353,7 +353,7 @@ impl RawLock {
 }
 
 /// Fewest polls a wait makes before it sleeps, whatever its object's hint says.
-const MIN_SPINS: u32 = 4;
+const MIN_SPINS: u32 = 8;
 /// Most polls a wait makes: an exploring wait, or one whose hint says waits here
 /// end that late. Several [`SPIN_LIMIT`]s, so that exploring outlasts a peer's
 /// wake-up from a futex sleep (tens of µs on a VM whose idle vCPU must be woken).
@@ -374,7 +374,8 @@ static WAITS: AtomicU32 = AtomicU32::new(0);
 /// fields, shared by all its users): how many polls its recent waits needed. A wait
 /// polls up to twice that (at least [`MIN_SPINS`], at most [`MAX_SPINS`]); one wait
 /// in [`EXPLORE_EVERY`] polls `MAX_SPINS` times. A wait that ended while polling
-/// moves the hint to what it took; a wait that had to sleep halves it.
+/// moves the hint to what it took; a wait that had to sleep cuts it by a quarter
+/// (gently: one preempted peer should not end a spinning ping-pong).
 ///
 /// Exploring is what gets two processes out of a ping-pong in which both sleep
 /// (each one's spin fails because the other sleeps): one explorer outlasts the
@@ -424,7 +425,7 @@ impl Spin {
     #[inline]
     pub(crate) fn failed(&self, hint: &AtomicU32) {
         if self.hint != 0 {
-            hint.store(self.hint / 2, Ordering::Relaxed);
+            hint.store(self.hint * 3 / 4, Ordering::Relaxed);
         }
     }
 }
