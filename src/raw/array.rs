@@ -703,8 +703,9 @@ impl<'a, T: Pod> ArrayRef<'a, T> {
     }
 
     /// Writes back the elements of `new` that differ from `orig` (both `len` long, else
-    /// `false`) as one seqlock write. Elements equal in both are not touched, so
-    /// concurrent lock-free updates of them survive. Call only while holding the lock.
+    /// `false`) as one seqlock write — none at all if nothing differs. Elements equal
+    /// in both are not touched, so concurrent lock-free updates of them survive. Call
+    /// only while holding the lock.
     pub fn write_changed_locked(&self, orig: &[T], new: &[T]) -> bool {
         if orig.len() != self.len || new.len() != self.len {
             return false;
@@ -712,13 +713,12 @@ impl<'a, T: Pod> ArrayRef<'a, T> {
         if Self::SIZE == 0 {
             return true;
         }
+        let (orig, new): (&[u8], &[u8]) = (bytemuck::cast_slice(orig), bytemuck::cast_slice(new));
+        if orig == new {
+            return true;
+        }
         self.raw.begin_write();
-        write_changed(
-            self.words,
-            Self::SIZE,
-            bytemuck::cast_slice(orig),
-            bytemuck::cast_slice(new),
-        );
+        write_changed(self.words, Self::SIZE, orig, new);
         self.raw.end_write();
         true
     }
