@@ -14,26 +14,36 @@ pub fn run(ctx: &mut Ctx) {
     seqlock_reads(ctx);
 }
 
-/// `Segment::create` + `Segment::open` + drop both (the creator's drop unlinks).
+/// `Segment::create` + `Segment::open` + drop both (the creator's drop unlinks), against
+/// Python's equivalent. The machine is shared and noisy, so the two are measured in
+/// three interleaved rounds and the best round of each is kept.
 fn segment_cycle(ctx: &mut Ctx) {
     let base = format!("bench-seg-{}", std::process::id());
     let mut i = 0u64;
-    let ours = time_per_op(Duration::from_millis(700), || {
-        let name = format!("{base}-{i}");
-        i += 1;
-        let s = Segment::create(&name, 4096).unwrap();
-        let o = Segment::open(&name).unwrap();
-        drop(o);
-        drop(s);
-    });
+    let mut ours = Duration::MAX;
+    let mut theirs = f64::MAX;
+    for _ in 0..3 {
+        let d = time_per_op(Duration::from_millis(250), || {
+            let name = format!("{base}-{i}");
+            i += 1;
+            let s = Segment::create(&name, 4096).unwrap();
+            let o = Segment::open(&name).unwrap();
+            drop(o);
+            drop(s);
+        });
+        ours = ours.min(d);
+        let py = ctx.python("foundation_shm.py", &["1500"]);
+        if let Some(t) = py_get(&py, "cycle_s") {
+            theirs = theirs.min(t);
+        }
+    }
     value(
-        "Segment create+open+unlink (4 KiB)",
+        "Segment create+open+unlink (4 KiB), best of 3",
         format!("{:>10}", fmt_dur(ours)),
     );
-    let py = ctx.python("foundation_shm.py", &["2000"]);
-    if let Some(theirs) = py_get(&py, "cycle_s") {
+    if theirs < f64::MAX {
         value(
-            "  python SharedMemory(create=True)+attach+unlink",
+            "  python SharedMemory(create=True)+attach+unlink, best of 3",
             format!("{:>10}", fmt_dur(Duration::from_secs_f64(theirs))),
         );
         ratio(
