@@ -683,8 +683,24 @@ impl<'a, T: Pod> ArrayRef<'a, T> {
         }
         let _u = self.raw.lock_blocking(self.probe);
         self.raw.begin_write();
-        for i in 0..self.len {
-            write_bytes(self.words, i * Self::SIZE, bytemuck::bytes_of(&x));
+        if is_word_sized::<T>() {
+            // A word holds 8 / size whole elements: store the repeated pattern word by
+            // word, and merge the partial last word.
+            let mut pattern = [0u8; WORD];
+            for chunk in pattern.chunks_exact_mut(Self::SIZE) {
+                chunk.copy_from_slice(bytemuck::bytes_of(&x));
+            }
+            let bytes = self.len * Self::SIZE;
+            for w in &self.words[..bytes / WORD] {
+                // SYNC(elem) / SYNC(seq): Release, as in write_bytes.
+                w.store(u64::from_ne_bytes(pattern), Ordering::Release);
+            }
+            let tail = bytes % WORD;
+            write_bytes(self.words, bytes - tail, &pattern[..tail]);
+        } else {
+            for i in 0..self.len {
+                write_bytes(self.words, i * Self::SIZE, bytemuck::bytes_of(&x));
+            }
         }
         self.raw.end_write();
     }
