@@ -38,7 +38,10 @@
 pub mod raw;
 pub mod sync;
 pub mod sys;
+pub use raw::Integer;
 
+#[cfg(all(feature = "std", not(loom)))]
+mod array;
 #[cfg(all(feature = "std", not(loom)))]
 mod barrier;
 #[cfg(all(feature = "std", not(loom)))]
@@ -55,7 +58,11 @@ mod rlock;
 pub mod segment;
 #[cfg(all(feature = "std", not(loom)))]
 mod semaphore;
+#[cfg(all(feature = "std", not(loom)))]
+mod value;
 
+#[cfg(all(feature = "std", not(loom)))]
+pub use array::{Array, ArrayGuard};
 #[cfg(all(feature = "std", not(loom)))]
 pub use barrier::Barrier;
 #[cfg(all(feature = "std", not(loom)))]
@@ -72,3 +79,5 @@ pub use rlock::{RLock, RLockGuard};
 pub use segment::{unlink, Options, Segment};
 #[cfg(all(feature = "std", not(loom)))]
 pub use semaphore::{BoundedSemaphore, Semaphore};
+#[cfg(all(feature = "std", not(loom)))]
+pub use value::{Value, ValueGuard};

@@ -25,6 +25,11 @@ pub use event::RawEvent;
 pub use lock::{Acquire, RawLock};
 pub use rlock::RawRLock;
 pub use semaphore::RawSemaphore;
+pub mod array;
+pub mod value;
+
+pub use array::{ArrayRef, Integer, RawArray};
+pub use value::{RawValue, ValueRef};
 
 /// Types that may be placed in memory shared between processes.
 ///
