@@ -495,10 +495,16 @@ impl<T: Pod> Array<T> {
     ///
     /// # Panics
     /// If the calling thread already holds this array's lock (a live guard): waiting
-    /// would deadlock.
+    /// would deadlock. The same holds for the operations that take the lock —
+    /// [`fill`](Array::fill), [`copy_from_slice`](Array::copy_from_slice), or a write of a multi-word element — while this thread holds a guard: change the guard instead.
     pub fn lock(&self) -> ArrayGuard<'_, T> {
         let (a, me) = acquire_elems(self.raw(), None, self.probe, "this array");
         self.guard(a, me)
+    }
+
+    /// True while some thread holds the array's lock (a guard or a locked writer).
+    pub fn is_locked(&self) -> bool {
+        self.raw().raw_lock().is_locked()
     }
 
     /// [`lock`](Array::lock), unless another thread holds the lock: then `None`.

@@ -291,10 +291,16 @@ impl<T: Pod> Value<T> {
     ///
     /// # Panics
     /// If the calling thread already holds this value's lock (a live guard): waiting
-    /// would deadlock.
+    /// would deadlock. The same holds for the operations that take the lock —
+    /// [`set`](Value::set), [`update`](Value::update), [`swap`](Value::swap) or [`compare_exchange`](Value::compare_exchange) of a multi-word value — while this thread holds a guard: change the guard instead.
     pub fn lock(&self) -> ValueGuard<'_, T> {
         let (a, me) = acquire_elems(self.raw().as_array(), None, self.probe, "this value");
         self.guard(a, me)
+    }
+
+    /// True while some thread holds the value's lock (a guard or a locked writer).
+    pub fn is_locked(&self) -> bool {
+        self.raw().raw_lock().is_locked()
     }
 
     /// [`lock`](Value::lock), unless another thread holds the lock: then `None`.

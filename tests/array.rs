@@ -270,6 +270,9 @@ fn writers_killed_at_random_points_never_wedge_readers() {
         wait_for(|| started.get() == 1);
         std::thread::sleep(Duration::from_micros(300 * round));
         child.kill();
+        if a.raw().seq() % 2 == 1 {
+            eprintln!("round {round}: the writer died mid-write");
+        }
         let a = a.clone();
         watchdog(WATCHDOG, move || {
             let v = a.to_vec();

@@ -526,8 +526,17 @@ fn mode_is_private_by_default_and_can_be_chosen() {
 
 #[test]
 fn open_or_create_racing_from_several_processes_yields_one_object() {
+    /// Unlinks the racers' names even when an assertion fails.
+    struct Cleanup(String);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = unlink(&self.0);
+            let _ = unlink(&format!("{}.s", self.0));
+        }
+    }
     for round in 0..3 {
         let name = unique("race");
+        let _cleanup = Cleanup(name.clone());
         let go: Value<u32> = Value::anonymous(0).unwrap();
         let arrived: Value<u32> = Value::anonymous(0).unwrap();
         let release: Value<u32> = Value::anonymous(0).unwrap();
@@ -582,13 +591,11 @@ fn open_or_create_racing_from_several_processes_yields_one_object() {
             // SAFETY: as in the children.
             let n = unsafe { &*(s.as_ptr() as *const std::sync::atomic::AtomicU64) };
             assert_eq!(n.load(std::sync::atomic::Ordering::SeqCst), 4);
-            let _ = unlink(&format!("{name}.s"));
         }
         release.set(1);
         for k in kids {
             k.join_ok(WATCHDOG);
         }
-        let _ = unlink(&name);
     }
 }
 

@@ -30,6 +30,14 @@ struct Stats {
 }
 
 #[test]
+fn handles_are_send_sync_clone_and_debug() {
+    fn check<T: Send + Sync + Clone + std::fmt::Debug>() {}
+    check::<Value<u64>>();
+    check::<Value<Stats>>();
+    check::<multiproc::Array<[u8; 3]>>();
+}
+
+#[test]
 fn get_set_round_trip_for_word_sized_and_larger_types() {
     let a: Value<u8> = Value::create(&unique("v-u8"), 7).unwrap();
     assert_eq!(a.get(), 7);

@@ -683,8 +683,24 @@ impl<'a, T: Pod> ArrayRef<'a, T> {
         }
         let _u = self.raw.lock_blocking(self.probe);
         self.raw.begin_write();
-        for i in 0..self.len {
-            write_bytes(self.words, i * Self::SIZE, bytemuck::bytes_of(&x));
+        if is_word_sized::<T>() {
+            // A word holds 8 / size whole elements: store the repeated pattern word by
+            // word, and merge the partial last word.
+            let mut pattern = [0u8; WORD];
+            for chunk in pattern.chunks_exact_mut(Self::SIZE) {
+                chunk.copy_from_slice(bytemuck::bytes_of(&x));
+            }
+            let bytes = self.len * Self::SIZE;
+            for w in &self.words[..bytes / WORD] {
+                // SYNC(elem) / SYNC(seq): Release, as in write_bytes.
+                w.store(u64::from_ne_bytes(pattern), Ordering::Release);
+            }
+            let tail = bytes % WORD;
+            write_bytes(self.words, bytes - tail, &pattern[..tail]);
+        } else {
+            for i in 0..self.len {
+                write_bytes(self.words, i * Self::SIZE, bytemuck::bytes_of(&x));
+            }
         }
         self.raw.end_write();
     }
@@ -703,8 +719,9 @@ impl<'a, T: Pod> ArrayRef<'a, T> {
     }
 
     /// Writes back the elements of `new` that differ from `orig` (both `len` long, else
-    /// `false`) as one seqlock write. Elements equal in both are not touched, so
-    /// concurrent lock-free updates of them survive. Call only while holding the lock.
+    /// `false`) as one seqlock write — none at all if nothing differs. Elements equal
+    /// in both are not touched, so concurrent lock-free updates of them survive. Call
+    /// only while holding the lock.
     pub fn write_changed_locked(&self, orig: &[T], new: &[T]) -> bool {
         if orig.len() != self.len || new.len() != self.len {
             return false;
@@ -712,13 +729,12 @@ impl<'a, T: Pod> ArrayRef<'a, T> {
         if Self::SIZE == 0 {
             return true;
         }
+        let (orig, new): (&[u8], &[u8]) = (bytemuck::cast_slice(orig), bytemuck::cast_slice(new));
+        if orig == new {
+            return true;
+        }
         self.raw.begin_write();
-        write_changed(
-            self.words,
-            Self::SIZE,
-            bytemuck::cast_slice(orig),
-            bytemuck::cast_slice(new),
-        );
+        write_changed(self.words, Self::SIZE, orig, new);
         self.raw.end_write();
         true
     }

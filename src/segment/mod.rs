@@ -334,9 +334,8 @@ impl Segment {
         let posix = posix_name(name);
         let file = shm::create(&posix, opts.mode).map_err(|e| io_error(name, e))?;
         // From here on, failure must unlink what we created.
-        let result = (|| {
-            file.set_len(total).map_err(|e| io_error(name, e))?;
-            reserve(&file, total).map_err(|e| {
+        let result = (move || {
+            let sized = reserve(&file, total).map_err(|e| {
                 if e.raw_os_error() == Some(libc::ENOSPC) {
                     Error::invalid(format!(
                         "'{name}' needs {total} bytes but /dev/shm has no room for them"
@@ -345,6 +344,9 @@ impl Segment {
                     io_error(name, e)
                 }
             })?;
+            if !sized {
+                file.set_len(total).map_err(|e| io_error(name, e))?;
+            }
             let map = MmapOptions::new()
                 .len(total as usize)
                 .map_raw(&file)
@@ -355,7 +357,7 @@ impl Segment {
                 inner: Arc::new(Inner {
                     name: name.to_owned(),
                     map,
-                    file: Some(file.try_clone()?),
+                    file: Some(file),
                     data_len: layout.data_len,
                     owner_pid: ident::getpid(),
                     persisted: AtomicBool::new(false),
@@ -549,15 +551,17 @@ fn raw_layout(len: usize) -> Layout {
 }
 
 /// Reserves the file's pages now, so that a full `/dev/shm` is an error here rather
-/// than a SIGBUS at first touch.
-fn reserve(file: &File, len: u64) -> io::Result<()> {
+/// than a SIGBUS at first touch. `Ok(true)`: the file now has `len` bytes (fallocate
+/// extends it: no separate `ftruncate` needed); `Ok(false)`: the filesystem cannot
+/// preallocate, and the caller must set the length itself.
+fn reserve(file: &File, len: u64) -> io::Result<bool> {
     use std::os::fd::AsRawFd;
     // SAFETY: `file` is an open descriptor; posix_fallocate only touches its extent.
     let r = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len as libc::off_t) };
     match r {
-        0 => Ok(()),
+        0 => Ok(true),
         // Some filesystems cannot preallocate; the mapping still works.
-        libc::EOPNOTSUPP | libc::EINVAL => Ok(()),
+        libc::EOPNOTSUPP | libc::EINVAL => Ok(false),
         e => Err(io::Error::from_raw_os_error(e)),
     }
 }

@@ -63,6 +63,11 @@ pub fn unlink(posix_name: &str) -> io::Result<()> {
 /// `(device, inode)` of the object currently behind `posix_name`, if any: lets a
 /// creator check that the name still refers to *its* object before unlinking it.
 pub fn identity_of_name(posix_name: &str) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    // glibc's shm_open opens "/dev/shm/<name>": one lstat instead of open+fstat+close.
+    if let Ok(m) = std::fs::symlink_metadata(format!("/dev/shm{posix_name}")) {
+        return Some((m.dev(), m.ino()));
+    }
     let f = open_flags(
         posix_name,
         libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
