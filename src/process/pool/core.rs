@@ -1271,8 +1271,19 @@ impl Engine {
 
     /// A queue failed (corrupted): stop everything rather than guess.
     fn fatal(&mut self, e: &Error) {
-        self.break_pool(format!("a pool queue failed: {e}"));
+        let msg = format!("a pool queue failed: {e}");
+        self.break_pool(msg.clone());
         self.kill_all();
+        for w in &mut self.workers {
+            for a in w.assigned.drain(..) {
+                let why = Failure::Broken(msg.clone());
+                self.batch
+                    .push((a.chunk.job, a.chunk.index, Outcome::Failed(why)));
+            }
+            w.sent_chunks = 0;
+            w.cursor = 0;
+        }
+        self.record();
     }
 
     /// Fails everything unfinished with `why` and marks the pool finished.
