@@ -40,23 +40,71 @@ pub mod sync;
 pub mod sys;
 
 #[cfg(all(feature = "std", not(loom)))]
+mod array;
+#[cfg(all(feature = "std", not(loom)))]
+mod barrier;
+#[cfg(all(feature = "std", not(loom)))]
+mod byte_queue;
+#[cfg(all(feature = "std", not(loom)))]
+mod condition;
+#[cfg(all(feature = "std", not(loom)))]
 mod error;
+#[cfg(all(feature = "std", not(loom)))]
+mod event;
+#[cfg(all(feature = "std", not(loom)))]
+mod joinable_queue;
 #[cfg(all(feature = "std", not(loom)))]
 mod lock;
 #[cfg(all(feature = "std", not(loom)))]
 mod pipe;
 #[cfg(all(feature = "std", not(loom)))]
+pub mod process;
+#[cfg(all(feature = "std", not(loom)))]
+mod queue;
+#[cfg(all(feature = "std", not(loom)))]
+mod rlock;
+#[cfg(all(feature = "std", not(loom)))]
 pub mod segment;
 #[cfg(all(feature = "std", not(loom)))]
+mod semaphore;
+#[cfg(all(feature = "std", not(loom)))]
 mod spsc_queue;
+#[cfg(all(feature = "std", not(loom)))]
+mod value;
 
 #[cfg(all(feature = "std", not(loom)))]
+pub use array::{Array, ArrayGuard};
+#[cfg(all(feature = "std", not(loom)))]
+pub use barrier::Barrier;
+#[cfg(all(feature = "std", not(loom)))]
+pub use byte_queue::ByteQueue;
+#[cfg(all(feature = "std", not(loom)))]
+pub use condition::{Condition, ConditionGuard};
+#[cfg(all(feature = "std", not(loom)))]
 pub use error::{Error, Result};
+#[cfg(all(feature = "std", not(loom)))]
+pub use event::Event;
+#[cfg(all(feature = "std", not(loom)))]
+pub use joinable_queue::JoinableQueue;
 #[cfg(all(feature = "std", not(loom)))]
 pub use lock::{Lock, LockGuard, LockResult, OwnerDied, TryLockError, TryLockResult};
 #[cfg(all(feature = "std", not(loom)))]
 pub use pipe::{Pipe, PipeEnd};
 #[cfg(all(feature = "std", not(loom)))]
+pub use process::{
+    active_children, cpu_count, current_process, AsyncResult, CurrentProcess, Imap, IntoExitCode,
+    Pool, PoolBuilder, Process, ProcessBuilder,
+};
+#[cfg(all(feature = "std", not(loom)))]
+pub use queue::Queue;
+pub use raw::Integer;
+#[cfg(all(feature = "std", not(loom)))]
+pub use rlock::{RLock, RLockGuard};
+#[cfg(all(feature = "std", not(loom)))]
 pub use segment::{unlink, Options, Segment};
 #[cfg(all(feature = "std", not(loom)))]
+pub use semaphore::{BoundedSemaphore, Semaphore};
+#[cfg(all(feature = "std", not(loom)))]
 pub use spsc_queue::{Role, SpscQueue};
+#[cfg(all(feature = "std", not(loom)))]
+pub use value::{Value, ValueGuard};

@@ -122,6 +122,7 @@ pub(crate) struct Held<'a> {
 impl<'a> Held<'a> {
     /// # Safety
     /// `me` holds `raw` (it was just acquired by the calling thread).
+    #[inline]
     pub(crate) unsafe fn new(raw: &'a RawLock, me: Identity) -> Self {
         Held {
             raw,
@@ -132,7 +133,13 @@ impl<'a> Held<'a> {
 }
 
 impl Drop for Held<'_> {
+    #[inline]
     fn drop(&mut self) {
+        // A guard dropped in a forked child names the parent's thread: the child must
+        // not release the parent's lock (its own thread has another identity).
+        if crate::sync::current_identity().tid != self.me.tid {
+            return;
+        }
         // SAFETY: a Held exists only while `me` holds the lock, and the guard that owns
         // it is being dropped, so nothing protected is touched afterwards.
         unsafe { self.raw.unlock(self.me) }
@@ -140,6 +147,7 @@ impl Drop for Held<'_> {
 }
 
 /// Acquires `raw` for the calling thread as the given kind of acquire.
+#[inline]
 pub(crate) fn acquire_raw(
     raw: &RawLock,
     deadline: Deadline,
@@ -256,12 +264,14 @@ impl Lock {
 
     /// Blocks until the lock is held. `Err(OwnerDied(guard))` means it was taken over
     /// from a holder that died: the caller holds it either way.
+    #[inline]
     pub fn acquire(&self) -> LockResult<LockGuard<'_>> {
         let (a, me) = acquire_raw(self.obj.raw(), None, self.probe);
         lock_result(a, || self.guard(me))
     }
 
     /// Takes the lock only if that needs no waiting.
+    #[inline]
     pub fn try_acquire(&self) -> TryLockResult<LockGuard<'_>> {
         let me = crate::sync::current_identity();
         let a = self.obj.raw().try_lock(me);
@@ -284,6 +294,7 @@ impl Lock {
         self.obj.raw()
     }
 
+    #[inline]
     fn guard(&self, me: Identity) -> LockGuard<'_> {
         LockGuard {
             // SAFETY: called only right after `me` acquired the lock.

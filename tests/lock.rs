@@ -1,9 +1,28 @@
 //! `Lock`: mutual exclusion across processes and recovery from a dead holder.
+#![cfg(all(feature = "std", not(loom)))]
 mod common;
 use common::*;
 use multiproc::{Lock, Segment, TryLockError};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// The `i`-th u64 of a shared segment.
+fn slot(seg: &Segment, i: usize) -> &AtomicU64 {
+    assert!((i + 1) * 8 <= seg.len());
+    // SAFETY: in bounds, 8-aligned (segments are 128-aligned), only used atomically.
+    unsafe { &*(seg.as_ptr().add(i * 8) as *const AtomicU64) }
+}
+
+/// A small xorshift generator: random enough for kill timings.
+fn rng(seed: u64) -> impl FnMut() -> u64 {
+    let mut x = seed | 1;
+    move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    }
+}
 
 const WATCHDOG: Duration = Duration::from_secs(60);
 
@@ -35,11 +54,11 @@ fn try_acquire_would_block_while_another_thread_holds() {
 }
 
 #[test]
-fn four_processes_count_exactly_under_the_lock() {
+fn four_processes_times_100k_increments_are_exact() {
     let name = unique("lock-count");
     let _lock = Lock::create(&name).unwrap();
     let seg = Segment::create(&format!("{name}.n"), 8).unwrap();
-    const N: u64 = 20_000;
+    const N: u64 = 100_000;
     let kids: Vec<_> = (0..4)
         .map(|_| {
             let (name, seg) = (name.clone(), seg.clone());
@@ -116,4 +135,173 @@ fn open_wrong_kind_and_missing() {
         Lock::open(&unique("lock-missing")),
         Err(multiproc::Error::NotFound { .. })
     ));
+}
+
+#[test]
+fn tutorial_four_unrelated_processes_add_1000_each_to_4000() {
+    // The tutorial program: processes started separately attach to the lock and the
+    // counter by name; each adds 1000 under the lock.
+    if let Some(name) = role() {
+        let lock = Lock::open(&name).unwrap();
+        let seg = Segment::open(&format!("{name}.n")).unwrap();
+        for _ in 0..1000 {
+            let _g = lock.acquire().unwrap();
+            let n = slot(&seg, 0);
+            n.store(n.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        }
+        return;
+    }
+    let name = unique("lock-tutorial");
+    let _lock = Lock::create(&name).unwrap();
+    let seg = Segment::create(&format!("{name}.n"), 8).unwrap();
+    let kids: Vec<_> = (0..4)
+        .map(|_| {
+            spawn_self(
+                "tutorial_four_unrelated_processes_add_1000_each_to_4000",
+                &name,
+            )
+        })
+        .collect();
+    for k in kids {
+        let (code, out) = wait_self(k, WATCHDOG);
+        assert_eq!(code, 0, "{out}");
+    }
+    assert_eq!(slot(&seg, 0).load(Ordering::Relaxed), 4000);
+}
+
+#[test]
+fn holder_killed_at_random_points_200_times_is_always_recovered() {
+    let name = unique("lock-kill9");
+    let lock = Lock::create(&name).unwrap();
+    let seg = Segment::create(&format!("{name}.n"), 16).unwrap();
+    let mut next = rng(u64::from(std::process::id()) ^ Instant::now().elapsed().as_nanos() as u64);
+    let (mut recovered, mut clean) = (0, 0);
+    for round in 0..200u64 {
+        let (child_lock, child_seg) = (lock.clone(), seg.clone());
+        let child = fork(move || {
+            let (n, started) = (slot(&child_seg, 0), slot(&child_seg, 1));
+            loop {
+                let g = child_lock.acquire().unwrap_or_else(|d| d.into_inner());
+                // A critical section long enough that most kills land inside it.
+                for _ in 0..50 {
+                    n.store(n.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+                }
+                drop(g);
+                started.store(round + 1, Ordering::Release);
+            }
+        });
+        while slot(&seg, 1).load(Ordering::Acquire) != round + 1 {
+            std::hint::spin_loop();
+        }
+        let pause = next() % 300;
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_micros(pause) {
+            std::hint::spin_loop();
+        }
+        child.kill();
+        // The deadline is the watchdog: WouldBlock means the dead holder was missed.
+        match lock.acquire_timeout(WATCHDOG) {
+            Ok(_) => clean += 1,
+            Err(TryLockError::OwnerDied(_)) => recovered += 1,
+            Err(TryLockError::WouldBlock) => panic!("round {round}: dead holder never recovered"),
+        }
+    }
+    eprintln!("recovered {recovered}, clean {clean}");
+    assert_eq!(recovered + clean, 200);
+    assert!(recovered > 0, "no kill landed inside the critical section");
+    assert!(lock.try_acquire().is_ok(), "the lock is clean afterwards");
+}
+
+#[test]
+fn acquire_timeout_waits_at_least_the_timeout() {
+    let lock = Lock::create(&unique("lock-timeout")).unwrap();
+    let _g = lock.acquire().unwrap();
+    let l2 = lock.clone();
+    watchdog(WATCHDOG, move || {
+        let t = Instant::now();
+        assert!(matches!(
+            l2.acquire_timeout(Duration::from_millis(30)),
+            Err(TryLockError::WouldBlock)
+        ));
+        assert!(t.elapsed() >= Duration::from_millis(30));
+    });
+}
+
+#[test]
+fn waiter_in_another_process_gets_the_lock_on_release() {
+    let name = unique("lock-handoff");
+    let lock = Lock::create(&name).unwrap();
+    let seg = Segment::create(&format!("{name}.n"), 8).unwrap();
+    let g = lock.acquire().unwrap();
+    let s2 = seg.clone();
+    let child = fork(move || {
+        let lock = Lock::open(&name).unwrap();
+        let _g = lock.acquire().unwrap();
+        slot(&s2, 0).store(1, Ordering::Release);
+        0
+    });
+    std::thread::sleep(Duration::from_millis(20));
+    assert_eq!(
+        slot(&seg, 0).load(Ordering::Acquire),
+        0,
+        "the child got in while we held it"
+    );
+    drop(g);
+    child.join_ok(WATCHDOG);
+    assert_eq!(slot(&seg, 0).load(Ordering::Acquire), 1);
+}
+
+#[test]
+fn guard_inherited_by_a_forked_child_does_not_release_the_parent_hold() {
+    let lock = Lock::create(&unique("lock-fork-guard")).unwrap();
+    let g = std::cell::RefCell::new(Some(lock.acquire().unwrap()));
+    let child = fork(|| {
+        drop(g.borrow_mut().take()); // the child's thread is not the holder
+        0
+    });
+    child.join_ok(WATCHDOG);
+    assert!(lock.is_locked());
+    drop(g);
+    assert!(!lock.is_locked());
+}
+
+#[test]
+fn dead_holder_is_recovered_by_try_acquire_and_then_clean() {
+    let name = unique("lock-try-dead");
+    let lock = Lock::create(&name).unwrap();
+    let child = fork(move || {
+        let lock = Lock::open(&name).unwrap();
+        std::mem::forget(lock.acquire().unwrap());
+        0
+    });
+    child.join_ok(WATCHDOG);
+    assert!(lock.is_locked());
+    assert!(matches!(
+        lock.try_acquire(),
+        Err(TryLockError::OwnerDied(_))
+    ));
+    assert!(lock.try_acquire().is_ok());
+}
+
+#[test]
+fn debug_names_the_lock() {
+    let name = unique("lock-debug");
+    let lock = Lock::create(&name).unwrap();
+    let text = format!("{lock:?}");
+    assert!(
+        text.contains(&name) && text.contains("locked: false"),
+        "{text}"
+    );
+}
+
+#[test]
+fn every_sync_handle_is_send_sync_clone_debug() {
+    fn check<T: Send + Sync + Clone + std::fmt::Debug>() {}
+    check::<Lock>();
+    check::<multiproc::RLock>();
+    check::<multiproc::Semaphore>();
+    check::<multiproc::BoundedSemaphore>();
+    check::<multiproc::Event>();
+    check::<multiproc::Condition>();
+    check::<multiproc::Barrier>();
 }

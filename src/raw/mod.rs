@@ -12,13 +12,30 @@
 //! Blocking goes through [`crate::sync`]: shared futexes, absolute
 //! `CLOCK_MONOTONIC` deadlines, and a bounded spin before sleeping.
 
+pub mod array;
+pub mod barrier;
+pub mod condition;
+pub mod event;
 pub mod lock;
+pub mod queue;
+pub mod queue_join;
+pub mod rlock;
+pub mod semaphore;
 pub mod spsc;
 pub mod spsc_role;
+pub mod value;
 
+pub use array::{ArrayRef, Integer, RawArray};
+pub use barrier::RawBarrier;
+pub use condition::RawCondition;
+pub use event::RawEvent;
 pub use lock::{Acquire, RawLock};
+pub use queue::{QueueError, RawQueue, Ring};
+pub use rlock::RawRLock;
+pub use semaphore::RawSemaphore;
 pub use spsc::RawSpsc;
 pub use spsc_role::{RawPipe, RawRole, RawSpscQueue};
+pub use value::{RawValue, ValueRef};
 
 /// Types that may be placed in memory shared between processes.
 ///

@@ -214,7 +214,7 @@ impl Segment {
     }
 
     /// An unnamed segment of `len` zeroed bytes, shared only with children forked
-    /// after this call (`MAP_SHARED | MAP_ANONYMOUS`). [`name`](Segment::name) is "".
+    /// after this call (a `memfd` mapped `MAP_SHARED`). [`name`](Segment::name) is "".
     pub fn anonymous(len: usize) -> Result<Segment> {
         if len == 0 {
             return Err(Error::invalid("an anonymous segment needs at least 1 byte"));
@@ -236,9 +236,10 @@ impl Segment {
                     layout.data_len
                 ))
             })?;
-        // MAP_SHARED over a memfd: a forked child shares the pages (memmap2's
-        // `map_anon` is MAP_PRIVATE, i.e. copied on write after fork).
-        let file = shm::anonymous(total)?;
+        // A memfd mapped MAP_SHARED (memmap2's `map_anon` is MAP_PRIVATE: a forked
+        // child would get a copy-on-write copy, not shared memory).
+        let file = shm::anonymous()?;
+        file.set_len(total)?;
         let map = MmapOptions::new().len(total as usize).map_raw(&file)?;
         let seg = Segment {
             inner: Arc::new(Inner {
@@ -333,9 +334,8 @@ impl Segment {
         let posix = posix_name(name);
         let file = shm::create(&posix, opts.mode).map_err(|e| io_error(name, e))?;
         // From here on, failure must unlink what we created.
-        let result = (|| {
-            file.set_len(total).map_err(|e| io_error(name, e))?;
-            reserve(&file, total).map_err(|e| {
+        let result = (move || {
+            let sized = reserve(&file, total).map_err(|e| {
                 if e.raw_os_error() == Some(libc::ENOSPC) {
                     Error::invalid(format!(
                         "'{name}' needs {total} bytes but /dev/shm has no room for them"
@@ -344,6 +344,9 @@ impl Segment {
                     io_error(name, e)
                 }
             })?;
+            if !sized {
+                file.set_len(total).map_err(|e| io_error(name, e))?;
+            }
             let map = MmapOptions::new()
                 .len(total as usize)
                 .map_raw(&file)
@@ -354,7 +357,7 @@ impl Segment {
                 inner: Arc::new(Inner {
                     name: name.to_owned(),
                     map,
-                    file: Some(file.try_clone()?),
+                    file: Some(file),
                     data_len: layout.data_len,
                     owner_pid: ident::getpid(),
                     persisted: AtomicBool::new(false),
@@ -432,7 +435,9 @@ impl Segment {
                 let state = unsafe { state_word(base) }.load(Ordering::Acquire);
                 // SAFETY: as above; the copy is validated before use.
                 let h = unsafe { read_header(base) };
-                if h.magic != MAGIC {
+                // While the state is EMPTY the creator may not have written the magic
+                // yet (it writes the header, then INITIALISING): judge it only after.
+                if state != EMPTY && h.magic != MAGIC {
                     return Err(Error::corrupt(
                         name,
                         "not a multiproc object (bad magic number)",
@@ -546,15 +551,17 @@ fn raw_layout(len: usize) -> Layout {
 }
 
 /// Reserves the file's pages now, so that a full `/dev/shm` is an error here rather
-/// than a SIGBUS at first touch.
-fn reserve(file: &File, len: u64) -> io::Result<()> {
+/// than a SIGBUS at first touch. `Ok(true)`: the file now has `len` bytes (fallocate
+/// extends it: no separate `ftruncate` needed); `Ok(false)`: the filesystem cannot
+/// preallocate, and the caller must set the length itself.
+fn reserve(file: &File, len: u64) -> io::Result<bool> {
     use std::os::fd::AsRawFd;
     // SAFETY: `file` is an open descriptor; posix_fallocate only touches its extent.
     let r = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len as libc::off_t) };
     match r {
-        0 => Ok(()),
+        0 => Ok(true),
         // Some filesystems cannot preallocate; the mapping still works.
-        libc::EOPNOTSUPP | libc::EINVAL => Ok(()),
+        libc::EOPNOTSUPP | libc::EINVAL => Ok(false),
         e => Err(io::Error::from_raw_os_error(e)),
     }
 }

@@ -47,9 +47,23 @@ pub fn gettid() -> u32 {
     unsafe { libc::syscall(libc::SYS_gettid) as u32 }
 }
 
-/// The calling process's id.
+/// The calling process's id (cached with `std`: glibc no longer caches it, and a
+/// segment's drop asks for it; a forked child's `pthread_atfork` handler clears it).
 #[inline]
 pub fn getpid() -> u32 {
+    #[cfg(feature = "std")]
+    {
+        cache::pid()
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        getpid_uncached()
+    }
+}
+
+/// The calling process's id, asked of the kernel.
+#[inline]
+pub fn getpid_uncached() -> u32 {
     // SAFETY: getpid has no preconditions.
     unsafe { libc::getpid() as u32 }
 }
@@ -193,29 +207,53 @@ pub fn is_dead(owner: Identity) -> bool {
 mod cache {
     use super::Identity;
     use std::cell::Cell;
+    use std::sync::atomic::{AtomicU32, Ordering};
     use std::sync::Once;
 
     std::thread_local! {
         static ME: Cell<Option<Identity>> = const { Cell::new(None) };
     }
 
+    /// The process id, 0 until first asked (and again in a forked child).
+    static PID: AtomicU32 = AtomicU32::new(0);
+
     extern "C" fn forget_in_child() {
         // In a forked child the only thread is the one that called fork: its cached
-        // identity is the parent's thread, so drop it.
+        // identity is the parent's thread, so drop it; the pid is the parent's too.
         let _ = ME.try_with(|c| c.set(None));
+        PID.store(0, Ordering::Relaxed);
     }
 
     static AT_FORK: Once = Once::new();
+
+    fn register_at_fork() {
+        AT_FORK.call_once(|| {
+            // SAFETY: registering a handler that only touches a thread-local Cell and
+            // an atomic.
+            unsafe { libc::pthread_atfork(None, None, Some(forget_in_child)) };
+        });
+    }
+
+    #[inline]
+    pub(super) fn pid() -> u32 {
+        match PID.load(Ordering::Relaxed) {
+            0 => {
+                // Registered before caching, so no child can inherit a stale pid.
+                register_at_fork();
+                let p = super::getpid_uncached();
+                PID.store(p, Ordering::Relaxed);
+                p
+            }
+            p => p,
+        }
+    }
 
     #[inline]
     pub(super) fn current() -> Identity {
         ME.try_with(|c| match c.get() {
             Some(id) => id,
             None => {
-                AT_FORK.call_once(|| {
-                    // SAFETY: registering a handler that only touches a thread-local Cell.
-                    unsafe { libc::pthread_atfork(None, None, Some(forget_in_child)) };
-                });
+                register_at_fork();
                 let id = super::current_uncached();
                 c.set(Some(id));
                 id

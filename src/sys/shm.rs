@@ -38,19 +38,16 @@ fn open_flags(posix_name: &str, flags: i32, mode: u32) -> io::Result<File> {
     Ok(unsafe { File::from_raw_fd(fd) })
 }
 
-/// An unnamed shared-memory file of `len` zeroed bytes (`memfd_create`): mapped
-/// `MAP_SHARED`, it is shared with children forked afterwards (an anonymous
-/// `MAP_PRIVATE` mapping would be copied on write instead).
-pub fn anonymous(len: u64) -> io::Result<File> {
-    // SAFETY: the name is a NUL-terminated literal; MFD_CLOEXEC keeps it out of exec'd programs.
+/// An unnamed shared-memory file (`memfd_create`): mapped `MAP_SHARED`, it is shared
+/// with children forked after the mapping, and with nobody else.
+pub fn anonymous() -> io::Result<File> {
+    // SAFETY: the name is a NUL-terminated literal.
     let fd = unsafe { libc::memfd_create(c"multiproc-anon".as_ptr(), libc::MFD_CLOEXEC) };
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
     // SAFETY: `fd` was just created and is owned by nobody else.
-    let f = unsafe { File::from_raw_fd(fd) };
-    f.set_len(len)?;
-    Ok(f)
+    Ok(unsafe { File::from_raw_fd(fd) })
 }
 
 /// Removes `posix_name`; mappings that exist stay valid.
@@ -66,6 +63,11 @@ pub fn unlink(posix_name: &str) -> io::Result<()> {
 /// `(device, inode)` of the object currently behind `posix_name`, if any: lets a
 /// creator check that the name still refers to *its* object before unlinking it.
 pub fn identity_of_name(posix_name: &str) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    // glibc's shm_open opens "/dev/shm/<name>": one lstat instead of open+fstat+close.
+    if let Ok(m) = std::fs::symlink_metadata(format!("/dev/shm{posix_name}")) {
+        return Some((m.dev(), m.ino()));
+    }
     let f = open_flags(
         posix_name,
         libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC,

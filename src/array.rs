@@ -1,0 +1,641 @@
+//! `Array<T>`: a fixed-length array of `T: Pod` shared by name between processes.
+
+use crate::lock::Held;
+use crate::raw::array::{is_word_sized, words_for, ArrayRef, Integer, RawArray};
+use crate::raw::lock::{Acquire, DEFAULT_PROBE};
+use crate::segment::{self, HeaderImage, Object, ObjectKind, ObjectSpec, Options, TypeInfo};
+use crate::sync::atomic::AtomicU64;
+use crate::sync::Identity;
+use crate::sys::clock::{deadline_after, Deadline};
+use crate::{Error, Result};
+use bytemuck::Pod;
+use core::fmt;
+use core::marker::PhantomData;
+use core::mem::size_of;
+use core::ptr::NonNull;
+use std::ops::{Deref, DerefMut};
+use std::time::Duration;
+
+/// Header parameters shared by `Value` and `Array`:
+/// `[len, element size, words, check]`, where `check` is a hash of the other three so
+/// that a corrupted length that still fits the file is caught too.
+pub(crate) fn elem_params<T>(len: usize, words: usize) -> [u64; 4] {
+    let (len, size, words) = (len as u64, size_of::<T>() as u64, words as u64);
+    [len, size, words, params_check(len, size, words)]
+}
+
+fn params_check(len: u64, size: u64, words: u64) -> u64 {
+    let mut h: u64 = 0x6d70_7261_7272_6179; // "mprarray"
+    for x in [len, size, words] {
+        h = (h ^ x).wrapping_mul(0x0000_0100_0000_01b3).rotate_left(29);
+    }
+    h
+}
+
+/// The number of words `len` elements of `T` need, or `InvalidArgument` naming the
+/// object: zero-sized `T` and lengths whose byte size overflows are refused.
+pub(crate) fn words_or_invalid<T>(what: &str, name: &str, len: usize) -> Result<usize> {
+    if size_of::<T>() == 0 {
+        return Err(Error::invalid(format!(
+            "{what} '{name}': the element type {} is zero-sized and would hold no data",
+            core::any::type_name::<T>()
+        )));
+    }
+    let words = words_for::<T>(len)
+        .filter(|w| {
+            w.checked_mul(8)
+                .is_some_and(|b| b as u64 <= segment::MAX_SEGMENT_LEN)
+        })
+        .ok_or_else(|| {
+            Error::invalid(format!(
+                "{what} '{name}': {len} elements of {} ({} bytes each) exceed the \
+                 segment limit of {} bytes",
+                core::any::type_name::<T>(),
+                size_of::<T>(),
+                segment::MAX_SEGMENT_LEN
+            ))
+        })?;
+    Ok(words)
+}
+
+/// Validates the parameters of an opened `Value`/`Array` header; returns the element
+/// count and the trailing length they imply.
+pub(crate) fn check_elem_params<T>(name: &str, img: &HeaderImage) -> Result<(usize, usize)> {
+    let [len, size, words, check] = img.params;
+    if size != size_of::<T>() as u64 || size != u64::from(img.type_size) {
+        return Err(Error::corrupt(
+            name,
+            format!(
+                "its parameters record {size}-byte elements but its type record says {} \
+                 and {} is {} bytes",
+                img.type_size,
+                core::any::type_name::<T>(),
+                size_of::<T>()
+            ),
+        ));
+    }
+    let len = usize::try_from(len)
+        .ok()
+        .filter(|_| size != 0)
+        .ok_or_else(|| Error::corrupt(name, format!("impossible element count {len}")))?;
+    let need = words_for::<T>(len).and_then(|w| w.checked_mul(8));
+    match need {
+        Some(bytes)
+            if words == (bytes / 8) as u64 && check == params_check(len as u64, size, words) =>
+        {
+            Ok((len, bytes))
+        }
+        _ => Err(Error::corrupt(
+            name,
+            format!(
+                "its parameters (len {len}, element size {size}, {words} words, check \
+                 {check:#x}) are inconsistent: {len} elements need {} words",
+                need.map_or_else(
+                    || "an impossible number of".to_owned(),
+                    |b| (b / 8).to_string()
+                )
+            ),
+        )),
+    }
+}
+
+/// The words of an object's trailing region.
+pub(crate) fn words_ptr<R: crate::raw::SharedState>(obj: &Object<R>) -> NonNull<AtomicU64> {
+    // The trailing region is LINE-aligned inside a mapping, hence non-null and aligned.
+    NonNull::new(obj.trailing().cast::<AtomicU64>()).unwrap_or(NonNull::dangling())
+}
+
+/// Builds `&[AtomicU64]` over `n` words at `p`.
+///
+/// # Safety
+/// `p` points at `n` 8-aligned words of a mapping that outlives `'a`.
+pub(crate) unsafe fn words_slice<'a>(p: NonNull<AtomicU64>, n: usize) -> &'a [AtomicU64] {
+    // SAFETY: per the contract; AtomicU64 tolerates concurrent foreign writes, and
+    // nobody ever forms a non-atomic or `&mut` reference to these bytes.
+    unsafe { core::slice::from_raw_parts(p.as_ptr(), n) }
+}
+
+/// Takes a raw array lock for the calling thread, refusing a self-deadlock.
+pub(crate) fn acquire_elems(
+    raw: &RawArray,
+    deadline: Deadline,
+    probe: Duration,
+    what: &str,
+) -> (Acquire, Identity) {
+    let me = crate::sync::current_identity();
+    assert!(
+        !raw.raw_lock().is_held_by(me),
+        "this thread already holds the lock of {what} (a guard from lock() is alive): \
+         waiting for it would deadlock; use the guard instead"
+    );
+    (raw.lock(me, deadline, probe), me)
+}
+
+/// A fixed-length array of `T` in named shared memory, like Python's
+/// `multiprocessing.Array` — any process can attach to it by name.
+///
+/// * **Element access is atomic.** For 1-, 2-, 4- and 8-byte `T`, [`get`](Array::get)
+///   and [`set`](Array::set) are single atomic word operations, and
+///   [`update`](Array::update), [`fetch_add`](Array::fetch_add) & co. are lock-free
+///   CAS loops (neighbouring elements sharing a word are never disturbed). Larger `T`
+///   are written under the array's lock and read with a seqlock: readers never block
+///   writers and never see a torn element.
+/// * **Bulk access** — [`to_vec`](Array::to_vec), [`copy_from_slice`](Array::copy_from_slice),
+///   [`fill`](Array::fill) — is one seqlock read or one locked write: consistent
+///   with respect to other bulk writers and guards.
+/// * **[`lock`](Array::lock)** gives an [`ArrayGuard`]: a private copy of the whole
+///   array (`DerefMut<Target = [T]>`), taken under the lock and written back —
+///   only the elements that changed — when the guard drops. That costs two O(len)
+///   copies, and it excludes other guards and bulk writers, **not** lock-free
+///   element operations of other processes, which a guard's write-back of the same
+///   element overwrites. For one element, prefer `update`/`fetch_add`.
+/// * A writer that dies mid-write never wedges readers: they fall back to the lock,
+///   whose next acquirer recovers it (each element then holds its old or new value;
+///   a multi-word element may be half written).
+///
+/// Lengths of 0 are allowed; zero-sized element types are refused.
+///
+/// ```
+/// # fn main() -> multiproc::Result<()> {
+/// use multiproc::Array;
+/// let name = format!("doc-array-{}", std::process::id());
+/// let a: Array<u32> = Array::from_slice(&name, &[1, 2, 3])?;
+/// let b: Array<u32> = Array::open(&name)?; // in any process
+/// b.set(0, 10)?;
+/// b.fetch_add(2, 5)?;
+/// assert_eq!(a.to_vec(), [10, 2, 8]);
+/// {
+///     let mut g = a.lock();
+///     g.reverse();
+/// } // written back here
+/// assert_eq!(b.get(0), Some(8));
+/// assert_eq!(b.get(3), None);
+/// assert!(b.set(3, 0).is_err());
+/// # Ok(()) }
+/// ```
+pub struct Array<T> {
+    obj: Object<RawArray>,
+    words: NonNull<AtomicU64>,
+    nwords: usize,
+    len: usize,
+    probe: Duration,
+    _t: PhantomData<fn() -> T>,
+}
+
+// SAFETY: the pointers point into the mapping that `obj` keeps alive; everything they
+// reach is atomics (SharedState), usable from any thread. T: Pod is plain data.
+unsafe impl<T: Pod> Send for Array<T> {}
+// SAFETY: as above.
+unsafe impl<T: Pod> Sync for Array<T> {}
+
+impl<T> Clone for Array<T> {
+    fn clone(&self) -> Self {
+        Array {
+            obj: self.obj.clone(),
+            words: self.words,
+            nwords: self.nwords,
+            len: self.len,
+            probe: self.probe,
+            _t: PhantomData,
+        }
+    }
+}
+
+impl<T> fmt::Debug for Array<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Array")
+            .field("name", &self.obj.name())
+            .field("type", &core::any::type_name::<T>())
+            .field("len", &self.len)
+            .finish()
+    }
+}
+
+impl<T: Pod> Array<T> {
+    /// Creates an array of `len` zeroed elements named `name`.
+    /// `Err(AlreadyExists)` if the name is taken; `Err(InvalidArgument)` for a zero-sized
+    /// `T` or an absurd length.
+    pub fn create(name: &str, len: usize) -> Result<Array<T>> {
+        Array::create_with(name, len, &Options::default())
+    }
+
+    /// [`create`](Array::create) with explicit segment [`Options`].
+    pub fn create_with(name: &str, len: usize, opts: &Options) -> Result<Array<T>> {
+        Array::build(name, len, opts, None)
+    }
+
+    /// Creates an array named `name` holding a copy of `items`.
+    pub fn from_slice(name: &str, items: &[T]) -> Result<Array<T>> {
+        Array::from_slice_with(name, items, &Options::default())
+    }
+
+    /// [`from_slice`](Array::from_slice) with explicit segment [`Options`].
+    pub fn from_slice_with(name: &str, items: &[T], opts: &Options) -> Result<Array<T>> {
+        Array::build(name, items.len(), opts, Some(items))
+    }
+
+    /// An unnamed array of `len` zeroed elements, shared with children forked after
+    /// this call.
+    pub fn anonymous(len: usize) -> Result<Array<T>> {
+        let words = words_or_invalid::<T>("array", "", len)?;
+        let obj = Object::<RawArray>::anonymous(Array::<T>::spec(len, words), |_, _| Ok(()))?;
+        Ok(Array::from_obj(obj, len, words))
+    }
+
+    fn spec(len: usize, words: usize) -> ObjectSpec {
+        ObjectSpec {
+            kind: ObjectKind::Array,
+            ty: TypeInfo::of::<T>(),
+            params: elem_params::<T>(len, words),
+            trailing: words * 8,
+        }
+    }
+
+    fn build(name: &str, len: usize, opts: &Options, items: Option<&[T]>) -> Result<Array<T>> {
+        let words = words_or_invalid::<T>("array", name, len)?;
+        let obj = Object::create(
+            name,
+            opts,
+            Array::<T>::spec(len, words),
+            |raw: &RawArray, trailing| {
+                if let Some(items) = items {
+                    let p =
+                        NonNull::new(trailing.cast::<AtomicU64>()).unwrap_or(NonNull::dangling());
+                    // SAFETY: the trailing region holds `words` aligned words of the new
+                    // mapping, which lives until `init` returns.
+                    let w = unsafe { words_slice(p, words) };
+                    let view = raw
+                        .view::<T>(w, len)
+                        .ok_or_else(|| Error::invalid("array layout mismatch"))?;
+                    view.write_from(items);
+                }
+                Ok(())
+            },
+        )?;
+        Ok(Array::from_obj(obj, len, words))
+    }
+
+    /// Opens the array `name`. `Err(WrongKind)` if it is not an array, `Err(WrongType)`
+    /// if its elements are not `T`, `Err(Corrupt)` if its header is inconsistent.
+    pub fn open(name: &str) -> Result<Array<T>> {
+        Array::open_with(name, &Options::default())
+    }
+
+    /// [`open`](Array::open) with explicit [`Options`] (the init timeout).
+    pub fn open_with(name: &str, opts: &Options) -> Result<Array<T>> {
+        if size_of::<T>() == 0 {
+            words_or_invalid::<T>("array", name, 0)?;
+        }
+        let mut len = 0;
+        let obj = Object::open(name, opts, ObjectKind::Array, TypeInfo::of::<T>(), |img| {
+            let (n, bytes) = check_elem_params::<T>(name, img)?;
+            len = n;
+            Ok(bytes)
+        })?;
+        let words = obj.trailing_len() / 8;
+        Ok(Array::from_obj(obj, len, words))
+    }
+
+    /// Opens `name`, creating it with `len` zeroed elements if it does not exist.
+    /// `Err(WrongType)` if it exists with another length.
+    pub fn open_or_create(name: &str, len: usize) -> Result<Array<T>> {
+        segment::open_or_create(
+            || Array::create(name, len),
+            || {
+                let a = Array::open(name)?;
+                if a.len() != len {
+                    return Err(Error::WrongType {
+                        name: name.to_owned(),
+                        expected: format!("Array<{}> of {len}", core::any::type_name::<T>()),
+                        found: format!("Array<{}> of {}", core::any::type_name::<T>(), a.len()),
+                    });
+                }
+                Ok(a)
+            },
+        )
+    }
+
+    fn from_obj(obj: Object<RawArray>, len: usize, nwords: usize) -> Array<T> {
+        Array {
+            words: words_ptr(&obj),
+            obj,
+            nwords,
+            len,
+            probe: DEFAULT_PROBE,
+            _t: PhantomData,
+        }
+    }
+
+    /// How often a waiter for the lock checks that its holder is alive: the bound on
+    /// how long a dead writer can delay others (default 10 ms).
+    pub fn with_probe_interval(mut self, probe: Duration) -> Array<T> {
+        self.probe = probe.max(Duration::from_micros(100));
+        self
+    }
+
+    /// The array's name ("" for an anonymous one).
+    pub fn name(&self) -> &str {
+        self.obj.name()
+    }
+
+    /// Keeps the name after this (creating) handle drops; [`unlink`](crate::unlink)
+    /// removes it.
+    pub fn persist(&self) {
+        self.obj.persist()
+    }
+
+    /// The segment holding the array.
+    pub fn segment(&self) -> &segment::Segment {
+        self.obj.segment()
+    }
+
+    /// The raw header inside the segment.
+    pub fn raw(&self) -> &RawArray {
+        self.obj.raw()
+    }
+
+    /// The typed raw view the operations run on.
+    #[inline]
+    pub fn view(&self) -> ArrayRef<'_, T> {
+        // SAFETY: `words` points at `nwords` words of the mapping `self.obj` keeps alive.
+        let w = unsafe { words_slice(self.words, self.nwords) };
+        match self.obj.raw().view::<T>(w, self.len) {
+            Some(v) => v.with_probe(self.probe),
+            // nwords >= words_for(len) was checked at create/open.
+            None => unreachable!("array '{}': words checked at open", self.name()),
+        }
+    }
+
+    /// Number of elements.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True if the array has no elements.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// True when single elements are read and written with one atomic instruction
+    /// (`T` of 1, 2, 4 or 8 bytes); otherwise a seqlock and the lock are used.
+    #[inline]
+    pub fn is_lock_free(&self) -> bool {
+        is_word_sized::<T>()
+    }
+
+    fn out_of_range(&self, i: usize) -> Error {
+        Error::invalid(format!(
+            "index {i} is out of range for array '{}' of length {}",
+            self.name(),
+            self.len
+        ))
+    }
+
+    #[inline]
+    fn in_range<R>(&self, i: usize, r: Option<R>) -> Result<R> {
+        r.ok_or_else(|| self.out_of_range(i))
+    }
+
+    /// Element `i`, or `None` if `i >= len()`.
+    #[inline]
+    pub fn get(&self, i: usize) -> Option<T> {
+        self.view().get(i)
+    }
+
+    /// Stores `x` at `i`. `Err(InvalidArgument)` if `i >= len()`.
+    #[inline]
+    pub fn set(&self, i: usize, x: T) -> Result<()> {
+        if self.view().set(i, x) {
+            Ok(())
+        } else {
+            Err(self.out_of_range(i))
+        }
+    }
+
+    /// Atomically replaces element `i` with what `f` makes of it; returns `f`'s result.
+    ///
+    /// For 1-, 2-, 4- and 8-byte `T` this is a lock-free CAS loop, so **`f` may run more
+    /// than once** (on a fresh copy each time: keep it free of side effects); it is
+    /// atomic with respect to `fetch_add` & co. For larger `T` it runs once, under the
+    /// lock.
+    ///
+    /// ```
+    /// # fn main() -> multiproc::Result<()> {
+    /// let a = multiproc::Array::<f64>::anonymous(4)?;
+    /// a.update(1, |x| *x += 0.5)?;
+    /// assert_eq!(a.get(1), Some(0.5));
+    /// # Ok(()) }
+    /// ```
+    #[inline]
+    pub fn update<R>(&self, i: usize, f: impl FnMut(&mut T) -> R) -> Result<R> {
+        self.in_range(i, self.view().update(i, f))
+    }
+
+    /// Stores `x` at `i`, returning the previous element.
+    #[inline]
+    pub fn swap(&self, i: usize, x: T) -> Result<T> {
+        self.in_range(i, self.view().swap(i, x))
+    }
+
+    /// Stores `new` at `i` if the element's bytes equal `current`'s:
+    /// `Ok(Ok(previous))` if it did, `Ok(Err(actual))` if not.
+    #[inline]
+    pub fn compare_exchange(&self, i: usize, current: T, new: T) -> Result<Result<T, T>> {
+        self.in_range(i, self.view().compare_exchange(i, current, new))
+    }
+
+    /// A copy of every element: one seqlock read, consistent with respect to bulk
+    /// writes and guards (lock-free element updates made meanwhile are each seen
+    /// before or after).
+    pub fn to_vec(&self) -> Vec<T> {
+        let mut v = vec![T::zeroed(); self.len];
+        self.view().read_into(&mut v);
+        v
+    }
+
+    /// Copies every element into `out`. `Err(InvalidArgument)` unless
+    /// `out.len() == len()`.
+    pub fn copy_to_slice(&self, out: &mut [T]) -> Result<()> {
+        if self.view().read_into(out) {
+            Ok(())
+        } else {
+            Err(self.len_mismatch("copy_to_slice", out.len()))
+        }
+    }
+
+    /// Overwrites every element from `src`, as one locked write.
+    /// `Err(InvalidArgument)` unless `src.len() == len()`.
+    pub fn copy_from_slice(&self, src: &[T]) -> Result<()> {
+        if self.view().write_from(src) {
+            Ok(())
+        } else {
+            Err(self.len_mismatch("copy_from_slice", src.len()))
+        }
+    }
+
+    fn len_mismatch(&self, what: &str, got: usize) -> Error {
+        Error::invalid(format!(
+            "{what}: array '{}' has {} elements but the slice has {got}",
+            self.name(),
+            self.len
+        ))
+    }
+
+    /// Sets every element to `x`, as one locked write.
+    pub fn fill(&self, x: T) {
+        self.view().fill(x)
+    }
+
+    /// Locks the array and returns a guard holding a private copy of it (two O(len)
+    /// copies); changed elements are written back when the guard drops. Blocks while
+    /// another guard or bulk writer holds the lock; a holder that died is recovered
+    /// (see [`ArrayGuard::recovered`]).
+    ///
+    /// # Panics
+    /// If the calling thread already holds this array's lock (a live guard): waiting
+    /// would deadlock. The same holds for the operations that take the lock —
+    /// [`fill`](Array::fill), [`copy_from_slice`](Array::copy_from_slice), or a write of a multi-word element — while this thread holds a guard: change the guard instead.
+    pub fn lock(&self) -> ArrayGuard<'_, T> {
+        let (a, me) = acquire_elems(self.raw(), None, self.probe, "this array");
+        self.guard(a, me)
+    }
+
+    /// True while some thread holds the array's lock (a guard or a locked writer).
+    pub fn is_locked(&self) -> bool {
+        self.raw().raw_lock().is_locked()
+    }
+
+    /// [`lock`](Array::lock), unless another thread holds the lock: then `None`.
+    pub fn try_lock(&self) -> Option<ArrayGuard<'_, T>> {
+        let me = crate::sync::current_identity();
+        let a = self.raw().try_lock(me);
+        a.is_held().then(|| self.guard(a, me))
+    }
+
+    /// [`lock`](Array::lock), waiting at most `timeout`: `None` after that.
+    ///
+    /// # Panics
+    /// As [`lock`](Array::lock).
+    pub fn lock_timeout(&self, timeout: Duration) -> Option<ArrayGuard<'_, T>> {
+        let (a, me) = acquire_elems(
+            self.raw(),
+            deadline_after(timeout),
+            self.probe,
+            "this array",
+        );
+        a.is_held().then(|| self.guard(a, me))
+    }
+
+    fn guard(&self, a: Acquire, me: Identity) -> ArrayGuard<'_, T> {
+        // SAFETY: called right after `me` acquired the lock.
+        let held = unsafe { Held::new(self.raw().raw_lock(), me) };
+        let mut orig = vec![T::zeroed(); self.len];
+        self.view().read_locked(&mut orig);
+        ArrayGuard {
+            copy: orig.clone(),
+            orig,
+            dirty: false,
+            recovered: a == Acquire::Recovered,
+            array: self,
+            _held: held,
+        }
+    }
+}
+
+impl<T: Integer> Array<T> {
+    /// Adds `x` to element `i` (wrapping), returning the previous value. Lock-free: one
+    /// atomic instruction for 8-byte `T`, a CAS loop for smaller ones.
+    #[inline]
+    pub fn fetch_add(&self, i: usize, x: T) -> Result<T> {
+        self.in_range(i, self.view().fetch_add(i, x))
+    }
+    /// Subtracts `x` from element `i` (wrapping), returning the previous value.
+    #[inline]
+    pub fn fetch_sub(&self, i: usize, x: T) -> Result<T> {
+        self.in_range(i, self.view().fetch_sub(i, x))
+    }
+    /// Bitwise-ands `x` into element `i`, returning the previous value.
+    #[inline]
+    pub fn fetch_and(&self, i: usize, x: T) -> Result<T> {
+        self.in_range(i, self.view().fetch_and(i, x))
+    }
+    /// Bitwise-ors `x` into element `i`, returning the previous value.
+    #[inline]
+    pub fn fetch_or(&self, i: usize, x: T) -> Result<T> {
+        self.in_range(i, self.view().fetch_or(i, x))
+    }
+    /// Bitwise-xors `x` into element `i`, returning the previous value.
+    #[inline]
+    pub fn fetch_xor(&self, i: usize, x: T) -> Result<T> {
+        self.in_range(i, self.view().fetch_xor(i, x))
+    }
+    /// Stores the maximum of element `i` and `x`, returning the previous value.
+    #[inline]
+    pub fn fetch_max(&self, i: usize, x: T) -> Result<T> {
+        self.in_range(i, self.view().fetch_max(i, x))
+    }
+    /// Stores the minimum of element `i` and `x`, returning the previous value.
+    #[inline]
+    pub fn fetch_min(&self, i: usize, x: T) -> Result<T> {
+        self.in_range(i, self.view().fetch_min(i, x))
+    }
+}
+
+/// The locked [`Array`]: a private copy of its elements (`DerefMut<Target = [T]>`).
+///
+/// Dropping the guard writes back the elements that changed (as one seqlock write,
+/// only if it was mutably dereferenced) and releases the lock.
+#[must_use = "the lock is released as soon as the guard is dropped"]
+pub struct ArrayGuard<'a, T: Pod> {
+    array: &'a Array<T>,
+    orig: Vec<T>,
+    copy: Vec<T>,
+    dirty: bool,
+    recovered: bool,
+    // Dropped after `drop` wrote back: releases the lock.
+    _held: Held<'a>,
+}
+
+impl<T: Pod> ArrayGuard<'_, T> {
+    /// True if the lock was taken over from a holder that died holding it. Guards
+    /// write back only when they drop, so only a writer killed during its write-back
+    /// (or bulk write) can have left elements half-updated.
+    pub fn recovered(&self) -> bool {
+        self.recovered
+    }
+}
+
+impl<T: Pod> Deref for ArrayGuard<'_, T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        &self.copy
+    }
+}
+
+impl<T: Pod> DerefMut for ArrayGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut [T] {
+        self.dirty = true;
+        &mut self.copy
+    }
+}
+
+impl<T: Pod> Drop for ArrayGuard<'_, T> {
+    fn drop(&mut self) {
+        if self.dirty {
+            self.array
+                .view()
+                .write_changed_locked(&self.orig, &self.copy);
+        }
+    }
+}
+
+impl<T: Pod + fmt::Debug> fmt::Debug for ArrayGuard<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ArrayGuard")
+            .field("array", &self.array.name())
+            .field("elements", &&self.copy[..])
+            .finish()
+    }
+}

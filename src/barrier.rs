@@ -1,0 +1,201 @@
+//! [`Barrier`]: a named, reusable barrier that breaks when a party dies.
+
+use crate::raw::barrier::{BarrierError, MAX_PARTIES};
+use crate::raw::lock::DEFAULT_PROBE;
+use crate::raw::RawBarrier;
+use crate::segment::{self, HeaderImage, Object, ObjectKind, ObjectSpec, Options, TypeInfo};
+use crate::sync::current_identity;
+use crate::sys::clock::{deadline_after, Deadline};
+use crate::{Error, Result};
+use core::fmt;
+use std::time::Duration;
+
+/// A barrier shared by name between processes, as Python's
+/// `multiprocessing.Barrier`: [`wait`](Barrier::wait) blocks until `parties`
+/// threads (in any processes) have called it, then releases them all, and the
+/// barrier is ready for the next round.
+///
+/// `wait` returns the caller's arrival index, `0..parties` (the last to arrive gets
+/// `parties - 1`), so that exactly one party can be picked for some work. The
+/// barrier *breaks* — every waiter, and every later `wait` until
+/// [`reset`](Barrier::reset), gets `Err(Broken)` — when:
+/// * someone calls [`abort`](Barrier::abort);
+/// * a [`wait_timeout`](Barrier::wait_timeout) runs out (the caller whose timeout
+///   ran out gets `Err(Broken)` too, as in Python);
+/// * **a party dies while it waits**: waiters find it within about one probe
+///   interval (10 ms by default, see [`with_probe_interval`](Barrier::with_probe_interval)).
+///
+/// A party that dies *before* it calls `wait` cannot be told from a slow one; use
+/// `wait_timeout` to bound that case. A barrier has at most
+/// [`Barrier::MAX_PARTIES`] (64) parties.
+///
+/// ```
+/// # fn main() -> multiproc::Result<()> {
+/// use multiproc::Barrier;
+/// let b = Barrier::create(&format!("doc-barrier-{}", std::process::id()), 2)?;
+/// let b2 = b.clone();
+/// let t = std::thread::spawn(move || b2.wait());
+/// let mine = b.wait()?;
+/// let theirs = t.join().unwrap()?;
+/// assert_eq!(mine + theirs, 1); // indices 0 and 1
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Barrier {
+    obj: Object<RawBarrier>,
+    parties: u32,
+    probe: Duration,
+}
+
+impl fmt::Debug for Barrier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Barrier")
+            .field("name", &self.name())
+            .field("parties", &self.parties)
+            .field("n_waiting", &self.n_waiting())
+            .field("broken", &self.is_broken())
+            .finish()
+    }
+}
+
+fn check_parties(parties: u64) -> core::result::Result<u32, String> {
+    if (1..=u64::from(MAX_PARTIES)).contains(&parties) {
+        Ok(parties as u32)
+    } else {
+        Err(format!(
+            "a barrier needs 1 to {MAX_PARTIES} parties, not {parties}"
+        ))
+    }
+}
+
+impl Barrier {
+    /// The most parties a barrier may have.
+    pub const MAX_PARTIES: u32 = MAX_PARTIES;
+
+    /// Creates a barrier named `name` for `parties` parties (`1..=64`, else
+    /// `Err(InvalidArgument)`).
+    pub fn create(name: &str, parties: u32) -> Result<Barrier> {
+        Barrier::create_with(name, parties, &Options::default())
+    }
+    /// [`create`](Barrier::create) with explicit segment [`Options`].
+    pub fn create_with(name: &str, parties: u32, opts: &Options) -> Result<Barrier> {
+        let parties = check_parties(u64::from(parties))
+            .map_err(|e| Error::invalid(format!("barrier '{name}': {e}")))?;
+        let spec = ObjectSpec {
+            kind: ObjectKind::Barrier,
+            ty: TypeInfo::NONE,
+            params: [u64::from(parties), 0, 0, 0],
+            trailing: 0,
+        };
+        let obj = Object::create(name, opts, spec, |_, _| Ok(()))?;
+        Ok(Barrier::from_obj(obj))
+    }
+    /// Opens the barrier `name` (with the party count it was created with).
+    pub fn open(name: &str) -> Result<Barrier> {
+        Barrier::open_with(name, &Options::default())
+    }
+    /// [`open`](Barrier::open) with explicit [`Options`] (the init timeout).
+    pub fn open_with(name: &str, opts: &Options) -> Result<Barrier> {
+        let obj = Object::open(
+            name,
+            opts,
+            ObjectKind::Barrier,
+            TypeInfo::NONE,
+            |img: &HeaderImage| {
+                check_parties(img.params[0]).map_err(|e| Error::corrupt(name, e))?;
+                Ok(0)
+            },
+        )?;
+        Ok(Barrier::from_obj(obj))
+    }
+    /// Opens `name`, creating it for `parties` parties if it does not exist (an
+    /// existing barrier keeps its own party count).
+    pub fn open_or_create(name: &str, parties: u32) -> Result<Barrier> {
+        segment::open_or_create(|| Barrier::create(name, parties), || Barrier::open(name))
+    }
+    fn from_obj(obj: Object<RawBarrier>) -> Barrier {
+        // Validated on create/open; read from the private copy of the parameters.
+        let parties = obj.params()[0] as u32;
+        Barrier {
+            obj,
+            parties,
+            probe: DEFAULT_PROBE,
+        }
+    }
+
+    /// How often waiters check that the other waiting parties are alive: the bound
+    /// on how long a dead party can go unnoticed (default 10 ms, at least 100 µs).
+    pub fn with_probe_interval(mut self, probe: Duration) -> Barrier {
+        self.probe = probe.max(Duration::from_micros(100));
+        self
+    }
+
+    /// The barrier's name.
+    pub fn name(&self) -> &str {
+        self.obj.name()
+    }
+    /// Keeps the name after this (creating) handle drops.
+    pub fn persist(&self) {
+        self.obj.persist()
+    }
+
+    fn wait_until(&self, deadline: Deadline) -> Result<u32> {
+        self.obj
+            .raw()
+            .wait(current_identity(), self.parties, deadline, self.probe)
+            .map_err(|e| match e {
+                BarrierError::Broken => Error::Broken,
+                BarrierError::Corrupt => Error::corrupt(
+                    self.name(),
+                    format!(
+                        "its arrival count is not below its {} parties",
+                        self.parties
+                    ),
+                ),
+            })
+    }
+
+    /// Waits until all parties have arrived; returns the caller's arrival index
+    /// (`0..parties`). `Err(Broken)` if the barrier is or gets broken.
+    pub fn wait(&self) -> Result<u32> {
+        self.wait_until(None)
+    }
+
+    /// As [`wait`](Barrier::wait) for at most `timeout`; when it runs out the barrier
+    /// breaks, for the caller (`Err(Broken)`) and every other waiter alike.
+    pub fn wait_timeout(&self, timeout: Duration) -> Result<u32> {
+        self.wait_until(deadline_after(timeout))
+    }
+
+    /// Breaks the barrier: current and later waiters get `Err(Broken)` until
+    /// [`reset`](Barrier::reset).
+    pub fn abort(&self) {
+        self.obj.raw().abort()
+    }
+
+    /// Returns the barrier to its initial state; parties still waiting get
+    /// `Err(Broken)`.
+    pub fn reset(&self) {
+        self.obj.raw().reset()
+    }
+
+    /// How many parties must call `wait` to release it.
+    pub fn parties(&self) -> u32 {
+        self.parties
+    }
+
+    /// Parties waiting in the current round (0 while broken).
+    pub fn n_waiting(&self) -> u32 {
+        self.obj.raw().n_waiting()
+    }
+
+    /// True while the barrier is broken.
+    pub fn is_broken(&self) -> bool {
+        self.obj.raw().is_broken()
+    }
+
+    /// The raw barrier inside the segment.
+    pub fn raw(&self) -> &RawBarrier {
+        self.obj.raw()
+    }
+}

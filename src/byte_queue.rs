@@ -1,0 +1,502 @@
+//! [`ByteQueue`]: a named MPMC queue of variable-length byte messages (up to a
+//! maximum set at creation), plus typed messages through serde + postcard.
+//!
+//! It is the same crash-consistent ring as [`Queue<T>`](crate::Queue), with slots of
+//! one length word plus `max_message_len` bytes.
+
+use crate::queue::{deadline, round_capacity, RingHandle, RingSpec};
+use crate::raw::queue::{
+    load_bytes, store_bytes, words_for, QueueError, RawQueue, RecoveryStats, Take,
+};
+use crate::segment::{self, ObjectKind, Options, TypeInfo};
+use crate::sync::atomic::{AtomicU64, Ordering};
+use crate::sync::current_identity;
+use crate::sys::clock::Deadline;
+use crate::{Error, Result};
+use core::fmt;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::cell::RefCell;
+use std::time::Duration;
+
+/// Largest `max_message_len` accepted (1 GiB per slot).
+pub const MAX_MESSAGE_LEN: usize = 1 << 30;
+
+/// A bounded multi-producer multi-consumer queue of byte messages in shared memory,
+/// shared by name between processes.
+///
+/// Every message is between 0 and [`max_message_len`](ByteQueue::max_message_len)
+/// bytes (set at creation; longer puts fail with `TooLarge`), and occupies one slot of
+/// `max_message_len` rounded up to 8, plus 16 bytes. Same guarantees as
+/// [`Queue<T>`](crate::Queue): lock-free, no syscall unless someone sleeps, FIFO per
+/// producer, crash-consistent (a message whose `put` returned is delivered exactly
+/// once, or re-delivered if its consumer died mid-`get`; never torn).
+///
+/// Typed messages: [`send`](ByteQueue::send) serialises any `T: Serialize` with
+/// [postcard](https://docs.rs/postcard) and [`recv`](ByteQueue::recv) decodes it;
+/// bytes that do not decode as the requested type give `Err(Corrupt)` naming the
+/// type, never a panic.
+///
+/// ```
+/// # fn main() -> multiproc::Result<()> {
+/// use multiproc::ByteQueue;
+/// let name = format!("doc-bq-{}", std::process::id());
+/// let q = ByteQueue::create(&name, 64, 1024)?;     // 64 messages of up to 1 KiB
+/// q.put(b"hello")?;
+/// let mut buf = [0u8; 1024];
+/// let n = ByteQueue::open(&name)?.get_into(&mut buf)?;
+/// assert_eq!(&buf[..n], b"hello");
+///
+/// q.send(&("job", 42u32))?;
+/// let (what, n): (String, u32) = q.recv()?;
+/// assert_eq!((what.as_str(), n), ("job", 42));
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct ByteQueue {
+    h: RingHandle<RawQueue>,
+    max: usize,
+}
+
+impl fmt::Debug for ByteQueue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ByteQueue")
+            .field("name", &self.name())
+            .field("len", &self.len())
+            .field("capacity", &self.capacity())
+            .field("max_message_len", &self.max)
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}
+
+thread_local! {
+    /// Scratch buffer for typed send/recv: no allocation per message once warm.
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+fn spec(what: &str, capacity: usize, max_message_len: usize) -> Result<RingSpec> {
+    if max_message_len == 0 || max_message_len > MAX_MESSAGE_LEN {
+        return Err(Error::invalid(format!(
+            "{what}: a maximum message length of {max_message_len} bytes is not in 1..={MAX_MESSAGE_LEN}"
+        )));
+    }
+    Ok(RingSpec {
+        kind: ObjectKind::ByteQueue,
+        ty: TypeInfo::NONE,
+        cap: round_capacity(what, capacity)?,
+        payload_words: 1 + words_for(max_message_len),
+        extra: max_message_len as u64,
+    })
+}
+
+/// The length word of a payload, checked against `max`.
+#[inline]
+fn message_len(p: &[AtomicU64], max: usize) -> core::result::Result<usize, QueueError> {
+    let len = p[0].load(Ordering::Relaxed);
+    if len > max as u64 {
+        return Err(QueueError::Corrupt(
+            "a message's length word exceeds the queue's maximum message length",
+        ));
+    }
+    Ok(len as usize)
+}
+
+impl ByteQueue {
+    /// Creates an empty queue named `name` of at least `capacity` messages (rounded up
+    /// to a power of two) of up to `max_message_len` bytes each.
+    /// `Err(InvalidArgument)` for a capacity of 0 or over 2^30, a maximum length of 0
+    /// or over 1 GiB, or a total that does not fit in memory.
+    pub fn create(name: &str, capacity: usize, max_message_len: usize) -> Result<ByteQueue> {
+        ByteQueue::create_with(name, capacity, max_message_len, &Options::default())
+    }
+    /// [`create`](ByteQueue::create) with explicit segment [`Options`].
+    pub fn create_with(
+        name: &str,
+        capacity: usize,
+        max_message_len: usize,
+        opts: &Options,
+    ) -> Result<ByteQueue> {
+        let spec = spec(&format!("byte queue '{name}'"), capacity, max_message_len)?;
+        Ok(ByteQueue {
+            h: RingHandle::create(name, opts, spec)?,
+            max: max_message_len,
+        })
+    }
+    /// An unnamed queue shared only with children forked after this call.
+    pub fn anonymous(capacity: usize, max_message_len: usize) -> Result<ByteQueue> {
+        let spec = spec("anonymous byte queue", capacity, max_message_len)?;
+        Ok(ByteQueue {
+            h: RingHandle::anonymous(spec)?,
+            max: max_message_len,
+        })
+    }
+    /// Opens the byte queue `name`.
+    pub fn open(name: &str) -> Result<ByteQueue> {
+        ByteQueue::open_with(name, &Options::default())
+    }
+    /// [`open`](ByteQueue::open) with explicit [`Options`] (the init timeout).
+    pub fn open_with(name: &str, opts: &Options) -> Result<ByteQueue> {
+        let mut max = 0;
+        let h = RingHandle::open(name, opts, ObjectKind::ByteQueue, TypeInfo::NONE, |m| {
+            if m == 0 || m > MAX_MESSAGE_LEN as u64 {
+                return Err(Error::corrupt(
+                    name,
+                    format!("a maximum message length of {m} bytes is impossible"),
+                ));
+            }
+            max = m as usize;
+            Ok(1 + words_for(max))
+        })?;
+        Ok(ByteQueue { h, max })
+    }
+    /// Opens `name`, creating it if it does not exist (an existing queue keeps its
+    /// own capacity and maximum length).
+    pub fn open_or_create(
+        name: &str,
+        capacity: usize,
+        max_message_len: usize,
+    ) -> Result<ByteQueue> {
+        segment::open_or_create(
+            || ByteQueue::create(name, capacity, max_message_len),
+            || ByteQueue::open(name),
+        )
+    }
+
+    /// How often a blocked `get` checks that a producer stalled mid-`put` is alive
+    /// (default 10 ms).
+    pub fn with_probe_interval(mut self, probe: Duration) -> ByteQueue {
+        self.h.set_probe(probe);
+        self
+    }
+    /// Polls before a blocking call sleeps: `Some(n)` fixed (`u32::MAX`: never
+    /// sleep), `None` adaptive (the default).
+    pub fn with_spin_limit(mut self, spin: Option<u32>) -> ByteQueue {
+        self.h.set_spin(spin);
+        self
+    }
+
+    /// The queue's name ("" for an anonymous queue).
+    pub fn name(&self) -> &str {
+        self.h.name()
+    }
+    /// Keeps the name after this (creating) handle drops.
+    pub fn persist(&self) {
+        self.h.persist()
+    }
+    /// The longest message accepted, in bytes.
+    pub fn max_message_len(&self) -> usize {
+        self.max
+    }
+
+    fn check_len(&self, msg: &[u8]) -> Result<()> {
+        if msg.len() > self.max {
+            return Err(Error::TooLarge {
+                len: msg.len(),
+                max: self.max,
+            });
+        }
+        Ok(())
+    }
+
+    // ---- bytes -------------------------------------------------------------------
+
+    /// Puts `msg`, waiting for room. `Err(TooLarge)` beyond the maximum length,
+    /// `Err(Closed)` once closed.
+    pub fn put(&self, msg: &[u8]) -> Result<()> {
+        self.put_deadline(msg, None)
+    }
+    /// Puts `msg` if there is room now: `Err(Full)` otherwise.
+    pub fn try_put(&self, msg: &[u8]) -> Result<()> {
+        self.check_len(msg)?;
+        let ring = self.h.ring()?;
+        ring.try_put(current_identity(), write_msg(msg))
+            .map_err(|e| self.h.err(e))
+    }
+    /// Puts `msg`, waiting at most `timeout` for room: `Err(Timeout)` after that.
+    pub fn put_timeout(&self, msg: &[u8], timeout: Duration) -> Result<()> {
+        self.put_deadline(msg, deadline(timeout))
+    }
+    fn put_deadline(&self, msg: &[u8], deadline: Deadline) -> Result<()> {
+        self.check_len(msg)?;
+        let me = current_identity();
+        self.h
+            .blocking(|ring, policy| ring.put(me, deadline, policy, write_msg(msg)))
+    }
+
+    /// Takes the oldest message, waiting for one. `Err(Closed)` once closed and
+    /// drained.
+    pub fn get(&self) -> Result<Vec<u8>> {
+        let mut v = Vec::new();
+        self.get_vec_deadline(&mut v, None)?;
+        Ok(v)
+    }
+    /// Takes the oldest message if there is one now: `Err(Empty)` otherwise.
+    pub fn try_get(&self) -> Result<Vec<u8>> {
+        let mut v = Vec::new();
+        self.try_get_into_vec(&mut v)?;
+        Ok(v)
+    }
+    /// Takes the oldest message, waiting at most `timeout`: `Err(Timeout)` after that.
+    pub fn get_timeout(&self, timeout: Duration) -> Result<Vec<u8>> {
+        let mut v = Vec::new();
+        self.get_vec_deadline(&mut v, deadline(timeout))?;
+        Ok(v)
+    }
+
+    /// Takes the oldest message into `buf` without allocating, waiting for one;
+    /// returns its length. If it is longer than `buf`, it stays queued and the result
+    /// is `Err(TooLarge { len, max: buf.len() })`.
+    pub fn get_into(&self, buf: &mut [u8]) -> Result<usize> {
+        self.get_into_deadline(buf, None)
+    }
+    /// [`get_into`](ByteQueue::get_into) without waiting: `Err(Empty)` if there is no
+    /// message now.
+    pub fn try_get_into(&self, buf: &mut [u8]) -> Result<usize> {
+        let me = current_identity();
+        let cap = buf.len();
+        let max = self.max;
+        let r = self
+            .h
+            .ring()?
+            .try_get(me, false, &mut IntoSlice { buf, max });
+        let r = match r {
+            Err(QueueError::Empty) if self.h.probe_due() => {
+                self.h
+                    .ring()?
+                    .try_get(me, true, &mut IntoSlice { buf, max })
+            }
+            r => r,
+        };
+        self.flatten(r, cap)
+    }
+    /// [`get_into`](ByteQueue::get_into), waiting at most `timeout`.
+    pub fn get_into_timeout(&self, buf: &mut [u8], timeout: Duration) -> Result<usize> {
+        self.get_into_deadline(buf, deadline(timeout))
+    }
+    fn get_into_deadline(&self, buf: &mut [u8], deadline: Deadline) -> Result<usize> {
+        let me = current_identity();
+        let cap = buf.len();
+        let max = self.max;
+        let ring = self.h.ring()?;
+        let mut policy = self.h.policy();
+        let r = ring.get(me, deadline, &mut policy, &mut IntoSlice { buf, max });
+        self.h.record(&policy);
+        self.flatten(r, cap)
+    }
+
+    /// Takes the oldest message into `buf` (replacing its contents, reusing its
+    /// allocation), waiting for one; returns its length.
+    pub fn get_into_vec(&self, buf: &mut Vec<u8>) -> Result<usize> {
+        self.get_vec_deadline(buf, None)
+    }
+    /// [`get_into_vec`](ByteQueue::get_into_vec) without waiting.
+    pub fn try_get_into_vec(&self, buf: &mut Vec<u8>) -> Result<usize> {
+        let me = current_identity();
+        let max = self.max;
+        let r = self.h.ring()?.try_get(me, false, &mut IntoVec { buf, max });
+        let r = match r {
+            Err(QueueError::Empty) if self.h.probe_due() => {
+                self.h.ring()?.try_get(me, true, &mut IntoVec { buf, max })
+            }
+            r => r,
+        };
+        self.flatten(r, usize::MAX)
+    }
+    /// [`get_into_vec`](ByteQueue::get_into_vec), waiting at most `timeout`.
+    pub fn get_into_vec_timeout(&self, buf: &mut Vec<u8>, timeout: Duration) -> Result<usize> {
+        self.get_vec_deadline(buf, deadline(timeout))
+    }
+    fn get_vec_deadline(&self, buf: &mut Vec<u8>, deadline: Deadline) -> Result<usize> {
+        let me = current_identity();
+        let max = self.max;
+        let ring = self.h.ring()?;
+        let mut policy = self.h.policy();
+        let r = ring.get(me, deadline, &mut policy, &mut IntoVec { buf, max });
+        self.h.record(&policy);
+        self.flatten(r, usize::MAX)
+    }
+
+    fn flatten(
+        &self,
+        r: core::result::Result<core::result::Result<usize, QueueError>, QueueError>,
+        buf_len: usize,
+    ) -> Result<usize> {
+        match r {
+            Ok(Ok(n)) => Ok(n),
+            Ok(Err(QueueError::WontFit(len))) | Err(QueueError::WontFit(len)) => {
+                Err(Error::TooLarge {
+                    len: usize::try_from(len).unwrap_or(usize::MAX),
+                    max: buf_len,
+                })
+            }
+            Ok(Err(e)) | Err(e) => Err(self.h.err(e)),
+        }
+    }
+
+    // ---- typed messages ------------------------------------------------------------
+
+    /// Serialises `value` with postcard and puts it, waiting for room.
+    /// `Err(TooLarge)` if its encoding exceeds the maximum message length.
+    pub fn send<T: Serialize + ?Sized>(&self, value: &T) -> Result<()> {
+        self.with_encoded(value, |msg| self.put(msg))
+    }
+    /// [`send`](ByteQueue::send) without waiting: `Err(Full)` if there is no room.
+    pub fn try_send<T: Serialize + ?Sized>(&self, value: &T) -> Result<()> {
+        self.with_encoded(value, |msg| self.try_put(msg))
+    }
+    /// [`send`](ByteQueue::send), waiting at most `timeout` for room.
+    pub fn send_timeout<T: Serialize + ?Sized>(&self, value: &T, timeout: Duration) -> Result<()> {
+        self.with_encoded(value, |msg| self.put_timeout(msg, timeout))
+    }
+    /// Takes the oldest message and decodes it as a `T`, waiting for one.
+    /// `Err(Corrupt)` if the bytes are not a valid `T` (the message is consumed).
+    pub fn recv<T: DeserializeOwned>(&self) -> Result<T> {
+        self.with_scratch(|buf| {
+            self.get_into_vec(buf)?;
+            self.decode(buf)
+        })
+    }
+    /// [`recv`](ByteQueue::recv) without waiting: `Err(Empty)` if there is no message.
+    pub fn try_recv<T: DeserializeOwned>(&self) -> Result<T> {
+        self.with_scratch(|buf| {
+            self.try_get_into_vec(buf)?;
+            self.decode(buf)
+        })
+    }
+    /// [`recv`](ByteQueue::recv), waiting at most `timeout`.
+    pub fn recv_timeout<T: DeserializeOwned>(&self, timeout: Duration) -> Result<T> {
+        self.with_scratch(|buf| {
+            self.get_into_vec_timeout(buf, timeout)?;
+            self.decode(buf)
+        })
+    }
+
+    fn with_scratch<R>(&self, f: impl FnOnce(&mut Vec<u8>) -> Result<R>) -> Result<R> {
+        SCRATCH.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut buf) => f(&mut buf),
+            // Re-entered from a Serialize/Deserialize impl: use a fresh buffer.
+            Err(_) => f(&mut Vec::new()),
+        })
+    }
+
+    fn with_encoded<T: Serialize + ?Sized>(
+        &self,
+        value: &T,
+        put: impl FnOnce(&[u8]) -> Result<()>,
+    ) -> Result<()> {
+        self.with_scratch(|buf| {
+            buf.clear();
+            let v = postcard::to_extend(value, core::mem::take(buf)).map_err(|e| {
+                Error::invalid(format!(
+                    "cannot encode {} for '{}': {e}",
+                    core::any::type_name::<T>(),
+                    self.name()
+                ))
+            })?;
+            *buf = v;
+            put(buf)
+        })
+    }
+
+    fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T> {
+        let bad = |why: String| {
+            Error::corrupt(
+                self.name(),
+                format!(
+                    "a message of {} bytes is not a valid {} ({why}); was it sent as another type?",
+                    bytes.len(),
+                    core::any::type_name::<T>()
+                ),
+            )
+        };
+        match postcard::take_from_bytes::<T>(bytes) {
+            Ok((v, [])) => Ok(v),
+            Ok((_, rest)) => Err(bad(format!("{} bytes left over", rest.len()))),
+            Err(e) => Err(bad(e.to_string())),
+        }
+    }
+
+    // ---- state -------------------------------------------------------------------
+
+    /// Messages in the queue (see [`Queue::len`](crate::Queue::len)).
+    pub fn len(&self) -> usize {
+        self.h.len()
+    }
+    /// `len() == 0`.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// `len() == capacity()`.
+    pub fn is_full(&self) -> bool {
+        self.len() == self.capacity()
+    }
+    /// How many messages the queue holds when full (rounded up to a power of two).
+    pub fn capacity(&self) -> usize {
+        self.h.capacity()
+    }
+    /// Closes the queue: puts fail with `Closed`; gets drain it, then fail with
+    /// `Closed`. Wakes every sleeper.
+    pub fn close(&self) {
+        self.h.close()
+    }
+    /// True once [`close`](ByteQueue::close) was called (by any process).
+    pub fn is_closed(&self) -> bool {
+        self.h.is_closed()
+    }
+    /// What crash recovery has done on this queue so far.
+    pub fn recovery_stats(&self) -> RecoveryStats {
+        self.h.recovery_stats()
+    }
+}
+
+/// Writes a length word and the bytes.
+#[inline]
+fn write_msg(msg: &[u8]) -> impl FnMut(&[AtomicU64]) + '_ {
+    move |p| {
+        p[0].store(msg.len() as u64, Ordering::Relaxed);
+        store_bytes(&p[1..], msg);
+    }
+}
+
+/// Copies a message into a caller's slice; leaves it queued if it does not fit.
+pub(crate) struct IntoSlice<'b> {
+    pub buf: &'b mut [u8],
+    pub max: usize,
+}
+
+impl Take for IntoSlice<'_> {
+    type Out = core::result::Result<usize, QueueError>;
+    #[inline]
+    fn admit(&mut self, p: &[AtomicU64]) -> bool {
+        p[0].load(Ordering::Relaxed) <= self.buf.len() as u64
+    }
+    #[inline]
+    fn take(&mut self, p: &[AtomicU64]) -> Self::Out {
+        let len = message_len(p, self.max)?;
+        let dst = self
+            .buf
+            .get_mut(..len)
+            .ok_or(QueueError::WontFit(len as u64))?;
+        load_bytes(&p[1..], dst);
+        Ok(len)
+    }
+}
+
+/// Copies a message into a caller's vector, reusing its allocation.
+pub(crate) struct IntoVec<'b> {
+    pub buf: &'b mut Vec<u8>,
+    pub max: usize,
+}
+
+impl Take for IntoVec<'_> {
+    type Out = core::result::Result<usize, QueueError>;
+    #[inline]
+    fn take(&mut self, p: &[AtomicU64]) -> Self::Out {
+        let len = message_len(p, self.max)?;
+        self.buf.clear();
+        self.buf.resize(len, 0);
+        load_bytes(&p[1..], self.buf);
+        Ok(len)
+    }
+}

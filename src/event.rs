@@ -1,0 +1,116 @@
+//! [`Event`]: a named event flag.
+
+use crate::raw::RawEvent;
+use crate::segment::{self, Object, ObjectKind, ObjectSpec, Options, TypeInfo};
+use crate::sys::clock::deadline_after;
+use crate::Result;
+use core::fmt;
+use std::time::Duration;
+
+/// A flag shared by name between processes, as Python's `multiprocessing.Event`:
+/// [`wait`](Event::wait) blocks until some process [`set`](Event::set)s it.
+///
+/// `set` wakes every waiter, and a waiter returns even if the flag was cleared again
+/// right after (a set-then-clear pulse is never missed). `set` with nobody waiting,
+/// `clear` and `is_set` are single atomic operations; a waiter spins briefly before
+/// it sleeps. A process that dies never leaves waiters hung: they wait for the next
+/// `set`, and their timeouts hold.
+///
+/// ```
+/// # fn main() -> multiproc::Result<()> {
+/// use multiproc::Event;
+/// use std::time::Duration;
+/// let go = Event::create(&format!("doc-event-{}", std::process::id()))?;
+/// assert!(!go.wait_timeout(Duration::from_millis(1)));
+/// go.set();
+/// go.wait(); // returns at once
+/// assert!(go.is_set());
+/// go.clear();
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Event {
+    obj: Object<RawEvent>,
+}
+
+impl fmt::Debug for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Event")
+            .field("name", &self.name())
+            .field("set", &self.is_set())
+            .finish()
+    }
+}
+
+fn spec() -> ObjectSpec {
+    ObjectSpec {
+        kind: ObjectKind::Event,
+        ty: TypeInfo::NONE,
+        params: [0; 4],
+        trailing: 0,
+    }
+}
+
+impl Event {
+    /// Creates a new, clear event named `name`.
+    pub fn create(name: &str) -> Result<Event> {
+        Event::create_with(name, &Options::default())
+    }
+    /// [`create`](Event::create) with explicit segment [`Options`].
+    pub fn create_with(name: &str, opts: &Options) -> Result<Event> {
+        let obj = Object::create(name, opts, spec(), |_, _| Ok(()))?;
+        Ok(Event { obj })
+    }
+    /// Opens the event `name`.
+    pub fn open(name: &str) -> Result<Event> {
+        Event::open_with(name, &Options::default())
+    }
+    /// [`open`](Event::open) with explicit [`Options`] (the init timeout).
+    pub fn open_with(name: &str, opts: &Options) -> Result<Event> {
+        let obj = Object::open(name, opts, ObjectKind::Event, TypeInfo::NONE, |_| Ok(0))?;
+        Ok(Event { obj })
+    }
+    /// Opens `name`, creating it (clear) if it does not exist.
+    pub fn open_or_create(name: &str) -> Result<Event> {
+        segment::open_or_create(|| Event::create(name), || Event::open(name))
+    }
+
+    /// The event's name.
+    pub fn name(&self) -> &str {
+        self.obj.name()
+    }
+    /// Keeps the name after this (creating) handle drops.
+    pub fn persist(&self) {
+        self.obj.persist()
+    }
+
+    /// Sets the flag and wakes every waiter.
+    #[inline]
+    pub fn set(&self) {
+        self.obj.raw().set()
+    }
+    /// Clears the flag.
+    #[inline]
+    pub fn clear(&self) {
+        self.obj.raw().clear()
+    }
+    /// True while the flag is set (a snapshot).
+    #[inline]
+    pub fn is_set(&self) -> bool {
+        self.obj.raw().is_set()
+    }
+    /// Blocks until the flag is set (or was set since the call began).
+    #[inline]
+    pub fn wait(&self) {
+        self.obj.raw().wait(None);
+    }
+    /// As [`wait`](Event::wait) for at most `timeout`: true if the flag was set,
+    /// false if the time ran out.
+    pub fn wait_timeout(&self, timeout: Duration) -> bool {
+        self.obj.raw().wait(deadline_after(timeout))
+    }
+    /// The raw event inside the segment.
+    pub fn raw(&self) -> &RawEvent {
+        self.obj.raw()
+    }
+}

@@ -1,0 +1,344 @@
+//! [`JoinableQueue<T>`]: a [`Queue<T>`](crate::Queue) that also counts unfinished
+//! tasks, for `task_done` / `join` (Python's `multiprocessing.JoinableQueue`).
+
+use crate::queue::{
+    anonymous_ring, create_ring, deadline, open_ring, read_pod, write_pod, HasRing, RingHandle,
+};
+use crate::raw::queue::{RawQueue, RecoveryStats, Take, TakeWith};
+use crate::raw::queue_join::{Holder, RawJoin, RawJoinableQueue};
+use crate::segment::{self, ObjectKind, Options};
+use crate::sync::atomic::AtomicU64;
+use crate::sync::{current_identity, Identity};
+use crate::sys::clock::Deadline;
+use crate::{Error, Result};
+use bytemuck::Pod;
+use core::fmt;
+use core::marker::PhantomData;
+use std::cell::Cell;
+use std::time::Duration;
+
+impl HasRing for RawJoinableQueue {
+    fn ring_header(&self) -> &RawQueue {
+        &self.queue
+    }
+}
+
+thread_local! {
+    /// Where this thread's held-task entry was last found.
+    static HINT: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Joiners re-check for dead consumers this many probe intervals apart.
+const JOIN_PROBE_FACTOR: u32 = 5;
+
+/// A [`Take`] that counts the task as held by the calling thread from just before
+/// its claim.
+struct Counted<'j, X> {
+    inner: X,
+    join: &'j RawJoin,
+    holder: Holder,
+}
+
+impl<X: Take> Take for Counted<'_, X> {
+    type Out = X::Out;
+    #[inline]
+    fn admit(&mut self, p: &[AtomicU64]) -> bool {
+        if !self.inner.admit(p) {
+            return false;
+        }
+        self.join.raise(self.holder);
+        true
+    }
+    #[inline]
+    fn lost(&mut self) {
+        self.join.lower(self.holder);
+        self.inner.lost();
+    }
+    #[inline]
+    fn take(&mut self, p: &[AtomicU64]) -> Self::Out {
+        self.inner.take(p)
+    }
+}
+
+/// A [`Queue<T>`](crate::Queue) that counts unfinished tasks: every value put is a
+/// task, finished when a consumer calls [`task_done`](JoinableQueue::task_done) after
+/// getting it; [`join`](JoinableQueue::join) waits until every task is finished.
+///
+/// **Robust to consumers that die.** Each consumer thread's held tasks are counted in
+/// an entry of its own, tagged with its identity. If a consumer dies:
+/// * a value it was still taking (its `get` had not returned) is re-delivered to
+///   another consumer, and stays an unfinished task until that one calls
+///   `task_done`;
+/// * tasks it had got but not marked done are *abandoned*: `join` stops waiting for
+///   them (they are counted in [`abandoned_tasks`](JoinableQueue::abandoned_tasks)),
+///   within about 5 probe intervals (50 ms by default).
+///
+/// Python's `join` would hang forever in the second case. Up to 128 consumer threads
+/// are tracked individually; tasks held by threads beyond that are counted together
+/// and not recovered if their holder dies.
+///
+/// `task_done` may be called by any thread or process (not only the one that got the
+/// value); called more often than values were got, it fails with
+/// `Err(InvalidArgument)` (Python's `ValueError`).
+///
+/// ```
+/// # fn main() -> multiproc::Result<()> {
+/// use multiproc::JoinableQueue;
+/// let q: JoinableQueue<u32> = JoinableQueue::create(&format!("doc-jq-{}", std::process::id()), 16)?;
+/// q.put(1)?;
+/// q.put(2)?;
+/// assert!(!q.join_timeout(std::time::Duration::from_millis(1)));
+/// for _ in 0..2 {
+///     let _job = q.get()?;
+///     q.task_done()?;
+/// }
+/// q.join();                      // returns at once: nothing unfinished
+/// assert!(q.task_done().is_err());
+/// # Ok(()) }
+/// ```
+pub struct JoinableQueue<T> {
+    h: RingHandle<RawJoinableQueue>,
+    _t: PhantomData<fn(T) -> T>,
+}
+
+impl<T> Clone for JoinableQueue<T> {
+    fn clone(&self) -> Self {
+        JoinableQueue {
+            h: self.h.clone(),
+            _t: PhantomData,
+        }
+    }
+}
+
+impl<T: Pod> fmt::Debug for JoinableQueue<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JoinableQueue")
+            .field("name", &self.name())
+            .field("type", &core::any::type_name::<T>())
+            .field("len", &self.len())
+            .field("capacity", &self.capacity())
+            .field("unfinished", &self.unfinished_tasks())
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}
+
+impl<T: Pod> JoinableQueue<T> {
+    /// Creates an empty joinable queue of at least `capacity` values (rounded up to a
+    /// power of two). Errors as [`Queue::create`](crate::Queue::create).
+    pub fn create(name: &str, capacity: usize) -> Result<JoinableQueue<T>> {
+        JoinableQueue::create_with(name, capacity, &Options::default())
+    }
+    /// [`create`](JoinableQueue::create) with explicit segment [`Options`].
+    pub fn create_with(name: &str, capacity: usize, opts: &Options) -> Result<JoinableQueue<T>> {
+        Ok(JoinableQueue::wrap(create_ring::<T, RawJoinableQueue>(
+            ObjectKind::JoinableQueue,
+            name,
+            capacity,
+            opts,
+        )?))
+    }
+    /// An unnamed joinable queue shared only with children forked after this call.
+    pub fn anonymous(capacity: usize) -> Result<JoinableQueue<T>> {
+        Ok(JoinableQueue::wrap(anonymous_ring::<T, RawJoinableQueue>(
+            ObjectKind::JoinableQueue,
+            capacity,
+        )?))
+    }
+    /// Opens the joinable queue `name`.
+    pub fn open(name: &str) -> Result<JoinableQueue<T>> {
+        JoinableQueue::open_with(name, &Options::default())
+    }
+    /// [`open`](JoinableQueue::open) with explicit [`Options`].
+    pub fn open_with(name: &str, opts: &Options) -> Result<JoinableQueue<T>> {
+        Ok(JoinableQueue::wrap(open_ring::<T, RawJoinableQueue>(
+            ObjectKind::JoinableQueue,
+            name,
+            opts,
+        )?))
+    }
+    /// Opens `name`, creating it with `capacity` if it does not exist.
+    pub fn open_or_create(name: &str, capacity: usize) -> Result<JoinableQueue<T>> {
+        segment::open_or_create(
+            || JoinableQueue::create(name, capacity),
+            || JoinableQueue::open(name),
+        )
+    }
+    fn wrap(h: RingHandle<RawJoinableQueue>) -> JoinableQueue<T> {
+        JoinableQueue { h, _t: PhantomData }
+    }
+
+    /// How often a blocked call checks dead peers (default 10 ms; `join` checks every
+    /// 5 intervals).
+    pub fn with_probe_interval(mut self, probe: Duration) -> JoinableQueue<T> {
+        self.h.set_probe(probe);
+        self
+    }
+    /// Polls before a blocking call sleeps: `Some(n)` fixed, `None` adaptive.
+    pub fn with_spin_limit(mut self, spin: Option<u32>) -> JoinableQueue<T> {
+        self.h.set_spin(spin);
+        self
+    }
+
+    /// The queue's name ("" for an anonymous queue).
+    pub fn name(&self) -> &str {
+        self.h.name()
+    }
+    /// Keeps the name after this (creating) handle drops.
+    pub fn persist(&self) {
+        self.h.persist()
+    }
+
+    fn join_state(&self) -> &RawJoin {
+        &self.h.raw().join
+    }
+
+    fn holder(&self, me: Identity) -> Holder {
+        let hint = HINT.with(Cell::get);
+        let h = self.join_state().holder(me, hint);
+        if let Holder::Entry(i) = h {
+            if i != hint {
+                HINT.with(|c| c.set(i));
+            }
+        }
+        h
+    }
+
+    // ---- producers: as Queue -------------------------------------------------------
+
+    /// Puts `v` (one more unfinished task), waiting for room.
+    pub fn put(&self, v: T) -> Result<()> {
+        self.put_deadline(v, None)
+    }
+    /// Puts `v` if there is room now: `Err(Full)` otherwise.
+    pub fn try_put(&self, v: T) -> Result<()> {
+        let ring = self.h.ring()?;
+        ring.try_put(current_identity(), write_pod(&v))
+            .map_err(|e| self.h.err(e))
+    }
+    /// Puts `v`, waiting at most `timeout`: `Err(Timeout)` after that.
+    pub fn put_timeout(&self, v: T, timeout: Duration) -> Result<()> {
+        self.put_deadline(v, deadline(timeout))
+    }
+    fn put_deadline(&self, v: T, deadline: Deadline) -> Result<()> {
+        let me = current_identity();
+        self.h
+            .blocking(|ring, policy| ring.put(me, deadline, policy, write_pod(&v)))
+    }
+
+    // ---- consumers -----------------------------------------------------------------
+
+    /// Takes the oldest value, waiting for one; the caller then owes a
+    /// [`task_done`](JoinableQueue::task_done). `Err(Closed)` when closed and drained.
+    pub fn get(&self) -> Result<T> {
+        self.get_deadline(None)
+    }
+    /// Takes the oldest value if there is one now: `Err(Empty)` otherwise.
+    pub fn try_get(&self) -> Result<T> {
+        let me = current_identity();
+        let (join, holder) = (self.join_state(), self.holder(me));
+        self.h.try_get_with(|ring, probe| {
+            let mut t = Counted {
+                inner: TakeWith(read_pod::<T>),
+                join,
+                holder,
+            };
+            ring.try_get(me, probe, &mut t)
+        })
+    }
+    /// Takes the oldest value, waiting at most `timeout`: `Err(Timeout)` after that.
+    pub fn get_timeout(&self, timeout: Duration) -> Result<T> {
+        self.get_deadline(deadline(timeout))
+    }
+    fn get_deadline(&self, deadline: Deadline) -> Result<T> {
+        let me = current_identity();
+        let holder = self.holder(me);
+        let join = self.join_state();
+        self.h.blocking(|ring, policy| {
+            let mut t = Counted {
+                inner: TakeWith(read_pod::<T>),
+                join,
+                holder,
+            };
+            ring.get(me, deadline, policy, &mut t)
+        })
+    }
+
+    /// Marks one task finished. `Err(InvalidArgument)` if called more often than
+    /// values were got (across all consumers).
+    pub fn task_done(&self) -> Result<()> {
+        let hint = HINT.with(Cell::get);
+        self.join_state()
+            .task_done(current_identity(), hint)
+            .map_err(|_| {
+                Error::invalid(format!(
+                    "task_done() called more times than values were got from '{}'",
+                    self.name()
+                ))
+            })
+    }
+
+    /// Waits until every task put so far is finished (Python's `join`). Tasks held by
+    /// consumers that died count as finished (see the type's docs).
+    pub fn join(&self) {
+        self.join_deadline(None);
+    }
+    /// [`join`](JoinableQueue::join), waiting at most `timeout`: true if every task
+    /// is finished.
+    pub fn join_timeout(&self, timeout: Duration) -> bool {
+        self.join_deadline(deadline(timeout))
+    }
+    fn join_deadline(&self, deadline: Deadline) -> bool {
+        let Ok(ring) = self.h.ring() else {
+            return false;
+        };
+        let probe = self.h.policy().probe * JOIN_PROBE_FACTOR;
+        self.join_state()
+            .join(&ring, deadline, probe)
+            .unwrap_or(false)
+    }
+
+    /// Unfinished tasks now: values queued, plus values got and not marked done by
+    /// live consumers (a snapshot; does not check for dead consumers).
+    pub fn unfinished_tasks(&self) -> usize {
+        self.h.ring().map_or(0, |ring| {
+            usize::try_from(self.join_state().unfinished(&ring, false)).unwrap_or(usize::MAX)
+        })
+    }
+    /// Tasks abandoned so far by consumers that died holding them.
+    pub fn abandoned_tasks(&self) -> u64 {
+        self.join_state().abandoned()
+    }
+
+    // ---- state ---------------------------------------------------------------------
+
+    /// Values in the queue (see [`Queue::len`](crate::Queue::len)).
+    pub fn len(&self) -> usize {
+        self.h.len()
+    }
+    /// `len() == 0`.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// `len() == capacity()`.
+    pub fn is_full(&self) -> bool {
+        self.len() == self.capacity()
+    }
+    /// How many values the queue holds when full.
+    pub fn capacity(&self) -> usize {
+        self.h.capacity()
+    }
+    /// Closes the queue: puts fail with `Closed`; gets drain it, then fail with
+    /// `Closed`. Unfinished tasks stay unfinished.
+    pub fn close(&self) {
+        self.h.close()
+    }
+    /// True once closed (by any process).
+    pub fn is_closed(&self) -> bool {
+        self.h.is_closed()
+    }
+    /// What crash recovery has done on this queue so far.
+    pub fn recovery_stats(&self) -> RecoveryStats {
+        self.h.recovery_stats()
+    }
+}

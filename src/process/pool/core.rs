@@ -1,0 +1,1310 @@
+//! The pool's engine: the state user threads share with the pool thread, and the
+//! pool thread itself (dispatch, collect, supervise, replace).
+//!
+//! ## Who owns a chunk
+//! A chunk (a slice of a job's items, run by one worker in one go) is, at any time,
+//! in exactly one place:
+//! * `State::pending` — submitted, not yet given to a worker (user threads add here);
+//! * `Worker::assigned` — written (or being written) into that worker's own inbox;
+//! * finished — its [`Outcome`] is recorded in its job.
+//!
+//! Each worker has its own inbox, so the pool thread always knows which chunks a
+//! worker holds. A worker writes the id of the chunk it runs into its shared
+//! [`WorkerSlot`] *before* calling user code. When a worker dies, the pool thread
+//! first collects everything the worker sent (the slot counts its messages), then
+//! fails the chunk named in `running` with [`Failure::WorkerDied`] (it may have run,
+//! fully or partly, so it is not run again), puts every other chunk it held back at
+//! the front of `pending` (those never started), empties its inbox and forks a
+//! replacement. Nothing waits on a dead process, so the pool cannot hang on one.
+
+use super::chan::Chan;
+use super::wire::{self, FrameHeader, Outcomes, Runner, HEADER_LEN};
+use super::worker::{self, WorkerCtx};
+use crate::process::child::fork_child;
+use crate::process::current;
+use crate::sync::atomic::{AtomicU64, Ordering};
+use crate::sys::process as os;
+use crate::{Error, Result, Segment};
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// Most chunks a worker holds at once (sent, not finished).
+pub(super) const MAX_WINDOW: usize = 256;
+/// A worker's window is sized to hold about this much work, so that a slow chunk
+/// never keeps many others waiting behind it while another worker idles.
+const WINDOW_TARGET: Duration = Duration::from_millis(2);
+/// How often worker liveness is checked while work is outstanding / while idle.
+const SUPERVISE_BUSY: Duration = Duration::from_millis(10);
+const SUPERVISE_IDLE: Duration = Duration::from_millis(100);
+/// Workers that die before finishing start-up this many times in a row break the pool.
+const MAX_STARTUP_DEATHS: u32 = 3;
+
+/// What a worker shares with the pool thread (one 128-byte line per worker).
+#[repr(C, align(128))]
+pub(super) struct WorkerSlot {
+    /// Id + 1 of the chunk the worker runs; 0 between chunks.
+    pub running: AtomicU64,
+    /// Complete messages this incarnation has put into the result queue.
+    pub sent: AtomicU64,
+    /// 1 once the initializer has returned.
+    pub ready: AtomicU64,
+}
+
+/// The workers' slots, in an anonymous shared segment inherited through fork.
+#[derive(Clone)]
+pub(super) struct Slots {
+    seg: Segment,
+    n: usize,
+}
+
+impl Slots {
+    fn new(n: usize) -> Result<Slots> {
+        let seg = Segment::anonymous(n * std::mem::size_of::<WorkerSlot>())?;
+        Ok(Slots { seg, n })
+    }
+
+    pub fn get(&self, i: usize) -> &WorkerSlot {
+        assert!(i < self.n, "worker slot {i} out of range");
+        // SAFETY: the segment holds `n` slots, is 128-aligned, and WorkerSlot is made
+        // of atomics only (valid for any bytes, shared access is sound).
+        unsafe { &*self.seg.as_ptr().cast::<WorkerSlot>().add(i) }
+    }
+}
+
+/// Why a chunk produced no results.
+#[derive(Clone, Debug)]
+pub(super) enum Failure {
+    /// The worker running it died.
+    WorkerDied(u32),
+    /// The pool was terminated (or dropped) first.
+    Closed,
+    /// The pool's initializer failed, so no worker can run anything.
+    Broken(String),
+    /// A message from the worker could not be parsed.
+    Corrupt(String),
+}
+
+impl Failure {
+    pub fn to_error(&self) -> Error {
+        match self {
+            Failure::WorkerDied(pid) => Error::WorkerDied { pid: *pid },
+            Failure::Closed => Error::Closed,
+            Failure::Broken(m) => Error::TaskFailed {
+                message: format!("the pool is broken: {m}"),
+            },
+            Failure::Corrupt(m) => Error::corrupt("", format!("pool result: {m}")),
+        }
+    }
+}
+
+/// A finished chunk.
+#[derive(Clone, Debug)]
+pub(super) enum Outcome {
+    Items(Outcomes),
+    Failed(Failure),
+}
+
+/// A submitted chunk; `body` is the whole TASK message body.
+pub(super) struct Chunk {
+    pub id: u64,
+    pub job: u64,
+    pub index: u64,
+    pub body: Vec<u8>,
+}
+
+/// Builds a TASK body: room for the id, then runner, function and `items`.
+pub(super) fn task_body(runner: Runner, f: usize, items: &[u8]) -> Vec<u8> {
+    let mut b = Vec::with_capacity(24 + items.len());
+    b.extend_from_slice(&0u64.to_le_bytes());
+    b.extend_from_slice(&(runner as usize as u64).to_le_bytes());
+    b.extend_from_slice(&(f as u64).to_le_bytes());
+    b.extend_from_slice(items);
+    b
+}
+
+/// A job's finished chunks, by chunk index: a window that slides forward as the
+/// oldest chunks are taken (indexes are dense, from 0).
+#[derive(Default)]
+pub(super) struct Finished {
+    /// Index of `slots[0]`.
+    base: u64,
+    slots: VecDeque<Slot>,
+}
+
+#[derive(Default)]
+enum Slot {
+    #[default]
+    Waiting,
+    Ready(Outcome),
+    Taken,
+}
+
+impl Finished {
+    fn insert(&mut self, index: u64, o: Outcome) {
+        let Some(at) = index.checked_sub(self.base) else {
+            return;
+        };
+        let at = at as usize;
+        if self.slots.len() <= at {
+            self.slots.resize_with(at + 1, Slot::default);
+        }
+        self.slots[at] = Slot::Ready(o);
+    }
+
+    fn get(&self, index: u64) -> Option<&Outcome> {
+        let at = index.checked_sub(self.base)? as usize;
+        match self.slots.get(at) {
+            Some(Slot::Ready(o)) => Some(o),
+            _ => None,
+        }
+    }
+
+    fn remove(&mut self, index: u64) -> Option<Outcome> {
+        let at = index.checked_sub(self.base)? as usize;
+        let slot = self.slots.get_mut(at)?;
+        let Slot::Ready(_) = slot else {
+            return None;
+        };
+        let Slot::Ready(o) = std::mem::replace(slot, Slot::Taken) else {
+            return None;
+        };
+        while matches!(self.slots.front(), Some(Slot::Taken)) {
+            self.slots.pop_front();
+            self.base += 1;
+        }
+        Some(o)
+    }
+
+    fn remove_any(&mut self) -> Option<(u64, Outcome)> {
+        let at = self
+            .slots
+            .iter()
+            .position(|s| matches!(s, Slot::Ready(_)))?;
+        let index = self.base + at as u64;
+        self.remove(index).map(|o| (index, o))
+    }
+
+    /// The outcomes in index order (`None`: not finished), from index `base`.
+    fn into_vec(self) -> Vec<Option<Outcome>> {
+        self.slots
+            .into_iter()
+            .map(|s| match s {
+                Slot::Ready(o) => Some(o),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn clear(&mut self) {
+        self.slots.clear();
+    }
+}
+
+#[derive(Default)]
+pub(super) struct Job {
+    outcomes: Finished,
+    /// Chunks submitted and not finished yet.
+    outstanding: usize,
+    /// Nobody will read the outcomes (the handle was dropped): discard them.
+    abandoned: bool,
+    /// A user thread sleeps on this job.
+    waiting: bool,
+    /// ... and only wants to hear once every chunk has finished (`map`).
+    wait_all: bool,
+}
+
+#[derive(Default)]
+pub(super) struct State {
+    pending: VecDeque<Chunk>,
+    jobs: HashMap<u64, Job>,
+    next_job: u64,
+    next_chunk: u64,
+    /// `close()` was called: no new jobs.
+    closed: bool,
+    join_requested: bool,
+    terminate_requested: bool,
+    /// Set when the initializer failed (or workers cannot start): every chunk fails.
+    broken: Option<String>,
+    /// The pool thread has exited; every job is finished.
+    finished: bool,
+    /// Pids of the current workers (for diagnostics and tests).
+    pub pids: Vec<u32>,
+}
+
+/// What user threads and the pool thread share.
+pub(super) struct Shared {
+    state: Mutex<State>,
+    cond: Condvar,
+    /// The result queue, for posting WAKE when the pool thread sleeps.
+    results: Chan,
+    sleeping: AtomicBool,
+    pub workers: usize,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool")
+            .field("workers", &self.workers)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Shared {
+    pub fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn wait<'a>(
+        &self,
+        g: MutexGuard<'a, State>,
+        deadline: Option<Instant>,
+    ) -> (MutexGuard<'a, State>, bool) {
+        match deadline {
+            None => (self.cond.wait(g).unwrap_or_else(|e| e.into_inner()), false),
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return (g, true);
+                }
+                let (g, _) = self
+                    .cond
+                    .wait_timeout(g, left)
+                    .unwrap_or_else(|e| e.into_inner());
+                (g, Instant::now() >= d)
+            }
+        }
+    }
+
+    /// Wakes the pool thread if it sleeps (it sleeps on the result queue).
+    pub fn wake_pool(&self) {
+        // SYNC(pool-sleep): pairs with the store in `sleep`; the state mutex orders
+        // the submission before this load.
+        if self.sleeping.load(std::sync::atomic::Ordering::SeqCst) {
+            let mut buf = Vec::new();
+            wire::piece(
+                wire::WAKE,
+                wire::SENDER_USER,
+                &[],
+                0,
+                self.results.max(),
+                &mut buf,
+            );
+            // Full: the pool thread has messages to read and is awake anyway.
+            let _ = self.results.try_put(&buf);
+        }
+    }
+
+    /// Starts a job; `Err(Closed)` after close/terminate.
+    pub fn new_job(&self) -> Result<u64> {
+        let mut s = self.lock();
+        if s.closed || s.finished || s.terminate_requested {
+            return Err(Error::Closed);
+        }
+        if let Some(m) = &s.broken {
+            return Err(Failure::Broken(m.clone()).to_error());
+        }
+        let id = s.next_job;
+        s.next_job += 1;
+        s.jobs.insert(id, Job::default());
+        Ok(id)
+    }
+
+    /// Submits chunks `(index, body)` of `job`.
+    pub fn submit(&self, job: u64, chunks: impl IntoIterator<Item = (u64, Vec<u8>)>) -> Result<()> {
+        {
+            let mut s = self.lock();
+            if s.finished || s.terminate_requested {
+                return Err(Error::Closed);
+            }
+            let broken = s.broken.clone();
+            for (index, mut body) in chunks {
+                let id = s.next_chunk;
+                s.next_chunk += 1;
+                body[..8].copy_from_slice(&id.to_le_bytes());
+                let Some(j) = s.jobs.get_mut(&job) else {
+                    return Err(Error::Closed);
+                };
+                if let Some(m) = &broken {
+                    j.outcomes
+                        .insert(index, Outcome::Failed(Failure::Broken(m.clone())));
+                    continue;
+                }
+                j.outstanding += 1;
+                s.pending.push_back(Chunk {
+                    id,
+                    job,
+                    index,
+                    body,
+                });
+            }
+        }
+        self.wake_pool();
+        Ok(())
+    }
+
+    /// Waits for chunk `index` of `job` and takes its outcome; `None` at the deadline.
+    pub fn take_chunk(&self, job: u64, index: u64, deadline: Option<Instant>) -> Option<Outcome> {
+        let mut s = self.lock();
+        loop {
+            let Some(j) = s.jobs.get_mut(&job) else {
+                return Some(Outcome::Failed(Failure::Closed));
+            };
+            if let Some(o) = j.outcomes.remove(index) {
+                j.waiting = false;
+                return Some(o);
+            }
+            j.waiting = true;
+            let (g, timed_out) = self.wait(s, deadline);
+            s = g;
+            if timed_out {
+                if let Some(j) = s.jobs.get_mut(&job) {
+                    if let Some(o) = j.outcomes.remove(index) {
+                        return Some(o);
+                    }
+                    j.waiting = false;
+                }
+                return None;
+            }
+        }
+    }
+
+    /// Waits for chunk `index` of `job` and returns a copy of its outcome, leaving it
+    /// in place (for results that may be read again); `None` at the deadline.
+    pub fn peek_chunk(&self, job: u64, index: u64, deadline: Option<Instant>) -> Option<Outcome> {
+        let mut s = self.lock();
+        loop {
+            let Some(j) = s.jobs.get_mut(&job) else {
+                return Some(Outcome::Failed(Failure::Closed));
+            };
+            if let Some(o) = j.outcomes.get(index) {
+                return Some(o.clone());
+            }
+            j.waiting = true;
+            let (g, timed_out) = self.wait(s, deadline);
+            s = g;
+            if timed_out {
+                return s
+                    .jobs
+                    .get(&job)
+                    .and_then(|j| j.outcomes.get(index).cloned());
+            }
+        }
+    }
+
+    /// Records an outcome decided on the user's side (e.g. an argument that could not
+    /// be serialized), for a chunk that was never submitted.
+    pub fn record_local(&self, job: u64, index: u64, outcome: Outcome) {
+        if let Some(j) = self.lock().jobs.get_mut(&job) {
+            j.outcomes.insert(index, outcome);
+        }
+    }
+
+    /// True if chunk `index` of `job` has finished (without taking it).
+    pub fn chunk_ready(&self, job: u64, index: u64) -> bool {
+        let s = self.lock();
+        s.jobs
+            .get(&job)
+            .map_or(true, |j| j.outcomes.get(index).is_some())
+    }
+
+    /// Waits for any finished chunk of `job` and takes it.
+    pub fn take_any(&self, job: u64) -> (u64, Outcome) {
+        let mut s = self.lock();
+        loop {
+            let Some(j) = s.jobs.get_mut(&job) else {
+                return (u64::MAX, Outcome::Failed(Failure::Closed));
+            };
+            if let Some((k, o)) = j.outcomes.remove_any() {
+                j.waiting = false;
+                return (k, o);
+            }
+            j.waiting = true;
+            s = self.wait(s, None).0;
+        }
+    }
+
+    /// Waits until every chunk of `job` has finished; takes all outcomes and ends the job.
+    /// The outcomes are in chunk order, from chunk 0 (`None`: never finished).
+    pub fn take_all(&self, job: u64) -> Vec<Option<Outcome>> {
+        let mut s = self.lock();
+        loop {
+            let Some(j) = s.jobs.get_mut(&job) else {
+                return Vec::new();
+            };
+            if j.outstanding == 0 {
+                return s
+                    .jobs
+                    .remove(&job)
+                    .map(|j| j.outcomes.into_vec())
+                    .unwrap_or_default();
+            }
+            j.waiting = true;
+            j.wait_all = true;
+            s = self.wait(s, None).0;
+        }
+    }
+
+    /// The job's handle is gone: drop its queued chunks and, as they finish, its outcomes.
+    pub fn abandon(&self, job: u64) {
+        let mut s = self.lock();
+        let before = s.pending.len();
+        s.pending.retain(|c| c.job != job);
+        let removed = before - s.pending.len();
+        if let Some(j) = s.jobs.get_mut(&job) {
+            j.outstanding -= removed.min(j.outstanding);
+            j.outcomes.clear();
+            j.abandoned = true;
+            if j.outstanding == 0 {
+                s.jobs.remove(&job);
+            }
+        }
+    }
+
+    /// `close()`: no new jobs; submitted work still runs.
+    pub fn close(&self) {
+        self.lock().closed = true;
+        self.wake_pool();
+    }
+
+    /// Asks the pool thread to finish all work, stop the workers and exit; waits.
+    pub fn join(&self) -> Result<()> {
+        let mut s = self.lock();
+        if !s.closed && !s.terminate_requested && !s.finished {
+            return Err(Error::invalid(
+                "Pool::join needs close() or terminate() first (as in Python)",
+            ));
+        }
+        s.join_requested = true;
+        drop(s);
+        self.wake_pool();
+        let mut s = self.lock();
+        while !s.finished {
+            s = self.wait(s, Some(Instant::now() + SUPERVISE_IDLE)).0;
+        }
+        Ok(())
+    }
+
+    /// Asks the pool thread to kill the workers and fail every unfinished chunk; waits.
+    pub fn terminate(&self) {
+        let mut s = self.lock();
+        s.terminate_requested = true;
+        s.closed = true;
+        drop(s);
+        self.wake_pool();
+        let mut s = self.lock();
+        while !s.finished {
+            s = self
+                .wait(s, Some(Instant::now() + Duration::from_millis(20)))
+                .0;
+            drop(s);
+            self.wake_pool();
+            s = self.lock();
+        }
+    }
+}
+
+/// Pool configuration, fixed at start.
+pub(super) struct Config {
+    pub workers: usize,
+    pub initializer: Option<Arc<dyn Fn() + Send + Sync>>,
+    pub max_tasks: Option<usize>,
+    pub max_message_len: usize,
+    pub inbox_capacity: usize,
+}
+
+/// Starts the pool thread, which forks the workers; returns once they are forked.
+pub(super) fn start(cfg: Config) -> Result<(Arc<Shared>, std::thread::JoinHandle<()>)> {
+    worker::install_panic_hook();
+    // Room for every result the workers may owe at once (the engine never lets more
+    // chunks out than this), so that a worker never waits to deliver a result.
+    let results_cap = (cfg.workers * MAX_WINDOW)
+        .clamp(64, 4096)
+        .next_power_of_two();
+    let results = Chan::new(results_cap, cfg.max_message_len)?;
+    let shared = Arc::new(Shared {
+        state: Mutex::new(State::default()),
+        cond: Condvar::new(),
+        results: results.clone(),
+        sleeping: AtomicBool::new(false),
+        workers: cfg.workers,
+    });
+    let slots = Slots::new(cfg.workers)?;
+    let mut workers = Vec::with_capacity(cfg.workers);
+    for index in 0..cfg.workers {
+        workers.push(Worker::new(
+            index,
+            Chan::new(cfg.inbox_capacity, cfg.max_message_len)?,
+        ));
+    }
+    let (tx, rx) = std::sync::mpsc::channel::<Result<()>>();
+    let sh = shared.clone();
+    let thread = std::thread::Builder::new()
+        .name("multiproc-pool".into())
+        .spawn(move || {
+            let mut engine = Engine {
+                shared: sh.clone(),
+                cfg,
+                slots,
+                results,
+                workers,
+                buf: Vec::new(),
+                batch: Vec::new(),
+                startup_deaths: 0,
+                stopping: false,
+                results_cap,
+            };
+            // Fork from this thread: the workers' PR_SET_PDEATHSIG is tied to it,
+            // and it lives exactly as long as the pool.
+            let started = (0..engine.workers.len()).try_for_each(|i| engine.spawn(i));
+            let ok = started.is_ok();
+            let _ = tx.send(started);
+            if !ok {
+                engine.kill_all();
+                engine.finish(Failure::Closed);
+                return;
+            }
+            // The pool thread naps for tens of microseconds between passes (see
+            // `Engine::nap`): the default 50 µs timer slack would double the naps.
+            let _ = os::set_timer_slack(1_000);
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| engine.run()));
+            if r.is_err() {
+                // A bug in the engine: never leave workers or waiters behind.
+                engine.kill_all();
+                engine.finish(Failure::Broken("the pool thread panicked".into()));
+            }
+        })
+        .map_err(Error::Io)?;
+    match rx.recv() {
+        Ok(Ok(())) => Ok((shared, thread)),
+        Ok(Err(e)) => {
+            let _ = thread.join();
+            Err(e)
+        }
+        Err(_) => {
+            let _ = thread.join();
+            Err(Error::Io(std::io::Error::other(
+                "the pool thread died while starting",
+            )))
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Life {
+    Alive,
+    /// Reaped with this exit code; its messages are still being collected.
+    Dead(i32),
+    /// Not running and not to be replaced (stopped, or the pool is broken).
+    Gone,
+}
+
+struct Assigned {
+    chunk: Chunk,
+    sent_at: Instant,
+}
+
+struct Worker {
+    index: usize,
+    inbox: Chan,
+    pid: u32,
+    /// Incarnation number (in the low 16 bits of the sender id).
+    gen: u32,
+    life: Life,
+    /// Chunks given to this worker and not finished, in the order they were given.
+    assigned: VecDeque<Assigned>,
+    /// `assigned[..sent_chunks]` are entirely in the inbox; of `assigned[sent_chunks]`
+    /// the first `cursor` body bytes are; the rest are not written yet.
+    sent_chunks: usize,
+    cursor: usize,
+    /// Chunks given to this incarnation (for `maxtasksperchild`).
+    given: usize,
+    /// Complete messages received from this incarnation.
+    received: u64,
+    /// Pieces of a message being reassembled.
+    partial: Vec<u8>,
+    window: usize,
+    /// Smoothed time one chunk takes, in ns (0: unknown yet).
+    service_ns: f64,
+    last_result: Instant,
+    stop_sent: bool,
+}
+
+impl Worker {
+    fn new(index: usize, inbox: Chan) -> Worker {
+        Worker {
+            index,
+            inbox,
+            pid: 0,
+            gen: 0,
+            life: Life::Gone,
+            assigned: VecDeque::new(),
+            sent_chunks: 0,
+            cursor: 0,
+            given: 0,
+            received: 0,
+            partial: Vec::new(),
+            window: 1,
+            service_ns: 0.0,
+            last_result: Instant::now(),
+            stop_sent: false,
+        }
+    }
+
+    fn sender(&self) -> u32 {
+        wire::worker_sender(self.index, self.gen)
+    }
+}
+
+struct Engine {
+    shared: Arc<Shared>,
+    cfg: Config,
+    slots: Slots,
+    results: Chan,
+    workers: Vec<Worker>,
+    buf: Vec<u8>,
+    /// Finished chunks not yet recorded in their jobs: (job, index, outcome).
+    batch: Vec<(u64, u64, Outcome)>,
+    startup_deaths: u32,
+    /// Join: workers were told to stop.
+    stopping: bool,
+    /// Most chunks out at once, over all workers (the result queue's capacity).
+    results_cap: usize,
+}
+
+impl Engine {
+    /// Forks incarnation `gen + 1` of worker `i`.
+    fn spawn(&mut self, i: usize) -> Result<()> {
+        let slot = self.slots.get(i);
+        // SYNC(slot-reset): the previous incarnation is reaped; the fork below
+        // publishes these zeros to the new one.
+        slot.running.store(0, Ordering::Relaxed);
+        slot.sent.store(0, Ordering::Relaxed);
+        slot.ready.store(0, Ordering::Relaxed);
+        let w = &mut self.workers[i];
+        w.gen = w.gen.wrapping_add(1) & 0xffff;
+        w.given = 0;
+        w.received = 0;
+        w.partial.clear();
+        w.sent_chunks = 0;
+        w.cursor = 0;
+        w.window = 1;
+        w.service_ns = 0.0;
+        w.stop_sent = false;
+        let ctx = WorkerCtx {
+            sender: w.sender(),
+            inbox: w.inbox.clone(),
+            results: self.results.clone(),
+            slots: self.slots.clone(),
+            index: i,
+            initializer: self.cfg.initializer.clone(),
+            max_tasks: self.cfg.max_tasks,
+        };
+        let (identity, name) = current::next_child("PoolWorker");
+        let pid = fork_child(name, identity, true, move || worker::main(ctx)).map_err(|e| {
+            Error::Io(std::io::Error::new(
+                e.kind(),
+                format!("forking a pool worker failed: {e}"),
+            ))
+        })?;
+        let w = &mut self.workers[i];
+        w.pid = pid;
+        w.life = Life::Alive;
+        let pids = self
+            .workers
+            .iter()
+            .filter(|w| w.life == Life::Alive)
+            .map(|w| w.pid)
+            .collect();
+        self.shared.lock().pids = pids;
+        Ok(())
+    }
+
+    fn run(&mut self) {
+        let mut next_check = Instant::now();
+        loop {
+            let mut progress = false;
+            // 1. Requests and new work.
+            let (terminate, join) = {
+                let s = self.shared.lock();
+                (s.terminate_requested, s.join_requested)
+            };
+            if terminate {
+                self.kill_all();
+                self.finish(Failure::Closed);
+                return;
+            }
+            if self.dispatch() {
+                progress = true;
+                // Work is out: check on the workers at the busy pace from now on.
+                next_check = next_check.min(Instant::now() + SUPERVISE_BUSY);
+            }
+            // 2. Results.
+            progress |= self.drain(256);
+            self.record();
+            // 3. Liveness.
+            let now = Instant::now();
+            if now >= next_check {
+                self.check_workers();
+                let busy = self.workers.iter().any(|w| !w.assigned.is_empty());
+                next_check = now + if busy { SUPERVISE_BUSY } else { SUPERVISE_IDLE };
+            }
+            progress |= self.finalize_deaths();
+            // 4. Join: all work done -> stop the workers, then exit.
+            if join && self.all_done() {
+                if self.stop_workers() {
+                    self.finish(Failure::Closed);
+                    return;
+                }
+                progress = true;
+            }
+            if progress {
+                continue;
+            }
+            // 5. Nothing to do. When every busy worker will have emptied half its
+            //    window within a few tens of microseconds, nap that long instead of
+            //    sleeping on the queue: the workers then never pay a futex wake per
+            //    result, and one pass collects many results.
+            if let Some(nap) = self.nap() {
+                std::thread::sleep(nap);
+                continue;
+            }
+            // Otherwise sleep on the result queue until a message or the next
+            // liveness check.
+            // SYNC(pool-sleep): announce the sleep, then re-check for work under the
+            // lock; a submitter that pushes after our check sees `sleeping`.
+            self.shared
+                .sleeping
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+            let (work, blocked_send) = self.has_dispatchable_work();
+            if !work {
+                let mut timeout = next_check.saturating_duration_since(Instant::now());
+                if blocked_send {
+                    // A long message waits for room in an inbox: the worker frees it
+                    // without sending us anything, so look again soon.
+                    timeout = timeout.min(Duration::from_micros(200));
+                }
+                let mut buf = std::mem::take(&mut self.buf);
+                match self
+                    .results
+                    .get_timeout(&mut buf, timeout.max(Duration::from_micros(100)))
+                {
+                    Ok(true) => self.handle_piece(&buf),
+                    Ok(false) => {}
+                    Err(e) => self.fatal(&e),
+                }
+                self.buf = buf;
+            }
+            self.shared
+                .sleeping
+                .store(false, std::sync::atomic::Ordering::SeqCst);
+            self.record();
+        }
+    }
+
+    /// How long to nap before collecting results, when that is short (fast tasks,
+    /// full windows); `None` when the pool thread should sleep on the queue instead.
+    fn nap(&self) -> Option<Duration> {
+        const MIN: f64 = 20_000.0;
+        const MAX: f64 = 200_000.0;
+        let now = Instant::now();
+        let mut nap = f64::MAX;
+        for w in &self.workers {
+            let Some(first) = w.assigned.front() else {
+                continue;
+            };
+            if w.life != Life::Alive || w.service_ns <= 0.0 || w.sent_chunks < w.assigned.len() {
+                return None;
+            }
+            // A worker silent for over 5 ms runs a slow chunk after all:
+            // polling for it would only burn CPU.
+            let since = now.saturating_duration_since(w.last_result.max(first.sent_at));
+            if since > Duration::from_millis(5) {
+                return None;
+            }
+            let half = (w.assigned.len() as f64 / 2.0).max(1.0) * w.service_ns;
+            nap = nap.min(half);
+        }
+        if nap > MAX {
+            return None;
+        }
+        Some(Duration::from_nanos(nap.max(MIN) as u64))
+    }
+
+    /// Whether the pool thread must act right now (checked under the lock), and
+    /// whether some chunk is only partly written into a full inbox.
+    fn has_dispatchable_work(&self) -> (bool, bool) {
+        let blocked = self
+            .workers
+            .iter()
+            .any(|w| w.life == Life::Alive && w.sent_chunks < w.assigned.len());
+        let s = self.shared.lock();
+        if s.terminate_requested {
+            return (true, blocked);
+        }
+        let room = self.workers.iter().any(|w| self.has_room(w));
+        (!s.pending.is_empty() && room, blocked)
+    }
+
+    fn has_room(&self, w: &Worker) -> bool {
+        w.life == Life::Alive
+            && !self.stopping
+            && w.assigned.len() < w.window
+            && self.cfg.max_tasks.map_or(true, |m| w.given < m)
+            && self.chunks_out() < self.results_cap
+    }
+
+    /// Chunks given to workers and not finished.
+    fn chunks_out(&self) -> usize {
+        self.workers.iter().map(|w| w.assigned.len()).sum()
+    }
+
+    /// Moves pending chunks into workers' inboxes; true if anything moved.
+    fn dispatch(&mut self) -> bool {
+        let mut progress = false;
+        // Continue chunks partly written into full inboxes.
+        for i in 0..self.workers.len() {
+            progress |= self.push_pieces(i);
+        }
+        // Hand out new chunks, least-loaded worker first.
+        let mut wants: Vec<(usize, usize)> = self
+            .workers
+            .iter()
+            .filter(|w| self.has_room(w))
+            .map(|w| {
+                let mut n = w.window - w.assigned.len();
+                if let Some(m) = self.cfg.max_tasks {
+                    n = n.min(m - w.given);
+                }
+                (w.index, n)
+            })
+            .collect();
+        if wants.is_empty() {
+            return progress;
+        }
+        wants.sort_by_key(|&(i, _)| self.workers[i].assigned.len());
+        let mut taken: Vec<(usize, Chunk)> = Vec::new();
+        {
+            let mut s = self.shared.lock();
+            // Round-robin one chunk at a time, so a short list spreads over workers.
+            let budget = self.results_cap.saturating_sub(self.chunks_out());
+            let mut left: usize = wants.iter().map(|w| w.1).sum::<usize>().min(budget);
+            while left > 0 && !s.pending.is_empty() {
+                for (i, n) in wants.iter_mut() {
+                    if left == 0 {
+                        break;
+                    }
+                    if *n == 0 {
+                        continue;
+                    }
+                    let Some(c) = s.pending.pop_front() else {
+                        break;
+                    };
+                    taken.push((*i, c));
+                    *n -= 1;
+                    left -= 1;
+                }
+            }
+        }
+        let now = Instant::now();
+        let mut touched = Vec::new();
+        for (i, chunk) in taken {
+            let w = &mut self.workers[i];
+            w.given += 1;
+            w.assigned.push_back(Assigned {
+                chunk,
+                sent_at: now,
+            });
+            if !touched.contains(&i) {
+                touched.push(i);
+            }
+            progress = true;
+        }
+        for i in touched {
+            self.push_pieces(i);
+        }
+        progress
+    }
+
+    /// Writes pieces of worker `i`'s unsent chunks into its inbox until all are in
+    /// or the inbox is full; true if anything was written.
+    fn push_pieces(&mut self, i: usize) -> bool {
+        let mut progress = false;
+        loop {
+            let w = &mut self.workers[i];
+            if w.life != Life::Alive {
+                return progress;
+            }
+            let Some(a) = w.assigned.get(w.sent_chunks) else {
+                return progress;
+            };
+            let body = &a.chunk.body;
+            let end = wire::piece(wire::TASK, 0, body, w.cursor, w.inbox.max(), &mut self.buf);
+            match w.inbox.try_put(&self.buf) {
+                Ok(true) => {
+                    progress = true;
+                    if end >= body.len() {
+                        w.sent_chunks += 1;
+                        w.cursor = 0;
+                    } else {
+                        w.cursor = end;
+                    }
+                }
+                Ok(false) => return progress,
+                Err(e) => {
+                    self.fatal(&e);
+                    return progress;
+                }
+            }
+        }
+    }
+
+    /// Takes up to `max` messages from the result queue without waiting.
+    fn drain(&mut self, max: usize) -> bool {
+        let mut any = false;
+        let mut buf = std::mem::take(&mut self.buf);
+        for _ in 0..max {
+            match self.results.try_get(&mut buf) {
+                Ok(true) => {
+                    any = true;
+                    self.handle_piece(&buf);
+                }
+                Ok(false) => break,
+                Err(e) => {
+                    self.fatal(&e);
+                    break;
+                }
+            }
+        }
+        self.buf = buf;
+        any
+    }
+
+    fn handle_piece(&mut self, piece: &[u8]) {
+        let Some(h) = FrameHeader::read(piece) else {
+            return;
+        };
+        if h.kind == wire::WAKE {
+            return;
+        }
+        let index = (h.sender >> 16) as usize;
+        let Some(w) = self.workers.get_mut(index) else {
+            return;
+        };
+        if w.sender() != h.sender || w.life == Life::Gone {
+            // From a previous incarnation, already accounted for.
+            return;
+        }
+        w.partial.extend_from_slice(&piece[HEADER_LEN..]);
+        if h.flags & wire::MORE != 0 {
+            return;
+        }
+        w.received += 1;
+        let body = std::mem::take(&mut w.partial);
+        match h.kind {
+            wire::RESULT => self.on_result(index, &body),
+            wire::INIT_FAILED => {
+                let msg = String::from_utf8_lossy(&body).into_owned();
+                let pid = w.pid;
+                self.break_pool(format!("the initializer panicked in worker {pid}: {msg}"));
+            }
+            _ => {}
+        }
+        // Keep the buffer's capacity for the next message.
+        let w = &mut self.workers[index];
+        if w.partial.is_empty() {
+            w.partial = body;
+            w.partial.clear();
+        }
+    }
+
+    fn on_result(&mut self, index: usize, body: &[u8]) {
+        let now = Instant::now();
+        let w = &mut self.workers[index];
+        let Some(id) = body
+            .get(..8)
+            .map(|b| u64::from_le_bytes(b.try_into().unwrap_or_default()))
+        else {
+            return;
+        };
+        let Some(pos) = w.assigned.iter().position(|a| a.chunk.id == id) else {
+            // Already failed (its worker was declared dead): ignore the late result.
+            return;
+        };
+        if pos >= w.sent_chunks {
+            // A result for a chunk we never finished writing: impossible unless the
+            // worker's messages are corrupt.
+            return;
+        }
+        let Some(a) = w.assigned.remove(pos) else {
+            return;
+        };
+        w.sent_chunks -= 1;
+        // Service time as the worker measured it (results reach us in batches, so
+        // arrival times say little); at least 100 ns for the queue round trip.
+        let sample = body
+            .get(8..16)
+            .map_or(0, |b| u64::from_le_bytes(b.try_into().unwrap_or_default()))
+            .max(100) as f64;
+        w.service_ns = if w.service_ns == 0.0 {
+            sample
+        } else {
+            0.8 * w.service_ns + 0.2 * sample
+        };
+        w.last_result = now;
+        let fit = WINDOW_TARGET.as_nanos() as f64 / w.service_ns.max(1.0);
+        w.window = (1 + fit as usize).clamp(1, MAX_WINDOW);
+        let outcome = match body.get(16..).and_then(Outcomes::parse) {
+            Some(items) => Outcome::Items(items),
+            None => Outcome::Failed(Failure::Corrupt(format!(
+                "malformed result message from worker {}",
+                w.pid
+            ))),
+        };
+        self.batch.push((a.chunk.job, a.chunk.index, outcome));
+    }
+
+    /// Records finished chunks in their jobs and wakes the waiters that care.
+    fn record(&mut self) {
+        if self.batch.is_empty() {
+            return;
+        }
+        let mut notify = false;
+        {
+            let mut s = self.shared.lock();
+            for (job, index, outcome) in self.batch.drain(..) {
+                let Some(j) = s.jobs.get_mut(&job) else {
+                    continue;
+                };
+                j.outstanding = j.outstanding.saturating_sub(1);
+                if j.abandoned {
+                    if j.outstanding == 0 {
+                        s.jobs.remove(&job);
+                    }
+                    continue;
+                }
+                j.outcomes.insert(index, outcome);
+                notify |= j.waiting && (!j.wait_all || j.outstanding == 0);
+            }
+        }
+        if notify {
+            self.shared.cond.notify_all();
+        }
+    }
+
+    /// Reaps workers that exited.
+    fn check_workers(&mut self) {
+        for w in &mut self.workers {
+            if w.life != Life::Alive {
+                continue;
+            }
+            match os::try_reap(w.pid) {
+                Ok(Some(code)) => w.life = Life::Dead(code),
+                Ok(None) => {}
+                // Reaped by someone else (waitpid(-1)): it is gone all the same.
+                Err(_) => w.life = Life::Dead(-1),
+            }
+        }
+    }
+
+    /// Settles dead workers once all they sent has been read; true if any settled.
+    fn finalize_deaths(&mut self) -> bool {
+        let mut any = false;
+        let slots = self.slots.clone();
+        for i in 0..self.workers.len() {
+            let Life::Dead(code) = self.workers[i].life else {
+                continue;
+            };
+            let slot = slots.get(i);
+            // SYNC(worker-sent): pairs with the worker's Release increment after each
+            // complete put; every counted message is in the queue.
+            let sent = slot.sent.load(Ordering::Acquire);
+            if self.workers[i].received < sent {
+                // Its last results are still in the queue: read them first.
+                self.drain(usize::MAX);
+                if self.workers[i].received < sent {
+                    continue;
+                }
+            }
+            any = true;
+            let running = slot.running.load(Ordering::Acquire);
+            let ready = slot.ready.load(Ordering::Acquire) != 0;
+            let w = &mut self.workers[i];
+            let pid = w.pid;
+            let mut requeue = Vec::new();
+            for a in w.assigned.drain(..) {
+                if running == a.chunk.id + 1 {
+                    self.batch.push((
+                        a.chunk.job,
+                        a.chunk.index,
+                        Outcome::Failed(Failure::WorkerDied(pid)),
+                    ));
+                } else {
+                    requeue.push(a.chunk);
+                }
+            }
+            w.sent_chunks = 0;
+            w.cursor = 0;
+            w.partial.clear();
+            // Stale task messages must not reach the replacement.
+            let mut scratch = Vec::new();
+            while let Ok(true) = w.inbox.try_get(&mut scratch) {}
+            w.life = Life::Gone;
+            if !requeue.is_empty() {
+                let mut s = self.shared.lock();
+                match s.broken.clone() {
+                    // Nobody will ever run them.
+                    Some(m) => {
+                        drop(s);
+                        for c in requeue {
+                            let why = Failure::Broken(m.clone());
+                            self.batch.push((c.job, c.index, Outcome::Failed(why)));
+                        }
+                    }
+                    None => {
+                        for c in requeue.into_iter().rev() {
+                            s.pending.push_front(c);
+                        }
+                    }
+                }
+            }
+            self.record();
+            let (broken, stopping) = {
+                let s = self.shared.lock();
+                (s.broken.is_some(), self.stopping)
+            };
+            if !ready && code != 0 {
+                self.startup_deaths += 1;
+                if self.startup_deaths >= MAX_STARTUP_DEATHS && !broken {
+                    self.break_pool(format!(
+                        "workers keep dying before they are ready (last exit code {code})"
+                    ));
+                }
+            } else if ready {
+                self.startup_deaths = 0;
+            }
+            let broken = self.shared.lock().broken.is_some();
+            if !broken && !stopping {
+                if let Err(e) = self.spawn(i) {
+                    if self.workers.iter().all(|w| w.life != Life::Alive) {
+                        self.break_pool(e.to_string());
+                    }
+                }
+            }
+        }
+        any
+    }
+
+    /// True when no chunk is pending, assigned, or being settled.
+    fn all_done(&self) -> bool {
+        let s = self.shared.lock();
+        s.pending.is_empty()
+            && self
+                .workers
+                .iter()
+                .all(|w| w.assigned.is_empty() && !matches!(w.life, Life::Dead(_)))
+    }
+
+    /// Sends STOP to every worker and reaps those that exited; true once all are gone.
+    fn stop_workers(&mut self) -> bool {
+        self.stopping = true;
+        let mut buf = Vec::new();
+        for w in &mut self.workers {
+            if w.life == Life::Alive && !w.stop_sent {
+                wire::piece(wire::STOP, 0, &[], 0, w.inbox.max(), &mut buf);
+                if let Ok(true) = w.inbox.try_put(&buf) {
+                    w.stop_sent = true;
+                }
+            }
+        }
+        for w in &mut self.workers {
+            if w.life == Life::Alive {
+                match os::try_reap(w.pid) {
+                    Ok(Some(_)) | Err(_) => w.life = Life::Gone,
+                    Ok(None) => {}
+                }
+            } else if matches!(w.life, Life::Dead(_)) {
+                w.life = Life::Gone;
+            }
+        }
+        let done = self.workers.iter().all(|w| w.life != Life::Alive);
+        if !done {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        done
+    }
+
+    /// SIGKILLs and reaps every worker.
+    fn kill_all(&mut self) {
+        for w in &mut self.workers {
+            if w.life == Life::Alive {
+                let _ = os::signal(w.pid, libc::SIGKILL);
+            }
+        }
+        for w in &mut self.workers {
+            if w.life == Life::Alive {
+                let _ = os::wait_exited(w.pid);
+                let _ = os::try_reap(w.pid);
+            }
+            w.life = Life::Gone;
+        }
+    }
+
+    /// No worker can ever run anything: fail all pending work and refuse new work.
+    fn break_pool(&mut self, msg: String) {
+        let mut s = self.shared.lock();
+        if s.broken.is_none() {
+            s.broken = Some(msg.clone());
+        }
+        let pending: Vec<Chunk> = s.pending.drain(..).collect();
+        drop(s);
+        for c in pending {
+            self.batch.push((
+                c.job,
+                c.index,
+                Outcome::Failed(Failure::Broken(msg.clone())),
+            ));
+        }
+        self.record();
+    }
+
+    /// A queue failed (corrupted): stop everything rather than guess.
+    fn fatal(&mut self, e: &Error) {
+        let msg = format!("a pool queue failed: {e}");
+        self.break_pool(msg.clone());
+        self.kill_all();
+        for w in &mut self.workers {
+            for a in w.assigned.drain(..) {
+                let why = Failure::Broken(msg.clone());
+                self.batch
+                    .push((a.chunk.job, a.chunk.index, Outcome::Failed(why)));
+            }
+            w.sent_chunks = 0;
+            w.cursor = 0;
+        }
+        self.record();
+    }
+
+    /// Fails everything unfinished with `why` and marks the pool finished.
+    fn finish(&mut self, why: Failure) {
+        for w in &mut self.workers {
+            for a in w.assigned.drain(..) {
+                self.batch
+                    .push((a.chunk.job, a.chunk.index, Outcome::Failed(why.clone())));
+            }
+        }
+        let pending: Vec<Chunk> = self.shared.lock().pending.drain(..).collect();
+        for c in pending {
+            self.batch
+                .push((c.job, c.index, Outcome::Failed(why.clone())));
+        }
+        self.record();
+        let mut s = self.shared.lock();
+        s.finished = true;
+        s.pids.clear();
+        // Jobs whose waiters are gone can go; others keep their outcomes for readers.
+        drop(s);
+        self.shared.cond.notify_all();
+    }
+}

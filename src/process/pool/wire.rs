@@ -1,0 +1,396 @@
+//! What travels through the pool's queues, and the type-erased task runners.
+//!
+//! Every queue message starts with a [`FrameHeader`]. A logical message longer than
+//! the queue's maximum message length is cut into pieces, each with its own header;
+//! all but the last carry [`MORE`]. Pieces of one sender arrive in order (a sender
+//! writes one logical message at a time), so the receiver appends them per sender.
+//!
+//! | kind           | direction       | body                                              |
+//! |----------------|-----------------|---------------------------------------------------|
+//! | [`TASK`]       | pool → worker   | chunk id u64, runner u64, fn u64, items           |
+//! | [`STOP`]       | pool → worker   | (empty): exit cleanly                             |
+//! | [`RESULT`]     | worker → pool   | chunk id u64, service time ns u64, outcomes       |
+//! | [`INIT_FAILED`]| worker → pool   | the initializer's panic message (UTF-8)           |
+//! | [`WAKE`]       | user → pool     | (empty): new work or a request is waiting         |
+//!
+//! `items` is a sequence of `len u32` + postcard bytes; `outcomes` a sequence of
+//! `tag u8` ([`OK`] / [`PANICKED`] / [`BAD_INPUT`]) + `len u32` + bytes (postcard
+//! bytes of the result, or a UTF-8 message). All integers are little-endian.
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::cell::RefCell;
+
+pub(super) const TASK: u8 = 1;
+pub(super) const STOP: u8 = 2;
+pub(super) const RESULT: u8 = 3;
+pub(super) const INIT_FAILED: u8 = 4;
+pub(super) const WAKE: u8 = 5;
+
+/// Flag: more pieces of this logical message follow.
+pub(super) const MORE: u8 = 1;
+
+/// Outcome tags.
+pub(super) const OK: u8 = 0;
+pub(super) const PANICKED: u8 = 1;
+pub(super) const BAD_INPUT: u8 = 2;
+
+/// Sender id of user threads posting [`WAKE`].
+pub(super) const SENDER_USER: u32 = u32::MAX;
+
+/// The header in front of every piece.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct FrameHeader {
+    pub flags: u8,
+    pub kind: u8,
+    /// Who wrote it: `(worker index << 16) | incarnation` for workers, 0 for the pool.
+    pub sender: u32,
+}
+
+pub(super) const HEADER_LEN: usize = 8;
+
+impl FrameHeader {
+    pub fn write(self, out: &mut [u8]) {
+        out[0] = self.flags;
+        out[1] = self.kind;
+        out[2..4].fill(0);
+        out[4..8].copy_from_slice(&self.sender.to_le_bytes());
+    }
+
+    pub fn read(b: &[u8]) -> Option<FrameHeader> {
+        if b.len() < HEADER_LEN {
+            return None;
+        }
+        Some(FrameHeader {
+            flags: b[0],
+            kind: b[1],
+            sender: u32::from_le_bytes([b[4], b[5], b[6], b[7]]),
+        })
+    }
+}
+
+/// The sender id of incarnation `gen` of worker `index`.
+pub(super) fn worker_sender(index: usize, gen: u32) -> u32 {
+    ((index as u32) << 16) | (gen & 0xffff)
+}
+
+/// Writes into `buf` (cleared first) the piece of `body` that starts at `at`, for a
+/// queue whose messages hold at most `max` bytes; returns where the next piece
+/// starts. The last piece (no [`MORE`] flag) ends at `body.len()`; an empty body is
+/// one empty piece.
+pub(super) fn piece(
+    kind: u8,
+    sender: u32,
+    body: &[u8],
+    at: usize,
+    max: usize,
+    buf: &mut Vec<u8>,
+) -> usize {
+    let max_body = max.saturating_sub(HEADER_LEN).max(1);
+    let end = (at + max_body).min(body.len());
+    buf.clear();
+    buf.resize(HEADER_LEN, 0);
+    FrameHeader {
+        flags: if end < body.len() { MORE } else { 0 },
+        kind,
+        sender,
+    }
+    .write(buf);
+    buf.extend_from_slice(&body[at..end]);
+    end
+}
+
+/// Lets postcard append to a borrowed buffer.
+struct Appender<'a>(&'a mut Vec<u8>);
+
+impl Extend<u8> for Appender<'_> {
+    fn extend<I: IntoIterator<Item = u8>>(&mut self, iter: I) {
+        self.0.extend(iter)
+    }
+}
+
+/// Appends `len u32` + the postcard bytes of `value` to `out`.
+pub(super) fn push_item<T: Serialize>(out: &mut Vec<u8>, value: &T) -> Result<(), String> {
+    let at = out.len();
+    out.extend_from_slice(&[0; 4]);
+    if let Err(e) = postcard::to_extend(value, Appender(out)) {
+        out.truncate(at);
+        return Err(format!("could not serialize a pool argument: {e}"));
+    }
+    let len = u32::try_from(out.len() - at - 4)
+        .map_err(|_| "a pool argument is larger than 4 GiB".to_owned())?;
+    out[at..at + 4].copy_from_slice(&len.to_le_bytes());
+    Ok(())
+}
+
+/// Iterates over a sequence of `len u32` + bytes; yields `None` once on malformed
+/// input, then stops.
+pub(super) fn items(b: &[u8]) -> impl Iterator<Item = Option<&[u8]>> {
+    let mut rest = Some(b);
+    std::iter::from_fn(move || {
+        let b = rest?;
+        if b.is_empty() {
+            rest = None;
+            return None;
+        }
+        let item = b
+            .get(..4)
+            .and_then(|l| l.try_into().ok())
+            .map(|l| u32::from_le_bytes(l) as usize)
+            .and_then(|len| b.get(4..4 + len));
+        rest = item.map(|i| &b[4 + i.len()..]);
+        Some(item)
+    })
+}
+
+/// One item's outcome as the worker reported it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Item<'a> {
+    /// postcard bytes of the result.
+    Ok(&'a [u8]),
+    /// The function panicked (or the argument could not be decoded): the message.
+    Failed(&'a [u8]),
+}
+
+/// The outcomes of one chunk: `tag u8` + `len u32` + bytes per item, validated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Outcomes(Vec<u8>);
+
+impl Outcomes {
+    /// Validates the outcomes part of a RESULT body. `None` on malformed input.
+    pub fn parse(b: &[u8]) -> Option<Outcomes> {
+        let mut rest = b;
+        while !rest.is_empty() {
+            let tag = rest[0];
+            let len = u32::from_le_bytes(rest.get(1..5)?.try_into().ok()?) as usize;
+            if !matches!(tag, OK | PANICKED | BAD_INPUT) || rest.len() < 5 + len {
+                return None;
+            }
+            rest = &rest[5 + len..];
+        }
+        Some(Outcomes(b.to_vec()))
+    }
+
+    /// `n` failures with the same message.
+    pub fn failed(msg: &str, n: usize) -> Outcomes {
+        let mut b = Vec::new();
+        for _ in 0..n {
+            push_outcome(&mut b, PANICKED, msg.as_bytes());
+        }
+        Outcomes(b)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = Item<'_>> {
+        let mut rest = &self.0[..];
+        std::iter::from_fn(move || {
+            if rest.len() < 5 {
+                return None;
+            }
+            let len = u32::from_le_bytes([rest[1], rest[2], rest[3], rest[4]]) as usize;
+            let bytes = rest.get(5..5 + len)?;
+            let item = if rest[0] == OK {
+                Item::Ok(bytes)
+            } else {
+                Item::Failed(bytes)
+            };
+            rest = &rest[5 + len..];
+            Some(item)
+        })
+    }
+}
+
+fn push_outcome(out: &mut Vec<u8>, tag: u8, bytes: &[u8]) {
+    out.push(tag);
+    out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+    out.extend_from_slice(bytes);
+}
+
+/// Appends an OK outcome with the postcard bytes of `r` (or a failure if `r` cannot
+/// be serialized).
+fn push_result<R: Serialize>(out: &mut Vec<u8>, r: &R) {
+    let at = out.len();
+    out.push(OK);
+    out.extend_from_slice(&[0; 4]);
+    match postcard::to_extend(r, Appender(out)) {
+        Ok(_) => {
+            let len = (out.len() - at - 5) as u32;
+            out[at + 1..at + 5].copy_from_slice(&len.to_le_bytes());
+        }
+        Err(e) => {
+            out.truncate(at);
+            let msg = format!("could not serialize the result: {e}");
+            push_outcome(out, PANICKED, msg.as_bytes());
+        }
+    }
+}
+
+/// A type-erased task runner: decodes each item of `input`, calls the function whose
+/// address is `f`, and appends one outcome per item to `out`.
+///
+/// # Safety
+/// `f` must be the address of a function of exactly the type the runner was
+/// instantiated for (the pool sends each runner together with such a function).
+pub(super) type Runner = unsafe fn(f: usize, input: &[u8], out: &mut Vec<u8>);
+
+thread_local! {
+    /// The last panic's message, captured by the worker's panic hook.
+    pub(super) static LAST_PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Runs `call` on every item, catching panics per item.
+fn run_items<A: DeserializeOwned>(
+    input: &[u8],
+    out: &mut Vec<u8>,
+    mut call: impl FnMut(A, &mut Vec<u8>),
+) {
+    for item in items(input) {
+        let Some(item) = item else {
+            push_outcome(out, BAD_INPUT, b"malformed task message");
+            return;
+        };
+        let arg: A = match postcard::from_bytes(item) {
+            Ok(a) => a,
+            Err(e) => {
+                let msg = format!(
+                    "could not decode the argument as {}: {e}",
+                    std::any::type_name::<A>()
+                );
+                push_outcome(out, BAD_INPUT, msg.as_bytes());
+                continue;
+            }
+        };
+        let before = out.len();
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| call(arg, out)));
+        if r.is_err() {
+            out.truncate(before.min(out.len()));
+            let msg = LAST_PANIC
+                .with(|p| p.borrow_mut().take())
+                .unwrap_or_else(|| "the task panicked".to_owned());
+            push_outcome(out, PANICKED, msg.as_bytes());
+        }
+    }
+}
+
+/// Runner for `fn(A) -> R`.
+///
+/// # Safety
+/// `f` is the address of a `fn(A) -> R`.
+pub(super) unsafe fn run_unary<A: DeserializeOwned, R: Serialize>(
+    f: usize,
+    input: &[u8],
+    out: &mut Vec<u8>,
+) {
+    // SAFETY: per the contract, `f` came from a `fn(A) -> R` of this very binary.
+    let f = unsafe { std::mem::transmute::<usize, fn(A) -> R>(f) };
+    run_items::<A>(input, out, |a, out| {
+        let r = f(a);
+        push_result(out, &r);
+    });
+}
+
+/// Runner for `fn(A, B) -> R` over `(A, B)` items (`starmap`).
+///
+/// # Safety
+/// `f` is the address of a `fn(A, B) -> R`.
+pub(super) unsafe fn run_binary<A: DeserializeOwned, B: DeserializeOwned, R: Serialize>(
+    f: usize,
+    input: &[u8],
+    out: &mut Vec<u8>,
+) {
+    // SAFETY: per the contract.
+    let f = unsafe { std::mem::transmute::<usize, fn(A, B) -> R>(f) };
+    run_items::<(A, B)>(input, out, |(a, b), out| {
+        let r = f(a, b);
+        push_result(out, &r);
+    });
+}
+
+/// Runner for `fn(A, B, C) -> R` over `(A, B, C)` items (`starmap3`).
+///
+/// # Safety
+/// `f` is the address of a `fn(A, B, C) -> R`.
+pub(super) unsafe fn run_ternary<A, B, C, R>(f: usize, input: &[u8], out: &mut Vec<u8>)
+where
+    A: DeserializeOwned,
+    B: DeserializeOwned,
+    C: DeserializeOwned,
+    R: Serialize,
+{
+    // SAFETY: per the contract.
+    let f = unsafe { std::mem::transmute::<usize, fn(A, B, C) -> R>(f) };
+    run_items::<(A, B, C)>(input, out, |(a, b, c), out| {
+        let r = f(a, b, c);
+        push_result(out, &r);
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pieces_cover_the_body_exactly() {
+        let body: Vec<u8> = (0..=255).cycle().take(1000).collect();
+        for max in [HEADER_LEN + 1, 64, 999, 1008, 1009, 4096] {
+            let mut buf = Vec::new();
+            let mut got = Vec::new();
+            let mut at = 0;
+            loop {
+                at = piece(TASK, 7, &body, at, max, &mut buf);
+                assert!(buf.len() <= max);
+                let h = FrameHeader::read(&buf).unwrap();
+                assert_eq!((h.kind, h.sender), (TASK, 7));
+                got.extend_from_slice(&buf[HEADER_LEN..]);
+                assert_eq!(h.flags & MORE != 0, at < body.len());
+                if h.flags & MORE == 0 {
+                    break;
+                }
+            }
+            assert_eq!(got, body, "max {max}");
+        }
+        // An empty body is one empty piece.
+        let mut buf = Vec::new();
+        assert_eq!(piece(STOP, 0, &[], 0, 64, &mut buf), 0);
+        assert_eq!(buf.len(), HEADER_LEN);
+        assert_eq!(FrameHeader::read(&buf).unwrap().flags, 0);
+    }
+
+    #[test]
+    fn items_round_trip_and_reject_garbage() {
+        let mut b = Vec::new();
+        push_item(&mut b, &5u32).unwrap();
+        push_item(&mut b, &"hello".to_owned()).unwrap();
+        let all: Vec<_> = items(&b).collect();
+        assert_eq!(all.len(), 2);
+        assert_eq!(postcard::from_bytes::<u32>(all[0].unwrap()).unwrap(), 5);
+        assert_eq!(items(&[9, 0, 0, 0, 1]).collect::<Vec<_>>(), [None]);
+        assert!(Outcomes::parse(&[7, 0, 0, 0, 0]).is_none());
+        assert!(Outcomes::parse(&[0, 9, 0, 0, 0, 1]).is_none());
+        assert_eq!(Outcomes::failed("x", 3).iter().count(), 3);
+    }
+
+    fn square(x: u64) -> u64 {
+        x * x
+    }
+
+    #[test]
+    fn unary_runner_calls_the_function_per_item() {
+        let mut input = Vec::new();
+        for x in [1u64, 2, 3] {
+            push_item(&mut input, &x).unwrap();
+        }
+        let mut out = Vec::new();
+        let f: fn(u64) -> u64 = square;
+        // SAFETY: `f` is a fn(u64) -> u64.
+        unsafe { run_unary::<u64, u64>(f as usize, &input, &mut out) };
+        let got: Vec<u64> = Outcomes::parse(&out)
+            .unwrap()
+            .iter()
+            .map(|o| match o {
+                Item::Ok(b) => postcard::from_bytes(b).unwrap(),
+                Item::Failed(m) => panic!("{}", String::from_utf8_lossy(m)),
+            })
+            .collect();
+        assert_eq!(got, [1, 4, 9]);
+    }
+}

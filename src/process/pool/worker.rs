@@ -1,0 +1,166 @@
+//! A pool worker: a forked child that runs chunks from its inbox until told to stop.
+
+use super::chan::Chan;
+use super::core::Slots;
+use super::wire::{self, FrameHeader, Runner, HEADER_LEN};
+use crate::sync::atomic::Ordering;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Once};
+
+/// Everything a worker needs, moved into the child by `fork`.
+pub(super) struct WorkerCtx {
+    pub sender: u32,
+    pub inbox: Chan,
+    pub results: Chan,
+    pub slots: Slots,
+    pub index: usize,
+    pub initializer: Option<Arc<dyn Fn() + Send + Sync>>,
+    pub max_tasks: Option<usize>,
+}
+
+/// Polls of an empty inbox before the worker sleeps.
+const INBOX_SPIN: u32 = 200;
+
+/// Exit code of a worker whose queue failed.
+const QUEUE_FAILED: i32 = 2;
+/// Exit code of a worker whose initializer panicked.
+const INIT_FAILED: i32 = 3;
+
+/// Sends one logical message (in pieces if it is long), waiting for room.
+fn send(ctx: &WorkerCtx, kind: u8, body: &[u8], buf: &mut Vec<u8>) -> crate::Result<()> {
+    let mut at = 0;
+    loop {
+        at = wire::piece(kind, ctx.sender, body, at, ctx.results.max(), buf);
+        ctx.results.put(buf)?;
+        if at >= body.len() {
+            break;
+        }
+    }
+    // SYNC(worker-sent): the message is entirely in the queue before it is counted.
+    ctx.slots
+        .get(ctx.index)
+        .sent
+        .fetch_add(1, Ordering::Release);
+    Ok(())
+}
+
+/// Receives one logical message into `msg`; returns its kind.
+fn recv(ctx: &WorkerCtx, piece: &mut Vec<u8>, msg: &mut Vec<u8>) -> crate::Result<u8> {
+    msg.clear();
+    loop {
+        ctx.inbox.get(piece)?;
+        let Some(h) = FrameHeader::read(piece) else {
+            return Err(crate::Error::corrupt(
+                "",
+                "a pool task message is too short",
+            ));
+        };
+        msg.extend_from_slice(&piece[HEADER_LEN..]);
+        if h.flags & wire::MORE == 0 {
+            return Ok(h.kind);
+        }
+    }
+}
+
+/// True in a pool worker: the panic hook captures messages instead of printing them.
+static IN_WORKER: AtomicBool = AtomicBool::new(false);
+
+/// Installs (once per process, from `Pool::new`, never in a forked worker) a panic
+/// hook that, in pool workers only, captures the message for the task's outcome
+/// instead of printing it (the caller gets it as `TaskFailed`, as Python re-raises
+/// a task's exception); elsewhere it calls the hook that was installed before.
+///
+/// It must be installed *before* the workers are forked: `set_hook` in a forked child
+/// could wait forever on the hook's lock if another thread of the parent was
+/// panicking at the instant of the fork.
+pub(super) fn install_panic_hook() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !IN_WORKER.load(std::sync::atomic::Ordering::Relaxed) {
+                return previous(info);
+            }
+            let payload = info.payload();
+            let what = payload
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "Box<dyn Any>".to_owned());
+            let msg = match info.location() {
+                Some(l) => format!(
+                    "panicked at {}:{}:{}: {what}",
+                    l.file(),
+                    l.line(),
+                    l.column()
+                ),
+                None => format!("panicked: {what}"),
+            };
+            wire::LAST_PANIC.with(|p| *p.borrow_mut() = Some(msg));
+        }));
+    });
+}
+
+/// The worker's life; returns its exit code.
+pub(super) fn main(mut ctx: WorkerCtx) -> i32 {
+    IN_WORKER.store(true, std::sync::atomic::Ordering::Relaxed);
+    // Spin only briefly on an empty inbox: the pool thread that fills it needs the
+    // CPU more than we do (there are usually as many workers as CPUs).
+    ctx.inbox = ctx.inbox.with_spin(Some(INBOX_SPIN));
+    let slot = ctx.slots.get(ctx.index);
+    let mut buf = Vec::new();
+    if let Some(init) = &ctx.initializer {
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| init())).is_err() {
+            let msg = wire::LAST_PANIC
+                .with(|p| p.borrow_mut().take())
+                .unwrap_or_else(|| "the initializer panicked".to_owned());
+            let _ = send(&ctx, wire::INIT_FAILED, msg.as_bytes(), &mut buf);
+            return INIT_FAILED;
+        }
+    }
+    slot.ready.store(1, Ordering::Release);
+    let mut piece = Vec::new();
+    let mut msg = Vec::new();
+    let mut out = Vec::new();
+    let mut done = 0usize;
+    loop {
+        let kind = match recv(&ctx, &mut piece, &mut msg) {
+            Ok(k) => k,
+            Err(_) => return QUEUE_FAILED,
+        };
+        let started = std::time::Instant::now();
+        if kind == wire::STOP {
+            return 0;
+        }
+        if kind != wire::TASK || msg.len() < 24 {
+            return QUEUE_FAILED;
+        }
+        let word =
+            |i: usize| u64::from_le_bytes(msg[i * 8..i * 8 + 8].try_into().unwrap_or_default());
+        let (id, runner, f) = (word(0), word(1), word(2));
+        // SYNC(worker-running): the pool reads this after reaping us (fork/wait order it).
+        slot.running.store(id.wrapping_add(1), Ordering::Release);
+        out.clear();
+        out.extend_from_slice(&id.to_le_bytes());
+        out.extend_from_slice(&[0; 8]); // the service time, filled in below
+                                        // SAFETY: the inbox is private to this pool (an unlinked queue that only the
+                                        // pool's own process and its forks map), and the pool writes `runner`
+                                        // together with a function of exactly the type that runner was
+                                        // instantiated for, both addresses in this very binary (we are a fork of it).
+        unsafe {
+            let runner = std::mem::transmute::<usize, Runner>(runner as usize);
+            runner(f as usize, &msg[24..], &mut out);
+        }
+        // How long the chunk took here: the pool sizes our window from it.
+        let service = started.elapsed().as_nanos().min(u128::from(u64::MAX)) as u64;
+        out[8..16].copy_from_slice(&service.to_le_bytes());
+        if send(&ctx, wire::RESULT, &out, &mut buf).is_err() {
+            return QUEUE_FAILED;
+        }
+        slot.running.store(0, Ordering::Release);
+        done += 1;
+        if ctx.max_tasks.is_some_and(|m| done >= m) {
+            return 0;
+        }
+    }
+}

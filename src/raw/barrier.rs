@@ -1,0 +1,450 @@
+//! `RawBarrier`: a reusable barrier for a fixed number of parties, as Python's
+//! `Barrier`, that breaks instead of hanging when a party dies.
+//!
+//! One futex word holds the whole state (see [`RawBarrier`]'s `word`): every
+//! arrival is one CAS, the last arrival of a generation bumps the generation and
+//! wakes everyone. A generation ends either *released* (all parties arrived) or
+//! *broken* (`abort`, a timeout, a dead party — then `reset` starts the next one);
+//! the word keeps the outcome of the last 8 generations, so a waiter that wakes late
+//! still learns how *its* generation ended.
+//!
+//! ## Dead parties
+//! Before it arrives, a party records its [`Identity`] in a free slot of a small
+//! table, and clears it when it leaves. Waiters probe the liveness of the recorded
+//! parties at their probe interval (a few per probe, round-robin from a shared
+//! cursor); a dead one breaks the current generation (and its slot is reclaimed).
+//! So a party that dies anywhere between entering `wait` and leaving it breaks the
+//! barrier within about one probe interval. A party that dies *before* calling
+//! `wait` cannot be told from a slow one: use a timeout for that.
+//!
+//! Orderings: arrivals are AcqRel RMWs on the word and waiters read it with Acquire
+//! (`SYNC(barrier)`): everything every party wrote before `wait` is visible to every
+//! party after it. Sleeping is the Dekker handshake `SYNC(barrier-sleep)` (SeqCst).
+
+use super::lock::{spin_until, Probes};
+use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use crate::sync::{futex_wait, futex_wake_all, owner_is_dead, Deadline, Identity};
+use crate::sys::clock::expired;
+use core::time::Duration;
+
+/// The most parties a barrier may have.
+#[cfg(not(loom))]
+pub const MAX_PARTIES: u32 = 64;
+/// The most parties a barrier may have (small under loom, to keep models small).
+#[cfg(loom)]
+pub const MAX_PARTIES: u32 = 3;
+/// Identity slots: room for a full generation waiting plus one that has not left yet.
+const SLOTS: usize = 2 * MAX_PARTIES as usize;
+/// Liveness checks per probe.
+const CHECKS_PER_PROBE: usize = 2;
+
+const BROKEN: u32 = 1;
+const COUNT_SHIFT: u32 = 1;
+const COUNT_MASK: u32 = 0x7f << COUNT_SHIFT;
+const HISTORY_SHIFT: u32 = 8;
+const HISTORY_MASK: u32 = 0xff << HISTORY_SHIFT;
+const GEN_SHIFT: u32 = 16;
+/// How many past outcomes the word remembers.
+const HISTORY_LEN: u32 = 8;
+
+#[inline]
+fn is_broken(w: u32) -> bool {
+    w & BROKEN != 0
+}
+#[inline]
+fn count(w: u32) -> u32 {
+    (w & COUNT_MASK) >> COUNT_SHIFT
+}
+#[inline]
+fn generation(w: u32) -> u32 {
+    w >> GEN_SHIFT
+}
+#[inline]
+fn history(w: u32) -> u32 {
+    (w & HISTORY_MASK) >> HISTORY_SHIFT
+}
+/// The word that starts the generation after `w`'s, recording how `w`'s ended.
+#[inline]
+fn next_generation(w: u32, broken: bool) -> u32 {
+    let hist = ((history(w) << 1) | u32::from(broken)) & 0xff;
+    (generation(w).wrapping_add(1) << GEN_SHIFT) | (hist << HISTORY_SHIFT)
+}
+
+/// Why a barrier wait failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BarrierError {
+    /// The generation was broken (abort, reset, a timeout, a dead party).
+    Broken,
+    /// The word holds an arrival count at or beyond the party count.
+    Corrupt,
+}
+
+/// A party that arrived and has not left yet (see [`RawBarrier::arrive`]).
+#[derive(Debug)]
+#[must_use = "an arrival must be finished with RawBarrier::finish"]
+pub struct Arrival {
+    generation: u32,
+    index: u32,
+    slot: Option<usize>,
+    me: Identity,
+    /// True for the last party: it released the generation and is done.
+    released: bool,
+}
+
+impl Arrival {
+    /// The arrival index, `0..parties` (the last to arrive gets `parties - 1`).
+    pub fn index(&self) -> u32 {
+        self.index
+    }
+}
+
+/// A barrier's shared state.
+#[repr(C)]
+#[derive(Debug)]
+pub struct RawBarrier {
+    /// | bits   | meaning                                                        |
+    /// |--------|----------------------------------------------------------------|
+    /// | 0      | `BROKEN`: the current generation is broken                     |
+    /// | 1..8   | parties arrived in the current generation                      |
+    /// | 8..16  | history: bit k set = generation `current − 1 − k` was broken   |
+    /// | 16..32 | generation                                                     |
+    word: AtomicU32,
+    /// Threads that may be asleep on `word` (a hint: too high only costs a syscall).
+    sleepers: AtomicU32,
+    /// Where the next liveness check starts (a hint).
+    cursor: AtomicU32,
+    /// How many polls recent waits needed (a hint for adaptive spinning).
+    spin: AtomicU32,
+    /// [`Identity::info`] of each thread inside `wait`; 0 = free.
+    slots: [AtomicU64; SLOTS],
+}
+
+// SAFETY: repr(C), atomics and integers; all-zero = generation 0, nobody arrived, no
+// slot taken; no pointers; align 8.
+unsafe impl super::SharedState for RawBarrier {}
+
+impl Default for RawBarrier {
+    fn default() -> Self {
+        RawBarrier::new()
+    }
+}
+
+impl RawBarrier {
+    /// A fresh barrier (the same as all-zero bytes).
+    #[cfg(not(loom))]
+    pub const fn new() -> RawBarrier {
+        RawBarrier {
+            word: AtomicU32::new(0),
+            sleepers: AtomicU32::new(0),
+            cursor: AtomicU32::new(0),
+            spin: AtomicU32::new(0),
+            slots: [const { AtomicU64::new(0) }; SLOTS],
+        }
+    }
+    /// A fresh barrier (the same as all-zero bytes).
+    #[cfg(loom)]
+    pub fn new() -> RawBarrier {
+        RawBarrier {
+            word: AtomicU32::new(0),
+            sleepers: AtomicU32::new(0),
+            cursor: AtomicU32::new(0),
+            spin: AtomicU32::new(0),
+            slots: core::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+
+    /// Waits until `parties` parties (`1..=MAX_PARTIES`) have called `wait`; returns
+    /// the caller's arrival index. At `deadline` the caller breaks the barrier and
+    /// gets `Err(Broken)`, as does everyone waiting with it.
+    pub fn wait(
+        &self,
+        me: Identity,
+        parties: u32,
+        deadline: Deadline,
+        probe: Duration,
+    ) -> Result<u32, BarrierError> {
+        let a = self.arrive(me, parties)?;
+        self.finish(a, deadline, probe)
+    }
+
+    /// First half of [`wait`](Self::wait): registers the caller and counts it in.
+    pub fn arrive(&self, me: Identity, parties: u32) -> Result<Arrival, BarrierError> {
+        if parties == 0 || parties > MAX_PARTIES {
+            return Err(BarrierError::Corrupt);
+        }
+        // SYNC(barrier)
+        if is_broken(self.word.load(Ordering::Acquire)) {
+            return Err(BarrierError::Broken);
+        }
+        let slot = self.claim_slot(me);
+        let mut w = self.word.load(Ordering::Relaxed);
+        loop {
+            if is_broken(w) {
+                self.free_slot(slot, me);
+                return Err(BarrierError::Broken);
+            }
+            let c = count(w);
+            if c >= parties {
+                self.free_slot(slot, me);
+                return Err(BarrierError::Corrupt);
+            }
+            let last = c + 1 == parties;
+            let next = if last {
+                next_generation(w, false)
+            } else {
+                w + (1 << COUNT_SHIFT)
+            };
+            // SYNC(barrier): Release publishes our writes; Acquire (for the last party)
+            // collects everyone's.
+            // SYNC(barrier-sleep): SeqCst, before the load of `sleepers` below.
+            match self
+                .word
+                .compare_exchange_weak(w, next, Ordering::SeqCst, Ordering::Relaxed)
+            {
+                Ok(_) => {
+                    if last {
+                        self.free_slot(slot, me);
+                        self.wake_all();
+                    }
+                    return Ok(Arrival {
+                        generation: generation(w),
+                        index: c,
+                        slot,
+                        me,
+                        released: last,
+                    });
+                }
+                Err(x) => w = x,
+            }
+        }
+    }
+
+    /// Second half of [`wait`](Self::wait): waits for the arrival's generation to end.
+    pub fn finish(
+        &self,
+        a: Arrival,
+        deadline: Deadline,
+        probe: Duration,
+    ) -> Result<u32, BarrierError> {
+        if a.released {
+            return Ok(a.index);
+        }
+        spin_until(&self.spin, || {
+            self.outcome(&a, self.word.load(Ordering::Relaxed))
+                .is_some()
+        });
+        let mut probes = Probes::new(probe);
+        loop {
+            // SYNC(barrier)
+            let w = self.word.load(Ordering::Acquire);
+            if let Some(result) = self.outcome(&a, w) {
+                self.free_slot(a.slot, a.me);
+                return result;
+            }
+            // SYNC(barrier-sleep): announce ourselves, then the kernel re-checks the word.
+            self.sleepers.fetch_add(1, Ordering::SeqCst);
+            let r = futex_wait(&self.word, w, Some(probes.next_wake(deadline)));
+            let _ = self
+                .sleepers
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |s| s.checked_sub(1));
+            if probes.due(r, deadline) {
+                let w = self.word.load(Ordering::Acquire);
+                if self.outcome(&a, w).is_some() {
+                    continue;
+                }
+                if expired(deadline) || self.found_dead_party(a.me) {
+                    self.break_generation(a.generation);
+                }
+            }
+        }
+    }
+
+    /// How `a`'s generation ended, judging by `w`; None while it goes on.
+    fn outcome(&self, a: &Arrival, w: u32) -> Option<Result<u32, BarrierError>> {
+        if generation(w) == a.generation {
+            return is_broken(w).then_some(Err(BarrierError::Broken));
+        }
+        // Generations since ours ended (1 = ours was the last to end).
+        let ago = generation(w).wrapping_sub(a.generation) & 0xffff;
+        let broken = ago <= HISTORY_LEN && history(w) & (1 << (ago - 1)) != 0;
+        Some(if broken {
+            Err(BarrierError::Broken)
+        } else {
+            Ok(a.index)
+        })
+    }
+
+    /// Breaks generation `g` if it is still current and not broken yet.
+    fn break_generation(&self, g: u32) {
+        let mut w = self.word.load(Ordering::Relaxed);
+        loop {
+            if generation(w) != g || is_broken(w) {
+                return;
+            }
+            // SYNC(barrier-sleep): SeqCst, before the load of `sleepers`.
+            match self.word.compare_exchange_weak(
+                w,
+                w | BROKEN,
+                Ordering::SeqCst,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => break,
+                Err(x) => w = x,
+            }
+        }
+        self.wake_all();
+    }
+
+    fn wake_all(&self) {
+        // SYNC(barrier-sleep)
+        if self.sleepers.load(Ordering::SeqCst) != 0 {
+            futex_wake_all(&self.word);
+        }
+    }
+
+    /// Breaks the current generation: every waiter, and every later arrival until
+    /// [`reset`](Self::reset), gets `Err(Broken)`.
+    pub fn abort(&self) {
+        let mut w = self.word.load(Ordering::Relaxed);
+        loop {
+            if is_broken(w) {
+                return;
+            }
+            // SYNC(barrier-sleep): SeqCst, before the load of `sleepers`.
+            match self.word.compare_exchange_weak(
+                w,
+                w | BROKEN,
+                Ordering::SeqCst,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => break,
+                Err(x) => w = x,
+            }
+        }
+        self.wake_all();
+    }
+
+    /// Starts a fresh generation: current waiters get `Err(Broken)`, later arrivals
+    /// count from zero. Also reclaims the slots of dead parties.
+    pub fn reset(&self) {
+        let mut w = self.word.load(Ordering::Relaxed);
+        loop {
+            // SYNC(barrier-sleep): SeqCst, before the load of `sleepers`.
+            match self.word.compare_exchange_weak(
+                w,
+                next_generation(w, true),
+                Ordering::SeqCst,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => break,
+                Err(x) => w = x,
+            }
+        }
+        self.wake_all();
+        for i in 0..SLOTS {
+            let v = self.slots[i].load(Ordering::Relaxed);
+            if v != 0 && owner_is_dead(Identity::from_info(v)) {
+                let _ = self.slots[i].compare_exchange(v, 0, Ordering::Relaxed, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// The party count is not stored here (callers pass it); parties arrived in the
+    /// current generation, 0 while broken.
+    #[inline]
+    pub fn n_waiting(&self) -> u32 {
+        let w = self.word.load(Ordering::Relaxed);
+        if is_broken(w) {
+            0
+        } else {
+            count(w)
+        }
+    }
+
+    /// True while the current generation is broken.
+    #[inline]
+    pub fn is_broken(&self) -> bool {
+        is_broken(self.word.load(Ordering::Relaxed))
+    }
+
+    /// Records `me` in a free slot, starting at a place derived from its TID. None
+    /// if the table is full even after reclaiming dead parties' slots (then the
+    /// caller goes on unrecorded: its death would not break the barrier).
+    fn claim_slot(&self, me: Identity) -> Option<usize> {
+        let info = me.info();
+        // Spread threads over the table (loom needs a start that does not depend on
+        // the per-run thread ids).
+        let start = if cfg!(loom) {
+            0
+        } else {
+            me.tid as usize % SLOTS
+        };
+        for pass in 0..2 {
+            for k in 0..SLOTS {
+                let i = (start + k) % SLOTS;
+                let v = self.slots[i].load(Ordering::Relaxed);
+                let free = v == 0 || (pass == 1 && owner_is_dead(Identity::from_info(v)));
+                if free
+                    && self.slots[i]
+                        .compare_exchange(v, info, Ordering::Relaxed, Ordering::Relaxed)
+                        .is_ok()
+                {
+                    return Some(i);
+                }
+            }
+        }
+        None
+    }
+
+    fn free_slot(&self, slot: Option<usize>, me: Identity) {
+        if let Some(i) = slot {
+            if let Some(s) = self.slots.get(i) {
+                let _ = s.compare_exchange(me.info(), 0, Ordering::Relaxed, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Checks a few recorded parties (not `me`) round-robin; true (and the slot
+    /// reclaimed) if one of them is dead.
+    fn found_dead_party(&self, me: Identity) -> bool {
+        let info = me.info();
+        let start = self.cursor.load(Ordering::Relaxed) as usize % SLOTS;
+        let mut checked = 0;
+        for k in 0..SLOTS {
+            let i = (start + k) % SLOTS;
+            let v = self.slots[i].load(Ordering::Relaxed);
+            if v == 0 || v == info {
+                continue;
+            }
+            self.cursor
+                .store(((i + 1) % SLOTS) as u32, Ordering::Relaxed);
+            if owner_is_dead(Identity::from_info(v)) {
+                let _ = self.slots[i].compare_exchange(v, 0, Ordering::Relaxed, Ordering::Relaxed);
+                return true;
+            }
+            checked += 1;
+            if checked == CHECKS_PER_PROBE {
+                break;
+            }
+        }
+        false
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn word_fields_round_trip() {
+        let w = next_generation(0, true);
+        assert_eq!(generation(w), 1);
+        assert_eq!(history(w), 1);
+        assert_eq!(count(w), 0);
+        let w = next_generation(w + (5 << COUNT_SHIFT), false);
+        assert_eq!(generation(w), 2);
+        assert_eq!(history(w), 0b10);
+        let top = (0xffff << GEN_SHIFT) | BROKEN;
+        assert_eq!(generation(next_generation(top, false)), 0);
+    }
+}

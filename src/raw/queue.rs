@@ -1,0 +1,1355 @@
+//! `RawQueue`: a bounded, lock-free, crash-consistent MPMC ring of fixed-size slots.
+//!
+//! One ring algorithm serves every MPMC queue of the crate: `Queue<T>` (slots of
+//! `size_of::<T>()` bytes), `JoinableQueue<T>` and `ByteQueue` (slots of a length word
+//! plus `max_message_len` bytes). The ring is a [`RawQueue`] header (head, tail,
+//! waiter counts, closed flag — each on its own 128-byte line) plus a region of
+//! `capacity` slots, viewed together through a [`Ring`].
+//!
+//! ## Algorithm
+//! Vyukov's bounded MPMC ring, except that a claim is made on the *slot* and records
+//! its owner, so that a claimant that dies never wedges the ring:
+//!
+//! * position `p` lives in slot `p % capacity`, at lap `p / capacity`;
+//! * a producer at `tail = p` CASes the slot `FREE(lap)` → `WRITING(lap, me)`,
+//!   advances `tail` (anyone may help), copies the message in, and stores
+//!   `READY(lap)`;
+//! * a consumer at `head = p` CASes `READY(lap)` → `READING(lap, me)`, advances
+//!   `head` (anyone may help), copies the message out, and stores `FREE(lap + 1)`;
+//! * a `WRITING` slot whose owner died is a *tombstone*: the consumer that reaches it
+//!   frees it (`FREE(lap + 1)`) and moves on — that `put` never returned, so nothing
+//!   is lost;
+//! * a `READING` slot whose owner died still holds its message (the dead consumer
+//!   only read it): a consumer takes the claim over and delivers the message again.
+//!
+//! Every transition moves a slot forward in the order `FREE(l) < WRITING(l) <
+//! READY(l) < READING(l) < FREE(l + 1)` (a takeover replaces only the owner), which
+//! is what makes the bounds checks below exact rather than heuristic.
+//!
+//! ## Orderings
+//! * `SYNC(slot-publish)`: the producer's `READY` store (Release) pairs with the
+//!   consumer's Acquire CAS that takes the slot: the message bytes are visible.
+//! * `SYNC(slot-free)`: the consumer's `FREE(lap + 1)` store (Release) pairs with the
+//!   next producer's Acquire CAS: the consumer's reads are done before the slot is
+//!   overwritten.
+//! * `SYNC(index)`: every change of `head`/`tail` is a Release CAS made after seeing
+//!   the slot it skips claimed; loads of the indices are Acquire. So an index that
+//!   has passed a position proves that position's slot state, which is how a
+//!   corrupted ring is told from a race.
+//! * `SYNC(sleep)`: the publishing stores are SeqCst, as are the loads of the
+//!   sleeper counts after them; a sleeper increments the count (SeqCst) and issues a
+//!   SeqCst fence before re-checking the ring. So either the waker sees the sleeper or
+//!   the sleeper sees the message (the store-buffering pattern).
+//!
+//! ## Owner records
+//! Each slot has an owner record beside its state word: the claimant's
+//! [`Identity::info`] (TID and thread start time), written *before* the claiming CAS.
+//! A claim whose record names another TID (a concurrent claimant overwrote it) is
+//! judged by its TID alone. Liveness is therefore never judged on a stale record, and
+//! a live thread is never taken for dead (PID reuse included); see
+//! [`crate::sys::ident`] for the limits of that check (one PID namespace, `/proc`).
+//!
+//! ## Untrusted memory
+//! Geometry (capacity, slot size) comes from the caller's validated copy, never from
+//! the shared region. Every state read from the region is checked against the
+//! position the indices imply; anything impossible is reported as
+//! [`QueueError::Corrupt`], and every loop is bounded.
+
+use super::CachePadded;
+use crate::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
+use crate::sync::{
+    futex_wait, futex_wake, futex_wake_all, owner_is_dead, spin_hint, Deadline, Identity,
+    WaitResult,
+};
+use crate::sys::clock::{expired, probe_deadline};
+use core::time::Duration;
+
+// ---- the slot state word ------------------------------------------------------------
+
+/// TID of the claimant (`WRITING`/`READING`), 0 otherwise.
+const TID_MASK: u64 = (1 << 22) - 1;
+const TAG_SHIFT: u32 = 22;
+const LAP_SHIFT: u32 = 24;
+/// Laps are kept modulo 2^40.
+const LAP_MASK: u64 = (1 << 40) - 1;
+/// `lap_diff` of a state one lap behind.
+const BEHIND: u64 = LAP_MASK;
+
+/// Slot tags: the low two bits above the TID.
+const FREE: u64 = 0;
+const WRITING: u64 = 1;
+const READY: u64 = 2;
+const READING: u64 = 3;
+
+/// Largest capacity accepted, in slots.
+pub const MAX_CAPACITY: usize = 1 << 30;
+
+/// Words of a slot before its payload: the state word and the owner record.
+pub const SLOT_HEADER_WORDS: usize = 2;
+
+#[inline]
+fn make_state(lap: u64, tag: u64, tid: u32) -> u64 {
+    ((lap & LAP_MASK) << LAP_SHIFT) | (tag << TAG_SHIFT) | (u64::from(tid) & TID_MASK)
+}
+#[inline]
+fn lap_of(s: u64) -> u64 {
+    s >> LAP_SHIFT
+}
+#[inline]
+fn tag_of(s: u64) -> u64 {
+    (s >> TAG_SHIFT) & 3
+}
+#[inline]
+fn tid_of(s: u64) -> u32 {
+    (s & TID_MASK) as u32
+}
+/// How far the state's lap is ahead of `lap`, modulo 2^40 (`BEHIND` = one behind).
+#[inline]
+fn lap_diff(s: u64, lap: u64) -> u64 {
+    lap_of(s).wrapping_sub(lap) & LAP_MASK
+}
+
+// ---- errors ---------------------------------------------------------------------------
+
+/// Why a ring operation did not complete.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QueueError {
+    /// No free slot (non-blocking put).
+    Full,
+    /// No message (non-blocking get).
+    Empty,
+    /// The queue is closed (puts), or closed and drained (gets).
+    Closed,
+    /// A deadline passed.
+    Timeout,
+    /// The next message does not fit the caller's buffer (it stays queued); carries
+    /// the message's length word.
+    WontFit(u64),
+    /// The region holds an impossible state.
+    Corrupt(&'static str),
+}
+
+/// Outcome of one non-blocking attempt.
+enum Attempt {
+    /// Nothing to do now: full (put) or empty (get).
+    NotNow,
+    /// The slot at the index is claimed by a thread that has not finished: a live
+    /// one, or one whose liveness was not checked (`probe == false`).
+    Stalled,
+    Fail(QueueError),
+}
+
+impl From<QueueError> for Attempt {
+    fn from(e: QueueError) -> Self {
+        Attempt::Fail(e)
+    }
+}
+
+// ---- consumers' hooks -----------------------------------------------------------------
+
+/// What a consumer does with the message it claims. `admit` runs just before the
+/// claiming CAS (and only then), `lost` if that CAS failed, `take` after it succeeded.
+pub trait Take {
+    /// What `take` produces.
+    type Out;
+    /// Whether to claim the message whose payload is `p` (still owned by the ring:
+    /// it may be claimed by someone else meanwhile). `false` leaves it queued and the
+    /// call fails with [`QueueError::WontFit`].
+    #[inline]
+    fn admit(&mut self, p: &[AtomicU64]) -> bool {
+        let _ = p;
+        true
+    }
+    /// The claim that `admit` preceded failed (another consumer was first).
+    #[inline]
+    fn lost(&mut self) {}
+    /// Copies the claimed message out of its payload words.
+    fn take(&mut self, p: &[AtomicU64]) -> Self::Out;
+}
+
+/// A [`Take`] that admits everything and copies with a closure.
+#[derive(Debug)]
+pub struct TakeWith<F>(pub F);
+
+impl<R, F: FnMut(&[AtomicU64]) -> R> Take for TakeWith<F> {
+    type Out = R;
+    #[inline]
+    fn take(&mut self, p: &[AtomicU64]) -> R {
+        (self.0)(p)
+    }
+}
+
+// ---- the shared header ----------------------------------------------------------------
+
+/// A futex sequence word and the number of threads sleeping on it.
+#[repr(C)]
+#[derive(Debug)]
+pub struct Waiters {
+    /// Bumped by every wake; sleepers wait for it to change.
+    seq: AtomicU32,
+    /// Threads between announcing themselves and leaving `futex_wait`.
+    sleepers: AtomicU32,
+}
+
+impl Default for Waiters {
+    fn default() -> Self {
+        Waiters::new()
+    }
+}
+
+impl Waiters {
+    /// Nobody sleeping (the same as all-zero bytes).
+    #[cfg(not(loom))]
+    pub const fn new() -> Waiters {
+        Waiters {
+            seq: AtomicU32::new(0),
+            sleepers: AtomicU32::new(0),
+        }
+    }
+    /// Nobody sleeping (the same as all-zero bytes).
+    #[cfg(loom)]
+    pub fn new() -> Waiters {
+        Waiters {
+            seq: AtomicU32::new(0),
+            sleepers: AtomicU32::new(0),
+        }
+    }
+
+    /// Wakes one sleeper, if any announced itself. `SYNC(sleep)`.
+    #[inline]
+    fn wake_one(&self) {
+        if self.sleepers.load(Ordering::SeqCst) != 0 {
+            self.wake_slow(1);
+        }
+    }
+
+    #[cold]
+    pub(crate) fn wake_slow(&self, n: u32) {
+        self.seq.fetch_add(1, Ordering::SeqCst);
+        futex_wake(&self.seq, n);
+    }
+
+    /// Wakes every sleeper, if any announced itself. `SYNC(sleep)`.
+    #[inline]
+    pub(crate) fn wake_all_if_sleepers(&self) {
+        if self.sleepers.load(Ordering::SeqCst) != 0 {
+            self.wake_all();
+        }
+    }
+
+    pub(crate) fn wake_all(&self) {
+        self.seq.fetch_add(1, Ordering::SeqCst);
+        futex_wake_all(&self.seq);
+    }
+
+    /// Announces a sleeper; returns the sequence to wait on. The caller must re-check
+    /// its predicate after this and then call [`sleep`](Self::sleep).
+    pub(crate) fn announce(&self) -> u32 {
+        let seq = self.seq.load(Ordering::SeqCst);
+        self.sleepers.fetch_add(1, Ordering::SeqCst);
+        // SYNC(sleep): orders the announcement before the re-check of the ring.
+        fence(Ordering::SeqCst);
+        seq
+    }
+
+    /// Sleeps until woken or `until`, then withdraws the announcement.
+    pub(crate) fn sleep(&self, seq: u32, until: Deadline) -> WaitResult {
+        let r = futex_wait(&self.seq, seq, until);
+        self.withdraw();
+        r
+    }
+
+    pub(crate) fn withdraw(&self) {
+        // A foreign write could have zeroed it: never wrap below zero.
+        let _ = self
+            .sleepers
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+    }
+
+    /// Announced sleepers (a snapshot).
+    pub fn sleepers(&self) -> u32 {
+        self.sleepers.load(Ordering::Relaxed)
+    }
+}
+
+/// Rarely written state: the closed flag and recovery counters.
+#[repr(C)]
+#[derive(Debug)]
+struct Control {
+    /// 0 = open, anything else = closed.
+    closed: AtomicU32,
+    _pad: u32,
+    /// Tombstones freed (puts whose producer died mid-copy).
+    skipped: AtomicU64,
+    /// Messages taken over from consumers that died mid-copy and delivered again.
+    redelivered: AtomicU64,
+}
+
+/// The header of an MPMC ring: indices, sleepers and the closed flag, each hot field
+/// on its own 128-byte line. The slots live in a separate region (see [`Ring`]).
+///
+/// All-zero bytes are an empty, open ring.
+#[repr(C)]
+#[derive(Debug)]
+pub struct RawQueue {
+    /// Next position producers claim. `head <= tail <= head + capacity`, except that
+    /// `tail` may lag one behind a slot already claimed (anyone may advance it).
+    tail: CachePadded<AtomicU64>,
+    /// Next position consumers claim; may lag one behind a slot already taken.
+    head: CachePadded<AtomicU64>,
+    /// Consumers sleeping for a message.
+    not_empty: CachePadded<Waiters>,
+    /// Producers sleeping for a free slot.
+    not_full: CachePadded<Waiters>,
+    ctl: CachePadded<Control>,
+}
+
+// SAFETY: repr(C), made only of atomics and a u32 (through repr(C, align(128))
+// CachePadded wrappers); all-zero is an empty open ring; no pointers; align 128.
+unsafe impl super::SharedState for RawQueue {}
+
+impl Default for RawQueue {
+    fn default() -> Self {
+        RawQueue::new()
+    }
+}
+
+impl RawQueue {
+    /// An empty, open ring header (the same as all-zero bytes).
+    #[cfg(not(loom))]
+    pub const fn new() -> RawQueue {
+        RawQueue {
+            tail: CachePadded(AtomicU64::new(0)),
+            head: CachePadded(AtomicU64::new(0)),
+            not_empty: CachePadded(Waiters::new()),
+            not_full: CachePadded(Waiters::new()),
+            ctl: CachePadded(Control {
+                closed: AtomicU32::new(0),
+                _pad: 0,
+                skipped: AtomicU64::new(0),
+                redelivered: AtomicU64::new(0),
+            }),
+        }
+    }
+    /// An empty, open ring header (the same as all-zero bytes).
+    #[cfg(loom)]
+    pub fn new() -> RawQueue {
+        RawQueue {
+            tail: CachePadded(AtomicU64::new(0)),
+            head: CachePadded(AtomicU64::new(0)),
+            not_empty: CachePadded(Waiters::new()),
+            not_full: CachePadded(Waiters::new()),
+            ctl: CachePadded(Control {
+                closed: AtomicU32::new(0),
+                _pad: 0,
+                skipped: AtomicU64::new(0),
+                redelivered: AtomicU64::new(0),
+            }),
+        }
+    }
+}
+
+/// Words (u64) a slot region needs for `capacity` slots of `payload_words` each.
+pub const fn region_words(capacity: usize, payload_words: usize) -> Option<usize> {
+    capacity.checked_mul(SLOT_HEADER_WORDS + payload_words)
+}
+
+/// Tuning of blocking calls, and what the call did.
+#[derive(Clone, Copy, Debug)]
+pub struct WaitPolicy {
+    /// Polls before sleeping (each poll is one attempt plus a spin hint); `u32::MAX`
+    /// spins without ever sleeping (deadlines and liveness probes still apply).
+    pub spin: u32,
+    /// How often a waiter checks that a stalled claimant is alive.
+    pub probe: Duration,
+    /// Output: set when the call slept in the kernel (for adaptive spinning).
+    pub slept: bool,
+}
+
+impl WaitPolicy {
+    /// `spin` polls before sleeping, probing stalled claimants every `probe`.
+    pub const fn new(spin: u32, probe: Duration) -> WaitPolicy {
+        WaitPolicy {
+            spin,
+            probe,
+            slept: false,
+        }
+    }
+}
+
+impl Default for WaitPolicy {
+    fn default() -> Self {
+        WaitPolicy::new(crate::sync::SPIN_LIMIT, super::lock::DEFAULT_PROBE)
+    }
+}
+
+/// Polls between clock reads while spinning (deadline and probe checks).
+const CLOCK_EVERY: u32 = 1024;
+
+/// Counters a ring keeps about recoveries.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RecoveryStats {
+    /// Puts abandoned by a producer that died mid-copy, whose slots were freed.
+    pub skipped: u64,
+    /// Messages taken over from a consumer that died mid-copy, and delivered again.
+    pub redelivered: u64,
+}
+
+// ---- the view -------------------------------------------------------------------------
+
+/// A ring: a [`RawQueue`] header plus its slot region, with the geometry the caller
+/// validated (never re-read from shared memory).
+///
+/// Slot `i` occupies words `i * stride .. (i + 1) * stride` of the region: the state
+/// word, the owner record, then `payload_words` payload words.
+#[derive(Clone, Copy, Debug)]
+pub struct Ring<'a> {
+    q: &'a RawQueue,
+    words: &'a [AtomicU64],
+    cap: u64,
+    shift: u32,
+    stride: usize,
+}
+
+impl<'a> Ring<'a> {
+    /// Views `q` and `words` as a ring of `capacity` slots of `payload_words` words.
+    /// `None` unless `capacity` is a power of two in `1..=MAX_CAPACITY` and `words`
+    /// holds exactly [`region_words`]`(capacity, payload_words)` words.
+    pub fn new(
+        q: &'a RawQueue,
+        words: &'a [AtomicU64],
+        capacity: usize,
+        payload_words: usize,
+    ) -> Option<Ring<'a>> {
+        if capacity == 0 || capacity > MAX_CAPACITY || !capacity.is_power_of_two() {
+            return None;
+        }
+        if region_words(capacity, payload_words) != Some(words.len()) {
+            return None;
+        }
+        Some(Ring {
+            q,
+            words,
+            cap: capacity as u64,
+            shift: capacity.trailing_zeros(),
+            stride: SLOT_HEADER_WORDS + payload_words,
+        })
+    }
+
+    /// Capacity in slots.
+    #[inline]
+    pub fn capacity(&self) -> usize {
+        self.cap as usize
+    }
+
+    /// The header.
+    #[inline]
+    pub fn raw(&self) -> &'a RawQueue {
+        self.q
+    }
+
+    #[inline]
+    fn slot(&self, pos: u64) -> &'a [AtomicU64] {
+        let i = (pos & (self.cap - 1)) as usize * self.stride;
+        // In bounds: i + stride <= cap * stride == words.len() (checked in new).
+        &self.words[i..i + self.stride]
+    }
+
+    #[inline]
+    fn lap(&self, pos: u64) -> u64 {
+        (pos >> self.shift) & LAP_MASK
+    }
+
+    /// Upper bound on the iterations of one attempt: a corrupted ring cannot make a
+    /// call loop forever (each legitimate retry means another thread made progress).
+    #[inline]
+    fn budget(&self) -> u64 {
+        (1 << 20) + 4 * self.cap
+    }
+
+    /// True once [`close`](Self::close) was called.
+    #[inline]
+    pub fn is_closed(&self) -> bool {
+        self.q.ctl.closed.load(Ordering::SeqCst) != 0
+    }
+
+    /// Closes the ring: puts fail with `Closed`, gets drain it and then fail with
+    /// `Closed`. Wakes every sleeper. Idempotent.
+    pub fn close(&self) {
+        self.q.ctl.closed.store(1, Ordering::SeqCst);
+        self.q.not_empty.wake_all();
+        self.q.not_full.wake_all();
+    }
+
+    /// Messages in the ring: positions claimed by producers minus positions claimed
+    /// by consumers, read as one consistent snapshot and clamped to
+    /// `0..=capacity`. When no call is in flight this is exactly the number of
+    /// messages a sequence of gets would return; a put in progress counts from its
+    /// claim, a get in progress stops counting at its claim, and a put abandoned by a
+    /// dead producer counts until a consumer skips its slot.
+    pub fn len(&self) -> usize {
+        let mut tail = self.q.tail.load(Ordering::SeqCst);
+        for _ in 0..64 {
+            let head = self.q.head.load(Ordering::SeqCst);
+            let t2 = self.q.tail.load(Ordering::SeqCst);
+            if t2 == tail {
+                return tail.saturating_sub(head).min(self.cap) as usize;
+            }
+            tail = t2;
+        }
+        let head = self.q.head.load(Ordering::SeqCst);
+        tail.saturating_sub(head).min(self.cap) as usize
+    }
+
+    /// `len() == 0`.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// `(head, tail)` snapshot, for diagnostics.
+    pub fn indices(&self) -> (u64, u64) {
+        (
+            self.q.head.load(Ordering::Relaxed),
+            self.q.tail.load(Ordering::Relaxed),
+        )
+    }
+
+    /// What recovery has done so far.
+    pub fn recovery_stats(&self) -> RecoveryStats {
+        RecoveryStats {
+            skipped: self.q.ctl.skipped.load(Ordering::Relaxed),
+            redelivered: self.q.ctl.redelivered.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Sleeping consumers and producers (a snapshot).
+    pub fn sleepers(&self) -> (u32, u32) {
+        (self.q.not_empty.sleepers(), self.q.not_full.sleepers())
+    }
+
+    // ---- producers -------------------------------------------------------------------
+
+    /// Puts one message without waiting: `write` fills the slot's payload words.
+    /// `Err(Full)`, `Err(Closed)` or `Err(Corrupt)`.
+    #[inline]
+    pub fn try_put(
+        &self,
+        me: Identity,
+        mut write: impl FnMut(&[AtomicU64]),
+    ) -> Result<(), QueueError> {
+        match self.put_attempt(me, &mut write) {
+            Ok(()) => {
+                self.q.not_empty.wake_one();
+                Ok(())
+            }
+            Err(Attempt::NotNow) | Err(Attempt::Stalled) => Err(QueueError::Full),
+            Err(Attempt::Fail(e)) => Err(e),
+        }
+    }
+
+    /// Puts one message, waiting (spin, then sleep) until there is room or `deadline`
+    /// passes (`Err(Timeout)`).
+    pub fn put(
+        &self,
+        me: Identity,
+        deadline: Deadline,
+        policy: &mut WaitPolicy,
+        mut write: impl FnMut(&[AtomicU64]),
+    ) -> Result<(), QueueError> {
+        match self.put_attempt(me, &mut write) {
+            Ok(()) => {
+                self.q.not_empty.wake_one();
+                Ok(())
+            }
+            Err(Attempt::Fail(e)) => Err(e),
+            Err(_) => self.put_slow(me, deadline, policy, &mut write),
+        }
+    }
+
+    #[cold]
+    fn put_slow(
+        &self,
+        me: Identity,
+        deadline: Deadline,
+        policy: &mut WaitPolicy,
+        write: &mut impl FnMut(&[AtomicU64]),
+    ) -> Result<(), QueueError> {
+        let mut spins = 0u32;
+        loop {
+            if spins < policy.spin {
+                spins += 1;
+                spin_hint();
+                match self.put_attempt(me, write) {
+                    Ok(()) => break,
+                    Err(Attempt::Fail(e)) => return Err(e),
+                    Err(_) => {}
+                }
+                if spins % CLOCK_EVERY == 0 && expired(deadline) {
+                    return Err(QueueError::Timeout);
+                }
+                continue;
+            }
+            let seq = self.q.not_full.announce();
+            match self.put_attempt(me, write) {
+                Ok(()) => {
+                    self.q.not_full.withdraw();
+                    break;
+                }
+                Err(Attempt::Fail(e)) => {
+                    self.q.not_full.withdraw();
+                    return Err(e);
+                }
+                Err(_) => {}
+            }
+            if expired(deadline) {
+                self.q.not_full.withdraw();
+                return Err(QueueError::Timeout);
+            }
+            // Producers never need to probe a peer: a dead claimant in their way is
+            // recovered by consumers, whose frees wake us. The bounded sleep only
+            // guards against a wake lost to a foreign write.
+            let until = probe_deadline(deadline, policy.probe * 10);
+            policy.slept = true;
+            self.q.not_full.sleep(seq, Some(until));
+            spins = policy.spin.saturating_sub(policy.spin / 4);
+        }
+        self.q.not_empty.wake_one();
+        Ok(())
+    }
+
+    /// Puts messages with `write(i, payload)` for `i in 0..n` while there is room;
+    /// returns how many were put (0 when full). Wakes consumers once.
+    pub fn try_put_many(
+        &self,
+        me: Identity,
+        n: usize,
+        mut write: impl FnMut(usize, &[AtomicU64]),
+    ) -> Result<usize, QueueError> {
+        let mut done = 0;
+        let mut result = Ok(());
+        while done < n {
+            match self.put_attempt(me, &mut |p: &[AtomicU64]| write(done, p)) {
+                Ok(()) => done += 1,
+                Err(Attempt::Fail(e)) => {
+                    result = Err(e);
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        if done > 0 {
+            // More than one message: wake as many sleepers as there are messages.
+            if self.q.not_empty.sleepers.load(Ordering::SeqCst) != 0 {
+                self.q
+                    .not_empty
+                    .wake_slow(done.min(u32::MAX as usize) as u32);
+            }
+            return Ok(done);
+        }
+        result.map(|()| 0)
+    }
+
+    /// One attempt to claim the slot at `tail`, fill it and publish it.
+    #[inline]
+    fn put_attempt(
+        &self,
+        me: Identity,
+        write: &mut impl FnMut(&[AtomicU64]),
+    ) -> Result<(), Attempt> {
+        if self.is_closed() {
+            return Err(QueueError::Closed.into());
+        }
+        let mut budget = self.budget();
+        // SYNC(index)
+        let mut pos = self.q.tail.load(Ordering::Acquire);
+        loop {
+            budget -= 1;
+            if budget == 0 {
+                return Err(QueueError::Corrupt(
+                    "a put made no progress: the ring's states contradict its indices",
+                )
+                .into());
+            }
+            let slot = self.slot(pos);
+            let lap = self.lap(pos);
+            let s = slot[0].load(Ordering::Acquire);
+            let d = lap_diff(s, lap);
+            let tag = tag_of(s);
+            if d == 0 && tag == FREE {
+                // Position `pos` is unclaimed. Record the intent, then claim.
+                slot[1].store(me.info(), Ordering::Relaxed);
+                // SYNC(slot-free): Acquire pairs with the consumer's FREE store.
+                if slot[0]
+                    .compare_exchange(
+                        s,
+                        make_state(lap, WRITING, me.tid),
+                        Ordering::Acquire,
+                        Ordering::Relaxed,
+                    )
+                    .is_ok()
+                {
+                    // SYNC(index): Release, after the claim.
+                    let _ = self.q.tail.compare_exchange(
+                        pos,
+                        pos.wrapping_add(1),
+                        Ordering::Release,
+                        Ordering::Relaxed,
+                    );
+                    #[cfg(loom)]
+                    if loom_crash::due() {
+                        return Ok(());
+                    }
+                    write(&slot[SLOT_HEADER_WORDS..]);
+                    // SYNC(slot-publish) and SYNC(sleep): SeqCst store.
+                    slot[0].store(make_state(lap, READY, 0), Ordering::SeqCst);
+                    return Ok(());
+                }
+                pos = self.q.tail.load(Ordering::Acquire);
+                continue;
+            }
+            if d == 0 {
+                // Already claimed this lap: tail lags behind; help it along.
+                pos = self.help(&self.q.tail, pos);
+                continue;
+            }
+            if d == BEHIND && tag != FREE {
+                // The slot still holds position pos - capacity: full, unless tail moved.
+                let now = self.q.tail.load(Ordering::Acquire);
+                if now == pos {
+                    return Err(if tag == READING {
+                        Attempt::Stalled
+                    } else {
+                        Attempt::NotNow
+                    });
+                }
+                pos = now;
+                continue;
+            }
+            // Anything else contradicts tail == pos unless tail moved meanwhile.
+            let now = self.q.tail.load(Ordering::Acquire);
+            if now == pos && slot[0].load(Ordering::Acquire) == s {
+                return Err(QueueError::Corrupt("a slot's lap contradicts the tail index").into());
+            }
+            pos = now;
+        }
+    }
+
+    /// Advances `index` from `pos` to `pos + 1` (if nobody did); returns its new value.
+    #[inline]
+    fn help(&self, index: &AtomicU64, pos: u64) -> u64 {
+        // SYNC(index): Release after seeing the slot at `pos` claimed.
+        match index.compare_exchange(
+            pos,
+            pos.wrapping_add(1),
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => pos.wrapping_add(1),
+            Err(now) => now,
+        }
+    }
+
+    // ---- consumers -------------------------------------------------------------------
+
+    /// Takes one message without waiting, through the hooks of `t` (see [`Take`]).
+    /// `probe`: check whether a claimant blocking the head died (reads `/proc`: a
+    /// syscall) and recover its slot, and if there is nothing at the head, scan the
+    /// ring for a message stranded by a dead consumer (reads every slot). Callers
+    /// that only ever poll should probe now and then (the handles do, once per probe
+    /// interval), or a dead claimant could block them forever. `Err(Empty)`, `Err(Closed)` (closed
+    /// and drained), `Err(Corrupt)`.
+    #[inline]
+    pub fn try_get<R>(
+        &self,
+        me: Identity,
+        probe: bool,
+        t: &mut impl Take<Out = R>,
+    ) -> Result<R, QueueError> {
+        match self.get_attempt(me, probe, t) {
+            Ok(r) => {
+                self.q.not_full.wake_one();
+                Ok(r)
+            }
+            Err(Attempt::Fail(e)) => Err(e),
+            Err(Attempt::NotNow) if probe && !self.is_closed() => {
+                match self.take_stranded(me, t)? {
+                    Some(r) => Ok(r),
+                    None => Err(QueueError::Empty),
+                }
+            }
+            Err(_) => self.empty_or_closed(me, probe, t),
+        }
+    }
+
+    /// Nothing was found: `Closed` if the ring is closed (after one more look, since a
+    /// put may have completed just before the close, and a look for messages stranded
+    /// by dead consumers), else `Empty`.
+    #[cold]
+    fn empty_or_closed<R>(
+        &self,
+        me: Identity,
+        probe: bool,
+        t: &mut impl Take<Out = R>,
+    ) -> Result<R, QueueError> {
+        if !self.is_closed() {
+            return Err(QueueError::Empty);
+        }
+        match self.get_attempt(me, probe, t) {
+            Ok(r) => {
+                self.q.not_full.wake_one();
+                Ok(r)
+            }
+            Err(Attempt::Fail(e)) => Err(e),
+            Err(Attempt::Stalled) => Err(QueueError::Empty),
+            // Drained up to the head; a message stranded behind it by a consumer that
+            // died mid-get is still owed to someone.
+            Err(Attempt::NotNow) => match self.take_stranded(me, t)? {
+                Some(r) => Ok(r),
+                None => Err(QueueError::Closed),
+            },
+        }
+    }
+
+    /// Takes one message, waiting until one arrives, the ring is closed and drained
+    /// (`Err(Closed)`) or `deadline` passes (`Err(Timeout)`). A claimant that blocks
+    /// the head is checked for liveness every `policy.probe`, and recovered if dead.
+    pub fn get<R>(
+        &self,
+        me: Identity,
+        deadline: Deadline,
+        policy: &mut WaitPolicy,
+        t: &mut impl Take<Out = R>,
+    ) -> Result<R, QueueError> {
+        match self.get_attempt(me, false, t) {
+            Ok(r) => {
+                self.q.not_full.wake_one();
+                Ok(r)
+            }
+            Err(Attempt::Fail(e)) => Err(e),
+            Err(_) => self.get_slow(me, deadline, policy, t),
+        }
+    }
+
+    #[cold]
+    fn get_slow<R>(
+        &self,
+        me: Identity,
+        deadline: Deadline,
+        policy: &mut WaitPolicy,
+        t: &mut impl Take<Out = R>,
+    ) -> Result<R, QueueError> {
+        let mut spins = 0u32;
+        // A probe (liveness check of a stalled claimant; now and then a scan for
+        // messages stranded by dead consumers) is due every `policy.probe`.
+        let mut probe_due = false;
+        let mut last_probe = crate::sys::clock::Instant::now();
+        let mut idle_probes = 0u32;
+        let mut scan_every = 1u32;
+        let r = loop {
+            let probing = core::mem::take(&mut probe_due);
+            match self.get_attempt(me, probing, t) {
+                Ok(r) => break r,
+                Err(Attempt::Fail(e)) => return Err(e),
+                Err(Attempt::NotNow) => {
+                    if self.is_closed() {
+                        return self.empty_or_closed(me, probing, t);
+                    }
+                    if probing {
+                        // Idle: look for stranded messages at a slowly growing
+                        // interval (the scan reads the whole ring).
+                        idle_probes += 1;
+                        if idle_probes >= scan_every {
+                            idle_probes = 0;
+                            scan_every = (scan_every * 2).min(64);
+                            if let Some(r) = self.take_stranded(me, t)? {
+                                break r;
+                            }
+                        }
+                    }
+                }
+                Err(Attempt::Stalled) => {}
+            }
+            if spins < policy.spin {
+                spins += 1;
+                spin_hint();
+                if spins % CLOCK_EVERY == 0 {
+                    // A long spin still honours the deadline and probes stalled peers.
+                    if expired(deadline) {
+                        return Err(QueueError::Timeout);
+                    }
+                    if last_probe.elapsed() >= policy.probe {
+                        last_probe = crate::sys::clock::Instant::now();
+                        probe_due = true;
+                    }
+                }
+                continue;
+            }
+            let seq = self.q.not_empty.announce();
+            match self.get_attempt(me, false, t) {
+                Ok(r) => {
+                    self.q.not_empty.withdraw();
+                    break r;
+                }
+                Err(Attempt::Fail(e)) => {
+                    self.q.not_empty.withdraw();
+                    return Err(e);
+                }
+                Err(Attempt::NotNow) if self.is_closed() => {
+                    self.q.not_empty.withdraw();
+                    return self.empty_or_closed(me, false, t);
+                }
+                Err(_) => {}
+            }
+            if expired(deadline) {
+                self.q.not_empty.withdraw();
+                return Err(QueueError::Timeout);
+            }
+            let until = probe_deadline(deadline, policy.probe);
+            policy.slept = true;
+            if self.q.not_empty.sleep(seq, Some(until)) == WaitResult::TimedOut {
+                last_probe = crate::sys::clock::Instant::now();
+                probe_due = true;
+            }
+            spins = policy.spin.saturating_sub(policy.spin / 4);
+        };
+        self.q.not_full.wake_one();
+        Ok(r)
+    }
+
+    /// Takes up to `n` messages without waiting, `read(i, payload)` for each; returns
+    /// how many (0 when empty; `Err(Closed)` when closed and drained). Wakes producers
+    /// once.
+    pub fn try_get_many(
+        &self,
+        me: Identity,
+        n: usize,
+        mut read: impl FnMut(usize, &[AtomicU64]),
+    ) -> Result<usize, QueueError> {
+        let mut done = 0;
+        let mut result = Ok(());
+        while done < n {
+            let mut t = TakeWith(|p: &[AtomicU64]| read(done, p));
+            match self.get_attempt(me, false, &mut t) {
+                Ok(()) => done += 1,
+                Err(Attempt::Fail(e)) => {
+                    result = Err(e);
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        if done > 0 {
+            if self.q.not_full.sleepers.load(Ordering::SeqCst) != 0 {
+                self.q
+                    .not_full
+                    .wake_slow(done.min(u32::MAX as usize) as u32);
+            }
+            return Ok(done);
+        }
+        result?;
+        if n > 0 && self.is_closed() {
+            // One more look: a put may have completed right before the close.
+            let mut t = TakeWith(|p: &[AtomicU64]| read(0, p));
+            return match self.get_attempt(me, false, &mut t) {
+                Ok(()) => Ok(1),
+                Err(Attempt::Fail(e)) => Err(e),
+                Err(Attempt::Stalled) => Ok(0),
+                Err(Attempt::NotNow) => Err(QueueError::Closed),
+            };
+        }
+        Ok(0)
+    }
+
+    /// Blocks until at least one message can be taken (as [`get`](Self::get)), then
+    /// takes up to `n` without waiting more.
+    pub fn get_many(
+        &self,
+        me: Identity,
+        deadline: Deadline,
+        policy: &mut WaitPolicy,
+        n: usize,
+        mut read: impl FnMut(usize, &[AtomicU64]),
+    ) -> Result<usize, QueueError> {
+        if n == 0 {
+            return Ok(0);
+        }
+        self.get(
+            me,
+            deadline,
+            policy,
+            &mut TakeWith(|p: &[AtomicU64]| read(0, p)),
+        )?;
+        let more = self
+            .try_get_many(me, n - 1, |i, p| read(i + 1, p))
+            .unwrap_or(0);
+        Ok(1 + more)
+    }
+
+    /// One attempt to take the message at `head`.
+    #[inline]
+    fn get_attempt<R>(
+        &self,
+        me: Identity,
+        probe: bool,
+        t: &mut impl Take<Out = R>,
+    ) -> Result<R, Attempt> {
+        let mut budget = self.budget();
+        // SYNC(index)
+        let mut pos = self.q.head.load(Ordering::Acquire);
+        loop {
+            budget -= 1;
+            if budget == 0 {
+                return Err(QueueError::Corrupt(
+                    "a get made no progress: the ring's states contradict its indices",
+                )
+                .into());
+            }
+            let slot = self.slot(pos);
+            let lap = self.lap(pos);
+            let s = slot[0].load(Ordering::Acquire);
+            let d = lap_diff(s, lap);
+            let tag = tag_of(s);
+            if d == 0 && tag == READY {
+                if !t.admit(&slot[SLOT_HEADER_WORDS..]) {
+                    // Only meaningful if the slot did not change while we looked.
+                    if slot[0].load(Ordering::Acquire) == s {
+                        return Err(QueueError::WontFit(
+                            slot[SLOT_HEADER_WORDS].load(Ordering::Relaxed),
+                        )
+                        .into());
+                    }
+                    pos = self.q.head.load(Ordering::Acquire);
+                    continue;
+                }
+                slot[1].store(me.info(), Ordering::Relaxed);
+                // SYNC(slot-publish): Acquire pairs with the producer's READY store.
+                // Release too: a joinable queue's held count, raised before this
+                // claim, must be visible to whoever sees the claim.
+                if slot[0]
+                    .compare_exchange(
+                        s,
+                        make_state(lap, READING, me.tid),
+                        Ordering::AcqRel,
+                        Ordering::Relaxed,
+                    )
+                    .is_ok()
+                {
+                    // SYNC(index): Release, after the claim.
+                    let _ = self.q.head.compare_exchange(
+                        pos,
+                        pos.wrapping_add(1),
+                        Ordering::Release,
+                        Ordering::Relaxed,
+                    );
+                    #[cfg(loom)]
+                    if loom_crash::due() {
+                        return Err(Attempt::Stalled);
+                    }
+                    return Ok(self.finish_read(slot, lap, t));
+                }
+                t.lost();
+                pos = self.q.head.load(Ordering::Acquire);
+                continue;
+            }
+            if (d == 0 && tag == READING) || d == 1 {
+                // Position pos was taken (or skipped) already: head lags; help it. The
+                // slot's state proves tail > pos (SYNC(index)); if tail says
+                // otherwise, the ring is corrupt.
+                if self.q.tail.load(Ordering::Acquire).wrapping_sub(pos) as i64 <= 0 {
+                    return Err(
+                        QueueError::Corrupt("a slot was consumed beyond the tail index").into(),
+                    );
+                }
+                pos = self.help(&self.q.head, pos);
+                continue;
+            }
+            if d == 0 && tag == WRITING {
+                // A put is copying its message in.
+                if probe && self.claimant_is_dead(slot, s) {
+                    self.tombstone(slot, pos, s)?;
+                    pos = self.q.head.load(Ordering::Acquire);
+                    continue;
+                }
+                return Err(Attempt::Stalled);
+            }
+            if (d == 0 && tag == FREE) || (d == BEHIND && tag == READING) {
+                // Nothing at pos yet (for READING, the previous lap's consumer is still
+                // copying — or died: its message is re-delivered from here).
+                if d == BEHIND && probe && self.claimant_is_dead(slot, s) {
+                    if let Some(r) = self.take_over(me, slot, s, t) {
+                        return Ok(r);
+                    }
+                    continue;
+                }
+                let tail = self.q.tail.load(Ordering::Acquire);
+                if tail == pos {
+                    return Err(Attempt::NotNow);
+                }
+                // tail > pos: a producer claimed pos after we looked (the state must
+                // have moved on), or head moved; anything else is corruption.
+                let now = self.q.head.load(Ordering::Acquire);
+                if now == pos && slot[0].load(Ordering::Acquire) == s {
+                    return Err(QueueError::Corrupt(
+                        "an unclaimed slot lies behind the tail index",
+                    )
+                    .into());
+                }
+                pos = now;
+                continue;
+            }
+            // Any other state contradicts head == pos, unless head moved meanwhile.
+            let now = self.q.head.load(Ordering::Acquire);
+            if now == pos && slot[0].load(Ordering::Acquire) == s {
+                return Err(QueueError::Corrupt("a slot's lap contradicts the head index").into());
+            }
+            pos = now;
+        }
+    }
+
+    /// Copies a claimed message out and frees the slot for the next lap.
+    #[inline]
+    fn finish_read<R>(&self, slot: &[AtomicU64], lap: u64, t: &mut impl Take<Out = R>) -> R {
+        let r = t.take(&slot[SLOT_HEADER_WORDS..]);
+        // SYNC(slot-free) and SYNC(sleep): SeqCst store.
+        slot[0].store(make_state(lap.wrapping_add(1), FREE, 0), Ordering::SeqCst);
+        r
+    }
+
+    /// Frees the slot of a put whose producer died mid-copy (state `s` = `WRITING`).
+    #[cold]
+    fn tombstone(&self, slot: &[AtomicU64], pos: u64, s: u64) -> Result<(), QueueError> {
+        // The producer may have died before advancing tail past its claim.
+        let tail = self.q.tail.load(Ordering::Acquire);
+        if tail == pos {
+            self.help(&self.q.tail, pos);
+        } else if tail.wrapping_sub(pos) as i64 <= 0 {
+            return Err(QueueError::Corrupt(
+                "a claimed slot lies beyond the tail index",
+            ));
+        }
+        let lap = lap_of(s);
+        // SYNC(slot-free): Release, as a consumer's free.
+        if slot[0]
+            .compare_exchange(
+                s,
+                make_state(lap.wrapping_add(1), FREE, 0),
+                Ordering::SeqCst,
+                Ordering::Relaxed,
+            )
+            .is_ok()
+        {
+            self.help(&self.q.head, pos);
+            self.q.ctl.skipped.fetch_add(1, Ordering::Relaxed);
+            self.q.not_full.wake_one();
+        }
+        Ok(())
+    }
+
+    /// Takes over the claim of a consumer that died mid-copy (state `s` =
+    /// `READING(lap, dead)`) and delivers its message. `None` if someone else did.
+    #[cold]
+    fn take_over<R>(
+        &self,
+        me: Identity,
+        slot: &[AtomicU64],
+        s: u64,
+        t: &mut impl Take<Out = R>,
+    ) -> Option<R> {
+        let lap = lap_of(s);
+        if !t.admit(&slot[SLOT_HEADER_WORDS..]) {
+            return None;
+        }
+        slot[1].store(me.info(), Ordering::Relaxed);
+        // SYNC(slot-publish): Acquire; the message was published before `s`. Release:
+        // as for an ordinary claim.
+        if slot[0]
+            .compare_exchange(
+                s,
+                make_state(lap, READING, me.tid),
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            )
+            .is_err()
+        {
+            t.lost();
+            return None;
+        }
+        self.q.ctl.redelivered.fetch_add(1, Ordering::Relaxed);
+        Some(self.finish_read(slot, lap, t))
+    }
+
+    /// Scans the whole ring for a message stranded behind `head` by a consumer that
+    /// died mid-copy, and takes it over. `Ok(None)` if there is none.
+    #[cold]
+    pub fn take_stranded<R>(
+        &self,
+        me: Identity,
+        t: &mut impl Take<Out = R>,
+    ) -> Result<Option<R>, QueueError> {
+        for i in 0..self.cap {
+            let slot = self.slot(i);
+            let s = slot[0].load(Ordering::Acquire);
+            if tag_of(s) != READING || !self.claimant_is_dead(slot, s) {
+                continue;
+            }
+            if let Some(r) = self.take_over(me, slot, s, t) {
+                self.q.not_full.wake_one();
+                return Ok(Some(r));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Messages stranded by dead consumers (READING slots whose owner died): the
+    /// count joiners add to [`len`](Self::len). Scans the ring (a `/proc` read per
+    /// READING slot).
+    pub fn count_stranded(&self) -> usize {
+        let mut n = 0;
+        for i in 0..self.cap {
+            let slot = self.slot(i);
+            let s = slot[0].load(Ordering::Acquire);
+            if tag_of(s) == READING && self.claimant_is_dead(slot, s) {
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Frees the head slot if it is a tombstone (a put whose producer died); returns
+    /// true if it did. For callers that wait on the ring without consuming (join).
+    pub fn skip_dead_head(&self) -> Result<bool, QueueError> {
+        let pos = self.q.head.load(Ordering::Acquire);
+        let slot = self.slot(pos);
+        let s = slot[0].load(Ordering::Acquire);
+        if lap_diff(s, self.lap(pos)) == 0 && tag_of(s) == WRITING && self.claimant_is_dead(slot, s)
+        {
+            self.tombstone(slot, pos, s)?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// True when the claimant named in state `s` has certainly exited and the slot did
+    /// not change while we looked.
+    #[cold]
+    fn claimant_is_dead(&self, slot: &[AtomicU64], s: u64) -> bool {
+        let tid = tid_of(s);
+        let info = slot[1].load(Ordering::Relaxed);
+        let recorded = Identity::from_info(info);
+        // The record is written before the claim; if it names another thread, a later
+        // would-be claimant overwrote it, and only the TID's existence can be judged.
+        let claimant = if recorded.tid == tid {
+            recorded
+        } else {
+            Identity { tid, start: 0 }
+        };
+        // TID 0 cannot own anything: a claim without an owner is recoverable.
+        (tid == 0 || owner_is_dead(claimant)) && slot[0].load(Ordering::Acquire) == s
+    }
+}
+
+/// Loom only: a thread that dies right after its next claim, to model a SIGKILL
+/// between a claim and its completion.
+#[cfg(loom)]
+pub mod loom_crash {
+    use core::cell::Cell;
+
+    loom::thread_local! {
+        static DIE: Cell<bool> = Cell::new(false);
+    }
+
+    /// The calling loom thread dies (is declared dead, and its put or get stops)
+    /// right after the next slot it claims; its call then returns a meaningless
+    /// result, and the thread must not touch the ring again.
+    pub fn die_after_next_claim() {
+        DIE.with(|d| d.set(true));
+    }
+
+    /// True if the thread asked to die and has not claimed anything since (so it
+    /// did not die).
+    pub fn pending() -> bool {
+        DIE.with(|d| d.get())
+    }
+
+    pub(super) fn due() -> bool {
+        let d = DIE.with(|d| d.replace(false));
+        if d {
+            crate::sync::loom_declare_dead();
+        }
+        d
+    }
+}
+
+// ---- payload helpers ----------------------------------------------------------------
+
+/// Words needed for `bytes` bytes.
+#[inline]
+pub const fn words_for(bytes: usize) -> usize {
+    bytes.div_ceil(8)
+}
+
+/// Copies `src` into payload words (Relaxed atomic stores; the slot's claim orders
+/// them). The last word is zero-padded. `dst` must hold `words_for(src.len())` words.
+#[inline]
+pub fn store_bytes(dst: &[AtomicU64], src: &[u8]) {
+    let mut chunks = src.chunks_exact(8);
+    for (w, c) in dst.iter().zip(&mut chunks) {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(c);
+        w.store(u64::from_ne_bytes(b), Ordering::Relaxed);
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        let mut b = [0u8; 8];
+        b[..rest.len()].copy_from_slice(rest);
+        if let Some(w) = dst.get(src.len() / 8) {
+            w.store(u64::from_ne_bytes(b), Ordering::Relaxed);
+        }
+    }
+}
+
+/// Copies payload words out into `dst` (Relaxed atomic loads). `src` must hold
+/// `words_for(dst.len())` words.
+#[inline]
+pub fn load_bytes(src: &[AtomicU64], dst: &mut [u8]) {
+    let n = dst.len();
+    let mut chunks = dst.chunks_exact_mut(8);
+    for (w, c) in src.iter().zip(&mut chunks) {
+        c.copy_from_slice(&w.load(Ordering::Relaxed).to_ne_bytes());
+    }
+    let rest = chunks.into_remainder();
+    if !rest.is_empty() {
+        if let Some(w) = src.get(n / 8) {
+            let b = w.load(Ordering::Relaxed).to_ne_bytes();
+            let k = rest.len();
+            rest.copy_from_slice(&b[..k]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_word_round_trips() {
+        let s = make_state(12345, READING, 77);
+        assert_eq!(lap_of(s), 12345);
+        assert_eq!(tag_of(s), READING);
+        assert_eq!(tid_of(s), 77);
+        assert_eq!(lap_diff(make_state(LAP_MASK, FREE, 0), 0), BEHIND);
+        assert_eq!(lap_diff(make_state(0, FREE, 0), LAP_MASK), 1);
+    }
+
+    #[test]
+    fn byte_copies_round_trip() {
+        let words: [AtomicU64; 3] = Default::default();
+        for len in 0..=24 {
+            let src: [u8; 24] = core::array::from_fn(|i| i as u8 + 1);
+            store_bytes(&words, &src[..len]);
+            let mut dst = [0u8; 24];
+            load_bytes(&words, &mut dst[..len]);
+            assert_eq!(dst[..len], src[..len]);
+        }
+    }
+}

@@ -1,0 +1,294 @@
+//! [`Semaphore`] and [`BoundedSemaphore`]: named counting semaphores.
+
+use crate::raw::RawSemaphore;
+use crate::segment::{self, HeaderImage, Object, ObjectKind, ObjectSpec, Options, TypeInfo};
+use crate::sys::clock::deadline_after;
+use crate::{Error, Result};
+use core::fmt;
+use std::time::Duration;
+
+/// What both semaphores share: the object and the value `release` may not pass.
+#[derive(Clone)]
+struct Sem {
+    obj: Object<RawSemaphore>,
+    max: u32,
+}
+
+impl Sem {
+    fn create(
+        name: &str,
+        opts: &Options,
+        kind: ObjectKind,
+        initial: u32,
+    ) -> Result<Object<RawSemaphore>> {
+        let spec = ObjectSpec {
+            kind,
+            ty: TypeInfo::NONE,
+            params: [u64::from(initial), 0, 0, 0],
+            trailing: 0,
+        };
+        Object::create(name, opts, spec, |raw: &RawSemaphore, _| {
+            raw.init(initial);
+            Ok(())
+        })
+    }
+
+    fn open(name: &str, opts: &Options, kind: ObjectKind) -> Result<Object<RawSemaphore>> {
+        Object::open(name, opts, kind, TypeInfo::NONE, |img: &HeaderImage| {
+            if img.params[0] > u64::from(u32::MAX) {
+                return Err(Error::corrupt(
+                    name,
+                    format!("initial value {} does not fit a u32", img.params[0]),
+                ));
+            }
+            Ok(0)
+        })
+    }
+
+    fn acquire_timeout(&self, timeout: Duration) -> bool {
+        self.obj.raw().acquire(deadline_after(timeout))
+    }
+}
+
+/// A counting semaphore shared by name between processes, as Python's
+/// `multiprocessing.Semaphore`.
+///
+/// `acquire` takes a permit (waiting while there are none), `release` adds one; any
+/// process may release, whether or not it acquired. With nobody waiting, both are
+/// one CAS and no syscall.
+///
+/// **A process that dies holding a permit does not give it back** (as POSIX and
+/// Python semaphores: permits have no owner). Where that matters, use a [`Lock`]
+/// (one holder, recovered when it dies) or release from a supervisor.
+///
+/// [`Lock`]: crate::Lock
+///
+/// ```
+/// # fn main() -> multiproc::Result<()> {
+/// use multiproc::Semaphore;
+/// let slots = Semaphore::create(&format!("doc-sem-{}", std::process::id()), 2)?;
+/// slots.acquire()?;
+/// assert!(slots.try_acquire());
+/// assert!(!slots.try_acquire()); // both permits taken
+/// slots.release()?;
+/// assert_eq!(slots.value(), 1);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Semaphore {
+    sem: Sem,
+}
+
+impl fmt::Debug for Semaphore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Semaphore")
+            .field("name", &self.name())
+            .field("value", &self.value())
+            .finish()
+    }
+}
+
+impl Semaphore {
+    /// Creates a semaphore named `name` holding `initial` permits.
+    pub fn create(name: &str, initial: u32) -> Result<Semaphore> {
+        Semaphore::create_with(name, initial, &Options::default())
+    }
+    /// [`create`](Semaphore::create) with explicit segment [`Options`].
+    pub fn create_with(name: &str, initial: u32, opts: &Options) -> Result<Semaphore> {
+        let obj = Sem::create(name, opts, ObjectKind::Semaphore, initial)?;
+        Ok(Semaphore::from_obj(obj))
+    }
+    /// Opens the semaphore `name`.
+    pub fn open(name: &str) -> Result<Semaphore> {
+        Semaphore::open_with(name, &Options::default())
+    }
+    /// [`open`](Semaphore::open) with explicit [`Options`] (the init timeout).
+    pub fn open_with(name: &str, opts: &Options) -> Result<Semaphore> {
+        Ok(Semaphore::from_obj(Sem::open(
+            name,
+            opts,
+            ObjectKind::Semaphore,
+        )?))
+    }
+    /// Opens `name`, creating it with `initial` permits if it does not exist.
+    pub fn open_or_create(name: &str, initial: u32) -> Result<Semaphore> {
+        segment::open_or_create(
+            || Semaphore::create(name, initial),
+            || Semaphore::open(name),
+        )
+    }
+    fn from_obj(obj: Object<RawSemaphore>) -> Semaphore {
+        Semaphore {
+            sem: Sem { obj, max: u32::MAX },
+        }
+    }
+
+    /// The semaphore's name.
+    pub fn name(&self) -> &str {
+        self.sem.obj.name()
+    }
+    /// Keeps the name after this (creating) handle drops.
+    pub fn persist(&self) {
+        self.sem.obj.persist()
+    }
+
+    /// Takes a permit, waiting as long as it takes.
+    #[inline]
+    pub fn acquire(&self) -> Result<()> {
+        self.sem.obj.raw().acquire(None);
+        Ok(())
+    }
+    /// Takes a permit if one is available now.
+    #[inline]
+    pub fn try_acquire(&self) -> bool {
+        self.sem.obj.raw().try_acquire()
+    }
+    /// Takes a permit, waiting at most `timeout`; false if none came.
+    pub fn acquire_timeout(&self, timeout: Duration) -> bool {
+        self.sem.acquire_timeout(timeout)
+    }
+    /// Adds a permit, waking one waiter. `Err(InvalidArgument)` only if the value
+    /// would pass `u32::MAX`.
+    #[inline]
+    pub fn release(&self) -> Result<()> {
+        if self.sem.obj.raw().release(self.sem.max) {
+            Ok(())
+        } else {
+            Err(Error::invalid(format!(
+                "semaphore '{}' is at its largest value {}: release would overflow it",
+                self.name(),
+                self.sem.max
+            )))
+        }
+    }
+    /// The permits available now (a snapshot).
+    #[inline]
+    pub fn value(&self) -> u32 {
+        self.sem.obj.raw().value()
+    }
+    /// The raw semaphore inside the segment.
+    pub fn raw(&self) -> &RawSemaphore {
+        self.sem.obj.raw()
+    }
+}
+
+/// A [`Semaphore`] that refuses to be released past its initial value, as Python's
+/// `multiprocessing.BoundedSemaphore`: a release without a matching acquire is
+/// caught as `Err(InvalidArgument)` instead of silently adding a permit.
+///
+/// As with [`Semaphore`], a process that dies holding a permit does not give it back.
+///
+/// ```
+/// # fn main() -> multiproc::Result<()> {
+/// use multiproc::BoundedSemaphore;
+/// let pool = BoundedSemaphore::create(&format!("doc-bsem-{}", std::process::id()), 1)?;
+/// pool.acquire()?;
+/// pool.release()?;
+/// assert!(matches!(pool.release(), Err(multiproc::Error::InvalidArgument { .. })));
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct BoundedSemaphore {
+    sem: Sem,
+}
+
+impl fmt::Debug for BoundedSemaphore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BoundedSemaphore")
+            .field("name", &self.name())
+            .field("value", &self.value())
+            .field("max", &self.sem.max)
+            .finish()
+    }
+}
+
+impl BoundedSemaphore {
+    /// Creates a bounded semaphore named `name` holding `initial` permits, which is
+    /// also the most it will ever hold.
+    pub fn create(name: &str, initial: u32) -> Result<BoundedSemaphore> {
+        BoundedSemaphore::create_with(name, initial, &Options::default())
+    }
+    /// [`create`](BoundedSemaphore::create) with explicit segment [`Options`].
+    pub fn create_with(name: &str, initial: u32, opts: &Options) -> Result<BoundedSemaphore> {
+        let obj = Sem::create(name, opts, ObjectKind::BoundedSemaphore, initial)?;
+        Ok(BoundedSemaphore::from_obj(obj))
+    }
+    /// Opens the bounded semaphore `name` (its bound is the one it was created with).
+    pub fn open(name: &str) -> Result<BoundedSemaphore> {
+        BoundedSemaphore::open_with(name, &Options::default())
+    }
+    /// [`open`](BoundedSemaphore::open) with explicit [`Options`] (the init timeout).
+    pub fn open_with(name: &str, opts: &Options) -> Result<BoundedSemaphore> {
+        Ok(BoundedSemaphore::from_obj(Sem::open(
+            name,
+            opts,
+            ObjectKind::BoundedSemaphore,
+        )?))
+    }
+    /// Opens `name`, creating it with `initial` permits if it does not exist.
+    pub fn open_or_create(name: &str, initial: u32) -> Result<BoundedSemaphore> {
+        segment::open_or_create(
+            || BoundedSemaphore::create(name, initial),
+            || BoundedSemaphore::open(name),
+        )
+    }
+    fn from_obj(obj: Object<RawSemaphore>) -> BoundedSemaphore {
+        // The bound comes from the validated private copy of the header parameters.
+        let max = obj.params()[0] as u32;
+        BoundedSemaphore {
+            sem: Sem { obj, max },
+        }
+    }
+
+    /// The semaphore's name.
+    pub fn name(&self) -> &str {
+        self.sem.obj.name()
+    }
+    /// Keeps the name after this (creating) handle drops.
+    pub fn persist(&self) {
+        self.sem.obj.persist()
+    }
+
+    /// Takes a permit, waiting as long as it takes.
+    #[inline]
+    pub fn acquire(&self) -> Result<()> {
+        self.sem.obj.raw().acquire(None);
+        Ok(())
+    }
+    /// Takes a permit if one is available now.
+    #[inline]
+    pub fn try_acquire(&self) -> bool {
+        self.sem.obj.raw().try_acquire()
+    }
+    /// Takes a permit, waiting at most `timeout`; false if none came.
+    pub fn acquire_timeout(&self, timeout: Duration) -> bool {
+        self.sem.acquire_timeout(timeout)
+    }
+    /// Adds a permit, waking one waiter; `Err(InvalidArgument)` (and no change) if
+    /// the value is already at its initial value.
+    #[inline]
+    pub fn release(&self) -> Result<()> {
+        if self.sem.obj.raw().release(self.sem.max) {
+            Ok(())
+        } else {
+            Err(Error::invalid(format!(
+                "bounded semaphore '{}' already holds its initial {} permits: release without a matching acquire",
+                self.name(),
+                self.sem.max
+            )))
+        }
+    }
+    /// The permits available now (a snapshot).
+    #[inline]
+    pub fn value(&self) -> u32 {
+        self.sem.obj.raw().value()
+    }
+    /// The initial value: the most permits it may hold.
+    pub fn max_value(&self) -> u32 {
+        self.sem.max
+    }
+    /// The raw semaphore inside the segment.
+    pub fn raw(&self) -> &RawSemaphore {
+        self.sem.obj.raw()
+    }
+}

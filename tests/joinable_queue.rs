@@ -1,0 +1,173 @@
+//! `JoinableQueue<T>`: task accounting, join, and consumers that die.
+#![cfg(all(feature = "std", not(loom)))]
+mod common;
+use common::*;
+use multiproc::{Error, JoinableQueue};
+use std::time::{Duration, Instant};
+
+const WATCHDOG: Duration = Duration::from_secs(60);
+
+#[test]
+fn join_returns_once_every_task_is_done() {
+    let q: JoinableQueue<u32> = JoinableQueue::create(&unique("jq-basic"), 8).unwrap();
+    assert!(
+        q.join_timeout(Duration::ZERO),
+        "nothing put: nothing to wait for"
+    );
+    q.put(1).unwrap();
+    q.put(2).unwrap();
+    assert_eq!(q.unfinished_tasks(), 2);
+    assert!(!q.join_timeout(Duration::from_millis(10)));
+    assert_eq!(q.get().unwrap(), 1);
+    assert_eq!(
+        q.unfinished_tasks(),
+        2,
+        "got but not done is still unfinished"
+    );
+    q.task_done().unwrap();
+    assert_eq!(q.unfinished_tasks(), 1);
+    assert_eq!(q.try_get().unwrap(), 2);
+    q.task_done().unwrap();
+    assert_eq!(q.unfinished_tasks(), 0);
+    assert!(q.join_timeout(Duration::ZERO));
+    q.join();
+}
+
+#[test]
+fn task_done_more_often_than_gets_is_an_error() {
+    let q: JoinableQueue<u8> = JoinableQueue::create(&unique("jq-extra"), 4).unwrap();
+    assert!(matches!(q.task_done(), Err(Error::InvalidArgument { .. })));
+    q.put(1).unwrap();
+    assert!(
+        matches!(q.task_done(), Err(Error::InvalidArgument { .. })),
+        "a value put but not got cannot be done"
+    );
+    q.get().unwrap();
+    q.task_done().unwrap();
+    assert!(matches!(q.task_done(), Err(Error::InvalidArgument { .. })));
+}
+
+#[test]
+fn a_get_that_finds_nothing_holds_no_task() {
+    let q: JoinableQueue<u8> = JoinableQueue::create(&unique("jq-empty"), 4).unwrap();
+    assert!(matches!(q.try_get(), Err(Error::Empty)));
+    assert!(matches!(
+        q.get_timeout(Duration::from_millis(5)),
+        Err(Error::Timeout)
+    ));
+    assert_eq!(q.unfinished_tasks(), 0);
+    assert!(q.join_timeout(Duration::ZERO));
+}
+
+#[test]
+fn a_blocked_consumer_does_not_delay_join() {
+    let q: JoinableQueue<u8> = JoinableQueue::create(&unique("jq-blocked"), 4).unwrap();
+    let q2 = q.clone();
+    let t = std::thread::spawn(move || q2.get());
+    std::thread::sleep(Duration::from_millis(20));
+    assert!(q.join_timeout(Duration::from_millis(100)));
+    q.close();
+    watchdog(WATCHDOG, move || {
+        assert!(matches!(t.join().unwrap(), Err(Error::Closed)))
+    });
+}
+
+#[test]
+fn task_done_may_come_from_another_thread() {
+    let q: JoinableQueue<u8> = JoinableQueue::create(&unique("jq-other"), 4).unwrap();
+    q.put(1).unwrap();
+    q.get().unwrap();
+    let q2 = q.clone();
+    std::thread::spawn(move || q2.task_done().unwrap())
+        .join()
+        .unwrap();
+    assert!(q.join_timeout(Duration::ZERO));
+}
+
+#[test]
+fn join_waits_for_worker_processes() {
+    let name = unique("jq-workers");
+    let q: JoinableQueue<u64> = JoinableQueue::create(&name, 16).unwrap();
+    let done = multiproc::Segment::create(&format!("{name}.sum"), 8).unwrap();
+    let kids: Vec<_> = (0..2)
+        .map(|_| {
+            let (name, done) = (name.clone(), done.clone());
+            fork(move || {
+                let q: JoinableQueue<u64> = JoinableQueue::open(&name).unwrap();
+                // SAFETY: 8 aligned bytes of our segment, accessed atomically.
+                let sum = unsafe { &*(done.as_ptr() as *const std::sync::atomic::AtomicU64) };
+                while let Ok(v) = q.get() {
+                    std::thread::sleep(Duration::from_micros(200));
+                    sum.fetch_add(v, std::sync::atomic::Ordering::SeqCst);
+                    q.task_done().unwrap();
+                }
+                0
+            })
+        })
+        .collect();
+    for i in 1..=100 {
+        q.put(i).unwrap();
+    }
+    let q2 = q.clone();
+    watchdog(WATCHDOG, move || q2.join());
+    // SAFETY: as above.
+    let sum = unsafe { &*(done.as_ptr() as *const std::sync::atomic::AtomicU64) };
+    assert_eq!(
+        sum.load(std::sync::atomic::Ordering::SeqCst),
+        5050,
+        "join returned before every task was done"
+    );
+    q.close();
+    for k in kids {
+        k.join_ok(WATCHDOG);
+    }
+}
+
+#[test]
+fn tasks_held_by_a_dead_consumer_are_abandoned_and_join_returns() {
+    let name = unique("jq-dead");
+    let q: JoinableQueue<u64> = JoinableQueue::create(&name, 8).unwrap();
+    q.put(1).unwrap();
+    q.put(2).unwrap();
+    let n2 = name.clone();
+    let mut child = fork(move || {
+        let q: JoinableQueue<u64> = JoinableQueue::open(&n2).unwrap();
+        q.get().unwrap();
+        q.get().unwrap();
+        std::thread::sleep(Duration::from_secs(60));
+        0
+    });
+    while !q.is_empty() {
+        assert!(child.wait_timeout(Duration::from_millis(1)).is_none());
+    }
+    assert!(
+        !q.join_timeout(Duration::from_millis(30)),
+        "the child holds two tasks"
+    );
+    child.kill();
+    let t = Instant::now();
+    let q2 = q.clone();
+    assert!(watchdog(WATCHDOG, move || q2.join_timeout(Duration::from_secs(20))));
+    assert!(t.elapsed() < Duration::from_secs(5));
+    assert_eq!(q.abandoned_tasks(), 2);
+    // The queue keeps working.
+    q.put(3).unwrap();
+    assert_eq!(q.get().unwrap(), 3);
+    q.task_done().unwrap();
+    assert!(q.join_timeout(Duration::ZERO));
+}
+
+#[test]
+fn open_checks_kind() {
+    let name = unique("jq-kind");
+    let _q: JoinableQueue<u64> = JoinableQueue::create(&name, 4).unwrap();
+    assert!(matches!(
+        multiproc::Queue::<u64>::open(&name),
+        Err(Error::WrongKind { .. })
+    ));
+    assert!(JoinableQueue::<u64>::open(&name).is_ok());
+    assert!(matches!(
+        JoinableQueue::<u32>::open(&name),
+        Err(Error::WrongType { .. })
+    ));
+}

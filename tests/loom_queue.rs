@@ -1,0 +1,301 @@
+//! loom models of the MPMC ring: put/get races, claims, wraparound, and recovery of
+//! claims whose owner died (`loom_crash::die_after_next_claim` +
+//! `sync::loom_declare_dead`).
+#![cfg(loom)]
+
+use loom::sync::Arc;
+use loom::thread;
+use multiproc::raw::queue::{loom_crash, region_words, QueueError, RawQueue, Ring, TakeWith};
+use multiproc::sync::atomic::{AtomicU64, Ordering};
+use multiproc::sync::current_identity;
+
+/// A ring of `cap` one-word slots, built as plain values.
+struct Fixture {
+    q: RawQueue,
+    words: Vec<AtomicU64>,
+    cap: usize,
+}
+
+impl Fixture {
+    fn new(cap: usize) -> Arc<Fixture> {
+        let n = region_words(cap, 1).unwrap();
+        Arc::new(Fixture {
+            q: RawQueue::new(),
+            words: (0..n).map(|_| AtomicU64::new(0)).collect(),
+            cap,
+        })
+    }
+    fn ring(&self) -> Ring<'_> {
+        Ring::new(&self.q, &self.words, self.cap, 1).unwrap()
+    }
+    fn try_put(&self, v: u64) -> Result<(), QueueError> {
+        self.ring()
+            .try_put(current_identity(), |p| p[0].store(v, Ordering::Relaxed))
+    }
+    fn try_get(&self, probe: bool) -> Result<u64, QueueError> {
+        self.ring().try_get(
+            current_identity(),
+            probe,
+            &mut TakeWith(|p: &[AtomicU64]| p[0].load(Ordering::Relaxed)),
+        )
+    }
+    /// Everything left, probing (recovering dead claims) as a blocking get would.
+    fn drain(&self) -> Vec<u64> {
+        let mut out = Vec::new();
+        for _ in 0..4 * self.cap + 4 {
+            match self.try_get(true) {
+                Ok(v) => out.push(v),
+                Err(QueueError::Empty) | Err(QueueError::Closed) => {}
+                Err(e) => panic!("{e:?}"),
+            }
+        }
+        out
+    }
+}
+
+fn model(f: impl Fn() + Sync + Send + 'static) {
+    let mut b = loom::model::Builder::new();
+    b.preemption_bound = Some(3);
+    b.check(f);
+}
+
+fn sorted(mut v: Vec<u64>) -> Vec<u64> {
+    v.sort_unstable();
+    v
+}
+
+#[test]
+fn two_producers_one_consumer_deliver_each_value_once() {
+    model(|| {
+        let f = Fixture::new(2);
+        let producers: Vec<_> = [1u64, 2]
+            .into_iter()
+            .map(|v| {
+                let f = f.clone();
+                thread::spawn(move || f.try_put(v).unwrap())
+            })
+            .collect();
+        let mut got = Vec::new();
+        if let Ok(v) = f.try_get(false) {
+            got.push(v);
+        }
+        for p in producers {
+            p.join().unwrap();
+        }
+        got.extend(f.drain());
+        assert_eq!(sorted(got), vec![1, 2]);
+        assert_eq!(f.ring().len(), 0);
+    });
+}
+
+#[test]
+fn two_consumers_race_for_each_value_and_fifo_holds() {
+    model(|| {
+        let f = Fixture::new(2);
+        f.try_put(1).unwrap();
+        f.try_put(2).unwrap();
+        let consumers: Vec<_> = (0..2)
+            .map(|_| {
+                let f = f.clone();
+                thread::spawn(move || {
+                    let mut got = Vec::new();
+                    for _ in 0..2 {
+                        if let Ok(v) = f.try_get(false) {
+                            got.push(v);
+                        }
+                    }
+                    got
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        for c in consumers {
+            let got = c.join().unwrap();
+            assert!(got.windows(2).all(|w| w[0] < w[1]), "FIFO broken: {got:?}");
+            all.extend(got);
+        }
+        all.extend(f.drain());
+        assert_eq!(sorted(all), vec![1, 2]);
+    });
+}
+
+#[test]
+fn wraparound_with_a_concurrent_consumer() {
+    model(|| {
+        let f = Fixture::new(1);
+        let f2 = f.clone();
+        let producer = thread::spawn(move || {
+            let mut put = 0;
+            for v in 1..=2 {
+                for _ in 0..3 {
+                    match f2.try_put(v) {
+                        Ok(()) => {
+                            put += 1;
+                            break;
+                        }
+                        Err(QueueError::Full) => thread::yield_now(),
+                        Err(e) => panic!("{e:?}"),
+                    }
+                }
+            }
+            put
+        });
+        let mut got = Vec::new();
+        for _ in 0..2 {
+            if let Ok(v) = f.try_get(false) {
+                got.push(v);
+            }
+        }
+        let put = producer.join().unwrap();
+        got.extend(f.drain());
+        assert_eq!(got.len(), put);
+        assert!(got.windows(2).all(|w| w[0] < w[1]), "FIFO broken: {got:?}");
+    });
+}
+
+#[test]
+fn dead_producer_claim_becomes_a_tombstone_and_the_ring_moves_on() {
+    model(|| {
+        let f = Fixture::new(2);
+        let dying = {
+            let f = f.clone();
+            thread::spawn(move || {
+                loom_crash::die_after_next_claim();
+                let _ = f.try_put(99);
+                !loom_crash::pending()
+            })
+        };
+        let live = {
+            let f = f.clone();
+            thread::spawn(move || f.try_put(7))
+        };
+        let mut got = Vec::new();
+        if let Ok(v) = f.try_get(true) {
+            got.push(v);
+        }
+        let died = dying.join().unwrap();
+        let put = live.join().unwrap();
+        got.extend(f.drain());
+        // 99 was never published: it must never appear; 7 exactly once if put.
+        assert_eq!(got, if put.is_ok() { vec![7] } else { vec![] });
+        assert_eq!(f.ring().len(), 0);
+        assert_eq!(f.ring().recovery_stats().skipped, u64::from(died));
+        // The ring still works at full capacity.
+        f.try_put(1).unwrap();
+        f.try_put(2).unwrap();
+        assert_eq!(f.try_get(false).unwrap(), 1);
+        assert_eq!(f.try_get(false).unwrap(), 2);
+    });
+}
+
+#[test]
+fn dead_consumer_claim_is_taken_over_and_redelivered_once() {
+    model(|| {
+        let f = Fixture::new(2);
+        f.try_put(1).unwrap();
+        f.try_put(2).unwrap();
+        let dying = {
+            let f = f.clone();
+            thread::spawn(move || {
+                loom_crash::die_after_next_claim();
+                let _ = f.try_get(false);
+                // Did it claim (and die), or find nothing left to claim?
+                !loom_crash::pending()
+            })
+        };
+        let live = {
+            let f = f.clone();
+            thread::spawn(move || {
+                let mut got = Vec::new();
+                for _ in 0..2 {
+                    if let Ok(v) = f.try_get(true) {
+                        got.push(v);
+                    }
+                }
+                got
+            })
+        };
+        let died = dying.join().unwrap();
+        let mut got = live.join().unwrap();
+        got.extend(f.drain());
+        assert_eq!(sorted(got), vec![1, 2], "each value exactly once");
+        assert_eq!(f.ring().recovery_stats().redelivered, u64::from(died));
+        f.try_put(3).unwrap();
+        f.try_put(4).unwrap();
+        assert_eq!(f.drain(), vec![3, 4]);
+    });
+}
+
+#[test]
+fn close_races_with_put_and_get() {
+    model(|| {
+        let f = Fixture::new(2);
+        let producer = {
+            let f = f.clone();
+            thread::spawn(move || f.try_put(5))
+        };
+        let closer = {
+            let f = f.clone();
+            thread::spawn(move || f.ring().close())
+        };
+        let first = f.try_get(false);
+        let put = producer.join().unwrap();
+        closer.join().unwrap();
+        let mut got: Vec<u64> = first.iter().copied().collect();
+        loop {
+            match f.try_get(true) {
+                Ok(v) => got.push(v),
+                Err(QueueError::Closed) => break,
+                Err(e) => panic!("closed queue reported {e:?}"),
+            }
+        }
+        match put {
+            Ok(()) => assert_eq!(got, vec![5]),
+            Err(QueueError::Closed) => assert!(got.is_empty()),
+            Err(e) => panic!("{e:?}"),
+        }
+    });
+}
+
+#[test]
+fn producer_wrapping_onto_a_dead_readers_slot_waits_for_its_recovery() {
+    model(|| {
+        let f = Fixture::new(1);
+        f.try_put(1).unwrap();
+        let dying = {
+            let f = f.clone();
+            thread::spawn(move || {
+                loom_crash::die_after_next_claim();
+                let _ = f.try_get(false);
+                !loom_crash::pending()
+            })
+        };
+        let producer = {
+            let f = f.clone();
+            thread::spawn(move || {
+                for _ in 0..2 {
+                    match f.try_put(2) {
+                        Ok(()) => return true,
+                        Err(QueueError::Full) => thread::yield_now(),
+                        Err(e) => panic!("{e:?}"),
+                    }
+                }
+                false
+            })
+        };
+        let mut got = Vec::new();
+        if let Ok(v) = f.try_get(true) {
+            got.push(v);
+        }
+        let died = dying.join().unwrap();
+        let put = producer.join().unwrap();
+        got.extend(f.drain());
+        if !put {
+            // Room now that the dead reader's slot was recovered.
+            f.try_put(2).unwrap();
+            got.extend(f.drain());
+        }
+        assert_eq!(sorted(got), vec![1, 2], "each value exactly once");
+        assert_eq!(f.ring().recovery_stats().redelivered, u64::from(died));
+    });
+}

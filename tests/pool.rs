@@ -1,0 +1,542 @@
+//! `Pool`: results in order, laziness, failures of tasks and workers, shutdown, and
+//! no process left behind.
+#![cfg(all(feature = "std", not(loom)))]
+
+mod common;
+use common::*;
+use multiproc::process::default_chunksize;
+use multiproc::sys::ident::{proc_state, ProcState};
+use multiproc::{Error, Pool, Segment};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const WATCHDOG: Duration = Duration::from_secs(60);
+
+fn cube(n: u64) -> u64 {
+    n * n * n
+}
+
+fn add(a: i64, b: i64) -> i64 {
+    a + b
+}
+
+fn fma(a: i64, b: i64, c: i64) -> i64 {
+    a * b + c
+}
+
+fn panics_on_7(x: u32) -> u32 {
+    if x == 7 {
+        panic!("boom {x}");
+    }
+    x
+}
+
+fn my_pid(_: u32) -> u32 {
+    std::process::id()
+}
+
+fn sleep_ms(ms: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(ms));
+    ms
+}
+
+/// Marks word 0 of the named segment, then sleeps: lets a test know the task started.
+fn mark_then_sleep(name: String) -> u32 {
+    let seg = Segment::open(&name).unwrap();
+    // SAFETY: an 8-byte segment, accessed atomically.
+    let w = unsafe { &*(seg.as_ptr() as *const AtomicU64) };
+    w.store(u64::from(std::process::id()), Ordering::SeqCst);
+    std::thread::sleep(Duration::from_secs(30));
+    0
+}
+
+fn kill_myself(_: ()) -> u32 {
+    // SAFETY: SIGKILL to our own process.
+    unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+    0
+}
+
+fn bytes_len_and_echo(v: Vec<u8>) -> (usize, Vec<u8>) {
+    let n = v.len();
+    (n, v.into_iter().rev().collect())
+}
+
+fn in_wait(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    false
+}
+
+#[test]
+fn map_cube_gives_1_8_27_64() {
+    watchdog(WATCHDOG, || {
+        let pool = Pool::new(2).unwrap();
+        assert_eq!(pool.map(cube, [1, 2, 3, 4]).unwrap(), [1, 8, 27, 64]);
+        assert_eq!(
+            pool.map(cube, Vec::<u64>::new()).unwrap(),
+            Vec::<u64>::new()
+        );
+    });
+}
+
+#[test]
+fn results_come_back_in_order_for_10k_items() {
+    watchdog(WATCHDOG, || {
+        let pool = Pool::new(2).unwrap();
+        let want: Vec<u64> = (0..10_000).map(cube).collect();
+        assert_eq!(pool.map(cube, 0..10_000).unwrap(), want);
+        assert_eq!(pool.map_chunked(cube, 0..10_000, 1).unwrap(), want);
+        assert_eq!(pool.map_chunked(cube, 0..10_000, 777).unwrap(), want);
+        let ordered: Vec<u64> = pool
+            .imap(cube, 0..10_000)
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(ordered, want);
+    });
+}
+
+#[test]
+fn default_chunksize_is_pythons() {
+    // ceil(len / (4 * workers)), at least 1.
+    assert_eq!(default_chunksize(4, 2), 1);
+    assert_eq!(default_chunksize(100, 2), 13);
+    assert_eq!(default_chunksize(100_000, 2), 12_500);
+    assert_eq!(default_chunksize(0, 4), 1);
+}
+
+#[test]
+fn starmap_unpacks_argument_tuples() {
+    watchdog(WATCHDOG, || {
+        let pool = Pool::new(2).unwrap();
+        assert_eq!(
+            pool.starmap(add, [(1, 2), (3, 4), (-5, 5)]).unwrap(),
+            [3, 7, 0]
+        );
+        assert_eq!(
+            pool.starmap3(fma, [(2, 3, 1), (4, 5, -20)]).unwrap(),
+            [7, 0]
+        );
+    });
+}
+
+#[test]
+fn imap_reads_its_input_lazily() {
+    watchdog(WATCHDOG, || {
+        let pool = Pool::new(2).unwrap();
+        let pulled = Arc::new(AtomicUsize::new(0));
+        let p = pulled.clone();
+        // An endless input: Python's imap would try to read all of it first.
+        let input = (0u64..).inspect(move |_| {
+            p.fetch_add(1, Ordering::Relaxed);
+        });
+        let first: Vec<u64> = pool
+            .imap(cube, input)
+            .unwrap()
+            .take(10)
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(first, (0..10).map(cube).collect::<Vec<_>>());
+        let n = pulled.load(Ordering::Relaxed);
+        // At most a window and a bit per worker is read ahead, never the whole input.
+        assert!((10..=10 + 2 * 258).contains(&n), "read {n} items ahead");
+    });
+}
+
+#[test]
+fn imap_unordered_yields_every_item_exactly_once() {
+    watchdog(WATCHDOG, || {
+        let pool = Pool::new(2).unwrap();
+        let mut got: Vec<u64> = pool
+            .imap_unordered(cube, 0..2_000)
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        got.sort_unstable();
+        assert_eq!(got, (0..2_000).map(cube).collect::<Vec<_>>());
+        let mut chunked: Vec<u64> = pool
+            .imap_unordered_chunked(cube, 0..2_000, 64)
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        chunked.sort_unstable();
+        assert_eq!(chunked, got);
+    });
+}
+
+#[test]
+fn a_panicking_task_fails_only_itself() {
+    watchdog(WATCHDOG, || {
+        let pool = Pool::new(2).unwrap();
+        let results: Vec<_> = pool.imap(panics_on_7, 0..20).unwrap().collect();
+        for (i, r) in results.iter().enumerate() {
+            match r {
+                Ok(v) => assert_eq!(*v as usize, i),
+                Err(Error::TaskFailed { message }) => {
+                    assert_eq!(i, 7);
+                    assert!(message.contains("boom 7"), "{message}");
+                }
+                Err(e) => panic!("unexpected {e}"),
+            }
+        }
+        assert_eq!(results.iter().filter(|r| r.is_err()).count(), 1);
+        // map reports the failure; the pool keeps working.
+        assert!(matches!(
+            pool.map(panics_on_7, 0..20),
+            Err(Error::TaskFailed { .. })
+        ));
+        let r = pool.apply_async(panics_on_7, 7).unwrap();
+        assert!(matches!(r.get(), Err(Error::TaskFailed { .. })));
+        assert_eq!(r.successful(), Some(false));
+        assert_eq!(pool.apply(panics_on_7, 8).unwrap(), 8);
+    });
+}
+
+#[test]
+fn a_worker_killing_itself_fails_its_task_and_is_replaced() {
+    watchdog(WATCHDOG, || {
+        let pool = Pool::new(2).unwrap();
+        let before = pool.pids();
+        let r = pool.apply_async(kill_myself, ()).unwrap();
+        let dead = match r.get() {
+            Err(Error::WorkerDied { pid }) => pid,
+            other => panic!("expected WorkerDied, got {other:?}"),
+        };
+        assert!(before.contains(&dead));
+        // The pool goes on, with a new worker in place of the dead one.
+        assert_eq!(
+            pool.map(cube, 0..100).unwrap(),
+            (0..100).map(cube).collect::<Vec<_>>()
+        );
+        assert!(in_wait(Duration::from_secs(10), || {
+            let now = pool.pids();
+            now.len() == 2 && !now.contains(&dead)
+        }));
+    });
+}
+
+#[test]
+fn a_killed_worker_fails_its_running_task_and_queued_tasks_run_elsewhere() {
+    watchdog(WATCHDOG, || {
+        let name = unique("pool-mark");
+        let seg = Segment::create(&name, 8).unwrap();
+        // SAFETY: 8 bytes, accessed atomically.
+        let mark = unsafe { &*(seg.as_ptr() as *const AtomicU64) };
+        let pool = Pool::new(1).unwrap();
+        let long = pool.apply_async(mark_then_sleep, name.clone()).unwrap();
+        let quick: Vec<_> = (0..5).map(|x| pool.apply_async(cube, x).unwrap()).collect();
+        assert!(in_wait(WATCHDOG, || mark.load(Ordering::SeqCst) != 0));
+        let pid = mark.load(Ordering::SeqCst) as u32;
+        // SAFETY: `pid` is the pool's worker, a child of this process.
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        assert!(matches!(long.get(), Err(Error::WorkerDied { pid: p }) if p == pid));
+        for (x, r) in quick.iter().enumerate() {
+            assert_eq!(r.get().unwrap(), cube(x as u64));
+        }
+    });
+}
+
+#[test]
+fn terminate_with_tasks_pending_returns_promptly() {
+    watchdog(Duration::from_secs(20), || {
+        let pool = Pool::new(2).unwrap();
+        let results: Vec<_> = (0..20)
+            .map(|_| pool.apply_async(sleep_ms, 10_000).unwrap())
+            .collect();
+        std::thread::sleep(Duration::from_millis(50));
+        let pids = pool.pids();
+        pool.terminate();
+        for r in &results {
+            assert!(matches!(r.get(), Err(Error::Closed)));
+            assert!(r.ready());
+        }
+        for pid in pids {
+            assert!(
+                !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+                "worker {pid} left behind"
+            );
+        }
+        assert!(matches!(pool.apply_async(cube, 1), Err(Error::Closed)));
+    });
+}
+
+#[test]
+fn close_then_join_finishes_submitted_work() {
+    watchdog(WATCHDOG, || {
+        let pool = Pool::new(2).unwrap();
+        assert!(matches!(pool.join(), Err(Error::InvalidArgument { .. })));
+        let results: Vec<_> = (0..6)
+            .map(|x| pool.apply_async(sleep_ms, 20 + x).unwrap())
+            .collect();
+        pool.close();
+        assert!(matches!(pool.apply_async(cube, 1), Err(Error::Closed)));
+        assert!(matches!(pool.map(cube, [1]), Err(Error::Closed)));
+        pool.join().unwrap();
+        for (x, r) in results.iter().enumerate() {
+            assert!(r.ready());
+            assert_eq!(r.get().unwrap(), 20 + x as u64);
+        }
+        assert!(pool.pids().is_empty());
+    });
+}
+
+#[test]
+fn async_result_reports_readiness_and_times_out() {
+    watchdog(WATCHDOG, || {
+        let pool = Pool::new(1).unwrap();
+        let slow = pool.apply_async(sleep_ms, 300).unwrap();
+        assert!(!slow.ready());
+        assert_eq!(slow.successful(), None);
+        assert!(matches!(
+            slow.get_timeout(Duration::from_millis(10)),
+            Err(Error::Timeout)
+        ));
+        assert!(!slow.wait_timeout(Duration::from_millis(1)));
+        slow.wait();
+        assert!(slow.ready());
+        assert_eq!(slow.successful(), Some(true));
+        // get may be called again.
+        assert_eq!(slow.get().unwrap(), 300);
+        assert_eq!(slow.get_timeout(Duration::ZERO).unwrap(), 300);
+    });
+}
+
+#[test]
+fn initializer_runs_in_every_worker_before_tasks() {
+    static INITIALISED: AtomicU64 = AtomicU64::new(0);
+    fn read_init(_: u32) -> u64 {
+        INITIALISED.load(Ordering::SeqCst)
+    }
+    watchdog(WATCHDOG, || {
+        let pool = Pool::builder()
+            .workers(2)
+            .initializer(|| INITIALISED.store(42, Ordering::SeqCst))
+            .build()
+            .unwrap();
+        assert!(pool
+            .map_chunked(read_init, 0..50, 1)
+            .unwrap()
+            .iter()
+            .all(|&v| v == 42));
+        // Not in this process: only in the workers.
+        assert_eq!(INITIALISED.load(Ordering::SeqCst), 0);
+    });
+}
+
+#[test]
+fn a_panicking_initializer_breaks_the_pool_instead_of_hanging() {
+    watchdog(WATCHDOG, || {
+        let pool = Pool::builder()
+            .workers(2)
+            .initializer(|| panic!("no database"))
+            .build()
+            .unwrap();
+        match pool.map(cube, 0..10) {
+            Err(Error::TaskFailed { message }) => {
+                assert!(message.contains("no database"), "{message}")
+            }
+            other => panic!("expected TaskFailed, got {other:?}"),
+        }
+        assert!(pool.apply(cube, 2).is_err());
+    });
+}
+
+#[test]
+fn maxtasksperchild_replaces_workers() {
+    watchdog(WATCHDOG, || {
+        let pool = Pool::builder()
+            .workers(1)
+            .maxtasksperchild(2)
+            .build()
+            .unwrap();
+        let pids: Vec<u32> = (0..6).map(|x| pool.apply(my_pid, x).unwrap()).collect();
+        let mut distinct = pids.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!(distinct.len(), 3, "{pids:?}");
+        assert_eq!(pool.map_chunked(cube, 0..20, 1).unwrap().len(), 20);
+    });
+}
+
+#[test]
+fn large_arguments_and_results_travel_in_pieces() {
+    watchdog(WATCHDOG, || {
+        let pool = Pool::new(2).unwrap();
+        let inputs: Vec<Vec<u8>> = (0..4u8)
+            .map(|k| {
+                (0..(1usize << 20) + 3)
+                    .map(|i| (i as u8).wrapping_mul(k + 1))
+                    .collect()
+            })
+            .collect();
+        let out = pool
+            .map_chunked(bytes_len_and_echo, inputs.clone(), 1)
+            .unwrap();
+        for (i, (n, rev)) in out.into_iter().enumerate() {
+            assert_eq!(n, inputs[i].len());
+            assert!(rev.iter().eq(inputs[i].iter().rev()));
+        }
+        // Tiny messages: every argument and result is cut into many pieces.
+        let tiny = Pool::builder()
+            .workers(2)
+            .max_message_len(64)
+            .build()
+            .unwrap();
+        let v: Vec<Vec<u8>> = (0..20).map(|k| vec![k; 1000 + k as usize]).collect();
+        let out = tiny.map(bytes_len_and_echo, v.clone()).unwrap();
+        for (i, (n, rev)) in out.into_iter().enumerate() {
+            assert_eq!((n, rev), (v[i].len(), v[i].clone()));
+        }
+    });
+}
+
+#[test]
+fn dropping_the_pool_kills_its_workers() {
+    watchdog(WATCHDOG, || {
+        let pool = Pool::new(2).unwrap();
+        let _pending = pool.apply_async(sleep_ms, 10_000).unwrap();
+        let pids = pool.pids();
+        assert_eq!(pids.len(), 2);
+        drop(pool);
+        for pid in pids {
+            assert!(
+                !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+                "worker {pid} left behind"
+            );
+        }
+    });
+}
+
+#[test]
+fn workers_die_when_the_pool_process_is_killed() {
+    if role().as_deref() == Some("pool-owner") {
+        let pool = Pool::new(2).unwrap();
+        let _r = pool.apply_async(sleep_ms, 30_000).unwrap();
+        let pids: Vec<String> = pool.pids().iter().map(u32::to_string).collect();
+        println!("pids {}", pids.join(" "));
+        std::thread::sleep(Duration::from_secs(30));
+        return;
+    }
+    let mut owner = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "workers_die_when_the_pool_process_is_killed",
+            "--nocapture",
+        ])
+        .env(ROLE, "pool-owner")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = owner.stdout.take().unwrap();
+    let pids: Vec<u32> = watchdog(WATCHDOG, move || {
+        use std::io::BufRead;
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        loop {
+            let line = lines.next().expect("owner printed no pids").unwrap();
+            if let Some(rest) = line.strip_prefix("pids ") {
+                return rest.split(' ').map(|p| p.parse().unwrap()).collect();
+            }
+        }
+    });
+    assert_eq!(pids.len(), 2);
+    owner.kill().unwrap();
+    owner.wait().unwrap();
+    for pid in pids {
+        assert!(
+            in_wait(Duration::from_secs(10), || proc_state(pid)
+                == ProcState::Gone),
+            "worker {pid} outlived its pool's process"
+        );
+    }
+}
+
+/// Children of `pid` in state Z.
+fn zombie_children_of(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(p) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
+            continue;
+        };
+        let Some(close) = stat.rfind(')') else {
+            continue;
+        };
+        let mut f = stat[close + 1..].split_whitespace();
+        let (state, ppid) = (f.next(), f.next().and_then(|s| s.parse::<u32>().ok()));
+        if state == Some("Z") && ppid == Some(pid) {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn no_zombie_processes_are_left_behind() {
+    if role().as_deref() == Some("pool-zombies") {
+        let pool = Pool::new(2).unwrap();
+        pool.map(cube, 0..1000).unwrap();
+        // A dead worker is reaped and replaced.
+        let _ = pool.apply(kill_myself, ());
+        pool.map(cube, 0..1000).unwrap();
+        let recycled = Pool::builder()
+            .workers(1)
+            .maxtasksperchild(1)
+            .build()
+            .unwrap();
+        for x in 0..5 {
+            recycled.apply(cube, x).unwrap();
+        }
+        pool.close();
+        pool.join().unwrap();
+        let t = Pool::new(2).unwrap();
+        let _r = t.apply_async(sleep_ms, 10_000).unwrap();
+        t.terminate();
+        drop(Pool::new(2).unwrap());
+        drop(recycled);
+        let me = std::process::id();
+        let ok = in_wait(Duration::from_secs(5), || zombie_children_of(me).is_empty());
+        println!("zombies: {:?}", zombie_children_of(me));
+        assert!(ok);
+        return;
+    }
+    let child = spawn_self("no_zombie_processes_are_left_behind", "pool-zombies");
+    let (code, out) = wait_self(child, WATCHDOG);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("zombies: []"), "{out}");
+}
+
+#[test]
+fn workers_start_even_while_another_thread_panics() {
+    // A worker forked while another thread holds the panic machinery's locks must not
+    // need them to start (it used to install its panic hook after the fork).
+    watchdog(WATCHDOG, || {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let s = stop.clone();
+        let panicker = std::thread::spawn(move || {
+            let mut n = 0u32;
+            while !s.load(Ordering::Relaxed) {
+                let _ = std::panic::catch_unwind(|| panic!("background panic {n}"));
+                n += 1;
+            }
+            n
+        });
+        // maxtasksperchild(1): a fork for every task.
+        let pool = Pool::builder()
+            .workers(2)
+            .maxtasksperchild(1)
+            .build()
+            .unwrap();
+        let got = pool.map_chunked(cube, 0..100, 1).unwrap();
+        stop.store(true, Ordering::Relaxed);
+        assert!(panicker.join().unwrap() > 0);
+        assert_eq!(got, (0..100).map(cube).collect::<Vec<_>>());
+    });
+}

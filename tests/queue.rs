@@ -1,0 +1,308 @@
+//! `Queue<T>`: semantics, edges, and exact accounting across processes.
+#![cfg(all(feature = "std", not(loom)))]
+mod common;
+use common::*;
+use multiproc::{Error, Queue, Segment};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::time::{Duration, Instant};
+
+const WATCHDOG: Duration = Duration::from_secs(60);
+
+#[test]
+fn put_then_get_round_trips_in_order() {
+    let q: Queue<u64> = Queue::create(&unique("q-basic"), 8).unwrap();
+    for i in 0..8 {
+        q.put(i).unwrap();
+    }
+    assert_eq!(q.len(), 8);
+    assert!(q.is_full());
+    for i in 0..8 {
+        assert_eq!(q.get().unwrap(), i);
+    }
+    assert!(q.is_empty());
+}
+
+#[test]
+fn capacity_is_rounded_up_to_a_power_of_two() {
+    let q: Queue<u32> = Queue::create(&unique("q-cap"), 1000).unwrap();
+    assert_eq!(q.capacity(), 1024);
+    let q: Queue<u32> = Queue::create(&unique("q-cap1"), 1).unwrap();
+    assert_eq!(q.capacity(), 1);
+}
+
+#[test]
+fn zero_or_absurd_capacity_is_invalid() {
+    assert!(matches!(
+        Queue::<u64>::create(&unique("q-zero"), 0),
+        Err(Error::InvalidArgument { .. })
+    ));
+    assert!(matches!(
+        Queue::<u64>::create(&unique("q-huge"), usize::MAX),
+        Err(Error::InvalidArgument { .. })
+    ));
+    assert!(matches!(
+        Queue::<[u8; 4096]>::create(&unique("q-huge2"), 1 << 30),
+        Err(Error::InvalidArgument { .. })
+    ));
+}
+
+#[test]
+fn full_queue_refuses_try_put_and_times_out() {
+    let q: Queue<u16> = Queue::create(&unique("q-full"), 2).unwrap();
+    q.try_put(1).unwrap();
+    q.try_put(2).unwrap();
+    assert!(matches!(q.try_put(3), Err(Error::Full)));
+    let t = Instant::now();
+    assert!(matches!(
+        q.put_timeout(3, Duration::from_millis(30)),
+        Err(Error::Timeout)
+    ));
+    assert!(t.elapsed() >= Duration::from_millis(30));
+    assert_eq!(q.get().unwrap(), 1);
+    q.try_put(3).unwrap();
+    assert_eq!(q.get().unwrap(), 2);
+    assert_eq!(q.get().unwrap(), 3);
+}
+
+#[test]
+fn empty_queue_refuses_try_get_and_times_out() {
+    let q: Queue<u64> = Queue::create(&unique("q-empty"), 4).unwrap();
+    assert!(matches!(q.try_get(), Err(Error::Empty)));
+    let t = Instant::now();
+    assert!(matches!(
+        q.get_timeout(Duration::from_millis(30)),
+        Err(Error::Timeout)
+    ));
+    assert!(t.elapsed() >= Duration::from_millis(30));
+}
+
+#[test]
+fn close_fails_puts_drains_gets_then_reports_closed() {
+    let q: Queue<u64> = Queue::create(&unique("q-close"), 4).unwrap();
+    q.put(1).unwrap();
+    q.put(2).unwrap();
+    q.close();
+    assert!(q.is_closed());
+    assert!(matches!(q.put(3), Err(Error::Closed)));
+    assert!(matches!(q.try_put(3), Err(Error::Closed)));
+    assert_eq!(q.get().unwrap(), 1);
+    assert_eq!(q.try_get().unwrap(), 2);
+    assert!(matches!(q.get(), Err(Error::Closed)));
+    assert!(matches!(q.try_get(), Err(Error::Closed)));
+    assert!(matches!(
+        q.get_timeout(Duration::from_secs(5)),
+        Err(Error::Closed)
+    ));
+}
+
+#[test]
+fn close_wakes_sleeping_getters_and_putters() {
+    let q: Queue<u64> = Queue::create(&unique("q-closewake"), 1).unwrap();
+    let full: Queue<u64> = Queue::create(&unique("q-closewake-full"), 1).unwrap();
+    full.put(0).unwrap();
+    let (q2, f2) = (q.clone(), full.clone());
+    let getter = std::thread::spawn(move || q2.get());
+    let putter = std::thread::spawn(move || f2.put(1));
+    std::thread::sleep(Duration::from_millis(50));
+    q.close();
+    full.close();
+    watchdog(WATCHDOG, move || {
+        assert!(matches!(getter.join().unwrap(), Err(Error::Closed)));
+        assert!(matches!(putter.join().unwrap(), Err(Error::Closed)));
+    });
+}
+
+#[test]
+fn wraps_around_many_times() {
+    let q: Queue<u64> = Queue::create(&unique("q-wrap"), 4).unwrap();
+    let mut next_out = 0;
+    for i in 0..100_000u64 {
+        q.put(i).unwrap();
+        if i % 3 == 2 {
+            while let Ok(v) = q.try_get() {
+                assert_eq!(v, next_out);
+                next_out += 1;
+            }
+        }
+    }
+    while let Ok(v) = q.try_get() {
+        assert_eq!(v, next_out);
+        next_out += 1;
+    }
+    assert_eq!(next_out, 100_000);
+}
+
+#[test]
+fn odd_sized_values_are_not_torn() {
+    #[derive(Clone, Copy, PartialEq, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+    #[repr(C)]
+    struct Odd {
+        a: [u8; 13],
+    }
+    let q: Queue<Odd> = Queue::create(&unique("q-odd"), 16).unwrap();
+    for i in 0..50u8 {
+        q.put(Odd { a: [i; 13] }).unwrap();
+        assert_eq!(q.get().unwrap(), Odd { a: [i; 13] });
+    }
+}
+
+#[test]
+fn batches_put_and_get_many() {
+    let q: Queue<u32> = Queue::create(&unique("q-batch"), 8).unwrap();
+    let items: Vec<u32> = (0..20).collect();
+    assert_eq!(q.try_put_many(&items).unwrap(), 8);
+    let mut buf = [0u32; 5];
+    assert_eq!(q.try_get_many(&mut buf).unwrap(), 5);
+    assert_eq!(buf, [0, 1, 2, 3, 4]);
+    assert_eq!(q.get_many(&mut buf).unwrap(), 3);
+    assert_eq!(&buf[..3], &[5, 6, 7]);
+    assert_eq!(q.try_get_many(&mut buf).unwrap(), 0);
+    let q2 = q.clone();
+    let t = std::thread::spawn(move || {
+        let mut got = Vec::new();
+        let mut buf = [0u32; 7];
+        while got.len() < 20 {
+            let n = q2.get_many(&mut buf).unwrap();
+            got.extend_from_slice(&buf[..n]);
+        }
+        got
+    });
+    q.put_many(&items).unwrap();
+    let got = watchdog(WATCHDOG, move || t.join().unwrap());
+    assert_eq!(got, items);
+}
+
+#[test]
+fn open_checks_kind_and_element_type() {
+    let name = unique("q-type");
+    let _q: Queue<u64> = Queue::create(&name, 4).unwrap();
+    assert!(matches!(
+        Queue::<u32>::open(&name),
+        Err(Error::WrongType { .. })
+    ));
+    assert!(matches!(
+        multiproc::ByteQueue::open(&name),
+        Err(Error::WrongKind { .. })
+    ));
+    assert!(matches!(
+        Queue::<u64>::open(&unique("q-missing")),
+        Err(Error::NotFound { .. })
+    ));
+    let q = Queue::<u64>::open_or_create(&name, 99).unwrap();
+    assert_eq!(q.capacity(), 4);
+}
+
+#[test]
+fn blocking_get_wakes_when_a_value_arrives() {
+    let q: Queue<u64> = Queue::create(&unique("q-wake"), 4).unwrap();
+    let q2 = q.clone();
+    let t = std::thread::spawn(move || q2.get().unwrap());
+    std::thread::sleep(Duration::from_millis(30));
+    q.put(42).unwrap();
+    assert_eq!(watchdog(WATCHDOG, move || t.join().unwrap()), 42);
+}
+
+/// Every value once, FIFO per producer, across N producer × M consumer processes.
+#[test]
+fn producers_and_consumers_in_processes_account_exactly() {
+    const P: u64 = 3;
+    const C: usize = 3;
+    const N: u64 = 20_000;
+    let name = unique("q-mpmc");
+    let q: Queue<u64> = Queue::create(&name, 64).unwrap();
+    // seen[p * N + i] counts deliveries of value i of producer p.
+    let seen = Segment::create(&format!("{name}.seen"), (P * N) as usize).unwrap();
+    let fifo_ok = Segment::create(&format!("{name}.fifo"), 8).unwrap();
+    let mut kids = Vec::new();
+    for p in 0..P {
+        let name = name.clone();
+        kids.push(fork(move || {
+            let q: Queue<u64> = Queue::open(&name).unwrap();
+            for i in 0..N {
+                q.put(p << 32 | i).unwrap();
+            }
+            0
+        }));
+    }
+    for _ in 0..C {
+        let (name, seen, fifo_ok) = (name.clone(), seen.clone(), fifo_ok.clone());
+        kids.push(fork(move || {
+            let q: Queue<u64> = Queue::open(&name).unwrap();
+            let mut last = [None::<u64>; P as usize];
+            loop {
+                let v = match q.get() {
+                    Ok(v) => v,
+                    Err(Error::Closed) => return 0,
+                    Err(e) => panic!("{e}"),
+                };
+                let (p, i) = (v >> 32, v & 0xffff_ffff);
+                assert!(p < P && i < N, "foreign value {v:#x}");
+                if let Some(l) = last[p as usize] {
+                    if i <= l {
+                        // SAFETY: 8 bytes in bounds, aligned; atomic access only.
+                        unsafe { &*(fifo_ok.as_ptr() as *const AtomicU64) }
+                            .fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                last[p as usize] = Some(i);
+                // SAFETY: index < P * N, the segment's length; atomic access only.
+                unsafe { &*(seen.as_ptr().add((p * N + i) as usize) as *const AtomicU8) }
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    let (producers, consumers): (Vec<_>, Vec<_>) = kids
+        .into_iter()
+        .enumerate()
+        .partition(|(i, _)| *i < P as usize);
+    for (_, k) in producers {
+        k.join_ok(WATCHDOG);
+    }
+    q.close();
+    for (_, k) in consumers {
+        k.join_ok(WATCHDOG);
+    }
+    // SAFETY: all children are done; atomic reads of our own segments.
+    let bad_fifo = unsafe { &*(fifo_ok.as_ptr() as *const AtomicU64) }.load(Ordering::Relaxed);
+    assert_eq!(bad_fifo, 0, "values of one producer arrived out of order");
+    for k in 0..(P * N) as usize {
+        // SAFETY: k < segment length.
+        let n = unsafe { &*(seen.as_ptr().add(k) as *const AtomicU8) }.load(Ordering::Relaxed);
+        assert_eq!(
+            n,
+            1,
+            "value {} of producer {} delivered {n} times",
+            k as u64 % N,
+            k as u64 / N
+        );
+    }
+    assert!(q.is_empty());
+}
+
+/// An unrelated process (a re-exec of this binary) attaches by name.
+#[test]
+fn unrelated_process_attaches_by_name() {
+    if let Some(role) = role() {
+        if let Some(name) = role.strip_prefix("queue-peer:") {
+            let q: Queue<u64> = Queue::open(name).unwrap();
+            let mut sum = 0;
+            for _ in 0..100 {
+                sum += q.get().unwrap();
+            }
+            q.put(sum).unwrap();
+        }
+        return;
+    }
+    let name = unique("q-peer");
+    let q: Queue<u64> = Queue::create(&name, 128).unwrap();
+    let child = spawn_self(
+        "unrelated_process_attaches_by_name",
+        &format!("queue-peer:{name}"),
+    );
+    for i in 0..100 {
+        q.put(i).unwrap();
+    }
+    let (code, _) = wait_self(child, WATCHDOG);
+    assert_eq!(code, 0);
+    assert_eq!(q.get_timeout(Duration::from_secs(10)).unwrap(), 4950);
+}
