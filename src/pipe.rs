@@ -26,15 +26,16 @@
 //! it is complete: a sender that dies, closes or gives up mid-message never delivers
 //! a partial one.
 
+use crate::raw::lock::spin_until;
 use crate::raw::lock::DEFAULT_PROBE;
 use crate::raw::spsc::{
-    Consumer, Geometry, Producer, RegionMemory, RingCorrupt, SpinBudget, Stop, CONSUMER_CLOSED,
-    MAX_RING_BYTES, PRODUCER_CLOSED,
+    Consumer, Geometry, Producer, RegionMemory, RingCorrupt, Stop, CONSUMER_CLOSED, MAX_RING_BYTES,
+    PRODUCER_CLOSED,
 };
 use crate::raw::spsc_role::{ClaimError, RawPipe, RoleStatus};
 use crate::segment::{self, Object, ObjectKind, ObjectSpec, Options, TypeInfo};
 use crate::sync::atomic::Ordering;
-use crate::sync::{spin_hint, Identity};
+use crate::sync::Identity;
 use crate::sys::clock::{deadline_after, Deadline};
 use crate::sys::ident::{current_process, fork_generation};
 use crate::{Error, Result};
@@ -139,8 +140,6 @@ struct Rx {
     partial: Vec<u8>,
     /// The peer closed or died and everything it sent was drained.
     eof: bool,
-    /// Polls of the stamp before sleeping on the ring.
-    spin: SpinBudget,
 }
 
 /// A frame found at the read position.
@@ -571,14 +570,13 @@ impl Pipe {
                 Ok(cur) if cur.position() % 8 != 0 => return Err(misaligned()),
                 Ok(mut cur) => {
                     // Receives spin on the stamp themselves, then let the ring sleep.
-                    cur.set_spin(SpinBudget::fixed(0));
+                    cur.set_spin(false);
                     Some(Rx {
                         cur,
                         nonce,
                         msg: None,
                         partial: Vec::new(),
                         eof: false,
-                        spin: SpinBudget::adaptive(),
                     })
                 }
                 Err(c) => return Err(self.corrupt(c)),
@@ -885,19 +883,12 @@ impl Pipe {
                         }
                     } else {
                         // Spin on the stamp, then sleep on the ring's `tail`.
-                        let mut spins = rx.spin.next_polls();
-                        while spins > 0 && !rx.stamped() {
-                            spin_hint();
-                            spins -= 1;
-                        }
-                        if rx.stamped() {
-                            rx.spin.record(false);
+                        if spin_until(ring.consumer_spin_hint(), || rx.stamped()) {
                             None
                         } else {
                             let r = rx.cur.wait_available(ring, OVERHEAD, deadline, probe, || {
                                 peer_gone(raw, peer)
                             });
-                            rx.spin.record(rx.cur.last_wait_slept() || r.is_err());
                             match r {
                                 Ok(_) if rx.stamped() => None,
                                 Ok(_) => {
@@ -1018,11 +1009,8 @@ impl Pipe {
         if timeout == Some(Duration::ZERO) {
             return Ok(ring.closed() & PRODUCER_CLOSED != 0 || peer_gone(raw, peer));
         }
-        for _ in 0..rx.spin.next_polls() {
-            if rx.stamped() {
-                return Ok(true);
-            }
-            spin_hint();
+        if spin_until(ring.consumer_spin_hint(), || rx.stamped()) {
+            return Ok(true);
         }
         let deadline = timeout.and_then(deadline_after);
         match rx

@@ -39,8 +39,9 @@
 //!   the counter; the other side stores the counter, then reads the flag (Relaxed,
 //!   behind a compiler fence) and wakes the sleeper if it is set.
 //!
-//! Waits poll a [`SpinBudget`] of times before they sleep; the budget adapts to
-//! whether polling succeeded.
+//! Waits poll before they sleep for an adaptive budget (the crate's `Spin`, see
+//! [`RawLock`](super::RawLock)'s module); each side keeps its hint in its own
+//! counter's line, which only it writes.
 //!
 //! ## Sleeping without a fence on the fast path
 //! A full fence after every publish would cost the stream more than half its
@@ -63,9 +64,10 @@
 //! out-of-bounds access. Slot offsets are always masked by the capacity, which comes
 //! from the caller's validated [`Geometry`], never from the region.
 
+use super::lock::Spin;
 use super::CachePadded;
 use crate::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
-use crate::sync::{futex_wait, futex_wake_all, spin_hint, Deadline, Instant, SPIN_LIMIT};
+use crate::sync::{futex_wait, futex_wake_all, spin_hint, Deadline, Instant};
 use core::mem::MaybeUninit;
 use core::sync::atomic::compiler_fence;
 use core::time::Duration;
@@ -80,80 +82,6 @@ pub const POST_FLAG_POLLS: u32 = 32;
 /// Polls a sleeper makes after raising its flag, before it sleeps (0 under loom).
 #[cfg(loom)]
 pub const POST_FLAG_POLLS: u32 = 0;
-
-/// Fewest polls an adaptive [`SpinBudget`] shrinks to (about a microsecond).
-const MIN_SPIN: u32 = 32;
-
-/// How long a waiting side polls before it sleeps, adapting to what polling
-/// achieved (as glibc's adaptive mutexes do): a wait that ended while polling
-/// doubles the budget (up to [`SPIN_LIMIT`]); one that had to sleep shrinks it by a
-/// quarter (down to about a microsecond of polling). When
-/// the peer answers quickly, waits never sleep; when it does not — or when both
-/// sides compete for too few CPUs, where polling only delays the peer — the waiter
-/// soon goes to sleep at once and leaves the CPU to it.
-///
-/// Every 16th wait polls the full [`SPIN_LIMIT`] regardless: when both sides of a
-/// ping-pong have fallen asleep, each sees the other's wake-up latency and neither
-/// budget could grow again; one long poll catches a reply and brings both back.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SpinBudget {
-    polls: u32,
-    adaptive: bool,
-    waits: u32,
-}
-
-impl SpinBudget {
-    /// Starts at [`SPIN_LIMIT`] polls and adapts.
-    pub const fn adaptive() -> SpinBudget {
-        SpinBudget {
-            polls: SPIN_LIMIT,
-            adaptive: true,
-            waits: 0,
-        }
-    }
-    /// Always `polls` polls.
-    pub const fn fixed(polls: u32) -> SpinBudget {
-        SpinBudget {
-            polls,
-            adaptive: false,
-            waits: 0,
-        }
-    }
-    /// Polls to make before sleeping in the next wait.
-    #[inline]
-    pub fn next_polls(&mut self) -> u32 {
-        if !self.adaptive {
-            return self.polls;
-        }
-        self.waits = self.waits.wrapping_add(1);
-        if self.waits % 16 == 0 {
-            SPIN_LIMIT
-        } else {
-            self.polls
-        }
-    }
-    /// Records how a wait went: it ended while polling (`slept == false`) or had to
-    /// sleep.
-    #[inline]
-    pub fn record(&mut self, slept: bool) {
-        if !self.adaptive {
-            return;
-        }
-        self.polls = if slept {
-            (self.polls - self.polls / 4).max(MIN_SPIN.min(SPIN_LIMIT))
-        } else {
-            self.polls
-                .saturating_mul(2)
-                .clamp(MIN_SPIN.min(SPIN_LIMIT), SPIN_LIMIT)
-        };
-    }
-}
-
-impl Default for SpinBudget {
-    fn default() -> Self {
-        SpinBudget::adaptive()
-    }
-}
 
 /// `closed` bit: the producer side is closed — no more units will come; the consumer
 /// drains what is there, then sees [`Stop::Closed`].
@@ -433,6 +361,36 @@ unsafe fn copy_streaming(src: *const u8, dst: *mut u8, n: usize) {
     unsafe { core::ptr::copy_nonoverlapping(src, dst, n) }
 }
 
+/// One side's line: its position counter and the spin hint of its waits.
+#[repr(C)]
+#[derive(Debug)]
+struct Counter {
+    /// `tail` (producer) or `head` (consumer).
+    pos: AtomicU64,
+    /// Spin hint of this side's waits (the crate's `Spin`); any value is safe.
+    spin: AtomicU32,
+    _pad: u32,
+}
+
+impl Counter {
+    #[cfg(not(loom))]
+    const fn new() -> Counter {
+        Counter {
+            pos: AtomicU64::new(0),
+            spin: AtomicU32::new(0),
+            _pad: 0,
+        }
+    }
+    #[cfg(loom)]
+    fn new() -> Counter {
+        Counter {
+            pos: AtomicU64::new(0),
+            spin: AtomicU32::new(0),
+            _pad: 0,
+        }
+    }
+}
+
 /// The read-mostly control line.
 #[repr(C)]
 #[derive(Debug)]
@@ -452,11 +410,11 @@ struct Control {
 #[repr(C)]
 #[derive(Debug)]
 pub struct RawSpsc {
-    /// Units published, written only by the producer. `tail - head` is in
-    /// `0..=capacity`.
-    tail: CachePadded<AtomicU64>,
-    /// Units consumed, written only by the consumer.
-    head: CachePadded<AtomicU64>,
+    /// Units published, written only by the producer (with the producer's spin
+    /// hint). `tail - head` is in `0..=capacity`.
+    tail: CachePadded<Counter>,
+    /// Units consumed, written only by the consumer (with the consumer's spin hint).
+    head: CachePadded<Counter>,
     ctl: CachePadded<Control>,
 }
 
@@ -475,8 +433,8 @@ impl RawSpsc {
     #[cfg(not(loom))]
     pub const fn new() -> RawSpsc {
         RawSpsc {
-            tail: CachePadded(AtomicU64::new(0)),
-            head: CachePadded(AtomicU64::new(0)),
+            tail: CachePadded(Counter::new()),
+            head: CachePadded(Counter::new()),
             ctl: CachePadded(Control {
                 closed: AtomicU32::new(0),
                 data_waiter: AtomicU32::new(AWAKE),
@@ -489,8 +447,8 @@ impl RawSpsc {
     #[cfg(loom)]
     pub fn new() -> RawSpsc {
         RawSpsc {
-            tail: CachePadded(AtomicU64::new(0)),
-            head: CachePadded(AtomicU64::new(0)),
+            tail: CachePadded(Counter::new()),
+            head: CachePadded(Counter::new()),
             ctl: CachePadded(Control {
                 closed: AtomicU32::new(0),
                 data_waiter: AtomicU32::new(AWAKE),
@@ -511,14 +469,14 @@ impl RawSpsc {
         check_memory(geo, &mem)?;
         // A previous producer's units are published by its Release store; we only
         // continue after them.
-        let tail = self.tail.load(Ordering::Relaxed);
+        let tail = self.tail.pos.load(Ordering::Relaxed);
         let mut p = Producer {
             geo,
             mem,
             tail,
             staged: 0,
             head: tail.wrapping_sub(geo.cap),
-            spin: SpinBudget::adaptive(),
+            spin: true,
         };
         p.refresh(self)?;
         Ok(p)
@@ -531,15 +489,14 @@ impl RawSpsc {
         mem: M,
     ) -> Result<Consumer<M>, RingCorrupt> {
         check_memory(geo, &mem)?;
-        let head = self.head.load(Ordering::Relaxed);
+        let head = self.head.pos.load(Ordering::Relaxed);
         let mut c = Consumer {
             geo,
             mem,
             head,
             taken: 0,
             tail: head,
-            spin: SpinBudget::adaptive(),
-            slept: false,
+            spin: true,
         };
         c.refresh(self)?;
         Ok(c)
@@ -547,21 +504,27 @@ impl RawSpsc {
 
     /// Units in the ring (a snapshot, clamped to `0..=geo.capacity()`).
     pub fn len(&self, geo: Geometry) -> u64 {
-        let head = self.head.load(Ordering::Relaxed);
-        let tail = self.tail.load(Ordering::Relaxed);
+        let head = self.head.pos.load(Ordering::Relaxed);
+        let tail = self.tail.pos.load(Ordering::Relaxed);
         tail.wrapping_sub(head).min(geo.cap)
     }
 
     /// True when the ring holds nothing (a snapshot).
     pub fn is_empty(&self) -> bool {
-        self.head.load(Ordering::Relaxed) == self.tail.load(Ordering::Relaxed)
+        self.head.pos.load(Ordering::Relaxed) == self.tail.pos.load(Ordering::Relaxed)
     }
 
     /// The units published so far (`tail`), with Acquire ordering.
     #[inline]
     pub fn published(&self) -> u64 {
         // SYNC(spsc-publish): Acquire pairs with the producer's Release store.
-        self.tail.load(Ordering::Acquire)
+        self.tail.pos.load(Ordering::Acquire)
+    }
+
+    /// The spin hint of the consumer's waits, for callers that poll something of
+    /// their own before waiting on the ring (see [`Consumer::set_spin`]).
+    pub(crate) fn consumer_spin_hint(&self) -> &AtomicU32 {
+        &self.head.spin
     }
 
     /// The closed bits ([`PRODUCER_CLOSED`], [`CONSUMER_CLOSED`]).
@@ -581,29 +544,32 @@ impl RawSpsc {
         }
     }
 
-    /// Waits until `ready()` holds, sleeping on `word` (the caller's sleeper flag);
-    /// `Ok(true)` if it had to sleep.
+    /// Waits until `ready()` holds, sleeping on `word` (the caller's sleeper flag).
     ///
-    /// Polls `spin` times, then raises the flag and sleeps; `gone()` runs once
+    /// Polls for the adaptive budget of the `spin` hint (if any), then raises the
+    /// flag and sleeps; `gone()` runs once
     /// per `probe` while asleep and ends the wait with [`Stop::Gone`] when true.
-    #[allow(clippy::too_many_arguments)]
     fn wait_on(
         &self,
         word: &AtomicU32,
-        spin: u32,
+        spin: Option<&AtomicU32>,
         deadline: Deadline,
         probe: Duration,
         mut ready: impl FnMut() -> Result<bool, Stop>,
         mut gone: impl FnMut() -> bool,
-    ) -> Result<bool, Stop> {
-        for _ in 0..spin {
-            if ready()? {
-                return Ok(false);
+    ) -> Result<(), Stop> {
+        if let Some(hint) = spin {
+            let phase = Spin::start(hint);
+            for _ in 0..phase.budget() {
+                if ready()? {
+                    phase.succeeded(hint);
+                    return Ok(());
+                }
+                spin_hint();
             }
-            spin_hint();
+            phase.failed(hint);
         }
         let mut next_probe = Instant::now().add(probe);
-        let mut slept = false;
         let result = 'wait: loop {
             let was = word.swap(ASLEEP, Ordering::Relaxed);
             // SYNC(spsc-sleep): orders our flag before the re-check, against the
@@ -612,7 +578,7 @@ impl RawSpsc {
             let polls = if was == AWAKE { POST_FLAG_POLLS } else { 0 };
             for i in 0..=polls {
                 match ready() {
-                    Ok(true) => break 'wait Ok(slept),
+                    Ok(true) => break 'wait Ok(()),
                     Ok(false) => {}
                     Err(e) => break 'wait Err(e),
                 }
@@ -628,14 +594,13 @@ impl RawSpsc {
             if let Some(d) = deadline {
                 until = until.min(d);
             }
-            slept = true;
             let _ = futex_wait(word, ASLEEP, Some(until));
             let now = Instant::now();
             if now >= next_probe {
                 if gone() {
                     // One last look: what arrived before the peer went still counts.
                     match ready() {
-                        Ok(true) => break Ok(slept),
+                        Ok(true) => break Ok(()),
                         Ok(false) => break Err(Stop::Gone),
                         Err(e) => break Err(e),
                     }
@@ -687,13 +652,14 @@ pub struct Producer<M> {
     staged: u64,
     /// Cached `head`: a lower bound of the consumer's progress.
     head: u64,
-    /// Polls before sleeping in waits.
-    spin: SpinBudget,
+    /// Waits poll (an adaptive budget) before they sleep.
+    spin: bool,
 }
 
 impl<M: RingMemory> Producer<M> {
-    /// How waits poll before sleeping (default [`SpinBudget::adaptive`]).
-    pub fn set_spin(&mut self, spin: SpinBudget) {
+    /// Whether waits poll (an adaptive budget) before they sleep (default true);
+    /// callers that poll something else first turn it off.
+    pub fn set_spin(&mut self, spin: bool) {
         self.spin = spin;
     }
 
@@ -734,7 +700,7 @@ impl<M: RingMemory> Producer<M> {
     /// Re-reads `head`; returns the free units.
     pub fn refresh(&mut self, ring: &RawSpsc) -> Result<u64, RingCorrupt> {
         // SYNC(spsc-release): Acquire pairs with the consumer's Release store of head.
-        let head = ring.head.load(Ordering::Acquire);
+        let head = ring.head.pos.load(Ordering::Acquire);
         let used = self.position().wrapping_sub(head);
         if used > self.geo.cap || head.wrapping_sub(self.head) > self.geo.cap {
             return Err(RingCorrupt {
@@ -902,7 +868,7 @@ impl<M: RingMemory> Producer<M> {
         self.tail = self.tail.wrapping_add(self.staged);
         self.staged = 0;
         // SYNC(spsc-publish): Release pairs with the consumer's Acquire load of tail.
-        ring.tail.store(self.tail, Ordering::Release);
+        ring.tail.pos.store(self.tail, Ordering::Release);
         notify(&ring.ctl.data_waiter);
     }
 
@@ -943,10 +909,9 @@ impl<M: RingMemory> Producer<M> {
         if self.free_for(ring, want)? >= want {
             return Ok(self.free());
         }
-        let polls = self.spin.next_polls();
-        let slept = ring.wait_on(
+        ring.wait_on(
             &ring.ctl.space_waiter,
-            polls,
+            self.spin.then_some(&ring.tail.spin),
             deadline,
             probe,
             || {
@@ -957,7 +922,6 @@ impl<M: RingMemory> Producer<M> {
             },
             gone,
         )?;
-        self.spin.record(slept);
         Ok(self.free())
     }
 }
@@ -973,21 +937,14 @@ pub struct Consumer<M> {
     taken: u64,
     /// Cached `tail`: a lower bound of the producer's progress.
     tail: u64,
-    /// Polls before sleeping in waits.
-    spin: SpinBudget,
-    /// The last wait had to sleep.
-    slept: bool,
+    /// Waits poll (an adaptive budget) before they sleep.
+    spin: bool,
 }
 
 impl<M: RingMemory> Consumer<M> {
-    /// True if the last successful [`wait_available`](Consumer::wait_available) had
-    /// to sleep (for callers that keep their own [`SpinBudget`]).
-    pub fn last_wait_slept(&self) -> bool {
-        self.slept
-    }
-
-    /// How waits poll before sleeping (default [`SpinBudget::adaptive`]).
-    pub fn set_spin(&mut self, spin: SpinBudget) {
+    /// Whether waits poll (an adaptive budget) before they sleep (default true);
+    /// callers that poll something else first turn it off.
+    pub fn set_spin(&mut self, spin: bool) {
         self.spin = spin;
     }
 
@@ -1166,7 +1123,7 @@ impl<M: RingMemory> Consumer<M> {
         self.head = self.head.wrapping_add(self.taken);
         self.taken = 0;
         // SYNC(spsc-release): Release pairs with the producer's Acquire load of head.
-        ring.head.store(self.head, Ordering::Release);
+        ring.head.pos.store(self.head, Ordering::Release);
         notify(&ring.ctl.space_waiter);
     }
 
@@ -1208,14 +1165,12 @@ impl<M: RingMemory> Consumer<M> {
         gone: impl FnMut() -> bool,
     ) -> Result<u64, Stop> {
         let want = want.min(self.geo.cap);
-        self.slept = false;
         if self.available_for(ring, want)? >= want {
             return Ok(self.available());
         }
-        let polls = self.spin.next_polls();
-        let slept = ring.wait_on(
+        ring.wait_on(
             &ring.ctl.data_waiter,
-            polls,
+            self.spin.then_some(&ring.head.spin),
             deadline,
             probe,
             || {
@@ -1232,8 +1187,6 @@ impl<M: RingMemory> Consumer<M> {
             },
             gone,
         )?;
-        self.spin.record(slept);
-        self.slept = slept;
         Ok(self.available())
     }
 }
