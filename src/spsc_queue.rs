@@ -403,13 +403,7 @@ impl<T: Pod> SpscQueue<T> {
             return false;
         };
         let ring = &self.obj.raw().ring;
-        if p.free() == 0 || ring.closed() != 0 {
-            return false;
-        }
-        // Cannot fail: the unit is size_of::<T>() and a slot is free.
-        p.stage_one(v);
-        p.publish(ring);
-        true
+        ring.closed() == 0 && matches!(p.try_push(ring, v), Ok(true))
     }
 
     /// The fast path of every get: a claimed consumer and a record known to be there

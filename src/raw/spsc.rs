@@ -883,11 +883,19 @@ impl<M: RingMemory> Producer<M> {
         if self.free() == 0 && self.refresh(ring)? == 0 {
             return Ok(false);
         }
-        if !self.stage_one(v) {
+        if core::mem::size_of::<T>() != self.geo.unit {
             return Err(RingCorrupt {
                 detail: "record size does not match the ring's unit",
             });
         }
+        let off = self.geo.slot(self.position()) as usize * core::mem::size_of::<T>();
+        // SAFETY: a slot is free and a single unit never wraps, so the record's bytes
+        // lie in the checked slot memory; `v` is size_of::<T>() readable bytes.
+        unsafe {
+            self.mem
+                .write(off, (v as *const T).cast(), core::mem::size_of::<T>())
+        };
+        self.staged += 1;
         self.publish(ring);
         Ok(true)
     }
@@ -1140,7 +1148,7 @@ impl<M: RingMemory> Consumer<M> {
             return Ok(None);
         }
         let mut v = MaybeUninit::<T>::uninit();
-        let off = self.geo.slot(self.position()) as usize * self.geo.unit;
+        let off = self.geo.slot(self.position()) as usize * core::mem::size_of::<T>();
         // SAFETY: one unit is readable and never wraps (see `stage_one`); `v` has room
         // for size_of::<T>() bytes.
         unsafe {
