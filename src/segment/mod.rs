@@ -236,7 +236,11 @@ impl Segment {
                     layout.data_len
                 ))
             })?;
-        let map: MmapRaw = MmapOptions::new().len(total as usize).map_anon()?.into();
+        // A MAP_SHARED mapping of an anonymous file, so that children forked later share
+        // it (memmap2's `map_anon` is MAP_PRIVATE: copy-on-write after fork).
+        let file = shm::anonymous()?;
+        file.set_len(total)?;
+        let map = MmapOptions::new().len(total as usize).map_raw(&file)?;
         let seg = Segment {
             inner: Arc::new(Inner {
                 name: String::new(),

@@ -38,6 +38,18 @@ fn open_flags(posix_name: &str, flags: i32, mode: u32) -> io::Result<File> {
     Ok(unsafe { File::from_raw_fd(fd) })
 }
 
+/// An anonymous file (`memfd_create`) to back an unnamed segment: mapped
+/// `MAP_SHARED`, it is shared with children forked after the mapping.
+pub fn anonymous() -> io::Result<File> {
+    // SAFETY: the name is a NUL-terminated literal; the flags are valid.
+    let fd = unsafe { libc::memfd_create(c"multiproc-anon".as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just created and is owned by nobody else.
+    Ok(unsafe { File::from_raw_fd(fd) })
+}
+
 /// Removes `posix_name`; mappings that exist stay valid.
 pub fn unlink(posix_name: &str) -> io::Result<()> {
     let name = c_name(posix_name)?;
