@@ -193,7 +193,7 @@ pub fn is_dead(owner: Identity) -> bool {
 mod cache {
     use super::Identity;
     use std::cell::Cell;
-    use std::sync::Once;
+    use std::sync::atomic::{AtomicU32, Ordering};
 
     std::thread_local! {
         static ME: Cell<Option<Identity>> = const { Cell::new(None) };
@@ -205,19 +205,46 @@ mod cache {
         let _ = ME.try_with(|c| c.set(None));
     }
 
-    static AT_FORK: Once = Once::new();
+    /// 0: the atfork handler is not registered; `REGISTERED`: it is; anything else:
+    /// the pid of a process one of whose threads is registering it. Not a `Once`: a
+    /// child forked while another thread ran the `Once` would find it running forever
+    /// and block; here such a child sees a foreign pid and registers on its own.
+    static AT_FORK: AtomicU32 = AtomicU32::new(0);
+    const REGISTERED: u32 = u32::MAX;
+
+    /// True once the handler that clears the cache in forked children is registered
+    /// (registering it if nobody is); false while another thread of this process is
+    /// registering it — then the caller must not cache.
+    fn at_fork_registered() -> bool {
+        let s = AT_FORK.load(Ordering::Acquire);
+        if s == REGISTERED {
+            return true;
+        }
+        let me = super::getpid();
+        if s == me {
+            return false;
+        }
+        if AT_FORK
+            .compare_exchange(s, me, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return false;
+        }
+        // SAFETY: registering a handler that only touches a thread-local Cell.
+        unsafe { libc::pthread_atfork(None, None, Some(forget_in_child)) };
+        AT_FORK.store(REGISTERED, Ordering::Release);
+        true
+    }
 
     #[inline]
     pub(super) fn current() -> Identity {
         ME.try_with(|c| match c.get() {
             Some(id) => id,
             None => {
-                AT_FORK.call_once(|| {
-                    // SAFETY: registering a handler that only touches a thread-local Cell.
-                    unsafe { libc::pthread_atfork(None, None, Some(forget_in_child)) };
-                });
                 let id = super::current_uncached();
-                c.set(Some(id));
+                if at_fork_registered() {
+                    c.set(Some(id));
+                }
                 id
             }
         })
