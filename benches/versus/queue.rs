@@ -79,7 +79,7 @@ pub fn run(ctx: &mut Ctx) {
     );
 
     // ---- ping-pong over two queues ----
-    let spin = queue_rtt(ROUNDS, true);
+    let spin = queue_rtt(ROUNDS, Duration::from_secs(2), true);
     value("Queue<u64> ping-pong, spinning get", fmt_dur(spin));
     ratio(
         "  vs raw spin ping-pong floor",
@@ -87,7 +87,7 @@ pub fn run(ctx: &mut Ctx) {
         ctx.floor_rtt.as_secs_f64(),
         Goal::AtMost(1.5),
     );
-    match iox.run("pingpong", ROUNDS, "rtt_ns") {
+    match iox.run("pingpong", ROUNDS / 2, "rtt_ns") {
         Ok(ns) => {
             value(
                 "iceoryx2 ping-pong, spinning",
@@ -102,7 +102,7 @@ pub fn run(ctx: &mut Ctx) {
         }
         Err(why) => value("  vs iceoryx2 ping-pong", format!("skipped: {why}")),
     }
-    let blocking = queue_rtt(ROUNDS / 2, false);
+    let blocking = queue_rtt(ROUNDS / 2, Duration::from_secs(2), false);
     value(
         "Queue<u64> ping-pong, blocking get (may sleep)",
         fmt_dur(blocking),
@@ -133,7 +133,7 @@ pub fn run(ctx: &mut Ctx) {
     for p in [1, 2, 4] {
         let row: Vec<String> = [1, 2, 4]
             .iter()
-            .map(|&c| fmt_rate(scaling_rate(p, c, 1_000_000)))
+            .map(|&c| fmt_rate(scaling_rate(p, c, 500_000)))
             .collect();
         println!(
             "  {:<20} {:>12} {:>12} {:>12}",
@@ -237,30 +237,35 @@ fn crossbeam_rate(n: u64) -> f64 {
     n as f64 / d.as_secs_f64()
 }
 
-/// Round trip of a u64 over two queues between two processes.
-fn queue_rtt(rounds: u64, spin: bool) -> Duration {
+/// Round trip of a u64 over two queues between two processes: up to `rounds`, for at
+/// most `budget` (spinning on an oversubscribed machine can be very slow).
+fn queue_rtt(rounds: u64, budget: Duration, spin: bool) -> Duration {
+    const STOP: u64 = u64::MAX;
     let limit = if spin { Some(u32::MAX) } else { None };
     let ping: Queue<u64> = Queue::anonymous(16).unwrap().with_spin_limit(limit);
     let pong: Queue<u64> = Queue::anonymous(16).unwrap().with_spin_limit(limit);
-    let warm = rounds / 10;
-    let peer = fork_peer(|| {
-        for _ in 0..rounds + warm {
-            let v = ping.get().unwrap();
-            pong.put(v).unwrap();
+    let peer = fork_peer(|| loop {
+        let v = ping.get().unwrap();
+        if v == STOP {
+            break;
         }
+        pong.put(v).unwrap();
     });
-    for i in 0..warm {
+    for i in 0..rounds / 10 {
         ping.put(i).unwrap();
         pong.get().unwrap();
     }
     let t = Instant::now();
-    for i in 0..rounds {
-        ping.put(i).unwrap();
-        assert_eq!(pong.get().unwrap(), i);
+    let mut done = 0;
+    while done < rounds && (done % 1024 != 0 || t.elapsed() < budget) {
+        ping.put(done).unwrap();
+        assert_eq!(pong.get().unwrap(), done);
+        done += 1;
     }
     let d = t.elapsed();
+    ping.put(STOP).unwrap();
     assert!(peer.join());
-    d / rounds as u32
+    d / done as u32
 }
 
 /// Round trip of 8 bytes over two pipes between two processes.
@@ -398,11 +403,7 @@ impl Iceoryx {
             Ok(o) if o.status.success() => Ok(format!("{target}/release/iox-peer").into()),
             Ok(o) => {
                 let err = String::from_utf8_lossy(&o.stderr);
-                let last = err
-                    .lines()
-                    .filter(|l| l.contains("error"))
-                    .last()
-                    .unwrap_or("");
+                let last = err.lines().rfind(|l| l.contains("error")).unwrap_or("");
                 Err(format!("the iceoryx2 peer did not build ({})", last.trim()))
             }
             Err(e) => Err(format!("cannot run cargo to build the iceoryx2 peer: {e}")),
@@ -410,13 +411,26 @@ impl Iceoryx {
         Iceoryx { bin }
     }
 
-    /// Runs `iox-peer <mode> <n>` and returns the value of `key` it prints.
+    /// Runs `iox-peer <mode> <n>` and returns the value of `key` it prints. Killed
+    /// after a minute (both sides spin: on an oversubscribed machine that can crawl).
     fn run(&self, mode: &str, n: u64, key: &str) -> Result<f64, String> {
         let bin = self.bin.as_ref().map_err(Clone::clone)?;
-        let out = Command::new(bin)
+        let mut child = Command::new(bin)
             .args([mode, &n.to_string()])
-            .output()
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
             .map_err(|e| format!("cannot run the iceoryx2 peer: {e}"))?;
+        let start = Instant::now();
+        while child.try_wait().map_err(|e| e.to_string())?.is_none() {
+            if start.elapsed() > Duration::from_secs(60) {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err("the iceoryx2 peer took over 60 s (machine oversubscribed?)".into());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let out = child.wait_with_output().map_err(|e| e.to_string())?;
         let text = String::from_utf8_lossy(&out.stdout);
         text.lines()
             .filter_map(|l| l.strip_prefix(key)?.trim().parse().ok())

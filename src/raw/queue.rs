@@ -862,7 +862,9 @@ impl<'a> Ring<'a> {
         // A probe (liveness check of a stalled claimant; now and then a scan for
         // messages stranded by dead consumers) is due every `policy.probe`.
         let mut probe_due = false;
-        let mut last_probe = crate::sys::clock::Instant::now();
+        // Read lazily: a message often arrives within the first polls, and a clock
+        // read (tens of ns in a VM) would only delay noticing it.
+        let mut last_probe: Option<crate::sys::clock::Instant> = None;
         let mut idle_probes = 0u32;
         let mut scan_every = 1u32;
         let r = loop {
@@ -897,9 +899,14 @@ impl<'a> Ring<'a> {
                     if expired(deadline) {
                         return Err(QueueError::Timeout);
                     }
-                    if last_probe.elapsed() >= policy.probe {
-                        last_probe = crate::sys::clock::Instant::now();
-                        probe_due = true;
+                    let now = crate::sys::clock::Instant::now();
+                    match last_probe {
+                        Some(t) if t.until(now) < policy.probe => {}
+                        Some(_) => {
+                            last_probe = Some(now);
+                            probe_due = true;
+                        }
+                        None => last_probe = Some(now),
                     }
                 }
                 continue;
@@ -923,7 +930,7 @@ impl<'a> Ring<'a> {
             let until = probe_deadline(deadline, policy.probe);
             policy.slept = true;
             if self.q.not_empty.sleep(seq, Some(until)) == WaitResult::TimedOut {
-                last_probe = crate::sys::clock::Instant::now();
+                last_probe = Some(crate::sys::clock::Instant::now());
                 probe_due = true;
             }
             spins = policy.spin.saturating_sub(policy.spin / 4);
@@ -1093,8 +1100,10 @@ impl<'a> Ring<'a> {
                     }
                     continue;
                 }
-                let tail = self.q.tail.load(Ordering::Acquire);
-                if tail == pos {
+                // The slot proves that nothing was queued at `pos` when we read it:
+                // empty. Polling consumers stop here, without touching the producers'
+                // `tail` line; probing ones cross-check it against the indices.
+                if !probe || self.q.tail.load(Ordering::Acquire) == pos {
                     return Err(Attempt::NotNow);
                 }
                 // tail > pos: a producer claimed pos after we looked (the state must
