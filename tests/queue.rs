@@ -325,3 +325,17 @@ fn anonymous_queue_is_shared_with_forked_children() {
     }
     child.join_ok(WATCHDOG);
 }
+
+#[test]
+fn handles_are_send_sync_clone_and_debug() {
+    fn check<T: Send + Sync + Clone + std::fmt::Debug>() {}
+    check::<Queue<u64>>();
+    check::<multiproc::JoinableQueue<u64>>();
+    check::<multiproc::ByteQueue>();
+    let q: Queue<u64> = Queue::create(&unique("q-debug"), 2).unwrap();
+    let text = format!("{q:?}");
+    assert!(
+        text.contains("q-debug") && text.contains("capacity: 2"),
+        "{text}"
+    );
+}

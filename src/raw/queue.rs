@@ -36,10 +36,18 @@
 //!   the slot it skips claimed; loads of the indices are Acquire. So an index that
 //!   has passed a position proves that position's slot state, which is how a
 //!   corrupted ring is told from a race.
-//! * `SYNC(sleep)`: the publishing stores are SeqCst, as are the loads of the
-//!   sleeper counts after them; a sleeper increments the count (SeqCst) and issues a
-//!   SeqCst fence before re-checking the ring. So either the waker sees the sleeper or
-//!   the sleeper sees the message (the store-buffering pattern).
+//! * `SYNC(sleep)`: the publishing stores (`READY`, `FREE`) are SeqCst, as are the
+//!   loads of the sleepers' flag after them; a sleeper sets the flag (SeqCst RMW) and
+//!   issues a SeqCst fence before re-checking the ring. So either the waker sees the
+//!   sleeper or the sleeper sees the message (the store-buffering pattern).
+//!
+//! ## Blocking
+//! Nobody sleeping costs a waker one load of a read-mostly line (no syscall). A waiter
+//! polls a bounded, adaptive number of times, then sets the `SLEEPING` flag of its
+//! futex word and sleeps (with a deadline: the probe interval, to check stalled
+//! claimants); the first waker clears the flag and wakes all sleepers, so a stream of
+//! puts makes one `futex_wake` per sleep, not one per message. Empty polls read only
+//! the slot at `head`, never the producers' `tail` line.
 //!
 //! ## Owner records
 //! Each slot has an owner record beside its state word: the claimant's
