@@ -306,3 +306,36 @@ fn unrelated_process_attaches_by_name() {
     assert_eq!(code, 0);
     assert_eq!(q.get_timeout(Duration::from_secs(10)).unwrap(), 4950);
 }
+
+#[test]
+fn anonymous_queue_is_shared_with_forked_children() {
+    let q: Queue<u64> = Queue::anonymous(4).unwrap();
+    let back: Queue<u64> = Queue::anonymous(4).unwrap();
+    let (q2, b2) = (q.clone(), back.clone());
+    let child = fork(move || {
+        for _ in 0..1000 {
+            let v = q2.get().unwrap();
+            b2.put(v * 2).unwrap();
+        }
+        0
+    });
+    for i in 0..1000 {
+        q.put(i).unwrap();
+        assert_eq!(back.get_timeout(WATCHDOG).unwrap(), i * 2);
+    }
+    child.join_ok(WATCHDOG);
+}
+
+#[test]
+fn handles_are_send_sync_clone_and_debug() {
+    fn check<T: Send + Sync + Clone + std::fmt::Debug>() {}
+    check::<Queue<u64>>();
+    check::<multiproc::JoinableQueue<u64>>();
+    check::<multiproc::ByteQueue>();
+    let q: Queue<u64> = Queue::create(&unique("q-debug"), 2).unwrap();
+    let text = format!("{q:?}");
+    assert!(
+        text.contains("q-debug") && text.contains("capacity: 2"),
+        "{text}"
+    );
+}

@@ -1,4 +1,448 @@
-//! Rows for the queue section.
-use crate::common::Ctx;
+//! Rows for the queue section: `Queue<u64>` and `ByteQueue` between processes, against
+//! the physical floor (raw SPSC ring, raw spin ping-pong, memcpy) and peers (Python
+//! `mp.Queue`, iceoryx2 publish-subscribe, crossbeam `ArrayQueue`, `pipe(2)`).
+use crate::common::*;
+use multiproc::{ByteQueue, Queue};
+use std::process::Command;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
-pub fn run(_ctx: &mut Ctx) {}
+/// Messages for the one-way rate rows.
+const N: u64 = 4_000_000;
+/// Round trips for the ping-pong rows.
+const ROUNDS: u64 = 100_000;
+
+pub fn run(ctx: &mut Ctx) {
+    section("queue: Queue<u64> / ByteQueue (MPMC, crash-consistent), between processes");
+    let iox = Iceoryx::build();
+
+    // ---- one-way rate, 1 producer process -> 1 consumer process ----
+    let ours = best_of(2, || queue_rate(N, false));
+    value(
+        "Queue<u64> 1 -> 1 process, put/get",
+        format!("{}msgs/s", fmt_rate(ours)),
+    );
+    let batched = best_of(2, || queue_rate(N, true));
+    value(
+        "Queue<u64> 1 -> 1 process, put_many/get_many (64)",
+        format!("{}msgs/s", fmt_rate(batched)),
+    );
+    ratio(
+        "Queue<u64> put/get vs raw SPSC ring floor",
+        ours,
+        ctx.floor_spsc_rate,
+        Goal::AtLeast(0.25),
+    );
+    ratio(
+        "Queue<u64> put_many/get_many vs raw SPSC ring floor",
+        batched,
+        ctx.floor_spsc_rate,
+        Goal::None,
+    );
+    let py = ctx.python("queue_mp.py", &["100000", "10000"]);
+    match py_get(&py, "rate") {
+        Some(r) => ratio(
+            "Queue<u64> vs Python mp.Queue",
+            ours,
+            r,
+            Goal::AtLeast(100.0),
+        ),
+        None => value(
+            "Queue<u64> vs Python mp.Queue",
+            "skipped (no python3)".into(),
+        ),
+    }
+    match iox.run("throughput", N / 2, "rate") {
+        Ok(r) => {
+            value(
+                "iceoryx2 publish-subscribe 1 -> 1",
+                format!("{}msgs/s", fmt_rate(r)),
+            );
+            ratio(
+                "Queue<u64> vs iceoryx2 publish-subscribe",
+                ours,
+                r,
+                Goal::AtLeast(20.0),
+            );
+        }
+        Err(why) => value(
+            "Queue<u64> vs iceoryx2 publish-subscribe",
+            format!("skipped: {why}"),
+        ),
+    }
+    let cb = crossbeam_rate(N);
+    ratio(
+        "Queue<u64> (2 processes) vs crossbeam ArrayQueue (2 threads)",
+        ours,
+        cb,
+        Goal::None,
+    );
+
+    // ---- ping-pong over two queues ----
+    let spin = queue_rtt(ROUNDS, Duration::from_secs(2), true);
+    value("Queue<u64> ping-pong, spinning get", fmt_dur(spin));
+    ratio(
+        "  vs raw spin ping-pong floor",
+        spin.as_secs_f64(),
+        ctx.floor_rtt.as_secs_f64(),
+        Goal::AtMost(1.5),
+    );
+    match iox.run("pingpong", ROUNDS / 2, "rtt_ns") {
+        Ok(ns) => {
+            value(
+                "iceoryx2 ping-pong, spinning",
+                fmt_dur(Duration::from_nanos(ns as u64)),
+            );
+            ratio(
+                "  vs iceoryx2 ping-pong",
+                spin.as_secs_f64() * 1e9,
+                ns,
+                Goal::AtMost(0.3),
+            );
+        }
+        Err(why) => value("  vs iceoryx2 ping-pong", format!("skipped: {why}")),
+    }
+    let blocking = queue_rtt(ROUNDS / 2, Duration::from_secs(2), false);
+    value(
+        "Queue<u64> ping-pong, blocking get (may sleep)",
+        fmt_dur(blocking),
+    );
+    let pipe = pipe_rtt(ROUNDS / 2);
+    value("pipe(2) ping-pong, 8 B", fmt_dur(pipe));
+    ratio(
+        "  blocking get vs pipe(2) round trip",
+        blocking.as_secs_f64(),
+        pipe.as_secs_f64(),
+        Goal::AtMost(1.0),
+    );
+    if let Some(ns) = py_get(&py, "rtt_ns") {
+        ratio(
+            "  blocking get vs Python mp.Queue round trip",
+            blocking.as_secs_f64() * 1e9,
+            ns,
+            Goal::None,
+        );
+    }
+
+    // ---- scaling: producers x consumers ----
+    println!("  scaling, msgs/s (all processes; 2 cores on this machine):");
+    println!(
+        "  {:<20} {:>12} {:>12} {:>12}",
+        "", "1 consumer", "2 consumers", "4 consumers"
+    );
+    for p in [1, 2, 4] {
+        let row: Vec<String> = [1, 2, 4]
+            .iter()
+            .map(|&c| fmt_rate(scaling_rate(p, c, 500_000)))
+            .collect();
+        println!(
+            "  {:<20} {:>12} {:>12} {:>12}",
+            format!("{p} producer{}", if p > 1 { "s" } else { "" }),
+            row[0],
+            row[1],
+            row[2]
+        );
+    }
+
+    // ---- ByteQueue message sizes ----
+    for size in [8usize, 256, 4096, 65536] {
+        let bw = byte_rate(size);
+        ratio(
+            &format!(
+                "ByteQueue {:>5} B messages: {}B/s vs memcpy",
+                size,
+                fmt_rate(bw)
+            ),
+            bw,
+            ctx.memcpy_bw,
+            Goal::None,
+        );
+    }
+}
+
+fn best_of(n: usize, mut f: impl FnMut() -> f64) -> f64 {
+    (0..n).map(|_| f()).fold(0.0, f64::max)
+}
+
+/// One producer process puts `n` u64s; this process gets them.
+fn queue_rate(n: u64, batch: bool) -> f64 {
+    let q: Queue<u64> = Queue::anonymous(4096).unwrap();
+    let start = Instant::now();
+    let peer = fork_peer(|| {
+        if batch {
+            let mut buf = [0u64; 64];
+            let mut i = 0;
+            while i < n {
+                let k = (n - i).min(64) as usize;
+                for (j, b) in buf[..k].iter_mut().enumerate() {
+                    *b = i + j as u64;
+                }
+                q.put_many(&buf[..k]).unwrap();
+                i += k as u64;
+            }
+        } else {
+            for i in 0..n {
+                q.put(i).unwrap();
+            }
+        }
+    });
+    let mut sum = 0u64;
+    if batch {
+        let mut buf = [0u64; 64];
+        let mut got = 0;
+        while got < n {
+            let k = q.get_many(&mut buf).unwrap();
+            sum = buf[..k].iter().fold(sum, |s, v| s.wrapping_add(*v));
+            got += k as u64;
+        }
+    } else {
+        for _ in 0..n {
+            sum = sum.wrapping_add(q.get().unwrap());
+        }
+    }
+    let d = start.elapsed();
+    assert!(peer.join());
+    assert_eq!(sum, n * (n - 1) / 2);
+    n as f64 / d.as_secs_f64()
+}
+
+/// crossbeam `ArrayQueue` between two threads of this process, spinning.
+fn crossbeam_rate(n: u64) -> f64 {
+    let q = std::sync::Arc::new(crossbeam_queue::ArrayQueue::<u64>::new(4096));
+    let q2 = q.clone();
+    let start = Instant::now();
+    let t = std::thread::spawn(move || {
+        for i in 0..n {
+            let mut v = i;
+            while let Err(back) = q2.push(v) {
+                v = back;
+                std::hint::spin_loop();
+            }
+        }
+    });
+    let mut sum = 0u64;
+    let mut got = 0;
+    while got < n {
+        match q.pop() {
+            Some(v) => {
+                sum = sum.wrapping_add(v);
+                got += 1;
+            }
+            None => std::hint::spin_loop(),
+        }
+    }
+    let d = start.elapsed();
+    t.join().unwrap();
+    assert_eq!(sum, n * (n - 1) / 2);
+    n as f64 / d.as_secs_f64()
+}
+
+/// Round trip of a u64 over two queues between two processes: up to `rounds`, for at
+/// most `budget` (spinning on an oversubscribed machine can be very slow).
+fn queue_rtt(rounds: u64, budget: Duration, spin: bool) -> Duration {
+    const STOP: u64 = u64::MAX;
+    let limit = if spin { Some(u32::MAX) } else { None };
+    let ping: Queue<u64> = Queue::anonymous(16).unwrap().with_spin_limit(limit);
+    let pong: Queue<u64> = Queue::anonymous(16).unwrap().with_spin_limit(limit);
+    let peer = fork_peer(|| loop {
+        let v = ping.get().unwrap();
+        if v == STOP {
+            break;
+        }
+        pong.put(v).unwrap();
+    });
+    for i in 0..rounds / 10 {
+        ping.put(i).unwrap();
+        pong.get().unwrap();
+    }
+    let t = Instant::now();
+    let mut done = 0;
+    while done < rounds && (done % 1024 != 0 || t.elapsed() < budget) {
+        ping.put(done).unwrap();
+        assert_eq!(pong.get().unwrap(), done);
+        done += 1;
+    }
+    let d = t.elapsed();
+    ping.put(STOP).unwrap();
+    assert!(peer.join());
+    d / done as u32
+}
+
+/// Round trip of 8 bytes over two pipes between two processes.
+fn pipe_rtt(rounds: u64) -> Duration {
+    let mut a = [0i32; 2];
+    let mut b = [0i32; 2];
+    // SAFETY: valid out-arrays of two fds each.
+    unsafe {
+        assert_eq!(libc::pipe(a.as_mut_ptr()), 0);
+        assert_eq!(libc::pipe(b.as_mut_ptr()), 0);
+    }
+    let io = |fd: i32, write: bool, buf: &mut [u8; 8]| {
+        // SAFETY: `buf` is valid for 8 bytes; pipes of at most 8-byte messages move
+        // them whole.
+        let r = unsafe {
+            if write {
+                libc::write(fd, buf.as_ptr().cast(), 8)
+            } else {
+                libc::read(fd, buf.as_mut_ptr().cast(), 8)
+            }
+        };
+        assert_eq!(r, 8);
+    };
+    let warm = rounds / 10;
+    let peer = fork_peer(|| {
+        let mut buf = [0u8; 8];
+        for _ in 0..rounds + warm {
+            io(a[0], false, &mut buf);
+            io(b[1], true, &mut buf);
+        }
+    });
+    let mut buf = [0u8; 8];
+    for _ in 0..warm {
+        io(a[1], true, &mut buf);
+        io(b[0], false, &mut buf);
+    }
+    let t = Instant::now();
+    for _ in 0..rounds {
+        io(a[1], true, &mut buf);
+        io(b[0], false, &mut buf);
+    }
+    let d = t.elapsed();
+    assert!(peer.join());
+    for fd in a.into_iter().chain(b) {
+        // SAFETY: our fds.
+        unsafe { libc::close(fd) };
+    }
+    d / rounds as u32
+}
+
+/// `p` producer processes put `n` values in all; `c` consumer processes get them.
+fn scaling_rate(p: u64, c: u64, n: u64) -> f64 {
+    let q: Queue<u64> = Queue::anonymous(4096).unwrap();
+    let got = SharedMap::new(4096);
+    let start = Instant::now();
+    let producers: Vec<Peer> = (0..p)
+        .map(|k| {
+            let q = q.clone();
+            fork_peer(move || {
+                for i in (k..n).step_by(p as usize) {
+                    q.put(i).unwrap();
+                }
+            })
+        })
+        .collect();
+    let consumers: Vec<Peer> = (0..c)
+        .map(|_| {
+            let (q, got) = (&q, &got);
+            fork_peer(move || {
+                let mut mine = 0;
+                while q.get().is_ok() {
+                    mine += 1;
+                }
+                got.atomic(0).fetch_add(mine, Ordering::SeqCst);
+            })
+        })
+        .collect();
+    for pr in producers {
+        assert!(pr.join());
+    }
+    q.close();
+    for co in consumers {
+        assert!(co.join());
+    }
+    let d = start.elapsed();
+    assert_eq!(got.atomic(0).load(Ordering::SeqCst), n);
+    n as f64 / d.as_secs_f64()
+}
+
+/// One producer process puts `size`-byte messages; this process gets them with
+/// `get_into` (no allocation). Bytes per second.
+fn byte_rate(size: usize) -> f64 {
+    let total = 512usize << 20;
+    let n = (total / size).min(2_000_000) as u64;
+    let cap = ((16usize << 20) / size).clamp(16, 4096);
+    let q = ByteQueue::anonymous(cap, size).unwrap();
+    let start = Instant::now();
+    let peer = fork_peer(|| {
+        let msg = vec![0x5au8; size];
+        for _ in 0..n {
+            q.put(&msg).unwrap();
+        }
+    });
+    let mut buf = vec![0u8; size];
+    for _ in 0..n {
+        assert_eq!(q.get_into(&mut buf).unwrap(), size);
+    }
+    let d = start.elapsed();
+    assert!(peer.join());
+    assert!(buf.iter().all(|&b| b == 0x5a));
+    (n as f64 * size as f64) / d.as_secs_f64()
+}
+
+/// The iceoryx2 peer: a separate cargo project (benches/peers), built on demand.
+struct Iceoryx {
+    bin: Result<std::path::PathBuf, String>,
+}
+
+impl Iceoryx {
+    fn build() -> Iceoryx {
+        let root = env!("CARGO_MANIFEST_DIR");
+        let manifest = format!("{root}/benches/peers/Cargo.toml");
+        let target = format!("{root}/target/peers");
+        let out = Command::new(env!("CARGO"))
+            .args([
+                "build",
+                "--release",
+                "--quiet",
+                "--manifest-path",
+                &manifest,
+            ])
+            .args(["--target-dir", &target])
+            .output();
+        let bin = match out {
+            Ok(o) if o.status.success() => Ok(format!("{target}/release/iox-peer").into()),
+            Ok(o) => {
+                let err = String::from_utf8_lossy(&o.stderr);
+                let last = err.lines().rfind(|l| l.contains("error")).unwrap_or("");
+                Err(format!("the iceoryx2 peer did not build ({})", last.trim()))
+            }
+            Err(e) => Err(format!("cannot run cargo to build the iceoryx2 peer: {e}")),
+        };
+        Iceoryx { bin }
+    }
+
+    /// Runs `iox-peer <mode> <n>` and returns the value of `key` it prints. Killed
+    /// after a minute (both sides spin: on an oversubscribed machine that can crawl).
+    fn run(&self, mode: &str, n: u64, key: &str) -> Result<f64, String> {
+        let bin = self.bin.as_ref().map_err(Clone::clone)?;
+        let mut child = Command::new(bin)
+            .args([mode, &n.to_string()])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot run the iceoryx2 peer: {e}"))?;
+        let start = Instant::now();
+        while child.try_wait().map_err(|e| e.to_string())?.is_none() {
+            if start.elapsed() > Duration::from_secs(60) {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err("the iceoryx2 peer took over 60 s (machine oversubscribed?)".into());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let out = child.wait_with_output().map_err(|e| e.to_string())?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.lines()
+            .filter_map(|l| l.strip_prefix(key)?.trim().parse().ok())
+            .next()
+            .ok_or_else(|| {
+                format!(
+                    "the iceoryx2 peer failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                        .lines()
+                        .last()
+                        .unwrap_or("")
+                )
+            })
+    }
+}

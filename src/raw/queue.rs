@@ -36,17 +36,27 @@
 //!   the slot it skips claimed; loads of the indices are Acquire. So an index that
 //!   has passed a position proves that position's slot state, which is how a
 //!   corrupted ring is told from a race.
-//! * `SYNC(sleep)`: the publishing stores are SeqCst, as are the loads of the
-//!   sleeper counts after them; a sleeper increments the count (SeqCst) and issues a
-//!   SeqCst fence before re-checking the ring. So either the waker sees the sleeper or
-//!   the sleeper sees the message (the store-buffering pattern).
+//! * `SYNC(sleep)`: the publishing stores (`READY`, `FREE`) are SeqCst, as are the
+//!   loads of the sleepers' flag after them; a sleeper sets the flag (SeqCst RMW) and
+//!   issues a SeqCst fence before re-checking the ring. So either the waker sees the
+//!   sleeper or the sleeper sees the message (the store-buffering pattern).
+//!
+//! ## Blocking
+//! Nobody sleeping costs a waker one load of a read-mostly line (no syscall). A waiter
+//! polls a bounded, adaptive number of times, then sets the `SLEEPING` flag of its
+//! futex word and sleeps (with a deadline: the probe interval, to check stalled
+//! claimants); the first waker clears the flag and wakes all sleepers, so a stream of
+//! puts makes one `futex_wake` per sleep, not one per message. Empty polls read only
+//! the slot at `head`, never the producers' `tail` line.
 //!
 //! ## Owner records
 //! Each slot has an owner record beside its state word: the claimant's
-//! [`Identity::info`] (TID and thread start time), written *before* the claiming CAS.
-//! A claim whose record names another TID (a concurrent claimant overwrote it) is
-//! judged by its TID alone. Liveness is therefore never judged on a stale record, and
-//! a live thread is never taken for dead (PID reuse included); see
+//! [`Identity::info`] (TID and thread start time), written right *after* the claiming
+//! CAS and cleared to 0 right *before* the claim completes (`READY`/`FREE`) — and by
+//! a recoverer right before its recovery CAS. So a non-zero record names either the
+//! current claimant or a thread of another TID; a claim whose record names another
+//! TID (or none) is judged by its TID alone. Liveness is therefore never judged on a
+//! stale record, and a live thread is never taken for dead (PID reuse included); see
 //! [`crate::sys::ident`] for the limits of that check (one PID namespace, `/proc`).
 //!
 //! ## Untrusted memory
@@ -58,8 +68,7 @@
 use super::CachePadded;
 use crate::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 use crate::sync::{
-    futex_wait, futex_wake, futex_wake_all, owner_is_dead, spin_hint, Deadline, Identity,
-    WaitResult,
+    futex_wait, futex_wake_all, owner_is_dead, spin_hint, Deadline, Identity, WaitResult,
 };
 use crate::sys::clock::{expired, probe_deadline};
 use core::time::Duration;
@@ -181,15 +190,26 @@ impl<R, F: FnMut(&[AtomicU64]) -> R> Take for TakeWith<F> {
 
 // ---- the shared header ----------------------------------------------------------------
 
-/// A futex sequence word and the number of threads sleeping on it.
+/// A futex word for sleepers: a wake sequence in the low 31 bits and a SLEEPING flag.
+///
+/// | bits  | meaning                                                          |
+/// |-------|------------------------------------------------------------------|
+/// | 0..31 | sequence, bumped by every wake: sleepers wait for it to change    |
+/// | 31    | `SLEEPING`: someone may sleep here; the next waker clears it and  |
+/// |       | wakes everyone                                                    |
+///
+/// Clearing the flag on the first wake makes one `futex_wake` per *sleep episode*,
+/// not per message: a producer that keeps putting while the woken consumer is still
+/// being scheduled makes no further syscall.
 #[repr(C)]
 #[derive(Debug)]
 pub struct Waiters {
-    /// Bumped by every wake; sleepers wait for it to change.
-    seq: AtomicU32,
-    /// Threads between announcing themselves and leaving `futex_wait`.
-    sleepers: AtomicU32,
+    word: AtomicU32,
+    _pad: u32,
 }
+
+/// Someone may be sleeping on a [`Waiters`] word.
+const SLEEPING: u32 = 1 << 31;
 
 impl Default for Waiters {
     fn default() -> Self {
@@ -202,73 +222,70 @@ impl Waiters {
     #[cfg(not(loom))]
     pub const fn new() -> Waiters {
         Waiters {
-            seq: AtomicU32::new(0),
-            sleepers: AtomicU32::new(0),
+            word: AtomicU32::new(0),
+            _pad: 0,
         }
     }
     /// Nobody sleeping (the same as all-zero bytes).
     #[cfg(loom)]
     pub fn new() -> Waiters {
         Waiters {
-            seq: AtomicU32::new(0),
-            sleepers: AtomicU32::new(0),
+            word: AtomicU32::new(0),
+            _pad: 0,
         }
     }
 
-    /// Wakes one sleeper, if any announced itself. `SYNC(sleep)`.
+    /// Wakes the sleepers, if any announced themselves. `SYNC(sleep)`: the caller's
+    /// SeqCst publication, then this SeqCst load.
     #[inline]
-    fn wake_one(&self) {
-        if self.sleepers.load(Ordering::SeqCst) != 0 {
-            self.wake_slow(1);
+    pub(crate) fn wake(&self) {
+        if self.word.load(Ordering::SeqCst) & SLEEPING != 0 {
+            self.wake_slow();
         }
     }
 
     #[cold]
-    pub(crate) fn wake_slow(&self, n: u32) {
-        self.seq.fetch_add(1, Ordering::SeqCst);
-        futex_wake(&self.seq, n);
-    }
-
-    /// Wakes every sleeper, if any announced itself. `SYNC(sleep)`.
-    #[inline]
-    pub(crate) fn wake_all_if_sleepers(&self) {
-        if self.sleepers.load(Ordering::SeqCst) != 0 {
-            self.wake_all();
+    fn wake_slow(&self) {
+        let old = self
+            .word
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |w| {
+                (w & SLEEPING != 0).then_some(w.wrapping_add(1) & !SLEEPING)
+            });
+        if old.is_ok() {
+            // Flag cleared for everyone: everyone must wake (each re-announces if it
+            // sleeps again).
+            futex_wake_all(&self.word);
         }
     }
 
+    /// Wakes every sleeper, flag or not (close).
     pub(crate) fn wake_all(&self) {
-        self.seq.fetch_add(1, Ordering::SeqCst);
-        futex_wake_all(&self.seq);
+        let _ = self
+            .word
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |w| {
+                Some(w.wrapping_add(1) & !SLEEPING)
+            });
+        futex_wake_all(&self.word);
     }
 
-    /// Announces a sleeper; returns the sequence to wait on. The caller must re-check
-    /// its predicate after this and then call [`sleep`](Self::sleep).
+    /// Announces a sleeper; returns the word to wait on. The caller must re-check its
+    /// predicate after this and then call [`sleep`](Self::sleep).
     pub(crate) fn announce(&self) -> u32 {
-        let seq = self.seq.load(Ordering::SeqCst);
-        self.sleepers.fetch_add(1, Ordering::SeqCst);
+        let w = self.word.fetch_or(SLEEPING, Ordering::SeqCst) | SLEEPING;
         // SYNC(sleep): orders the announcement before the re-check of the ring.
         fence(Ordering::SeqCst);
-        seq
+        w
     }
 
-    /// Sleeps until woken or `until`, then withdraws the announcement.
-    pub(crate) fn sleep(&self, seq: u32, until: Deadline) -> WaitResult {
-        let r = futex_wait(&self.seq, seq, until);
-        self.withdraw();
-        r
+    /// Sleeps until woken or `until` (the announcement stays: a later waker clears
+    /// it).
+    pub(crate) fn sleep(&self, w: u32, until: Deadline) -> WaitResult {
+        futex_wait(&self.word, w, until)
     }
 
-    pub(crate) fn withdraw(&self) {
-        // A foreign write could have zeroed it: never wrap below zero.
-        let _ = self
-            .sleepers
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
-    }
-
-    /// Announced sleepers (a snapshot).
-    pub fn sleepers(&self) -> u32 {
-        self.sleepers.load(Ordering::Relaxed)
+    /// True if someone may be sleeping (a snapshot).
+    pub fn has_sleepers(&self) -> bool {
+        self.word.load(Ordering::Relaxed) & SLEEPING != 0
     }
 }
 
@@ -522,9 +539,12 @@ impl<'a> Ring<'a> {
         }
     }
 
-    /// Sleeping consumers and producers (a snapshot).
-    pub fn sleepers(&self) -> (u32, u32) {
-        (self.q.not_empty.sleepers(), self.q.not_full.sleepers())
+    /// Whether consumers, and producers, may be sleeping (a snapshot).
+    pub fn sleepers(&self) -> (bool, bool) {
+        (
+            self.q.not_empty.has_sleepers(),
+            self.q.not_full.has_sleepers(),
+        )
     }
 
     // ---- producers -------------------------------------------------------------------
@@ -537,9 +557,9 @@ impl<'a> Ring<'a> {
         me: Identity,
         mut write: impl FnMut(&[AtomicU64]),
     ) -> Result<(), QueueError> {
-        match self.put_attempt(me, &mut write) {
+        match self.put_attempt(me, true, &mut write) {
             Ok(()) => {
-                self.q.not_empty.wake_one();
+                self.q.not_empty.wake();
                 Ok(())
             }
             Err(Attempt::NotNow) | Err(Attempt::Stalled) => Err(QueueError::Full),
@@ -556,9 +576,9 @@ impl<'a> Ring<'a> {
         policy: &mut WaitPolicy,
         mut write: impl FnMut(&[AtomicU64]),
     ) -> Result<(), QueueError> {
-        match self.put_attempt(me, &mut write) {
+        match self.put_attempt(me, true, &mut write) {
             Ok(()) => {
-                self.q.not_empty.wake_one();
+                self.q.not_empty.wake();
                 Ok(())
             }
             Err(Attempt::Fail(e)) => Err(e),
@@ -579,7 +599,7 @@ impl<'a> Ring<'a> {
             if spins < policy.spin {
                 spins += 1;
                 spin_hint();
-                match self.put_attempt(me, write) {
+                match self.put_attempt(me, false, write) {
                     Ok(()) => break,
                     Err(Attempt::Fail(e)) => return Err(e),
                     Err(_) => {}
@@ -590,19 +610,16 @@ impl<'a> Ring<'a> {
                 continue;
             }
             let seq = self.q.not_full.announce();
-            match self.put_attempt(me, write) {
+            match self.put_attempt(me, false, write) {
                 Ok(()) => {
-                    self.q.not_full.withdraw();
                     break;
                 }
                 Err(Attempt::Fail(e)) => {
-                    self.q.not_full.withdraw();
                     return Err(e);
                 }
                 Err(_) => {}
             }
             if expired(deadline) {
-                self.q.not_full.withdraw();
                 return Err(QueueError::Timeout);
             }
             // Producers never need to probe a peer: a dead claimant in their way is
@@ -613,7 +630,7 @@ impl<'a> Ring<'a> {
             self.q.not_full.sleep(seq, Some(until));
             spins = policy.spin.saturating_sub(policy.spin / 4);
         }
-        self.q.not_empty.wake_one();
+        self.q.not_empty.wake();
         Ok(())
     }
 
@@ -628,7 +645,7 @@ impl<'a> Ring<'a> {
         let mut done = 0;
         let mut result = Ok(());
         while done < n {
-            match self.put_attempt(me, &mut |p: &[AtomicU64]| write(done, p)) {
+            match self.put_attempt(me, true, &mut |p: &[AtomicU64]| write(done, p)) {
                 Ok(()) => done += 1,
                 Err(Attempt::Fail(e)) => {
                     result = Err(e);
@@ -638,12 +655,7 @@ impl<'a> Ring<'a> {
             }
         }
         if done > 0 {
-            // More than one message: wake as many sleepers as there are messages.
-            if self.q.not_empty.sleepers.load(Ordering::SeqCst) != 0 {
-                self.q
-                    .not_empty
-                    .wake_slow(done.min(u32::MAX as usize) as u32);
-            }
+            self.q.not_empty.wake();
             return Ok(done);
         }
         result.map(|()| 0)
@@ -654,6 +666,7 @@ impl<'a> Ring<'a> {
     fn put_attempt(
         &self,
         me: Identity,
+        speculate: bool,
         write: &mut impl FnMut(&[AtomicU64]),
     ) -> Result<(), Attempt> {
         if self.is_closed() {
@@ -662,6 +675,9 @@ impl<'a> Ring<'a> {
         let mut budget = self.budget();
         // SYNC(index)
         let mut pos = self.q.tail.load(Ordering::Acquire);
+        // A slot ready for position `pos` holds exactly FREE(lap): on the fast path,
+        // claim it without reading it first (one cache-line transfer instead of two).
+        let mut guess = speculate.then(|| make_state(self.lap(pos), FREE, 0));
         loop {
             budget -= 1;
             if budget == 0 {
@@ -672,40 +688,52 @@ impl<'a> Ring<'a> {
             }
             let slot = self.slot(pos);
             let lap = self.lap(pos);
-            let s = slot[0].load(Ordering::Acquire);
+            let s = match guess.take() {
+                Some(g) => g,
+                None => slot[0].load(Ordering::Acquire),
+            };
             let d = lap_diff(s, lap);
             let tag = tag_of(s);
             if d == 0 && tag == FREE {
-                // Position `pos` is unclaimed. Record the intent, then claim.
-                slot[1].store(me.info(), Ordering::Relaxed);
+                // Position `pos` is unclaimed: claim it.
                 // SYNC(slot-free): Acquire pairs with the consumer's FREE store.
-                if slot[0]
-                    .compare_exchange(
-                        s,
-                        make_state(lap, WRITING, me.tid),
-                        Ordering::Acquire,
-                        Ordering::Relaxed,
-                    )
-                    .is_ok()
-                {
-                    // SYNC(index): Release, after the claim.
-                    let _ = self.q.tail.compare_exchange(
-                        pos,
-                        pos.wrapping_add(1),
-                        Ordering::Release,
-                        Ordering::Relaxed,
-                    );
-                    #[cfg(loom)]
-                    if loom_crash::due() {
+                // Release: as for every claim (see get_attempt).
+                match slot[0].compare_exchange(
+                    s,
+                    make_state(lap, WRITING, me.tid),
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                ) {
+                    Ok(_) => {
+                        slot[1].store(me.info(), Ordering::Relaxed);
+                        // SYNC(index): Release, after the claim.
+                        let _ = self.q.tail.compare_exchange(
+                            pos,
+                            pos.wrapping_add(1),
+                            Ordering::Release,
+                            Ordering::Relaxed,
+                        );
+                        #[cfg(loom)]
+                        if loom_crash::due() {
+                            return Ok(());
+                        }
+                        write(&slot[SLOT_HEADER_WORDS..]);
+                        slot[1].store(0, Ordering::Relaxed);
+                        // SYNC(slot-publish) and SYNC(sleep): SeqCst store.
+                        slot[0].store(make_state(lap, READY, 0), Ordering::SeqCst);
                         return Ok(());
                     }
-                    write(&slot[SLOT_HEADER_WORDS..]);
-                    // SYNC(slot-publish) and SYNC(sleep): SeqCst store.
-                    slot[0].store(make_state(lap, READY, 0), Ordering::SeqCst);
-                    return Ok(());
+                    Err(now) if now != s && lap_diff(now, lap) == 0 && tag_of(now) == FREE => {
+                        // Unclaimed after all, with other bits than we guessed: claim
+                        // what is there.
+                        guess = Some(now);
+                        continue;
+                    }
+                    Err(_) => {
+                        pos = self.q.tail.load(Ordering::Acquire);
+                        continue;
+                    }
                 }
-                pos = self.q.tail.load(Ordering::Acquire);
-                continue;
             }
             if d == 0 {
                 // Already claimed this lap: tail lags behind; help it along.
@@ -767,7 +795,7 @@ impl<'a> Ring<'a> {
     ) -> Result<R, QueueError> {
         match self.get_attempt(me, probe, t) {
             Ok(r) => {
-                self.q.not_full.wake_one();
+                self.q.not_full.wake();
                 Ok(r)
             }
             Err(Attempt::Fail(e)) => Err(e),
@@ -796,7 +824,7 @@ impl<'a> Ring<'a> {
         }
         match self.get_attempt(me, probe, t) {
             Ok(r) => {
-                self.q.not_full.wake_one();
+                self.q.not_full.wake();
                 Ok(r)
             }
             Err(Attempt::Fail(e)) => Err(e),
@@ -822,7 +850,7 @@ impl<'a> Ring<'a> {
     ) -> Result<R, QueueError> {
         match self.get_attempt(me, false, t) {
             Ok(r) => {
-                self.q.not_full.wake_one();
+                self.q.not_full.wake();
                 Ok(r)
             }
             Err(Attempt::Fail(e)) => Err(e),
@@ -842,7 +870,9 @@ impl<'a> Ring<'a> {
         // A probe (liveness check of a stalled claimant; now and then a scan for
         // messages stranded by dead consumers) is due every `policy.probe`.
         let mut probe_due = false;
-        let mut last_probe = crate::sys::clock::Instant::now();
+        // Read lazily: a message often arrives within the first polls, and a clock
+        // read (tens of ns in a VM) would only delay noticing it.
+        let mut last_probe: Option<crate::sys::clock::Instant> = None;
         let mut idle_probes = 0u32;
         let mut scan_every = 1u32;
         let r = loop {
@@ -877,9 +907,14 @@ impl<'a> Ring<'a> {
                     if expired(deadline) {
                         return Err(QueueError::Timeout);
                     }
-                    if last_probe.elapsed() >= policy.probe {
-                        last_probe = crate::sys::clock::Instant::now();
-                        probe_due = true;
+                    let now = crate::sys::clock::Instant::now();
+                    match last_probe {
+                        Some(t) if t.until(now) < policy.probe => {}
+                        Some(_) => {
+                            last_probe = Some(now);
+                            probe_due = true;
+                        }
+                        None => last_probe = Some(now),
                     }
                 }
                 continue;
@@ -887,32 +922,28 @@ impl<'a> Ring<'a> {
             let seq = self.q.not_empty.announce();
             match self.get_attempt(me, false, t) {
                 Ok(r) => {
-                    self.q.not_empty.withdraw();
                     break r;
                 }
                 Err(Attempt::Fail(e)) => {
-                    self.q.not_empty.withdraw();
                     return Err(e);
                 }
                 Err(Attempt::NotNow) if self.is_closed() => {
-                    self.q.not_empty.withdraw();
                     return self.empty_or_closed(me, false, t);
                 }
                 Err(_) => {}
             }
             if expired(deadline) {
-                self.q.not_empty.withdraw();
                 return Err(QueueError::Timeout);
             }
             let until = probe_deadline(deadline, policy.probe);
             policy.slept = true;
             if self.q.not_empty.sleep(seq, Some(until)) == WaitResult::TimedOut {
-                last_probe = crate::sys::clock::Instant::now();
+                last_probe = Some(crate::sys::clock::Instant::now());
                 probe_due = true;
             }
             spins = policy.spin.saturating_sub(policy.spin / 4);
         };
-        self.q.not_full.wake_one();
+        self.q.not_full.wake();
         Ok(r)
     }
 
@@ -939,11 +970,7 @@ impl<'a> Ring<'a> {
             }
         }
         if done > 0 {
-            if self.q.not_full.sleepers.load(Ordering::SeqCst) != 0 {
-                self.q
-                    .not_full
-                    .wake_slow(done.min(u32::MAX as usize) as u32);
-            }
+            self.q.not_full.wake();
             return Ok(done);
         }
         result?;
@@ -1021,7 +1048,6 @@ impl<'a> Ring<'a> {
                     pos = self.q.head.load(Ordering::Acquire);
                     continue;
                 }
-                slot[1].store(me.info(), Ordering::Relaxed);
                 // SYNC(slot-publish): Acquire pairs with the producer's READY store.
                 // Release too: a joinable queue's held count, raised before this
                 // claim, must be visible to whoever sees the claim.
@@ -1034,6 +1060,7 @@ impl<'a> Ring<'a> {
                     )
                     .is_ok()
                 {
+                    slot[1].store(me.info(), Ordering::Relaxed);
                     // SYNC(index): Release, after the claim.
                     let _ = self.q.head.compare_exchange(
                         pos,
@@ -1081,8 +1108,10 @@ impl<'a> Ring<'a> {
                     }
                     continue;
                 }
-                let tail = self.q.tail.load(Ordering::Acquire);
-                if tail == pos {
+                // The slot proves that nothing was queued at `pos` when we read it:
+                // empty. Polling consumers stop here, without touching the producers'
+                // `tail` line; probing ones cross-check it against the indices.
+                if !probe || self.q.tail.load(Ordering::Acquire) == pos {
                     return Err(Attempt::NotNow);
                 }
                 // tail > pos: a producer claimed pos after we looked (the state must
@@ -1110,6 +1139,7 @@ impl<'a> Ring<'a> {
     #[inline]
     fn finish_read<R>(&self, slot: &[AtomicU64], lap: u64, t: &mut impl Take<Out = R>) -> R {
         let r = t.take(&slot[SLOT_HEADER_WORDS..]);
+        slot[1].store(0, Ordering::Relaxed);
         // SYNC(slot-free) and SYNC(sleep): SeqCst store.
         slot[0].store(make_state(lap.wrapping_add(1), FREE, 0), Ordering::SeqCst);
         r
@@ -1128,6 +1158,8 @@ impl<'a> Ring<'a> {
             ));
         }
         let lap = lap_of(s);
+        // The dead owner's record goes first (see "Owner records").
+        slot[1].store(0, Ordering::Relaxed);
         // SYNC(slot-free): Release, as a consumer's free.
         if slot[0]
             .compare_exchange(
@@ -1140,7 +1172,7 @@ impl<'a> Ring<'a> {
         {
             self.help(&self.q.head, pos);
             self.q.ctl.skipped.fetch_add(1, Ordering::Relaxed);
-            self.q.not_full.wake_one();
+            self.q.not_full.wake();
         }
         Ok(())
     }
@@ -1159,7 +1191,8 @@ impl<'a> Ring<'a> {
         if !t.admit(&slot[SLOT_HEADER_WORDS..]) {
             return None;
         }
-        slot[1].store(me.info(), Ordering::Relaxed);
+        // The dead owner's record goes first (see "Owner records").
+        slot[1].store(0, Ordering::Relaxed);
         // SYNC(slot-publish): Acquire; the message was published before `s`. Release:
         // as for an ordinary claim.
         if slot[0]
@@ -1174,6 +1207,7 @@ impl<'a> Ring<'a> {
             t.lost();
             return None;
         }
+        slot[1].store(me.info(), Ordering::Relaxed);
         self.q.ctl.redelivered.fetch_add(1, Ordering::Relaxed);
         Some(self.finish_read(slot, lap, t))
     }
@@ -1193,7 +1227,7 @@ impl<'a> Ring<'a> {
                 continue;
             }
             if let Some(r) = self.take_over(me, slot, s, t) {
-                self.q.not_full.wake_one();
+                self.q.not_full.wake();
                 return Ok(Some(r));
             }
         }
@@ -1236,8 +1270,8 @@ impl<'a> Ring<'a> {
         let tid = tid_of(s);
         let info = slot[1].load(Ordering::Relaxed);
         let recorded = Identity::from_info(info);
-        // The record is written before the claim; if it names another thread, a later
-        // would-be claimant overwrote it, and only the TID's existence can be judged.
+        // The record is written after the claim and cleared before it ends: if it names
+        // another thread (or none), only the TID's existence can be judged.
         let claimant = if recorded.tid == tid {
             recorded
         } else {

@@ -195,7 +195,7 @@ impl RawJoin {
     #[inline]
     fn wake_joiners(&self) {
         // SYNC(sleep): the SeqCst decrement before this, then a SeqCst load.
-        self.joiners.wake_all_if_sleepers();
+        self.joiners.wake();
     }
 
     /// Folds the entries of dead consumers: their held tasks become abandoned and
@@ -289,11 +289,9 @@ impl RawJoin {
             }
             let seq = self.joiners.announce();
             if self.finished(ring, false) {
-                self.joiners.withdraw();
                 return Ok(true);
             }
             if expired(deadline) {
-                self.joiners.withdraw();
                 return Ok(false);
             }
             let until = probe_deadline(deadline, probe);

@@ -207,8 +207,7 @@ pub fn is_dead(owner: Identity) -> bool {
 mod cache {
     use super::Identity;
     use std::cell::Cell;
-    use std::sync::atomic::{AtomicU32, Ordering};
-    use std::sync::Once;
+    use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
     std::thread_local! {
         static ME: Cell<Option<Identity>> = const { Cell::new(None) };
@@ -216,32 +215,59 @@ mod cache {
 
     /// The process id, 0 until first asked (and again in a forked child).
     static PID: AtomicU32 = AtomicU32::new(0);
+    /// Bumped in every forked child (see `fork_generation`).
+    pub(super) static GENERATION: AtomicU64 = AtomicU64::new(1);
 
     extern "C" fn forget_in_child() {
         // In a forked child the only thread is the one that called fork: its cached
         // identity is the parent's thread, so drop it; the pid is the parent's too.
         let _ = ME.try_with(|c| c.set(None));
         PID.store(0, Ordering::Relaxed);
+        GENERATION.fetch_add(1, Ordering::Relaxed);
     }
 
-    static AT_FORK: Once = Once::new();
+    /// 0: the atfork handler is not registered; `REGISTERED`: it is; anything else:
+    /// the pid of a process one of whose threads is registering it. Not a `Once`: a
+    /// child forked while another thread ran the `Once` would find it running forever
+    /// and block; here such a child sees a foreign pid and registers on its own.
+    static AT_FORK: AtomicU32 = AtomicU32::new(0);
+    const REGISTERED: u32 = u32::MAX;
 
-    fn register_at_fork() {
-        AT_FORK.call_once(|| {
-            // SAFETY: registering a handler that only touches a thread-local Cell and
-            // an atomic.
-            unsafe { libc::pthread_atfork(None, None, Some(forget_in_child)) };
-        });
+    /// True once the handler that clears the cache in forked children is registered
+    /// (registering it if nobody is); false while another thread of this process is
+    /// registering it — then the caller must not cache.
+    pub(super) fn at_fork_registered() -> bool {
+        let s = AT_FORK.load(Ordering::Acquire);
+        if s == REGISTERED {
+            return true;
+        }
+        let me = super::getpid_uncached();
+        if s == me {
+            return false;
+        }
+        if AT_FORK
+            .compare_exchange(s, me, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return false;
+        }
+        // SAFETY: registering a handler that only touches a thread-local Cell and
+        // atomics.
+        unsafe { libc::pthread_atfork(None, None, Some(forget_in_child)) };
+        AT_FORK.store(REGISTERED, Ordering::Release);
+        true
     }
 
     #[inline]
     pub(super) fn pid() -> u32 {
         match PID.load(Ordering::Relaxed) {
             0 => {
-                // Registered before caching, so no child can inherit a stale pid.
-                register_at_fork();
+                // Cached only once the handler is registered, so no child can inherit
+                // a stale pid.
                 let p = super::getpid_uncached();
-                PID.store(p, Ordering::Relaxed);
+                if at_fork_registered() {
+                    PID.store(p, Ordering::Relaxed);
+                }
                 p
             }
             p => p,
@@ -253,9 +279,10 @@ mod cache {
         ME.try_with(|c| match c.get() {
             Some(id) => id,
             None => {
-                register_at_fork();
                 let id = super::current_uncached();
-                c.set(Some(id));
+                if at_fork_registered() {
+                    c.set(Some(id));
+                }
                 id
             }
         })
@@ -282,25 +309,18 @@ pub fn fork_generation() -> u64 {
 
 #[cfg(feature = "std")]
 mod process {
+    use super::cache::{at_fork_registered, GENERATION};
     use super::{getpid, proc_state, Identity, ProcState};
     use core::sync::atomic::{AtomicU64, Ordering};
-    use std::sync::Once;
 
-    static GENERATION: AtomicU64 = AtomicU64::new(1);
     static CACHED: AtomicU64 = AtomicU64::new(0);
     static CACHED_GENERATION: AtomicU64 = AtomicU64::new(0);
-    static AT_FORK: Once = Once::new();
 
-    extern "C" fn bump_in_child() {
-        GENERATION.fetch_add(1, Ordering::Relaxed);
-    }
-
+    /// The fork generation; registers the atfork handler that bumps it (shared with
+    /// the thread-identity cache: one handler, registered without a `Once`).
     #[inline]
     pub(super) fn generation() -> u64 {
-        AT_FORK.call_once(|| {
-            // SAFETY: registering a handler that only increments a static atomic.
-            unsafe { libc::pthread_atfork(None, None, Some(bump_in_child)) };
-        });
+        at_fork_registered();
         GENERATION.load(Ordering::Relaxed)
     }
 
@@ -315,8 +335,10 @@ mod process {
             _ => 0,
         };
         let me = Identity { tid: pid, start };
-        CACHED.store(me.info(), Ordering::Relaxed);
-        CACHED_GENERATION.store(g, Ordering::Release);
+        if at_fork_registered() {
+            CACHED.store(me.info(), Ordering::Relaxed);
+            CACHED_GENERATION.store(g, Ordering::Release);
+        }
         me
     }
 }
