@@ -523,6 +523,7 @@ impl RawSpsc {
 
     /// The spin hint of the consumer's waits, for callers that poll something of
     /// their own before waiting on the ring (see [`Consumer::set_spin`]).
+    #[cfg_attr(not(feature = "std"), allow(dead_code))] // used by the std Pipe
     pub(crate) fn consumer_spin_hint(&self) -> &AtomicU32 {
         &self.head.spin
     }
