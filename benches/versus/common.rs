@@ -25,16 +25,18 @@ impl Ctx {
             .ok()
             .filter(|s| s.success())
             .map(|_| "python3".to_owned());
+        // The floor is the best of three: on a shared VM a single run can land both
+        // processes on one core and report a "floor" slower than real traffic.
         Ctx {
-            floor_rtt: floor_ping_pong(200_000),
-            floor_spsc_rate: floor_spsc(20_000_000),
+            floor_rtt: (0..3).map(|_| floor_ping_pong(200_000)).min().unwrap(),
+            floor_spsc_rate: (0..3).map(|_| floor_spsc(20_000_000)).fold(0.0, f64::max),
             memcpy_bw: memcpy_bandwidth(),
             python,
         }
     }
 
     pub fn print_floor(&self) {
-        println!("== physical floor (measured in this run)");
+        println!("== physical floor (measured in this run, best of 3)");
         println!(
             "  raw spin ping-pong, 2 processes: {:>10} per round trip",
             fmt_dur(self.floor_rtt)
