@@ -227,15 +227,7 @@ impl Segment {
         layout: Layout,
         init: impl FnOnce(&Segment) -> Result<()>,
     ) -> Result<Segment> {
-        let total = (HEADER_LEN as u64)
-            .checked_add(layout.data_len as u64)
-            .filter(|&t| t <= MAX_SEGMENT_LEN)
-            .ok_or_else(|| {
-                Error::invalid(format!(
-                    "an anonymous segment of {} bytes is over the limit of {MAX_SEGMENT_LEN}",
-                    layout.data_len
-                ))
-            })?;
+        let total = total_len("an anonymous segment", layout.data_len)?;
         // A memfd mapped MAP_SHARED (memmap2's `map_anon` is MAP_PRIVATE: a forked
         // child would get a copy-on-write copy, not shared memory).
         let file = shm::anonymous()?;
@@ -322,15 +314,7 @@ impl Segment {
         init: impl FnOnce(&Segment) -> Result<()>,
     ) -> Result<Segment> {
         validate_name(name)?;
-        let total = (HEADER_LEN as u64)
-            .checked_add(layout.data_len as u64)
-            .filter(|&t| t <= MAX_SEGMENT_LEN)
-            .ok_or_else(|| {
-                Error::invalid(format!(
-                    "'{name}' would need {} bytes; the limit is {MAX_SEGMENT_LEN}",
-                    layout.data_len
-                ))
-            })?;
+        let total = total_len(&format!("'{name}'"), layout.data_len)?;
         let posix = posix_name(name);
         let file = shm::create(&posix, opts.mode).map_err(|e| io_error(name, e))?;
         // From here on, failure must unlink what we created.
@@ -539,6 +523,18 @@ impl Segment {
             }),
         })
     }
+}
+
+/// Header plus `data_len`, refused (naming `what`) past [`MAX_SEGMENT_LEN`].
+fn total_len(what: &str, data_len: usize) -> Result<u64> {
+    (HEADER_LEN as u64)
+        .checked_add(data_len as u64)
+        .filter(|&t| t <= MAX_SEGMENT_LEN)
+        .ok_or_else(|| {
+            Error::invalid(format!(
+                "{what} would need {data_len} bytes; the limit is {MAX_SEGMENT_LEN}"
+            ))
+        })
 }
 
 fn raw_layout(len: usize) -> Layout {

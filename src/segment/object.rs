@@ -68,26 +68,8 @@ impl<R: SharedState> Object<R> {
         spec: ObjectSpec,
         init: impl FnOnce(&R, *mut u8) -> Result<()>,
     ) -> Result<Self> {
-        let data_len = trailing_offset::<R>()
-            .checked_add(spec.trailing)
-            .ok_or_else(|| Error::invalid(format!("'{name}' is too large")))?;
-        let layout = Layout {
-            kind: spec.kind,
-            ty: spec.ty,
-            params: spec.params,
-            data_len,
-        };
-        let seg = Segment::create_raw(name, opts, layout, |seg| {
-            // SAFETY: the data region holds `data_len >= size_of::<R>()` bytes, aligned
-            // to LINE, and R is valid for all-zero bytes (SharedState).
-            let raw = unsafe { &*seg.as_ptr().cast::<R>() };
-            // SAFETY: trailing_offset <= data_len.
-            init(raw, unsafe { seg.as_ptr().add(trailing_offset::<R>()) })
-        })?;
-        Ok(Object {
-            seg,
-            params: spec.params,
-            _raw: PhantomData,
+        Self::build(spec, init, |layout, init| {
+            Segment::create_raw(name, opts, layout, init)
         })
     }
 
@@ -96,17 +78,34 @@ impl<R: SharedState> Object<R> {
         spec: ObjectSpec,
         init: impl FnOnce(&R, *mut u8) -> Result<()>,
     ) -> Result<Self> {
+        Self::build(spec, init, |layout, init| {
+            Segment::anonymous_raw(layout, init)
+        })
+    }
+
+    /// Lays out `spec`, makes the segment with `make` and runs `init` on the raw
+    /// struct inside it.
+    fn build<I, M>(spec: ObjectSpec, init: I, make: M) -> Result<Self>
+    where
+        I: FnOnce(&R, *mut u8) -> Result<()>,
+        M: FnOnce(Layout, &mut dyn FnMut(&Segment) -> Result<()>) -> Result<Segment>,
+    {
         let data_len = trailing_offset::<R>()
             .checked_add(spec.trailing)
-            .ok_or_else(|| Error::invalid("anonymous object is too large"))?;
+            .ok_or_else(|| Error::invalid("the object is too large"))?;
         let layout = Layout {
             kind: spec.kind,
             ty: spec.ty,
             params: spec.params,
             data_len,
         };
-        let seg = Segment::anonymous_raw(layout, |seg| {
-            // SAFETY: as in `create`.
+        let mut init = Some(init);
+        let seg = make(layout, &mut |seg: &Segment| {
+            let init = init
+                .take()
+                .ok_or_else(|| Error::invalid("object initialised twice"))?;
+            // SAFETY: the data region holds `data_len >= size_of::<R>()` bytes, aligned
+            // to LINE, and R is valid for all-zero bytes (SharedState).
             let raw = unsafe { &*seg.as_ptr().cast::<R>() };
             // SAFETY: trailing_offset <= data_len.
             init(raw, unsafe { seg.as_ptr().add(trailing_offset::<R>()) })
