@@ -9,7 +9,7 @@ use multiproc::sys::ident::{proc_state, ProcState};
 use multiproc::{Error, Pool, Segment};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const WATCHDOG: Duration = Duration::from_secs(60);
 
@@ -60,17 +60,6 @@ fn kill_myself(_: ()) -> u32 {
 fn bytes_len_and_echo(v: Vec<u8>) -> (usize, Vec<u8>) {
     let n = v.len();
     (n, v.into_iter().rev().collect())
-}
-
-fn in_wait(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    false
 }
 
 #[test]
@@ -214,7 +203,7 @@ fn a_worker_killing_itself_fails_its_task_and_is_replaced() {
             pool.map(cube, 0..100).unwrap(),
             (0..100).map(cube).collect::<Vec<_>>()
         );
-        assert!(in_wait(Duration::from_secs(10), || {
+        assert!(wait_until(Duration::from_secs(10), || {
             let now = pool.pids();
             now.len() == 2 && !now.contains(&dead)
         }));
@@ -231,7 +220,7 @@ fn a_killed_worker_fails_its_running_task_and_queued_tasks_run_elsewhere() {
         let pool = Pool::new(1).unwrap();
         let long = pool.apply_async(mark_then_sleep, name.clone()).unwrap();
         let quick: Vec<_> = (0..5).map(|x| pool.apply_async(cube, x).unwrap()).collect();
-        assert!(in_wait(WATCHDOG, || mark.load(Ordering::SeqCst) != 0));
+        assert!(wait_until(WATCHDOG, || mark.load(Ordering::SeqCst) != 0));
         let pid = mark.load(Ordering::SeqCst) as u32;
         // SAFETY: `pid` is the pool's worker, a child of this process.
         unsafe { libc::kill(pid as i32, libc::SIGKILL) };
@@ -449,33 +438,11 @@ fn workers_die_when_the_pool_process_is_killed() {
     owner.wait().unwrap();
     for pid in pids {
         assert!(
-            in_wait(Duration::from_secs(10), || proc_state(pid)
+            wait_until(Duration::from_secs(10), || proc_state(pid)
                 == ProcState::Gone),
             "worker {pid} outlived its pool's process"
         );
     }
-}
-
-/// Children of `pid` in state Z.
-fn zombie_children_of(pid: u32) -> Vec<u32> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(p) = e.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
-            continue;
-        };
-        let Some(close) = stat.rfind(')') else {
-            continue;
-        };
-        let mut f = stat[close + 1..].split_whitespace();
-        let (state, ppid) = (f.next(), f.next().and_then(|s| s.parse::<u32>().ok()));
-        if state == Some("Z") && ppid == Some(pid) {
-            out.push(p);
-        }
-    }
-    out
 }
 
 #[test]
@@ -502,7 +469,7 @@ fn no_zombie_processes_are_left_behind() {
         drop(Pool::new(2).unwrap());
         drop(recycled);
         let me = std::process::id();
-        let ok = in_wait(Duration::from_secs(5), || zombie_children_of(me).is_empty());
+        let ok = wait_until(Duration::from_secs(5), || zombie_children_of(me).is_empty());
         println!("zombies: {:?}", zombie_children_of(me));
         assert!(ok);
         return;

@@ -37,17 +37,6 @@ fn wait_gone(pid: u32, limit: Duration) -> bool {
     false
 }
 
-fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    false
-}
-
 #[test]
 fn normal_exit_has_exitcode_zero() {
     watchdog(WATCHDOG, || {
@@ -273,28 +262,6 @@ fn dropped_handle_of_a_running_child_is_reaped_when_it_exits() {
         });
         assert!(reaped, "child {pid} left unreaped");
     });
-}
-
-/// Children of `pid` in state Z, read from /proc.
-fn zombie_children_of(pid: u32) -> Vec<u32> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(p) = e.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
-            continue;
-        };
-        let Some(close) = stat.rfind(')') else {
-            continue;
-        };
-        let mut f = stat[close + 1..].split_whitespace();
-        let (state, ppid) = (f.next(), f.next().and_then(|s| s.parse::<u32>().ok()));
-        if state == Some("Z") && ppid == Some(pid) {
-            out.push(p);
-        }
-    }
-    out
 }
 
 #[test]
