@@ -5,7 +5,7 @@ use crate::lock::{
 };
 use crate::raw::lock::DEFAULT_PROBE;
 use crate::raw::RawCondition;
-use crate::segment::{self, Object, ObjectKind, ObjectSpec, Options, TypeInfo};
+use crate::segment::{self, Object, ObjectKind, Options};
 use crate::sync::{current_identity, Identity};
 use crate::sys::clock::{deadline_after, Deadline};
 use crate::Result;
@@ -70,15 +70,6 @@ impl fmt::Debug for ConditionGuard<'_> {
     }
 }
 
-fn spec() -> ObjectSpec {
-    ObjectSpec {
-        kind: ObjectKind::Condition,
-        ty: TypeInfo::NONE,
-        params: [0; 4],
-        trailing: 0,
-    }
-}
-
 /// `Ok(v)`, or `Err(OwnerDied(v))` if relocking recovered the lock from a dead holder.
 fn relocked<T>(value: T, recovered: bool) -> LockResult<T> {
     if recovered {
@@ -95,7 +86,7 @@ impl Condition {
     }
     /// [`create`](Condition::create) with explicit segment [`Options`].
     pub fn create_with(name: &str, opts: &Options) -> Result<Condition> {
-        let obj = Object::create(name, opts, spec(), |_, _| Ok(()))?;
+        let obj = Object::create_plain(name, opts, ObjectKind::Condition)?;
         Ok(Condition::from_obj(obj))
     }
     /// Opens the condition `name`.
@@ -104,7 +95,7 @@ impl Condition {
     }
     /// [`open`](Condition::open) with explicit [`Options`] (the init timeout).
     pub fn open_with(name: &str, opts: &Options) -> Result<Condition> {
-        let obj = Object::open(name, opts, ObjectKind::Condition, TypeInfo::NONE, |_| Ok(0))?;
+        let obj = Object::open_plain(name, opts, ObjectKind::Condition)?;
         Ok(Condition::from_obj(obj))
     }
     /// Opens `name`, creating it if it does not exist.

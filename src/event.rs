@@ -1,7 +1,7 @@
 //! [`Event`]: a named event flag.
 
 use crate::raw::RawEvent;
-use crate::segment::{self, Object, ObjectKind, ObjectSpec, Options, TypeInfo};
+use crate::segment::{self, Object, ObjectKind, Options};
 use crate::sys::clock::deadline_after;
 use crate::Result;
 use core::fmt;
@@ -42,15 +42,6 @@ impl fmt::Debug for Event {
     }
 }
 
-fn spec() -> ObjectSpec {
-    ObjectSpec {
-        kind: ObjectKind::Event,
-        ty: TypeInfo::NONE,
-        params: [0; 4],
-        trailing: 0,
-    }
-}
-
 impl Event {
     /// Creates a new, clear event named `name`.
     pub fn create(name: &str) -> Result<Event> {
@@ -58,7 +49,7 @@ impl Event {
     }
     /// [`create`](Event::create) with explicit segment [`Options`].
     pub fn create_with(name: &str, opts: &Options) -> Result<Event> {
-        let obj = Object::create(name, opts, spec(), |_, _| Ok(()))?;
+        let obj = Object::create_plain(name, opts, ObjectKind::Event)?;
         Ok(Event { obj })
     }
     /// Opens the event `name`.
@@ -67,7 +58,7 @@ impl Event {
     }
     /// [`open`](Event::open) with explicit [`Options`] (the init timeout).
     pub fn open_with(name: &str, opts: &Options) -> Result<Event> {
-        let obj = Object::open(name, opts, ObjectKind::Event, TypeInfo::NONE, |_| Ok(0))?;
+        let obj = Object::open_plain(name, opts, ObjectKind::Event)?;
         Ok(Event { obj })
     }
     /// Opens `name`, creating it (clear) if it does not exist.

@@ -3,7 +3,7 @@
 
 use crate::raw::lock::DEFAULT_PROBE;
 use crate::raw::{Acquire, RawLock};
-use crate::segment::{self, Object, ObjectKind, ObjectSpec, Options, TypeInfo};
+use crate::segment::{self, Object, ObjectKind, Options};
 use crate::sync::Identity;
 use crate::sys::clock::{deadline_after, Deadline};
 use crate::Result;
@@ -203,15 +203,6 @@ impl fmt::Debug for LockGuard<'_> {
     }
 }
 
-fn lock_spec() -> ObjectSpec {
-    ObjectSpec {
-        kind: ObjectKind::Lock,
-        ty: TypeInfo::NONE,
-        params: [0; 4],
-        trailing: 0,
-    }
-}
-
 impl Lock {
     /// Creates a new, unlocked lock named `name`.
     pub fn create(name: &str) -> Result<Lock> {
@@ -219,11 +210,10 @@ impl Lock {
     }
     /// [`create`](Lock::create) with explicit segment [`Options`].
     pub fn create_with(name: &str, opts: &Options) -> Result<Lock> {
-        Ok(Lock::from_obj(Object::create(
+        Ok(Lock::from_obj(Object::create_plain(
             name,
             opts,
-            lock_spec(),
-            |_, _| Ok(()),
+            ObjectKind::Lock,
         )?))
     }
     /// Opens the lock `name`.
@@ -232,7 +222,7 @@ impl Lock {
     }
     /// [`open`](Lock::open) with explicit [`Options`] (the init timeout).
     pub fn open_with(name: &str, opts: &Options) -> Result<Lock> {
-        let obj = Object::open(name, opts, ObjectKind::Lock, TypeInfo::NONE, |_| Ok(0))?;
+        let obj = Object::open_plain(name, opts, ObjectKind::Lock)?;
         Ok(Lock::from_obj(obj))
     }
     /// Opens `name`, creating it if it does not exist.

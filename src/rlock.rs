@@ -3,7 +3,7 @@
 use crate::lock::{lock_result, try_result, LockResult, TryLockResult};
 use crate::raw::lock::DEFAULT_PROBE;
 use crate::raw::RawRLock;
-use crate::segment::{self, Object, ObjectKind, ObjectSpec, Options, TypeInfo};
+use crate::segment::{self, Object, ObjectKind, Options};
 use crate::sync::{current_identity, Identity};
 use crate::sys::clock::deadline_after;
 use crate::{Error, Result};
@@ -94,15 +94,6 @@ impl Drop for RLockGuard<'_> {
     }
 }
 
-fn spec() -> ObjectSpec {
-    ObjectSpec {
-        kind: ObjectKind::RLock,
-        ty: TypeInfo::NONE,
-        params: [0; 4],
-        trailing: 0,
-    }
-}
-
 impl RLock {
     /// Creates a new, unlocked re-entrant lock named `name`.
     pub fn create(name: &str) -> Result<RLock> {
@@ -110,11 +101,10 @@ impl RLock {
     }
     /// [`create`](RLock::create) with explicit segment [`Options`].
     pub fn create_with(name: &str, opts: &Options) -> Result<RLock> {
-        Ok(RLock::from_obj(Object::create(
+        Ok(RLock::from_obj(Object::create_plain(
             name,
             opts,
-            spec(),
-            |_, _| Ok(()),
+            ObjectKind::RLock,
         )?))
     }
     /// Opens the re-entrant lock `name`.
@@ -123,7 +113,7 @@ impl RLock {
     }
     /// [`open`](RLock::open) with explicit [`Options`] (the init timeout).
     pub fn open_with(name: &str, opts: &Options) -> Result<RLock> {
-        let obj = Object::open(name, opts, ObjectKind::RLock, TypeInfo::NONE, |_| Ok(0))?;
+        let obj = Object::open_plain(name, opts, ObjectKind::RLock)?;
         Ok(RLock::from_obj(obj))
     }
     /// Opens `name`, creating it if it does not exist.

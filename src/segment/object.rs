@@ -83,6 +83,23 @@ impl<R: SharedState> Object<R> {
         })
     }
 
+    /// Creates an object of `kind` that has no element type, no parameters and no
+    /// trailing region (locks, events, conditions), its raw state all zeroes.
+    pub fn create_plain(name: &str, opts: &Options, kind: ObjectKind) -> Result<Self> {
+        let spec = ObjectSpec {
+            kind,
+            ty: TypeInfo::NONE,
+            params: [0; 4],
+            trailing: 0,
+        };
+        Self::create(name, opts, spec, |_, _| Ok(()))
+    }
+
+    /// Opens an object made by [`create_plain`](Self::create_plain).
+    pub fn open_plain(name: &str, opts: &Options, kind: ObjectKind) -> Result<Self> {
+        Self::open(name, opts, kind, TypeInfo::NONE, |_| Ok(0))
+    }
+
     /// Lays out `spec`, makes the segment with `make` and runs `init` on the raw
     /// struct inside it.
     fn build<I, M>(spec: ObjectSpec, init: I, make: M) -> Result<Self>
