@@ -131,34 +131,52 @@ pub fn proc_state(tid: u32) -> ProcState {
     parse_stat(&buf[..len as usize])
 }
 
-/// Parses the state (field 3) and start time (field 22) out of a `/proc/*/stat` line.
+/// `PF_EXITING` in the kernel's task flags (field 9 of `/proc/*/stat`): set at the very
+/// start of `do_exit`, before the thread's memory is released and before `pthread_join`
+/// or a futex on its TID word can return. A thread with it set never runs user code
+/// again, although `/proc` still shows it running or sleeping until it is reaped.
+const PF_EXITING: u64 = 0x4;
+
+/// Parses the state (field 3), the flags (field 9) and the start time (field 22) out
+/// of a `/proc/*/stat` line. A zombie, dead or exiting thread is [`ProcState::Gone`].
 pub fn parse_stat(line: &[u8]) -> ProcState {
     // The command name (field 2) may hold spaces and parentheses: skip to the last ')'.
     let Some(close) = line.iter().rposition(|&b| b == b')') else {
         return ProcState::Unknown;
     };
     let mut fields = line[close + 1..]
-        .split(|&b| b == b' ')
+        .split(|&b| b == b' ' || b == b'\n')
         .filter(|f| !f.is_empty());
     let state = match fields.next() {
-        Some(s) if !s.is_empty() => s[0],
-        _ => return ProcState::Unknown,
+        Some(s) => s[0],
+        None => return ProcState::Unknown,
     };
     if state == b'Z' || state == b'X' || state == b'x' {
         return ProcState::Gone;
     }
-    // Field 22 is the 20th after the state (field 3).
-    let Some(start) = fields.nth(18) else {
+    // Field 9 is the 6th after the state (field 3), field 22 the 13th after that.
+    let (Some(flags), Some(start)) = (
+        fields.nth(5).and_then(decimal),
+        fields.nth(12).and_then(decimal),
+    ) else {
         return ProcState::Unknown;
     };
+    if flags & PF_EXITING != 0 {
+        return ProcState::Gone;
+    }
+    ProcState::Alive { start }
+}
+
+/// An unsigned decimal field, `None` if it holds anything else.
+fn decimal(field: &[u8]) -> Option<u64> {
     let mut v: u64 = 0;
-    for &b in start {
+    for &b in field {
         if !b.is_ascii_digit() {
-            return ProcState::Unknown;
+            return None;
         }
         v = v.saturating_mul(10).saturating_add(u64::from(b - b'0'));
     }
-    ProcState::Alive { start: v }
+    Some(v)
 }
 
 /// The calling thread's identity, read afresh (two syscalls).
@@ -349,8 +367,17 @@ mod tests {
 
     #[test]
     fn parses_stat_with_parens_in_name() {
-        let line = b"123 (a (b) c) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 424242 20 21\n";
+        let line =
+            b"123 (a (b) c) S 1 2 3 4 5 4194560 7 8 9 10 11 12 13 14 15 16 17 18 424242 20 21\n";
         assert_eq!(parse_stat(line), ProcState::Alive { start: 424242 });
+        // The same thread with PF_EXITING (0x4) in its flags: on its way out.
+        let exiting =
+            b"123 (a (b) c) S 1 2 3 4 5 4194564 7 8 9 10 11 12 13 14 15 16 17 18 424242 20 21\n";
+        assert_eq!(parse_stat(exiting), ProcState::Gone);
+        // Start time as the last field, before the newline.
+        let short = b"9 (x) R 1 2 3 4 5 0 7 8 9 10 11 12 13 14 15 16 17 18 77\n";
+        assert_eq!(parse_stat(short), ProcState::Alive { start: 77 });
+        assert_eq!(parse_stat(b"9 (x) R 1 2 3 4 5 0x4 7"), ProcState::Unknown);
         let z = b"123 (x) Z 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 5 20\n";
         assert_eq!(parse_stat(z), ProcState::Gone);
         assert_eq!(parse_stat(b"garbage"), ProcState::Unknown);
@@ -370,8 +397,12 @@ mod tests {
 
     #[test]
     fn exited_thread_is_dead() {
-        let id = std::thread::spawn(current).join().unwrap();
-        // The joined thread's TID is gone (or reused by a thread with another start).
-        assert!(is_dead(id));
+        // `join` returns once the kernel cleared the thread's TID word, which it does
+        // after setting PF_EXITING but before the thread is reaped: /proc may still list
+        // it, and it must already count as dead. Many times, to catch that window.
+        for _ in 0..200 {
+            let id = std::thread::spawn(current).join().unwrap();
+            assert!(is_dead(id), "thread {} joined but not seen dead", id.tid);
+        }
     }
 }
