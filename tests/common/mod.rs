@@ -185,8 +185,8 @@ pub fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
     false
 }
 
-/// Children of `pid` in state Z, read from /proc.
-pub fn zombie_children_of(pid: u32) -> Vec<u32> {
+/// Children of `pid` (alive or zombie), each with its state letter, read from /proc.
+pub fn children_of(pid: u32) -> Vec<(u32, char)> {
     let mut out = Vec::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
         let Ok(p) = e.file_name().to_string_lossy().parse::<u32>() else {
@@ -200,9 +200,19 @@ pub fn zombie_children_of(pid: u32) -> Vec<u32> {
         };
         let mut f = stat[close + 1..].split_whitespace();
         let (state, ppid) = (f.next(), f.next().and_then(|s| s.parse::<u32>().ok()));
-        if state == Some("Z") && ppid == Some(pid) {
-            out.push(p);
+        if let (Some(state), Some(ppid)) = (state, ppid) {
+            if ppid == pid {
+                out.push((p, state.chars().next().unwrap_or('?')));
+            }
         }
     }
     out
+}
+
+/// Waits (up to `limit`) until `pid` has no children at all, alive or zombie, and
+/// prints what is left as `children left: [...]` (empty when all were reaped).
+pub fn no_children_left(pid: u32, limit: Duration) -> bool {
+    let ok = wait_until(limit, || children_of(pid).is_empty());
+    println!("children left: {:?}", children_of(pid));
+    ok
 }
