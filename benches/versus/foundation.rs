@@ -15,12 +15,14 @@ pub fn run(ctx: &mut Ctx) {
 }
 
 /// `Segment::create` + `Segment::open` + drop both (the creator's drop unlinks), against
-/// Python's equivalent. The machine is shared and noisy, so the two are measured in
-/// three interleaved rounds and the best round of each is kept.
+/// the bare system calls doing the same (the floor) and Python's equivalent. The
+/// machine is shared and noisy, so the three are measured in three interleaved rounds
+/// and the best round of each is kept.
 fn segment_cycle(ctx: &mut Ctx) {
     let base = format!("bench-seg-{}", std::process::id());
     let mut i = 0u64;
     let mut ours = Duration::MAX;
+    let mut floor = Duration::MAX;
     let mut theirs = f64::MAX;
     for _ in 0..3 {
         let d = time_per_op(Duration::from_millis(250), || {
@@ -32,6 +34,12 @@ fn segment_cycle(ctx: &mut Ctx) {
             drop(s);
         });
         ours = ours.min(d);
+        let d = time_per_op(Duration::from_millis(250), || {
+            let name = std::ffi::CString::new(format!("/{base}-raw-{i}")).unwrap();
+            i += 1;
+            raw_segment_cycle(&name, 256 + 4096);
+        });
+        floor = floor.min(d);
         let py = ctx.python("foundation_shm.py", &["1500"]);
         if let Some(t) = py_get(&py, "cycle_s") {
             theirs = theirs.min(t);
@@ -40,6 +48,16 @@ fn segment_cycle(ctx: &mut Ctx) {
     value(
         "Segment create+open+unlink (4 KiB), best of 3",
         format!("{:>10}", fmt_dur(ours)),
+    );
+    value(
+        "  bare syscalls: shm_open/ftruncate/mmap x2, unmap, unlink",
+        format!("{:>10}", fmt_dur(floor)),
+    );
+    ratio(
+        "  Segment cycle time / bare syscalls' (the floor)",
+        ours.as_secs_f64(),
+        floor.as_secs_f64(),
+        Goal::None,
     );
     if theirs < f64::MAX {
         value(
@@ -52,6 +70,48 @@ fn segment_cycle(ctx: &mut Ctx) {
             theirs,
             Goal::AtMost(0.5),
         );
+        ratio(
+            "  bare syscalls / python's (no library can do better)",
+            floor.as_secs_f64(),
+            theirs,
+            Goal::None,
+        );
+    }
+}
+
+/// The least a create+attach+unlink cycle costs the kernel: create and size the file,
+/// map it and touch it, open it again, learn its size, map and read it, unmap and
+/// close both, unlink. No validation, no header, no ownership check.
+fn raw_segment_cycle(name: &std::ffi::CStr, len: usize) {
+    // SAFETY: plain system calls on descriptors and mappings made and released here;
+    // every result is checked before use.
+    unsafe {
+        let flags =
+            libc::O_RDWR | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+        let fd = libc::shm_open(name.as_ptr(), flags, 0o600);
+        assert!(fd >= 0, "shm_open failed");
+        assert_eq!(libc::ftruncate(fd, len as libc::off_t), 0);
+        let prot = libc::PROT_READ | libc::PROT_WRITE;
+        let p = libc::mmap(std::ptr::null_mut(), len, prot, libc::MAP_SHARED, fd, 0);
+        assert!(p != libc::MAP_FAILED);
+        p.cast::<u8>().write_volatile(1);
+        let fd2 = libc::shm_open(
+            name.as_ptr(),
+            libc::O_RDWR | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            0,
+        );
+        assert!(fd2 >= 0, "shm_open failed");
+        let mut st: libc::stat = std::mem::zeroed();
+        assert_eq!(libc::fstat(fd2, &mut st), 0);
+        let size = st.st_size as usize;
+        let q = libc::mmap(std::ptr::null_mut(), size, prot, libc::MAP_SHARED, fd2, 0);
+        assert!(q != libc::MAP_FAILED);
+        assert_eq!(q.cast::<u8>().read_volatile(), 1);
+        libc::munmap(q, size);
+        libc::close(fd2);
+        libc::munmap(p, len);
+        libc::close(fd);
+        libc::shm_unlink(name.as_ptr());
     }
 }
 
