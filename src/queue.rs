@@ -616,16 +616,28 @@ impl<T: Pod> Queue<T> {
     /// prefix of `items` may have been put; use [`try_put_many`](Queue::try_put_many)
     /// to know exactly how much.
     pub fn put_many(&self, items: &[T]) -> Result<()> {
+        self.put_many_deadline(items, None).map(|_| ())
+    }
+    /// [`put_many`](Queue::put_many), waiting for room at most `timeout` in all:
+    /// returns how many values were put, fewer than `items.len()` only when the time
+    /// ran out (the rest were not put). `Err(Closed)` as `put_many`.
+    pub fn put_many_timeout(&self, items: &[T], timeout: Duration) -> Result<usize> {
+        self.put_many_deadline(items, deadline(timeout))
+    }
+    fn put_many_deadline(&self, items: &[T], deadline: Deadline) -> Result<usize> {
         let mut done = 0;
         while done < items.len() {
             done += self.try_put_many(&items[done..])?;
             if done < items.len() {
                 // Full: wait for room for the next one the ordinary way.
-                self.put(items[done])?;
-                done += 1;
+                match self.put_deadline(items[done], deadline) {
+                    Ok(()) => done += 1,
+                    Err(Error::Timeout) => break,
+                    Err(e) => return Err(e),
+                }
             }
         }
-        Ok(())
+        Ok(done)
     }
     /// Puts the longest prefix of `items` that fits now; returns its length (0 when
     /// full). `Err(Closed)` if closed.
@@ -639,9 +651,17 @@ impl<T: Pod> Queue<T> {
     /// Waits for at least one value, then takes as many as are available, up to
     /// `buf.len()`; returns how many. `Err(Closed)` when closed and drained.
     pub fn get_many(&self, buf: &mut [T]) -> Result<usize> {
+        self.get_many_deadline(buf, None)
+    }
+    /// [`get_many`](Queue::get_many), waiting at most `timeout` for the first value:
+    /// `Err(Timeout)` if none came (with an empty `buf`, `Ok(0)` at once).
+    pub fn get_many_timeout(&self, buf: &mut [T], timeout: Duration) -> Result<usize> {
+        self.get_many_deadline(buf, deadline(timeout))
+    }
+    fn get_many_deadline(&self, buf: &mut [T], deadline: Deadline) -> Result<usize> {
         let me = current_identity();
         self.h.blocking(|ring, policy| {
-            ring.get_many(me, None, policy, buf.len(), |i, p| buf[i] = read_pod(p))
+            ring.get_many(me, deadline, policy, buf.len(), |i, p| buf[i] = read_pod(p))
         })
     }
     /// Takes up to `buf.len()` values that are available now; returns how many (0

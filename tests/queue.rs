@@ -173,6 +173,59 @@ fn batches_put_and_get_many() {
 }
 
 #[test]
+fn timed_batches_honour_their_deadline() {
+    let q: Queue<u32> = Queue::create(&unique("q-batch-timed"), 8).unwrap();
+    let short = Duration::from_millis(30);
+    watchdog(WATCHDOG, move || {
+        let mut buf = [0u32; 4];
+        // Nothing comes: the wait ends with Timeout, not before the deadline.
+        let t = Instant::now();
+        assert!(matches!(
+            q.get_many_timeout(&mut buf, short),
+            Err(Error::Timeout)
+        ));
+        assert!(t.elapsed() >= short);
+        assert_eq!(q.get_many_timeout(&mut [], short).unwrap(), 0);
+        // Room for 8 of 20: the first 8 go in, then the deadline passes.
+        let items: Vec<u32> = (0..20).collect();
+        let t = Instant::now();
+        assert_eq!(q.put_many_timeout(&items, short).unwrap(), 8);
+        assert!(t.elapsed() >= short);
+        assert_eq!(q.len(), 8);
+        assert_eq!(q.get_many_timeout(&mut buf, short).unwrap(), 4);
+        assert_eq!(buf, [0, 1, 2, 3]);
+        // With a consumer draining, a generous deadline lets all of them through.
+        let q2 = q.clone();
+        let consumer = std::thread::spawn(move || {
+            let mut got = Vec::new();
+            let mut buf = [0u32; 3];
+            while got.len() < 4 + 20 {
+                let n = q2.get_many_timeout(&mut buf, WATCHDOG).unwrap();
+                got.extend_from_slice(&buf[..n]);
+            }
+            got
+        });
+        assert_eq!(q.put_many_timeout(&items, WATCHDOG).unwrap(), 20);
+        let got = consumer.join().unwrap();
+        let want: Vec<u32> = (4..8).chain(0..20).collect();
+        assert_eq!(got, want);
+        // Closed: puts fail, gets drain and then fail, whatever the timeout.
+        q.put(99).unwrap();
+        q.close();
+        assert!(matches!(
+            q.put_many_timeout(&[1], short),
+            Err(Error::Closed)
+        ));
+        assert_eq!(q.get_many_timeout(&mut buf, short).unwrap(), 1);
+        assert_eq!(buf[0], 99);
+        assert!(matches!(
+            q.get_many_timeout(&mut buf, short),
+            Err(Error::Closed)
+        ));
+    });
+}
+
+#[test]
 fn open_checks_kind_and_element_type() {
     let name = unique("q-type");
     let _q: Queue<u64> = Queue::create(&name, 4).unwrap();
