@@ -17,12 +17,12 @@ pub fn run(ctx: &mut Ctx) {
     let iox = Iceoryx::build();
 
     // ---- one-way rate, 1 producer process -> 1 consumer process ----
-    let ours = best_of(2, || queue_rate(N, false));
+    let ours = best_rate(|| queue_rate(N, false));
     value(
         "Queue<u64> 1 -> 1 process, put/get",
         format!("{}msgs/s", fmt_rate(ours)),
     );
-    let batched = best_of(2, || queue_rate(N, true));
+    let batched = best_rate(|| queue_rate(N, true));
     value(
         "Queue<u64> 1 -> 1 process, put_many/get_many (64)",
         format!("{}msgs/s", fmt_rate(batched)),
@@ -79,7 +79,7 @@ pub fn run(ctx: &mut Ctx) {
     );
 
     // ---- ping-pong over two queues ----
-    let spin = queue_rtt(ROUNDS, Duration::from_secs(2), true);
+    let spin = best_time(|| queue_rtt(ROUNDS, Duration::from_secs(2), true));
     value("Queue<u64> ping-pong, spinning get", fmt_dur(spin));
     ratio(
         "  vs raw spin ping-pong floor",
@@ -102,7 +102,7 @@ pub fn run(ctx: &mut Ctx) {
         }
         Err(why) => value("  vs iceoryx2 ping-pong", format!("skipped: {why}")),
     }
-    let blocking = queue_rtt(ROUNDS / 2, Duration::from_secs(2), false);
+    let blocking = best_time(|| queue_rtt(ROUNDS / 2, Duration::from_secs(2), false));
     value(
         "Queue<u64> ping-pong, blocking get (may sleep)",
         fmt_dur(blocking),
@@ -158,10 +158,6 @@ pub fn run(ctx: &mut Ctx) {
             Goal::None,
         );
     }
-}
-
-fn best_of(n: usize, mut f: impl FnMut() -> f64) -> f64 {
-    (0..n).map(|_| f()).fold(0.0, f64::max)
 }
 
 /// One producer process puts `n` u64s; this process gets them.
