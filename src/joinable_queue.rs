@@ -74,8 +74,10 @@ impl<X: Take> Take for Counted<'_, X> {
 ///   within about 5 probe intervals (50 ms by default).
 ///
 /// Python's `join` would hang forever in the second case. Up to 128 consumer threads
-/// are tracked individually; tasks held by threads beyond that are counted together
-/// and not recovered if their holder dies.
+/// holding unfinished tasks *at the same time* are tracked individually (a thread's
+/// entry is freed when its own `task_done` brings it to zero, or when it dies);
+/// tasks held by threads beyond that are counted together and not recovered if their
+/// holder dies.
 ///
 /// `task_done` may be called by any thread or process (not only the one that got the
 /// value); called more often than values were got, it fails with

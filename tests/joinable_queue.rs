@@ -158,6 +158,61 @@ fn tasks_held_by_a_dead_consumer_are_abandoned_and_join_returns() {
 }
 
 #[test]
+fn finished_consumers_do_not_use_up_the_tracked_entries() {
+    // 200 live threads that each got a task and finished it (more than the 128
+    // tracked entries), then a consumer process that dies holding a task: its task is
+    // still recovered, because finished threads gave their entries back.
+    const THREADS: usize = 200;
+    let name = unique("jq-many");
+    let q: JoinableQueue<u64> = JoinableQueue::create(&name, 256).unwrap();
+    let done = std::sync::Arc::new(std::sync::Barrier::new(THREADS + 1));
+    let release = std::sync::Arc::new(std::sync::Barrier::new(THREADS + 1));
+    for i in 0..THREADS as u64 {
+        q.put(i).unwrap();
+    }
+    let threads: Vec<_> = (0..THREADS)
+        .map(|_| {
+            let (q, done, release) = (q.clone(), done.clone(), release.clone());
+            std::thread::spawn(move || {
+                q.get_timeout(WATCHDOG).unwrap();
+                q.task_done().unwrap();
+                done.wait();
+                // Stay alive while the dead consumer's task is recovered.
+                release.wait();
+            })
+        })
+        .collect();
+    watchdog(WATCHDOG, {
+        let done = done.clone();
+        move || done.wait()
+    });
+    assert!(q.join_timeout(Duration::ZERO));
+    q.put(7).unwrap();
+    let n2 = name.clone();
+    let mut child = fork(move || {
+        let q: JoinableQueue<u64> = JoinableQueue::open(&n2).unwrap();
+        q.get().unwrap();
+        std::thread::sleep(Duration::from_secs(60));
+        0
+    });
+    while !q.is_empty() {
+        assert!(child.wait_timeout(Duration::from_millis(1)).is_none());
+    }
+    assert!(
+        !q.join_timeout(Duration::from_millis(20)),
+        "the child holds a task"
+    );
+    child.kill();
+    let q2 = q.clone();
+    assert!(watchdog(WATCHDOG, move || q2.join_timeout(Duration::from_secs(20))));
+    assert_eq!(q.abandoned_tasks(), 1);
+    release.wait();
+    for t in threads {
+        t.join().unwrap();
+    }
+}
+
+#[test]
 fn open_checks_kind() {
     let name = unique("jq-kind");
     let _q: JoinableQueue<u64> = JoinableQueue::create(&name, 4).unwrap();

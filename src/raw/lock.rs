@@ -359,6 +359,7 @@ const MIN_SPINS: u32 = 8;
 /// from a futex sleep (tens of µs on a VM whose idle vCPU must be woken).
 const MAX_SPINS: u32 = 4 * SPIN_LIMIT;
 /// One wait in this many polls [`MAX_SPINS`] times, to learn whether spinning pays.
+#[cfg_attr(loom, allow(dead_code))] // under loom every wait polls the same way
 const EXPLORE_EVERY: u32 = 128;
 
 /// Spin phases of this process so far (picks the exploring ones; process-local).

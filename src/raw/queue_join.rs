@@ -32,7 +32,8 @@ use crate::sync::{owner_is_dead, Deadline, Identity, WaitResult};
 use crate::sys::clock::{expired, probe_deadline};
 use core::time::Duration;
 
-/// Consumer threads tracked individually; more share one untracked counter.
+/// Consumer threads holding unfinished tasks at once that are tracked individually;
+/// more share one untracked counter.
 pub const HELD_ENTRIES: usize = 128;
 
 /// One consumer thread's tasks: taken by `get`, not yet `task_done`.
@@ -172,19 +173,33 @@ impl RawJoin {
     /// Marks one task done: `me`'s own first, else any other holder's (Python lets
     /// any thread call `task_done`). `Err` if nothing is held anywhere: called
     /// more often than tasks were got.
+    ///
+    /// When `me`'s own count drops to zero, its entry is freed: entries are held only
+    /// by threads with unfinished tasks, so [`HELD_ENTRIES`] bounds the threads that
+    /// hold tasks *at once*, not the threads that ever consumed. Only the owner raises
+    /// its entry's count (others may only lower it), so a count of zero stays zero
+    /// while the owner frees the entry.
     pub fn task_done(&self, me: Identity, hint: usize) -> Result<(), TooManyTaskDone> {
         let dec = |w: &AtomicU64| {
             w.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-                .is_ok()
         };
         let info = me.info();
         let mine = match self.entries.get(hint) {
             Some(e) if e.owner.load(Ordering::Relaxed) == info => Some(hint),
             _ => self.find(info),
         };
-        let done = mine.is_some_and(|i| dec(&self.entries[i].held))
-            || self.entries.iter().any(|e| dec(&e.held))
-            || dec(&self.counts.overflow);
+        let own = mine.and_then(|i| dec(&self.entries[i].held).ok().map(|was| (i, was)));
+        if let Some((i, 1)) = own {
+            let _ = self.entries[i].owner.compare_exchange(
+                info,
+                0,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            );
+        }
+        let done = own.is_some()
+            || self.entries.iter().any(|e| dec(&e.held).is_ok())
+            || dec(&self.counts.overflow).is_ok();
         if !done {
             return Err(TooManyTaskDone);
         }
