@@ -1,6 +1,6 @@
-#![cfg(all(feature = "std", not(loom)))]
 //! `Pipe`: whole messages of any length between two processes, typed messages, EOF
 //! and peer death, one process per end.
+#![cfg(all(feature = "std", not(loom)))]
 mod common;
 use common::*;
 use multiproc::{Error, Lock, Pipe, PipeEnd};

@@ -1,6 +1,6 @@
-#![cfg(all(feature = "std", not(loom)))]
 //! `SpscQueue<T>`: exact FIFO between two processes, roles (one live holder each,
 //! taken over from a dead one), close, timeouts and batches.
+#![cfg(all(feature = "std", not(loom)))]
 mod common;
 use bytemuck::{Pod, Zeroable};
 use common::*;
