@@ -76,7 +76,7 @@ pub enum ProcState {
         /// Start time in clock ticks since boot.
         start: u64,
     },
-    /// Exited (zombie or dead) or absent.
+    /// Exited (zombie or dead), exiting (`PF_EXITING`), or absent.
     Gone,
     /// `/proc` could not tell (not mounted, no permission).
     Unknown,
@@ -203,7 +203,7 @@ pub fn current() -> Identity {
 }
 
 /// True when the thread recorded as `owner` has certainly exited: its TID is gone, is
-/// a zombie, or now belongs to a thread started at another time (PID reuse). When
+/// a zombie, is exiting, or now belongs to a thread started at another time (PID reuse). When
 /// `/proc` cannot tell, the owner is presumed alive.
 pub fn is_dead(owner: Identity) -> bool {
     if owner.tid == 0 || owner.tid > MAX_TID {
