@@ -203,8 +203,8 @@ pub fn current() -> Identity {
 }
 
 /// True when the thread recorded as `owner` has certainly exited: its TID is gone, is
-/// a zombie, is exiting, or now belongs to a thread started at another time (PID reuse). When
-/// `/proc` cannot tell, the owner is presumed alive.
+/// a zombie, is exiting, or now belongs to a thread started at another time (PID
+/// reuse). When `/proc` cannot tell, the owner is presumed alive.
 pub fn is_dead(owner: Identity) -> bool {
     if owner.tid == 0 || owner.tid > MAX_TID {
         return true;
