@@ -172,7 +172,10 @@ fn finished_consumers_do_not_use_up_the_tracked_entries() {
     }
     let threads: Vec<_> = (0..THREADS)
         .map(|_| {
-            let (q, done, release) = (q.clone(), done.clone(), release.clone());
+            // Opened handles: if the test fails while these threads still wait, the
+            // creating handle below still unlinks the name as the test unwinds.
+            let q: JoinableQueue<u64> = JoinableQueue::open(&name).unwrap();
+            let (done, release) = (done.clone(), release.clone());
             std::thread::spawn(move || {
                 q.get_timeout(WATCHDOG).unwrap();
                 q.task_done().unwrap();
