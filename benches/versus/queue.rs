@@ -410,6 +410,17 @@ impl Iceoryx {
     /// Runs `iox-peer <mode> <n>` and returns the value of `key` it prints. Killed
     /// after a minute (both sides spin: on an oversubscribed machine that can crawl).
     fn run(&self, mode: &str, n: u64, key: &str) -> Result<f64, String> {
+        let before = iox_files();
+        let r = self.run_peer(mode, n, key);
+        // iceoryx2 leaves its node-management files in /dev/shm; remove the ones this
+        // run made.
+        for f in iox_files().difference(&before) {
+            let _ = std::fs::remove_file(format!("/dev/shm/{f}"));
+        }
+        r
+    }
+
+    fn run_peer(&self, mode: &str, n: u64, key: &str) -> Result<f64, String> {
         let bin = self.bin.as_ref().map_err(Clone::clone)?;
         let mut child = Command::new(bin)
             .args([mode, &n.to_string()])
@@ -441,4 +452,16 @@ impl Iceoryx {
                 )
             })
     }
+}
+
+/// Names in /dev/shm that iceoryx2 made (they start with `iox2_`).
+fn iox_files() -> std::collections::BTreeSet<String> {
+    std::fs::read_dir("/dev/shm")
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with("iox2_"))
+                .collect()
+        })
+        .unwrap_or_default()
 }
