@@ -123,17 +123,16 @@ fn join_waits_for_worker_processes() {
     }
 }
 
-#[test]
-fn tasks_held_by_a_dead_consumer_are_abandoned_and_join_returns() {
-    let name = unique("jq-dead");
-    let q: JoinableQueue<u64> = JoinableQueue::create(&name, 8).unwrap();
-    q.put(1).unwrap();
-    q.put(2).unwrap();
-    let n2 = name.clone();
+/// Forks a consumer process that gets `tasks` values from the queue `name` and never
+/// marks them done; once it holds them (the queue is empty and `join` does not
+/// return), SIGKILLs it.
+fn kill_a_consumer_holding(q: &JoinableQueue<u64>, name: &str, tasks: usize) {
+    let name = name.to_owned();
     let mut child = fork(move || {
-        let q: JoinableQueue<u64> = JoinableQueue::open(&n2).unwrap();
-        q.get().unwrap();
-        q.get().unwrap();
+        let q: JoinableQueue<u64> = JoinableQueue::open(&name).unwrap();
+        for _ in 0..tasks {
+            q.get().unwrap();
+        }
         std::thread::sleep(Duration::from_secs(60));
         0
     });
@@ -142,9 +141,18 @@ fn tasks_held_by_a_dead_consumer_are_abandoned_and_join_returns() {
     }
     assert!(
         !q.join_timeout(Duration::from_millis(30)),
-        "the child holds two tasks"
+        "the child holds {tasks} task(s)"
     );
     child.kill();
+}
+
+#[test]
+fn tasks_held_by_a_dead_consumer_are_abandoned_and_join_returns() {
+    let name = unique("jq-dead");
+    let q: JoinableQueue<u64> = JoinableQueue::create(&name, 8).unwrap();
+    q.put(1).unwrap();
+    q.put(2).unwrap();
+    kill_a_consumer_holding(&q, &name, 2);
     let t = Instant::now();
     let q2 = q.clone();
     assert!(watchdog(WATCHDOG, move || q2.join_timeout(Duration::from_secs(20))));
@@ -191,21 +199,7 @@ fn finished_consumers_do_not_use_up_the_tracked_entries() {
     });
     assert!(q.join_timeout(Duration::ZERO));
     q.put(7).unwrap();
-    let n2 = name.clone();
-    let mut child = fork(move || {
-        let q: JoinableQueue<u64> = JoinableQueue::open(&n2).unwrap();
-        q.get().unwrap();
-        std::thread::sleep(Duration::from_secs(60));
-        0
-    });
-    while !q.is_empty() {
-        assert!(child.wait_timeout(Duration::from_millis(1)).is_none());
-    }
-    assert!(
-        !q.join_timeout(Duration::from_millis(20)),
-        "the child holds a task"
-    );
-    child.kill();
+    kill_a_consumer_holding(&q, &name, 1);
     let q2 = q.clone();
     assert!(watchdog(WATCHDOG, move || q2.join_timeout(Duration::from_secs(20))));
     assert_eq!(q.abandoned_tasks(), 1);
