@@ -147,6 +147,24 @@ impl Geometry {
     const fn slot(&self, pos: u64) -> u64 {
         pos & (self.cap - 1)
     }
+
+    /// Where `units` units from position `pos` lie in the ring, in bytes: the offset
+    /// of the part up to the ring's end, its length, and the length of the rest, which
+    /// wraps to offset 0. `units <= cap` keeps both parts in `0..bytes()`.
+    #[inline]
+    const fn span(&self, pos: u64, units: u64) -> (usize, usize, usize) {
+        let slot = self.slot(pos);
+        let first = if units < self.cap - slot {
+            units
+        } else {
+            self.cap - slot
+        };
+        (
+            slot as usize * self.unit,
+            first as usize * self.unit,
+            (units - first) as usize * self.unit,
+        )
+    }
 }
 
 /// The corruption a ring found in its region (a counter out of range).
@@ -718,21 +736,14 @@ impl<M: RingMemory> Producer<M> {
     /// `units <= self.free()`; `src` is valid for `units * unit` bytes.
     #[inline]
     unsafe fn copy_in(&mut self, src: *const u8, units: u64) {
-        let slot = self.geo.slot(self.position());
-        let first = units.min(self.geo.cap - slot);
-        let unit = self.geo.unit;
-        // SAFETY: slot + first <= cap, so the bytes lie in 0..geo.bytes() <= mem.len()
-        // (checked when the cursor was made); `src` per the contract.
+        let (off, first, rest) = self.geo.span(self.position(), units);
+        // SAFETY: both parts lie in 0..geo.bytes() <= mem.len() (`span`, and the length
+        // checked when the cursor was made); `src` per the contract.
         unsafe {
-            self.mem
-                .write(slot as usize * unit, src, first as usize * unit);
-            if first < units {
+            self.mem.write(off, src, first);
+            if rest > 0 {
                 // Wrapped: the rest goes to the start of the ring.
-                self.mem.write(
-                    0,
-                    src.add(first as usize * unit),
-                    (units - first) as usize * unit,
-                );
+                self.mem.write(0, src.add(first), rest);
             }
         }
         self.staged += units;
@@ -1052,20 +1063,13 @@ impl<M: RingMemory> Consumer<M> {
     /// `units <= self.available()`; `dst` is valid for writing `units * unit` bytes.
     #[inline]
     unsafe fn copy_out(&mut self, dst: *mut u8, units: u64) {
-        let slot = self.geo.slot(self.position());
-        let first = units.min(self.geo.cap - slot);
-        let unit = self.geo.unit;
-        // SAFETY: slot + first <= cap: in bounds of the checked memory; `dst` per the
-        // contract.
+        let (off, first, rest) = self.geo.span(self.position(), units);
+        // SAFETY: both parts lie in bounds of the checked memory (`span`); `dst` per
+        // the contract.
         unsafe {
-            self.mem
-                .read(slot as usize * unit, dst, first as usize * unit);
-            if first < units {
-                self.mem.read(
-                    0,
-                    dst.add(first as usize * unit),
-                    (units - first) as usize * unit,
-                );
+            self.mem.read(off, dst, first);
+            if rest > 0 {
+                self.mem.read(0, dst.add(first), rest);
             }
         }
         self.taken += units;
@@ -1095,24 +1099,17 @@ impl<M: RingMemory> Consumer<M> {
     /// read again soon.
     pub fn take_uninit_streaming(&mut self, dst: &mut [MaybeUninit<u8>]) -> usize {
         let units = self.geo.units_in(dst.len()).min(self.available());
-        let slot = self.geo.slot(self.position());
-        let first = units.min(self.geo.cap - slot);
-        let unit = self.geo.unit;
+        let (off, first, rest) = self.geo.span(self.position(), units);
         let d: *mut u8 = dst.as_mut_ptr().cast();
         // SAFETY: as in `copy_out`: in bounds of the checked memory and of `dst`.
         unsafe {
-            self.mem
-                .read_streaming(slot as usize * unit, d, first as usize * unit);
-            if first < units {
-                self.mem.read_streaming(
-                    0,
-                    d.add(first as usize * unit),
-                    (units - first) as usize * unit,
-                );
+            self.mem.read_streaming(off, d, first);
+            if rest > 0 {
+                self.mem.read_streaming(0, d.add(first), rest);
             }
         }
         self.taken += units;
-        units as usize * unit
+        first + rest
     }
 
     /// Counts up to `units` readable units as taken without copying them.
