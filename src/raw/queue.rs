@@ -754,12 +754,34 @@ impl<'a> Ring<'a> {
                 continue;
             }
             // Anything else contradicts tail == pos unless tail moved meanwhile.
-            let now = self.q.tail.load(Ordering::Acquire);
-            if now == pos && slot[0].load(Ordering::Acquire) == s {
-                return Err(QueueError::Corrupt("a slot's lap contradicts the tail index").into());
-            }
-            pos = now;
+            pos = self.recheck(
+                &self.q.tail,
+                pos,
+                slot,
+                s,
+                "a slot's lap contradicts the tail index",
+            )?;
         }
+    }
+
+    /// A slot state `s` at `pos` that contradicts `index`: if `index` still says `pos`
+    /// and the slot still holds `s`, the ring contradicts itself (`Corrupt(why)`);
+    /// otherwise someone moved on meanwhile, and the caller looks again at the
+    /// returned position.
+    #[inline]
+    fn recheck(
+        &self,
+        index: &AtomicU64,
+        pos: u64,
+        slot: &[AtomicU64],
+        s: u64,
+        why: &'static str,
+    ) -> Result<u64, Attempt> {
+        let now = index.load(Ordering::Acquire);
+        if now == pos && slot[0].load(Ordering::Acquire) == s {
+            return Err(QueueError::Corrupt(why).into());
+        }
+        Ok(now)
     }
 
     /// Advances `index` from `pos` to `pos + 1` (if nobody did); returns its new value.
@@ -1116,22 +1138,23 @@ impl<'a> Ring<'a> {
                 }
                 // tail > pos: a producer claimed pos after we looked (the state must
                 // have moved on), or head moved; anything else is corruption.
-                let now = self.q.head.load(Ordering::Acquire);
-                if now == pos && slot[0].load(Ordering::Acquire) == s {
-                    return Err(QueueError::Corrupt(
-                        "an unclaimed slot lies behind the tail index",
-                    )
-                    .into());
-                }
-                pos = now;
+                pos = self.recheck(
+                    &self.q.head,
+                    pos,
+                    slot,
+                    s,
+                    "an unclaimed slot lies behind the tail index",
+                )?;
                 continue;
             }
             // Any other state contradicts head == pos, unless head moved meanwhile.
-            let now = self.q.head.load(Ordering::Acquire);
-            if now == pos && slot[0].load(Ordering::Acquire) == s {
-                return Err(QueueError::Corrupt("a slot's lap contradicts the head index").into());
-            }
-            pos = now;
+            pos = self.recheck(
+                &self.q.head,
+                pos,
+                slot,
+                s,
+                "a slot's lap contradicts the head index",
+            )?;
         }
     }
 
