@@ -281,7 +281,7 @@ impl<T: Pod> Array<T> {
         Array::open_with(name, &Options::default())
     }
 
-    /// [`open`](Array::open) with explicit [`Options`] (the init timeout).
+    /// [`open`](Array::open) with explicit [`Options`] (init timeout, trusted owners).
     pub fn open_with(name: &str, opts: &Options) -> Result<Array<T>> {
         if size_of::<T>() == 0 {
             words_or_invalid::<T>("array", name, 0)?;
@@ -296,20 +296,25 @@ impl<T: Pod> Array<T> {
         Ok(Array::from_obj(obj, len, words))
     }
 
-    /// Opens `name`, creating it with `len` zeroed elements if it does not exist.
-    /// `Err(WrongType)` if it exists with another length.
+    /// Opens `name` if it exists with `len` elements, or creates it with `len` zeroed
+    /// elements if it does not exist. `Err(Mismatch)` if it exists with another
+    /// length (it is left alone); `Err(WrongType)` if its elements are not `T`.
     pub fn open_or_create(name: &str, len: usize) -> Result<Array<T>> {
+        Array::open_or_create_with(name, len, &Options::default())
+    }
+
+    /// [`open_or_create`](Array::open_or_create) with explicit segment [`Options`].
+    pub fn open_or_create_with(name: &str, len: usize, opts: &Options) -> Result<Array<T>> {
+        words_or_invalid::<T>("array", name, len)?;
         segment::open_or_create(
-            || Array::create(name, len),
+            || Array::create_with(name, len, opts),
             || {
-                let a = Array::open(name)?;
-                if a.len() != len {
-                    return Err(Error::WrongType {
-                        name: name.to_owned(),
-                        expected: format!("Array<{}> of {len}", core::any::type_name::<T>()),
-                        found: format!("Array<{}> of {}", core::any::type_name::<T>(), a.len()),
-                    });
-                }
+                let a = Array::open_with(name, opts)?;
+                segment::same_shape(
+                    name,
+                    ObjectKind::Array,
+                    &[segment::param("length", a.len(), len)],
+                )?;
                 Ok(a)
             },
         )

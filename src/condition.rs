@@ -93,14 +93,24 @@ impl Condition {
     pub fn open(name: &str) -> Result<Condition> {
         Condition::open_with(name, &Options::default())
     }
-    /// [`open`](Condition::open) with explicit [`Options`] (the init timeout).
+    /// [`open`](Condition::open) with explicit [`Options`] (init timeout, trusted owners).
     pub fn open_with(name: &str, opts: &Options) -> Result<Condition> {
         let obj = Object::open_plain(name, opts, ObjectKind::Condition)?;
         Ok(Condition::from_obj(obj))
     }
-    /// Opens `name`, creating it if it does not exist.
+    /// Opens `name`, creating it if it does not exist. A Condition has no
+    /// creation parameters, so any existing Condition of that name is returned, in
+    /// whatever state it is; `Err(WrongKind)` if the name holds another kind of object.
     pub fn open_or_create(name: &str) -> Result<Condition> {
-        segment::open_or_create(|| Condition::create(name), || Condition::open(name))
+        Condition::open_or_create_with(name, &Options::default())
+    }
+
+    /// [`open_or_create`](Condition::open_or_create) with explicit segment [`Options`].
+    pub fn open_or_create_with(name: &str, opts: &Options) -> Result<Condition> {
+        segment::open_or_create(
+            || Condition::create_with(name, opts),
+            || Condition::open_with(name, opts),
+        )
     }
     fn from_obj(obj: Object<RawCondition>) -> Condition {
         Condition {

@@ -220,14 +220,24 @@ impl Lock {
     pub fn open(name: &str) -> Result<Lock> {
         Lock::open_with(name, &Options::default())
     }
-    /// [`open`](Lock::open) with explicit [`Options`] (the init timeout).
+    /// [`open`](Lock::open) with explicit [`Options`] (init timeout, trusted owners).
     pub fn open_with(name: &str, opts: &Options) -> Result<Lock> {
         let obj = Object::open_plain(name, opts, ObjectKind::Lock)?;
         Ok(Lock::from_obj(obj))
     }
-    /// Opens `name`, creating it if it does not exist.
+    /// Opens `name`, creating it if it does not exist. A Lock has no
+    /// creation parameters, so any existing Lock of that name is returned, in
+    /// whatever state it is; `Err(WrongKind)` if the name holds another kind of object.
     pub fn open_or_create(name: &str) -> Result<Lock> {
-        segment::open_or_create(|| Lock::create(name), || Lock::open(name))
+        Lock::open_or_create_with(name, &Options::default())
+    }
+
+    /// [`open_or_create`](Lock::open_or_create) with explicit segment [`Options`].
+    pub fn open_or_create_with(name: &str, opts: &Options) -> Result<Lock> {
+        segment::open_or_create(
+            || Lock::create_with(name, opts),
+            || Lock::open_with(name, opts),
+        )
     }
     fn from_obj(obj: Object<RawLock>) -> Lock {
         Lock {

@@ -149,7 +149,7 @@ impl<T: Pod> Value<T> {
         Value::open_with(name, &Options::default())
     }
 
-    /// [`open`](Value::open) with explicit [`Options`] (the init timeout).
+    /// [`open`](Value::open) with explicit [`Options`] (init timeout, trusted owners).
     pub fn open_with(name: &str, opts: &Options) -> Result<Value<T>> {
         words_or_invalid::<T>("value", name, 1)?;
         let obj = Object::open(name, opts, ObjectKind::Value, TypeInfo::of::<T>(), |img| {
@@ -165,9 +165,20 @@ impl<T: Pod> Value<T> {
         Ok(Value::from_obj(obj))
     }
 
-    /// Opens `name`, creating it holding `init` if it does not exist.
+    /// Opens `name`, creating it holding `init` if it does not exist. An existing
+    /// value of type `T` is returned as it is: `init` is a starting value (state), not
+    /// a creation parameter, so it is not compared. `Err(WrongType)` if it holds
+    /// another type.
     pub fn open_or_create(name: &str, init: T) -> Result<Value<T>> {
-        segment::open_or_create(|| Value::create(name, init), || Value::open(name))
+        Value::open_or_create_with(name, init, &Options::default())
+    }
+
+    /// [`open_or_create`](Value::open_or_create) with explicit segment [`Options`].
+    pub fn open_or_create_with(name: &str, init: T, opts: &Options) -> Result<Value<T>> {
+        segment::open_or_create(
+            || Value::create_with(name, init, opts),
+            || Value::open_with(name, opts),
+        )
     }
 
     fn from_obj(obj: Object<RawValue>) -> Value<T> {

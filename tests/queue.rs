@@ -241,8 +241,8 @@ fn open_checks_kind_and_element_type() {
         Queue::<u64>::open(&unique("q-missing")),
         Err(Error::NotFound { .. })
     ));
-    let q = Queue::<u64>::open_or_create(&name, 99).unwrap();
-    assert_eq!(q.capacity(), 4);
+    let q = Queue::<u64>::open_or_create(&name, 3).unwrap();
+    assert_eq!(q.capacity(), 4, "3 rounds up to the existing capacity");
 }
 
 #[test]
