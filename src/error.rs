@@ -228,10 +228,12 @@ impl fmt::Display for Error {
     }
 }
 
-/// "an" before a vowel, else "a": `'x' is an Event, not a Lock`.
+/// The article a kind name takes: "an" before a vowel and before the names read
+/// letter by letter (an RLock, an SpscQueue), else "a": `'x' is an Event, not a Lock`.
 fn article(word: &str) -> &'static str {
+    let spelled = word.starts_with("RLock") || word.starts_with("Spsc");
     match word.as_bytes().first() {
-        Some(c) if b"AEIOUaeiou".contains(c) => "an",
+        Some(c) if spelled || b"AEIOUaeiou".contains(c) => "an",
         _ => "a",
     }
 }
