@@ -296,7 +296,10 @@ fn open_or_create_checks_the_length() {
     match Array::<u32>::open_or_create(&name, 5) {
         Err(e @ Error::Mismatch { .. }) => {
             let msg = e.to_string();
-            assert!(msg.contains("length 4") && msg.contains("length 5"), "{msg}");
+            assert!(
+                msg.contains("length 4") && msg.contains("length 5"),
+                "{msg}"
+            );
         }
         r => panic!("expected Mismatch, got {r:?}"),
     }

@@ -185,7 +185,11 @@ fn semaphore_with_another_initial_value_is_a_mismatch_but_its_count_is_not_compa
     );
     assert!(s.try_acquire());
     let same = Semaphore::open_or_create(&name, 1).unwrap();
-    assert_eq!(same.value(), 0, "the count is state: taken permits stay taken");
+    assert_eq!(
+        same.value(),
+        0,
+        "the count is state: taken permits stay taken"
+    );
 }
 
 #[test]
@@ -236,7 +240,10 @@ fn array_of_another_length_is_a_mismatch_not_a_wrong_type() {
         "length 4",
         "length 5",
     );
-    assert_eq!(Array::<u32>::open_or_create(&name, 4).unwrap().get(1), Some(5));
+    assert_eq!(
+        Array::<u32>::open_or_create(&name, 4).unwrap().get(1),
+        Some(5)
+    );
     // Another element type is still WrongType, with the element-type advice.
     match Array::<u64>::open_or_create(&name, 4) {
         Err(e @ Error::WrongType { .. }) => {
@@ -322,7 +329,11 @@ fn condition_is_returned_as_it_is_and_another_kind_is_named_with_the_right_artic
     assert!(same.is_locked(), "the same condition, its lock held");
     let ev = unique("ooc-cond-ev");
     let _e = Event::create(&ev).unwrap();
-    assert_wrong_kind(Condition::open_or_create(&ev), &ev, "an Event, not a Condition");
+    assert_wrong_kind(
+        Condition::open_or_create(&ev),
+        &ev,
+        "an Event, not a Condition",
+    );
 }
 
 #[test]
@@ -330,16 +341,16 @@ fn another_process_asking_for_another_capacity_gets_a_mismatch() {
     let name = unique("ooc-proc");
     let q: Queue<u64> = Queue::create(&name, 8).unwrap();
     let child_name = name.clone();
-    let child = fork(move || {
-        match Queue::<u64>::open_or_create(&child_name, 1024) {
-            Err(Error::Mismatch { existing, requested, .. })
-                if existing == "capacity 8" && requested == "capacity 1024" =>
-            {
-                0
-            }
+    let child = fork(
+        move || match Queue::<u64>::open_or_create(&child_name, 1024) {
+            Err(Error::Mismatch {
+                existing,
+                requested,
+                ..
+            }) if existing == "capacity 8" && requested == "capacity 1024" => 0,
             _ => 1,
-        }
-    });
+        },
+    );
     child.join_ok(WATCHDOG);
     assert_eq!(q.capacity(), 8);
     assert!(q.is_empty());
