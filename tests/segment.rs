@@ -760,13 +760,12 @@ fn a_full_dev_shm_is_no_space_naming_both_sizes_and_leaves_nothing_behind() {
 fn a_segment_larger_than_dev_shm_is_no_space_and_leaves_nothing_behind() {
     let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
     // SAFETY: the path is NUL-terminated; `st` is writable.
-    assert_eq!(
-        unsafe { libc::statvfs(c"/dev/shm".as_ptr(), st.as_mut_ptr()) },
-        0
-    );
+    let r = unsafe { libc::statvfs(c"/dev/shm".as_ptr(), st.as_mut_ptr()) };
+    assert_eq!(r, 0);
     // SAFETY: statvfs returned 0.
     let st = unsafe { st.assume_init() };
-    let size = st.f_blocks as u64 * st.f_frsize as u64;
+    #[allow(clippy::useless_conversion)] // u32 fields on 32-bit targets
+    let size = u64::from(st.f_blocks) * u64::from(st.f_frsize);
     if size == 0 {
         println!("skipped: /dev/shm has no size limit");
         return;

@@ -106,7 +106,9 @@ pub fn free_space() -> Option<u64> {
     }
     // SAFETY: statvfs returned 0, so `st` is initialised.
     let st = unsafe { st.assume_init() };
-    Some((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
+    // fsblkcnt_t and c_ulong are u32 on 32-bit targets.
+    #[allow(clippy::useless_conversion)]
+    Some(u64::from(st.f_bavail).saturating_mul(u64::from(st.f_frsize)))
 }
 
 /// The caller's effective uid: whose objects it may trust without being told.
