@@ -675,6 +675,23 @@ fn a_name_that_is_not_a_regular_file_is_refused_at_once() {
     }
 }
 
+#[test]
+fn a_hard_link_to_another_object_is_refused() {
+    let real = unique("linked");
+    let alias = unique("alias");
+    let _cleanup = UnlinkOnDrop(alias.clone());
+    let _s = Segment::create(&real, 64).unwrap();
+    std::fs::hard_link(
+        format!("/dev/shm/mp.{real}"),
+        format!("/dev/shm/mp.{alias}"),
+    )
+    .unwrap();
+    match Segment::open(&alias) {
+        Err(e @ Error::Corrupt { .. }) => assert!(e.to_string().contains("hard links"), "{e}"),
+        r => panic!("expected Corrupt, got {r:?}"),
+    }
+}
+
 /// What a child reports when it could not set up a private /dev/shm.
 const NO_NAMESPACE: i32 = 77;
 

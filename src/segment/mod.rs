@@ -104,7 +104,8 @@ fn io_error(name: &str, e: io::Error) -> Error {
 ///   only a member of a group can give a file that group); else
 ///   [`Error::ForeignOwner`], naming the owner. Root is not trusted implicitly:
 ///   a root process opening a user's segment must say so, as anyone else;
-/// * it must be a **regular file** (else [`Error::Corrupt`]).
+/// * it must be a **regular file** with **one name** (else [`Error::Corrupt`]): a
+///   hard link would make another of your objects answer to this name.
 ///
 /// A segment's permission bits are not judged: they are its trusted owner's choice
 /// (`mode(0o666)` makes an object every user may write, on purpose).
@@ -180,6 +181,15 @@ impl Options {
             return Err(Error::corrupt(
                 name,
                 "not a multiproc object (not a regular file)",
+            ));
+        }
+        if m.nlink() != 1 {
+            return Err(Error::corrupt(
+                name,
+                format!(
+                    "its file has {} names (hard links): it may be another object",
+                    m.nlink()
+                ),
             ));
         }
         Ok(())
