@@ -4,7 +4,7 @@
 mod common;
 use common::*;
 use multiproc::segment::{read_image, write_image, HEADER_LEN};
-use multiproc::{unlink, Array, Error, Lock, Options, Segment, Value};
+use multiproc::{unlink, Array, Error, Lock, Options, Queue, Segment, Value};
 use std::time::{Duration, Instant};
 
 const WATCHDOG: Duration = Duration::from_secs(60);
@@ -570,7 +570,8 @@ const OTHER_UID: u32 = 65534;
 const OTHER_GID: u32 = 65534;
 
 /// In a forked child running as [`OTHER_UID`], creates the world-writable segment
-/// `name` of 64 bytes, writes 7 into its first byte and persists it.
+/// `name` of 64 bytes, writes 7 into its first byte, creates the world-writable
+/// `Queue<u64>` `name.q` of capacity 4 holding 9, and persists both.
 fn create_as_other_user(name: &str) {
     let n = name.to_owned();
     let child = fork(move || {
@@ -584,10 +585,14 @@ fn create_as_other_user(name: &str) {
         if !dropped {
             return 2;
         }
-        let s = Segment::create_with(&n, 64, &Options::new().mode(0o666)).unwrap();
+        let opts = Options::new().mode(0o666);
+        let s = Segment::create_with(&n, 64, &opts).unwrap();
         // SAFETY: 64 bytes in bounds; nobody else has the segment yet.
         unsafe { s.as_ptr().write(7) };
         s.persist();
+        let q: Queue<u64> = Queue::create_with(&format!("{n}.q"), 4, &opts).unwrap();
+        q.put(9).unwrap();
+        q.persist();
         0
     });
     child.join_ok(WATCHDOG);
@@ -600,13 +605,20 @@ fn a_segment_another_user_created_is_refused_naming_its_owner() {
         return;
     }
     let name = unique("squat");
-    let _cleanup = UnlinkOnDrop(name.clone());
+    let queue = format!("{name}.q");
+    let _cleanup = (UnlinkOnDrop(name.clone()), UnlinkOnDrop(queue.clone()));
     create_as_other_user(&name);
     assert_eq!(mode_of(&name), 0o666);
-    for r in [
-        Segment::open(&name),
-        Segment::open_or_create(&name, 64),
-        Segment::open_with(&name, &Options::new().trust_owner(1234).trust_group(1234)),
+    for (r, name) in [
+        (Segment::open(&name).map(drop), &name),
+        (Segment::open_or_create(&name, 64).map(drop), &name),
+        (
+            Segment::open_with(&name, &Options::new().trust_owner(1234).trust_group(1234))
+                .map(drop),
+            &name,
+        ),
+        (Queue::<u64>::open(&queue).map(drop), &queue),
+        (Queue::<u64>::open_or_create(&queue, 4).map(drop), &queue),
     ] {
         match r {
             Err(e @ Error::ForeignOwner { .. }) => {
@@ -643,7 +655,8 @@ fn a_segment_of_a_trusted_owner_or_group_is_opened() {
         return;
     }
     let name = unique("squat-trusted");
-    let _cleanup = UnlinkOnDrop(name.clone());
+    let queue = format!("{name}.q");
+    let _cleanup = (UnlinkOnDrop(name.clone()), UnlinkOnDrop(queue.clone()));
     create_as_other_user(&name);
     let by_owner = Options::new().trust_owner(OTHER_UID);
     let by_group = Options::new().trust_group(OTHER_GID);
@@ -657,6 +670,16 @@ fn a_segment_of_a_trusted_owner_or_group_is_opened() {
         assert_eq!(unsafe { seg.as_ptr().read() }, 7);
         assert!(!seg.owns_name());
     }
+    let q = Queue::<u64>::open_or_create_with(&queue, 4, &by_group).unwrap();
+    assert_eq!(q.get().unwrap(), 9);
+    q.put(10).unwrap();
+    assert_eq!(
+        Queue::<u64>::open_with(&queue, &by_owner)
+            .unwrap()
+            .get()
+            .unwrap(),
+        10
+    );
 }
 
 #[test]

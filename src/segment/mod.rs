@@ -160,7 +160,7 @@ impl Options {
     }
 
     /// Refuses a segment file that is neither the caller's nor trusted, or that is not
-    /// a regular file.
+    /// a regular file with one name.
     fn check_file(&self, name: &str, file: &File) -> Result<()> {
         use std::os::unix::fs::MetadataExt;
         let m = file.metadata().map_err(|e| io_error(name, e))?;
