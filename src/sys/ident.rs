@@ -24,7 +24,8 @@
 pub const MAX_TID: u32 = (1 << 22) - 1;
 const TID_BITS: u32 = 22;
 
-/// A thread, named so that a dead thread is never mistaken for a live one.
+/// A thread, named so that a dead thread is not mistaken for a live one (down to one
+/// clock tick: see the module docs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Identity {
     /// Kernel thread id, `1..=MAX_TID`.
