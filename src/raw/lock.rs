@@ -545,7 +545,7 @@ impl Probes {
             let now = crate::sync::Instant::now();
             now >= self.next_wake(deadline)
         } {
-            self.interval = (self.interval * 2).min(self.max);
+            self.interval = self.interval.saturating_mul(2).min(self.max);
             self.next = crate::sync::Instant::now().add(self.interval);
             true
         } else {
