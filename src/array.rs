@@ -390,7 +390,8 @@ impl<T: Pod> Array<T> {
         let w = unsafe { words_slice(self.words, self.nwords) };
         match self.obj.raw().view::<T>(w, self.len) {
             Some(v) => v.with_probe(self.probe),
-            // nwords >= words_for(len) was checked at create/open.
+            // Unreachable from shared data: `len` and `nwords` are this handle's own
+            // copies, and nwords == words_for(len) was checked at create/open.
             None => unreachable!("array '{}': words checked at open", self.name()),
         }
     }

@@ -231,6 +231,7 @@ pub(crate) fn acquire_raw(
 ) -> (Acquire, Identity) {
     let me = crate::sync::current_identity();
     if raw.holder() == Some(me.tid) && held_here(raw, me) {
+        // Unreachable from shared data: `held_here` is this thread's own record.
         assert!(
             deadline.is_some(),
             "this thread already holds this lock (a guard is alive): acquiring it \

@@ -215,6 +215,8 @@ impl<T: Pod> Value<T> {
         let w = unsafe { words_slice(self.words, Self::WORDS) };
         match self.obj.raw().view::<T>(w) {
             Some(v) => v.with_probe(self.probe),
+            // Unreachable from shared data: WORDS is a constant, exactly the words one
+            // T needs (and the segment's size was checked at create/open).
             None => unreachable!("value '{}': words checked at open", self.name()),
         }
     }
