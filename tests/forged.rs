@@ -8,7 +8,7 @@ mod common;
 use common::*;
 use multiproc::raw::RawLock;
 use multiproc::sys::ident::{current, Identity};
-use multiproc::{Array, Lock, TryLockError, Value};
+use multiproc::{Array, Condition, Lock, TryLockError, Value};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -141,6 +141,31 @@ fn a_real_holder_tries_and_times_out_as_another_thread_would() {
         ));
         assert!(lock.is_locked());
     });
+}
+
+// ---- Condition: its own lock is a Lock like any other ----
+
+#[test]
+fn condition_lock_naming_the_acquirer_itself_is_taken_over() {
+    let cond = Condition::create(&unique("forged-cond")).unwrap();
+    watchdog(WATCHDOG, move || {
+        forge(cond.raw().lock(), current());
+        assert!(cond.acquire().is_err(), "OwnerDied");
+        forge(cond.raw().lock(), current());
+        assert!(matches!(
+            cond.try_acquire(),
+            Err(TryLockError::OwnerDied(_))
+        ));
+        assert!(!cond.is_locked());
+    });
+}
+
+#[test]
+fn condition_try_acquire_by_its_holder_would_block() {
+    let cond = Condition::create(&unique("cond-twice-try")).unwrap();
+    let _g = cond.acquire().unwrap();
+    assert!(matches!(cond.try_acquire(), Err(TryLockError::WouldBlock)));
+    assert!(cond.is_locked());
 }
 
 // ---- Value<[u64; 8]>: written under its lock ----
