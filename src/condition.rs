@@ -1,7 +1,8 @@
 //! [`Condition`]: a named condition variable that owns its robust lock.
 
 use crate::lock::{
-    acquire_raw, lock_result, try_result, Held, LockResult, OwnerDied, TryLockResult,
+    acquire_raw, lock_result, try_acquire_raw, try_result, Held, LockResult, OwnerDied,
+    TryLockResult,
 };
 use crate::raw::lock::DEFAULT_PROBE;
 use crate::raw::RawCondition;
@@ -144,8 +145,7 @@ impl Condition {
     }
     /// Takes the lock only if that needs no waiting.
     pub fn try_acquire(&self) -> TryLockResult<ConditionGuard<'_>> {
-        let me = current_identity();
-        let a = self.obj.raw().lock().try_lock(me);
+        let (a, me) = try_acquire_raw(self.obj.raw().lock());
         try_result(a, || self.guard(me))
     }
     /// Waits at most `timeout` for the lock; `Err(WouldBlock)` after that.

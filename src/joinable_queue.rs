@@ -312,7 +312,7 @@ impl<T: Pod> JoinableQueue<T> {
         let Ok(ring) = self.h.ring() else {
             return false;
         };
-        let probe = self.h.policy().probe * JOIN_PROBE_FACTOR;
+        let probe = self.h.policy().probe.saturating_mul(JOIN_PROBE_FACTOR);
         self.join_state()
             .join(&ring, deadline, probe)
             .unwrap_or(false)

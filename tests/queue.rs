@@ -393,3 +393,18 @@ fn handles_are_send_sync_clone_and_debug() {
         "{text}"
     );
 }
+
+#[test]
+fn an_absurd_probe_interval_is_no_panic_when_a_put_waits() {
+    let q: Queue<u64> = Queue::create(&unique("q-probe-max"), 2)
+        .unwrap()
+        .with_probe_interval(Duration::MAX);
+    watchdog(WATCHDOG, move || {
+        q.put(1).unwrap();
+        q.put(2).unwrap();
+        assert!(matches!(
+            q.put_timeout(3, Duration::from_millis(20)),
+            Err(Error::Timeout)
+        ));
+    });
+}
