@@ -88,6 +88,14 @@ pub enum Error {
     },
     /// An operating-system call failed.
     Io(std::io::Error),
+    /// A part of an object that one process may hold at a time (a pipe end, an
+    /// `SpscQueue` role) is held by another live process.
+    Busy {
+        /// The object's name (empty for an anonymous object).
+        name: String,
+        /// The process id of the live holder.
+        holder: u32,
+    },
 }
 
 /// `Result<T, multiproc::Error>`.
@@ -145,6 +153,19 @@ impl fmt::Display for Error {
                 write!(f, "worker process {pid} died while running the task")
             }
             Error::Io(e) => write!(f, "I/O error: {e}"),
+            Error::Busy { name, holder } => {
+                if name.is_empty() {
+                    f.write_str("an anonymous pipe or queue is busy")?;
+                } else {
+                    write!(f, "'{name}' is busy")?;
+                }
+                write!(
+                    f,
+                    ": the pipe end or queue role asked for is held by live process {holder}, and \
+                     one process holds it at a time; it passes on when that process exits (a \
+                     queue role also when its handle drops)"
+                )
+            }
         }
     }
 }
