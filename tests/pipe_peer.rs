@@ -276,3 +276,58 @@ fn a_live_idle_peer_is_never_taken_for_dead() {
     });
     drop(child);
 }
+
+#[test]
+fn a_reader_taking_over_mid_message_skips_the_rest_of_it() {
+    let (mut r, w) = Pipe::one_way(4096).unwrap();
+    let big = vec![7u8; 4 << 20]; // a thousand rings: streamed in many pieces
+    let sender = std::thread::spawn(move || {
+        let mut w = w;
+        w.send_bytes(&big).unwrap();
+        w.send_bytes(b"after").unwrap();
+        w
+    });
+    // The child starts assembling the big message, then exits without closing.
+    let child = fork(|| {
+        if !matches!(r.poll(Some(WATCHDOG)), Ok(true)) {
+            return 1;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        match r.try_recv_bytes() {
+            Err(Error::Empty) => 0, // mid-message
+            _ => 2,
+        }
+    });
+    child.join_ok(WATCHDOG);
+    // The parent's handle takes the end over where the child left off.
+    watchdog(WATCHDOG, move || {
+        assert_eq!(r.recv_bytes().unwrap(), b"after");
+        drop(sender.join().unwrap());
+        assert!(matches!(r.recv_bytes(), Err(Error::Closed)));
+    });
+}
+
+#[test]
+fn a_sender_taking_over_mid_message_abandons_it() {
+    let (r, mut w) = Pipe::one_way(4096).unwrap();
+    // The child streams a message far longer than the ring, nobody reads, it gives
+    // up and exits without closing.
+    let child =
+        fork(
+            || match w.send_bytes_timeout(&vec![7u8; 1 << 20], Duration::from_millis(50)) {
+                Err(Error::Timeout) => 0,
+                _ => 1,
+            },
+        );
+    child.join_ok(WATCHDOG);
+    let reader = std::thread::spawn(move || {
+        let mut r = r;
+        let m = r.recv_bytes();
+        (r, m)
+    });
+    watchdog(WATCHDOG, move || {
+        w.send_bytes(b"after").unwrap();
+        let (_r, m) = reader.join().unwrap();
+        assert_eq!(m.unwrap(), b"after");
+    });
+}
