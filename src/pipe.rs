@@ -37,7 +37,7 @@ use crate::segment::{self, Object, ObjectKind, ObjectSpec, Options, TypeInfo};
 use crate::sync::atomic::{AtomicU32, Ordering};
 use crate::sync::Identity;
 use crate::sys::clock::{deadline_after, Deadline, Instant};
-use crate::sys::ident::{current_process, fork_generation};
+use crate::sys::ident::{current_process, fork_generation, forks_so_far};
 use crate::{Error, Result};
 use core::fmt;
 use std::sync::Arc;
@@ -203,6 +203,8 @@ impl Rx {
 struct LocalEnds {
     /// [`fork_generation`] of the process that made the pair.
     generation: u64,
+    /// [`forks_so_far`] when the pair was made.
+    forks: u64,
     /// Handles of end A and end B not yet closed in that process.
     open: [AtomicU32; 2],
 }
@@ -212,6 +214,12 @@ impl LocalEnds {
     /// (taking it over from a holder that exited), so the end is not gone.
     fn holds(&self, end: usize) -> bool {
         self.generation == fork_generation() && self.open[end].load(Ordering::Relaxed) > 0
+    }
+
+    /// True while no process but this one can hold a handle of the pair: this is the
+    /// process that made it, and it has not forked since.
+    fn unshared(&self) -> bool {
+        self.generation == fork_generation() && self.forks == forks_so_far()
     }
 }
 
@@ -408,6 +416,7 @@ impl Pipe {
         })?;
         let local = Arc::new(LocalEnds {
             generation: fork_generation(),
+            forks: forks_so_far(),
             open: [AtomicU32::new(1), AtomicU32::new(1)],
         });
         let mut a = Pipe::from_obj(obj.clone(), PipeEnd::A, geo, duplex);
@@ -1214,9 +1223,10 @@ impl Pipe {
 
     /// Closes this end: the peer's `recv` drains what was sent, then returns
     /// `Err(Closed)`; its `send` fails with `Err(Closed)`. Further calls on this handle
-    /// fail with `Err(Closed)`. Dropping the handle closes it too. On a handle this
-    /// process never used (an anonymous end inherited through `fork`), only the
-    /// handle is closed.
+    /// fail with `Err(Closed)`. Dropping the handle closes it too. On an anonymous
+    /// handle this process never used, only the handle is closed once the pair may
+    /// have been copied by `fork` (another process may use the end); before that, it
+    /// was the end's only handle, and the end closes.
     pub fn close(&mut self) {
         if self.closed {
             return;
@@ -1224,6 +1234,12 @@ impl Pipe {
         self.closed = true;
         if let Some(local) = &self.local {
             local.open[self.end.index()].fetch_sub(1, Ordering::Relaxed);
+            if self.generation == 0 && local.unshared() {
+                // Never used, and no other process can hold a copy: this handle was
+                // the end's only one, so the end is closed for good.
+                close_end(self.obj.raw(), self.end.index(), self.duplex);
+                return;
+            }
         }
         if self.generation == 0 || self.generation != fork_generation() {
             return;

@@ -331,3 +331,17 @@ fn a_sender_taking_over_mid_message_abandons_it() {
         assert_eq!(m.unwrap(), b"after");
     });
 }
+
+#[test]
+fn an_unused_end_dropped_before_any_fork_ends_the_connection() {
+    let (mut a, b) = Pipe::new(4096).unwrap();
+    drop(b); // its only handle: nobody can ever use end B
+    watchdog(WATCHDOG, move || {
+        assert!(matches!(a.send_bytes(b"to nobody"), Err(Error::Closed)));
+        assert!(matches!(a.recv_bytes(), Err(Error::Closed)));
+    });
+    let (r, mut w) = Pipe::one_way(4096).unwrap();
+    let mut r = r;
+    r.close();
+    assert!(matches!(w.send_bytes(b"to nobody"), Err(Error::Closed)));
+}

@@ -310,6 +310,12 @@ mod cache {
     static PID: AtomicU32 = AtomicU32::new(0);
     /// Bumped in every forked child (see `fork_generation`).
     pub(super) static GENERATION: AtomicU64 = AtomicU64::new(1);
+    /// Bumped before every fork (see `forks_so_far`).
+    pub(super) static FORKS: AtomicU64 = AtomicU64::new(0);
+
+    extern "C" fn count_fork() {
+        FORKS.fetch_add(1, Ordering::Relaxed);
+    }
 
     extern "C" fn forget_in_child() {
         // In a forked child the only thread is the one that called fork: its cached
@@ -344,9 +350,8 @@ mod cache {
         {
             return false;
         }
-        // SAFETY: registering a handler that only touches a thread-local Cell and
-        // atomics.
-        unsafe { libc::pthread_atfork(None, None, Some(forget_in_child)) };
+        // SAFETY: registering handlers that only touch a thread-local Cell and atomics.
+        unsafe { libc::pthread_atfork(Some(count_fork), None, Some(forget_in_child)) };
         AT_FORK.store(REGISTERED, Ordering::Release);
         true
     }
@@ -398,6 +403,16 @@ pub fn current_process() -> Identity {
 #[inline]
 pub fn fork_generation() -> u64 {
     process::generation()
+}
+
+/// How many times this process has forked since the first call (any thread; counted
+/// before each fork): a value that has not changed since an object was made means no
+/// other process can hold a copy of that object's handles.
+#[cfg(feature = "std")]
+#[inline]
+pub fn forks_so_far() -> u64 {
+    cache::at_fork_registered();
+    cache::FORKS.load(core::sync::atomic::Ordering::Relaxed)
 }
 
 #[cfg(feature = "std")]
