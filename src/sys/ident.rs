@@ -335,7 +335,15 @@ mod cache {
     /// True once the handler that clears the cache in forked children is registered
     /// (registering it if nobody is); false while another thread of this process is
     /// registering it — then the caller must not cache.
+    #[inline]
     pub(super) fn at_fork_registered() -> bool {
+        // One load on every fast path that asks (`fork_generation`); the rest once.
+        AT_FORK.load(Ordering::Acquire) == REGISTERED || register_at_fork()
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn register_at_fork() -> bool {
         let s = AT_FORK.load(Ordering::Acquire);
         if s == REGISTERED {
             return true;
