@@ -614,13 +614,37 @@ impl Pipe {
             }
             Err(ClaimError::Dead(_) | ClaimError::Closed) => return Err(Error::Closed),
         };
+        match self.cursors(taken_over) {
+            Ok((tx, rx)) => {
+                self.tx = tx;
+                self.rx = rx;
+            }
+            Err(e) => {
+                // Let the end go, as a process that dies here would.
+                self.obj.raw().ends[end.index()].release(me);
+                return Err(e);
+            }
+        }
+        self.me = me;
+        self.generation = generation;
+        Ok(())
+    }
+
+    /// This end's sending and receiving cursors, at the rings' current positions.
+    fn cursors(&self, taken_over: bool) -> Result<(Option<Tx>, Option<Rx>)> {
         let raw = self.obj.raw();
         // Published by the creator's READY store, which `open` acquired.
         let nonce = raw.nonce.load(Ordering::Relaxed);
         let misaligned = || Error::corrupt(self.name(), "a pipe position is not 8-aligned");
         let tx = if self.can_send() {
             let ring = &raw.rings[self.send_ring()];
-            match ring.producer(self.geo, self.memory(self.send_ring())) {
+            let mem = self.memory(self.send_ring());
+            let cur = if taken_over {
+                ring.producer_resuming(self.geo, mem)
+            } else {
+                ring.producer(self.geo, mem)
+            };
+            match cur {
                 Ok(cur) if cur.position() % 8 != 0 => return Err(misaligned()),
                 Ok(cur) => Some(Tx {
                     cur,
@@ -656,11 +680,7 @@ impl Pipe {
         } else {
             None
         };
-        self.tx = tx;
-        self.rx = rx;
-        self.me = me;
-        self.generation = generation;
-        Ok(())
+        Ok((tx, rx))
     }
 
     /// Claims on first use in this process (anonymous ends, fork-inherited handles).

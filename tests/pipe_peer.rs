@@ -345,3 +345,29 @@ fn an_unused_end_dropped_before_any_fork_ends_the_connection() {
     r.close();
     assert!(matches!(w.send_bytes(b"to nobody"), Err(Error::Closed)));
 }
+
+#[test]
+fn a_sender_taking_over_continues_after_a_frame_consumed_on_its_stamp_alone() {
+    // The previous sender died after stamping a frame and before publishing `tail`;
+    // the receiver took and released the frame on its stamp, so `head` is ahead of
+    // `tail`. The next sender continues after it instead of finding the ring corrupt.
+    use multiproc::raw::spsc::{Geometry, RawSpsc, RegionMemory};
+    let geo = Geometry::new(64, 1).unwrap();
+    let mut slots = vec![0u64; 8];
+    let ring = RawSpsc::new();
+    // SAFETY: `slots` holds 64 bytes, outlives every cursor, and is only accessed
+    // through them.
+    let mem = unsafe { RegionMemory::new(slots.as_mut_ptr().cast(), 64) };
+    let mut dying = ring.producer(geo, mem).unwrap();
+    let mut rx = ring.consumer(geo, mem).unwrap();
+    assert!(dying.stage_stamped(0x5a7, &[1, 2, 3], 0xfeed));
+    drop(dying); // never published
+    assert_eq!(rx.stamp(0), Some(0xfeed));
+    rx.accept(24).unwrap();
+    rx.skip(24);
+    rx.release(&ring);
+    assert!(ring.producer(geo, mem).is_err(), "tail behind head");
+    let next = ring.producer_resuming(geo, mem).unwrap();
+    assert_eq!(next.position(), 24);
+    drop(slots);
+}
