@@ -360,8 +360,8 @@ fn a_sender_taking_over_continues_after_a_frame_consumed_on_its_stamp_alone() {
     let mem = unsafe { RegionMemory::new(slots.as_mut_ptr().cast(), 64) };
     let mut dying = ring.producer(geo, mem).unwrap();
     let mut rx = ring.consumer(geo, mem).unwrap();
+    // Stamped, never published: `dying` stops here.
     assert!(dying.stage_stamped(0x5a7, &[1, 2, 3], 0xfeed));
-    drop(dying); // never published
     assert_eq!(rx.stamp(0), Some(0xfeed));
     rx.accept(24).unwrap();
     rx.skip(24);
