@@ -255,7 +255,8 @@ enum Fast {
 /// in its other threads), the same happens within the probe interval (10 ms by
 /// default, [`with_probe_interval`](Pipe::with_probe_interval)): a waiting `recv` or
 /// `send` checks the peer once per interval, a `send` that does not wait checks it
-/// when an interval has passed since its last check, and once one call has found
+/// when an interval has passed since its last check (read on the coarse clock, so up
+/// to a clock tick, a few milliseconds, later), and once one call has found
 /// the peer gone, every later `recv` (after draining) and `send` fails at once. A
 /// message the dead peer was still streaming is dropped, never delivered in part.
 ///
