@@ -148,6 +148,9 @@ struct Rx {
     /// This end was taken over from a process that died: the read position may lie
     /// inside a message it was assembling, whose remaining pieces are skipped.
     resync: bool,
+    /// When (a coarse [`Instant`]) a receive that finds nothing and does not wait
+    /// next checks that the peer is alive (as [`Tx::next_check`]).
+    next_check: Instant,
 }
 
 /// A frame found at the read position.
@@ -157,6 +160,17 @@ struct Frame {
 }
 
 impl Rx {
+    /// True (and the next check scheduled) once a probe interval has passed since
+    /// the last check of the peer by a receive that did not wait.
+    fn check_due(&mut self, probe: Duration) -> bool {
+        let now = Instant::coarse_now();
+        if now < self.next_check {
+            return false;
+        }
+        self.next_check = now.add(probe);
+        true
+    }
+
     /// True if a stamped frame starts at the read position.
     #[inline]
     fn stamped(&self) -> bool {
@@ -254,8 +268,9 @@ enum Fast {
 /// without closing (all of its threads: a process whose main thread exited lives on
 /// in its other threads), the same happens within the probe interval (10 ms by
 /// default, [`with_probe_interval`](Pipe::with_probe_interval)): a waiting `recv` or
-/// `send` checks the peer once per interval, a `send` that does not wait checks it
-/// when an interval has passed since its last check (read on the coarse clock, so up
+/// `send` checks the peer once per interval, a `send` (or a receive finding nothing)
+/// that does not wait checks it when an interval has passed since its last check
+/// (read on the coarse clock, so up
 /// to a clock tick, a few milliseconds, later), and once one call has found
 /// the peer gone, every later `recv` (after draining) and `send` fails at once. A
 /// message the dead peer was still streaming is dropped, never delivered in part.
@@ -674,6 +689,7 @@ impl Pipe {
                         partial: Vec::new(),
                         eof: false,
                         resync: taken_over,
+                        next_check: Instant::coarse_now().add(self.probe),
                     })
                 }
                 Err(c) => return Err(self.corrupt(c)),
@@ -932,7 +948,7 @@ impl Pipe {
         let ring = &self.obj.raw().rings[ring_i];
         let at = rx.cur.position();
         if rx.cur.stamp(at) != Some(at ^ rx.nonce) {
-            if ring.closed() & PRODUCER_CLOSED != 0 {
+            if ring.closed() & PRODUCER_CLOSED != 0 || Instant::coarse_now() >= rx.next_check {
                 return Fast::Slow;
             }
             return Fast::Nothing;
@@ -995,6 +1011,8 @@ impl Pipe {
                             None
                         } else if closed {
                             Some(Stop::Closed)
+                        } else if rx.check_due(probe) && peer_gone(raw, peer, local) {
+                            Some(Stop::Gone)
                         } else {
                             Some(Stop::TimedOut)
                         }

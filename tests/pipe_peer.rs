@@ -371,3 +371,19 @@ fn a_sender_taking_over_continues_after_a_frame_consumed_on_its_stamp_alone() {
     assert_eq!(next.position(), 24);
     drop(slots);
 }
+
+#[test]
+fn try_recv_notices_a_sigkilled_peer_within_the_probe_interval() {
+    let (mut a, b) = Pipe::new(4096).unwrap();
+    let child = peer_that_says_hi(b);
+    let mut a = watchdog(WATCHDOG, move || {
+        assert!(a.poll(Some(WATCHDOG)).unwrap());
+        assert_eq!(a.try_recv_bytes().unwrap(), b"hi");
+        a
+    });
+    child.kill();
+    std::thread::sleep(PAST_PROBE);
+    // A receiver that never waits still learns that nothing will come.
+    assert!(matches!(a.try_recv_bytes(), Err(Error::Closed)));
+    assert!(matches!(a.send_bytes(b"x"), Err(Error::Closed)));
+}
