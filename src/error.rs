@@ -128,6 +128,14 @@ pub enum Error {
         /// The same parameters as they were asked for (e.g. `capacity 1024`).
         requested: String,
     },
+    /// A part of an object that one process may hold at a time (a pipe end, an
+    /// `SpscQueue` role) is held by another live process.
+    Busy {
+        /// The object's name (empty for an anonymous object).
+        name: String,
+        /// The process id of the live holder.
+        holder: u32,
+    },
 }
 
 /// `Result<T, multiproc::Error>`.
@@ -224,6 +232,19 @@ impl fmt::Display for Error {
                 "{kind} '{name}' already exists with {existing}, not {requested} as asked: \
                  open it to use it as it is, or unlink it and create it anew"
             ),
+            Error::Busy { name, holder } => {
+                if name.is_empty() {
+                    f.write_str("an anonymous pipe or queue is busy")?;
+                } else {
+                    write!(f, "'{name}' is busy")?;
+                }
+                write!(
+                    f,
+                    ": the pipe end or queue role asked for is held by live process {holder}, and \
+                     one process holds it at a time; it passes on when that process exits (a \
+                     queue role also when its handle drops)"
+                )
+            }
         }
     }
 }

@@ -32,14 +32,15 @@ use crate::raw::spsc::{
     Consumer, Geometry, Producer, RegionMemory, RingCorrupt, Stop, CONSUMER_CLOSED, MAX_RING_BYTES,
     PRODUCER_CLOSED,
 };
-use crate::raw::spsc_role::{ClaimError, RawPipe, RoleStatus};
+use crate::raw::spsc_role::{ClaimError, Claimed, RawPipe, RoleStatus};
 use crate::segment::{self, Object, ObjectKind, ObjectSpec, Options, TypeInfo};
-use crate::sync::atomic::Ordering;
+use crate::sync::atomic::{AtomicU32, Ordering};
 use crate::sync::Identity;
-use crate::sys::clock::{deadline_after, Deadline};
-use crate::sys::ident::{current_process, fork_generation};
+use crate::sys::clock::{deadline_after, Deadline, Instant};
+use crate::sys::ident::{current_process, fork_generation, forks_so_far};
 use crate::{Error, Result};
 use core::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 const MAGIC: u64 = 0x5A7;
@@ -109,6 +110,10 @@ struct Tx {
     need_abort: bool,
     /// The peer was found dead or closed: sends fail at once.
     peer_gone: bool,
+    /// When (a coarse [`Instant`]) a send next checks that the peer is alive: about
+    /// once per probe interval, so that a dead peer is noticed by sends that never
+    /// wait, without a `/proc` read per send.
+    next_check: Instant,
 }
 
 impl Tx {
@@ -140,6 +145,12 @@ struct Rx {
     partial: Vec<u8>,
     /// The peer closed or died and everything it sent was drained.
     eof: bool,
+    /// This end was taken over from a process that died: the read position may lie
+    /// inside a message it was assembling, whose remaining pieces are skipped.
+    resync: bool,
+    /// When (a coarse [`Instant`]) a receive that finds nothing and does not wait
+    /// next checks that the peer is alive (as [`Tx::next_check`]).
+    next_check: Instant,
 }
 
 /// A frame found at the read position.
@@ -149,6 +160,17 @@ struct Frame {
 }
 
 impl Rx {
+    /// True (and the next check scheduled) once a probe interval has passed since
+    /// the last check of the peer by a receive that did not wait.
+    fn check_due(&mut self, probe: Duration) -> bool {
+        let now = Instant::coarse_now();
+        if now < self.next_check {
+            return false;
+        }
+        self.next_check = now.add(probe);
+        true
+    }
+
     /// True if a stamped frame starts at the read position.
     #[inline]
     fn stamped(&self) -> bool {
@@ -188,6 +210,33 @@ impl Rx {
     }
 }
 
+/// The handles of an anonymous pair still open in the process that made the pair,
+/// per end (shared by the pair's two handles). A forked child inherits copies of the
+/// handles and of these counts, but it is another process: it ignores them.
+#[derive(Debug)]
+struct LocalEnds {
+    /// [`fork_generation`] of the process that made the pair.
+    generation: u64,
+    /// [`forks_so_far`] when the pair was made.
+    forks: u64,
+    /// Handles of end A and end B not yet closed in that process.
+    open: [AtomicU32; 2],
+}
+
+impl LocalEnds {
+    /// True if this process holds an open handle of `end`: it may still use that end
+    /// (taking it over from a holder that exited), so the end is not gone.
+    fn holds(&self, end: usize) -> bool {
+        self.generation == fork_generation() && self.open[end].load(Ordering::Relaxed) > 0
+    }
+
+    /// True while no process but this one can hold a handle of the pair: this is the
+    /// process that made it, and it has not forked since.
+    fn unshared(&self) -> bool {
+        self.generation == fork_generation() && self.forks == forks_so_far()
+    }
+}
+
 /// What the inlined receive path found.
 enum Fast {
     Got(usize),
@@ -215,19 +264,30 @@ enum Fast {
 ///
 /// **End of the connection.** After the peer [`close`](Pipe::close)s (or drops) its
 /// end, `recv` returns what it sent, then `Err(Closed)` (Python's `EOFError`); `send`
-/// fails with `Err(Closed)` at once. If the peer *process dies* without closing, the
-/// same happens within the probe interval (10 ms by default,
-/// [`with_probe_interval`](Pipe::with_probe_interval)) of a call that waits: a
-/// `recv` finds the peer dead when the ring runs dry, a `send` when the ring is full
-/// (a message that fits is buffered, as with a socket). A message the dead peer was
-/// still streaming is dropped, never delivered in part.
+/// fails with `Err(Closed)` (Python's `BrokenPipeError`). If the peer *process dies*
+/// without closing (all of its threads: a process whose main thread exited lives on
+/// in its other threads), the same happens within the probe interval (10 ms by
+/// default, [`with_probe_interval`](Pipe::with_probe_interval)): a waiting `recv` or
+/// `send` checks the peer once per interval, a `send` (or a receive finding nothing)
+/// that does not wait checks it when an interval has passed since its last check
+/// (read on the coarse clock, so up
+/// to a clock tick, a few milliseconds, later), and once one call has found
+/// the peer gone, every later `recv` (after draining) and `send` fails at once. A
+/// message the dead peer was still streaming is dropped, never delivered in part.
 ///
-/// **One process per end.** Each end records the process holding it: opening an end
-/// that a live process holds fails with [`Error::InvalidArgument`]; an end that was
-/// closed, or whose process died, cannot be reopened (`Err(Closed)`) — a pipe is one
-/// connection. The ends of an anonymous pair belong to the process that first uses
-/// them, so a parent can keep one and a forked child use the other; an unused copy
-/// inherited through `fork` can be dropped or closed without affecting anyone.
+/// **One process per end.** Each end records the process holding it: using an end
+/// that another live process holds fails with [`Error::Busy`] naming that process.
+/// An end whose process exited without closing it passes to the next process that
+/// uses it (CPython's `test_boundaries`: a child polls the reader end and exits, then
+/// the parent reads from it) — unless the peer has already reported the connection
+/// ended, which closes that end for good. An end that was closed cannot be used
+/// again (`Err(Closed)`): a pipe is one connection. The ends of an anonymous pair
+/// belong to the process that first uses them, so a parent can keep one and a forked
+/// child use the other; an unused copy inherited through `fork` can be dropped or
+/// closed without affecting anyone. As with Python's file descriptors, while a
+/// handle of the peer's end is open in the process that made the pair, the peer's
+/// end counts as alive there (that handle may still take it over): drop such unused
+/// copies in the parent, or its `recv` waits for a peer that is gone.
 ///
 /// Data-moving methods take `&mut self`: one handle, one thread at a time.
 ///
@@ -261,6 +321,8 @@ pub struct Pipe {
     /// `close` was called on this handle.
     closed: bool,
     scratch: Vec<u8>,
+    /// The pair's handles open in this process (anonymous pipes only).
+    local: Option<Arc<LocalEnds>>,
 }
 
 impl fmt::Debug for Pipe {
@@ -299,12 +361,33 @@ fn spec(geo: Geometry, duplex: bool) -> ObjectSpec {
     }
 }
 
-/// True when the end `peer` is closed or its process died.
-fn peer_gone(raw: &RawPipe, peer: usize) -> bool {
-    matches!(
-        raw.ends[peer].status(),
-        RoleStatus::Closed | RoleStatus::Dead(_)
-    )
+/// True when the end `peer` is gone for good: closed, or its process exited (every
+/// thread of it) while no handle of that end is open in this process — such a handle
+/// could still take the end over, as a Python process holding a copy of a pipe's fd
+/// keeps the pipe open. Reads `/proc` when the end is held.
+fn peer_gone(raw: &RawPipe, peer: usize, local: Option<&LocalEnds>) -> bool {
+    match raw.ends[peer].status() {
+        RoleStatus::Closed => true,
+        RoleStatus::Dead(_) => !local.is_some_and(|l| l.holds(peer)),
+        RoleStatus::Free | RoleStatus::Held { .. } => false,
+    }
+}
+
+/// Closes end `end` of the pipe: its role for good, then its rings (the peer's sends
+/// fail, the peer's receives drain what it sent, then end). The holder's `close`,
+/// and the peer's once it found the holder gone (so that nobody takes a dead end over
+/// after its peer reported the connection ended). Idempotent.
+fn close_end(raw: &RawPipe, end: usize, duplex: bool) {
+    // Refuse the peer's sends before announcing EOF: a peer that saw our EOF then
+    // also sees that its sends fail (each close is a Release, each check an Acquire).
+    raw.ends[end].close();
+    let (can_send, can_recv) = (duplex || end == 0, duplex || end == 1);
+    if can_recv {
+        raw.rings[if duplex { 1 - end } else { 0 }].close(CONSUMER_CLOSED);
+    }
+    if can_send {
+        raw.rings[end].close(PRODUCER_CLOSED);
+    }
 }
 
 impl Pipe {
@@ -347,10 +430,16 @@ impl Pipe {
             }
             Ok(())
         })?;
-        Ok((
-            Pipe::from_obj(obj.clone(), PipeEnd::A, geo, duplex),
-            Pipe::from_obj(obj, PipeEnd::B, geo, duplex),
-        ))
+        let local = Arc::new(LocalEnds {
+            generation: fork_generation(),
+            forks: forks_so_far(),
+            open: [AtomicU32::new(1), AtomicU32::new(1)],
+        });
+        let mut a = Pipe::from_obj(obj.clone(), PipeEnd::A, geo, duplex);
+        let mut b = Pipe::from_obj(obj, PipeEnd::B, geo, duplex);
+        a.local = Some(local.clone());
+        b.local = Some(local);
+        Ok((a, b))
     }
 
     /// Creates the named duplex pipe `name` and returns its end A; another process
@@ -388,8 +477,9 @@ impl Pipe {
         Ok(p)
     }
 
-    /// Opens end B of the named pipe `name`. `Err(InvalidArgument)` if a live process
-    /// holds end B already; `Err(Closed)` if end B was closed or its process died.
+    /// Opens end B of the named pipe `name`. `Err(Busy)` if a live process holds end
+    /// B already; `Err(Closed)` if end B was closed (or its peer found its process
+    /// dead); an end B whose process exited unnoticed is taken over.
     pub fn open(name: &str) -> Result<Pipe> {
         Pipe::open_with(name, &Options::default())
     }
@@ -470,6 +560,7 @@ impl Pipe {
             max_message: MAX_MESSAGE_LEN,
             closed: false,
             scratch: Vec::new(),
+            local: None,
         }
     }
 
@@ -561,37 +652,57 @@ impl Pipe {
     fn claim(&mut self) -> Result<()> {
         let me = current_process();
         let generation = fork_generation();
-        let inherited = self.generation != 0;
         let end = self.end;
-        match self.obj.raw().ends[end.index()].claim(me, false) {
-            Ok(_) => {}
+        let taken_over = match self.obj.raw().ends[end.index()].claim(me, true) {
+            Ok(Claimed::Fresh) => false,
+            Ok(Claimed::TakenOver(_)) => true,
             Err(ClaimError::Busy(holder)) => {
-                let why = if inherited {
-                    "this handle was inherited through fork, and the end stays with the parent"
-                } else {
-                    "a pipe connects exactly two processes; use another pipe"
-                };
-                return Err(Error::invalid(format!(
-                    "pipe '{}': end {end:?} is already held by live process {}; {why}",
-                    self.name(),
-                    holder.tid
-                )));
+                return Err(Error::Busy {
+                    name: self.name().into(),
+                    holder: holder.tid,
+                })
             }
             Err(ClaimError::Dead(_) | ClaimError::Closed) => return Err(Error::Closed),
+        };
+        match self.cursors(taken_over) {
+            Ok((tx, rx)) => {
+                self.tx = tx;
+                self.rx = rx;
+            }
+            Err(e) => {
+                // Let the end go, as a process that dies here would.
+                self.obj.raw().ends[end.index()].release(me);
+                return Err(e);
+            }
         }
+        self.me = me;
+        self.generation = generation;
+        Ok(())
+    }
+
+    /// This end's sending and receiving cursors, at the rings' current positions.
+    fn cursors(&self, taken_over: bool) -> Result<(Option<Tx>, Option<Rx>)> {
         let raw = self.obj.raw();
         // Published by the creator's READY store, which `open` acquired.
         let nonce = raw.nonce.load(Ordering::Relaxed);
         let misaligned = || Error::corrupt(self.name(), "a pipe position is not 8-aligned");
         let tx = if self.can_send() {
             let ring = &raw.rings[self.send_ring()];
-            match ring.producer(self.geo, self.memory(self.send_ring())) {
+            let mem = self.memory(self.send_ring());
+            let cur = if taken_over {
+                ring.producer_resuming(self.geo, mem)
+            } else {
+                ring.producer(self.geo, mem)
+            };
+            match cur {
                 Ok(cur) if cur.position() % 8 != 0 => return Err(misaligned()),
                 Ok(cur) => Some(Tx {
                     cur,
                     nonce,
-                    need_abort: false,
+                    // A message the previous holder was streaming ends here.
+                    need_abort: taken_over,
                     peer_gone: false,
+                    next_check: Instant::coarse_now().add(self.probe),
                 }),
                 Err(c) => return Err(self.corrupt(c)),
             }
@@ -611,6 +722,8 @@ impl Pipe {
                         msg: None,
                         partial: Vec::new(),
                         eof: false,
+                        resync: taken_over,
+                        next_check: Instant::coarse_now().add(self.probe),
                     })
                 }
                 Err(c) => return Err(self.corrupt(c)),
@@ -618,11 +731,7 @@ impl Pipe {
         } else {
             None
         };
-        self.tx = tx;
-        self.rx = rx;
-        self.me = me;
-        self.generation = generation;
-        Ok(())
+        Ok((tx, rx))
     }
 
     /// Claims on first use in this process (anonymous ends, fork-inherited handles).
@@ -679,7 +788,12 @@ impl Pipe {
         };
         let ring = &self.obj.raw().rings[ring_i];
         let len = msg.len() as u64;
-        if tx.need_abort || tx.peer_gone || frame_len(len) > tx.cur.free() || ring.closed() != 0 {
+        if tx.need_abort
+            || tx.peer_gone
+            || frame_len(len) > tx.cur.free()
+            || ring.closed() != 0
+            || Instant::coarse_now() >= tx.next_check
+        {
             return false;
         }
         tx.frame(WHOLE, len, msg);
@@ -705,11 +819,21 @@ impl Pipe {
         }
         let name = self.obj.name();
         let raw = self.obj.raw();
-        let (ring_i, peer, probe) = (self.send_ring(), self.peer(), self.probe);
+        let (ring_i, peer, probe, duplex) =
+            (self.send_ring(), self.peer(), self.probe, self.duplex);
+        let local = self.local.as_deref();
         let ring = &raw.rings[ring_i];
         let Some(tx) = self.tx.as_mut() else {
             return Err(Error::invalid("pipe: sending cursor missing"));
         };
+        let now = Instant::coarse_now();
+        if now >= tx.next_check && !tx.peer_gone {
+            tx.next_check = now.add(probe);
+            if peer_gone(raw, peer, local) {
+                tx.peer_gone = true;
+                close_end(raw, peer, duplex);
+            }
+        }
         if tx.peer_gone || ring.closed() != 0 {
             return Err(Error::Closed);
         }
@@ -727,11 +851,14 @@ impl Pipe {
             }
             match tx
                 .cur
-                .wait_free(ring, want, deadline, probe, || peer_gone(raw, peer))
+                .wait_free(ring, want, deadline, probe, || peer_gone(raw, peer, local))
             {
                 Ok(_) => Ok(()),
                 Err(Stop::TimedOut) => Err(Error::Timeout),
-                Err(Stop::Closed | Stop::Gone) => {
+                Err(s @ (Stop::Closed | Stop::Gone)) => {
+                    if s == Stop::Gone {
+                        close_end(raw, peer, duplex);
+                    }
                     tx.peer_gone = true;
                     Err(Error::Closed)
                 }
@@ -849,13 +976,13 @@ impl Pipe {
         let Some(rx) = self.rx.as_mut() else {
             return Fast::Slow;
         };
-        if rx.msg.is_some() || rx.eof {
+        if rx.msg.is_some() || rx.eof || rx.resync {
             return Fast::Slow;
         }
         let ring = &self.obj.raw().rings[ring_i];
         let at = rx.cur.position();
         if rx.cur.stamp(at) != Some(at ^ rx.nonce) {
-            if ring.closed() & PRODUCER_CLOSED != 0 {
+            if ring.closed() & PRODUCER_CLOSED != 0 || Instant::coarse_now() >= rx.next_check {
                 return Fast::Slow;
             }
             return Fast::Nothing;
@@ -888,8 +1015,14 @@ impl Pipe {
         }
         let name = self.obj.name();
         let raw = self.obj.raw();
-        let (ring_i, peer, probe, max) =
-            (self.recv_ring(), self.peer(), self.probe, self.max_message);
+        let (ring_i, peer, probe, max, duplex) = (
+            self.recv_ring(),
+            self.peer(),
+            self.probe,
+            self.max_message,
+            self.duplex,
+        );
+        let local = self.local.as_deref();
         let ring = &raw.rings[ring_i];
         let Some(rx) = self.rx.as_mut() else {
             return Err(Error::invalid("pipe: receiving cursor missing"));
@@ -912,6 +1045,8 @@ impl Pipe {
                             None
                         } else if closed {
                             Some(Stop::Closed)
+                        } else if rx.check_due(probe) && peer_gone(raw, peer, local) {
+                            Some(Stop::Gone)
                         } else {
                             Some(Stop::TimedOut)
                         }
@@ -921,7 +1056,7 @@ impl Pipe {
                             None
                         } else {
                             let r = rx.cur.wait_available(ring, OVERHEAD, deadline, probe, || {
-                                peer_gone(raw, peer)
+                                peer_gone(raw, peer, local)
                             });
                             match r {
                                 Ok(_) if rx.stamped() => None,
@@ -940,7 +1075,12 @@ impl Pipe {
                             }
                             return Err(if wait { Error::Timeout } else { Error::Empty });
                         }
-                        Some(Stop::Closed | Stop::Gone) => {
+                        Some(s @ (Stop::Closed | Stop::Gone)) => {
+                            if s == Stop::Gone {
+                                // The connection is over for both sides: our sends
+                                // fail too, and nobody takes the dead end over.
+                                close_end(raw, peer, duplex);
+                            }
                             // Frames stamped before the close still count.
                             if rx.stamped() {
                                 continue;
@@ -956,6 +1096,15 @@ impl Pipe {
                 }
             };
             let v = frame.value;
+            if rx.resync {
+                if frame.kind == PIECE && rx.msg.is_none() {
+                    // The rest of a message the previous holder was assembling.
+                    rx.cur.skip(v);
+                    rx.finish_frame(ring, v);
+                    continue;
+                }
+                rx.resync = false;
+            }
             match (frame.kind, rx.msg.as_mut()) {
                 (WHOLE, None) => {
                     if v > max || out.try_reserve_exact(v as usize).is_err() {
@@ -1032,7 +1181,9 @@ impl Pipe {
         }
         let name = self.obj.name();
         let raw = self.obj.raw();
-        let (ring_i, peer, probe) = (self.recv_ring(), self.peer(), self.probe);
+        let (ring_i, peer, probe, duplex) =
+            (self.recv_ring(), self.peer(), self.probe, self.duplex);
+        let local = self.local.as_deref();
         let ring = &raw.rings[ring_i];
         let Some(rx) = self.rx.as_mut() else {
             return Err(Error::invalid("pipe: receiving cursor missing"));
@@ -1041,17 +1192,28 @@ impl Pipe {
             return Ok(true);
         }
         if timeout == Some(Duration::ZERO) {
-            return Ok(ring.closed() & PRODUCER_CLOSED != 0 || peer_gone(raw, peer));
+            if ring.closed() & PRODUCER_CLOSED != 0 {
+                return Ok(true);
+            }
+            let gone = peer_gone(raw, peer, local);
+            if gone {
+                close_end(raw, peer, duplex);
+            }
+            return Ok(gone);
         }
         if spin_until(ring.consumer_spin_hint(), || rx.stamped()) {
             return Ok(true);
         }
         let deadline = timeout.and_then(deadline_after);
-        match rx
-            .cur
-            .wait_available(ring, OVERHEAD, deadline, probe, || peer_gone(raw, peer))
-        {
-            Ok(_) | Err(Stop::Closed | Stop::Gone) => Ok(true),
+        match rx.cur.wait_available(ring, OVERHEAD, deadline, probe, || {
+            peer_gone(raw, peer, local)
+        }) {
+            Ok(_) | Err(Stop::Closed) => Ok(true),
+            Err(Stop::Gone) => {
+                // As in recv: the connection is over, and recv now says so at once.
+                close_end(raw, peer, duplex);
+                Ok(true)
+            }
             Err(Stop::TimedOut) => Ok(false),
             Err(Stop::Corrupt(c)) => Err(Error::corrupt(name, c.detail)),
         }
@@ -1134,27 +1296,28 @@ impl Pipe {
 
     /// Closes this end: the peer's `recv` drains what was sent, then returns
     /// `Err(Closed)`; its `send` fails with `Err(Closed)`. Further calls on this handle
-    /// fail with `Err(Closed)`. Dropping the handle closes it too. On a handle this
-    /// process never used (an anonymous end inherited through `fork`), only the
-    /// handle is closed.
+    /// fail with `Err(Closed)`. Dropping the handle closes it too. On an anonymous
+    /// handle this process never used, only the handle is closed once the pair may
+    /// have been copied by `fork` (another process may use the end); before that, it
+    /// was the end's only handle, and the end closes.
     pub fn close(&mut self) {
         if self.closed {
             return;
         }
         self.closed = true;
+        if let Some(local) = &self.local {
+            local.open[self.end.index()].fetch_sub(1, Ordering::Relaxed);
+            if self.generation == 0 && local.unshared() {
+                // Never used, and no other process can hold a copy: this handle was
+                // the end's only one, so the end is closed for good.
+                close_end(self.obj.raw(), self.end.index(), self.duplex);
+                return;
+            }
+        }
         if self.generation == 0 || self.generation != fork_generation() {
             return;
         }
-        let raw = self.obj.raw();
-        // Refuse the peer's sends before announcing EOF: a peer that saw our EOF then
-        // also sees that its sends fail (each close is a Release, each check an Acquire).
-        raw.ends[self.end.index()].close();
-        if self.can_recv() {
-            raw.rings[self.recv_ring()].close(CONSUMER_CLOSED);
-        }
-        if self.can_send() {
-            raw.rings[self.send_ring()].close(PRODUCER_CLOSED);
-        }
+        close_end(self.obj.raw(), self.end.index(), self.duplex);
     }
 }
 

@@ -48,13 +48,14 @@ enum Side {
 ///
 /// **Roles.** Each handle is either the producer or the consumer, chosen when it is
 /// created or opened ([`Role`]). A role belongs to one process at a time: claiming a
-/// role that a live process holds fails with [`Error::InvalidArgument`] naming that
-/// process; a role whose process died (SIGKILL included) is taken over by the next
-/// claimant — nothing is lost: a put is visible whole or not at all, and a record the
-/// dead consumer had not finished taking is delivered again. Dropping a handle lets
-/// its role go. A handle inherited through `fork` does not carry its role into the
-/// child (the child's first call tries to claim it, and fails while the parent holds
-/// it). Data-moving methods take `&mut self`: one handle, one thread at a time.
+/// role that a live process holds fails with [`Error::Busy`] naming that process; a
+/// role whose process exited (SIGKILL included; a process lives while any of its
+/// threads does) is taken over by the next claimant — nothing is lost: a put is
+/// visible whole or not at all, and a record the dead consumer had not finished
+/// taking is delivered again. Dropping a handle lets its role go. A handle inherited
+/// through `fork` does not carry its role into the child (the child's first call
+/// tries to claim it, and fails with [`Error::Busy`] while the parent holds it).
+/// Data-moving methods take `&mut self`: one handle, one thread at a time.
 ///
 /// **Capacity** is rounded up to a power of two ([`capacity`](SpscQueue::capacity)
 /// says what you got); 0, or more than 2^40 bytes of records, is
@@ -151,8 +152,8 @@ impl<T: Pod> SpscQueue<T> {
         Ok(q)
     }
 
-    /// Opens the queue `name` and claims `role` in it: `Err(InvalidArgument)` if a
-    /// live process holds that role; a dead holder's role is taken over.
+    /// Opens the queue `name` and claims `role` in it: `Err(Busy)` if a live process
+    /// holds that role; a dead holder's role is taken over.
     pub fn open(name: &str, role: Role) -> Result<SpscQueue<T>> {
         SpscQueue::open_with(name, role, &Options::default())
     }
@@ -330,22 +331,13 @@ impl<T: Pod> SpscQueue<T> {
     fn claim(&mut self) -> Result<()> {
         let me = current_process();
         let generation = fork_generation();
-        let inherited = self.generation != 0;
         match self.role_record().claim(me, true) {
             Ok(_) => {}
             Err(ClaimError::Busy(holder)) => {
-                let why = if inherited {
-                    "this handle was inherited through fork, and its role stays with the \
-                     parent; open the queue again in the child once the parent let go"
-                } else {
-                    "a queue has one at a time: drop that handle, or wait for its process to exit"
-                };
-                return Err(Error::invalid(format!(
-                    "SpscQueue '{}': the {} role is held by live process {}; {why}",
-                    self.name(),
-                    self.role.name(),
-                    holder.tid
-                )));
+                return Err(Error::Busy {
+                    name: self.name().into(),
+                    holder: holder.tid,
+                })
             }
             Err(ClaimError::Dead(_) | ClaimError::Closed) => return Err(Error::Closed),
         }
