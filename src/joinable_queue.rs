@@ -126,8 +126,8 @@ impl<T: Pod> fmt::Debug for JoinableQueue<T> {
 }
 
 impl<T: Pod> JoinableQueue<T> {
-    /// Creates an empty joinable queue of at least `capacity` values (rounded up to a
-    /// power of two). Errors as [`Queue::create`](crate::Queue::create).
+    /// Creates an empty joinable queue of at most `capacity` values (exactly as many
+    /// as asked, as [`Queue::create`](crate::Queue::create)). Errors as `Queue::create`.
     pub fn create(name: &str, capacity: usize) -> Result<JoinableQueue<T>> {
         JoinableQueue::create_with(name, capacity, &Options::default())
     }

@@ -223,3 +223,22 @@ fn open_checks_kind() {
         Err(Error::WrongType { .. })
     ));
 }
+
+/// Mirrors CPython's `_TestQueue.test_put` for `JoinableQueue(maxsize=6)`: six
+/// values fit, the seventh is `Full`, and each counts as one unfinished task.
+#[test]
+fn capacity_is_exactly_what_was_asked() {
+    let q: JoinableQueue<u8> = JoinableQueue::create(&unique("jq-cap"), 6).unwrap();
+    assert_eq!(q.capacity(), 6);
+    for i in 0..6 {
+        q.try_put(i).unwrap();
+    }
+    assert!(q.is_full());
+    assert!(matches!(q.try_put(6), Err(Error::Full)));
+    assert_eq!(q.unfinished_tasks(), 6);
+    for _ in 0..6 {
+        q.get().unwrap();
+        q.task_done().unwrap();
+    }
+    assert!(q.join_timeout(Duration::ZERO));
+}

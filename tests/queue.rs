@@ -22,12 +22,106 @@ fn put_then_get_round_trips_in_order() {
     assert!(q.is_empty());
 }
 
+/// Mirrors CPython's `_TestQueue.test_put` (`Queue(maxsize=6)` is full after six
+/// puts; the seventh raises `Full`): the capacity is what was asked, not the ring size.
 #[test]
-fn capacity_is_rounded_up_to_a_power_of_two() {
-    let q: Queue<u32> = Queue::create(&unique("q-cap"), 1000).unwrap();
-    assert_eq!(q.capacity(), 1024);
-    let q: Queue<u32> = Queue::create(&unique("q-cap1"), 1).unwrap();
+fn capacity_is_exactly_what_was_asked() {
+    let q: Queue<u32> = Queue::create(&unique("q-cap"), 6).unwrap();
+    assert_eq!(q.capacity(), 6);
+    for i in 0..6 {
+        q.try_put(i).unwrap();
+    }
+    assert!(q.is_full());
+    assert_eq!(q.len(), 6);
+    assert!(matches!(q.try_put(6), Err(Error::Full)));
+    assert!(matches!(
+        q.put_timeout(6, Duration::from_millis(5)),
+        Err(Error::Timeout)
+    ));
+    assert_eq!(q.try_put_many(&[7, 8]).unwrap(), 0);
+    // Room for exactly one more after one get, around the ring many times.
+    for round in 0..100u32 {
+        assert_eq!(q.get().unwrap(), round);
+        q.try_put(6 + round).unwrap();
+        assert!(matches!(q.try_put(99), Err(Error::Full)));
+    }
+    let q: Queue<u32> = Queue::create(&unique("q-cap1"), 1000).unwrap();
+    assert_eq!(q.capacity(), 1000);
+    assert_eq!(q.try_put_many(&[0; 1024]).unwrap(), 1000);
+    let q: Queue<u32> = Queue::create(&unique("q-cap2"), 1).unwrap();
     assert_eq!(q.capacity(), 1);
+    // Another process opening it sees the same capacity.
+    let name = unique("q-cap3");
+    let q: Queue<u32> = Queue::create(&name, 6).unwrap();
+    assert_eq!(Queue::<u32>::open(&name).unwrap().capacity(), 6);
+    drop(q);
+}
+
+/// The limit holds under racing producers in several processes (CPython's
+/// `test_put` with concurrent putters): each producer reads the head before it
+/// claims its own position, so no interleaving lets a seventh value in.
+#[test]
+fn concurrent_producer_processes_never_exceed_the_capacity() {
+    const PRODUCERS: usize = 4;
+    const ATTEMPTS: u64 = 3000;
+    let name = unique("q-cap-race");
+    let q: Queue<u64> = Queue::create(&name, 6).unwrap();
+    let ok: multiproc::Value<u64> = multiproc::Value::create(&unique("q-cap-ok"), 0).unwrap();
+    let children: Vec<_> = (0..PRODUCERS)
+        .map(|p| {
+            let (q, ok) = (q.clone(), ok.clone());
+            fork(move || {
+                let mut n = 0;
+                for i in 0..ATTEMPTS {
+                    if q.try_put(p as u64 * ATTEMPTS + i).is_ok() {
+                        n += 1;
+                    }
+                }
+                ok.fetch_add(n);
+                0
+            })
+        })
+        .collect();
+    // Consume concurrently: every value taken leaves room for exactly one more.
+    let mut got = 0u64;
+    let deadline = Instant::now() + Duration::from_millis(200);
+    while Instant::now() < deadline {
+        if q.try_get().is_ok() {
+            got += 1;
+        }
+    }
+    for c in children {
+        c.join_ok(WATCHDOG);
+    }
+    let mut left = 0u64;
+    while q.try_get().is_ok() {
+        left += 1;
+    }
+    assert!(left <= 6, "{left} values were in a queue of capacity 6");
+    assert_eq!(ok.get(), got + left, "every value put was got exactly once");
+    // Refill from racing processes until full: exactly six fit.
+    ok.set(0);
+    let children: Vec<_> = (0..PRODUCERS)
+        .map(|_| {
+            let (q, ok) = (q.clone(), ok.clone());
+            fork(move || {
+                let mut n = 0;
+                for i in 0..100 {
+                    if q.try_put(i).is_ok() {
+                        n += 1;
+                    }
+                }
+                ok.fetch_add(n);
+                0
+            })
+        })
+        .collect();
+    for c in children {
+        c.join_ok(WATCHDOG);
+    }
+    assert_eq!(ok.get(), 6);
+    assert_eq!(q.len(), 6);
+    assert!(matches!(q.try_put(0), Err(Error::Full)));
 }
 
 #[test]

@@ -6,6 +6,10 @@
 //! waiter counts, closed flag — each on its own 128-byte line) plus a region of
 //! `capacity` slots, viewed together through a [`Ring`].
 //!
+//! The ring holds a power of two of slots; a queue may ask for fewer (Python's
+//! `Queue(6)` holds 6): its *limit* then bounds the messages in it (see
+//! [`Ring::with_limit`] and "Limit" below).
+//!
 //! ## Algorithm
 //! Vyukov's bounded MPMC ring, except that a claim is made on the *slot* and records
 //! its owner, so that a claimant that dies never wedges the ring:
@@ -25,6 +29,18 @@
 //! Every transition moves a slot forward in the order `FREE(l) < WRITING(l) <
 //! READY(l) < READING(l) < FREE(l + 1)` (a takeover replaces only the owner), which
 //! is what makes the bounds checks below exact rather than heuristic.
+//!
+//! ## Limit
+//! With a limit `L` below the ring size, a producer about to claim position `pos`
+//! first reads `head` and refuses (full) when `pos - head >= L`. `head` only grows,
+//! so the value read is at most the head at the claim; and the claim succeeds only
+//! while `pos` is the next unclaimed position. So after the claim at most
+//! `pos + 1 - head <= L` positions are claimed by producers and not yet by
+//! consumers, whatever other producers do meanwhile (each checks its own `pos`). A
+//! `head` lagging behind a consumer's claim only makes the queue look full a moment
+//! longer (as a slot still being read does without a limit); an impossible distance
+//! (`head` past `pos`, or more than the ring size behind) is left to the slot checks.
+//! A ring whose limit is its size skips the check: the fast path stays one CAS.
 //!
 //! ## Orderings
 //! * `SYNC(slot-publish)`: the producer's `READY` store (Release) pairs with the
@@ -424,6 +440,8 @@ pub struct Ring<'a> {
     q: &'a RawQueue,
     words: &'a [AtomicU64],
     cap: u64,
+    /// Most messages in the ring at once: `1..=cap` (see "Limit" in the module docs).
+    limit: u64,
     shift: u32,
     stride: usize,
 }
@@ -448,15 +466,45 @@ impl<'a> Ring<'a> {
             q,
             words,
             cap: capacity as u64,
+            limit: capacity as u64,
             shift: capacity.trailing_zeros(),
             stride: SLOT_HEADER_WORDS + payload_words,
         })
     }
 
-    /// Capacity in slots.
+    /// The same ring holding at most `limit` messages at once (Python's exact
+    /// `maxsize`). `None` unless `limit` is in `1..=`[`slots`](Self::slots).
+    pub fn with_limit(self, limit: usize) -> Option<Ring<'a>> {
+        if limit == 0 || limit as u64 > self.cap {
+            return None;
+        }
+        Some(Ring {
+            limit: limit as u64,
+            ..self
+        })
+    }
+
+    /// Capacity in messages: the limit (the slot count unless
+    /// [`with_limit`](Self::with_limit) set a lower one).
     #[inline]
     pub fn capacity(&self) -> usize {
+        self.limit as usize
+    }
+
+    /// Slots in the ring (a power of two, at least the capacity).
+    #[inline]
+    pub fn slots(&self) -> usize {
         self.cap as usize
+    }
+
+    /// True when claiming position `pos` would put more than `limit` messages in the
+    /// ring (see "Limit" in the module docs). Call only when `limit < cap`.
+    #[cold]
+    fn over_limit(&self, pos: u64) -> bool {
+        // SYNC(index)
+        let head = self.q.head.load(Ordering::Acquire);
+        let used = pos.wrapping_sub(head);
+        (self.limit..=self.cap).contains(&used)
     }
 
     /// The header.
@@ -510,12 +558,12 @@ impl<'a> Ring<'a> {
             let head = self.q.head.load(Ordering::SeqCst);
             let t2 = self.q.tail.load(Ordering::SeqCst);
             if t2 == tail {
-                return tail.saturating_sub(head).min(self.cap) as usize;
+                return tail.saturating_sub(head).min(self.limit) as usize;
             }
             tail = t2;
         }
         let head = self.q.head.load(Ordering::SeqCst);
-        tail.saturating_sub(head).min(self.cap) as usize
+        tail.saturating_sub(head).min(self.limit) as usize
     }
 
     /// `len() == 0`.
@@ -695,6 +743,15 @@ impl<'a> Ring<'a> {
             let d = lap_diff(s, lap);
             let tag = tag_of(s);
             if d == 0 && tag == FREE {
+                if self.limit != self.cap && self.over_limit(pos) {
+                    // As many messages as the limit allows: full, unless tail moved.
+                    let now = self.q.tail.load(Ordering::Acquire);
+                    if now == pos {
+                        return Err(Attempt::NotNow);
+                    }
+                    pos = now;
+                    continue;
+                }
                 // Position `pos` is unclaimed: claim it.
                 // SYNC(slot-free): Acquire pairs with the consumer's FREE store.
                 // Release: as for every claim (see get_attempt).

@@ -272,7 +272,7 @@ impl RawJoin {
     }
 
     fn recover(&self, ring: &Ring<'_>) {
-        for _ in 0..ring.capacity() {
+        for _ in 0..ring.slots() {
             if !matches!(ring.skip_dead_head(), Ok(true)) {
                 break;
             }
