@@ -289,6 +289,40 @@ fn barrier_of_two_releases_both_with_distinct_indices() {
 }
 
 #[test]
+fn barrier_action_runs_in_the_last_party_before_the_other_is_released() {
+    // Both parties have an action; whichever arrives last runs it (exactly once),
+    // and the other party sees its write once released.
+    model(2, || {
+        let b = Arc::new(RawBarrier::new());
+        let ran = Arc::new(Shared::new());
+        let (b2, r2) = (b.clone(), ran.clone());
+        let other = thread::spawn(move || {
+            let mut act = || {
+                r2.bump();
+                true
+            };
+            let i = b2
+                .wait_with(current_identity(), 2, None, PROBE, Some(&mut act))
+                .unwrap();
+            assert_eq!(r2.get(), 1, "released only after the action");
+            i
+        });
+        let r3 = ran.clone();
+        let mut act = || {
+            r3.bump();
+            true
+        };
+        let mine = b
+            .wait_with(current_identity(), 2, None, PROBE, Some(&mut act))
+            .unwrap();
+        assert_eq!(ran.get(), 1);
+        let theirs = other.join().unwrap();
+        assert_eq!(mine + theirs, 1);
+        assert!(!b.is_broken());
+    });
+}
+
+#[test]
 fn barrier_party_that_dies_waiting_breaks_it() {
     model(2, || {
         let b = Arc::new(RawBarrier::new());
