@@ -165,6 +165,14 @@ pub(crate) fn acquire_raw(
 /// thread id *and* thread start time, so PID reuse never fools it. Uncontended
 /// acquire + release is two CAS instructions and no syscall.
 ///
+/// **Released elsewhere (Python's `mp.Lock`, a semaphore underneath, may be released
+/// by any process).** A guard releases in the thread that acquired. For hand-off
+/// patterns, [`LockGuard::forget`] keeps the lock held past the guard, and
+/// [`release_unowned`](Lock::release_unowned) releases it from any thread or process
+/// (`Err(NotOwner)` if it is not held). The lock still records the *acquiring*
+/// thread: if that thread dies before the release, the next acquirer recovers the
+/// lock (`OwnerDied`), as for any dead holder.
+///
 /// ```
 /// # fn main() -> multiproc::Result<()> {
 /// use multiproc::Lock;
@@ -195,6 +203,15 @@ impl fmt::Debug for Lock {
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct LockGuard<'a> {
     _held: Held<'a>,
+}
+
+impl LockGuard<'_> {
+    /// Keeps the lock held after the guard is gone, for
+    /// [`Lock::release_unowned`] to release later — from this thread, another one,
+    /// or another process (Python's `lock.acquire()` … `lock.release()`).
+    pub fn forget(self) {
+        core::mem::forget(self)
+    }
 }
 
 impl fmt::Debug for LockGuard<'_> {
@@ -277,6 +294,22 @@ impl Lock {
     /// True while any thread holds the lock (a snapshot).
     pub fn is_locked(&self) -> bool {
         self.obj.raw().is_locked()
+    }
+
+    /// Releases the lock whoever holds it, as Python's `Lock.release()` may: for a
+    /// lock whose guard was [`forget`](LockGuard::forget)-ten, from any thread or
+    /// process. `Err(NotOwner)` if the lock is not held (Python's "release unlocked
+    /// lock"). A guard still alive for that hold does nothing when dropped later.
+    pub fn release_unowned(&self) -> Result<()> {
+        let raw = self.obj.raw();
+        let Some(tid) = raw.holder() else {
+            return Err(crate::Error::NotOwner);
+        };
+        // SAFETY: the caller releases a hold it took over (a forgotten guard's), so
+        // nothing relies on the lock staying held. `unlock` releases only while the
+        // word still names `tid`; the start time is not consulted.
+        unsafe { raw.unlock(Identity { tid, start: 0 }) };
+        Ok(())
     }
 
     /// The raw lock inside the segment.
