@@ -104,11 +104,11 @@ fn a_handed_over_task_is_finished_exactly_once_and_its_entry_freed() {
             assert_eq!(ok, 2, "both tasks were there to finish");
             assert_eq!(j.held(), 0);
             assert_eq!(j.handed(), 0);
-            // The entry is free again: a new thread claims the owner's home entry.
+            // The entry is free again: a new thread claims the owner's home entry (1).
             let newcomer = Identity { tid: 129, start: 1 };
             assert!(matches!(
                 j.holder(newcomer, 0),
-                multiproc::raw::queue_join::Holder::Entry(0)
+                multiproc::raw::queue_join::Holder::Entry(1)
             ));
         });
         model.unwrap().join().unwrap();
