@@ -486,3 +486,61 @@ fn handles_are_send_sync_clone_and_debug() {
         "{text}"
     );
 }
+
+/// Mirrors the timeout halves of CPython's `_TestQueue.test_put` / `test_get`
+/// (`put(x, True, TIMEOUT)` on a full queue raises `Full`, `get(True, TIMEOUT)` on
+/// an empty one raises `Empty`). The crate's choice, the same for every queue-like
+/// type: a *timed* call that runs out answers `Err(Timeout)`, never earlier than
+/// its timeout; the non-blocking `try_*` forms answer `Err(Full)` / `Err(Empty)` at
+/// once. (Python bindings map `Timeout` back to `Full` / `Empty`.)
+#[test]
+fn every_queue_like_type_answers_a_timed_call_that_runs_out_with_timeout() {
+    const T: Duration = Duration::from_millis(20);
+    fn timed<R: std::fmt::Debug>(what: &str, f: impl FnOnce() -> multiproc::Result<R>) {
+        let t = Instant::now();
+        let r = f();
+        assert!(matches!(r, Err(Error::Timeout)), "{what}: {r:?}");
+        assert!(t.elapsed() >= T, "{what} gave up early");
+    }
+    let q: Queue<u8> = Queue::create(&unique("q-timed"), 1).unwrap();
+    timed("Queue::get_timeout", || q.get_timeout(T));
+    assert!(matches!(q.try_get(), Err(Error::Empty)));
+    q.put(1).unwrap();
+    timed("Queue::put_timeout", || q.put_timeout(2, T));
+    assert!(matches!(q.try_put(2), Err(Error::Full)));
+
+    let jq: multiproc::JoinableQueue<u8> =
+        multiproc::JoinableQueue::create(&unique("jq-timed"), 1).unwrap();
+    timed("JoinableQueue::get_timeout", || jq.get_timeout(T));
+    assert!(matches!(jq.try_get(), Err(Error::Empty)));
+    jq.put(1).unwrap();
+    timed("JoinableQueue::put_timeout", || jq.put_timeout(2, T));
+    assert!(matches!(jq.try_put(2), Err(Error::Full)));
+
+    let bq = multiproc::ByteQueue::create(&unique("bq-timed"), 1, 8).unwrap();
+    timed("ByteQueue::get_timeout", || bq.get_timeout(T));
+    assert!(matches!(bq.try_get(), Err(Error::Empty)));
+    bq.put(b"x").unwrap();
+    timed("ByteQueue::put_timeout", || bq.put_timeout(b"y", T));
+    assert!(matches!(bq.try_put(b"y"), Err(Error::Full)));
+
+    let (mut tx, mut rx) = multiproc::SpscQueue::<u8>::anonymous(1).unwrap();
+    timed("SpscQueue::get_timeout", || rx.get_timeout(T));
+    assert!(matches!(rx.try_get(), Err(Error::Empty)));
+    tx.put(1).unwrap();
+    timed("SpscQueue::put_timeout", || tx.put_timeout(2, T));
+    assert!(matches!(tx.try_put(2), Err(Error::Full)));
+
+    let (mut a, mut b) = multiproc::Pipe::new(4096).unwrap();
+    timed("Pipe::recv_bytes_timeout", || b.recv_bytes_timeout(T));
+    let mut sent = 0;
+    let r = loop {
+        match a.send_bytes_timeout(&[7; 64], T) {
+            Ok(()) => sent += 1,
+            e => break e,
+        }
+        assert!(sent < 1000, "a 4 KiB pipe took {sent} messages of 64 bytes");
+    };
+    assert!(matches!(r, Err(Error::Timeout)), "Pipe::send_bytes_timeout: {r:?}");
+    assert!(matches!(a.try_send_bytes(&[7; 64]), Err(Error::Full)));
+}
