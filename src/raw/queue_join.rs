@@ -215,7 +215,8 @@ impl RawJoin {
                 Ok(was) => {
                     if was == 1 {
                         // A handed-over entry is freed by whoever finishes its last task
-                        // (nobody raises it any more, so zero stays zero).
+                        // (nobody raises it any more, so zero stays zero). SYNC(handed):
+                        // our decrement read the hand-over's RMW or a later value.
                         let _ = e.owner.compare_exchange(
                             HANDED,
                             0,
@@ -258,8 +259,10 @@ impl RawJoin {
             return 0;
         }
         // Others' task_done may have finished the last of them meanwhile (they do not
-        // free an entry they do not own): free it if so.
-        if to == HANDED && e.held.load(Ordering::SeqCst) == 0 {
+        // free an entry they do not own): free it if so. An RMW, not a load: it reads
+        // the latest count, and a task_done that lowers it after this reads our
+        // Release here and so sees HANDED and frees the entry itself (SYNC(handed)).
+        if to == HANDED && e.held.fetch_add(0, Ordering::AcqRel) == 0 {
             let _ = e
                 .owner
                 .compare_exchange(HANDED, 0, Ordering::AcqRel, Ordering::Relaxed);
