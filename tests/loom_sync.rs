@@ -251,6 +251,36 @@ fn condition_notify_ends_a_wait_and_the_state_is_seen() {
 }
 
 #[test]
+fn condition_notify_after_unlocking_is_not_lost() {
+    // notify takes no lock: the notifier changes the state under the lock, unlocks,
+    // then notifies. Whether the waiter registered before or after, it never sleeps
+    // through the notify (it re-checks the state, or the grant reaches it).
+    model(2, || {
+        let cond = Arc::new(RawCondition::new());
+        let ready = Arc::new(Shared::new());
+        let (c2, r2) = (cond.clone(), ready.clone());
+        let waiter = thread::spawn(move || {
+            let me = current_identity();
+            assert!(c2.acquire(me, None, PROBE).is_held());
+            while r2.get() == 0 {
+                // SAFETY: we hold the lock and touch `ready` only under it.
+                unsafe { c2.wait(me, None, PROBE) };
+            }
+            // SAFETY: we hold it, once.
+            assert_eq!(unsafe { c2.release(me) }, Ok(true));
+        });
+        let me = current_identity();
+        assert!(cond.acquire(me, None, PROBE).is_held());
+        ready.bump();
+        // SAFETY: we hold it, once.
+        assert_eq!(unsafe { cond.release(me) }, Ok(true));
+        assert!(cond.notify(1) <= 1);
+        waiter.join().unwrap();
+        assert_eq!(cond.waiting(), 0);
+    });
+}
+
+#[test]
 fn condition_timed_wait_unregisters() {
     model(3, || {
         let cond = RawCondition::new();
