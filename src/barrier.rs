@@ -192,22 +192,21 @@ impl Barrier {
         let r = match &self.action {
             None => raw.wait(me, self.parties, deadline, self.probe),
             Some(action) => {
-                let mut run = || {
-                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| action())).is_ok()
-                };
+                let mut run =
+                    || std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| action())).is_ok();
                 raw.wait_with(me, self.parties, deadline, self.probe, Some(&mut run))
             }
         };
         r.map_err(|e| match e {
-                BarrierError::Broken | BarrierError::Releasing => Error::Broken,
-                BarrierError::Corrupt => Error::corrupt(
-                    self.name(),
-                    format!(
-                        "its arrival count is not below its {} parties",
-                        self.parties
-                    ),
+            BarrierError::Broken | BarrierError::Releasing => Error::Broken,
+            BarrierError::Corrupt => Error::corrupt(
+                self.name(),
+                format!(
+                    "its arrival count is not below its {} parties",
+                    self.parties
                 ),
-            })
+            ),
+        })
     }
 
     /// Waits until all parties have arrived; returns the caller's arrival index

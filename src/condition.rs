@@ -172,7 +172,10 @@ impl Condition {
     /// Waits at most `timeout` for the lock; `Err(WouldBlock)` after that.
     pub fn acquire_timeout(&self, timeout: Duration) -> TryLockResult<ConditionGuard<'_>> {
         let me = current_identity();
-        let a = self.obj.raw().acquire(me, deadline_after(timeout), self.probe);
+        let a = self
+            .obj
+            .raw()
+            .acquire(me, deadline_after(timeout), self.probe);
         try_result(a, || self.guard(me))
     }
 

@@ -263,10 +263,7 @@ fn the_holder_may_acquire_again_and_every_hold_must_be_given_up() {
         assert!(cond.is_owned());
         cond.release().unwrap();
         assert!(!cond.is_locked());
-        assert!(matches!(
-            cond.release(),
-            Err(multiproc::Error::NotOwner)
-        ));
+        assert!(matches!(cond.release(), Err(multiproc::Error::NotOwner)));
     });
 }
 
@@ -338,7 +335,10 @@ fn notify_never_waits_for_the_lock() {
     wait_for("the squatter", || cond.is_locked());
     let c2 = cond.clone();
     // Before notify became lock-free, this call blocked until the squatter died.
-    assert_eq!(watchdog(Duration::from_secs(5), move || c2.notify_count(1)), 1);
+    assert_eq!(
+        watchdog(Duration::from_secs(5), move || c2.notify_count(1)),
+        1
+    );
     assert_eq!(cond.n_waiting(), 0);
     squatter.kill();
     waiter.join_ok(WATCHDOG);

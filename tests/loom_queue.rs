@@ -335,7 +335,11 @@ fn a_limit_below_the_ring_size_holds_under_racing_producers_and_a_consumer() {
         let mut put: Vec<u64> = vec![10];
         put.extend(producers.into_iter().filter_map(|p| p.join().unwrap()));
         let (head, tail) = f.ring().indices();
-        assert!(tail - head <= 2, "{} values in a ring limited to 2", tail - head);
+        assert!(
+            tail - head <= 2,
+            "{} values in a ring limited to 2",
+            tail - head
+        );
         let mut got: Vec<u64> = first.into_iter().collect();
         got.extend(f.drain());
         assert_eq!(sorted(got), sorted(put));

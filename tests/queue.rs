@@ -541,6 +541,9 @@ fn every_queue_like_type_answers_a_timed_call_that_runs_out_with_timeout() {
         }
         assert!(sent < 1000, "a 4 KiB pipe took {sent} messages of 64 bytes");
     };
-    assert!(matches!(r, Err(Error::Timeout)), "Pipe::send_bytes_timeout: {r:?}");
+    assert!(
+        matches!(r, Err(Error::Timeout)),
+        "Pipe::send_bytes_timeout: {r:?}"
+    );
     assert!(matches!(a.try_send_bytes(&[7; 64]), Err(Error::Full)));
 }

@@ -321,7 +321,9 @@ impl RawJoin {
         self.entries
             .iter()
             .filter(|e| e.owner.load(Ordering::Relaxed) == HANDED)
-            .fold(0u64, |n, e| n.saturating_add(e.held.load(Ordering::Relaxed)))
+            .fold(0u64, |n, e| {
+                n.saturating_add(e.held.load(Ordering::Relaxed))
+            })
     }
 
     /// Tasks abandoned by consumers that died (counted as finished).
