@@ -70,8 +70,8 @@ impl<X: Take> Take for Counted<'_, X> {
 /// (Python's `ValueError`). Each consumer thread's held tasks (got, not yet marked
 /// done) are counted in an entry of its own, tagged with its identity, and what
 /// happens to them when that thread is gone depends on how it went:
-/// * **it let go of them** — it dropped its queue handle (returned from its thread
-///   or process function normally: handles it owned are dropped), or called
+/// * **it let go of them** — it dropped a queue handle (any clone: a thread or
+///   process function that returns normally drops the handles it owns), or called
 ///   [`hand_over`](JoinableQueue::hand_over): they stay unfinished, `join` waits for
 ///   them, and any thread or process finishes them with `task_done` — exactly
 ///   Python's behaviour (one process gets, another calls `task_done`, the getter
