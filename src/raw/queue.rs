@@ -32,15 +32,16 @@
 //!
 //! ## Limit
 //! With a limit `L` below the ring size, a producer about to claim position `pos`
-//! first reads `head` and refuses (full) when `pos - head >= L`. `head` only grows,
-//! so the value read is at most the head at the claim; and the claim succeeds only
-//! while `pos` is the next unclaimed position. So after the claim at most
-//! `pos + 1 - head <= L` positions are claimed by producers and not yet by
-//! consumers, whatever other producers do meanwhile (each checks its own `pos`). A
-//! `head` lagging behind a consumer's claim only makes the queue look full a moment
-//! longer (as a slot still being read does without a limit); an impossible distance
-//! (`head` past `pos`, or more than the ring size behind) is left to the slot checks.
-//! A ring whose limit is its size skips the check: the fast path stays one CAS.
+//! first reads the slot of position `pos - L` and refuses (full) unless it is
+//! `FREE(lap + 1)` — that message was got and its slot freed. A consumer frees
+//! position `q` only after `head` passed it, so every position up to `pos - L` was
+//! claimed by consumers; and the claim of `pos` succeeds only while `pos` is the next
+//! unclaimed position. So after the claim at most `L` messages are in the ring,
+//! whatever other producers do meanwhile (each checks its own `pos`) — the same rule
+//! as the ring-full check one lap back, `L` positions back instead of `capacity`.
+//! Reading a slot state (not `head`) keeps the sleep handshake: a freeing consumer's
+//! `FREE` store is the SeqCst store `SYNC(sleep)` already pairs with. A ring whose
+//! limit is its size skips the check: the fast path stays one CAS.
 //!
 //! ## Orderings
 //! * `SYNC(slot-publish)`: the producer's `READY` store (Release) pairs with the
@@ -497,14 +498,24 @@ impl<'a> Ring<'a> {
         self.cap as usize
     }
 
-    /// True when claiming position `pos` would put more than `limit` messages in the
-    /// ring (see "Limit" in the module docs). Call only when `limit < cap`.
-    #[cold]
-    fn over_limit(&self, pos: u64) -> bool {
-        // SYNC(index)
-        let head = self.q.head.load(Ordering::Acquire);
-        let used = pos.wrapping_sub(head);
-        (self.limit..=self.cap).contains(&used)
+    /// With a limit below the ring size: `Ok(true)` when position `pos` may be
+    /// claimed — the slot of position `pos - limit` was freed (see "Limit" in the
+    /// module docs) — `Ok(false)` when it is still queued (`stalled`: being read),
+    /// `Err(state)` when that slot holds something else (the caller rechecks).
+    #[inline]
+    fn limit_allows(&self, pos: u64) -> Result<(bool, bool), u64> {
+        if pos < self.limit {
+            return Ok((true, false));
+        }
+        let back = pos - self.limit;
+        // SYNC(slot-free), and SYNC(sleep) after a sleeper's announcement.
+        let s = self.slot(back)[0].load(Ordering::Acquire);
+        let lap = self.lap(back);
+        match lap_diff(s, lap) {
+            1 if tag_of(s) == FREE => Ok((true, false)),
+            0 => Ok((false, tag_of(s) == READING)),
+            _ => Err(s),
+        }
     }
 
     /// The header.
@@ -743,14 +754,35 @@ impl<'a> Ring<'a> {
             let d = lap_diff(s, lap);
             let tag = tag_of(s);
             if d == 0 && tag == FREE {
-                if self.limit != self.cap && self.over_limit(pos) {
-                    // As many messages as the limit allows: full, unless tail moved.
-                    let now = self.q.tail.load(Ordering::Acquire);
-                    if now == pos {
-                        return Err(Attempt::NotNow);
+                if self.limit != self.cap {
+                    match self.limit_allows(pos) {
+                        Ok((true, _)) => {}
+                        Ok((false, stalled)) => {
+                            // As many messages as the limit allows: full, unless tail
+                            // moved.
+                            let now = self.q.tail.load(Ordering::Acquire);
+                            if now == pos {
+                                return Err(if stalled {
+                                    Attempt::Stalled
+                                } else {
+                                    Attempt::NotNow
+                                });
+                            }
+                            pos = now;
+                            continue;
+                        }
+                        Err(bs) => {
+                            let back = self.slot(pos - self.limit);
+                            pos = self.recheck(
+                                &self.q.tail,
+                                pos,
+                                back,
+                                bs,
+                                "a slot's lap contradicts the queue's capacity limit",
+                            )?;
+                            continue;
+                        }
                     }
-                    pos = now;
-                    continue;
                 }
                 // Position `pos` is unclaimed: claim it.
                 // SYNC(slot-free): Acquire pairs with the consumer's FREE store.
