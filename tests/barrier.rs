@@ -298,3 +298,32 @@ fn the_default_timeout_applies_to_wait_and_wait_timeout_overrides_it() {
     assert!(watchdog(WATCHDOG, move || b2.wait_timeout(WATCHDOG)).is_ok());
     partner.join_ok(WATCHDOG);
 }
+
+/// The last party's process killed while it runs the action: it holds the round, so
+/// the other parties are not released — they find it dead and the barrier breaks
+/// (within the probe interval) instead of hanging.
+#[test]
+fn a_party_killed_in_the_action_breaks_the_barrier() {
+    let name = unique("barrier-action-killed");
+    let b = Barrier::create(&name, 2).unwrap();
+    let b2 = b.clone();
+    let waiter = std::thread::spawn(move || b2.wait_timeout(WATCHDOG));
+    wait_for("the first party", || b.n_waiting() == 1);
+    let seg = Segment::create(&format!("{name}.n"), 8).unwrap();
+    let actor = fork({
+        let (name, seg) = (name.clone(), seg.clone());
+        move || {
+            let b = Barrier::open(&name).unwrap().with_action(move || {
+                slot(&seg, 0).store(1, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_secs(60));
+            });
+            let _ = b.wait();
+            0
+        }
+    });
+    wait_for("the action", || slot(&seg, 0).load(Ordering::SeqCst) == 1);
+    actor.kill();
+    let r = watchdog(WATCHDOG, move || waiter.join().unwrap());
+    assert!(matches!(r, Err(Error::Broken)), "{r:?}");
+    assert!(b.is_broken());
+}
