@@ -117,7 +117,7 @@ impl Barrier {
     pub fn open(name: &str) -> Result<Barrier> {
         Barrier::open_with(name, &Options::default())
     }
-    /// [`open`](Barrier::open) with explicit [`Options`] (the init timeout).
+    /// [`open`](Barrier::open) with explicit [`Options`] (init timeout, trusted owners).
     pub fn open_with(name: &str, opts: &Options) -> Result<Barrier> {
         let obj = Object::open(
             name,
@@ -131,10 +131,29 @@ impl Barrier {
         )?;
         Ok(Barrier::from_obj(obj))
     }
-    /// Opens `name`, creating it for `parties` parties if it does not exist (an
-    /// existing barrier keeps its own party count).
+    /// Opens `name` if it exists for `parties` parties, or creates it for `parties`
+    /// if it does not exist. `Err(Mismatch)` if it exists for another number of
+    /// parties (it is left alone); `Err(InvalidArgument)` for a count `create`
+    /// refuses, whether or not it exists.
     pub fn open_or_create(name: &str, parties: u32) -> Result<Barrier> {
-        segment::open_or_create(|| Barrier::create(name, parties), || Barrier::open(name))
+        Barrier::open_or_create_with(name, parties, &Options::default())
+    }
+    /// [`open_or_create`](Barrier::open_or_create) with explicit segment [`Options`].
+    pub fn open_or_create_with(name: &str, parties: u32, opts: &Options) -> Result<Barrier> {
+        check_parties(u64::from(parties))
+            .map_err(|e| Error::invalid(format!("barrier '{name}': {e}")))?;
+        segment::open_or_create(
+            || Barrier::create_with(name, parties, opts),
+            || {
+                let b = Barrier::open_with(name, opts)?;
+                segment::same_shape(
+                    name,
+                    ObjectKind::Barrier,
+                    &[segment::param("parties", b.parties(), parties)],
+                )?;
+                Ok(b)
+            },
+        )
     }
     fn from_obj(obj: Object<RawBarrier>) -> Barrier {
         // Validated on create/open; read from the private copy of the parameters.

@@ -135,7 +135,7 @@ impl ByteQueue {
     pub fn open(name: &str) -> Result<ByteQueue> {
         ByteQueue::open_with(name, &Options::default())
     }
-    /// [`open`](ByteQueue::open) with explicit [`Options`] (the init timeout).
+    /// [`open`](ByteQueue::open) with explicit [`Options`] (init timeout, trusted owners).
     pub fn open_with(name: &str, opts: &Options) -> Result<ByteQueue> {
         let mut max = 0;
         let h = RingHandle::open(name, opts, ObjectKind::ByteQueue, TypeInfo::NONE, |m| {
@@ -150,16 +150,40 @@ impl ByteQueue {
         })?;
         Ok(ByteQueue { h, max })
     }
-    /// Opens `name`, creating it if it does not exist (an existing queue keeps its
-    /// own capacity and maximum length).
+    /// Opens `name` if it exists with this capacity (rounded up to a power of two)
+    /// and maximum message length, or creates it if it does not exist.
+    /// `Err(Mismatch)` naming both if it exists with another capacity or maximum
+    /// length (it is left alone); `Err(InvalidArgument)` for arguments `create`
+    /// refuses, whether or not it exists.
     pub fn open_or_create(
         name: &str,
         capacity: usize,
         max_message_len: usize,
     ) -> Result<ByteQueue> {
+        ByteQueue::open_or_create_with(name, capacity, max_message_len, &Options::default())
+    }
+    /// [`open_or_create`](ByteQueue::open_or_create) with explicit segment [`Options`].
+    pub fn open_or_create_with(
+        name: &str,
+        capacity: usize,
+        max_message_len: usize,
+        opts: &Options,
+    ) -> Result<ByteQueue> {
+        let want = spec(&format!("byte queue '{name}'"), capacity, max_message_len)?;
         segment::open_or_create(
-            || ByteQueue::create(name, capacity, max_message_len),
-            || ByteQueue::open(name),
+            || ByteQueue::create_with(name, capacity, max_message_len, opts),
+            || {
+                let q = ByteQueue::open_with(name, opts)?;
+                segment::same_shape(
+                    name,
+                    ObjectKind::ByteQueue,
+                    &[
+                        segment::param("capacity", q.capacity(), want.cap),
+                        segment::param("max message length", q.max, max_message_len),
+                    ],
+                )?;
+                Ok(q)
+            },
         )
     }
 

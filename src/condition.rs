@@ -1,7 +1,10 @@
 //! [`Condition`]: a named condition variable that owns its robust, re-entrant lock.
 
-use crate::lock::{lock_result, try_result, LockResult, OwnerDied, TryLockResult};
+use crate::lock::{
+    held_here, lock_result, try_result, HeldHere, LockResult, OwnerDied, TryLockResult,
+};
 use crate::raw::lock::DEFAULT_PROBE;
+use crate::raw::Acquire;
 use crate::raw::RawCondition;
 use crate::segment::{self, Object, ObjectKind, Options};
 use crate::sync::{current_identity, Identity};
@@ -68,6 +71,8 @@ impl fmt::Debug for Condition {
 pub struct ConditionGuard<'a> {
     raw: &'a RawCondition,
     me: Identity,
+    /// This thread's record of the hold: what tells a re-entry from a forged word.
+    _here: HeldHere,
     /// Holds belong to a thread (the lock records its TID): not Send.
     _not_send: PhantomData<*const ()>,
 }
@@ -122,14 +127,24 @@ impl Condition {
     pub fn open(name: &str) -> Result<Condition> {
         Condition::open_with(name, &Options::default())
     }
-    /// [`open`](Condition::open) with explicit [`Options`] (the init timeout).
+    /// [`open`](Condition::open) with explicit [`Options`] (init timeout, trusted owners).
     pub fn open_with(name: &str, opts: &Options) -> Result<Condition> {
         let obj = Object::open_plain(name, opts, ObjectKind::Condition)?;
         Ok(Condition::from_obj(obj))
     }
-    /// Opens `name`, creating it if it does not exist.
+    /// Opens `name`, creating it if it does not exist. A Condition has no
+    /// creation parameters, so any existing Condition of that name is returned, in
+    /// whatever state it is; `Err(WrongKind)` if the name holds another kind of object.
     pub fn open_or_create(name: &str) -> Result<Condition> {
-        segment::open_or_create(|| Condition::create(name), || Condition::open(name))
+        Condition::open_or_create_with(name, &Options::default())
+    }
+
+    /// [`open_or_create`](Condition::open_or_create) with explicit segment [`Options`].
+    pub fn open_or_create_with(name: &str, opts: &Options) -> Result<Condition> {
+        segment::open_or_create(
+            || Condition::create_with(name, opts),
+            || Condition::open_with(name, opts),
+        )
     }
     fn from_obj(obj: Object<RawCondition>) -> Condition {
         Condition {
@@ -160,23 +175,46 @@ impl Condition {
     #[inline]
     pub fn acquire(&self) -> LockResult<ConditionGuard<'_>> {
         let me = current_identity();
-        let a = self.obj.raw().acquire(me, None, self.probe);
+        let a = match self.reenter(me) {
+            Some(a) => a,
+            None => self.obj.raw().acquire_first(me, None, self.probe),
+        };
         lock_result(a, || self.guard(me))
     }
     /// Takes the lock only if that needs no waiting (the holder always may).
     pub fn try_acquire(&self) -> TryLockResult<ConditionGuard<'_>> {
         let me = current_identity();
-        let a = self.obj.raw().try_acquire(me);
+        let a = match self.reenter(me) {
+            Some(a) => a,
+            None => self.obj.raw().try_acquire_first(me),
+        };
         try_result(a, || self.guard(me))
     }
     /// Waits at most `timeout` for the lock; `Err(WouldBlock)` after that.
     pub fn acquire_timeout(&self, timeout: Duration) -> TryLockResult<ConditionGuard<'_>> {
         let me = current_identity();
-        let a = self
-            .obj
-            .raw()
-            .acquire(me, deadline_after(timeout), self.probe);
+        let a = match self.reenter(me) {
+            Some(a) => a,
+            None => self
+                .obj
+                .raw()
+                .acquire_first(me, deadline_after(timeout), self.probe),
+        };
         try_result(a, || self.guard(me))
+    }
+
+    /// One more hold if the calling thread holds the lock through a hold of its own
+    /// (a live or leaked guard: this thread's record says so). A word naming this
+    /// thread without such a record is forged: `None`, and the first-hold path takes
+    /// it over as the raw lock does any impossible holder.
+    #[inline]
+    fn reenter(&self, me: Identity) -> Option<Acquire> {
+        let raw = self.obj.raw();
+        if raw.lock().holder() == Some(me.tid) && held_here(raw.lock(), me) && raw.reenter(me) {
+            Some(Acquire::Acquired)
+        } else {
+            None
+        }
     }
 
     /// Gives up one hold of the calling thread, Python style (see
@@ -184,16 +222,29 @@ impl Condition {
     /// the lock (Python's `RuntimeError`). As for [`RLock::release`](crate::RLock::release),
     /// pair it with `leak`: a live guard's drop would give up another hold.
     pub fn release(&self) -> Result<()> {
+        let raw = self.obj.raw();
+        let me = current_identity();
+        if !held_here(raw.lock(), me) {
+            return Err(Error::NotOwner);
+        }
         // SAFETY: the caller gives up its hold and, with it, access to the state.
-        match unsafe { self.obj.raw().release(current_identity()) } {
-            Ok(_) => Ok(()),
+        match unsafe { raw.release(me) } {
+            Ok(_) => {
+                HeldHere::forget_one(raw.lock(), me);
+                Ok(())
+            }
             Err(_) => Err(Error::NotOwner),
         }
     }
 
     /// How many holds the calling thread has on the lock (0: none).
     pub fn depth(&self) -> u32 {
-        self.obj.raw().depth(current_identity())
+        let (raw, me) = (self.obj.raw(), current_identity());
+        if held_here(raw.lock(), me) {
+            raw.depth(me)
+        } else {
+            0
+        }
     }
 
     /// True if the calling thread holds the lock (Python's `RLock._is_owned`).
@@ -203,9 +254,11 @@ impl Condition {
 
     #[inline]
     fn guard(&self, me: Identity) -> ConditionGuard<'_> {
+        let raw = self.obj.raw();
         ConditionGuard {
-            raw: self.obj.raw(),
+            raw,
             me,
+            _here: HeldHere::new(raw.lock(), me),
             _not_send: PhantomData,
         }
     }

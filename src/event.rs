@@ -56,14 +56,24 @@ impl Event {
     pub fn open(name: &str) -> Result<Event> {
         Event::open_with(name, &Options::default())
     }
-    /// [`open`](Event::open) with explicit [`Options`] (the init timeout).
+    /// [`open`](Event::open) with explicit [`Options`] (init timeout, trusted owners).
     pub fn open_with(name: &str, opts: &Options) -> Result<Event> {
         let obj = Object::open_plain(name, opts, ObjectKind::Event)?;
         Ok(Event { obj })
     }
-    /// Opens `name`, creating it (clear) if it does not exist.
+    /// Opens `name`, creating it (clear) if it does not exist. An Event has no
+    /// creation parameters, so any existing Event of that name is returned, in
+    /// whatever state it is; `Err(WrongKind)` if the name holds another kind of object.
     pub fn open_or_create(name: &str) -> Result<Event> {
-        segment::open_or_create(|| Event::create(name), || Event::open(name))
+        Event::open_or_create_with(name, &Options::default())
+    }
+
+    /// [`open_or_create`](Event::open_or_create) with explicit segment [`Options`].
+    pub fn open_or_create_with(name: &str, opts: &Options) -> Result<Event> {
+        segment::open_or_create(
+            || Event::create_with(name, opts),
+            || Event::open_with(name, opts),
+        )
     }
 
     /// The event's name.

@@ -2,11 +2,12 @@
 //! tasks, for `task_done` / `join` (Python's `multiprocessing.JoinableQueue`).
 
 use crate::queue::{
-    anonymous_ring, create_ring, deadline, open_ring, read_pod, write_pod, HasRing, RingHandle,
+    anonymous_ring, create_ring, deadline, open_or_create_ring, open_ring, read_pod, write_pod,
+    HasRing, RingHandle,
 };
 use crate::raw::queue::{RawQueue, RecoveryStats, Take, TakeWith};
 use crate::raw::queue_join::{Holder, RawJoin, RawJoinableQueue};
-use crate::segment::{self, ObjectKind, Options};
+use crate::segment::{ObjectKind, Options};
 use crate::sync::atomic::AtomicU64;
 use crate::sync::{current_identity, Identity};
 use crate::sys::clock::Deadline;
@@ -180,12 +181,29 @@ impl<T: Pod> JoinableQueue<T> {
             opts,
         )?))
     }
-    /// Opens `name`, creating it with `capacity` if it does not exist.
+    /// Opens `name` if it exists with this capacity (rounded up to a power of two),
+    /// or creates it if it does not exist. Errors as
+    /// [`Queue::open_or_create`](crate::Queue::open_or_create): `Err(Mismatch)` if it
+    /// exists with another capacity.
     pub fn open_or_create(name: &str, capacity: usize) -> Result<JoinableQueue<T>> {
-        segment::open_or_create(
-            || JoinableQueue::create(name, capacity),
-            || JoinableQueue::open(name),
-        )
+        JoinableQueue::open_or_create_with(name, capacity, &Options::default())
+    }
+    /// [`open_or_create`](JoinableQueue::open_or_create) with explicit segment
+    /// [`Options`].
+    pub fn open_or_create_with(
+        name: &str,
+        capacity: usize,
+        opts: &Options,
+    ) -> Result<JoinableQueue<T>> {
+        Ok(JoinableQueue::wrap(open_or_create_ring::<
+            T,
+            RawJoinableQueue,
+        >(
+            ObjectKind::JoinableQueue,
+            name,
+            capacity,
+            opts,
+        )?))
     }
     fn wrap(h: RingHandle<RawJoinableQueue>) -> JoinableQueue<T> {
         JoinableQueue { h, _t: PhantomData }
@@ -325,7 +343,7 @@ impl<T: Pod> JoinableQueue<T> {
         let Ok(ring) = self.h.ring() else {
             return false;
         };
-        let probe = self.h.policy().probe * JOIN_PROBE_FACTOR;
+        let probe = self.h.policy().probe.saturating_mul(JOIN_PROBE_FACTOR);
         self.join_state()
             .join(&ring, deadline, probe)
             .unwrap_or(false)

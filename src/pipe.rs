@@ -394,8 +394,18 @@ impl Pipe {
         Pipe::open_with(name, &Options::default())
     }
 
-    /// [`open`](Pipe::open) with explicit [`Options`] (the init timeout).
+    /// [`open`](Pipe::open) with explicit [`Options`] (init timeout, trusted owners).
     pub fn open_with(name: &str, opts: &Options) -> Result<Pipe> {
+        Pipe::open_checked(name, opts, |_, _| Ok(()))
+    }
+
+    /// [`open_with`](Pipe::open_with), with `check` judging the shape (geometry,
+    /// duplex) before end B is claimed.
+    fn open_checked(
+        name: &str,
+        opts: &Options,
+        check: impl FnOnce(Geometry, bool) -> Result<()>,
+    ) -> Result<Pipe> {
         let mut shape = None;
         let obj = Object::open(name, opts, ObjectKind::Pipe, TypeInfo::NONE, |img| {
             let [cap, duplex, _, _] = img.params;
@@ -411,15 +421,39 @@ impl Pipe {
             Ok(geo.bytes() * if duplex == 1 { 2 } else { 1 })
         })?;
         let (geo, duplex) = shape.ok_or_else(|| Error::corrupt(name, "no shape"))?;
+        check(geo, duplex)?;
         let mut p = Pipe::from_obj(obj, PipeEnd::B, geo, duplex);
         p.claim()?;
         Ok(p)
     }
 
-    /// Opens end B of `name`, or creates the (duplex) pipe and returns its end A if it
-    /// does not exist: see [`end`](Pipe::end).
+    /// Opens end B of `name` if it is a duplex pipe of this capacity (rounded as
+    /// `create` rounds it), or creates the (duplex) pipe and returns its end A if it
+    /// does not exist: see [`end`](Pipe::end). `Err(Mismatch)` if it exists with
+    /// another capacity or is one-way (it is left alone, end B unclaimed).
     pub fn open_or_create(name: &str, capacity_bytes: usize) -> Result<Pipe> {
-        segment::open_or_create(|| Pipe::create(name, capacity_bytes), || Pipe::open(name))
+        Pipe::open_or_create_with(name, capacity_bytes, &Options::default())
+    }
+
+    /// [`open_or_create`](Pipe::open_or_create) with explicit segment [`Options`].
+    pub fn open_or_create_with(name: &str, capacity_bytes: usize, opts: &Options) -> Result<Pipe> {
+        let want = geometry(capacity_bytes)?.capacity();
+        let direction = |duplex: bool| if duplex { "duplex" } else { "one-way" };
+        segment::open_or_create(
+            || Pipe::create_with(name, capacity_bytes, opts),
+            || {
+                Pipe::open_checked(name, opts, |geo, duplex| {
+                    segment::same_shape(
+                        name,
+                        ObjectKind::Pipe,
+                        &[
+                            segment::param("capacity", geo.capacity(), want),
+                            segment::param("direction", direction(duplex), direction(true)),
+                        ],
+                    )
+                })
+            },
+        )
     }
 
     fn from_obj(obj: Object<RawPipe>, end: PipeEnd, geo: Geometry, duplex: bool) -> Pipe {

@@ -443,6 +443,30 @@ pub(crate) fn anonymous_ring<T: Pod, R: HasRing>(
     RingHandle::anonymous(spec)
 }
 
+/// The shared `open_or_create` of `Queue` and `JoinableQueue`: an existing queue is
+/// returned only if its capacity is `capacity` rounded as `create` rounds it.
+pub(crate) fn open_or_create_ring<T: Pod, R: HasRing>(
+    kind: ObjectKind,
+    name: &str,
+    capacity: usize,
+    opts: &Options,
+) -> Result<RingHandle<R>> {
+    // Bad arguments are refused whether or not the queue exists.
+    let want = queue_spec::<T>(kind, &format!("queue '{name}'"), capacity)?.cap;
+    segment::open_or_create(
+        || create_ring::<T, R>(kind, name, capacity, opts),
+        || {
+            let h = open_ring::<T, R>(kind, name, opts)?;
+            segment::same_shape(
+                name,
+                kind,
+                &[segment::param("capacity", h.capacity(), want)],
+            )?;
+            Ok(h)
+        },
+    )
+}
+
 pub(crate) fn open_ring<T: Pod, R: HasRing>(
     kind: ObjectKind,
     name: &str,
@@ -541,7 +565,7 @@ impl<T: Pod> Queue<T> {
     pub fn open(name: &str) -> Result<Queue<T>> {
         Queue::open_with(name, &Options::default())
     }
-    /// [`open`](Queue::open) with explicit [`Options`] (the init timeout).
+    /// [`open`](Queue::open) with explicit [`Options`] (init timeout, trusted owners).
     pub fn open_with(name: &str, opts: &Options) -> Result<Queue<T>> {
         Ok(Queue::wrap(open_ring::<T, RawQueue>(
             ObjectKind::Queue,
@@ -549,10 +573,21 @@ impl<T: Pod> Queue<T> {
             opts,
         )?))
     }
-    /// Opens `name`, creating it with `capacity` if it does not exist (an existing
-    /// queue keeps its own capacity).
+    /// Opens `name` if it exists with this capacity (rounded up to a power of two, as
+    /// `create` does), or creates it if it does not exist. `Err(Mismatch)` if it
+    /// exists with another capacity (it is left alone); `Err(WrongType)` if it holds
+    /// another element type; `Err(InvalidArgument)` for a capacity `create` refuses.
     pub fn open_or_create(name: &str, capacity: usize) -> Result<Queue<T>> {
-        segment::open_or_create(|| Queue::create(name, capacity), || Queue::open(name))
+        Queue::open_or_create_with(name, capacity, &Options::default())
+    }
+    /// [`open_or_create`](Queue::open_or_create) with explicit segment [`Options`].
+    pub fn open_or_create_with(name: &str, capacity: usize, opts: &Options) -> Result<Queue<T>> {
+        Ok(Queue::wrap(open_or_create_ring::<T, RawQueue>(
+            ObjectKind::Queue,
+            name,
+            capacity,
+            opts,
+        )?))
     }
 
     fn wrap(h: RingHandle<RawQueue>) -> Queue<T> {

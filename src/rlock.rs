@@ -111,14 +111,24 @@ impl RLock {
     pub fn open(name: &str) -> Result<RLock> {
         RLock::open_with(name, &Options::default())
     }
-    /// [`open`](RLock::open) with explicit [`Options`] (the init timeout).
+    /// [`open`](RLock::open) with explicit [`Options`] (init timeout, trusted owners).
     pub fn open_with(name: &str, opts: &Options) -> Result<RLock> {
         let obj = Object::open_plain(name, opts, ObjectKind::RLock)?;
         Ok(RLock::from_obj(obj))
     }
-    /// Opens `name`, creating it if it does not exist.
+    /// Opens `name`, creating it if it does not exist. A RLock has no
+    /// creation parameters, so any existing RLock of that name is returned, in
+    /// whatever state it is; `Err(WrongKind)` if the name holds another kind of object.
     pub fn open_or_create(name: &str) -> Result<RLock> {
-        segment::open_or_create(|| RLock::create(name), || RLock::open(name))
+        RLock::open_or_create_with(name, &Options::default())
+    }
+
+    /// [`open_or_create`](RLock::open_or_create) with explicit segment [`Options`].
+    pub fn open_or_create_with(name: &str, opts: &Options) -> Result<RLock> {
+        segment::open_or_create(
+            || RLock::create_with(name, opts),
+            || RLock::open_with(name, opts),
+        )
     }
     fn from_obj(obj: Object<RawRLock>) -> RLock {
         RLock {

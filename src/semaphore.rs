@@ -45,6 +45,16 @@ impl Sem {
         })
     }
 
+    /// `open_or_create`'s check: the initial value recorded at creation is `initial`.
+    fn same_initial(&self, name: &str, kind: ObjectKind, initial: u32) -> Result<()> {
+        let existing = self.obj.params()[0];
+        segment::same_shape(
+            name,
+            kind,
+            &[segment::param("initial value", existing, initial)],
+        )
+    }
+
     fn acquire_timeout(&self, timeout: Duration) -> bool {
         self.obj.raw().acquire(deadline_after(timeout))
     }
@@ -102,7 +112,7 @@ impl Semaphore {
     pub fn open(name: &str) -> Result<Semaphore> {
         Semaphore::open_with(name, &Options::default())
     }
-    /// [`open`](Semaphore::open) with explicit [`Options`] (the init timeout).
+    /// [`open`](Semaphore::open) with explicit [`Options`] (init timeout, trusted owners).
     pub fn open_with(name: &str, opts: &Options) -> Result<Semaphore> {
         Ok(Semaphore::from_obj(Sem::open(
             name,
@@ -110,11 +120,22 @@ impl Semaphore {
             ObjectKind::Semaphore,
         )?))
     }
-    /// Opens `name`, creating it with `initial` permits if it does not exist.
+    /// Opens `name` if it exists and was created with `initial` permits, or creates
+    /// it with `initial` permits if it does not exist. `Err(Mismatch)` if it was
+    /// created with another initial value (it is left alone). Only the initial value
+    /// is compared: the current count is state, whatever acquires and releases made it.
     pub fn open_or_create(name: &str, initial: u32) -> Result<Semaphore> {
+        Semaphore::open_or_create_with(name, initial, &Options::default())
+    }
+    /// [`open_or_create`](Semaphore::open_or_create) with explicit segment [`Options`].
+    pub fn open_or_create_with(name: &str, initial: u32, opts: &Options) -> Result<Semaphore> {
         segment::open_or_create(
-            || Semaphore::create(name, initial),
-            || Semaphore::open(name),
+            || Semaphore::create_with(name, initial, opts),
+            || {
+                let s = Semaphore::open_with(name, opts)?;
+                s.sem.same_initial(name, ObjectKind::Semaphore, initial)?;
+                Ok(s)
+            },
         )
     }
     fn from_obj(obj: Object<RawSemaphore>) -> Semaphore {
@@ -217,7 +238,7 @@ impl BoundedSemaphore {
     pub fn open(name: &str) -> Result<BoundedSemaphore> {
         BoundedSemaphore::open_with(name, &Options::default())
     }
-    /// [`open`](BoundedSemaphore::open) with explicit [`Options`] (the init timeout).
+    /// [`open`](BoundedSemaphore::open) with explicit [`Options`] (init timeout, trusted owners).
     pub fn open_with(name: &str, opts: &Options) -> Result<BoundedSemaphore> {
         Ok(BoundedSemaphore::from_obj(Sem::open(
             name,
@@ -225,11 +246,28 @@ impl BoundedSemaphore {
             ObjectKind::BoundedSemaphore,
         )?))
     }
-    /// Opens `name`, creating it with `initial` permits if it does not exist.
+    /// Opens `name` if it exists and was created with `initial` permits (its bound),
+    /// or creates it with `initial` permits if it does not exist. `Err(Mismatch)` if
+    /// it was created with another bound (it is left alone); the current count is
+    /// state and not compared.
     pub fn open_or_create(name: &str, initial: u32) -> Result<BoundedSemaphore> {
+        BoundedSemaphore::open_or_create_with(name, initial, &Options::default())
+    }
+    /// [`open_or_create`](BoundedSemaphore::open_or_create) with explicit segment
+    /// [`Options`].
+    pub fn open_or_create_with(
+        name: &str,
+        initial: u32,
+        opts: &Options,
+    ) -> Result<BoundedSemaphore> {
         segment::open_or_create(
-            || BoundedSemaphore::create(name, initial),
-            || BoundedSemaphore::open(name),
+            || BoundedSemaphore::create_with(name, initial, opts),
+            || {
+                let s = BoundedSemaphore::open_with(name, opts)?;
+                s.sem
+                    .same_initial(name, ObjectKind::BoundedSemaphore, initial)?;
+                Ok(s)
+            },
         )
     }
     fn from_obj(obj: Object<RawSemaphore>) -> BoundedSemaphore {

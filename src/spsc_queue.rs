@@ -157,8 +157,19 @@ impl<T: Pod> SpscQueue<T> {
         SpscQueue::open_with(name, role, &Options::default())
     }
 
-    /// [`open`](SpscQueue::open) with explicit [`Options`] (the init timeout).
+    /// [`open`](SpscQueue::open) with explicit [`Options`] (init timeout, trusted owners).
     pub fn open_with(name: &str, role: Role, opts: &Options) -> Result<SpscQueue<T>> {
+        SpscQueue::open_checked(name, role, opts, |_| Ok(()))
+    }
+
+    /// [`open_with`](SpscQueue::open_with), with `check` judging the geometry before
+    /// the role is claimed.
+    fn open_checked(
+        name: &str,
+        role: Role,
+        opts: &Options,
+        check: impl FnOnce(Geometry) -> Result<()>,
+    ) -> Result<SpscQueue<T>> {
         let mut geo = None;
         let obj = Object::open(
             name,
@@ -180,16 +191,39 @@ impl<T: Pod> SpscQueue<T> {
             },
         )?;
         let geo = geo.ok_or_else(|| Error::corrupt(name, "no geometry"))?;
+        check(geo)?;
         let mut q = SpscQueue::from_obj(obj, geo, role);
         q.claim()?;
         Ok(q)
     }
 
-    /// Opens `name`, creating it with `capacity` if it does not exist, and claims `role`.
+    /// Opens `name` if it exists with this capacity (rounded up to a power of two),
+    /// or creates it if it does not exist, and claims `role`. `Err(Mismatch)` if it
+    /// exists with another capacity (it is left alone, the role unclaimed);
+    /// `Err(InvalidArgument)` for a capacity `create` refuses, whether or not it exists.
     pub fn open_or_create(name: &str, capacity: usize, role: Role) -> Result<SpscQueue<T>> {
+        SpscQueue::open_or_create_with(name, capacity, role, &Options::default())
+    }
+
+    /// [`open_or_create`](SpscQueue::open_or_create) with explicit segment [`Options`].
+    pub fn open_or_create_with(
+        name: &str,
+        capacity: usize,
+        role: Role,
+        opts: &Options,
+    ) -> Result<SpscQueue<T>> {
+        let want = geometry::<T>(capacity)?.capacity();
         segment::open_or_create(
-            || SpscQueue::create(name, capacity, role),
-            || SpscQueue::open(name, role),
+            || SpscQueue::create_with(name, capacity, role, opts),
+            || {
+                SpscQueue::open_checked(name, role, opts, |geo| {
+                    segment::same_shape(
+                        name,
+                        ObjectKind::SpscQueue,
+                        &[segment::param("capacity", geo.capacity(), want)],
+                    )
+                })
+            },
         )
     }
 

@@ -351,3 +351,17 @@ fn wait_until_handed(q: &JoinableQueue<u64>, child: &mut Child) {
         assert!(t.elapsed() < WATCHDOG, "watchdog: tasks never handed over");
     }
 }
+
+#[test]
+fn an_absurd_probe_interval_is_no_panic_when_join_waits() {
+    let q: JoinableQueue<u64> = JoinableQueue::create(&unique("jq-probe-max"), 4)
+        .unwrap()
+        .with_probe_interval(Duration::MAX);
+    watchdog(WATCHDOG, move || {
+        q.put(1).unwrap();
+        assert!(!q.join_timeout(Duration::from_millis(20)));
+        q.get().unwrap();
+        q.task_done().unwrap();
+        assert!(q.join_timeout(Duration::from_millis(20)));
+    });
+}

@@ -134,9 +134,10 @@ fn zero_or_absurd_capacity_is_invalid() {
         Queue::<u64>::create(&unique("q-huge"), usize::MAX),
         Err(Error::InvalidArgument { .. })
     ));
+    // 4 TiB of slots is within the segment limit: it is refused for want of room.
     assert!(matches!(
         Queue::<[u8; 4096]>::create(&unique("q-huge2"), 1 << 30),
-        Err(Error::InvalidArgument { .. })
+        Err(Error::NoSpace { .. })
     ));
 }
 
@@ -335,8 +336,8 @@ fn open_checks_kind_and_element_type() {
         Queue::<u64>::open(&unique("q-missing")),
         Err(Error::NotFound { .. })
     ));
-    let q = Queue::<u64>::open_or_create(&name, 99).unwrap();
-    assert_eq!(q.capacity(), 4);
+    let q = Queue::<u64>::open_or_create(&name, 3).unwrap();
+    assert_eq!(q.capacity(), 4, "3 rounds up to the existing capacity");
 }
 
 #[test]
@@ -546,4 +547,19 @@ fn every_queue_like_type_answers_a_timed_call_that_runs_out_with_timeout() {
         "Pipe::send_bytes_timeout: {r:?}"
     );
     assert!(matches!(a.try_send_bytes(&[7; 64]), Err(Error::Full)));
+}
+
+#[test]
+fn an_absurd_probe_interval_is_no_panic_when_a_put_waits() {
+    let q: Queue<u64> = Queue::create(&unique("q-probe-max"), 2)
+        .unwrap()
+        .with_probe_interval(Duration::MAX);
+    watchdog(WATCHDOG, move || {
+        q.put(1).unwrap();
+        q.put(2).unwrap();
+        assert!(matches!(
+            q.put_timeout(3, Duration::from_millis(20)),
+            Err(Error::Timeout)
+        ));
+    });
 }

@@ -152,13 +152,41 @@ impl RawCondition {
     }
 
     /// Acquires the lock — again, if `me` holds it already (one more hold) — waiting
-    /// until `deadline`; a holder that died is detected within `probe`.
+    /// until `deadline`; a holder that died is detected within `probe`. Trusts a
+    /// word that names `me` as `me`'s own hold; callers that can tell a real hold
+    /// from a forged one use [`reenter`](Self::reenter) and
+    /// [`acquire_first`](Self::acquire_first) instead.
     #[inline]
     pub fn acquire(&self, me: Identity, deadline: Deadline, probe: Duration) -> Acquire {
-        if self.lock.is_held_by(me) {
-            self.reenter();
+        if self.reenter(me) {
             return Acquire::Acquired;
         }
+        self.acquire_first(me, deadline, probe)
+    }
+
+    /// As [`acquire`](Self::acquire) without waiting.
+    pub fn try_acquire(&self, me: Identity) -> Acquire {
+        if self.reenter(me) {
+            return Acquire::Acquired;
+        }
+        self.try_acquire_first(me)
+    }
+
+    /// One more hold, if `me` holds the lock (saturating); false if it does not.
+    #[inline]
+    pub fn reenter(&self, me: Identity) -> bool {
+        if !self.lock.is_held_by(me) {
+            return false;
+        }
+        let d = self.depth.load(Ordering::Relaxed).max(1);
+        self.depth.store(d.saturating_add(1), Ordering::Relaxed);
+        true
+    }
+
+    /// Takes the lock as a first hold (depth 1), waiting until `deadline`. A word
+    /// naming `me` is not re-entered: the raw lock treats it as any holder.
+    #[inline]
+    pub fn acquire_first(&self, me: Identity, deadline: Deadline, probe: Duration) -> Acquire {
         let a = self.lock.lock(me, deadline, probe);
         if a.is_held() {
             self.depth.store(1, Ordering::Relaxed);
@@ -166,24 +194,13 @@ impl RawCondition {
         a
     }
 
-    /// As [`acquire`](Self::acquire) without waiting.
-    pub fn try_acquire(&self, me: Identity) -> Acquire {
-        if self.lock.is_held_by(me) {
-            self.reenter();
-            return Acquire::Acquired;
-        }
+    /// As [`acquire_first`](Self::acquire_first) without waiting.
+    pub fn try_acquire_first(&self, me: Identity) -> Acquire {
         let a = self.lock.try_lock(me);
         if a.is_held() {
             self.depth.store(1, Ordering::Relaxed);
         }
         a
-    }
-
-    /// One more hold by the holder (saturating).
-    #[inline]
-    fn reenter(&self) {
-        let d = self.depth.load(Ordering::Relaxed).max(1);
-        self.depth.store(d.saturating_add(1), Ordering::Relaxed);
     }
 
     /// Gives up one hold of `me`; the last one releases the lock. `Ok(true)` when the

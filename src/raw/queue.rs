@@ -684,7 +684,7 @@ impl<'a> Ring<'a> {
             // Producers never need to probe a peer: a dead claimant in their way is
             // recovered by consumers, whose frees wake us. The bounded sleep only
             // guards against a wake lost to a foreign write.
-            let until = probe_deadline(deadline, policy.probe * 10);
+            let until = probe_deadline(deadline, policy.probe.saturating_mul(10));
             policy.slept = true;
             self.q.not_full.sleep(seq, Some(until));
             spins = policy.spin.saturating_sub(policy.spin / 4);

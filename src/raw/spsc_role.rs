@@ -5,7 +5,8 @@
 //!
 //! A role is held by a *process*, named by an [`Identity`] whose `tid` is the process
 //! id and whose `start` is the process start time: a holder's death is judged with
-//! [`owner_is_dead`], immune to PID reuse. The record is one `u64` (`Identity::info`,
+//! [`owner_is_dead`], which tells a reused PID apart unless it was reused within one
+//! clock tick (see [`crate::sys::ident`]). The record is one `u64` (`Identity::info`,
 //! plus a [`PROVISIONAL`] bit), claimed with one CAS, so exactly one of several racing
 //! claimants wins.
 //!

@@ -90,11 +90,31 @@ fn io_error(name: &str, e: io::Error) -> Error {
     }
 }
 
-/// How a segment is created.
+/// How a segment is created and which segments `open` accepts.
+///
+/// ## Whose segments `open` accepts
+/// `/dev/shm` is writable by every user, so anyone can create a name before you do
+/// and wait for you to attach to a segment they can truncate or scribble on. Every
+/// `open` (and the open half of `open_or_create`) therefore checks the file it got
+/// (`fstat`, on the open descriptor: no race with a rename):
+///
+/// * its **owner** must be the caller's effective uid, a uid passed to
+///   [`trust_owner`](Options::trust_owner), or the file's group a gid passed to
+///   [`trust_group`](Options::trust_group) (a file gets its creator's group, and
+///   only a member of a group can give a file that group); else
+///   [`Error::ForeignOwner`], naming the owner. Root is not trusted implicitly:
+///   a root process opening a user's segment must say so, as anyone else;
+/// * it must be a **regular file** with **one name** (else [`Error::Corrupt`]): a
+///   hard link would make another of your objects answer to this name.
+///
+/// A segment's permission bits are not judged: they are its trusted owner's choice
+/// (`mode(0o666)` makes an object every user may write, on purpose).
 #[derive(Clone, Debug)]
 pub struct Options {
     mode: u32,
     init_timeout: Duration,
+    trusted_owners: Vec<u32>,
+    trusted_groups: Vec<u32>,
 }
 
 impl Default for Options {
@@ -102,16 +122,20 @@ impl Default for Options {
         Options {
             mode: 0o600,
             init_timeout: DEFAULT_INIT_TIMEOUT,
+            trusted_owners: Vec::new(),
+            trusted_groups: Vec::new(),
         }
     }
 }
 
 impl Options {
-    /// Default options: mode `0600` (private to the user), 2 s init timeout.
+    /// Default options: mode `0600` (private to the user), 2 s init timeout, only the
+    /// caller's own segments opened.
     pub fn new() -> Options {
         Options::default()
     }
-    /// Permission bits for a created segment (e.g. `0o660` to share with a group).
+    /// Permission bits for a created segment (e.g. `0o660` to share with a group),
+    /// set exactly: the process umask does not reduce them.
     pub fn mode(mut self, mode: u32) -> Options {
         self.mode = mode & 0o777;
         self
@@ -120,6 +144,55 @@ impl Options {
     pub fn init_timeout(mut self, d: Duration) -> Options {
         self.init_timeout = d;
         self
+    }
+    /// Also open segments owned by `uid` (see [whose segments `open`
+    /// accepts](Options#whose-segments-open-accepts)). May be given several times.
+    pub fn trust_owner(mut self, uid: u32) -> Options {
+        self.trusted_owners.push(uid);
+        self
+    }
+    /// Also open segments whose file belongs to group `gid` (see [whose segments
+    /// `open` accepts](Options#whose-segments-open-accepts)). May be given several
+    /// times.
+    pub fn trust_group(mut self, gid: u32) -> Options {
+        self.trusted_groups.push(gid);
+        self
+    }
+
+    /// Refuses a segment file that is neither the caller's nor trusted, or that is not
+    /// a regular file with one name.
+    fn check_file(&self, name: &str, file: &File) -> Result<()> {
+        use std::os::unix::fs::MetadataExt;
+        let m = file.metadata().map_err(|e| io_error(name, e))?;
+        let (owner, group, uid) = (m.uid(), m.gid(), shm::effective_uid());
+        if owner != uid
+            && !self.trusted_owners.contains(&owner)
+            && !self.trusted_groups.contains(&group)
+        {
+            return Err(Error::ForeignOwner {
+                name: name.to_owned(),
+                owner,
+                owner_name: shm::user_name(owner).unwrap_or_default(),
+                group,
+                uid,
+            });
+        }
+        if !m.file_type().is_file() {
+            return Err(Error::corrupt(
+                name,
+                "not a multiproc object (not a regular file)",
+            ));
+        }
+        if m.nlink() != 1 {
+            return Err(Error::corrupt(
+                name,
+                format!(
+                    "its file has {} names (hard links): it may be another object",
+                    m.nlink()
+                ),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -252,14 +325,37 @@ impl Segment {
         Segment::open_with(name, &Options::default())
     }
 
-    /// [`open`](Segment::open) with explicit [`Options`] (the init timeout).
+    /// [`open`](Segment::open) with explicit [`Options`] (init timeout, trusted owners).
     pub fn open_with(name: &str, opts: &Options) -> Result<Segment> {
         Segment::open_raw(name, opts, ObjectKind::Segment, TypeInfo::NONE, |_| Ok(()))
     }
 
-    /// Opens `name`, creating it with `len` bytes if it does not exist.
+    /// Opens `name` if it exists with `len` bytes, or creates it with `len` bytes if
+    /// it does not exist. `Err(Mismatch)` if it exists with another length (it is left
+    /// alone); `Err(InvalidArgument)` for a length of 0, whether or not it exists.
     pub fn open_or_create(name: &str, len: usize) -> Result<Segment> {
-        open_or_create(|| Segment::create(name, len), || Segment::open(name))
+        Segment::open_or_create_with(name, len, &Options::default())
+    }
+
+    /// [`open_or_create`](Segment::open_or_create) with explicit [`Options`] (the mode
+    /// of a created segment, the owners trusted when opening one).
+    pub fn open_or_create_with(name: &str, len: usize, opts: &Options) -> Result<Segment> {
+        if len == 0 {
+            // As create says, before looking at what exists.
+            return Segment::create_with(name, len, opts);
+        }
+        open_or_create(
+            || Segment::create_with(name, len, opts),
+            || {
+                let seg = Segment::open_with(name, opts)?;
+                same_shape(
+                    name,
+                    ObjectKind::Segment,
+                    &[param("length", seg.len(), len)],
+                )?;
+                Ok(seg)
+            },
+        )
     }
 
     /// The name the segment was created or opened with.
@@ -321,9 +417,11 @@ impl Segment {
         let result = (move || {
             let sized = reserve(&file, total).map_err(|e| {
                 if e.raw_os_error() == Some(libc::ENOSPC) {
-                    Error::invalid(format!(
-                        "'{name}' needs {total} bytes but /dev/shm has no room for them"
-                    ))
+                    Error::NoSpace {
+                        name: name.to_owned(),
+                        needed: total,
+                        available: shm::free_space().unwrap_or(0),
+                    }
                 } else {
                     io_error(name, e)
                 }
@@ -401,6 +499,7 @@ impl Segment {
         validate_name(name)?;
         let posix = posix_name(name);
         let file = shm::open(&posix).map_err(|e| io_error(name, e))?;
+        opts.check_file(name, &file)?;
         let started = Instant::now();
         let mut pause = Duration::from_micros(50);
         let img;
@@ -571,7 +670,58 @@ unsafe fn read_header(base: *mut u8) -> HeaderImage {
     unsafe { std::ptr::read_volatile(base.cast::<HeaderImage>()) }
 }
 
+/// One creation parameter as `open_or_create` compares it: what it is, the existing
+/// object's value and the requested one, ready for a message.
+#[derive(Debug)]
+pub(crate) struct Param {
+    what: &'static str,
+    existing: String,
+    requested: String,
+}
+
+/// A [`Param`] named `what`.
+pub(crate) fn param(
+    what: &'static str,
+    existing: impl fmt::Display,
+    requested: impl fmt::Display,
+) -> Param {
+    Param {
+        what,
+        existing: existing.to_string(),
+        requested: requested.to_string(),
+    }
+}
+
+/// The rule of every `open_or_create`: an existing object is returned only when its
+/// creation parameters are the ones asked for (after the rounding `create` applies),
+/// so that a caller never gets, silently, a queue of 8 slots when it asked for 1024.
+/// Otherwise `Err(Mismatch)` naming each parameter that differs, both ways. State is
+/// not a parameter (a `Value`'s initial value, a semaphore's current count).
+pub(crate) fn same_shape(name: &str, kind: ObjectKind, params: &[Param]) -> Result<()> {
+    let differ: Vec<&Param> = params
+        .iter()
+        .filter(|p| p.existing != p.requested)
+        .collect();
+    if differ.is_empty() {
+        return Ok(());
+    }
+    let list = |value: fn(&Param) -> &str| {
+        differ
+            .iter()
+            .map(|p| format!("{} {}", p.what, value(p)))
+            .collect::<Vec<_>>()
+            .join(" and ")
+    };
+    Err(Error::Mismatch {
+        name: name.to_owned(),
+        kind: kind.name().to_owned(),
+        existing: list(|p| &p.existing),
+        requested: list(|p| &p.requested),
+    })
+}
+
 /// `open`, else `create`, else `open` again: the shared logic of every `open_or_create`.
+/// `open` checks the parameters of what it finds with [`same_shape`].
 pub(crate) fn open_or_create<T>(
     create: impl Fn() -> Result<T>,
     open: impl Fn() -> Result<T>,

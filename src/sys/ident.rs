@@ -1,10 +1,20 @@
-//! Thread identity and a liveness check immune to PID reuse.
+//! Thread identity and a liveness check that tells a reused TID apart from the
+//! thread that had it, down to one clock tick.
 //!
 //! An owner is named by its kernel thread id (TID) plus the thread's start time (in
-//! clock ticks since boot, field 22 of `/proc/<tid>/stat`). A TID can be reused once
-//! its thread is gone, but never with the same start time, so `(tid, start)` names
-//! one thread for the lifetime of the machine. Both are packed into one `u64`
-//! ([`Identity::info`]) so that an owner record is a single atomic store.
+//! clock ticks since boot, field 22 of `/proc/<tid>/stat`). Both are packed into one
+//! `u64` ([`Identity::info`]) so that an owner record is a single atomic store.
+//!
+//! ## The limit: one clock tick
+//! The start time counts clock ticks (`USER_HZ`, 100 per second on Linux: 10 ms), so
+//! `(tid, start)` names one thread only if its TID is not handed out again within the
+//! same tick. Linux hands TIDs out in increasing order and wraps at `pid_max` (32,768
+//! by default, often raised to 4,194,304), so a reuse within 10 ms takes a tiny
+//! `pid_max` with that many threads created in the tick, or someone writing
+//! `/proc/sys/kernel/ns_last_pid` (a privileged operation). Then the new thread
+//! passes for the dead owner: its lock is not recovered while that thread lives (it
+//! is, once that thread exits). Exact liveness needs a lock the kernel drops at death
+//! (the registry + OFD locks of DESIGN.md).
 //!
 //! With `std`, the calling thread's identity is cached in a thread-local (`gettid` and
 //! the `/proc` read are syscalls); a `pthread_atfork` child handler clears the cache,
@@ -14,7 +24,8 @@
 pub const MAX_TID: u32 = (1 << 22) - 1;
 const TID_BITS: u32 = 22;
 
-/// A thread, named so that a dead thread is never mistaken for a live one.
+/// A thread, named so that a dead thread is not mistaken for a live one (down to one
+/// clock tick: see the module docs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Identity {
     /// Kernel thread id, `1..=MAX_TID`.
@@ -76,7 +87,8 @@ pub enum ProcState {
         /// Start time in clock ticks since boot.
         start: u64,
     },
-    /// Exited (zombie or dead), exiting (`PF_EXITING`), or absent.
+    /// Exited (zombie or dead), exiting (`PF_EXITING`), absent, or a kernel thread
+    /// (`PF_KTHREAD`: never a user-space owner).
     Gone,
     /// `/proc` could not tell (not mounted, no permission).
     Unknown,
@@ -137,8 +149,14 @@ pub fn proc_state(tid: u32) -> ProcState {
 /// again, although `/proc` still shows it running or sleeping until it is reaped.
 const PF_EXITING: u64 = 0x4;
 
+/// `PF_KTHREAD` in the kernel's task flags: a kernel thread, which never runs user code
+/// and so can never hold one of our objects. A lock word naming one was forged (or is
+/// garbage); counting it as gone lets the next acquirer recover the lock.
+const PF_KTHREAD: u64 = 0x0020_0000;
+
 /// Parses the state (field 3), the flags (field 9) and the start time (field 22) out
-/// of a `/proc/*/stat` line. A zombie, dead or exiting thread is [`ProcState::Gone`].
+/// of a `/proc/*/stat` line. A zombie, dead or exiting thread, and a kernel thread, is
+/// [`ProcState::Gone`].
 pub fn parse_stat(line: &[u8]) -> ProcState {
     // The command name (field 2) may hold spaces and parentheses: skip to the last ')'.
     let Some(close) = line.iter().rposition(|&b| b == b')') else {
@@ -161,7 +179,7 @@ pub fn parse_stat(line: &[u8]) -> ProcState {
     ) else {
         return ProcState::Unknown;
     };
-    if flags & PF_EXITING != 0 {
+    if flags & (PF_EXITING | PF_KTHREAD) != 0 {
         return ProcState::Gone;
     }
     ProcState::Alive { start }
@@ -203,8 +221,9 @@ pub fn current() -> Identity {
 }
 
 /// True when the thread recorded as `owner` has certainly exited: its TID is gone, is
-/// a zombie, is exiting, or now belongs to a thread started at another time (PID
-/// reuse). When `/proc` cannot tell, the owner is presumed alive.
+/// a zombie, is exiting, names a kernel thread (never an owner), or now belongs to a
+/// thread started in another clock tick (TID reuse; see the module docs for reuse
+/// within one tick). When `/proc` cannot tell, the owner is presumed alive.
 pub fn is_dead(owner: Identity) -> bool {
     if owner.tid == 0 || owner.tid > MAX_TID {
         return true;
@@ -374,6 +393,9 @@ mod tests {
         let exiting =
             b"123 (a (b) c) S 1 2 3 4 5 4194564 7 8 9 10 11 12 13 14 15 16 17 18 424242 20 21\n";
         assert_eq!(parse_stat(exiting), ProcState::Gone);
+        // kthreadd (flags 0x208040, PF_KTHREAD set): never a holder, counts as gone.
+        let kthread = b"2 (kthreadd) S 0 0 0 0 -1 2129984 0 0 0 0 0 0 0 0 20 0 1 0 24 0 0\n";
+        assert_eq!(parse_stat(kthread), ProcState::Gone);
         // Start time as the last field, before the newline.
         let short = b"9 (x) R 1 2 3 4 5 0 7 8 9 10 11 12 13 14 15 16 17 18 77\n";
         assert_eq!(parse_stat(short), ProcState::Alive { start: 77 });

@@ -7,6 +7,8 @@ pub mod clock;
 pub mod futex;
 pub mod ident;
 #[cfg(feature = "std")]
+pub mod maps;
+#[cfg(feature = "std")]
 pub mod process;
 #[cfg(feature = "std")]
 pub mod shm;

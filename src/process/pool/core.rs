@@ -66,6 +66,7 @@ impl Slots {
     }
 
     pub fn get(&self, i: usize) -> &WorkerSlot {
+        // Unreachable from shared data: `i` is a worker index of the pool's own table.
         assert!(i < self.n, "worker slot {i} out of range");
         // SAFETY: the segment holds `n` slots, is 128-aligned, and WorkerSlot is made
         // of atomics only (valid for any bytes, shared access is sound).
