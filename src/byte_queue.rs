@@ -150,8 +150,8 @@ impl ByteQueue {
         })?;
         Ok(ByteQueue { h, max })
     }
-    /// Opens `name` if it exists with this capacity (rounded up to a power of two)
-    /// and maximum message length, or creates it if it does not exist.
+    /// Opens `name` if it exists with exactly this capacity and maximum message
+    /// length, or creates it if it does not exist.
     /// `Err(Mismatch)` naming both if it exists with another capacity or maximum
     /// length (it is left alone); `Err(InvalidArgument)` for arguments `create`
     /// refuses, whether or not it exists.

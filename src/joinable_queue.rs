@@ -181,8 +181,8 @@ impl<T: Pod> JoinableQueue<T> {
             opts,
         )?))
     }
-    /// Opens `name` if it exists with this capacity (rounded up to a power of two),
-    /// or creates it if it does not exist. Errors as
+    /// Opens `name` if it exists with exactly this capacity, or creates it if it
+    /// does not exist. Errors as
     /// [`Queue::open_or_create`](crate::Queue::open_or_create): `Err(Mismatch)` if it
     /// exists with another capacity.
     pub fn open_or_create(name: &str, capacity: usize) -> Result<JoinableQueue<T>> {

@@ -444,7 +444,8 @@ pub(crate) fn anonymous_ring<T: Pod, R: HasRing>(
 }
 
 /// The shared `open_or_create` of `Queue` and `JoinableQueue`: an existing queue is
-/// returned only if its capacity is `capacity` rounded as `create` rounds it.
+/// returned only if its capacity is `capacity` (capacities are exact, as `create`
+/// makes them).
 pub(crate) fn open_or_create_ring<T: Pod, R: HasRing>(
     kind: ObjectKind,
     name: &str,
@@ -573,8 +574,8 @@ impl<T: Pod> Queue<T> {
             opts,
         )?))
     }
-    /// Opens `name` if it exists with this capacity (rounded up to a power of two, as
-    /// `create` does), or creates it if it does not exist. `Err(Mismatch)` if it
+    /// Opens `name` if it exists with exactly this capacity, or creates it if it does
+    /// not exist. `Err(Mismatch)` if it
     /// exists with another capacity (it is left alone); `Err(WrongType)` if it holds
     /// another element type; `Err(InvalidArgument)` for a capacity `create` refuses.
     pub fn open_or_create(name: &str, capacity: usize) -> Result<Queue<T>> {
