@@ -336,8 +336,13 @@ fn open_checks_kind_and_element_type() {
         Queue::<u64>::open(&unique("q-missing")),
         Err(Error::NotFound { .. })
     ));
-    let q = Queue::<u64>::open_or_create(&name, 3).unwrap();
-    assert_eq!(q.capacity(), 4, "3 rounds up to the existing capacity");
+    let q = Queue::<u64>::open_or_create(&name, 4).unwrap();
+    assert_eq!(q.capacity(), 4);
+    // Capacities are exact: 3 is another queue (same 4-slot ring or not).
+    assert!(matches!(
+        Queue::<u64>::open_or_create(&name, 3),
+        Err(Error::Mismatch { .. })
+    ));
 }
 
 #[test]
