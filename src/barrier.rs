@@ -171,6 +171,25 @@ impl Barrier {
     /// (if that party waits through this handle or a clone of it), before any party is
     /// released. A panic in it breaks the barrier. See the type's docs for what this
     /// means across processes.
+    ///
+    /// ```
+    /// # fn main() -> multiproc::Result<()> {
+    /// use multiproc::Barrier;
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    /// use std::sync::Arc;
+    /// let rounds = Arc::new(AtomicU32::new(0));
+    /// let r = rounds.clone();
+    /// let b = Barrier::create(&format!("doc-barrier-action-{}", std::process::id()), 2)?
+    ///     .with_action(move || {
+    ///         r.fetch_add(1, Ordering::SeqCst);
+    ///     });
+    /// let b2 = b.clone();
+    /// let t = std::thread::spawn(move || b2.wait());
+    /// b.wait()?;
+    /// t.join().unwrap()?;
+    /// assert_eq!(rounds.load(Ordering::SeqCst), 1); // once per round, by the last party
+    /// # Ok(()) }
+    /// ```
     pub fn with_action(mut self, action: impl Fn() + Send + Sync + 'static) -> Barrier {
         self.action = Some(Arc::new(action));
         self
