@@ -4,7 +4,7 @@
 //! It is the same crash-consistent ring as [`Queue<T>`](crate::Queue), with slots of
 //! one length word plus `max_message_len` bytes.
 
-use crate::queue::{deadline, round_capacity, RingHandle, RingSpec};
+use crate::queue::{check_capacity, deadline, RingHandle, RingSpec};
 use crate::raw::queue::{
     load_bytes, store_bytes, words_for, QueueError, RawQueue, RecoveryStats, Take,
 };
@@ -84,7 +84,7 @@ fn spec(what: &str, capacity: usize, max_message_len: usize) -> Result<RingSpec>
     Ok(RingSpec {
         kind: ObjectKind::ByteQueue,
         ty: TypeInfo::NONE,
-        cap: round_capacity(what, capacity)?,
+        cap: check_capacity(what, capacity)?,
         payload_words: 1 + words_for(max_message_len),
         extra: max_message_len as u64,
     })
@@ -103,8 +103,8 @@ fn message_len(p: &[AtomicU64], max: usize) -> core::result::Result<usize, Queue
 }
 
 impl ByteQueue {
-    /// Creates an empty queue named `name` of at least `capacity` messages (rounded up
-    /// to a power of two) of up to `max_message_len` bytes each.
+    /// Creates an empty queue named `name` of at most `capacity` messages (exactly as
+    /// many as asked, as [`Queue`](crate::Queue)) of up to `max_message_len` bytes each.
     /// `Err(InvalidArgument)` for a capacity of 0 or over 2^30, a maximum length of 0
     /// or over 1 GiB, or a total that does not fit in memory.
     pub fn create(name: &str, capacity: usize, max_message_len: usize) -> Result<ByteQueue> {
@@ -150,8 +150,8 @@ impl ByteQueue {
         })?;
         Ok(ByteQueue { h, max })
     }
-    /// Opens `name` if it exists with this capacity (rounded up to a power of two)
-    /// and maximum message length, or creates it if it does not exist.
+    /// Opens `name` if it exists with exactly this capacity and maximum message
+    /// length, or creates it if it does not exist.
     /// `Err(Mismatch)` naming both if it exists with another capacity or maximum
     /// length (it is left alone); `Err(InvalidArgument)` for arguments `create`
     /// refuses, whether or not it exists.
@@ -455,7 +455,7 @@ impl ByteQueue {
     pub fn is_full(&self) -> bool {
         self.len() == self.capacity()
     }
-    /// How many messages the queue holds when full (rounded up to a power of two).
+    /// How many messages the queue holds when full: the capacity it was created with.
     pub fn capacity(&self) -> usize {
         self.h.capacity()
     }

@@ -173,6 +173,16 @@ impl HeldHere {
         let _ = HELD_HERE.try_with(|h| h.borrow_mut().push((addr, me.tid)));
         HeldHere { addr, tid: me.tid }
     }
+
+    /// Forgets one record that `me` holds `raw`: a hold given up without its guard
+    /// (a Python-style `release` of a leaked guard's hold).
+    #[inline]
+    pub(crate) fn forget_one(raw: &RawLock, me: Identity) {
+        drop(HeldHere {
+            addr: core::ptr::from_ref(raw) as usize,
+            tid: me.tid,
+        });
+    }
 }
 
 impl Drop for HeldHere {
@@ -267,6 +277,14 @@ pub(crate) fn try_acquire_raw(raw: &RawLock) -> (Acquire, Identity) {
 /// process forged it): it is taken over as from a dead holder. Uncontended
 /// acquire + release is two CAS instructions and no syscall.
 ///
+/// **Released elsewhere (Python's `mp.Lock`, a semaphore underneath, may be released
+/// by any process).** A guard releases in the thread that acquired. For hand-off
+/// patterns, [`LockGuard::forget`] keeps the lock held past the guard, and
+/// [`release_unowned`](Lock::release_unowned) releases it from any thread or process
+/// (`Err(NotOwner)` if it is not held). The lock still records the *acquiring*
+/// thread: if that thread dies before the release, the next acquirer recovers the
+/// lock (`OwnerDied`), as for any dead holder.
+///
 /// ```
 /// # fn main() -> multiproc::Result<()> {
 /// use multiproc::Lock;
@@ -297,6 +315,24 @@ impl fmt::Debug for Lock {
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct LockGuard<'a> {
     _held: Held<'a>,
+}
+
+impl LockGuard<'_> {
+    /// Keeps the lock held after the guard is gone, for
+    /// [`Lock::release_unowned`] to release later — from this thread, another one,
+    /// or another process (Python's `lock.acquire()` … `lock.release()`).
+    ///
+    /// The hold is no longer this thread's own (it keeps no record of it), so this
+    /// thread acquiring the lock again before it is released takes it over as from
+    /// an impossible holder (`OwnerDied`) rather than waiting: to wait for a release
+    /// by another thread (Python's signal-by-lock idiom), use a
+    /// [`Semaphore`](crate::Semaphore) of 0.
+    pub fn forget(self) {
+        let mut g = core::mem::ManuallyDrop::new(self);
+        // SAFETY: `g` is never used or dropped again; this drops only its record of
+        // the hold (plain data whose drop edits a thread-local list), not the hold.
+        unsafe { core::ptr::drop_in_place(&mut g._held._here) };
+    }
 }
 
 impl fmt::Debug for LockGuard<'_> {
@@ -395,6 +431,22 @@ impl Lock {
     /// True while any thread holds the lock (a snapshot).
     pub fn is_locked(&self) -> bool {
         self.obj.raw().is_locked()
+    }
+
+    /// Releases the lock whoever holds it, as Python's `Lock.release()` may: for a
+    /// lock whose guard was [`forget`](LockGuard::forget)-ten, from any thread or
+    /// process. `Err(NotOwner)` if the lock is not held (Python's "release unlocked
+    /// lock"). A guard still alive for that hold does nothing when dropped later.
+    pub fn release_unowned(&self) -> Result<()> {
+        let raw = self.obj.raw();
+        let Some(tid) = raw.holder() else {
+            return Err(crate::Error::NotOwner);
+        };
+        // SAFETY: the caller releases a hold it took over (a forgotten guard's), so
+        // nothing relies on the lock staying held. `unlock` releases only while the
+        // word still names `tid`; the start time is not consulted.
+        unsafe { raw.unlock(Identity { tid, start: 0 }) };
+        Ok(())
     }
 
     /// The raw lock inside the segment.

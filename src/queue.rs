@@ -18,8 +18,12 @@ use core::fmt;
 use core::marker::PhantomData;
 use std::time::Duration;
 
-/// Version of the queue layout, stored in the header parameters.
-const QUEUE_FORMAT: u64 = 1;
+/// Version of the queue layout, stored in the header parameters. Format 2 stores
+/// the requested capacity (the limit; the ring has the next power of two of slots);
+/// format 1 stored the slot count, a power of two, which was also the limit.
+const QUEUE_FORMAT: u64 = 2;
+/// The oldest format this build still opens.
+const QUEUE_FORMAT_MIN: u64 = 1;
 
 /// A raw state struct that contains a ring header.
 pub(crate) trait HasRing: SharedState {
@@ -32,9 +36,9 @@ impl HasRing for RawQueue {
     }
 }
 
-/// Rounds a requested capacity up to a power of two; 0 or more than
-/// [`MAX_CAPACITY`] is an error.
-pub(crate) fn round_capacity(what: &str, capacity: usize) -> Result<usize> {
+/// Checks a requested capacity (in messages): 0 or more than [`MAX_CAPACITY`] is an
+/// error. The ring gets [`ring_slots`] slots for it.
+pub(crate) fn check_capacity(what: &str, capacity: usize) -> Result<usize> {
     if capacity == 0 {
         return Err(Error::invalid(format!(
             "{what} needs a capacity of at least 1"
@@ -45,7 +49,12 @@ pub(crate) fn round_capacity(what: &str, capacity: usize) -> Result<usize> {
             "{what}: a capacity of {capacity} is over the limit of {MAX_CAPACITY} slots"
         )));
     }
-    Ok(capacity.next_power_of_two())
+    Ok(capacity)
+}
+
+/// Slots of the ring that holds at most `capacity` messages: the next power of two.
+pub(crate) fn ring_slots(capacity: usize) -> usize {
+    capacity.next_power_of_two()
 }
 
 /// Bytes of the slot region for `capacity` slots of `payload_words` words.
@@ -116,7 +125,10 @@ impl Clone for Spin {
 /// every MPMC queue type.
 pub(crate) struct RingHandle<R> {
     obj: Object<R>,
+    /// Slots of the ring (a power of two).
     cap: usize,
+    /// Most messages at once (`1..=cap`): the capacity asked for.
+    limit: usize,
     payload_words: usize,
     probe: Duration,
     spin: Spin,
@@ -130,6 +142,7 @@ impl<R> Clone for RingHandle<R> {
         RingHandle {
             obj: self.obj.clone(),
             cap: self.cap,
+            limit: self.limit,
             payload_words: self.payload_words,
             probe: self.probe,
             spin: self.spin.clone(),
@@ -142,7 +155,7 @@ impl<R> Clone for RingHandle<R> {
 pub(crate) struct RingSpec {
     pub kind: ObjectKind,
     pub ty: TypeInfo,
-    /// Capacity, already rounded.
+    /// Capacity in messages, as asked (checked); the ring has [`ring_slots`] slots.
     pub cap: usize,
     pub payload_words: usize,
     /// Kind-specific parameter (element size, max message length).
@@ -160,7 +173,7 @@ impl RingSpec {
                 self.extra,
                 QUEUE_FORMAT,
             ],
-            trailing: region_bytes(what, self.cap, self.payload_words)?,
+            trailing: region_bytes(what, ring_slots(self.cap), self.payload_words)?,
         })
     }
 }
@@ -190,14 +203,16 @@ impl<R: HasRing> RingHandle<R> {
         let mut geometry = (0, 0);
         let obj = Object::open(name, opts, kind, ty, |img: &HeaderImage| {
             let [cap, words, extra, format] = img.params;
-            if format != QUEUE_FORMAT {
+            if !(QUEUE_FORMAT_MIN..=QUEUE_FORMAT).contains(&format) {
                 return Err(Error::corrupt(
                     name,
-                    format!("queue format {format} (this build reads format {QUEUE_FORMAT})"),
+                    format!(
+                        "queue format {format} (this build reads formats {QUEUE_FORMAT_MIN} to {QUEUE_FORMAT})"
+                    ),
                 ));
             }
             let cap = usize::try_from(cap).unwrap_or(usize::MAX);
-            if cap == 0 || cap > MAX_CAPACITY || !cap.is_power_of_two() {
+            if cap == 0 || cap > MAX_CAPACITY || (format == 1 && !cap.is_power_of_two()) {
                 return Err(Error::corrupt(
                     name,
                     format!("a capacity of {cap} slots is impossible"),
@@ -211,15 +226,18 @@ impl<R: HasRing> RingHandle<R> {
                 ));
             }
             geometry = (cap, want);
-            region_bytes(name, cap, want)
+            region_bytes(name, ring_slots(cap), want)
         })?;
         Ok(Self::from_obj(obj, geometry.0, geometry.1))
     }
 
-    fn from_obj(obj: Object<R>, cap: usize, payload_words: usize) -> Self {
+    /// `limit`: the capacity in messages (validated); the ring has
+    /// [`ring_slots`]`(limit)` slots.
+    fn from_obj(obj: Object<R>, limit: usize, payload_words: usize) -> Self {
         RingHandle {
             obj,
-            cap,
+            cap: ring_slots(limit),
+            limit,
             payload_words,
             probe: DEFAULT_PROBE,
             spin: Spin::adaptive(),
@@ -243,6 +261,7 @@ impl<R: HasRing> RingHandle<R> {
             self.cap,
             self.payload_words,
         )
+        .and_then(|r| r.with_limit(self.limit))
         .ok_or_else(|| self.corrupt("its geometry is invalid"))
     }
 
@@ -259,7 +278,7 @@ impl<R: HasRing> RingHandle<R> {
     }
 
     pub fn capacity(&self) -> usize {
-        self.cap
+        self.limit
     }
 
     pub fn set_probe(&mut self, probe: Duration) {
@@ -384,7 +403,7 @@ fn queue_spec<T: Pod>(kind: ObjectKind, what: &str, capacity: usize) -> Result<R
     Ok(RingSpec {
         kind,
         ty: TypeInfo::of::<T>(),
-        cap: round_capacity(what, capacity)?,
+        cap: check_capacity(what, capacity)?,
         payload_words: words_for(core::mem::size_of::<T>()),
         extra: core::mem::size_of::<T>() as u64,
     })
@@ -425,7 +444,8 @@ pub(crate) fn anonymous_ring<T: Pod, R: HasRing>(
 }
 
 /// The shared `open_or_create` of `Queue` and `JoinableQueue`: an existing queue is
-/// returned only if its capacity is `capacity` rounded as `create` rounds it.
+/// returned only if its capacity is `capacity` (capacities are exact, as `create`
+/// makes them).
 pub(crate) fn open_or_create_ring<T: Pod, R: HasRing>(
     kind: ObjectKind,
     name: &str,
@@ -469,9 +489,11 @@ pub(crate) fn open_ring<T: Pod, R: HasRing>(
 ///   — unless the consumer that took it died before its `get` returned; then it is
 ///   delivered again (to another consumer, out of order). A put cut short by its
 ///   producer's death delivers nothing. Values are never torn.
-/// * **Capacity** is rounded up to a power of two ([`capacity`](Queue::capacity) says
-///   what you got); 0 or more than 2^30 slots is `InvalidArgument`. Each slot takes
-///   16 bytes plus `size_of::<T>()` rounded up to 8.
+/// * **Capacity** is exact, as Python's `Queue(maxsize)`: `Queue::create(name, 6)`
+///   holds 6 values and the 7th `try_put` is `Err(Full)`, also with concurrent
+///   producers. The ring underneath has the next power of two of slots (each slot
+///   takes 16 bytes plus `size_of::<T>()` rounded up to 8); a power-of-two capacity
+///   skips the limit check entirely. 0 or more than 2^30 is `InvalidArgument`.
 /// * **FIFO** per producer: values put by one thread are got in the order put (a
 ///   re-delivered value excepted).
 /// * **Close**: after [`close`](Queue::close), puts fail with `Closed`; gets drain what
@@ -481,8 +503,8 @@ pub(crate) fn open_ring<T: Pod, R: HasRing>(
 /// # fn main() -> multiproc::Result<()> {
 /// use multiproc::Queue;
 /// let name = format!("doc-queue-{}", std::process::id());
-/// let q: Queue<u64> = Queue::create(&name, 1000)?;    // rounded up to 1024
-/// assert_eq!(q.capacity(), 1024);
+/// let q: Queue<u64> = Queue::create(&name, 1000)?;    // holds exactly 1000
+/// assert_eq!(q.capacity(), 1000);
 /// q.put(7)?;
 /// let other: Queue<u64> = Queue::open(&name)?;        // from any process
 /// assert_eq!(other.get()?, 7);
@@ -518,8 +540,8 @@ impl<T: Pod> fmt::Debug for Queue<T> {
 }
 
 impl<T: Pod> Queue<T> {
-    /// Creates an empty queue named `name` holding at least `capacity` values
-    /// (rounded up to a power of two). `Err(AlreadyExists)` if the name is taken,
+    /// Creates an empty queue named `name` holding at most `capacity` values (exactly
+    /// as many as asked). `Err(AlreadyExists)` if the name is taken,
     /// `Err(InvalidArgument)` for a capacity of 0 or over 2^30.
     pub fn create(name: &str, capacity: usize) -> Result<Queue<T>> {
         Queue::create_with(name, capacity, &Options::default())
@@ -552,8 +574,8 @@ impl<T: Pod> Queue<T> {
             opts,
         )?))
     }
-    /// Opens `name` if it exists with this capacity (rounded up to a power of two, as
-    /// `create` does), or creates it if it does not exist. `Err(Mismatch)` if it
+    /// Opens `name` if it exists with exactly this capacity, or creates it if it does
+    /// not exist. `Err(Mismatch)` if it
     /// exists with another capacity (it is left alone); `Err(WrongType)` if it holds
     /// another element type; `Err(InvalidArgument)` for a capacity `create` refuses.
     pub fn open_or_create(name: &str, capacity: usize) -> Result<Queue<T>> {
@@ -733,8 +755,7 @@ impl<T: Pod> Queue<T> {
     pub fn is_full(&self) -> bool {
         self.len() == self.capacity()
     }
-    /// How many values the queue holds when full (the requested capacity rounded up
-    /// to a power of two).
+    /// How many values the queue holds when full: the capacity it was created with.
     pub fn capacity(&self) -> usize {
         self.h.capacity()
     }

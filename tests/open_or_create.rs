@@ -72,8 +72,16 @@ fn queue_of_another_capacity_is_a_mismatch_and_stays_as_it_was() {
         "capacity 8",
         "capacity 1024",
     );
-    // 5 rounds up to 8, as create would round it: the same queue.
-    let same = Queue::<u64>::open_or_create(&name, 5).unwrap();
+    // Capacities are exact (issue 12): 5 is another queue than 8, even though both
+    // rings have 8 slots; 8 is the same queue.
+    assert_mismatch(
+        Queue::<u64>::open_or_create(&name, 5),
+        &name,
+        "Queue",
+        "capacity 8",
+        "capacity 5",
+    );
+    let same = Queue::<u64>::open_or_create(&name, 8).unwrap();
     assert_eq!(same.capacity(), 8);
     assert_eq!(same.get().unwrap(), 7);
 }
