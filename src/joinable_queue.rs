@@ -216,7 +216,7 @@ impl<T: Pod> JoinableQueue<T> {
     pub fn try_put(&self, v: T) -> Result<()> {
         let ring = self.h.ring()?;
         ring.try_put(current_identity(), write_pod(&v))
-            .map_err(|e| self.h.err(e))
+            .map_or_else(|e| self.h.done(Err(e)), |x| self.h.done(Ok(x)))
     }
     /// Puts `v`, waiting at most `timeout`: `Err(Timeout)` after that.
     pub fn put_timeout(&self, v: T, timeout: Duration) -> Result<()> {
@@ -225,7 +225,7 @@ impl<T: Pod> JoinableQueue<T> {
     fn put_deadline(&self, v: T, deadline: Deadline) -> Result<()> {
         let me = current_identity();
         self.h
-            .blocking(|ring, policy| ring.put(me, deadline, policy, write_pod(&v)))
+            .blocking(deadline, |ring, policy, d| ring.put(me, d, policy, write_pod(&v)))
     }
 
     // ---- consumers -----------------------------------------------------------------
@@ -256,13 +256,13 @@ impl<T: Pod> JoinableQueue<T> {
         let me = current_identity();
         let holder = self.holder(me);
         let join = self.join_state();
-        self.h.blocking(|ring, policy| {
+        self.h.blocking(deadline, |ring, policy, d| {
             let mut t = Counted {
                 inner: TakeWith(read_pod::<T>),
                 join,
                 holder,
             };
-            ring.get(me, deadline, policy, &mut t)
+            ring.get(me, d, policy, &mut t)
         })
     }
 

@@ -10,6 +10,8 @@ pub mod ident;
 pub mod process;
 #[cfg(feature = "std")]
 pub mod shm;
+#[cfg(feature = "std")]
+pub mod sigbus;
 
 /// The calling thread's `errno`.
 #[inline]
