@@ -140,10 +140,15 @@ impl Barrier {
     }
 
     fn wait_until(&self, deadline: Deadline) -> Result<u32> {
-        self.obj
-            .raw()
-            .wait(current_identity(), self.parties, deadline, self.probe)
-            .map_err(|e| match e {
+        let raw = self.obj.raw();
+        // A probe also checks for truncation: a waiter on a lost page is woken by
+        // nobody, and its zero-page replacement never sees the round end.
+        let r = raw
+            .arrive(current_identity(), self.parties)
+            .and_then(|a| {
+                raw.finish_unless(a, deadline, self.probe, &|| self.obj.is_broken())
+            });
+        self.obj.intact(r.map_err(|e| match e {
                 BarrierError::Broken => Error::Broken,
                 BarrierError::Corrupt => Error::corrupt(
                     self.name(),
@@ -152,7 +157,7 @@ impl Barrier {
                         self.parties
                     ),
                 ),
-            })
+            }))
     }
 
     /// Waits until all parties have arrived; returns the caller's arrival index
@@ -189,9 +194,11 @@ impl Barrier {
         self.obj.raw().n_waiting()
     }
 
-    /// True while the barrier is broken.
+    /// True while the barrier is broken, and for good once another process
+    /// truncated its segment (see [`Segment::is_broken`](crate::Segment::is_broken)):
+    /// `wait` then returns `Err(Corrupt)`.
     pub fn is_broken(&self) -> bool {
-        self.obj.raw().is_broken()
+        self.obj.raw().is_broken() || self.obj.is_broken()
     }
 
     /// The raw barrier inside the segment.

@@ -446,6 +446,13 @@ impl ByteQueue {
     pub fn recovery_stats(&self) -> RecoveryStats {
         self.h.recovery_stats()
     }
+    /// True once another process truncated the queue's segment (see
+    /// [`Segment::is_broken`](crate::Segment::is_broken)); every operation that
+    /// returns a `Result` then returns `Err(Corrupt)`, blocking ones within
+    /// [`BROKEN_CHECK_EVERY`](crate::segment::BROKEN_CHECK_EVERY).
+    pub fn is_broken(&self) -> bool {
+        self.h.is_broken()
+    }
 }
 
 /// Writes a length word and the bytes.

@@ -1,7 +1,8 @@
 //! [`Condition`]: a named condition variable that owns its robust lock.
 
 use crate::lock::{
-    acquire_raw, lock_result, try_result, Held, LockResult, OwnerDied, TryLockResult,
+    acquire_raw, lock_result, try_result, try_unless_broken, unless_broken, Held, LockResult,
+    OwnerDied, TryLockResult,
 };
 use crate::raw::lock::DEFAULT_PROBE;
 use crate::raw::RawCondition;
@@ -130,18 +131,18 @@ impl Condition {
     #[inline]
     pub fn acquire(&self) -> LockResult<ConditionGuard<'_>> {
         let (a, me) = acquire_raw(self.obj.raw().lock(), None, self.probe);
-        lock_result(a, || self.guard(me))
+        unless_broken(self.obj.broken(), lock_result(a, || self.guard(me)))
     }
     /// Takes the lock only if that needs no waiting.
     pub fn try_acquire(&self) -> TryLockResult<ConditionGuard<'_>> {
         let me = current_identity();
         let a = self.obj.raw().lock().try_lock(me);
-        try_result(a, || self.guard(me))
+        try_unless_broken(self.obj.broken(), try_result(a, || self.guard(me)))
     }
     /// Waits at most `timeout` for the lock; `Err(WouldBlock)` after that.
     pub fn acquire_timeout(&self, timeout: Duration) -> TryLockResult<ConditionGuard<'_>> {
         let (a, me) = acquire_raw(self.obj.raw().lock(), deadline_after(timeout), self.probe);
-        try_result(a, || self.guard(me))
+        try_unless_broken(self.obj.broken(), try_result(a, || self.guard(me)))
     }
 
     #[inline]
@@ -161,10 +162,25 @@ impl Condition {
             // it must neither release nor wait with it.
             return Ok(false);
         }
-        // SAFETY: the guard proves `g.me` holds the guard's condition's lock, and the
-        // `&mut` borrow keeps the caller off the protected state until we relock.
-        let w = unsafe { g.raw.wait(g.me, deadline, self.probe) };
-        relocked(w.notified, w.recovered)
+        if self.obj.broken() {
+            // Nobody can notify through a truncated segment: waiting would never end.
+            return Err(OwnerDied::new(false));
+        }
+        // An untimed wait runs in slices that check for truncation (spurious
+        // returns are allowed, but a slice that ran out simply waits again).
+        let w = self.obj.segment().sliced(
+            deadline,
+            // SAFETY: the guard proves `g.me` holds the guard's condition's lock, and
+            // the `&mut` borrow keeps the caller off the protected state until we
+            // relock (every slice relocks before it returns).
+            |d| unsafe { g.raw.wait(g.me, d, self.probe) },
+            |w| !w.notified,
+        );
+        match w {
+            Ok(w) if !self.obj.broken() => relocked(w.notified, w.recovered),
+            Ok(w) => Err(OwnerDied::new(w.notified)),
+            Err(_) => Err(OwnerDied::new(false)),
+        }
     }
 
     /// Releases the lock, waits for a notify, and takes the lock again. Waits may
@@ -199,6 +215,9 @@ impl Condition {
         while pred(g) {
             if self.wait_until(g, None).is_err() {
                 recovered = true;
+                if self.obj.broken() {
+                    return Err(OwnerDied::new(()));
+                }
             }
         }
         relocked((), recovered)
@@ -273,6 +292,15 @@ impl Condition {
     /// True while any thread holds the lock (a snapshot).
     pub fn is_locked(&self) -> bool {
         self.obj.raw().lock().is_locked()
+    }
+
+    /// True once another process truncated the condition's segment (see
+    /// [`Segment::is_broken`](crate::Segment::is_broken)). Its lock then excludes only
+    /// this process's threads; acquires and waits return `Err(OwnerDied(..))`, and
+    /// waits return at once (no notify can reach them any more), so `wait_while`
+    /// returns even while its predicate holds.
+    pub fn is_broken(&self) -> bool {
+        self.obj.is_broken()
     }
 
     /// The raw condition inside the segment.

@@ -270,14 +270,16 @@ impl<T: Pod> JoinableQueue<T> {
     /// values were got (across all consumers).
     pub fn task_done(&self) -> Result<()> {
         let hint = HINT.with(Cell::get);
-        self.join_state()
+        let r = self
+            .join_state()
             .task_done(current_identity(), hint)
             .map_err(|_| {
                 Error::invalid(format!(
                     "task_done() called more times than values were got from '{}'",
                     self.name()
                 ))
-            })
+            });
+        self.h.intact(r)
     }
 
     /// Waits until every task put so far is finished (Python's `join`). Tasks held by
@@ -295,9 +297,11 @@ impl<T: Pod> JoinableQueue<T> {
             return false;
         };
         let probe = self.h.policy().probe * JOIN_PROBE_FACTOR;
+        // Once the segment is broken, join reports false: its tasks are lost.
         self.join_state()
             .join(&ring, deadline, probe)
             .unwrap_or(false)
+            && !self.h.is_broken()
     }
 
     /// Unfinished tasks now: values queued, plus values got and not marked done by
@@ -342,5 +346,12 @@ impl<T: Pod> JoinableQueue<T> {
     /// What crash recovery has done on this queue so far.
     pub fn recovery_stats(&self) -> RecoveryStats {
         self.h.recovery_stats()
+    }
+    /// True once another process truncated the queue's segment (see
+    /// [`Segment::is_broken`](crate::Segment::is_broken)); every operation that
+    /// returns a `Result` then returns `Err(Corrupt)`, blocking ones within
+    /// [`BROKEN_CHECK_EVERY`](crate::segment::BROKEN_CHECK_EVERY).
+    pub fn is_broken(&self) -> bool {
+        self.h.is_broken()
     }
 }

@@ -111,6 +111,28 @@ pub(crate) fn lock_result<G>(a: Acquire, guard: impl FnOnce() -> G) -> LockResul
     }
 }
 
+/// A lock whose segment was truncated by another process (see
+/// [`Segment::is_broken`](crate::Segment::is_broken)) no longer excludes other
+/// processes: its word now lies on a zero page private to this process, so it only
+/// excludes this process's threads. Every acquire then reports that as
+/// `Err(OwnerDied(guard))`, like a poisoned lock: what it guards cannot be trusted.
+#[inline]
+pub(crate) fn unless_broken<G>(broken: bool, r: LockResult<G>) -> LockResult<G> {
+    match r {
+        Ok(g) if broken => Err(OwnerDied::new(g)),
+        r => r,
+    }
+}
+
+/// As [`unless_broken`] for `try_acquire` / `acquire_timeout`.
+#[inline]
+pub(crate) fn try_unless_broken<G>(broken: bool, r: TryLockResult<G>) -> TryLockResult<G> {
+    match r {
+        Ok(g) if broken => Err(TryLockError::OwnerDied(OwnerDied::new(g))),
+        r => r,
+    }
+}
+
 /// A held [`RawLock`] that releases on drop: the core of every lock guard.
 pub(crate) struct Held<'a> {
     raw: &'a RawLock,
@@ -164,6 +186,10 @@ pub(crate) fn acquire_raw(
 /// [`with_probe_interval`](Lock::with_probe_interval)). Owners are identified by
 /// thread id *and* thread start time, so PID reuse never fools it. Uncontended
 /// acquire + release is two CAS instructions and no syscall.
+///
+/// If another process truncates the lock's file, this process survives: the lock
+/// then excludes only this process's threads, every acquire returns
+/// `Err(OwnerDied(guard))`, and [`is_broken`](Lock::is_broken) says why.
 ///
 /// ```
 /// # fn main() -> multiproc::Result<()> {
@@ -257,7 +283,7 @@ impl Lock {
     #[inline]
     pub fn acquire(&self) -> LockResult<LockGuard<'_>> {
         let (a, me) = acquire_raw(self.obj.raw(), None, self.probe);
-        lock_result(a, || self.guard(me))
+        unless_broken(self.obj.broken(), lock_result(a, || self.guard(me)))
     }
 
     /// Takes the lock only if that needs no waiting.
@@ -265,18 +291,25 @@ impl Lock {
     pub fn try_acquire(&self) -> TryLockResult<LockGuard<'_>> {
         let me = crate::sync::current_identity();
         let a = self.obj.raw().try_lock(me);
-        try_result(a, || self.guard(me))
+        try_unless_broken(self.obj.broken(), try_result(a, || self.guard(me)))
     }
 
     /// Waits at most `timeout` for the lock; `Err(WouldBlock)` after that.
     pub fn acquire_timeout(&self, timeout: Duration) -> TryLockResult<LockGuard<'_>> {
         let (a, me) = acquire_raw(self.obj.raw(), deadline_after(timeout), self.probe);
-        try_result(a, || self.guard(me))
+        try_unless_broken(self.obj.broken(), try_result(a, || self.guard(me)))
     }
 
     /// True while any thread holds the lock (a snapshot).
     pub fn is_locked(&self) -> bool {
         self.obj.raw().is_locked()
+    }
+
+    /// True once another process truncated the lock's segment (see
+    /// [`Segment::is_broken`](crate::Segment::is_broken)): the lock then excludes
+    /// only this process's threads, and every acquire returns `Err(OwnerDied(..))`.
+    pub fn is_broken(&self) -> bool {
+        self.obj.is_broken()
     }
 
     /// The raw lock inside the segment.

@@ -494,6 +494,13 @@ impl Pipe {
         self.closed
     }
 
+    /// True once another process truncated the pipe's segment (see
+    /// [`Segment::is_broken`](crate::Segment::is_broken)); sends, receives and polls
+    /// then return `Err(Corrupt)` (waiting ones within a probe interval).
+    pub fn is_broken(&self) -> bool {
+        self.obj.is_broken()
+    }
+
     fn send_ring(&self) -> usize {
         self.end.index()
     }
@@ -607,18 +614,20 @@ impl Pipe {
     #[inline]
     pub fn send_bytes(&mut self, msg: &[u8]) -> Result<()> {
         if self.send_fast(msg) {
-            return Ok(());
+            return self.obj.intact(Ok(()));
         }
-        self.send_until(msg, None, true)
+        let r = self.send_until(msg, None, true);
+        self.obj.intact(r)
     }
 
     /// Sends `msg`, waiting at most `timeout`. On `Err(Timeout)` the message is not
     /// delivered — also when it was being streamed: the receiver drops what it got.
     pub fn send_bytes_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<()> {
         if self.send_fast(msg) {
-            return Ok(());
+            return self.obj.intact(Ok(()));
         }
-        self.send_until(msg, deadline_after(timeout), true)
+        let r = self.send_until(msg, deadline_after(timeout), true);
+        self.obj.intact(r)
     }
 
     /// Sends `msg` only if it fits in the ring whole right now: `Err(Full)` if there
@@ -627,9 +636,10 @@ impl Pipe {
     #[inline]
     pub fn try_send_bytes(&mut self, msg: &[u8]) -> Result<()> {
         if self.send_fast(msg) {
-            return Ok(());
+            return self.obj.intact(Ok(()));
         }
-        self.send_until(msg, None, false)
+        let r = self.send_until(msg, None, false);
+        self.obj.intact(r)
     }
 
     /// The inlined path of every send: a claimed, open end, a live peer and room for
@@ -671,6 +681,8 @@ impl Pipe {
         }
         let name = self.obj.name();
         let raw = self.obj.raw();
+        // Waits' probes also check for truncation: nobody wakes a lost page.
+        let seg = self.obj.segment();
         let (ring_i, peer, probe) = (self.send_ring(), self.peer(), self.probe);
         let ring = &raw.rings[ring_i];
         let Some(tx) = self.tx.as_mut() else {
@@ -693,7 +705,9 @@ impl Pipe {
             }
             match tx
                 .cur
-                .wait_free(ring, want, deadline, probe, || peer_gone(raw, peer))
+                .wait_free(ring, want, deadline, probe, || {
+                    peer_gone(raw, peer) || seg.is_broken()
+                })
             {
                 Ok(_) => Ok(()),
                 Err(Stop::TimedOut) => Err(Error::Timeout),
@@ -775,10 +789,11 @@ impl Pipe {
     /// returns its length. Allocates only if `buf`'s capacity is too small.
     #[inline]
     pub fn recv_bytes_into(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
-        match self.recv_fast(buf) {
+        let r = match self.recv_fast(buf) {
             Fast::Got(n) => Ok(n),
             _ => self.recv_until(buf, None, true),
-        }
+        };
+        self.obj.intact(r)
     }
 
     /// [`recv_bytes_into`](Pipe::recv_bytes_into), waiting at most `timeout`.
@@ -787,21 +802,23 @@ impl Pipe {
         buf: &mut Vec<u8>,
         timeout: Duration,
     ) -> Result<usize> {
-        match self.recv_fast(buf) {
+        let r = match self.recv_fast(buf) {
             Fast::Got(n) => Ok(n),
             _ => self.recv_until(buf, deadline_after(timeout), true),
-        }
+        };
+        self.obj.intact(r)
     }
 
     /// [`recv_bytes_into`](Pipe::recv_bytes_into) without waiting: `Err(Empty)` when
     /// no complete message is there yet.
     #[inline]
     pub fn try_recv_bytes_into(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
-        match self.recv_fast(buf) {
+        let r = match self.recv_fast(buf) {
             Fast::Got(n) => Ok(n),
             Fast::Nothing => Err(Error::Empty),
             Fast::Slow => self.recv_until(buf, None, false),
-        }
+        };
+        self.obj.intact(r)
     }
 
     /// The inlined path of every receive: a whole message stamped at the read
@@ -854,6 +871,8 @@ impl Pipe {
         }
         let name = self.obj.name();
         let raw = self.obj.raw();
+        // Waits' probes also check for truncation: nobody wakes a lost page.
+        let seg = self.obj.segment();
         let (ring_i, peer, probe, max) =
             (self.recv_ring(), self.peer(), self.probe, self.max_message);
         let ring = &raw.rings[ring_i];
@@ -887,7 +906,7 @@ impl Pipe {
                             None
                         } else {
                             let r = rx.cur.wait_available(ring, OVERHEAD, deadline, probe, || {
-                                peer_gone(raw, peer)
+                                peer_gone(raw, peer) || seg.is_broken()
                             });
                             match r {
                                 Ok(_) if rx.stamped() => None,
@@ -989,6 +1008,11 @@ impl Pipe {
     /// way (Python's `poll`). `Ok(false)` on timeout; `poll(Some(Duration::ZERO))`
     /// only looks.
     pub fn poll(&mut self, timeout: Option<Duration>) -> Result<bool> {
+        let r = self.poll_inner(timeout);
+        self.obj.intact(r)
+    }
+
+    fn poll_inner(&mut self, timeout: Option<Duration>) -> Result<bool> {
         self.ready()?;
         if !self.can_recv() {
             return Err(Error::invalid(format!(
@@ -998,6 +1022,8 @@ impl Pipe {
         }
         let name = self.obj.name();
         let raw = self.obj.raw();
+        // Waits' probes also check for truncation: nobody wakes a lost page.
+        let seg = self.obj.segment();
         let (ring_i, peer, probe) = (self.recv_ring(), self.peer(), self.probe);
         let ring = &raw.rings[ring_i];
         let Some(rx) = self.rx.as_mut() else {
@@ -1015,7 +1041,9 @@ impl Pipe {
         let deadline = timeout.and_then(deadline_after);
         match rx
             .cur
-            .wait_available(ring, OVERHEAD, deadline, probe, || peer_gone(raw, peer))
+            .wait_available(ring, OVERHEAD, deadline, probe, || {
+                peer_gone(raw, peer) || seg.is_broken()
+            })
         {
             Ok(_) | Err(Stop::Closed | Stop::Gone) => Ok(true),
             Err(Stop::TimedOut) => Ok(false),

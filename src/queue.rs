@@ -353,6 +353,10 @@ impl<R: HasRing> RingHandle<R> {
         self.ring().map(|r| r.recovery_stats()).unwrap_or_default()
     }
 
+    pub fn is_broken(&self) -> bool {
+        self.obj.is_broken()
+    }
+
     /// Runs a blocking ring call with this handle's policy, recording whether it slept.
     #[inline]
     /// An unbounded call runs in slices that check for truncation
@@ -747,5 +751,12 @@ impl<T: Pod> Queue<T> {
     /// What crash recovery has done on this queue so far.
     pub fn recovery_stats(&self) -> RecoveryStats {
         self.h.recovery_stats()
+    }
+    /// True once another process truncated the queue's segment (see
+    /// [`Segment::is_broken`](crate::Segment::is_broken)); every operation that
+    /// returns a `Result` then returns `Err(Corrupt)`, blocking ones within
+    /// [`BROKEN_CHECK_EVERY`](crate::segment::BROKEN_CHECK_EVERY).
+    pub fn is_broken(&self) -> bool {
+        self.h.is_broken()
     }
 }

@@ -46,7 +46,16 @@ impl Sem {
     }
 
     fn acquire_timeout(&self, timeout: Duration) -> bool {
-        self.obj.raw().acquire(deadline_after(timeout))
+        self.obj.raw().acquire(deadline_after(timeout)) && !self.obj.broken()
+    }
+
+    /// Waits in slices that check for truncation (see `Segment::sliced`).
+    fn acquire(&self) -> Result<()> {
+        let got = self
+            .obj
+            .segment()
+            .sliced(None, |d| self.obj.raw().acquire(d), |got| !got)?;
+        self.obj.intact(if got { Ok(()) } else { Err(Error::Timeout) })
     }
 }
 
@@ -132,16 +141,22 @@ impl Semaphore {
         self.sem.obj.persist()
     }
 
-    /// Takes a permit, waiting as long as it takes.
+    /// Takes a permit, waiting as long as it takes. `Err(Corrupt)` once another
+    /// process truncated the semaphore's segment.
     #[inline]
     pub fn acquire(&self) -> Result<()> {
-        self.sem.obj.raw().acquire(None);
-        Ok(())
+        self.sem.acquire()
     }
-    /// Takes a permit if one is available now.
+    /// Takes a permit if one is available now (never once the segment is broken).
     #[inline]
     pub fn try_acquire(&self) -> bool {
-        self.sem.obj.raw().try_acquire()
+        self.sem.obj.raw().try_acquire() && !self.sem.obj.broken()
+    }
+    /// True once another process truncated the semaphore's segment (see
+    /// [`Segment::is_broken`](crate::Segment::is_broken)): `acquire` and `release`
+    /// then return `Err(Corrupt)`, `try_acquire` and `acquire_timeout` false.
+    pub fn is_broken(&self) -> bool {
+        self.sem.obj.is_broken()
     }
     /// Takes a permit, waiting at most `timeout`; false if none came.
     pub fn acquire_timeout(&self, timeout: Duration) -> bool {
@@ -152,7 +167,9 @@ impl Semaphore {
     #[inline]
     pub fn release(&self) -> Result<()> {
         if self.sem.obj.raw().release(self.sem.max) {
-            Ok(())
+            self.sem.obj.intact(Ok(()))
+        } else if self.sem.obj.broken() {
+            self.sem.obj.intact(Ok(()))
         } else {
             Err(Error::invalid(format!(
                 "semaphore '{}' is at its largest value {}: release would overflow it",
@@ -249,16 +266,22 @@ impl BoundedSemaphore {
         self.sem.obj.persist()
     }
 
-    /// Takes a permit, waiting as long as it takes.
+    /// Takes a permit, waiting as long as it takes. `Err(Corrupt)` once another
+    /// process truncated the semaphore's segment.
     #[inline]
     pub fn acquire(&self) -> Result<()> {
-        self.sem.obj.raw().acquire(None);
-        Ok(())
+        self.sem.acquire()
     }
-    /// Takes a permit if one is available now.
+    /// Takes a permit if one is available now (never once the segment is broken).
     #[inline]
     pub fn try_acquire(&self) -> bool {
-        self.sem.obj.raw().try_acquire()
+        self.sem.obj.raw().try_acquire() && !self.sem.obj.broken()
+    }
+    /// True once another process truncated the semaphore's segment (see
+    /// [`Segment::is_broken`](crate::Segment::is_broken)): `acquire` and `release`
+    /// then return `Err(Corrupt)`, `try_acquire` and `acquire_timeout` false.
+    pub fn is_broken(&self) -> bool {
+        self.sem.obj.is_broken()
     }
     /// Takes a permit, waiting at most `timeout`; false if none came.
     pub fn acquire_timeout(&self, timeout: Duration) -> bool {
@@ -269,7 +292,9 @@ impl BoundedSemaphore {
     #[inline]
     pub fn release(&self) -> Result<()> {
         if self.sem.obj.raw().release(self.sem.max) {
-            Ok(())
+            self.sem.obj.intact(Ok(()))
+        } else if self.sem.obj.broken() {
+            self.sem.obj.intact(Ok(()))
         } else {
             Err(Error::invalid(format!(
                 "bounded semaphore '{}' already holds its initial {} permits: release without a matching acquire",

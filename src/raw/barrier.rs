@@ -226,6 +226,19 @@ impl RawBarrier {
         deadline: Deadline,
         probe: Duration,
     ) -> Result<u32, BarrierError> {
+        self.finish_unless(a, deadline, probe, &|| false)
+    }
+
+    /// [`finish`](Self::finish), giving up with `Err(Corrupt)` (and without breaking
+    /// the barrier) when `stop` returns true at a probe: the caller's segment was
+    /// truncated, and its zero-page replacement will never see the round end.
+    pub fn finish_unless(
+        &self,
+        a: Arrival,
+        deadline: Deadline,
+        probe: Duration,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<u32, BarrierError> {
         if a.released {
             return Ok(a.index);
         }
@@ -251,6 +264,10 @@ impl RawBarrier {
                 let w = self.word.load(Ordering::Acquire);
                 if self.outcome(&a, w).is_some() {
                     continue;
+                }
+                if stop() {
+                    self.free_slot(a.slot, a.me);
+                    return Err(BarrierError::Corrupt);
                 }
                 if expired(deadline) || self.found_dead_party(a.me) {
                     self.break_generation(a.generation);
