@@ -268,7 +268,8 @@ static PREVIOUS: Previous = Previous(core::cell::UnsafeCell::new(unsafe { core::
 /// Call it before the first segment is mapped to keep `SIGBUS` entirely to your
 /// program (the environment variable [`ENV_VAR`] `=off` does the same). Called later
 /// with `false`, it removes the handler again if it is still the installed one
-/// (restoring what was there before); with `true`, it installs it.
+/// (restoring what was there before). With `true`, it installs the handler now (if
+/// it is not installed), chaining to whatever handler is installed at that moment.
 ///
 /// Without the handler, a truncated segment kills every process that touches a lost
 /// page with `SIGBUS`, as any shared mapping does.
@@ -283,7 +284,7 @@ pub fn set_handler_enabled(enabled: bool) {
     let _g = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
     WANTED.store(if enabled { ENABLED } else { DISABLED }, Ordering::SeqCst);
     let installed = INSTALLED.load(Ordering::SeqCst) != 0;
-    if enabled && !installed && any_registered() {
+    if enabled && !installed {
         install_locked();
     } else if !enabled && installed {
         uninstall_locked();
@@ -293,18 +294,6 @@ pub fn set_handler_enabled(enabled: bool) {
 /// True while this crate's `SIGBUS` handler is installed.
 pub fn handler_installed() -> bool {
     INSTALLED.load(Ordering::SeqCst) != 0
-}
-
-fn any_registered() -> bool {
-    let mut any = false;
-    for_each_chunk(|c| {
-        any = c
-            .slots
-            .iter()
-            .any(|s| state_of(s.state.load(Ordering::Relaxed)) == LIVE);
-        !any
-    });
-    any
 }
 
 fn page_size() -> usize {
