@@ -170,6 +170,7 @@ impl Condition {
         // returns are allowed, but a slice that ran out simply waits again).
         let w = self.obj.segment().sliced(
             deadline,
+            false,
             // SAFETY: the guard proves `g.me` holds the guard's condition's lock, and
             // the `&mut` borrow keeps the caller off the protected state until we
             // relock (every slice relocks before it returns).

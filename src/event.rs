@@ -99,7 +99,7 @@ impl Event {
         let _ = self
             .obj
             .segment()
-            .sliced(None, |d| self.obj.raw().wait(d), |set| !set);
+            .sliced(None, true, |d| self.obj.raw().wait(d), |set| !set);
     }
     /// As [`wait`](Event::wait) for at most `timeout`: true if the flag was set,
     /// false if the time ran out. Always false once the segment is broken.

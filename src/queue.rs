@@ -380,6 +380,7 @@ impl<R: HasRing> RingHandle<R> {
         let mut policy = self.policy();
         let r = self.obj.segment().sliced(
             deadline,
+            true,
             |d| f(&ring, &mut policy, d),
             |r| matches!(r, Err(QueueError::Timeout)),
         );

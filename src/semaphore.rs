@@ -54,7 +54,7 @@ impl Sem {
         let got = self
             .obj
             .segment()
-            .sliced(None, |d| self.obj.raw().acquire(d), |got| !got)?;
+            .sliced(None, true, |d| self.obj.raw().acquire(d), |got| !got)?;
         self.obj.intact(if got { Ok(()) } else { Err(Error::Timeout) })
     }
 }

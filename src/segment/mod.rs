@@ -339,10 +339,17 @@ impl Segment {
 
     /// `r`, unless the segment is broken: then [`Error::Corrupt`] saying so. Operations
     /// pass their result through this, so a broken segment never hands back data read
-    /// from its replacement zero pages.
+    /// from its replacement zero pages. A `Corrupt`, `Closed` or `Broken` result also
+    /// checks the file's size (those are rare, terminal answers, so the system call
+    /// costs nothing that matters): a truncation that kept the pages touched so far
+    /// still zeroed the state past the new end, and the error should say so.
     #[inline]
     pub(crate) fn intact<T>(&self, r: Result<T>) -> Result<T> {
-        if self.broken() {
+        let terminal = matches!(
+            r,
+            Err(Error::Corrupt { .. } | Error::Closed | Error::Broken)
+        );
+        if self.broken() || (terminal && self.is_broken()) {
             return Err(truncated_error(&self.inner.name));
         }
         r
@@ -363,14 +370,25 @@ impl Segment {
     /// truncated: a waiter asleep on a futex word of a lost page is woken by nobody,
     /// so without slices it would sleep forever. `timed_out` tells whether a slice's
     /// result is its running out.
+    ///
+    /// With `try_first`, the first attempt has a deadline that has already passed:
+    /// a call that needs no waiting (the common case for queues) then reads no clock,
+    /// so the slices cost nothing on the fast path.
     pub(crate) fn sliced<X>(
         &self,
         deadline: Deadline,
+        try_first: bool,
         mut wait: impl FnMut(Deadline) -> X,
         timed_out: impl Fn(&X) -> bool,
     ) -> Result<X> {
         if deadline.is_some() {
             return Ok(wait(deadline));
+        }
+        if try_first {
+            let r = wait(Some(Instant::EPOCH));
+            if !timed_out(&r) {
+                return Ok(r);
+            }
         }
         loop {
             let r = wait(deadline_after(BROKEN_CHECK_EVERY));
