@@ -145,19 +145,17 @@ impl Barrier {
         // nobody, and its zero-page replacement never sees the round end.
         let r = raw
             .arrive(current_identity(), self.parties)
-            .and_then(|a| {
-                raw.finish_unless(a, deadline, self.probe, &|| self.obj.is_broken())
-            });
+            .and_then(|a| raw.finish_unless(a, deadline, self.probe, &|| self.obj.is_broken()));
         self.obj.intact(r.map_err(|e| match e {
-                BarrierError::Broken => Error::Broken,
-                BarrierError::Corrupt => Error::corrupt(
-                    self.name(),
-                    format!(
-                        "its arrival count is not below its {} parties",
-                        self.parties
-                    ),
+            BarrierError::Broken => Error::Broken,
+            BarrierError::Corrupt => Error::corrupt(
+                self.name(),
+                format!(
+                    "its arrival count is not below its {} parties",
+                    self.parties
                 ),
-            }))
+            ),
+        }))
     }
 
     /// Waits until all parties have arrived; returns the caller's arrival index

@@ -220,8 +220,9 @@ impl ByteQueue {
     fn put_deadline(&self, msg: &[u8], deadline: Deadline) -> Result<()> {
         self.check_len(msg)?;
         let me = current_identity();
-        self.h
-            .blocking(deadline, |ring, policy, d| ring.put(me, d, policy, write_msg(msg)))
+        self.h.blocking(deadline, |ring, policy, d| {
+            ring.put(me, d, policy, write_msg(msg))
+        })
     }
 
     /// Takes the oldest message, waiting for one. `Err(Closed)` once closed and

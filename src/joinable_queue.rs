@@ -224,8 +224,9 @@ impl<T: Pod> JoinableQueue<T> {
     }
     fn put_deadline(&self, v: T, deadline: Deadline) -> Result<()> {
         let me = current_identity();
-        self.h
-            .blocking(deadline, |ring, policy, d| ring.put(me, d, policy, write_pod(&v)))
+        self.h.blocking(deadline, |ring, policy, d| {
+            ring.put(me, d, policy, write_pod(&v))
+        })
     }
 
     // ---- consumers -----------------------------------------------------------------

@@ -105,8 +105,8 @@ pub use segment::{unlink, Options, Segment};
 #[cfg(all(feature = "std", not(loom)))]
 pub use semaphore::{BoundedSemaphore, Semaphore};
 #[cfg(all(feature = "std", not(loom)))]
-pub use sys::sigbus;
-#[cfg(all(feature = "std", not(loom)))]
 pub use spsc_queue::{Role, SpscQueue};
+#[cfg(all(feature = "std", not(loom)))]
+pub use sys::sigbus;
 #[cfg(all(feature = "std", not(loom)))]
 pub use value::{Value, ValueGuard};

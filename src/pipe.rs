@@ -703,12 +703,9 @@ impl Pipe {
             if !wait {
                 return Err(Error::Full);
             }
-            match tx
-                .cur
-                .wait_free(ring, want, deadline, probe, || {
-                    peer_gone(raw, peer) || seg.is_broken()
-                })
-            {
+            match tx.cur.wait_free(ring, want, deadline, probe, || {
+                peer_gone(raw, peer) || seg.is_broken()
+            }) {
                 Ok(_) => Ok(()),
                 Err(Stop::TimedOut) => Err(Error::Timeout),
                 Err(Stop::Closed | Stop::Gone) => {
@@ -1039,12 +1036,9 @@ impl Pipe {
             return Ok(true);
         }
         let deadline = timeout.and_then(deadline_after);
-        match rx
-            .cur
-            .wait_available(ring, OVERHEAD, deadline, probe, || {
-                peer_gone(raw, peer) || seg.is_broken()
-            })
-        {
+        match rx.cur.wait_available(ring, OVERHEAD, deadline, probe, || {
+            peer_gone(raw, peer) || seg.is_broken()
+        }) {
             Ok(_) | Err(Stop::Closed | Stop::Gone) => Ok(true),
             Err(Stop::TimedOut) => Ok(false),
             Err(Stop::Corrupt(c)) => Err(Error::corrupt(name, c.detail)),

@@ -616,8 +616,9 @@ impl<T: Pod> Queue<T> {
     #[inline]
     fn put_deadline(&self, v: T, deadline: Deadline) -> Result<()> {
         let me = current_identity();
-        self.h
-            .blocking(deadline, |ring, policy, d| ring.put(me, d, policy, write_pod(&v)))
+        self.h.blocking(deadline, |ring, policy, d| {
+            ring.put(me, d, policy, write_pod(&v))
+        })
     }
 
     /// Takes the oldest value, waiting for one. `Err(Closed)` once the queue is
@@ -642,10 +643,9 @@ impl<T: Pod> Queue<T> {
     #[inline]
     fn get_deadline(&self, deadline: Deadline) -> Result<T> {
         let me = current_identity();
-        self.h
-            .blocking(deadline, |ring, policy, d| {
-                ring.get(me, d, policy, &mut TakeWith(read_pod::<T>))
-            })
+        self.h.blocking(deadline, |ring, policy, d| {
+            ring.get(me, d, policy, &mut TakeWith(read_pod::<T>))
+        })
     }
 
     /// Puts every value of `items` in order, waiting for room as needed; wakes

@@ -51,11 +51,12 @@ impl Sem {
 
     /// Waits in slices that check for truncation (see `Segment::sliced`).
     fn acquire(&self) -> Result<()> {
-        let got = self
-            .obj
-            .segment()
-            .sliced(None, true, |d| self.obj.raw().acquire(d), |got| !got)?;
-        self.obj.intact(if got { Ok(()) } else { Err(Error::Timeout) })
+        let got =
+            self.obj
+                .segment()
+                .sliced(None, true, |d| self.obj.raw().acquire(d), |got| !got)?;
+        self.obj
+            .intact(if got { Ok(()) } else { Err(Error::Timeout) })
     }
 }
 
@@ -166,9 +167,8 @@ impl Semaphore {
     /// would pass `u32::MAX`.
     #[inline]
     pub fn release(&self) -> Result<()> {
-        if self.sem.obj.raw().release(self.sem.max) {
-            self.sem.obj.intact(Ok(()))
-        } else if self.sem.obj.broken() {
+        // On a broken segment the release went to a private page: intact says so.
+        if self.sem.obj.raw().release(self.sem.max) || self.sem.obj.broken() {
             self.sem.obj.intact(Ok(()))
         } else {
             Err(Error::invalid(format!(
@@ -291,9 +291,8 @@ impl BoundedSemaphore {
     /// the value is already at its initial value.
     #[inline]
     pub fn release(&self) -> Result<()> {
-        if self.sem.obj.raw().release(self.sem.max) {
-            self.sem.obj.intact(Ok(()))
-        } else if self.sem.obj.broken() {
+        // On a broken segment the release went to a private page: intact says so.
+        if self.sem.obj.raw().release(self.sem.max) || self.sem.obj.broken() {
             self.sem.obj.intact(Ok(()))
         } else {
             Err(Error::invalid(format!(

@@ -140,7 +140,10 @@ fn survives<O>(
     let child_name = name.clone();
     let child = fork(move || use_until_reported(progress.count(), open(&child_name), ask));
     assert!(
-        wait_until(Duration::from_secs(20), || shared.count().load(Ordering::SeqCst) >= 50),
+        wait_until(Duration::from_secs(20), || shared
+            .count()
+            .load(Ordering::SeqCst)
+            >= 50),
         "the child made no progress"
     );
     truncate(&name, to);
@@ -204,7 +207,10 @@ fn pipe_session(name: &str) -> Session {
     session(
         move || {
             let mut b = b.borrow_mut();
-            judge(b.send_bytes(b"ping").and_then(|_| b.poll(Some(Duration::ZERO))))
+            judge(
+                b.send_bytes(b"ping")
+                    .and_then(|_| b.poll(Some(Duration::ZERO))),
+            )
         },
         move || b2.borrow().is_broken(),
     )
@@ -224,7 +230,11 @@ fn lock_session(name: &str) -> Session {
                 Err(_) => Round::Wrong("OwnerDied on an intact lock".into()),
             };
             // The timed and non-blocking forms say the same.
-            match (&r, l.try_acquire(), l.acquire_timeout(Duration::from_millis(1))) {
+            match (
+                &r,
+                l.try_acquire(),
+                l.acquire_timeout(Duration::from_millis(1)),
+            ) {
                 (Round::Reported, Err(multiproc::TryLockError::OwnerDied(_)), _) => r,
                 (Round::Fine, Ok(_), _) => r,
                 _ => Round::Wrong("try_acquire disagrees with acquire".into()),
@@ -525,7 +535,11 @@ kind!(
 /// A child blocks in `wait` (an untimed wait that nothing will end) on the object
 /// `make` created; the parent truncates the file to 0 while it sleeps. `wait` must
 /// return, reporting the truncation (true), within a few seconds.
-fn sleeper_wakes(prefix: &str, make: impl FnOnce(&str) -> Box<dyn std::any::Any>, wait: impl FnOnce(&str) -> bool) {
+fn sleeper_wakes(
+    prefix: &str,
+    make: impl FnOnce(&str) -> Box<dyn std::any::Any>,
+    wait: impl FnOnce(&str) -> bool,
+) {
     let name = unique(prefix);
     let obj = make(&name);
     let shared = Shared::new();
@@ -545,7 +559,10 @@ fn sleeper_wakes(prefix: &str, make: impl FnOnce(&str) -> Box<dyn std::any::Any>
         }
         0
     });
-    assert!(wait_until(Duration::from_secs(20), || shared.count().load(Ordering::SeqCst) == 1));
+    assert!(wait_until(Duration::from_secs(20), || shared
+        .count()
+        .load(Ordering::SeqCst)
+        == 1));
     // Let it fall asleep in the kernel.
     std::thread::sleep(Duration::from_millis(300));
     truncate(&name, 0);
@@ -704,7 +721,7 @@ fn touch_own_truncated_segment() -> bool {
     let s = Segment::create(&name, 4096).unwrap();
     truncate(&name, 0);
     multiproc::unlink(&name).unwrap(); // the mapping stays; a killed child leaves nothing
-    // SAFETY: the mapping is live; the access faults and the handler replaces the page.
+                                       // SAFETY: the mapping is live; the access faults and the handler replaces the page.
     unsafe { std::ptr::write_volatile(s.as_ptr(), 1) };
     s.is_broken()
 }
@@ -712,7 +729,10 @@ fn touch_own_truncated_segment() -> bool {
 #[test]
 fn sigbus_at_a_foreign_address_still_kills_with_sigbus() {
     let child = fork(|| {
-        assert!(touch_own_truncated_segment(), "our own segment first: survived");
+        assert!(
+            touch_own_truncated_segment(),
+            "our own segment first: survived"
+        );
         assert!(sigbus::handler_installed());
         touch_foreign_truncated_mapping();
         0
@@ -734,7 +754,8 @@ fn install_previous_handler() {
     sa.sa_sigaction = previous_handler as *const () as usize;
     sa.sa_flags = libc::SA_SIGINFO;
     // SAFETY: a valid action for SIGBUS.
-    assert_eq!(unsafe { libc::sigaction(libc::SIGBUS, &sa, std::ptr::null_mut()) }, 0);
+    let r = unsafe { libc::sigaction(libc::SIGBUS, &sa, std::ptr::null_mut()) };
+    assert_eq!(r, 0);
 }
 
 #[test]
@@ -756,7 +777,10 @@ fn a_handler_installed_before_ours_gets_the_foreign_faults_and_not_ours() {
     let (code, out) = wait_self(child, WATCHDOG);
     assert!(out.contains("survived our own"), "{out}");
     assert!(!out.contains("survived a foreign"), "{out}");
-    assert_eq!(code, 42, "the previous handler must get the foreign fault: {out}");
+    assert_eq!(
+        code, 42,
+        "the previous handler must get the foreign fault: {out}"
+    );
 }
 
 #[test]
@@ -791,6 +815,9 @@ fn the_environment_variable_opts_out_before_the_first_mapping() {
     );
     let (code, out) = wait_self(child, WATCHDOG);
     assert!(out.contains("installed=false"), "{out}");
-    assert!(out.contains("touching") && !out.contains("survived"), "{out}");
+    assert!(
+        out.contains("touching") && !out.contains("survived"),
+        "{out}"
+    );
     assert_eq!(code, -1, "killed by a signal: {out}");
 }

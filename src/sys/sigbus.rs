@@ -164,13 +164,15 @@ impl Drop for Registration {
         let s = self.slot.state.load(Ordering::Relaxed);
         // BUSY first, so a handler that reads the slot meanwhile skips it (the caller
         // unmaps only after this drop, and nothing may touch the mapping then).
-        self.slot
-            .state
-            .store((s & !STATE_MASK).wrapping_add(GEN_ONE) | BUSY, Ordering::SeqCst);
+        self.slot.state.store(
+            (s & !STATE_MASK).wrapping_add(GEN_ONE) | BUSY,
+            Ordering::SeqCst,
+        );
         self.slot.broken.store(0, Ordering::Relaxed);
-        self.slot
-            .state
-            .store((s & !STATE_MASK).wrapping_add(GEN_ONE) | FREE, Ordering::Release);
+        self.slot.state.store(
+            (s & !STATE_MASK).wrapping_add(GEN_ONE) | FREE,
+            Ordering::Release,
+        );
     }
 }
 
@@ -209,7 +211,9 @@ pub fn register(start: *mut u8, len: usize) -> Registration {
         None => {
             // Every slot is taken: link a new chunk whose first slot is ours.
             let chunk: &'static Chunk = Box::leak(Box::new(Chunk::new()));
-            chunk.slots[0].state.store(GEN_ONE | BUSY, Ordering::Relaxed);
+            chunk.slots[0]
+                .state
+                .store(GEN_ONE | BUSY, Ordering::Relaxed);
             let mut tail = last;
             loop {
                 // SYNC(sigbus-chunk): publishes the initialised chunk.
