@@ -308,7 +308,7 @@ impl Segment {
     /// True once another process truncated the segment's file under this mapping.
     ///
     /// Set when this process touched a page the truncation took away (the `SIGBUS`
-    /// handler of [`sigbus`](crate::sigbus) then maps zero pages there instead of
+    /// handler of [`crate::sigbus`] then maps zero pages there instead of
     /// letting the process die), or when this call finds the file shorter than the
     /// mapping (it asks the kernel for the file's size: not for a hot loop). A
     /// truncation that keeps every page this process touched is not seen until then.
