@@ -33,6 +33,11 @@ pub fn run(_ctx: &mut Ctx) {
         black_box(q.try_get().unwrap());
     });
 
+    row("Queue<u64> put + get (blocking forms)", || {
+        q.put(1).unwrap();
+        black_box(q.get().unwrap());
+    });
+
     let name = format!("{base}-s");
     let mut p = SpscQueue::<u64>::create(&name, 1024, Role::Producer).unwrap();
     let mut c = SpscQueue::<u64>::open(&name, Role::Consumer).unwrap();
