@@ -28,6 +28,10 @@ use std::time::Duration;
 /// the next notify, and their timeouts hold. With nobody waiting, `notify` makes no
 /// syscall.
 ///
+/// If another process truncates the condition's file, this process survives:
+/// acquires and waits return `Err(OwnerDied)` at once (see
+/// [`is_broken`](Condition::is_broken)).
+///
 /// ```
 /// # fn main() -> multiproc::Result<()> {
 /// use multiproc::Condition;

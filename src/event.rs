@@ -16,6 +16,9 @@ use std::time::Duration;
 /// it sleeps. A process that dies never leaves waiters hung: they wait for the next
 /// `set`, and their timeouts hold.
 ///
+/// If another process truncates the event's file, this process survives (see
+/// [`is_broken`](Event::is_broken)): `wait` then returns and `wait_timeout` is false.
+///
 /// ```
 /// # fn main() -> multiproc::Result<()> {
 /// use multiproc::Event;

@@ -73,6 +73,9 @@ impl Sem {
 ///
 /// [`Lock`]: crate::Lock
 ///
+/// If another process truncates the semaphore's file, this process survives:
+/// `acquire` and `release` return `Err(Corrupt)` (see [`is_broken`](Semaphore::is_broken)).
+///
 /// ```
 /// # fn main() -> multiproc::Result<()> {
 /// use multiproc::Semaphore;

@@ -40,6 +40,10 @@ use std::time::Duration;
 ///   lock after a bounded number of retries, and the lock recovers from a dead holder
 ///   within its probe interval (a multi-word value may then be half written).
 ///
+/// If another process truncates the value's file, this process survives (see
+/// [`is_broken`](Value::is_broken)): with no error to return, the operations go on
+/// on a zero page private to this process.
+///
 /// ```
 /// # fn main() -> multiproc::Result<()> {
 /// use multiproc::Value;
