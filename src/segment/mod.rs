@@ -243,7 +243,10 @@ impl Segment {
         let seg = Segment {
             inner: Arc::new(Inner {
                 name: String::new(),
-                reg: sigbus::register(map.as_mut_ptr(), map.len()),
+                // SAFETY: `map` is ours and outlives `reg` (declared before it in
+                // Inner, so dropped first); segments are only accessed through raw
+                // pointers and atomics, which zero pages serve as well.
+                reg: unsafe { sigbus::register(map.as_mut_ptr(), map.len()) },
                 map,
                 file: None,
                 data_len: layout.data_len,
@@ -442,7 +445,10 @@ impl Segment {
             let seg = Segment {
                 inner: Arc::new(Inner {
                     name: name.to_owned(),
-                    reg: sigbus::register(map.as_mut_ptr(), map.len()),
+                    // SAFETY: `map` is ours and outlives `reg` (declared before it in
+                    // Inner, so dropped first); segments are only accessed through raw
+                    // pointers and atomics, which zero pages serve as well.
+                    reg: unsafe { sigbus::register(map.as_mut_ptr(), map.len()) },
                     map,
                     file: Some(file),
                     data_len: layout.data_len,
@@ -518,7 +524,9 @@ impl Segment {
                     .map_raw(&file)
                     .map_err(|e| io_error(name, e))?;
                 // Registered before the first read: the file may be truncated already.
-                let reg = sigbus::register(map.as_mut_ptr(), map.len());
+                // SAFETY: as in `anonymous_raw`; `reg` is declared after `map`, so it
+                // is dropped (deregistered) first.
+                let reg = unsafe { sigbus::register(map.as_mut_ptr(), map.len()) };
                 let base = map.as_mut_ptr();
                 // SAFETY: the mapping holds at least HEADER_LEN bytes.
                 let state = unsafe { state_word(base) }.load(Ordering::Acquire);

@@ -68,7 +68,7 @@ fn state_of(s: u32) -> u32 {
 
 /// One registered mapping.
 #[derive(Debug)]
-pub struct Slot {
+pub(crate) struct Slot {
     /// `FREE`/`BUSY`/`LIVE` in the low bits, a generation above.
     state: AtomicU32,
     /// Non-zero once the handler replaced part of the mapping (or a size check found
@@ -147,7 +147,7 @@ fn for_each_chunk(mut f: impl FnMut(&'static Chunk) -> bool) {
 
 /// A registration: deregisters on drop.
 #[derive(Debug)]
-pub struct Registration {
+pub(crate) struct Registration {
     slot: &'static Slot,
 }
 
@@ -178,7 +178,13 @@ impl Drop for Registration {
 
 /// Registers the mapping `[start, start + len)` (page-aligned start) and installs the
 /// handler if this is the first registration and it is enabled.
-pub fn register(start: *mut u8, len: usize) -> Registration {
+///
+/// # Safety
+/// * `[start, start + len)` is a shared file mapping owned by the caller, which stays
+///   mapped until the returned [`Registration`] is dropped;
+/// * nothing relies on its pages staying file-backed: after a truncation the handler
+///   replaces them with private zero pages.
+pub(crate) unsafe fn register(start: *mut u8, len: usize) -> Registration {
     install_once();
     let page = page_size();
     let start = start as usize;
