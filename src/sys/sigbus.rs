@@ -5,7 +5,7 @@
 //! the file, and `SIGBUS`'s default action kills. This module turns that into a
 //! recoverable condition:
 //!
-//! * every segment mapping is registered in a [table](Slot) of `(start, len)` ranges
+//! * every segment mapping is registered in a table of `(start, len)` ranges
 //!   that a signal handler can read: fixed chunks of atomic slots, linked by atomic
 //!   pointers, allocated outside the handler and never freed;
 //! * a `SIGBUS` handler (installed once, the first time a segment is mapped) looks the
