@@ -430,13 +430,14 @@ impl<T: Pod> Array<T> {
 
     #[inline]
     fn in_range<R>(&self, i: usize, r: Option<R>) -> Result<R> {
-        r.ok_or_else(|| self.out_of_range(i))
+        self.obj.intact(r.ok_or_else(|| self.out_of_range(i)))
     }
 
-    /// Element `i`, or `None` if `i >= len()`.
+    /// Element `i`, or `None` if `i >= len()` (and, once another process truncated
+    /// the array's segment, always: see [`is_broken`](Array::is_broken)).
     #[inline]
     pub fn get(&self, i: usize) -> Option<T> {
-        self.view().get(i)
+        self.view().get(i).filter(|_| !self.obj.broken())
     }
 
     /// Panics if this thread holds the lock through a guard and `T` is written under
@@ -453,10 +454,19 @@ impl<T: Pod> Array<T> {
     pub fn set(&self, i: usize, x: T) -> Result<()> {
         self.refuse_self_deadlock_for_multi_word();
         if self.view().set(i, x) {
-            Ok(())
+            self.obj.intact(Ok(()))
         } else {
-            Err(self.out_of_range(i))
+            self.obj.intact(Err(self.out_of_range(i)))
         }
+    }
+
+    /// True once another process truncated the array's segment (see
+    /// [`Segment::is_broken`](crate::Segment::is_broken)). Operations returning a
+    /// `Result` then return `Err(Corrupt)` and `get` returns `None`; `to_vec`, `fill`
+    /// and guards work on zero pages private to this process (guards report
+    /// [`recovered`](ArrayGuard::recovered)).
+    pub fn is_broken(&self) -> bool {
+        self.obj.is_broken()
     }
 
     /// Atomically replaces element `i` with what `f` makes of it; returns `f`'s result.
@@ -509,22 +519,22 @@ impl<T: Pod> Array<T> {
     /// Copies every element into `out`. `Err(InvalidArgument)` unless
     /// `out.len() == len()`.
     pub fn copy_to_slice(&self, out: &mut [T]) -> Result<()> {
-        if self.view().read_into(out) {
+        self.obj.intact(if self.view().read_into(out) {
             Ok(())
         } else {
             Err(self.len_mismatch("copy_to_slice", out.len()))
-        }
+        })
     }
 
     /// Overwrites every element from `src`, as one locked write.
     /// `Err(InvalidArgument)` unless `src.len() == len()`.
     pub fn copy_from_slice(&self, src: &[T]) -> Result<()> {
         refuse_self_deadlock(self.raw(), "this array");
-        if self.view().write_from(src) {
+        self.obj.intact(if self.view().write_from(src) {
             Ok(())
         } else {
             Err(self.len_mismatch("copy_from_slice", src.len()))
-        }
+        })
     }
 
     fn len_mismatch(&self, what: &str, got: usize) -> Error {
@@ -602,7 +612,7 @@ impl<T: Pod> Array<T> {
             copy: orig.clone(),
             orig,
             dirty: false,
-            recovered: a == Acquire::Recovered,
+            recovered: a == Acquire::Recovered || self.obj.broken(),
             array: self,
             _held: held,
         }

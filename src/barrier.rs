@@ -227,15 +227,25 @@ impl Barrier {
     fn wait_until(&self, deadline: Deadline) -> Result<u32> {
         let raw = self.obj.raw();
         let me = current_identity();
+        // A probe also checks for truncation: a waiter on a lost page is woken by
+        // nobody, and its zero-page replacement never sees the round end.
+        let stop = || self.obj.is_broken();
         let r = match &self.action {
-            None => raw.wait(me, self.parties, deadline, self.probe),
+            None => raw.wait_unless(me, self.parties, deadline, self.probe, None, &stop),
             Some(action) => {
                 let mut run =
                     || std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| action())).is_ok();
-                raw.wait_with(me, self.parties, deadline, self.probe, Some(&mut run))
+                raw.wait_unless(
+                    me,
+                    self.parties,
+                    deadline,
+                    self.probe,
+                    Some(&mut run),
+                    &stop,
+                )
             }
         };
-        r.map_err(|e| match e {
+        self.obj.intact(r.map_err(|e| match e {
             BarrierError::Broken | BarrierError::Releasing => Error::Broken,
             BarrierError::Corrupt => Error::corrupt(
                 self.name(),
@@ -244,7 +254,7 @@ impl Barrier {
                     self.parties
                 ),
             ),
-        })
+        }))
     }
 
     /// Waits until all parties have arrived; returns the caller's arrival index
@@ -283,9 +293,11 @@ impl Barrier {
         self.obj.raw().n_waiting()
     }
 
-    /// True while the barrier is broken.
+    /// True while the barrier is broken, and for good once another process
+    /// truncated its segment (see [`Segment::is_broken`](crate::Segment::is_broken)):
+    /// `wait` then returns `Err(Corrupt)`.
     pub fn is_broken(&self) -> bool {
-        self.obj.raw().is_broken()
+        self.obj.raw().is_broken() || self.obj.is_broken()
     }
 
     /// The raw barrier inside the segment.

@@ -235,7 +235,7 @@ impl ByteQueue {
         self.check_len(msg)?;
         let ring = self.h.ring()?;
         ring.try_put(current_identity(), write_msg(msg))
-            .map_err(|e| self.h.err(e))
+            .map_or_else(|e| self.h.done(Err(e)), |x| self.h.done(Ok(x)))
     }
     /// Puts `msg`, waiting at most `timeout` for room: `Err(Timeout)` after that.
     pub fn put_timeout(&self, msg: &[u8], timeout: Duration) -> Result<()> {
@@ -244,8 +244,9 @@ impl ByteQueue {
     fn put_deadline(&self, msg: &[u8], deadline: Deadline) -> Result<()> {
         self.check_len(msg)?;
         let me = current_identity();
-        self.h
-            .blocking(|ring, policy| ring.put(me, deadline, policy, write_msg(msg)))
+        self.h.blocking(deadline, |ring, policy, d| {
+            ring.put(me, d, policy, write_msg(msg))
+        })
     }
 
     /// Takes the oldest message, waiting for one. `Err(Closed)` once closed and
@@ -302,10 +303,9 @@ impl ByteQueue {
         let me = current_identity();
         let cap = buf.len();
         let max = self.max;
-        let ring = self.h.ring()?;
-        let mut policy = self.h.policy();
-        let r = ring.get(me, deadline, &mut policy, &mut IntoSlice { buf, max });
-        self.h.record(&policy);
+        let r = self.h.blocking_raw(deadline, |ring, policy, d| {
+            ring.get(me, d, policy, &mut IntoSlice { buf, max })
+        })?;
         self.flatten(r, cap)
     }
 
@@ -334,10 +334,9 @@ impl ByteQueue {
     fn get_vec_deadline(&self, buf: &mut Vec<u8>, deadline: Deadline) -> Result<usize> {
         let me = current_identity();
         let max = self.max;
-        let ring = self.h.ring()?;
-        let mut policy = self.h.policy();
-        let r = ring.get(me, deadline, &mut policy, &mut IntoVec { buf, max });
-        self.h.record(&policy);
+        let r = self.h.blocking_raw(deadline, |ring, policy, d| {
+            ring.get(me, d, policy, &mut IntoVec { buf, max })
+        })?;
         self.flatten(r, usize::MAX)
     }
 
@@ -347,14 +346,14 @@ impl ByteQueue {
         buf_len: usize,
     ) -> Result<usize> {
         match r {
-            Ok(Ok(n)) => Ok(n),
+            Ok(Ok(n)) => self.h.done(Ok(n)),
             Ok(Err(QueueError::WontFit(len))) | Err(QueueError::WontFit(len)) => {
-                Err(Error::TooLarge {
+                self.h.intact(Err(Error::TooLarge {
                     len: usize::try_from(len).unwrap_or(usize::MAX),
                     max: buf_len,
-                })
+                }))
             }
-            Ok(Err(e)) | Err(e) => Err(self.h.err(e)),
+            Ok(Err(e)) | Err(e) => self.h.done(Err(e)),
         }
     }
 
@@ -471,6 +470,13 @@ impl ByteQueue {
     /// What crash recovery has done on this queue so far.
     pub fn recovery_stats(&self) -> RecoveryStats {
         self.h.recovery_stats()
+    }
+    /// True once another process truncated the queue's segment (see
+    /// [`Segment::is_broken`](crate::Segment::is_broken)); every operation that
+    /// returns a `Result` then returns `Err(Corrupt)`, blocking ones within
+    /// [`BROKEN_CHECK_EVERY`](crate::segment::BROKEN_CHECK_EVERY).
+    pub fn is_broken(&self) -> bool {
+        self.h.is_broken()
     }
 }
 

@@ -1,7 +1,8 @@
 //! [`Condition`]: a named condition variable that owns its robust, re-entrant lock.
 
 use crate::lock::{
-    held_here, lock_result, try_result, HeldHere, LockResult, OwnerDied, TryLockResult,
+    held_here, lock_result, try_result, try_unless_broken, unless_broken, HeldHere, LockResult,
+    OwnerDied, TryLockResult,
 };
 use crate::raw::lock::DEFAULT_PROBE;
 use crate::raw::Acquire;
@@ -10,6 +11,7 @@ use crate::segment::{self, Object, ObjectKind, Options};
 use crate::sync::{current_identity, Identity};
 use crate::sys::clock::{deadline_after, Deadline};
 use crate::{Error, Result};
+use core::cell::Cell;
 use core::fmt;
 use core::marker::PhantomData;
 use std::time::Duration;
@@ -36,6 +38,10 @@ use std::time::Duration;
 /// `notify` needs no lock and never blocks (unlike Python, it may be called without
 /// holding the lock): nothing another process writes into the segment can make it
 /// wait. With nobody waiting it makes no syscall.
+///
+/// If another process truncates the condition's file, this process survives:
+/// acquires and waits return `Err(OwnerDied)` at once (see
+/// [`is_broken`](Condition::is_broken)).
 ///
 /// ```
 /// # fn main() -> multiproc::Result<()> {
@@ -179,7 +185,7 @@ impl Condition {
             Some(a) => a,
             None => self.obj.raw().acquire_first(me, None, self.probe),
         };
-        lock_result(a, || self.guard(me))
+        unless_broken(self.obj.broken(), lock_result(a, || self.guard(me)))
     }
     /// Takes the lock only if that needs no waiting (the holder always may).
     pub fn try_acquire(&self) -> TryLockResult<ConditionGuard<'_>> {
@@ -188,7 +194,7 @@ impl Condition {
             Some(a) => a,
             None => self.obj.raw().try_acquire_first(me),
         };
-        try_result(a, || self.guard(me))
+        try_unless_broken(self.obj.broken(), try_result(a, || self.guard(me)))
     }
     /// Waits at most `timeout` for the lock; `Err(WouldBlock)` after that.
     pub fn acquire_timeout(&self, timeout: Duration) -> TryLockResult<ConditionGuard<'_>> {
@@ -200,7 +206,7 @@ impl Condition {
                 .raw()
                 .acquire_first(me, deadline_after(timeout), self.probe),
         };
-        try_result(a, || self.guard(me))
+        try_unless_broken(self.obj.broken(), try_result(a, || self.guard(me)))
     }
 
     /// One more hold if the calling thread holds the lock through a hold of its own
@@ -274,9 +280,25 @@ impl Condition {
             // release and wait with.
             return Ok(false);
         }
+        if self.obj.broken() {
+            // Nobody can notify through a truncated segment: waiting would never end.
+            return Err(OwnerDied::new(false));
+        }
+        // The sleep wakes at each probe to check for truncation (cheaply: the flag,
+        // and the file's size every 16th probe), keeping its registration, so no
+        // notify is missed; the wait ends once the segment is found broken.
+        let probes = Cell::new(0u32);
+        let stop = || {
+            let n = probes.get().wrapping_add(1);
+            probes.set(n);
+            self.obj.broken() || (n % 16 == 0 && self.obj.is_broken())
+        };
         // SAFETY: `g.me` holds the guard's condition's lock (checked), and the `&mut`
         // borrow keeps the caller off the protected state until we relock.
-        let w = unsafe { g.raw.wait(g.me, deadline, self.probe) };
+        let w = unsafe { g.raw.wait_unless(g.me, deadline, self.probe, Some(&stop)) };
+        if self.obj.broken() {
+            return Err(OwnerDied::new(w.notified));
+        }
         relocked(w.notified, w.recovered)
     }
 
@@ -313,6 +335,9 @@ impl Condition {
         while pred(g) {
             if self.wait_until(g, None).is_err() {
                 recovered = true;
+                if self.obj.broken() {
+                    return Err(OwnerDied::new(()));
+                }
             }
         }
         relocked((), recovered)
@@ -374,6 +399,15 @@ impl Condition {
     /// True while any thread holds the lock (a snapshot).
     pub fn is_locked(&self) -> bool {
         self.obj.raw().lock().is_locked()
+    }
+
+    /// True once another process truncated the condition's segment (see
+    /// [`Segment::is_broken`](crate::Segment::is_broken)). Its lock then excludes only
+    /// this process's threads; acquires and waits return `Err(OwnerDied(..))`, and
+    /// waits return at once (no notify can reach them any more), so `wait_while`
+    /// returns even while its predicate holds.
+    pub fn is_broken(&self) -> bool {
+        self.obj.is_broken()
     }
 
     /// The raw condition inside the segment.

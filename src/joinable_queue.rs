@@ -255,7 +255,7 @@ impl<T: Pod> JoinableQueue<T> {
     pub fn try_put(&self, v: T) -> Result<()> {
         let ring = self.h.ring()?;
         ring.try_put(current_identity(), write_pod(&v))
-            .map_err(|e| self.h.err(e))
+            .map_or_else(|e| self.h.done(Err(e)), |x| self.h.done(Ok(x)))
     }
     /// Puts `v`, waiting at most `timeout`: `Err(Timeout)` after that.
     pub fn put_timeout(&self, v: T, timeout: Duration) -> Result<()> {
@@ -263,8 +263,9 @@ impl<T: Pod> JoinableQueue<T> {
     }
     fn put_deadline(&self, v: T, deadline: Deadline) -> Result<()> {
         let me = current_identity();
-        self.h
-            .blocking(|ring, policy| ring.put(me, deadline, policy, write_pod(&v)))
+        self.h.blocking(deadline, |ring, policy, d| {
+            ring.put(me, d, policy, write_pod(&v))
+        })
     }
 
     // ---- consumers -----------------------------------------------------------------
@@ -295,13 +296,13 @@ impl<T: Pod> JoinableQueue<T> {
         let me = current_identity();
         let holder = self.holder(me);
         let join = self.join_state();
-        self.h.blocking(|ring, policy| {
+        self.h.blocking(deadline, |ring, policy, d| {
             let mut t = Counted {
                 inner: TakeWith(read_pod::<T>),
                 join,
                 holder,
             };
-            ring.get(me, deadline, policy, &mut t)
+            ring.get(me, d, policy, &mut t)
         })
     }
 
@@ -309,14 +310,16 @@ impl<T: Pod> JoinableQueue<T> {
     /// values were got (across all consumers).
     pub fn task_done(&self) -> Result<()> {
         let hint = HINT.with(Cell::get);
-        self.join_state()
+        let r = self
+            .join_state()
             .task_done(current_identity(), hint)
             .map_err(|_| {
                 Error::invalid(format!(
                     "task_done() called more times than values were got from '{}'",
                     self.name()
                 ))
-            })
+            });
+        self.h.intact(r)
     }
 
     /// Lets go of the tasks the calling thread got and has not marked done: they
@@ -344,9 +347,11 @@ impl<T: Pod> JoinableQueue<T> {
             return false;
         };
         let probe = self.h.policy().probe.saturating_mul(JOIN_PROBE_FACTOR);
+        // Once the segment is broken, join reports false: its tasks are lost.
         self.join_state()
             .join(&ring, deadline, probe)
             .unwrap_or(false)
+            && !self.h.is_broken()
     }
 
     /// Unfinished tasks now: values queued, plus values got and not marked done by
@@ -397,5 +402,12 @@ impl<T: Pod> JoinableQueue<T> {
     /// What crash recovery has done on this queue so far.
     pub fn recovery_stats(&self) -> RecoveryStats {
         self.h.recovery_stats()
+    }
+    /// True once another process truncated the queue's segment (see
+    /// [`Segment::is_broken`](crate::Segment::is_broken)); every operation that
+    /// returns a `Result` then returns `Err(Corrupt)`, blocking ones within
+    /// [`BROKEN_CHECK_EVERY`](crate::segment::BROKEN_CHECK_EVERY).
+    pub fn is_broken(&self) -> bool {
+        self.h.is_broken()
     }
 }

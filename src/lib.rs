@@ -107,4 +107,6 @@ pub use semaphore::{BoundedSemaphore, Semaphore};
 #[cfg(all(feature = "std", not(loom)))]
 pub use spsc_queue::{Role, SpscQueue};
 #[cfg(all(feature = "std", not(loom)))]
+pub use sys::sigbus;
+#[cfg(all(feature = "std", not(loom)))]
 pub use value::{Value, ValueGuard};

@@ -112,6 +112,28 @@ pub(crate) fn lock_result<G>(a: Acquire, guard: impl FnOnce() -> G) -> LockResul
     }
 }
 
+/// A lock whose segment was truncated by another process (see
+/// [`Segment::is_broken`](crate::Segment::is_broken)) no longer excludes other
+/// processes: its word now lies on a zero page private to this process, so it only
+/// excludes this process's threads. Every acquire then reports that as
+/// `Err(OwnerDied(guard))`, like a poisoned lock: what it guards cannot be trusted.
+#[inline]
+pub(crate) fn unless_broken<G>(broken: bool, r: LockResult<G>) -> LockResult<G> {
+    match r {
+        Ok(g) if broken => Err(OwnerDied::new(g)),
+        r => r,
+    }
+}
+
+/// As [`unless_broken`] for `try_acquire` / `acquire_timeout`.
+#[inline]
+pub(crate) fn try_unless_broken<G>(broken: bool, r: TryLockResult<G>) -> TryLockResult<G> {
+    match r {
+        Ok(g) if broken => Err(TryLockError::OwnerDied(OwnerDied::new(g))),
+        r => r,
+    }
+}
+
 /// A held [`RawLock`] that releases on drop: the core of every lock guard.
 pub(crate) struct Held<'a> {
     raw: &'a RawLock,
@@ -285,6 +307,10 @@ pub(crate) fn try_acquire_raw(raw: &RawLock) -> (Acquire, Identity) {
 /// thread: if that thread dies before the release, the next acquirer recovers the
 /// lock (`OwnerDied`), as for any dead holder.
 ///
+/// If another process truncates the lock's file, this process survives: the lock
+/// then excludes only this process's threads, every acquire returns
+/// `Err(OwnerDied(guard))`, and [`is_broken`](Lock::is_broken) says why.
+///
 /// ```
 /// # fn main() -> multiproc::Result<()> {
 /// use multiproc::Lock;
@@ -411,21 +437,21 @@ impl Lock {
     #[inline]
     pub fn acquire(&self) -> LockResult<LockGuard<'_>> {
         let (a, me) = acquire_raw(self.obj.raw(), None, self.probe);
-        lock_result(a, || self.guard(me))
+        unless_broken(self.obj.broken(), lock_result(a, || self.guard(me)))
     }
 
     /// Takes the lock only if that needs no waiting.
     #[inline]
     pub fn try_acquire(&self) -> TryLockResult<LockGuard<'_>> {
         let (a, me) = try_acquire_raw(self.obj.raw());
-        try_result(a, || self.guard(me))
+        try_unless_broken(self.obj.broken(), try_result(a, || self.guard(me)))
     }
 
     /// Waits at most `timeout` for the lock; `Err(WouldBlock)` after that, or at once
     /// if the calling thread holds it already (a live guard).
     pub fn acquire_timeout(&self, timeout: Duration) -> TryLockResult<LockGuard<'_>> {
         let (a, me) = acquire_raw(self.obj.raw(), deadline_after(timeout), self.probe);
-        try_result(a, || self.guard(me))
+        try_unless_broken(self.obj.broken(), try_result(a, || self.guard(me)))
     }
 
     /// True while any thread holds the lock (a snapshot).
@@ -447,6 +473,13 @@ impl Lock {
         // word still names `tid`; the start time is not consulted.
         unsafe { raw.unlock(Identity { tid, start: 0 }) };
         Ok(())
+    }
+
+    /// True once another process truncated the lock's segment (see
+    /// [`Segment::is_broken`](crate::Segment::is_broken)): the lock then excludes
+    /// only this process's threads, and every acquire returns `Err(OwnerDied(..))`.
+    pub fn is_broken(&self) -> bool {
+        self.obj.is_broken()
     }
 
     /// The raw lock inside the segment.

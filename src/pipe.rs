@@ -619,6 +619,13 @@ impl Pipe {
         self.closed
     }
 
+    /// True once another process truncated the pipe's segment (see
+    /// [`Segment::is_broken`](crate::Segment::is_broken)); sends, receives and polls
+    /// then return `Err(Corrupt)` (waiting ones within a probe interval).
+    pub fn is_broken(&self) -> bool {
+        self.obj.is_broken()
+    }
+
     fn send_ring(&self) -> usize {
         self.end.index()
     }
@@ -750,18 +757,20 @@ impl Pipe {
     #[inline]
     pub fn send_bytes(&mut self, msg: &[u8]) -> Result<()> {
         if self.send_fast(msg) {
-            return Ok(());
+            return self.obj.intact(Ok(()));
         }
-        self.send_until(msg, None, true)
+        let r = self.send_until(msg, None, true);
+        self.obj.intact(r)
     }
 
     /// Sends `msg`, waiting at most `timeout`. On `Err(Timeout)` the message is not
     /// delivered — also when it was being streamed: the receiver drops what it got.
     pub fn send_bytes_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<()> {
         if self.send_fast(msg) {
-            return Ok(());
+            return self.obj.intact(Ok(()));
         }
-        self.send_until(msg, deadline_after(timeout), true)
+        let r = self.send_until(msg, deadline_after(timeout), true);
+        self.obj.intact(r)
     }
 
     /// Sends `msg` only if it fits in the ring whole right now: `Err(Full)` if there
@@ -770,9 +779,10 @@ impl Pipe {
     #[inline]
     pub fn try_send_bytes(&mut self, msg: &[u8]) -> Result<()> {
         if self.send_fast(msg) {
-            return Ok(());
+            return self.obj.intact(Ok(()));
         }
-        self.send_until(msg, None, false)
+        let r = self.send_until(msg, None, false);
+        self.obj.intact(r)
     }
 
     /// The inlined path of every send: a claimed, open end, a live peer and room for
@@ -819,6 +829,8 @@ impl Pipe {
         }
         let name = self.obj.name();
         let raw = self.obj.raw();
+        // Waits' probes also check for truncation: nobody wakes a lost page.
+        let seg = self.obj.segment();
         let (ring_i, peer, probe, duplex) =
             (self.send_ring(), self.peer(), self.probe, self.duplex);
         let local = self.local.as_deref();
@@ -849,10 +861,9 @@ impl Pipe {
             if !wait {
                 return Err(Error::Full);
             }
-            match tx
-                .cur
-                .wait_free(ring, want, deadline, probe, || peer_gone(raw, peer, local))
-            {
+            match tx.cur.wait_free(ring, want, deadline, probe, || {
+                peer_gone(raw, peer, local) || seg.is_broken()
+            }) {
                 Ok(_) => Ok(()),
                 Err(Stop::TimedOut) => Err(Error::Timeout),
                 Err(s @ (Stop::Closed | Stop::Gone)) => {
@@ -936,10 +947,11 @@ impl Pipe {
     /// returns its length. Allocates only if `buf`'s capacity is too small.
     #[inline]
     pub fn recv_bytes_into(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
-        match self.recv_fast(buf) {
+        let r = match self.recv_fast(buf) {
             Fast::Got(n) => Ok(n),
             _ => self.recv_until(buf, None, true),
-        }
+        };
+        self.obj.intact(r)
     }
 
     /// [`recv_bytes_into`](Pipe::recv_bytes_into), waiting at most `timeout`.
@@ -948,21 +960,23 @@ impl Pipe {
         buf: &mut Vec<u8>,
         timeout: Duration,
     ) -> Result<usize> {
-        match self.recv_fast(buf) {
+        let r = match self.recv_fast(buf) {
             Fast::Got(n) => Ok(n),
             _ => self.recv_until(buf, deadline_after(timeout), true),
-        }
+        };
+        self.obj.intact(r)
     }
 
     /// [`recv_bytes_into`](Pipe::recv_bytes_into) without waiting: `Err(Empty)` when
     /// no complete message is there yet.
     #[inline]
     pub fn try_recv_bytes_into(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
-        match self.recv_fast(buf) {
+        let r = match self.recv_fast(buf) {
             Fast::Got(n) => Ok(n),
             Fast::Nothing => Err(Error::Empty),
             Fast::Slow => self.recv_until(buf, None, false),
-        }
+        };
+        self.obj.intact(r)
     }
 
     /// The inlined path of every receive: a whole message stamped at the read
@@ -1015,6 +1029,8 @@ impl Pipe {
         }
         let name = self.obj.name();
         let raw = self.obj.raw();
+        // Waits' probes also check for truncation: nobody wakes a lost page.
+        let seg = self.obj.segment();
         let (ring_i, peer, probe, max, duplex) = (
             self.recv_ring(),
             self.peer(),
@@ -1056,7 +1072,7 @@ impl Pipe {
                             None
                         } else {
                             let r = rx.cur.wait_available(ring, OVERHEAD, deadline, probe, || {
-                                peer_gone(raw, peer, local)
+                                peer_gone(raw, peer, local) || seg.is_broken()
                             });
                             match r {
                                 Ok(_) if rx.stamped() => None,
@@ -1172,6 +1188,11 @@ impl Pipe {
     /// way (Python's `poll`). `Ok(false)` on timeout; `poll(Some(Duration::ZERO))`
     /// only looks.
     pub fn poll(&mut self, timeout: Option<Duration>) -> Result<bool> {
+        let r = self.poll_inner(timeout);
+        self.obj.intact(r)
+    }
+
+    fn poll_inner(&mut self, timeout: Option<Duration>) -> Result<bool> {
         self.ready()?;
         if !self.can_recv() {
             return Err(Error::invalid(format!(
@@ -1181,6 +1202,8 @@ impl Pipe {
         }
         let name = self.obj.name();
         let raw = self.obj.raw();
+        // Waits' probes also check for truncation: nobody wakes a lost page.
+        let seg = self.obj.segment();
         let (ring_i, peer, probe, duplex) =
             (self.recv_ring(), self.peer(), self.probe, self.duplex);
         let local = self.local.as_deref();
@@ -1206,7 +1229,7 @@ impl Pipe {
         }
         let deadline = timeout.and_then(deadline_after);
         match rx.cur.wait_available(ring, OVERHEAD, deadline, probe, || {
-            peer_gone(raw, peer, local)
+            peer_gone(raw, peer, local) || seg.is_broken()
         }) {
             Ok(_) | Err(Stop::Closed) => Ok(true),
             Err(Stop::Gone) => {

@@ -321,7 +321,14 @@ impl<R: HasRing> RingHandle<R> {
             Err(QueueError::Empty) if self.probe_due() => attempt(&ring, true),
             r => r,
         }
-        .map_err(|e| self.err(e))
+        .map_or_else(|e| self.done(Err(e)), |x| self.done(Ok(x)))
+    }
+
+    /// A ring call's result as the crate's, unless the segment broke meanwhile: then
+    /// `Err(Corrupt)` (what it read or wrote was a process-private zero page).
+    #[inline]
+    pub fn done<X>(&self, r: core::result::Result<X, QueueError>) -> Result<X> {
+        self.obj.segment().intact(r.map_err(|e| self.err(e)))
     }
 
     pub fn record(&self, policy: &WaitPolicy) {
@@ -365,17 +372,45 @@ impl<R: HasRing> RingHandle<R> {
         self.ring().map(|r| r.recovery_stats()).unwrap_or_default()
     }
 
+    pub fn is_broken(&self) -> bool {
+        self.obj.is_broken()
+    }
+
     /// Runs a blocking ring call with this handle's policy, recording whether it slept.
     #[inline]
+    /// An unbounded call runs in slices that check for truncation
+    /// ([`Segment::sliced`](crate::segment::Segment)).
     pub fn blocking<X>(
         &self,
-        f: impl FnOnce(&Ring<'_>, &mut WaitPolicy) -> core::result::Result<X, QueueError>,
+        deadline: Deadline,
+        f: impl FnMut(&Ring<'_>, &mut WaitPolicy, Deadline) -> core::result::Result<X, QueueError>,
     ) -> Result<X> {
+        self.done(self.blocking_raw(deadline, f)?)
+    }
+
+    /// [`blocking`](Self::blocking), handing back the ring's own result (the caller
+    /// passes it through [`done`](Self::done) or [`intact`](Self::intact)).
+    pub fn blocking_raw<X>(
+        &self,
+        deadline: Deadline,
+        mut f: impl FnMut(&Ring<'_>, &mut WaitPolicy, Deadline) -> core::result::Result<X, QueueError>,
+    ) -> Result<core::result::Result<X, QueueError>> {
         let ring = self.ring()?;
         let mut policy = self.policy();
-        let r = f(&ring, &mut policy);
+        let r = self.obj.segment().sliced(
+            deadline,
+            true,
+            |d| f(&ring, &mut policy, d),
+            |r| matches!(r, Err(QueueError::Timeout)),
+        );
         self.record(&policy);
-        r.map_err(|e| self.err(e))
+        r
+    }
+
+    /// `r`, unless the segment broke: see [`Segment::intact`](crate::segment::Segment).
+    #[inline]
+    pub fn intact<X>(&self, r: Result<X>) -> Result<X> {
+        self.obj.segment().intact(r)
     }
 }
 
@@ -629,7 +664,7 @@ impl<T: Pod> Queue<T> {
     pub fn try_put(&self, v: T) -> Result<()> {
         let ring = self.h.ring()?;
         ring.try_put(current_identity(), write_pod(&v))
-            .map_err(|e| self.h.err(e))
+            .map_or_else(|e| self.h.done(Err(e)), |x| self.h.done(Ok(x)))
     }
     /// Puts `v`, waiting at most `timeout` for room: `Err(Timeout)` after that.
     pub fn put_timeout(&self, v: T, timeout: Duration) -> Result<()> {
@@ -638,8 +673,9 @@ impl<T: Pod> Queue<T> {
     #[inline]
     fn put_deadline(&self, v: T, deadline: Deadline) -> Result<()> {
         let me = current_identity();
-        self.h
-            .blocking(|ring, policy| ring.put(me, deadline, policy, write_pod(&v)))
+        self.h.blocking(deadline, |ring, policy, d| {
+            ring.put(me, d, policy, write_pod(&v))
+        })
     }
 
     /// Takes the oldest value, waiting for one. `Err(Closed)` once the queue is
@@ -664,8 +700,9 @@ impl<T: Pod> Queue<T> {
     #[inline]
     fn get_deadline(&self, deadline: Deadline) -> Result<T> {
         let me = current_identity();
-        self.h
-            .blocking(|ring, policy| ring.get(me, deadline, policy, &mut TakeWith(read_pod::<T>)))
+        self.h.blocking(deadline, |ring, policy, d| {
+            ring.get(me, d, policy, &mut TakeWith(read_pod::<T>))
+        })
     }
 
     /// Puts every value of `items` in order, waiting for room as needed; wakes
@@ -703,7 +740,7 @@ impl<T: Pod> Queue<T> {
         ring.try_put_many(current_identity(), items.len(), |i, p| {
             store_bytes(p, bytemuck::bytes_of(&items[i]))
         })
-        .map_err(|e| self.h.err(e))
+        .map_or_else(|e| self.h.done(Err(e)), |x| self.h.done(Ok(x)))
     }
     /// Waits for at least one value, then takes as many as are available, up to
     /// `buf.len()`; returns how many. `Err(Closed)` when closed and drained.
@@ -717,8 +754,8 @@ impl<T: Pod> Queue<T> {
     }
     fn get_many_deadline(&self, buf: &mut [T], deadline: Deadline) -> Result<usize> {
         let me = current_identity();
-        self.h.blocking(|ring, policy| {
-            ring.get_many(me, deadline, policy, buf.len(), |i, p| buf[i] = read_pod(p))
+        self.h.blocking(deadline, |ring, policy, d| {
+            ring.get_many(me, d, policy, buf.len(), |i, p| buf[i] = read_pod(p))
         })
     }
     /// Takes up to `buf.len()` values that are available now; returns how many (0
@@ -734,10 +771,10 @@ impl<T: Pod> Queue<T> {
                         Ok(1)
                     }
                     Err(QueueError::Empty) => Ok(0),
-                    Err(e) => Err(self.h.err(e)),
+                    Err(e) => self.h.done(Err(e)),
                 }
             }
-            r => r.map_err(|e| self.h.err(e)),
+            r => self.h.done(r),
         }
     }
 
@@ -771,5 +808,12 @@ impl<T: Pod> Queue<T> {
     /// What crash recovery has done on this queue so far.
     pub fn recovery_stats(&self) -> RecoveryStats {
         self.h.recovery_stats()
+    }
+    /// True once another process truncated the queue's segment (see
+    /// [`Segment::is_broken`](crate::Segment::is_broken)); every operation that
+    /// returns a `Result` then returns `Err(Corrupt)`, blocking ones within
+    /// [`BROKEN_CHECK_EVERY`](crate::segment::BROKEN_CHECK_EVERY).
+    pub fn is_broken(&self) -> bool {
+        self.h.is_broken()
     }
 }

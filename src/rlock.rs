@@ -1,6 +1,8 @@
 //! [`RLock`]: a named, robust, re-entrant lock.
 
-use crate::lock::{lock_result, try_result, LockResult, TryLockResult};
+use crate::lock::{
+    lock_result, try_result, try_unless_broken, unless_broken, LockResult, TryLockResult,
+};
 use crate::raw::lock::DEFAULT_PROBE;
 use crate::raw::RawRLock;
 use crate::segment::{self, Object, ObjectKind, Options};
@@ -159,7 +161,7 @@ impl RLock {
     pub fn acquire(&self) -> LockResult<RLockGuard<'_>> {
         let me = current_identity();
         let a = self.obj.raw().lock(me, None, self.probe);
-        lock_result(a, || self.guard(me))
+        unless_broken(self.obj.broken(), lock_result(a, || self.guard(me)))
     }
 
     /// Takes the lock only if that needs no waiting.
@@ -167,14 +169,14 @@ impl RLock {
     pub fn try_acquire(&self) -> TryLockResult<RLockGuard<'_>> {
         let me = current_identity();
         let a = self.obj.raw().try_lock(me);
-        try_result(a, || self.guard(me))
+        try_unless_broken(self.obj.broken(), try_result(a, || self.guard(me)))
     }
 
     /// Waits at most `timeout` for the lock; `Err(WouldBlock)` after that.
     pub fn acquire_timeout(&self, timeout: Duration) -> TryLockResult<RLockGuard<'_>> {
         let me = current_identity();
         let a = self.obj.raw().lock(me, deadline_after(timeout), self.probe);
-        try_result(a, || self.guard(me))
+        try_unless_broken(self.obj.broken(), try_result(a, || self.guard(me)))
     }
 
     /// Gives up one hold of the calling thread, Python style (see
@@ -187,10 +189,18 @@ impl RLock {
     #[inline]
     pub fn release(&self) -> Result<()> {
         // SAFETY: an RLock protects no data of its own; the caller gives up its hold.
-        match unsafe { self.obj.raw().unlock(current_identity()) } {
+        let r = match unsafe { self.obj.raw().unlock(current_identity()) } {
             Ok(_) => Ok(()),
             Err(_) => Err(Error::NotOwner),
-        }
+        };
+        self.obj.intact(r)
+    }
+
+    /// True once another process truncated the lock's segment: as for
+    /// [`Lock::is_broken`](crate::Lock::is_broken) (acquires return `Err(OwnerDied)`,
+    /// `release` returns `Err(Corrupt)`).
+    pub fn is_broken(&self) -> bool {
+        self.obj.is_broken()
     }
 
     /// True while any thread holds the lock (a snapshot).

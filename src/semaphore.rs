@@ -56,7 +56,17 @@ impl Sem {
     }
 
     fn acquire_timeout(&self, timeout: Duration) -> bool {
-        self.obj.raw().acquire(deadline_after(timeout))
+        self.obj.raw().acquire(deadline_after(timeout)) && !self.obj.broken()
+    }
+
+    /// Waits in slices that check for truncation (see `Segment::sliced`).
+    fn acquire(&self) -> Result<()> {
+        let got =
+            self.obj
+                .segment()
+                .sliced(None, true, |d| self.obj.raw().acquire(d), |got| !got)?;
+        self.obj
+            .intact(if got { Ok(()) } else { Err(Error::Timeout) })
     }
 }
 
@@ -72,6 +82,9 @@ impl Sem {
 /// (one holder, recovered when it dies) or release from a supervisor.
 ///
 /// [`Lock`]: crate::Lock
+///
+/// If another process truncates the semaphore's file, this process survives:
+/// `acquire` and `release` return `Err(Corrupt)` (see [`is_broken`](Semaphore::is_broken)).
 ///
 /// ```
 /// # fn main() -> multiproc::Result<()> {
@@ -153,16 +166,22 @@ impl Semaphore {
         self.sem.obj.persist()
     }
 
-    /// Takes a permit, waiting as long as it takes.
+    /// Takes a permit, waiting as long as it takes. `Err(Corrupt)` once another
+    /// process truncated the semaphore's segment.
     #[inline]
     pub fn acquire(&self) -> Result<()> {
-        self.sem.obj.raw().acquire(None);
-        Ok(())
+        self.sem.acquire()
     }
-    /// Takes a permit if one is available now.
+    /// Takes a permit if one is available now (never once the segment is broken).
     #[inline]
     pub fn try_acquire(&self) -> bool {
-        self.sem.obj.raw().try_acquire()
+        self.sem.obj.raw().try_acquire() && !self.sem.obj.broken()
+    }
+    /// True once another process truncated the semaphore's segment (see
+    /// [`Segment::is_broken`](crate::Segment::is_broken)): `acquire` and `release`
+    /// then return `Err(Corrupt)`, `try_acquire` and `acquire_timeout` false.
+    pub fn is_broken(&self) -> bool {
+        self.sem.obj.is_broken()
     }
     /// Takes a permit, waiting at most `timeout`; false if none came.
     pub fn acquire_timeout(&self, timeout: Duration) -> bool {
@@ -172,8 +191,9 @@ impl Semaphore {
     /// would pass `u32::MAX`.
     #[inline]
     pub fn release(&self) -> Result<()> {
-        if self.sem.obj.raw().release(self.sem.max) {
-            Ok(())
+        // On a broken segment the release went to a private page: intact says so.
+        if self.sem.obj.raw().release(self.sem.max) || self.sem.obj.broken() {
+            self.sem.obj.intact(Ok(()))
         } else {
             Err(Error::invalid(format!(
                 "semaphore '{}' is at its largest value {}: release would overflow it",
@@ -287,16 +307,22 @@ impl BoundedSemaphore {
         self.sem.obj.persist()
     }
 
-    /// Takes a permit, waiting as long as it takes.
+    /// Takes a permit, waiting as long as it takes. `Err(Corrupt)` once another
+    /// process truncated the semaphore's segment.
     #[inline]
     pub fn acquire(&self) -> Result<()> {
-        self.sem.obj.raw().acquire(None);
-        Ok(())
+        self.sem.acquire()
     }
-    /// Takes a permit if one is available now.
+    /// Takes a permit if one is available now (never once the segment is broken).
     #[inline]
     pub fn try_acquire(&self) -> bool {
-        self.sem.obj.raw().try_acquire()
+        self.sem.obj.raw().try_acquire() && !self.sem.obj.broken()
+    }
+    /// True once another process truncated the semaphore's segment (see
+    /// [`Segment::is_broken`](crate::Segment::is_broken)): `acquire` and `release`
+    /// then return `Err(Corrupt)`, `try_acquire` and `acquire_timeout` false.
+    pub fn is_broken(&self) -> bool {
+        self.sem.obj.is_broken()
     }
     /// Takes a permit, waiting at most `timeout`; false if none came.
     pub fn acquire_timeout(&self, timeout: Duration) -> bool {
@@ -306,8 +332,9 @@ impl BoundedSemaphore {
     /// the value is already at its initial value.
     #[inline]
     pub fn release(&self) -> Result<()> {
-        if self.sem.obj.raw().release(self.sem.max) {
-            Ok(())
+        // On a broken segment the release went to a private page: intact says so.
+        if self.sem.obj.raw().release(self.sem.max) || self.sem.obj.broken() {
+            self.sem.obj.intact(Ok(()))
         } else {
             Err(Error::invalid(format!(
                 "bounded semaphore '{}' already holds its initial {} permits: release without a matching acquire",

@@ -318,6 +318,14 @@ impl<T: Pod> SpscQueue<T> {
         self.obj.raw().ring.closed() != 0
     }
 
+    /// True once another process truncated the queue's segment (see
+    /// [`Segment::is_broken`](crate::Segment::is_broken)); every operation that
+    /// returns a `Result` then returns `Err(Corrupt)`, blocking ones within
+    /// [`BROKEN_CHECK_EVERY`](crate::segment::BROKEN_CHECK_EVERY).
+    pub fn is_broken(&self) -> bool {
+        self.obj.is_broken()
+    }
+
     fn role_record(&self) -> &RawRole {
         let raw = self.obj.raw();
         match self.role {
@@ -449,18 +457,20 @@ impl<T: Pod> SpscQueue<T> {
     #[inline]
     pub fn put(&mut self, v: T) -> Result<()> {
         if self.put_fast(&v) {
-            return Ok(());
+            return self.obj.intact(Ok(()));
         }
-        self.put_until(v, None)
+        let r = self.put_until(v, None);
+        self.obj.intact(r)
     }
 
     /// Puts `v` if there is room now; `Err(Full)` otherwise.
     #[inline]
     pub fn try_put(&mut self, v: T) -> Result<()> {
         if self.put_fast(&v) {
-            return Ok(());
+            return self.obj.intact(Ok(()));
         }
-        self.try_put_slow(v)
+        let r = self.try_put_slow(v);
+        self.obj.intact(r)
     }
 
     #[inline(never)]
@@ -478,11 +488,14 @@ impl<T: Pod> SpscQueue<T> {
 
     /// Puts `v`, waiting at most `timeout` for room; `Err(Timeout)` after that.
     pub fn put_timeout(&mut self, v: T, timeout: Duration) -> Result<()> {
-        self.put_until(v, deadline_after(timeout))
+        let r = self.put_until(v, deadline_after(timeout));
+        self.obj.intact(r)
     }
 
     #[inline(never)]
     fn put_until(&mut self, v: T, deadline: Deadline) -> Result<()> {
+        // A wait's probes also check for truncation (nobody wakes a lost page).
+        let seg = self.obj.segment().clone();
         let (raw, p, probe) = self.producer()?;
         let ring = &raw.ring;
         if ring.closed() != 0 {
@@ -494,7 +507,7 @@ impl<T: Pod> SpscQueue<T> {
                 Ok(false) => {}
                 Err(c) => return Err(self.corrupt(c)),
             }
-            if let Err(s) = p.wait_free(ring, 1, deadline, probe, || false) {
+            if let Err(s) = p.wait_free(ring, 1, deadline, probe, || seg.is_broken()) {
                 return Err(self.stop(s));
             }
         }
@@ -503,12 +516,18 @@ impl<T: Pod> SpscQueue<T> {
     /// Puts every record of `items` in order, waiting for room as needed; each
     /// batch that fits is published with one store.
     pub fn put_many(&mut self, items: &[T]) -> Result<()> {
-        self.put_many_until(items, None).map(|_| ())
+        let r = self.put_many_until(items, None).map(|_| ());
+        self.obj.intact(r)
     }
 
     /// Puts as many leading records of `items` as fit now (one store); returns how
     /// many. `Err(Full)` when none fit (and `items` is not empty).
     pub fn try_put_many(&mut self, items: &[T]) -> Result<usize> {
+        let r = self.try_put_many_inner(items);
+        self.obj.intact(r)
+    }
+
+    fn try_put_many_inner(&mut self, items: &[T]) -> Result<usize> {
         if items.is_empty() {
             return Ok(0);
         }
@@ -532,10 +551,13 @@ impl<T: Pod> SpscQueue<T> {
     /// As [`put_many`](SpscQueue::put_many), giving up after `timeout`: returns how
     /// many records were put (all of them unless it timed out).
     pub fn put_many_timeout(&mut self, items: &[T], timeout: Duration) -> Result<usize> {
-        self.put_many_until(items, deadline_after(timeout))
+        let r = self.put_many_until(items, deadline_after(timeout));
+        self.obj.intact(r)
     }
 
     fn put_many_until(&mut self, items: &[T], deadline: Deadline) -> Result<usize> {
+        // A wait's probes also check for truncation (nobody wakes a lost page).
+        let seg = self.obj.segment().clone();
         let (raw, p, probe) = self.producer()?;
         let ring = &raw.ring;
         let bytes: &[u8] = bytemuck::cast_slice(items);
@@ -551,7 +573,7 @@ impl<T: Pod> SpscQueue<T> {
             let want = left.min((cap / 4).max(1));
             match p.free_for(ring, want) {
                 Ok(f) if f >= want => {}
-                Ok(_) => match p.wait_free(ring, want, deadline, probe, || false) {
+                Ok(_) => match p.wait_free(ring, want, deadline, probe, || seg.is_broken()) {
                     Ok(_) => {}
                     Err(Stop::TimedOut) if done > 0 => return Ok(done),
                     Err(s) => return Err(self.stop(s)),
@@ -569,9 +591,10 @@ impl<T: Pod> SpscQueue<T> {
     #[inline]
     pub fn get(&mut self) -> Result<T> {
         if let Some(v) = self.get_fast() {
-            return Ok(v);
+            return self.obj.intact(Ok(v));
         }
-        self.get_until(None)
+        let r = self.get_until(None);
+        self.obj.intact(r)
     }
 
     /// Takes the oldest record if there is one; `Err(Empty)` otherwise
@@ -579,9 +602,10 @@ impl<T: Pod> SpscQueue<T> {
     #[inline]
     pub fn try_get(&mut self) -> Result<T> {
         if let Some(v) = self.get_fast() {
-            return Ok(v);
+            return self.obj.intact(Ok(v));
         }
-        self.try_get_slow()
+        let r = self.try_get_slow();
+        self.obj.intact(r)
     }
 
     #[inline(never)]
@@ -599,11 +623,14 @@ impl<T: Pod> SpscQueue<T> {
 
     /// Takes the oldest record, waiting at most `timeout`; `Err(Timeout)` after that.
     pub fn get_timeout(&mut self, timeout: Duration) -> Result<T> {
-        self.get_until(deadline_after(timeout))
+        let r = self.get_until(deadline_after(timeout));
+        self.obj.intact(r)
     }
 
     #[inline(never)]
     fn get_until(&mut self, deadline: Deadline) -> Result<T> {
+        // A wait's probes also check for truncation (nobody wakes a lost page).
+        let seg = self.obj.segment().clone();
         let (raw, c, probe) = self.consumer()?;
         let ring = &raw.ring;
         loop {
@@ -612,7 +639,7 @@ impl<T: Pod> SpscQueue<T> {
                 Ok(None) => {}
                 Err(e) => return Err(self.corrupt(e)),
             }
-            if let Err(s) = c.wait_available(ring, 1, deadline, probe, || false) {
+            if let Err(s) = c.wait_available(ring, 1, deadline, probe, || seg.is_broken()) {
                 return Err(self.stop(s));
             }
         }
@@ -636,6 +663,13 @@ impl<T: Pod> SpscQueue<T> {
     }
 
     fn get_many_until(&mut self, out: &mut [T], deadline: Deadline, wait: bool) -> Result<usize> {
+        let r = self.get_many_inner(out, deadline, wait);
+        self.obj.intact(r)
+    }
+
+    fn get_many_inner(&mut self, out: &mut [T], deadline: Deadline, wait: bool) -> Result<usize> {
+        // A wait's probes also check for truncation (nobody wakes a lost page).
+        let seg = self.obj.segment().clone();
         if out.is_empty() {
             return Ok(0);
         }
@@ -645,7 +679,7 @@ impl<T: Pod> SpscQueue<T> {
         match c.available_for(ring, out.len() as u64) {
             Ok(0) if !wait => return Err(if closed { Error::Closed } else { Error::Empty }),
             Ok(0) => {
-                if let Err(s) = c.wait_available(ring, 1, deadline, probe, || false) {
+                if let Err(s) = c.wait_available(ring, 1, deadline, probe, || seg.is_broken()) {
                     return Err(self.stop(s));
                 }
             }

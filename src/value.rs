@@ -41,6 +41,10 @@ use std::time::Duration;
 ///   lock after a bounded number of retries, and the lock recovers from a dead holder
 ///   within its probe interval (a multi-word value may then be half written).
 ///
+/// If another process truncates the value's file, this process survives (see
+/// [`is_broken`](Value::is_broken)): with no error to return, the operations go on
+/// on a zero page private to this process.
+///
 /// ```
 /// # fn main() -> multiproc::Result<()> {
 /// use multiproc::Value;
@@ -214,6 +218,15 @@ impl<T: Pod> Value<T> {
         self.obj.segment()
     }
 
+    /// True once another process truncated the value's segment (see
+    /// [`Segment::is_broken`](crate::Segment::is_broken)). No operation of a `Value`
+    /// returns an error, so they go on, on a zero page private to this process: what
+    /// it writes, no other process sees, and guards report
+    /// [`recovered`](ValueGuard::recovered). Check this where it matters.
+    pub fn is_broken(&self) -> bool {
+        self.obj.is_broken()
+    }
+
     /// The raw header inside the segment.
     pub fn raw(&self) -> &RawValue {
         self.obj.raw()
@@ -377,7 +390,7 @@ impl<T: Pod> Value<T> {
             orig: orig[0],
             copy: orig[0],
             dirty: false,
-            recovered: a == Acquire::Recovered,
+            recovered: a == Acquire::Recovered || self.obj.broken(),
             _held: held,
         }
     }

@@ -10,6 +10,7 @@
 //! one run, are what to read.
 
 mod common;
+mod fastpath;
 mod foundation;
 mod pipe;
 mod pool;
@@ -26,6 +27,9 @@ fn main() {
     let want = |s: &str| filters.is_empty() || filters.iter().any(|f| s.contains(f.as_str()));
     let mut ctx = Ctx::new();
     ctx.print_floor();
+    if want("fastpath") {
+        fastpath::run(&mut ctx);
+    }
     if want("foundation") {
         foundation::run(&mut ctx);
     }

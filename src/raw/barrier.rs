@@ -198,7 +198,22 @@ impl RawBarrier {
         parties: u32,
         deadline: Deadline,
         probe: Duration,
+        action: Option<&mut dyn FnMut() -> bool>,
+    ) -> Result<u32, BarrierError> {
+        self.wait_unless(me, parties, deadline, probe, action, &|| false)
+    }
+
+    /// As [`wait_with`](Self::wait_with), giving up with `Err(Corrupt)` (and without
+    /// breaking the barrier) when `stop` returns true at a probe (see
+    /// [`finish_unless`](Self::finish_unless)).
+    pub fn wait_unless(
+        &self,
+        me: Identity,
+        parties: u32,
+        deadline: Deadline,
+        probe: Duration,
         mut action: Option<&mut dyn FnMut() -> bool>,
+        stop: &dyn Fn() -> bool,
     ) -> Result<u32, BarrierError> {
         loop {
             match self.arrive_holding(me, parties, action.is_some()) {
@@ -206,7 +221,7 @@ impl RawBarrier {
                     let ok = action.as_mut().map_or(true, |f| f());
                     return self.complete(a, ok);
                 }
-                Ok(a) => return self.finish(a, deadline, probe),
+                Ok(a) => return self.finish_unless(a, deadline, probe, stop),
                 Err(BarrierError::Releasing) => {
                     if !self.wait_for_release(me, deadline, probe) {
                         // Our timeout ran out first: it breaks the barrier, as any.
@@ -369,6 +384,19 @@ impl RawBarrier {
         deadline: Deadline,
         probe: Duration,
     ) -> Result<u32, BarrierError> {
+        self.finish_unless(a, deadline, probe, &|| false)
+    }
+
+    /// [`finish`](Self::finish), giving up with `Err(Corrupt)` (and without breaking
+    /// the barrier) when `stop` returns true at a probe: the caller's segment was
+    /// truncated, and its zero-page replacement will never see the round end.
+    pub fn finish_unless(
+        &self,
+        a: Arrival,
+        deadline: Deadline,
+        probe: Duration,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<u32, BarrierError> {
         if a.released {
             return Ok(a.index);
         }
@@ -397,6 +425,10 @@ impl RawBarrier {
                 let w = self.word.load(Ordering::Acquire);
                 if self.outcome(&a, w).is_some() {
                     continue;
+                }
+                if stop() {
+                    self.free_slot(a.slot, a.me);
+                    return Err(BarrierError::Corrupt);
                 }
                 if expired(deadline) || self.found_dead_party(a.me) {
                     self.break_generation(a.generation);

@@ -37,7 +37,7 @@
 //! waiter sees the grant or the notifier sees the sleeper (and the kernel sees `seq`
 //! moved). The data the condition protects is ordered by the lock (`SYNC(lock)`).
 
-use super::lock::{spin_until, Acquire, RawLock};
+use super::lock::{spin_until, Acquire, Probes, RawLock};
 use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use crate::sync::{futex_wait, futex_wake, futex_wake_all, Deadline, Identity, WaitResult};
 use crate::sys::clock::expired;
@@ -245,6 +245,25 @@ impl RawCondition {
     /// `me` holds the lock, and is done with the data it protects until this returns
     /// (another thread takes the lock meanwhile).
     pub unsafe fn wait(&self, me: Identity, deadline: Deadline, probe: Duration) -> Waited {
+        // SAFETY: the caller's contract is ours.
+        unsafe { self.wait_unless(me, deadline, probe, None) }
+    }
+
+    /// As [`wait`](Self::wait); with `stop`, the sleep also wakes at least every
+    /// `probe`, and the wait ends as at its deadline (unregistered, not notified unless
+    /// a token came meanwhile, relocked) once `stop` returns true: for a caller whose
+    /// segment may be lost, where nobody could ever notify. The registration is kept
+    /// across those wake-ups, so no notify is missed between them.
+    ///
+    /// # Safety
+    /// As for [`wait`](Self::wait).
+    pub unsafe fn wait_unless(
+        &self,
+        me: Identity,
+        deadline: Deadline,
+        probe: Duration,
+        stop: Option<&dyn Fn() -> bool>,
+    ) -> Waited {
         // Under the lock: register, noting the generation (one CAS).
         let Some(start) = self.register() else {
             // 65535 waiters already: end at once, as a spurious wake-up.
@@ -257,14 +276,22 @@ impl RawCondition {
         // SAFETY: `me` holds the lock (the contract); all its holds are given up here
         // and restored below.
         unsafe { self.lock.unlock(me) };
+        let mut probes = stop.map(|_| Probes::new(probe));
         let notified = loop {
             // SYNC(cond-sleep): read `seq` before checking for a grant.
             let seen = self.seq.load(Ordering::SeqCst);
             if self.take_token(start) {
                 break true;
             }
-            let r = self.sleep(seen, deadline);
-            if r == WaitResult::TimedOut || expired(deadline) {
+            let Some(probes) = probes.as_mut() else {
+                let r = self.sleep(seen, deadline);
+                if r == WaitResult::TimedOut || expired(deadline) {
+                    break self.unregister(start);
+                }
+                continue;
+            };
+            let r = self.sleep(seen, Some(probes.next_wake(deadline)));
+            if expired(deadline) || (probes.due(r, deadline) && stop.is_some_and(|f| f())) {
                 break self.unregister(start);
             }
         };

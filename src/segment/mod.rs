@@ -18,7 +18,8 @@ pub(crate) use header::{HeaderImage, INITIALISING, READY};
 pub use header::{ObjectKind, TypeInfo, HEADER_LEN, LINE};
 pub(crate) use object::{Object, ObjectSpec};
 
-use crate::sys::{clock::Instant, ident, shm};
+use crate::sys::clock::{deadline_after, Deadline, Instant};
+use crate::sys::{ident, shm, sigbus};
 use crate::{Error, Result};
 use header::{state_word, EMPTY, LAYOUT_VERSION, MAGIC};
 use memmap2::{MmapOptions, MmapRaw};
@@ -33,6 +34,9 @@ use std::time::Duration;
 pub const MAX_NAME_LEN: usize = 200;
 /// Largest segment accepted (16 TiB): anything larger is a mistake, not a request.
 pub const MAX_SEGMENT_LEN: u64 = 1 << 44;
+/// How often a wait without a deadline checks that its segment was not truncated
+/// (see [`Segment::is_broken`]).
+pub const BROKEN_CHECK_EVERY: Duration = Duration::from_millis(200);
 /// How long `open` waits for a creator that is still initialising the object.
 pub const DEFAULT_INIT_TIMEOUT: Duration = Duration::from_secs(2);
 const POSIX_PREFIX: &str = "/mp.";
@@ -198,6 +202,9 @@ impl Options {
 
 struct Inner {
     name: String,
+    /// The mapping's entry in the SIGBUS handler's table. Declared before `map` so it
+    /// is dropped (deregistered) before the mapping is unmapped.
+    reg: sigbus::Registration,
     map: MmapRaw,
     /// None for anonymous segments (shared through fork only).
     file: Option<File>,
@@ -309,6 +316,10 @@ impl Segment {
         let seg = Segment {
             inner: Arc::new(Inner {
                 name: String::new(),
+                // SAFETY: `map` is ours and outlives `reg` (declared before it in
+                // Inner, so dropped first); segments are only accessed through raw
+                // pointers and atomics, which zero pages serve as well.
+                reg: unsafe { sigbus::register(map.as_mut_ptr(), map.len()) },
                 map,
                 file: None,
                 data_len: layout.data_len,
@@ -393,6 +404,100 @@ impl Segment {
         self.inner.owner_pid == ident::getpid() && !self.inner.persisted.load(Ordering::Relaxed)
     }
 
+    /// True once another process truncated the segment's file under this mapping.
+    ///
+    /// Set when this process touched a page the truncation took away (the `SIGBUS`
+    /// handler of [`crate::sigbus`] then maps zero pages there instead of
+    /// letting the process die), or when this call finds the file shorter than the
+    /// mapping (it asks the kernel for the file's size: not for a hot loop). A
+    /// truncation that keeps every page this process touched is not seen until then.
+    /// Once broken, a segment stays broken: the object's operations that return a
+    /// `Result` return [`Error::Corrupt`], and its memory is process-private zeroes
+    /// no other process sees. Re-create the object to recover.
+    pub fn is_broken(&self) -> bool {
+        if self.broken() {
+            return true;
+        }
+        let truncated = self
+            .inner
+            .file
+            .as_ref()
+            .and_then(|f| f.metadata().ok())
+            .is_some_and(|m| m.len() < self.inner.map.len() as u64);
+        if truncated {
+            self.inner.reg.slot().mark_broken();
+        }
+        truncated
+    }
+
+    /// The broken flag alone: one relaxed load, for fast paths (see [`is_broken`](Segment::is_broken)).
+    #[inline]
+    pub(crate) fn broken(&self) -> bool {
+        self.inner.reg.slot().is_broken()
+    }
+
+    /// `r`, unless the segment is broken: then [`Error::Corrupt`] saying so. Operations
+    /// pass their result through this, so a broken segment never hands back data read
+    /// from its replacement zero pages. A `Corrupt`, `Closed` or `Broken` result also
+    /// checks the file's size (those are rare, terminal answers, so the system call
+    /// costs nothing that matters): a truncation that kept the pages touched so far
+    /// still zeroed the state past the new end, and the error should say so.
+    #[inline]
+    pub(crate) fn intact<T>(&self, r: Result<T>) -> Result<T> {
+        let terminal = matches!(
+            r,
+            Err(Error::Corrupt { .. } | Error::Closed | Error::Broken)
+        );
+        if self.broken() || (terminal && self.is_broken()) {
+            return Err(truncated_error(&self.inner.name));
+        }
+        r
+    }
+
+    /// [`intact`](Segment::intact) plus the file-size check of
+    /// [`is_broken`](Segment::is_broken): for slow paths (between the slices of a
+    /// blocking wait).
+    pub(crate) fn check_intact(&self) -> Result<()> {
+        if self.is_broken() {
+            return Err(truncated_error(&self.inner.name));
+        }
+        Ok(())
+    }
+
+    /// Runs `wait` until `deadline`. An unbounded wait (`None`) runs in slices of
+    /// [`BROKEN_CHECK_EVERY`], checking between them that the segment was not
+    /// truncated: a waiter asleep on a futex word of a lost page is woken by nobody,
+    /// so without slices it would sleep forever. `timed_out` tells whether a slice's
+    /// result is its running out.
+    ///
+    /// With `try_first`, the first attempt has a deadline that has already passed:
+    /// a call that needs no waiting (the common case for queues) then reads no clock,
+    /// so the slices cost nothing on the fast path.
+    pub(crate) fn sliced<X>(
+        &self,
+        deadline: Deadline,
+        try_first: bool,
+        mut wait: impl FnMut(Deadline) -> X,
+        timed_out: impl Fn(&X) -> bool,
+    ) -> Result<X> {
+        if deadline.is_some() {
+            return Ok(wait(deadline));
+        }
+        if try_first {
+            let r = wait(Some(Instant::EPOCH));
+            if !timed_out(&r) {
+                return Ok(r);
+            }
+        }
+        loop {
+            let r = wait(deadline_after(BROKEN_CHECK_EVERY));
+            if !timed_out(&r) {
+                return Ok(r);
+            }
+            self.check_intact()?;
+        }
+    }
+
     /// A copy of the header (for diagnostics and kind-specific validation).
     #[allow(dead_code)] // kind-specific re-validation
     pub(crate) fn header(&self) -> HeaderImage {
@@ -438,6 +543,10 @@ impl Segment {
             let seg = Segment {
                 inner: Arc::new(Inner {
                     name: name.to_owned(),
+                    // SAFETY: `map` is ours and outlives `reg` (declared before it in
+                    // Inner, so dropped first); segments are only accessed through raw
+                    // pointers and atomics, which zero pages serve as well.
+                    reg: unsafe { sigbus::register(map.as_mut_ptr(), map.len()) },
                     map,
                     file: Some(file),
                     data_len: layout.data_len,
@@ -503,7 +612,7 @@ impl Segment {
         let started = Instant::now();
         let mut pause = Duration::from_micros(50);
         let img;
-        let map = loop {
+        let (map, reg) = loop {
             let size = file.metadata()?.len();
             if size >= HEADER_LEN as u64 {
                 if size > MAX_SEGMENT_LEN {
@@ -513,6 +622,10 @@ impl Segment {
                     .len(size as usize)
                     .map_raw(&file)
                     .map_err(|e| io_error(name, e))?;
+                // Registered before the first read: the file may be truncated already.
+                // SAFETY: as in `anonymous_raw`; `reg` is declared after `map`, so it
+                // is dropped (deregistered) first.
+                let reg = unsafe { sigbus::register(map.as_mut_ptr(), map.len()) };
                 let base = map.as_mut_ptr();
                 // SAFETY: the mapping holds at least HEADER_LEN bytes.
                 let state = unsafe { state_word(base) }.load(Ordering::Acquire);
@@ -529,7 +642,7 @@ impl Segment {
                 match state {
                     READY => {
                         img = h;
-                        break map;
+                        break (map, reg);
                     }
                     INITIALISING => {
                         let creator = ident::Identity {
@@ -565,6 +678,9 @@ impl Segment {
             pause = (pause * 2).min(Duration::from_millis(10));
         };
         let size = map.len() as u64;
+        if reg.slot().is_broken() {
+            return Err(truncated_error(name));
+        }
         if img.version != LAYOUT_VERSION {
             return Err(Error::corrupt(
                 name,
@@ -614,6 +730,7 @@ impl Segment {
         Ok(Segment {
             inner: Arc::new(Inner {
                 name: name.to_owned(),
+                reg,
                 map,
                 file: Some(file),
                 data_len: img.data_len as usize,
@@ -622,6 +739,14 @@ impl Segment {
             }),
         })
     }
+}
+
+/// The error every operation on a truncated segment returns.
+pub(crate) fn truncated_error(name: &str) -> Error {
+    Error::corrupt(
+        name,
+        "another process truncated its file, so its contents are lost; re-create the object",
+    )
 }
 
 /// Header plus `data_len`, refused (naming `what`) past [`MAX_SEGMENT_LEN`].

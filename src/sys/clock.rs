@@ -12,6 +12,10 @@ pub struct Instant {
 }
 
 impl Instant {
+    /// The clock's epoch: as a deadline, one that has always passed (a wait with it
+    /// makes one attempt and reads no clock unless that attempt fails).
+    pub const EPOCH: Instant = Instant { nanos: 0 };
+
     /// The current monotonic time.
     #[inline]
     pub fn now() -> Instant {

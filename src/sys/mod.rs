@@ -12,6 +12,8 @@ pub mod maps;
 pub mod process;
 #[cfg(feature = "std")]
 pub mod shm;
+#[cfg(feature = "std")]
+pub mod sigbus;
 
 /// The calling thread's `errno`.
 #[inline]
