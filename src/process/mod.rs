@@ -48,12 +48,18 @@
 
 mod child;
 mod current;
+mod forkserver;
 mod pool;
 mod registry;
+mod start;
 
 pub use child::{IntoExitCode, Process, ProcessBuilder, PANIC_EXIT_CODE};
 pub use current::{current_process, CurrentProcess};
+pub use forkserver::forkserver_pid;
 pub use pool::{default_chunksize, AsyncResult, Imap, Pool, PoolBuilder, DEFAULT_MAX_MESSAGE_LEN};
+pub use start::{
+    get_start_method, init, set_start_method, thread_count, StartMethod, SPAWN_REFUSED_EXIT_CODE,
+};
 
 /// The number of CPUs this process may run on (honours CPU affinity and cgroup
 /// quotas, like Python 3.13's `os.process_cpu_count()`); at least 1.
