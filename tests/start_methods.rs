@@ -68,3 +68,25 @@ fn each_method_reports_terminate_and_kill_as_minus_the_signal() {
         }
     });
 }
+
+fn square(x: u64) -> u64 {
+    x * x
+}
+
+#[test]
+fn a_pool_maps_through_each_method() {
+    watchdog(Duration::from_secs(30), || {
+        for m in ALL {
+            let pool = Pool::builder().workers(2).start_method(m).build().unwrap();
+            let want: Vec<u64> = (0..100).map(|x| x * x).collect();
+            assert_eq!(
+                pool.map_chunked(square, 0..100u64, 1).unwrap(),
+                want,
+                "{m:?}"
+            );
+            assert_eq!(pool.apply(square, 12).unwrap(), 144, "{m:?}");
+            pool.close();
+            pool.join().unwrap();
+        }
+    });
+}

@@ -44,9 +44,22 @@ enum Request {
 
 #[derive(Serialize, Deserialize)]
 enum Reply {
-    Started { id: u64, pid: u32 },
-    Failed { id: u64, message: String },
-    Exited { pid: u32, code: i32 },
+    /// The server's first message: who it is.
+    Hello {
+        pid: u32,
+    },
+    Started {
+        id: u64,
+        pid: u32,
+    },
+    Failed {
+        id: u64,
+        message: String,
+    },
+    Exited {
+        pid: u32,
+        code: i32,
+    },
 }
 
 /// The exit status of a child of the server, as the requester learns it.
@@ -212,6 +225,7 @@ impl Client {
                     s.children.insert(pid, relay.clone());
                     s.answers.insert(id, Ok((pid, relay)));
                 }
+                Reply::Hello { .. } => {}
                 Reply::Failed { id, message } => {
                     s.answers.insert(id, Err(message));
                 }
@@ -280,22 +294,57 @@ pub(crate) fn start_early() {
         return;
     };
     // SAFETY: called while this process has one thread (checked by `init`); the
-    // child runs `serve`, which ends in `_exit`.
+    // child only forks the server and `_exit`s.
     match unsafe { os::fork() } {
         Ok(os::Forked::Child) => {
             drop(req_tx);
             drop(rep_rx);
-            serve(req_rx, rep_tx)
+            detach_and_serve(req_rx, rep_tx)
         }
         Ok(os::Forked::Parent(pid)) => {
             drop(req_rx);
             drop(rep_tx);
-            if let Ok(c) = install(pid, req_tx, rep_rx) {
+            if let Ok(c) = connect(pid, req_tx, rep_rx) {
                 *g = Some(c);
             }
         }
         Err(_) => {}
     }
+}
+
+/// In the (single-threaded) first child: forks the server and exits, so that the
+/// server is not the requester's child (no zombie, not among its children).
+fn detach_and_serve(req: Pipe, rep: Pipe) -> ! {
+    // SAFETY: this process has one thread; the child runs `serve`, which ends in
+    // `_exit`, and this one `_exit`s at once.
+    match unsafe { os::fork() } {
+        Ok(os::Forked::Child) => serve(req, rep),
+        Ok(os::Forked::Parent(_)) => os::exit_now(0),
+        Err(_) => os::exit_now(2),
+    }
+}
+
+/// Reaps the intermediate child `via`, reads the server's `Hello` and starts the
+/// reader thread.
+fn connect(via: u32, tx: Pipe, mut rx: Pipe) -> Result<Arc<Client>> {
+    let hello = rx.recv_bytes_timeout(START_TIMEOUT);
+    let _ = os::wait_exited(via);
+    let _ = os::try_reap(via);
+    let server_pid = match hello.map(|b| postcard::from_bytes::<Reply>(&b)) {
+        Ok(Ok(Reply::Hello { pid })) => pid,
+        Ok(_) => {
+            return Err(Error::corrupt(
+                "",
+                "the fork server's first message is not Hello",
+            ));
+        }
+        Err(e) => {
+            return Err(Error::Io(std::io::Error::other(format!(
+                "the fork server did not start: {e}"
+            ))))
+        }
+    };
+    install(server_pid, tx, rx)
 }
 
 /// The names a spawned server opens: requests (it receives), replies (it creates).
@@ -305,14 +354,24 @@ struct Names {
     replies: String,
 }
 
-/// Entry of a spawned server.
+/// Entry of a spawned server: forks the server proper (so that it is not the
+/// requester's child) and exits; the server claims the pipe ends itself.
 fn spawned_server(names: Names) -> i32 {
+    // SAFETY: a freshly spawned process running its job has one thread; the child
+    // ends in `_exit` (via `serve`), this process returns and exits at once.
+    match unsafe { os::fork() } {
+        Ok(os::Forked::Child) => {}
+        Ok(os::Forked::Parent(_)) => return 0,
+        Err(_) => return 2,
+    }
     let Ok(req) = Pipe::open(&names.requests) else {
-        return 2;
+        os::exit_now(2);
     };
     let Ok(rep) = Pipe::create_one_way(&names.replies, PIPE_CAPACITY) else {
-        return 2;
+        os::exit_now(2);
     };
+    // The requester unlinks both names once it has opened the replies.
+    rep.persist();
     serve(req, rep)
 }
 
@@ -344,16 +403,13 @@ fn start_spawned() -> Result<Arc<Client>> {
     let rx = loop {
         match Pipe::open(&names.replies) {
             Ok(p) => break p,
+            // The server (the grandchild `pid` forks) creates it in a moment.
             Err(Error::NotFound { .. }) if Instant::now() < deadline => {
-                if let Ok(Some(code)) = os::try_reap(pid) {
-                    return Err(Error::Io(std::io::Error::other(format!(
-                        "the fork server (pid {pid}) exited with code {code} while starting"
-                    ))));
-                }
                 std::thread::sleep(Duration::from_micros(200));
             }
             Err(e) => {
-                let _ = os::signal(pid, libc::SIGKILL);
+                let _ = os::wait_exited(pid);
+                let _ = os::try_reap(pid);
                 return Err(e);
             }
         }
@@ -361,7 +417,7 @@ fn start_spawned() -> Result<Arc<Client>> {
     // Both ends are claimed: the names are no longer needed (nobody else may attach).
     let _ = crate::unlink(&names.requests);
     let _ = crate::unlink(&names.replies);
-    install(pid, tx, rx)
+    connect(pid, tx, rx)
 }
 
 /// Starts `job` as a child of this process's fork server (starting the server
@@ -383,7 +439,11 @@ pub(crate) fn start_child(job: Job) -> Result<(u32, Arc<Relay>)> {
 
 /// The server's life: fork children on request, relay their exits, until the
 /// requester is gone.
-fn serve(mut req: Pipe, rep: Pipe) -> ! {
+fn serve(mut req: Pipe, mut rep: Pipe) -> ! {
+    let me = getpid();
+    if send(&mut rep, &Reply::Hello { pid: me }).is_err() {
+        os::exit_now(2);
+    }
     let rep = Arc::new(Mutex::new(rep));
     // Children forked and not yet reaped: only these may be signalled.
     let live: Arc<Live> = Arc::new((Mutex::new(HashSet::new()), Condvar::new()));
@@ -402,7 +462,9 @@ fn serve(mut req: Pipe, rep: Pipe) -> ! {
             break;
         };
         match r {
-            Request::Start { id, job } => {
+            Request::Start { id, mut job } => {
+                // A daemon child checks that its parent — this server — still lives.
+                job.parent = me;
                 let mut out = rep.lock().unwrap_or_else(|e| e.into_inner());
                 // SAFETY: the child runs `run_job`, which ends in `_exit`; the only
                 // other thread (the reaper) holds nothing the child uses.

@@ -67,6 +67,7 @@ mod worker;
 
 use self::core::{Failure, Outcome, Shared};
 use self::wire::{Item, Outcomes, Runner};
+use super::start::{default_is_automatic, get_start_method, StartMethod};
 use crate::{Error, Result};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -120,6 +121,7 @@ pub struct PoolBuilder {
     initializer: Option<Arc<dyn Fn() + Send + Sync>>,
     max_tasks: Option<usize>,
     max_message_len: usize,
+    start_method: Option<StartMethod>,
 }
 
 impl fmt::Debug for PoolBuilder {
@@ -129,6 +131,7 @@ impl fmt::Debug for PoolBuilder {
             .field("initializer", &self.initializer.is_some())
             .field("maxtasksperchild", &self.max_tasks)
             .field("max_message_len", &self.max_message_len)
+            .field("start_method", &self.start_method)
             .finish()
     }
 }
@@ -140,6 +143,7 @@ impl Default for PoolBuilder {
             initializer: None,
             max_tasks: None,
             max_message_len: DEFAULT_MAX_MESSAGE_LEN,
+            start_method: None,
         }
     }
 }
@@ -180,8 +184,36 @@ impl PoolBuilder {
         self
     }
 
-    /// Starts the pool: forks the workers now.
+    /// How workers (and their replacements) are started; default: the process-wide
+    /// [`get_start_method`](crate::get_start_method) (see
+    /// [`set_start_method`](crate::set_start_method)), except that a pool with an
+    /// [`initializer`](PoolBuilder::initializer) closure uses
+    /// [`Fork`](StartMethod::Fork) unless told otherwise — a closure exists only in
+    /// this process's memory.
+    ///
+    /// With [`Spawn`](StartMethod::Spawn) or [`ForkServer`](StartMethod::ForkServer)
+    /// nothing is ever forked from this (possibly multi-threaded) process; the
+    /// workers start from a fresh copy of the program, attach to the pool's queues
+    /// by name, and cannot run an initializer closure (`build` refuses one).
+    pub fn start_method(mut self, m: StartMethod) -> PoolBuilder {
+        self.start_method = Some(m);
+        self
+    }
+
+    /// Starts the pool: starts the workers now.
     pub fn build(self) -> Result<Pool> {
+        let method = match self.start_method {
+            Some(m) => m,
+            None if self.initializer.is_some() && default_is_automatic() => StartMethod::Fork,
+            None => get_start_method(),
+        };
+        if method != StartMethod::Fork && self.initializer.is_some() {
+            return Err(Error::invalid(format!(
+                "a pool started with {method:?} cannot run an initializer closure (its \
+                 workers do not share this process's memory): use StartMethod::Fork, or \
+                 do the set-up at the start of each task"
+            )));
+        }
         let workers = if self.workers == 0 {
             crate::cpu_count()
         } else {
@@ -205,6 +237,7 @@ impl PoolBuilder {
             max_tasks: self.max_tasks,
             max_message_len: self.max_message_len,
             inbox_capacity: self::core::MAX_WINDOW,
+            method,
         })?;
         Ok(Pool {
             shared,
