@@ -4,8 +4,12 @@
 
 mod common;
 
-use common::watchdog;
-use multiproc::{Error, Pool, ProcessBuilder, StartMethod};
+use common::{role, wait_until, watchdog, ROLE};
+use multiproc::sys::ident::{proc_state, ProcState};
+use multiproc::{Pool, ProcessBuilder, StartMethod};
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 const SAFE: [StartMethod; 2] = [StartMethod::Spawn, StartMethod::ForkServer];
@@ -89,4 +93,268 @@ fn a_pool_maps_through_each_method() {
             pool.join().unwrap();
         }
     });
+}
+
+/// The lock a thread of the parent holds while children start (and that children
+/// take themselves).
+static SHARED: Mutex<u64> = Mutex::new(0);
+
+/// A child body that takes `SHARED` and stdout's lock: it hangs if it inherited
+/// either one held.
+fn use_inherited_locks(_: ()) -> i32 {
+    *SHARED.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(b"");
+    let _ = out.flush();
+    0
+}
+
+/// 8 busy threads, one of which holds `SHARED` and one stdout's lock, until dropped.
+struct BusyThreads {
+    stop: Arc<AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl BusyThreads {
+    fn start() -> BusyThreads {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (held_tx, held_rx) = std::sync::mpsc::channel();
+        let mut threads = Vec::new();
+        for i in 0..8 {
+            let (stop, held) = (stop.clone(), held_tx.clone());
+            threads.push(std::thread::spawn(move || {
+                // Thread 0 holds the mutex, thread 1 stdout's lock, for the whole test.
+                let g = (i == 0).then(|| SHARED.lock().unwrap_or_else(|e| e.into_inner()));
+                let o = (i == 1).then(|| std::io::stdout().lock());
+                let _ = held.send(());
+                let mut v: Vec<u64> = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    v.push(v.len() as u64); // allocates: the allocator is busy too
+                    if v.len() > 4096 {
+                        v = Vec::new();
+                    }
+                }
+                drop((g, o));
+            }));
+        }
+        for _ in 0..8 {
+            held_rx.recv().unwrap();
+        }
+        BusyThreads { stop, threads }
+    }
+}
+
+impl Drop for BusyThreads {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+fn hundred_children_run_while_other_threads_hold_locks(m: StartMethod) {
+    let busy = BusyThreads::start();
+    for i in 0..100 {
+        let p = start(m, use_inherited_locks, ());
+        match p.join_timeout(Duration::from_secs(10)).unwrap() {
+            Some(code) => assert_eq!(code, 0, "{m:?}: child {i}"),
+            None => {
+                let _ = p.kill();
+                panic!("{m:?}: child {i} hung on a lock held by another thread of its parent");
+            }
+        }
+    }
+    drop(busy);
+}
+
+#[test]
+fn spawn_children_run_100_of_100_while_other_threads_hold_locks() {
+    watchdog(Duration::from_secs(60), || {
+        hundred_children_run_while_other_threads_hold_locks(StartMethod::Spawn)
+    });
+}
+
+#[test]
+fn forkserver_children_run_100_of_100_while_other_threads_hold_locks() {
+    watchdog(Duration::from_secs(60), || {
+        hundred_children_run_while_other_threads_hold_locks(StartMethod::ForkServer)
+    });
+}
+
+/// The hazard the safe methods avoid: a forked child inherits `SHARED` locked by a
+/// thread that does not exist in it, and waits for it forever.
+#[test]
+fn a_forked_child_hangs_on_a_mutex_another_thread_held() {
+    watchdog(Duration::from_secs(20), || {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (held_tx, held_rx) = std::sync::mpsc::channel();
+        let holder = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let _g = SHARED.lock().unwrap_or_else(|e| e.into_inner());
+                held_tx.send(()).unwrap();
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            })
+        };
+        held_rx.recv().unwrap();
+        // (Not stdout's lock here: Fork itself takes it, so the parent would wait.)
+        let p = ProcessBuilder::new()
+            .start_method(StartMethod::Fork)
+            .start(use_inherited_locks, ())
+            .unwrap();
+        assert_eq!(
+            p.join_timeout(Duration::from_secs(1)).unwrap(),
+            None,
+            "the forked child should be stuck on the inherited mutex"
+        );
+        p.kill().unwrap();
+        assert_eq!(p.join().unwrap(), -libc::SIGKILL);
+        stop.store(true, Ordering::Relaxed);
+        holder.join().unwrap();
+    });
+}
+
+fn touch(path: String) -> i32 {
+    std::fs::write(path, b"ran").map_or(1, |_| 0)
+}
+
+#[test]
+fn a_spawned_child_refuses_another_executable_with_a_clear_error() {
+    watchdog(Duration::from_secs(20), || {
+        let dir = std::env::temp_dir().join(common::unique("spawn-exe"));
+        std::fs::create_dir_all(&dir).unwrap();
+        // A copy of this very test binary: the same code, but another file, so the
+        // child cannot prove that offsets from the parent mean the same functions.
+        let copy = dir.join("copy");
+        std::fs::copy(std::env::current_exe().unwrap(), &copy).unwrap();
+        let marker = dir.join("marker");
+        let r = ProcessBuilder::new()
+            .start_method(StartMethod::Spawn)
+            .executable(&copy)
+            .start(touch, marker.display().to_string());
+        let err = r.expect_err("a child running another executable must refuse");
+        let msg = err.to_string();
+        assert!(msg.contains("refused to run"), "{msg}");
+        assert!(msg.contains("is not the parent's"), "{msg}");
+        assert!(!marker.exists(), "the function ran in the other executable");
+        // The same function through this executable runs.
+        let p = ProcessBuilder::new()
+            .start_method(StartMethod::Spawn)
+            .start(touch, marker.display().to_string())
+            .unwrap();
+        assert_eq!(p.join().unwrap(), 0);
+        assert!(marker.exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    });
+}
+
+#[test]
+fn init_is_harmless_in_a_parent_and_when_called_twice() {
+    watchdog(Duration::from_secs(20), || {
+        multiproc::init();
+        multiproc::init();
+        let p = start(StartMethod::Spawn, exit_with, 5);
+        assert_eq!(p.join().unwrap(), 5);
+    });
+}
+
+/// Starts this test binary as role `role` of `test`; returns it and the pids it
+/// printed on its `pids` line.
+fn owner_with_pids(test: &str, role: &str) -> (std::process::Child, Vec<u32>) {
+    let mut owner = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env(ROLE, role)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = owner.stdout.take().unwrap();
+    let pids = watchdog(Duration::from_secs(20), move || {
+        use std::io::BufRead;
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        loop {
+            let line = lines.next().expect("the owner printed no pids").unwrap();
+            // The harness prints "test NAME ... " before it, on the same line.
+            if let Some((_, rest)) = line.split_once("pids ") {
+                return rest
+                    .split(' ')
+                    .map(|p| p.parse().unwrap())
+                    .collect::<Vec<u32>>();
+            }
+        }
+    });
+    (owner, pids)
+}
+
+fn is_gone(pid: u32) -> bool {
+    proc_state(pid) == ProcState::Gone
+}
+
+/// Role: starts a daemon child through each method (and so the fork server),
+/// prints `pids <fork server> <fork> <spawn> <forkserver>` and sleeps.
+fn daemon_owner() {
+    let mut pids = Vec::new();
+    let mut children = Vec::new();
+    for m in ALL {
+        let p = ProcessBuilder::new()
+            .start_method(m)
+            .daemon(true)
+            .start(sleep_ms, 60_000)
+            .unwrap();
+        pids.push(p.pid().to_string());
+        children.push(p);
+    }
+    let server = multiproc::forkserver_pid().expect("a fork server runs");
+    println!("pids {server} {}", pids.join(" "));
+    std::thread::sleep(Duration::from_secs(60));
+}
+
+#[test]
+fn daemon_children_of_every_method_die_when_their_parent_is_killed() {
+    if role().as_deref() == Some("daemon-owner") {
+        return daemon_owner();
+    }
+    let (mut owner, pids) = owner_with_pids(
+        "daemon_children_of_every_method_die_when_their_parent_is_killed",
+        "daemon-owner",
+    );
+    assert_eq!(pids.len(), 4);
+    for &pid in &pids[1..] {
+        assert!(
+            !is_gone(pid),
+            "daemon {pid} should run while its parent runs"
+        );
+    }
+    owner.kill().unwrap();
+    owner.wait().unwrap();
+    for (m, &pid) in ALL.iter().zip(&pids[1..]) {
+        assert!(
+            wait_until(Duration::from_secs(10), || is_gone(pid)),
+            "{m:?} daemon {pid} outlived its parent"
+        );
+    }
+}
+
+#[test]
+fn the_fork_server_exits_when_its_parent_is_killed() {
+    if role().as_deref() == Some("server-owner") {
+        return daemon_owner();
+    }
+    let (mut owner, pids) = owner_with_pids(
+        "the_fork_server_exits_when_its_parent_is_killed",
+        "server-owner",
+    );
+    let server = pids[0];
+    assert!(
+        !is_gone(server),
+        "the fork server should run while its parent runs"
+    );
+    owner.kill().unwrap();
+    owner.wait().unwrap();
+    assert!(
+        wait_until(Duration::from_secs(10), || is_gone(server)),
+        "the fork server {server} outlived its parent"
+    );
 }
