@@ -12,7 +12,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-const SAFE: [StartMethod; 2] = [StartMethod::Spawn, StartMethod::ForkServer];
 const ALL: [StartMethod; 3] = [
     StartMethod::Fork,
     StartMethod::Spawn,
@@ -96,22 +95,31 @@ fn a_pool_maps_through_each_method() {
 }
 
 /// The lock a thread of the parent holds while children start (and that children
-/// take themselves).
+/// take themselves); `FORK_SHARED` is the Fork test's own, so that the tests can run
+/// at the same time.
 static SHARED: Mutex<u64> = Mutex::new(0);
+static FORK_SHARED: Mutex<u64> = Mutex::new(0);
 
-/// A child body that takes `SHARED` and stdout's lock: it hangs if it inherited
-/// either one held.
-fn use_inherited_locks(_: ()) -> i32 {
-    *SHARED.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+/// A child body that takes `SHARED` (or `FORK_SHARED`) and stdout's lock: it hangs
+/// if it inherited either one held.
+fn use_inherited_locks(fork_test: bool) -> i32 {
+    let m = if fork_test { &FORK_SHARED } else { &SHARED };
+    *m.lock().unwrap_or_else(|e| e.into_inner()) += 1;
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(b"");
     let _ = out.flush();
     0
 }
 
-/// 8 busy threads, one of which holds `SHARED` and one stdout's lock, until dropped.
+/// Asks thread 1 to take stdout's lock: it acknowledges on the first channel and
+/// holds the lock until the second one's sender is dropped.
+type StdoutRequest = (std::sync::mpsc::Sender<()>, std::sync::mpsc::Receiver<()>);
+
+/// 8 busy threads: thread 0 holds `SHARED` throughout, thread 1 takes stdout's lock
+/// whenever asked (and holds it until told to let go), all of them allocate in a loop.
 struct BusyThreads {
     stop: Arc<AtomicBool>,
+    take_stdout: std::sync::mpsc::Sender<StdoutRequest>,
     threads: Vec<std::thread::JoinHandle<()>>,
 }
 
@@ -119,14 +127,26 @@ impl BusyThreads {
     fn start() -> BusyThreads {
         let stop = Arc::new(AtomicBool::new(false));
         let (held_tx, held_rx) = std::sync::mpsc::channel();
+        let (take_tx, take_rx) = std::sync::mpsc::channel::<StdoutRequest>();
+        let mut take_rx = Some(take_rx);
         let mut threads = Vec::new();
         for i in 0..8 {
             let (stop, held) = (stop.clone(), held_tx.clone());
+            let take = if i == 1 { take_rx.take() } else { None };
             threads.push(std::thread::spawn(move || {
-                // Thread 0 holds the mutex, thread 1 stdout's lock, for the whole test.
                 let g = (i == 0).then(|| SHARED.lock().unwrap_or_else(|e| e.into_inner()));
-                let o = (i == 1).then(|| std::io::stdout().lock());
                 let _ = held.send(());
+                if let Some(take) = take {
+                    // Holds stdout's lock from each request until the requester
+                    // drops its release sender (after starting its child).
+                    for (ack, release) in take {
+                        let out = std::io::stdout().lock();
+                        let _ = ack.send(());
+                        let _ = release.recv();
+                        drop(out);
+                    }
+                    return;
+                }
                 let mut v: Vec<u64> = Vec::new();
                 while !stop.load(Ordering::Relaxed) {
                     v.push(v.len() as u64); // allocates: the allocator is busy too
@@ -134,19 +154,36 @@ impl BusyThreads {
                         v = Vec::new();
                     }
                 }
-                drop((g, o));
+                drop(g);
             }));
         }
         for _ in 0..8 {
             held_rx.recv().unwrap();
         }
-        BusyThreads { stop, threads }
+        BusyThreads {
+            stop,
+            take_stdout: take_tx,
+            threads,
+        }
+    }
+
+    /// Runs `f` while thread 1 holds stdout's lock.
+    fn with_stdout_held<R>(&self, f: impl FnOnce() -> R) -> R {
+        let (ack_tx, ack_rx) = std::sync::mpsc::channel();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        self.take_stdout.send((ack_tx, release_rx)).unwrap();
+        ack_rx.recv().unwrap(); // thread 1 holds stdout's lock now
+        let r = f();
+        drop(release_tx);
+        r
     }
 }
 
 impl Drop for BusyThreads {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
+        let (tx, _) = std::sync::mpsc::channel();
+        self.take_stdout = tx; // ends thread 1's loop
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
@@ -156,7 +193,7 @@ impl Drop for BusyThreads {
 fn hundred_children_run_while_other_threads_hold_locks(m: StartMethod) {
     let busy = BusyThreads::start();
     for i in 0..100 {
-        let p = start(m, use_inherited_locks, ());
+        let p = busy.with_stdout_held(|| start(m, use_inherited_locks, false));
         match p.join_timeout(Duration::from_secs(10)).unwrap() {
             Some(code) => assert_eq!(code, 0, "{m:?}: child {i}"),
             None => {
@@ -182,7 +219,7 @@ fn forkserver_children_run_100_of_100_while_other_threads_hold_locks() {
     });
 }
 
-/// The hazard the safe methods avoid: a forked child inherits `SHARED` locked by a
+/// The hazard the safe methods avoid: a forked child inherits `FORK_SHARED` locked by a
 /// thread that does not exist in it, and waits for it forever.
 #[test]
 fn a_forked_child_hangs_on_a_mutex_another_thread_held() {
@@ -192,7 +229,7 @@ fn a_forked_child_hangs_on_a_mutex_another_thread_held() {
         let holder = {
             let stop = stop.clone();
             std::thread::spawn(move || {
-                let _g = SHARED.lock().unwrap_or_else(|e| e.into_inner());
+                let _g = FORK_SHARED.lock().unwrap_or_else(|e| e.into_inner());
                 held_tx.send(()).unwrap();
                 while !stop.load(Ordering::Relaxed) {
                     std::thread::sleep(Duration::from_millis(1));
@@ -203,7 +240,7 @@ fn a_forked_child_hangs_on_a_mutex_another_thread_held() {
         // (Not stdout's lock here: Fork itself takes it, so the parent would wait.)
         let p = ProcessBuilder::new()
             .start_method(StartMethod::Fork)
-            .start(use_inherited_locks, ())
+            .start(use_inherited_locks, true)
             .unwrap();
         assert_eq!(
             p.join_timeout(Duration::from_secs(1)).unwrap(),
@@ -228,8 +265,16 @@ fn a_spawned_child_refuses_another_executable_with_a_clear_error() {
         std::fs::create_dir_all(&dir).unwrap();
         // A copy of this very test binary: the same code, but another file, so the
         // child cannot prove that offsets from the parent mean the same functions.
+        // `cp` writes it: had this process opened it for writing, a child forked
+        // meanwhile by another test thread could hold that descriptor and make the
+        // exec fail with ETXTBSY.
         let copy = dir.join("copy");
-        std::fs::copy(std::env::current_exe().unwrap(), &copy).unwrap();
+        let cp = std::process::Command::new("cp")
+            .arg(std::env::current_exe().unwrap())
+            .arg(&copy)
+            .status()
+            .unwrap();
+        assert!(cp.success());
         let marker = dir.join("marker");
         let r = ProcessBuilder::new()
             .start_method(StartMethod::Spawn)
