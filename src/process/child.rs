@@ -224,8 +224,11 @@ impl ChildInner {
     }
 }
 
-/// A child process started by [`Process::fork`] or [`ProcessBuilder::fork`]
-/// (Python's `multiprocessing.Process`, with `start()` folded into `fork`).
+/// A child process started by [`Process::fork`], [`ProcessBuilder::fork`] or
+/// [`ProcessBuilder::start`] (Python's `multiprocessing.Process`, with `start()`
+/// folded into `fork`/`start`). It behaves the same whatever its
+/// [`StartMethod`]; a child of the fork server is that server's child, so its exit
+/// code is relayed by the server rather than reaped here.
 ///
 /// ```
 /// # fn main() -> multiproc::Result<()> {
@@ -301,6 +304,9 @@ impl Process {
     ///
     /// The child is a copy of this process in which **only the calling thread
     /// exists**: see the [module documentation](crate::process#fork-only-the-calling-thread-survives).
+    /// This is always a fork, whatever the default start method: in a program with
+    /// other threads, prefer [`ProcessBuilder::start`] with a `fn`, which uses
+    /// [`StartMethod::ForkServer`] there by default.
     /// The child never returns into the caller's code: after `f` it reaps its own
     /// children, flushes stdout and stderr and calls `_exit`.
     ///
