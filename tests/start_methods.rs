@@ -403,3 +403,22 @@ fn the_fork_server_exits_when_its_parent_is_killed() {
         "the fork server {server} outlived its parent"
     );
 }
+
+#[test]
+fn a_forked_child_gets_its_own_fork_server() {
+    watchdog(Duration::from_secs(20), || {
+        let p = start(StartMethod::ForkServer, exit_with, 0);
+        assert_eq!(p.join().unwrap(), 0);
+        let parents_server = multiproc::forkserver_pid().unwrap();
+        let child = multiproc::Process::fork(move || {
+            let q = start(StartMethod::ForkServer, exit_with, 9);
+            let own = multiproc::forkserver_pid().unwrap();
+            match q.join() {
+                Ok(9) if own != parents_server => 0,
+                _ => 1,
+            }
+        })
+        .unwrap();
+        assert_eq!(child.join().unwrap(), 0);
+    });
+}

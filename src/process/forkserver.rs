@@ -22,6 +22,7 @@
 //! The server's reaper thread makes it multi-threaded, but that thread touches only
 //! `waitpid`, the reply pipe and a counter — nothing a forked child ever uses.
 
+use super::registry::ForkLocal;
 use super::start::{self, Job};
 use crate::sys::ident::getpid;
 use crate::sys::process as os;
@@ -248,10 +249,12 @@ impl Client {
     }
 }
 
-static CLIENT: Mutex<Option<Arc<Client>>> = Mutex::new(None);
+/// This process's connection. Fork-local: a child forked while another thread held
+/// this lock starts from its own, unlocked, empty slot (and its own server).
+static CLIENT: ForkLocal<Option<Arc<Client>>> = ForkLocal::new();
 
 fn client_slot() -> MutexGuard<'static, Option<Arc<Client>>> {
-    CLIENT.lock().unwrap_or_else(|e| e.into_inner())
+    CLIENT.get().lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The pid of this process's fork server, if one runs.
