@@ -296,6 +296,12 @@ pub(crate) fn start_early() {
     let Ok((rep_rx, rep_tx)) = Pipe::one_way(PIPE_CAPACITY) else {
         return;
     };
+    // Buffered output would otherwise be printed again by every child of the server.
+    {
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        let _ = std::io::stderr().flush();
+    }
     // SAFETY: called while this process has one thread (checked by `init`); the
     // child only forks the server and `_exit`s.
     match unsafe { os::fork() } {
