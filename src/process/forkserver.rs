@@ -305,14 +305,14 @@ pub(crate) fn start_early() {
     // SAFETY: called while this process has one thread (checked by `init`); the
     // child only forks the server and `_exit`s.
     match unsafe { os::fork() } {
+        // The ends each side does not use are forgotten, not dropped: closing an
+        // unused end of an anonymous pair may close it for everyone.
         Ok(os::Forked::Child) => {
-            drop(req_tx);
-            drop(rep_rx);
+            std::mem::forget((req_tx, rep_rx));
             detach_and_serve(req_rx, rep_tx)
         }
         Ok(os::Forked::Parent(pid)) => {
-            drop(req_rx);
-            drop(rep_tx);
+            std::mem::forget((req_rx, rep_tx));
             if let Ok(c) = connect(pid, req_tx, rep_rx) {
                 *g = Some(c);
             }
