@@ -92,8 +92,9 @@ pub use lock::{Lock, LockGuard, LockResult, OwnerDied, TryLockError, TryLockResu
 pub use pipe::{Pipe, PipeEnd};
 #[cfg(all(feature = "std", not(loom)))]
 pub use process::{
-    active_children, cpu_count, current_process, AsyncResult, CurrentProcess, Imap, IntoExitCode,
-    Pool, PoolBuilder, Process, ProcessBuilder,
+    active_children, cpu_count, current_process, forkserver_pid, get_start_method, init,
+    set_start_method, AsyncResult, CurrentProcess, Imap, IntoExitCode, Pool, PoolBuilder, Process,
+    ProcessBuilder, StartMethod,
 };
 #[cfg(all(feature = "std", not(loom)))]
 pub use queue::Queue;

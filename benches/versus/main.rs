@@ -15,6 +15,7 @@ mod foundation;
 mod pipe;
 mod pool;
 mod queue;
+mod start;
 mod sync;
 
 use common::Ctx;
@@ -44,5 +45,8 @@ fn main() {
     }
     if want("pool") {
         pool::run(&mut ctx);
+    }
+    if want("start") {
+        start::run(&mut ctx);
     }
 }
