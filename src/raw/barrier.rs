@@ -34,7 +34,7 @@
 
 use super::lock::{spin_until, Probes};
 use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use crate::sync::{futex_wait, futex_wake_all, owner_is_dead, Deadline, Identity};
+use crate::sync::{futex_wait, futex_wake_all, owner_is_dead, Deadline, Identity, WaitResult};
 use crate::sys::clock::expired;
 use core::time::Duration;
 
@@ -345,6 +345,17 @@ impl RawBarrier {
         result
     }
 
+    /// Sleeps while the word still reads `w`, until `wake` at the latest.
+    fn sleep(&self, w: u32, wake: crate::sync::Instant) -> WaitResult {
+        // SYNC(barrier-sleep): announce ourselves, then the kernel re-checks the word.
+        self.sleepers.fetch_add(1, Ordering::SeqCst);
+        let r = futex_wait(&self.word, w, Some(wake));
+        let _ = self
+            .sleepers
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |s| s.checked_sub(1));
+        r
+    }
+
     /// After `Err(Releasing)`: waits until the word changes (the holder completed, or
     /// the generation broke), `deadline` passes (`false`), or a recorded party is
     /// found dead (the generation is broken, `true`).
@@ -356,12 +367,7 @@ impl RawBarrier {
             if self.word.load(Ordering::Acquire) != w {
                 return true;
             }
-            // SYNC(barrier-sleep): announce ourselves, then the kernel re-checks the word.
-            self.sleepers.fetch_add(1, Ordering::SeqCst);
-            let r = futex_wait(&self.word, w, Some(probes.next_wake(deadline)));
-            let _ = self
-                .sleepers
-                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |s| s.checked_sub(1));
+            let r = self.sleep(w, probes.next_wake(deadline));
             if probes.due(r, deadline) {
                 if self.word.load(Ordering::Acquire) != w {
                     return true;
@@ -415,12 +421,7 @@ impl RawBarrier {
                 self.free_slot(a.slot, a.me);
                 return result;
             }
-            // SYNC(barrier-sleep): announce ourselves, then the kernel re-checks the word.
-            self.sleepers.fetch_add(1, Ordering::SeqCst);
-            let r = futex_wait(&self.word, w, Some(probes.next_wake(deadline)));
-            let _ = self
-                .sleepers
-                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |s| s.checked_sub(1));
+            let r = self.sleep(w, probes.next_wake(deadline));
             if probes.due(r, deadline) {
                 let w = self.word.load(Ordering::Acquire);
                 if self.outcome(&a, w).is_some() {
