@@ -101,7 +101,7 @@ pub use raw::Integer;
 #[cfg(all(feature = "std", not(loom)))]
 pub use rlock::{RLock, RLockGuard};
 #[cfg(all(feature = "std", not(loom)))]
-pub use segment::{unlink, Options, Segment};
+pub use segment::{gc, list, unlink, ObjectInfo, Options, Segment};
 #[cfg(all(feature = "std", not(loom)))]
 pub use semaphore::{BoundedSemaphore, Semaphore};
 #[cfg(all(feature = "std", not(loom)))]
