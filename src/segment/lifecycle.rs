@@ -139,6 +139,9 @@ pub struct ObjectInfo {
     pub status: Status,
     /// A copy of the header, when the file has one.
     pub(crate) header: Option<HeaderImage>,
+    /// The file's change time (`st_ctime`): when it was created or last written with
+    /// `write`/`ftruncate`/`chmod`.
+    pub(crate) changed: Option<SystemTime>,
 }
 
 impl ObjectInfo {
@@ -146,7 +149,25 @@ impl ObjectInfo {
     pub fn kind_name(&self) -> &'static str {
         self.kind.map_or("?", ObjectKind::name)
     }
+
+    /// True if [`gc`] would remove it now: an orphan, owned by the caller's effective
+    /// uid, whose file is at least [`GC_MIN_AGE`] old.
+    pub fn collectable(&self) -> bool {
+        self.orphan
+            && self.owner_uid == shm::effective_uid()
+            && self
+                .changed
+                .and_then(|t| SystemTime::now().duration_since(t).ok())
+                .is_some_and(|age| age >= GC_MIN_AGE)
+    }
 }
+
+/// [`gc`] leaves alone files changed less than this long ago, orphans or not: a
+/// segment image written by hand a moment ago ([`write_image`](super::write_image),
+/// a test, a restore) is not taken before its writer gets to open it. A crashed
+/// creator's leftover is collected by the next `gc` after that; `create` over an
+/// orphan does not wait.
+pub const GC_MIN_AGE: Duration = Duration::from_secs(1);
 
 /// Every multiproc object in `/dev/shm`, sorted by name. An object that cannot be
 /// read or is corrupt is listed as such ([`ObjectInfo::status`]), never an error for
@@ -216,6 +237,7 @@ pub fn info(name: &str) -> Result<ObjectInfo> {
                     detail: e.to_string(),
                 },
                 header: None,
+                changed: None,
             });
         }
     };
@@ -251,6 +273,7 @@ fn judge(name: &str, file: &File, in_use: bool) -> Result<Judged> {
         created_at: ctime,
         status: Status::Ready,
         header: None,
+        changed: ctime,
     };
     if !m.file_type().is_file() {
         info.status = Status::Corrupt {
@@ -412,9 +435,9 @@ pub(crate) fn reclaim(name: &str) -> Result<Reclaim> {
 /// sorted. An orphan is an object whose creator is gone, that was not
 /// [`persist`](crate::Segment::persist)ed, and that no live process holds open; an
 /// object in use is never removed, and an `open` racing with `gc` either gets the
-/// object (and keeps it alive) or `Err(NotFound)`. Objects of other users and
-/// segments whose header this build does not understand are left alone (see
-/// [`list`] and the `multiproc rm` command).
+/// object (and keeps it alive) or `Err(NotFound)`. Objects of other users, segments
+/// whose header this build does not understand, and files changed less than
+/// [`GC_MIN_AGE`] ago are left alone (see [`list`] and the `multiproc rm` command).
 ///
 /// ```
 /// # fn main() -> multiproc::Result<()> {
@@ -424,10 +447,9 @@ pub(crate) fn reclaim(name: &str) -> Result<Reclaim> {
 /// # Ok(()) }
 /// ```
 pub fn gc() -> Result<Vec<String>> {
-    let uid = shm::effective_uid();
     let mut removed = Vec::new();
     for info in list()? {
-        if info.orphan && info.owner_uid == uid && reclaim(&info.name)? == Reclaim::Removed {
+        if info.collectable() && reclaim(&info.name)? == Reclaim::Removed {
             removed.push(info.name);
         }
     }

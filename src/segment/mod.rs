@@ -19,7 +19,7 @@ pub(crate) use header::{HeaderImage, INITIALISING, READY};
 pub use header::{ObjectKind, TypeInfo, HEADER_LEN, LINE};
 #[doc(hidden)]
 pub use lifecycle::set_attachment_tracking;
-pub use lifecycle::{gc, info, list, ObjectInfo, Status};
+pub use lifecycle::{gc, info, list, ObjectInfo, Status, GC_MIN_AGE};
 pub(crate) use object::{Object, ObjectSpec};
 
 use crate::sys::{clock::Instant, ident, shm};
