@@ -42,7 +42,9 @@ const KINDS: &[(&str, fn(&str) -> Box<dyn Any>)] = &[
     ("JoinableQueue", |n| {
         Box::new(JoinableQueue::<u64>::create(n, 8).unwrap())
     }),
-    ("ByteQueue", |n| Box::new(ByteQueue::create(n, 4, 64).unwrap())),
+    ("ByteQueue", |n| {
+        Box::new(ByteQueue::create(n, 4, 64).unwrap())
+    }),
     ("SpscQueue", |n| {
         Box::new(SpscQueue::<u64>::create(n, 8, Role::Producer).unwrap())
     }),
@@ -104,7 +106,10 @@ fn exists(name: &str) -> bool {
 #[test]
 fn a_killed_creator_of_each_kind_leaves_an_orphan_that_gc_removes_and_nothing_else() {
     let _serial = serial();
-    let names: Vec<String> = KINDS.iter().map(|(k, _)| unique(&format!("orph-{k}"))).collect();
+    let names: Vec<String> = KINDS
+        .iter()
+        .map(|(k, _)| unique(&format!("orph-{k}")))
+        .collect();
     let children: Vec<Child> = KINDS
         .iter()
         .zip(&names)
@@ -139,7 +144,10 @@ fn a_killed_creator_of_each_kind_leaves_an_orphan_that_gc_removes_and_nothing_el
     assert!(l.creator_alive && l.in_use && !l.orphan, "{l:?}");
     assert_eq!(l.creator_pid, std::process::id());
     let p = all.iter().find(|i| i.name == kept).unwrap();
-    assert!(p.persisted && !p.creator_alive && !p.in_use && !p.orphan, "{p:?}");
+    assert!(
+        p.persisted && !p.creator_alive && !p.in_use && !p.orphan,
+        "{p:?}"
+    );
 
     let removed = gc().unwrap();
     for n in &names {
@@ -322,7 +330,10 @@ fn a_never_initialised_leftover_is_collected_after_the_init_timeout() {
     assert!(!gc().unwrap().contains(&name));
     std::thread::sleep(multiproc::segment::DEFAULT_INIT_TIMEOUT + Duration::from_millis(100));
     let i = info(&name).unwrap();
-    assert!(matches!(i.status, Status::Corrupt { .. }) && i.orphan, "{i:?}");
+    assert!(
+        matches!(i.status, Status::Corrupt { .. }) && i.orphan,
+        "{i:?}"
+    );
     assert!(gc().unwrap().contains(&name));
 }
 
@@ -341,7 +352,10 @@ fn a_freshly_written_image_is_not_collected_before_gc_min_age() {
     assert!(!gc().unwrap().contains(&name));
     let_gc_see_them();
     let removed = gc().unwrap();
-    assert!(removed.contains(&name) && removed.contains(&src), "{removed:?}");
+    assert!(
+        removed.contains(&name) && removed.contains(&src),
+        "{removed:?}"
+    );
 }
 
 /// An `open` racing with `gc` over an orphan either gets the object — and `gc` leaves
@@ -403,4 +417,178 @@ fn open_racing_gc_either_keeps_the_object_or_is_not_found() {
         }
         eprintln!("open won {kept} times, gc won {collected} times");
     });
+}
+
+/// A tiny xorshift generator: the soak needs randomness, not quality.
+struct Rng(u64);
+
+impl Rng {
+    fn seeded() -> Rng {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64;
+        Rng(t ^ (u64::from(std::process::id()) << 32) | 1)
+    }
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// `open`'s documented verdict on an object whose creator was killed creating it.
+fn creator_died_creating(e: &Error) -> bool {
+    matches!(e, Error::Corrupt { detail, .. }
+        if detail.contains("died while initialising") || detail.contains("not initialised"))
+}
+
+/// One soak worker: takes objects from `names` (creating or opening), checks that each
+/// held object still answers to its name, drops some, and exits after a while. Every
+/// call must succeed or fail only as documented. Exit code 0, or 2 with a message.
+fn soak_worker(names: &[String]) -> i32 {
+    let mut rng = Rng::seeded();
+    let mut held: Vec<(String, Value<u64>, u64)> = Vec::new();
+    for _ in 0..20 + rng.below(200) {
+        let name = &names[rng.below(names.len() as u64) as usize];
+        let token = rng.next() | 1;
+        let got = match Value::<u64>::create(name, token) {
+            Ok(v) => Some((v, token, true)),
+            Err(Error::AlreadyExists { .. }) => match Value::<u64>::open(name) {
+                Ok(v) => {
+                    let t = v.get();
+                    Some((v, t, false))
+                }
+                Err(Error::NotFound { .. }) => None,
+                Err(e) if creator_died_creating(&e) => None,
+                Err(e) => {
+                    eprintln!("open {name}: {e}");
+                    return 2;
+                }
+            },
+            Err(e) => {
+                eprintln!("create {name}: {e}");
+                return 2;
+            }
+        };
+        if let Some((v, t, created)) = got {
+            if created {
+                // A creator's drop unlinks its name by design; only gc may remove
+                // these, and only once nobody holds them.
+                std::mem::forget(v.clone());
+            }
+            held.push((name.clone(), v, t));
+        }
+        // Every object held still answers to its name.
+        for (n, v, t) in &held {
+            if v.get() != *t {
+                eprintln!("{n}: value changed under its holder");
+                return 2;
+            }
+            match Value::<u64>::open(n) {
+                Ok(again) if again.get() == *t => {}
+                Ok(again) => {
+                    eprintln!("{n}: now names another object ({} != {t})", again.get());
+                    return 2;
+                }
+                Err(e) => {
+                    eprintln!("{n} lost while held: {e}");
+                    return 2;
+                }
+            }
+        }
+        if held.len() > 3 || rng.below(3) == 0 {
+            let i = rng.below(held.len().max(1) as u64) as usize;
+            if i < held.len() {
+                held.swap_remove(i);
+            }
+        }
+        std::thread::sleep(Duration::from_micros(rng.below(2000)));
+    }
+    0
+}
+
+/// Workers create, open, use and drop objects and are SIGKILLed at random while
+/// another process runs `gc` in a loop: no live holder ever loses its object, and at
+/// the end nothing of the test's is left in /dev/shm. `MULTIPROC_SOAK_SECS` sets the
+/// duration (default 30).
+#[test]
+fn soak_gc_against_random_kills_never_takes_a_held_object_and_leaves_nothing() {
+    let _serial = serial();
+    let secs: u64 = std::env::var("MULTIPROC_SOAK_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(30);
+    let prefix = unique("soak");
+    let names: Vec<String> = (0..6).map(|k| format!("{prefix}-{k}")).collect();
+    let stop = Event::create(&unique("soak-stop")).unwrap();
+    let stop_name = stop.name().to_owned();
+    // [gc passes, objects it removed]
+    let gcs = Array::<u64>::create(&unique("soak-gcs"), 2).unwrap();
+    let gcs_name = gcs.name().to_owned();
+    let collector = fork(move || {
+        let stop = Event::open(&stop_name).unwrap();
+        let count = Array::<u64>::open(&gcs_name).unwrap();
+        while !stop.is_set() {
+            match gc() {
+                Ok(removed) => {
+                    let mut c = count.lock();
+                    c[0] += 1;
+                    c[1] += removed.len() as u64;
+                }
+                Err(e) => {
+                    eprintln!("gc: {e}");
+                    return 2;
+                }
+            }
+        }
+        0
+    });
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let mut rng = Rng::seeded();
+    let spawn = |names: &Vec<String>| {
+        let names = names.clone();
+        fork(move || soak_worker(&names))
+    };
+    let mut workers: Vec<Child> = (0..4).map(|_| spawn(&names)).collect();
+    let (mut kills, mut exits) = (0u64, 0u64);
+    while Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(rng.below(40)));
+        for w in workers.iter_mut() {
+            if let Some(exit) = w.wait_timeout(Duration::ZERO) {
+                assert_eq!(exit, Exit::Code(0), "a worker failed (see its stderr)");
+                exits += 1;
+                *w = spawn(&names);
+            }
+        }
+        let i = rng.below(workers.len() as u64) as usize;
+        let victim = std::mem::replace(&mut workers[i], spawn(&names));
+        victim.kill();
+        kills += 1;
+    }
+    for w in workers {
+        w.kill();
+    }
+    stop.set();
+    collector.join_ok(WATCHDOG);
+    eprintln!(
+        "soak: {secs} s, {kills} workers killed, {exits} exited, {} gc passes removed {} orphans",
+        gcs.get(0).unwrap(),
+        gcs.get(1).unwrap()
+    );
+    // Everything left is an orphan now; a leftover never initialised needs the init
+    // timeout to pass before it counts as one.
+    std::thread::sleep(multiproc::segment::DEFAULT_INIT_TIMEOUT.max(GC_MIN_AGE));
+    gc().unwrap();
+    let left: Vec<String> = list()
+        .unwrap()
+        .into_iter()
+        .map(|i| i.name)
+        .filter(|n| n.starts_with(&prefix))
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
 }
