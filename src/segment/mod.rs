@@ -12,11 +12,13 @@
 //! ([`SharedState`](crate::raw::SharedState)).
 
 mod header;
+mod inspect;
 mod lifecycle;
 mod object;
 
 pub(crate) use header::{HeaderImage, INITIALISING, READY};
 pub use header::{ObjectKind, TypeInfo, HEADER_LEN, LINE};
+pub use inspect::{inspect, Inspection};
 #[doc(hidden)]
 pub use lifecycle::set_attachment_tracking;
 pub use lifecycle::{gc, info, list, ObjectInfo, Status, GC_MIN_AGE};

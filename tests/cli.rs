@@ -1,0 +1,1 @@
+//! The `multiproc` tool as a real binary.
