@@ -129,6 +129,10 @@ impl<T: Pod> fmt::Debug for JoinableQueue<T> {
 impl<T: Pod> JoinableQueue<T> {
     /// Creates an empty joinable queue of at least `capacity` values (rounded up to a
     /// power of two). Errors as [`Queue::create`](crate::Queue::create).
+    ///
+    /// A name left behind by a crashed creator (an orphan: creator gone, not
+    /// persisted, held by no live process) is reclaimed and created afresh, so a
+    /// restarted service just creates; see [`gc`](crate::gc).
     pub fn create(name: &str, capacity: usize) -> Result<JoinableQueue<T>> {
         JoinableQueue::create_with(name, capacity, &Options::default())
     }

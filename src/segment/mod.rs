@@ -278,6 +278,11 @@ pub(crate) struct Layout {
 impl Segment {
     /// Creates a segment of `len` user bytes (zeroed). `Err(AlreadyExists)` if the name
     /// is taken, `Err(InvalidArgument)` for a length of 0 or over 16 TiB.
+    ///
+    /// A name left behind by a crashed creator (an orphan: creator gone, not
+    /// persisted, held by no live process) is reclaimed and created afresh, for every
+    /// kind of object: `AlreadyExists` only while the object is in use, persisted,
+    /// another user's, or not understood by this build (see [`gc`]).
     pub fn create(name: &str, len: usize) -> Result<Segment> {
         Segment::create_with(name, len, &Options::default())
     }
