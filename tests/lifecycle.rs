@@ -24,8 +24,11 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Every kind of named object, created under `name`; the handle is kept alive.
-const KINDS: &[(&str, fn(&str) -> Box<dyn Any>)] = &[
+/// Creates an object under a name and returns its handle, to be kept alive.
+type Make = fn(&str) -> Box<dyn Any>;
+
+/// Every kind of named object, with how to create it.
+const KINDS: &[(&str, Make)] = &[
     ("Segment", |n| Box::new(Segment::create(n, 100).unwrap())),
     ("Value", |n| Box::new(Value::<u64>::create(n, 7).unwrap())),
     ("Array", |n| Box::new(Array::<u32>::create(n, 4).unwrap())),
@@ -66,7 +69,7 @@ fn ready_and_held(name: &str) -> bool {
 }
 
 /// Forks a child that creates `name` with `make` and then waits to be killed.
-fn creator(name: &str, make: fn(&str) -> Box<dyn Any>) -> Child {
+fn creator(name: &str, make: Make) -> Child {
     let n = name.to_owned();
     let child = fork(move || {
         let _keep = make(&n);

@@ -26,7 +26,7 @@ fn segment_cycle(ctx: &mut Ctx) {
     let mut untracked = Duration::MAX;
     let mut floor = Duration::MAX;
     let mut theirs = f64::MAX;
-    let mut cycle = |i: &mut u64| {
+    let cycle = |i: &mut u64| {
         let name = format!("{base}-{i}");
         *i += 1;
         let s = Segment::create(&name, 4096).unwrap();
