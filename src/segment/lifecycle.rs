@@ -174,6 +174,7 @@ pub const GC_MIN_AGE: Duration = Duration::from_secs(1);
 /// the whole list.
 pub fn list() -> Result<Vec<ObjectInfo>> {
     let mut out = Vec::new();
+    let mut seen = Liveness::default();
     let dir = match std::fs::read_dir(SHM_DIR) {
         Ok(d) => d,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
@@ -193,7 +194,7 @@ pub fn list() -> Result<Vec<ObjectInfo>> {
         if validate_name(name).is_err() {
             continue;
         }
-        match info(name) {
+        match info_with(name, &mut seen) {
             Ok(i) => out.push(i),
             Err(Error::NotFound { .. }) => {} // unlinked meanwhile
             Err(e) => return Err(e),
@@ -206,6 +207,21 @@ pub fn list() -> Result<Vec<ObjectInfo>> {
 /// What [`list`] says about the one object `name`: `Err(NotFound)` if it does not
 /// exist.
 pub fn info(name: &str) -> Result<ObjectInfo> {
+    info_with(name, &mut Liveness::default())
+}
+
+/// Creators already judged during one [`list`]: many objects share a creator, and
+/// each judgement reads `/proc`.
+#[derive(Default)]
+struct Liveness(std::collections::HashMap<ident::Identity, bool>);
+
+impl Liveness {
+    fn is_dead(&mut self, who: ident::Identity) -> bool {
+        *self.0.entry(who).or_insert_with(|| ident::is_dead(who))
+    }
+}
+
+fn info_with(name: &str, seen: &mut Liveness) -> Result<ObjectInfo> {
     validate_name(name)?;
     let path = format!("{SHM_DIR}{}", posix_name(name));
     let opened = std::fs::OpenOptions::new()
@@ -242,17 +258,12 @@ pub fn info(name: &str) -> Result<ObjectInfo> {
         }
     };
     let in_use = ofd::holder(&file).map_err(|e| io_error(name, e))? != ofd::Holder::Nobody;
-    Ok(judge(name, &file, in_use)?.info)
+    judge(name, &file, in_use, seen)
 }
 
-/// An [`ObjectInfo`] and the verdict behind its `orphan` field.
-struct Judged {
-    info: ObjectInfo,
-}
-
-/// Reads `file`'s header and judges it; `in_use` is what the caller learnt from the
+/// Reads `file`'s header and judges it (the `orphan` verdict included); `in_use` is what the caller learnt from the
 /// attachment lock.
-fn judge(name: &str, file: &File, in_use: bool) -> Result<Judged> {
+fn judge(name: &str, file: &File, in_use: bool, seen: &mut Liveness) -> Result<ObjectInfo> {
     let m = file.metadata().map_err(|e| io_error(name, e))?;
     let ctime = SystemTime::UNIX_EPOCH.checked_add(Duration::new(
         m.ctime().max(0) as u64,
@@ -279,7 +290,7 @@ fn judge(name: &str, file: &File, in_use: bool) -> Result<Judged> {
         info.status = Status::Corrupt {
             detail: "not a regular file".to_owned(),
         };
-        return Ok(Judged { info });
+        return Ok(info);
     }
     let old = ctime
         .and_then(|t| SystemTime::now().duration_since(t).ok())
@@ -304,14 +315,14 @@ fn judge(name: &str, file: &File, in_use: bool) -> Result<Judged> {
             info.status = Status::Initialising;
         }
         info.header = img;
-        return Ok(Judged { info });
+        return Ok(info);
     };
     info.header = Some(h);
     if h.magic != MAGIC {
         info.status = Status::Corrupt {
             detail: "not a multiproc object (bad magic number)".to_owned(),
         };
-        return Ok(Judged { info });
+        return Ok(info);
     }
     if h.version != LAYOUT_VERSION {
         info.status = Status::Corrupt {
@@ -320,7 +331,7 @@ fn judge(name: &str, file: &File, in_use: bool) -> Result<Judged> {
                 h.version
             ),
         };
-        return Ok(Judged { info });
+        return Ok(info);
     }
     info.kind = ObjectKind::from_u32(h.kind);
     info.element_type = if h.type_size == 0 {
@@ -341,7 +352,7 @@ fn judge(name: &str, file: &File, in_use: bool) -> Result<Judged> {
         }
     };
     info.creator_pid = creator.tid;
-    info.creator_alive = !ident::is_dead(creator);
+    info.creator_alive = !seen.is_dead(creator);
     if h.created_ns != 0 {
         info.created_at = SystemTime::UNIX_EPOCH.checked_add(Duration::from_nanos(h.created_ns));
     }
@@ -378,7 +389,7 @@ fn judge(name: &str, file: &File, in_use: bool) -> Result<Judged> {
         info.status = Status::Corrupt { detail };
     }
     info.orphan = understood && !in_use && !info.persisted && !info.creator_alive;
-    Ok(Judged { info })
+    Ok(info)
 }
 
 /// What [`reclaim`] did.
@@ -417,7 +428,7 @@ pub(crate) fn reclaim(name: &str) -> Result<Reclaim> {
         });
     }
     // Under the write lock nobody can attach: judge it now, for good.
-    if !judge(name, &file, false)?.info.orphan {
+    if !judge(name, &file, false, &mut Liveness::default())?.orphan {
         return Ok(Reclaim::Kept);
     }
     if shm::identity_of_name(&posix) != Some(shm::identity_of_file(&file)?) {
