@@ -527,7 +527,7 @@ fn soak_gc_against_random_kills_never_takes_a_held_object_and_leaves_nothing() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(30);
     let prefix = unique("soak");
-    let names: Vec<String> = (0..6).map(|k| format!("{prefix}-{k}")).collect();
+    let names: Vec<String> = (0..16).map(|k| format!("{prefix}-{k}")).collect();
     let stop = Event::create(&unique("soak-stop")).unwrap();
     let stop_name = stop.name().to_owned();
     // [gc passes, objects it removed]

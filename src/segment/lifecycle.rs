@@ -524,7 +524,7 @@ pub(crate) fn create_attached(name: &str, posix: &str, mode: u32) -> Result<File
     ))))
 }
 
-/// Opens `posix` attached (see [`attach`]), after `check` accepted the file.
+/// Opens `posix` attached (see [`attach`]), then has `check` judge the file.
 pub(crate) fn open_attached(
     name: &str,
     posix: &str,
@@ -533,8 +533,11 @@ pub(crate) fn open_attached(
 ) -> Result<File> {
     for _ in 0..1000 {
         let file = shm::open(posix).map_err(|e| io_error(name, e))?;
-        check(&file)?;
+        // Attach before judging the file: until we hold the read lock a `gc` may
+        // unlink it, and `check` would then see a file with no name (a hard-link
+        // count of 0) and call it corrupt.
         if attach(name, posix, &file, timeout)? {
+            check(&file)?;
             return Ok(file);
         }
     }
