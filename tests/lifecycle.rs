@@ -366,7 +366,7 @@ fn a_freshly_written_image_is_not_collected_before_gc_min_age() {
 #[test]
 fn open_racing_gc_either_keeps_the_object_or_is_not_found() {
     let _serial = serial();
-    const ROUNDS: usize = 150;
+    const ROUNDS: usize = 400;
     watchdog(Duration::from_secs(120), || {
         let src = unique("race-src");
         let c = creator(&src, |n| Box::new(Value::<u64>::create(n, 0).unwrap()));
