@@ -410,6 +410,12 @@ pub(crate) enum Reclaim {
 /// Unlinks `name` if it is an orphan: write lock, re-check under it, unlink (see the
 /// [module docs](self)).
 pub(crate) fn reclaim(name: &str) -> Result<Reclaim> {
+    reclaim_with(name, &mut Liveness::default())
+}
+
+/// [`reclaim`], reusing the creators judged so far (only "dead" verdicts decide a
+/// removal, and a dead process stays dead, so a cached verdict is as good as a new one).
+fn reclaim_with(name: &str, seen: &mut Liveness) -> Result<Reclaim> {
     let posix = posix_name(name);
     let file = match shm::open(&posix) {
         Ok(f) => f,
@@ -428,7 +434,7 @@ pub(crate) fn reclaim(name: &str) -> Result<Reclaim> {
         });
     }
     // Under the write lock nobody can attach: judge it now, for good.
-    if !judge(name, &file, false, &mut Liveness::default())?.orphan {
+    if !judge(name, &file, false, seen)?.orphan {
         return Ok(Reclaim::Kept);
     }
     if shm::identity_of_name(&posix) != Some(shm::identity_of_file(&file)?) {
@@ -459,8 +465,9 @@ pub(crate) fn reclaim(name: &str) -> Result<Reclaim> {
 /// ```
 pub fn gc() -> Result<Vec<String>> {
     let mut removed = Vec::new();
+    let mut seen = Liveness::default();
     for info in list()? {
-        if info.collectable() && reclaim(&info.name)? == Reclaim::Removed {
+        if info.collectable() && reclaim_with(&info.name, &mut seen)? == Reclaim::Removed {
             removed.push(info.name);
         }
     }
