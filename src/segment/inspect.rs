@@ -306,6 +306,12 @@ fn live_state(kind: ObjectKind, seg: &Segment) -> std::result::Result<Fields, St
             s.push(("len", seg.len().to_string()));
             s.push(("first_bytes", hex(&b)));
         }
+        // Kinds added later show their parameters until they get a decoder here.
+        #[allow(unreachable_patterns)]
+        _ => {
+            s.push(("params", format!("{p:?}")));
+            s.push(("len", seg.len().to_string()));
+        }
     }
     Ok(s)
 }
