@@ -130,15 +130,17 @@ fn a_killed_creator_of_each_kind_leaves_an_orphan_that_gc_removes_and_nothing_el
         }
     });
     c.join_ok(WATCHDOG);
+    let pids: Vec<u32> = children.iter().map(|c| c.pid as u32).collect();
     for c in children {
         c.kill();
     }
     let_gc_see_them();
 
     let all = list().unwrap();
-    for ((kind, _), n) in KINDS.iter().zip(&names) {
+    for (((kind, _), n), pid) in KINDS.iter().zip(&names).zip(&pids) {
         let i = all.iter().find(|i| &i.name == n).expect("listed");
         assert_eq!(i.kind_name(), *kind, "{n}");
+        assert_eq!(i.creator_pid, *pid, "{n}: the creating process");
         assert_eq!(i.status, Status::Ready, "{n}");
         assert!(!i.creator_alive && !i.in_use && !i.persisted, "{i:?}");
         assert!(i.orphan && i.collectable(), "{i:?}");
