@@ -139,6 +139,7 @@ fn inspect_shows_the_live_state_of_every_kind() {
     let v = json(&["inspect", &name, "--json"], 0);
     assert_eq!((state(&v, "len"), state(&v, "capacity")), ("3", "8"));
     assert_eq!(state(&v, "closed"), "true");
+    assert_eq!(state(&v, "claimed_slots"), "", "no put or get in progress");
     assert_eq!(v["element_type"], "u64");
 
     let name = n("jqueue");

@@ -198,6 +198,17 @@ fn ring_state(
     s.push(("redelivered_dead_gets", rec.redelivered.to_string()));
     s.push(("getters_sleeping", getters.to_string()));
     s.push(("putters_sleeping", putters.to_string()));
+    let mut claims = Vec::new();
+    ring.for_each_claim(|slot, writing, owner| {
+        let dead = ident::is_dead(owner);
+        claims.push(format!(
+            "slot {slot} {} by tid {} ({})",
+            if writing { "put" } else { "get" },
+            owner.tid,
+            if dead { "dead" } else { "alive" }
+        ));
+    });
+    s.push(("claimed_slots", claims.join(", ")));
     Ok(())
 }
 
