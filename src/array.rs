@@ -244,6 +244,10 @@ impl<T: Pod> Array<T> {
     /// Creates an array of `len` zeroed elements named `name`.
     /// `Err(AlreadyExists)` if the name is taken; `Err(InvalidArgument)` for a zero-sized
     /// `T` or an absurd length.
+    ///
+    /// A name left behind by a crashed creator (an orphan: creator gone, not
+    /// persisted, held by no live process) is reclaimed and created afresh, so a
+    /// restarted service just creates; see [`gc`](crate::gc).
     pub fn create(name: &str, len: usize) -> Result<Array<T>> {
         Array::create_with(name, len, &Options::default())
     }

@@ -97,6 +97,10 @@ impl Barrier {
 
     /// Creates a barrier named `name` for `parties` parties (`1..=64`, else
     /// `Err(InvalidArgument)`).
+    ///
+    /// A name left behind by a crashed creator (an orphan: creator gone, not
+    /// persisted, held by no live process) is reclaimed and created afresh, so a
+    /// restarted service just creates; see [`gc`](crate::gc).
     pub fn create(name: &str, parties: u32) -> Result<Barrier> {
         Barrier::create_with(name, parties, &Options::default())
     }

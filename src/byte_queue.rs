@@ -107,6 +107,10 @@ impl ByteQueue {
     /// many as asked, as [`Queue`](crate::Queue)) of up to `max_message_len` bytes each.
     /// `Err(InvalidArgument)` for a capacity of 0 or over 2^30, a maximum length of 0
     /// or over 1 GiB, or a total that does not fit in memory.
+    ///
+    /// A name left behind by a crashed creator (an orphan: creator gone, not
+    /// persisted, held by no live process) is reclaimed and created afresh, so a
+    /// restarted service just creates; see [`gc`](crate::gc).
     pub fn create(name: &str, capacity: usize, max_message_len: usize) -> Result<ByteQueue> {
         ByteQueue::create_with(name, capacity, max_message_len, &Options::default())
     }

@@ -121,6 +121,10 @@ fn relocked<T>(value: T, recovered: bool) -> LockResult<T> {
 
 impl Condition {
     /// Creates a new condition (and its unlocked lock) named `name`.
+    ///
+    /// A name left behind by a crashed creator (an orphan: creator gone, not
+    /// persisted, held by no live process) is reclaimed and created afresh, so a
+    /// restarted service just creates; see [`gc`](crate::gc).
     pub fn create(name: &str) -> Result<Condition> {
         Condition::create_with(name, &Options::default())
     }

@@ -47,6 +47,10 @@ impl fmt::Debug for Event {
 
 impl Event {
     /// Creates a new, clear event named `name`.
+    ///
+    /// A name left behind by a crashed creator (an orphan: creator gone, not
+    /// persisted, held by no live process) is reclaimed and created afresh, so a
+    /// restarted service just creates; see [`gc`](crate::gc).
     pub fn create(name: &str) -> Result<Event> {
         Event::create_with(name, &Options::default())
     }

@@ -150,6 +150,10 @@ impl<T: Pod> fmt::Debug for JoinableQueue<T> {
 impl<T: Pod> JoinableQueue<T> {
     /// Creates an empty joinable queue of at most `capacity` values (exactly as many
     /// as asked, as [`Queue::create`](crate::Queue::create)). Errors as `Queue::create`.
+    ///
+    /// A name left behind by a crashed creator (an orphan: creator gone, not
+    /// persisted, held by no live process) is reclaimed and created afresh, so a
+    /// restarted service just creates; see [`gc`](crate::gc).
     pub fn create(name: &str, capacity: usize) -> Result<JoinableQueue<T>> {
         JoinableQueue::create_with(name, capacity, &Options::default())
     }

@@ -25,6 +25,13 @@
 //! * the named objects (std): [`Segment`], [`Lock`], [`Value`], [`Array`], ... — thin
 //!   handles on a segment plus the raw struct inside it.
 //!
+//! ## Nothing left behind
+//! Every handle holds an OFD lock on its object's file ([`sys::ofd`]), so the kernel
+//! knows who uses an object however its processes die. An object whose creator is
+//! gone, that was not `persist()`ed and that nobody holds is an orphan: [`gc`]
+//! removes orphans, [`list`] describes every object, and `X::create` over an orphan
+//! reclaims the name. The `multiproc` tool (feature `cli`) does the same from a shell.
+//!
 //! ## Shared memory is untrusted
 //! Another process may write anything into a segment at any time. Opening validates
 //! the header (magic, layout version, kind, element type, sizes); operations
@@ -102,7 +109,7 @@ pub use raw::Integer;
 #[cfg(all(feature = "std", not(loom)))]
 pub use rlock::{RLock, RLockGuard};
 #[cfg(all(feature = "std", not(loom)))]
-pub use segment::{unlink, Options, Segment};
+pub use segment::{gc, list, unlink, ObjectInfo, Options, Segment};
 #[cfg(all(feature = "std", not(loom)))]
 pub use semaphore::{BoundedSemaphore, Semaphore};
 #[cfg(all(feature = "std", not(loom)))]

@@ -369,6 +369,10 @@ impl fmt::Debug for LockGuard<'_> {
 
 impl Lock {
     /// Creates a new, unlocked lock named `name`.
+    ///
+    /// A name left behind by a crashed creator (an orphan: creator gone, not
+    /// persisted, held by no live process) is reclaimed and created afresh, so a
+    /// restarted service just creates; see [`gc`](crate::gc).
     pub fn create(name: &str) -> Result<Lock> {
         Lock::create_with(name, &Options::default())
     }

@@ -446,6 +446,10 @@ impl Pipe {
     /// gets end B with [`open`](Pipe::open). `Err(AlreadyExists)` if the name is
     /// taken. The name is unlinked when this handle drops (unless
     /// [`persist`](Pipe::persist)ed).
+    ///
+    /// A name left behind by a crashed creator (an orphan: creator gone, not
+    /// persisted, held by no live process) is reclaimed and created afresh, so a
+    /// restarted service just creates; see [`gc`](crate::gc).
     pub fn create(name: &str, capacity_bytes: usize) -> Result<Pipe> {
         Pipe::create_with(name, capacity_bytes, &Options::default())
     }

@@ -578,6 +578,10 @@ impl<T: Pod> Queue<T> {
     /// Creates an empty queue named `name` holding at most `capacity` values (exactly
     /// as many as asked). `Err(AlreadyExists)` if the name is taken,
     /// `Err(InvalidArgument)` for a capacity of 0 or over 2^30.
+    ///
+    /// A name left behind by a crashed creator (an orphan: creator gone, not
+    /// persisted, held by no live process) is reclaimed and created afresh, so a
+    /// restarted service just creates; see [`gc`](crate::gc).
     pub fn create(name: &str, capacity: usize) -> Result<Queue<T>> {
         Queue::create_with(name, capacity, &Options::default())
     }

@@ -98,6 +98,10 @@ impl Drop for RLockGuard<'_> {
 
 impl RLock {
     /// Creates a new, unlocked re-entrant lock named `name`.
+    ///
+    /// A name left behind by a crashed creator (an orphan: creator gone, not
+    /// persisted, held by no live process) is reclaimed and created afresh, so a
+    /// restarted service just creates; see [`gc`](crate::gc).
     pub fn create(name: &str) -> Result<RLock> {
         RLock::create_with(name, &Options::default())
     }

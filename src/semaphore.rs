@@ -113,6 +113,10 @@ impl fmt::Debug for Semaphore {
 
 impl Semaphore {
     /// Creates a semaphore named `name` holding `initial` permits.
+    ///
+    /// A name left behind by a crashed creator (an orphan: creator gone, not
+    /// persisted, held by no live process) is reclaimed and created afresh, so a
+    /// restarted service just creates; see [`gc`](crate::gc).
     pub fn create(name: &str, initial: u32) -> Result<Semaphore> {
         Semaphore::create_with(name, initial, &Options::default())
     }
@@ -246,6 +250,10 @@ impl fmt::Debug for BoundedSemaphore {
 impl BoundedSemaphore {
     /// Creates a bounded semaphore named `name` holding `initial` permits, which is
     /// also the most it will ever hold.
+    ///
+    /// A name left behind by a crashed creator (an orphan: creator gone, not
+    /// persisted, held by no live process) is reclaimed and created afresh, so a
+    /// restarted service just creates; see [`gc`](crate::gc).
     pub fn create(name: &str, initial: u32) -> Result<BoundedSemaphore> {
         BoundedSemaphore::create_with(name, initial, &Options::default())
     }

@@ -134,6 +134,10 @@ fn geometry<T>(capacity: usize) -> Result<Geometry> {
 impl<T: Pod> SpscQueue<T> {
     /// Creates the queue `name` with room for `capacity` records (rounded up to a
     /// power of two) and claims `role` in it. `Err(AlreadyExists)` if the name is taken.
+    ///
+    /// A name left behind by a crashed creator (an orphan: creator gone, not
+    /// persisted, held by no live process) is reclaimed and created afresh, so a
+    /// restarted service just creates; see [`gc`](crate::gc).
     pub fn create(name: &str, capacity: usize, role: Role) -> Result<SpscQueue<T>> {
         SpscQueue::create_with(name, capacity, role, &Options::default())
     }

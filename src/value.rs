@@ -116,6 +116,10 @@ impl<T: Pod> Value<T> {
 
     /// Creates the value `name` holding `init`. `Err(AlreadyExists)` if the name is
     /// taken; `Err(InvalidArgument)` for a zero-sized `T`.
+    ///
+    /// A name left behind by a crashed creator (an orphan: creator gone, not
+    /// persisted, held by no live process) is reclaimed and created afresh, so a
+    /// restarted service just creates; see [`gc`](crate::gc).
     pub fn create(name: &str, init: T) -> Result<Value<T>> {
         Value::create_with(name, init, &Options::default())
     }

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 pub fn run(ctx: &mut Ctx) {
     section("foundation: segments, Value<T>");
     segment_cycle(ctx);
+    gc_over_many(10_000);
     fetch_add_two_processes(ctx);
     seqlock_reads(ctx);
 }
@@ -22,18 +23,26 @@ fn segment_cycle(ctx: &mut Ctx) {
     let base = format!("bench-seg-{}", std::process::id());
     let mut i = 0u64;
     let mut ours = Duration::MAX;
+    let mut untracked = Duration::MAX;
     let mut floor = Duration::MAX;
     let mut theirs = f64::MAX;
+    let cycle = |i: &mut u64| {
+        let name = format!("{base}-{i}");
+        *i += 1;
+        let s = Segment::create(&name, 4096).unwrap();
+        let o = Segment::open(&name).unwrap();
+        drop(o);
+        drop(s);
+    };
     for _ in 0..3 {
-        let d = time_per_op(Duration::from_millis(250), || {
-            let name = format!("{base}-{i}");
-            i += 1;
-            let s = Segment::create(&name, 4096).unwrap();
-            let o = Segment::open(&name).unwrap();
-            drop(o);
-            drop(s);
-        });
+        let d = time_per_op(Duration::from_millis(250), || cycle(&mut i));
         ours = ours.min(d);
+        // The same without attachment tracking (no OFD read lock, no name re-check):
+        // what knowing who holds an object costs.
+        multiproc::segment::set_attachment_tracking(false);
+        let d = time_per_op(Duration::from_millis(250), || cycle(&mut i));
+        multiproc::segment::set_attachment_tracking(true);
+        untracked = untracked.min(d);
         let d = time_per_op(Duration::from_millis(250), || {
             let name = std::ffi::CString::new(format!("/{base}-raw-{i}")).unwrap();
             i += 1;
@@ -52,6 +61,16 @@ fn segment_cycle(ctx: &mut Ctx) {
     value(
         "  bare syscalls: shm_open/ftruncate/mmap x2, unmap, unlink",
         format!("{:>10}", fmt_dur(floor)),
+    );
+    value(
+        "  the same without attachment tracking (OFD lock + re-check)",
+        format!("{:>10}", fmt_dur(untracked)),
+    );
+    ratio(
+        "  with attachment tracking / without",
+        ours.as_secs_f64(),
+        untracked.as_secs_f64(),
+        Goal::AtMost(1.2),
     );
     ratio(
         "  Segment cycle time / bare syscalls' (the floor)",
@@ -77,6 +96,46 @@ fn segment_cycle(ctx: &mut Ctx) {
             Goal::None,
         );
     }
+}
+
+/// `gc()` over `n` orphans (left by children that create segments and `_exit` without
+/// dropping them), and `list()` over the same, per object.
+fn gc_over_many(n: usize) {
+    let base = format!("bench-gc-{}", std::process::id());
+    const PER_CHILD: usize = 500;
+    for c in 0..n.div_ceil(PER_CHILD) {
+        let base = base.clone();
+        let peer = fork_peer(move || {
+            let mut keep = Vec::with_capacity(PER_CHILD);
+            for k in 0..PER_CHILD.min(n - c * PER_CHILD) {
+                keep.push(Segment::create(&format!("{base}-{c}-{k}"), 1).unwrap());
+            }
+            // SAFETY: leaving without destructors, as a killed creator would.
+            unsafe { libc::_exit(0) };
+        });
+        assert!(peer.join(), "a child creating orphans failed");
+    }
+    std::thread::sleep(multiproc::segment::GC_MIN_AGE + Duration::from_millis(100));
+    let t = Instant::now();
+    let listed = multiproc::list().unwrap();
+    let list_time = t.elapsed();
+    let ours = listed.iter().filter(|i| i.name.starts_with(&base)).count();
+    let t = Instant::now();
+    let removed = multiproc::gc().unwrap();
+    let gc_time = t.elapsed();
+    let mine = removed.iter().filter(|r| r.starts_with(&base)).count();
+    if (ours, mine) != (n, n) {
+        // Another process's gc ran meanwhile: the per-object figures still hold.
+        println!("  (of {n} orphans made here, {ours} were listed and {mine} collected here)");
+    }
+    value(
+        &format!("list() over {} objects, per object", listed.len()),
+        format!("{:>10}", fmt_dur(list_time / listed.len() as u32)),
+    );
+    value(
+        &format!("gc() removing {} orphans, per object", removed.len()),
+        format!("{:>10}", fmt_dur(gc_time / removed.len().max(1) as u32)),
+    );
 }
 
 /// The least a create+attach+unlink cycle costs the kernel: create and size the file,

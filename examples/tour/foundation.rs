@@ -1,7 +1,7 @@
 //! Tour section: named segments, `Value<T>` and `Array<T>` across real processes.
 
 use crate::common::{fork, name, section, wait};
-use multiproc::{Array, Segment, Value};
+use multiproc::{Array, Lock, Queue, Segment, Value};
 use std::time::Instant;
 
 pub fn run() -> multiproc::Result<()> {
@@ -100,6 +100,54 @@ pub fn run() -> multiproc::Result<()> {
         "  Array<f64> filled by 4 children, reversed under lock(): [{}]",
         shown.join(", ")
     );
+
+    nothing_left_behind()?;
     // Every handle above was created here: dropping them unlinks the names.
+    Ok(())
+}
+
+/// A creator that crashes leaves its objects behind: `list()` shows them as orphans,
+/// `create` of the same name reclaims one (a crashed service restarts), `gc()` removes
+/// the rest.
+fn nothing_left_behind() -> multiproc::Result<()> {
+    let (qn, ln) = (name("crashed-jobs"), name("crashed-lock"));
+    let crashed = fork(|| {
+        let q: Queue<u64> = Queue::create(&qn, 16).unwrap();
+        q.put(1).unwrap();
+        let _l = Lock::create(&ln).unwrap();
+        // SAFETY: raise has no preconditions; SIGKILL ends us here, no destructor runs.
+        unsafe { libc::raise(libc::SIGKILL) };
+        0
+    });
+    println!(
+        "  a service created '{qn}' and '{ln}', then was SIGKILLed (exit {})",
+        wait(crashed)
+    );
+    for i in multiproc::list()?
+        .iter()
+        .filter(|i| i.name == qn || i.name == ln)
+    {
+        println!(
+            "  list(): {:<28} {:<6} creator {} alive={} in_use={} orphan={}",
+            i.name,
+            i.kind_name(),
+            i.creator_pid,
+            i.creator_alive,
+            i.in_use,
+            i.orphan
+        );
+    }
+    let q: Queue<u64> = Queue::create(&qn, 16)?;
+    println!(
+        "  restarted: Queue::create('{qn}') reclaimed the orphan -> a fresh queue of len {}",
+        q.len()
+    );
+    std::thread::sleep(multiproc::segment::GC_MIN_AGE);
+    let removed = multiproc::gc()?;
+    println!(
+        "  gc() removed '{ln}': {}; the restarted queue is in use and stays: {}",
+        removed.contains(&ln),
+        !removed.contains(&qn)
+    );
     Ok(())
 }

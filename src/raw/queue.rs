@@ -598,6 +598,31 @@ impl<'a> Ring<'a> {
         }
     }
 
+    /// Calls `f(slot, writing, owner)` for every slot claimed at this moment by a
+    /// producer (`writing`) or a consumer: a snapshot for diagnostics, each slot's
+    /// state word and owner record read once (they may change meanwhile). `owner` is
+    /// the record beside the state, or only its TID if the record was not yet written.
+    pub fn for_each_claim(&self, mut f: impl FnMut(usize, bool, Identity)) {
+        for i in 0..self.capacity() {
+            let slot = self.slot(i as u64);
+            let s = slot[0].load(Ordering::Relaxed);
+            let tag = tag_of(s);
+            if tag != WRITING && tag != READING {
+                continue;
+            }
+            let rec = Identity::from_info(slot[1].load(Ordering::Relaxed));
+            let owner = if rec.tid == tid_of(s) {
+                rec
+            } else {
+                Identity {
+                    tid: tid_of(s),
+                    start: 0,
+                }
+            };
+            f(i, tag == WRITING, owner);
+        }
+    }
+
     /// Whether consumers, and producers, may be sleeping (a snapshot).
     pub fn sleepers(&self) -> (bool, bool) {
         (
@@ -1485,6 +1510,29 @@ mod tests {
         assert_eq!(tid_of(s), 77);
         assert_eq!(lap_diff(make_state(LAP_MASK, FREE, 0), 0), BEHIND);
         assert_eq!(lap_diff(make_state(0, FREE, 0), LAP_MASK), 1);
+    }
+
+    #[test]
+    fn claims_show_a_put_in_progress_and_its_owner() {
+        let q = RawQueue::new();
+        let words: Vec<AtomicU64> = (0..region_words(4, 1).unwrap())
+            .map(|_| AtomicU64::new(0))
+            .collect();
+        let ring = Ring::new(&q, &words, 4, 1).unwrap();
+        let me = Identity {
+            tid: 4242,
+            start: 7,
+        };
+        ring.try_put(me, |_| {}).unwrap();
+        let mut seen = Vec::new();
+        ring.try_put(me, |_| {
+            ring.for_each_claim(|slot, writing, owner| seen.push((slot, writing, owner)))
+        })
+        .unwrap();
+        assert_eq!(seen, [(1, true, me)], "the put in progress, in slot 1");
+        let mut after = 0;
+        ring.for_each_claim(|_, _, _| after += 1);
+        assert_eq!(after, 0, "published slots are not claimed");
     }
 
     #[test]

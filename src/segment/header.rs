@@ -1,6 +1,6 @@
 //! The header at the start of every segment, and what openers check in it.
 
-use crate::sync::atomic::AtomicU32;
+use crate::sync::atomic::{AtomicU32, AtomicU64};
 
 /// `b"MPROCSEG"` as a little-endian u64.
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"MPROCSEG");
@@ -176,10 +176,25 @@ pub(crate) struct HeaderImage {
     pub flags: u64,
     pub type_name_len: u64,
     pub type_name: [u8; 88],
+    /// The creating *process* (0 in images written before it was recorded: then only
+    /// `creator_tid`/`creator_start` name the creator).
+    pub creator_pid: u32,
+    pub reserved: u32,
+    /// Start time of the creating process, in clock ticks since boot.
+    pub creator_pstart: u64,
+    /// When the object was created, in nanoseconds since the Unix epoch (0: unknown).
+    pub created_ns: u64,
 }
 
 const _: () = assert!(core::mem::size_of::<HeaderImage>() <= HEADER_LEN);
 pub(crate) const STATE_OFFSET: usize = core::mem::offset_of!(HeaderImage, state);
+const FLAGS_OFFSET: usize = core::mem::offset_of!(HeaderImage, flags);
+const _: () = assert!(FLAGS_OFFSET % 8 == 0);
+
+/// `flags` bit: the object was [`persist`](crate::Segment::persist)ed, so `gc` leaves
+/// it alone after its creator is gone. All-zero flags (every image written before the
+/// bit existed) mean "not persisted", so the layout version did not change.
+pub(crate) const FLAG_PERSISTED: u64 = 1;
 
 impl HeaderImage {
     /// The stored type name (lossy, for messages).
@@ -190,6 +205,16 @@ impl HeaderImage {
             Err(e) => core::str::from_utf8(&self.type_name[..e.valid_up_to()]).unwrap_or("?"),
         }
     }
+}
+
+/// The header's `flags` word, in place.
+///
+/// # Safety
+/// As for [`state_word`].
+pub(crate) unsafe fn flags_word<'a>(base: *mut u8) -> &'a AtomicU64 {
+    // SAFETY: in bounds and 8-aligned per the contract (FLAGS_OFFSET % 8 == 0);
+    // AtomicU64 has interior mutability, so other processes writing it is fine.
+    unsafe { &*(base.add(FLAGS_OFFSET) as *const AtomicU64) }
 }
 
 /// The header's `state` word, in place.

@@ -12,10 +12,16 @@
 //! ([`SharedState`](crate::raw::SharedState)).
 
 mod header;
+mod inspect;
+mod lifecycle;
 mod object;
 
 pub(crate) use header::{HeaderImage, INITIALISING, READY};
 pub use header::{ObjectKind, TypeInfo, HEADER_LEN, LINE};
+pub use inspect::{inspect, Inspection};
+#[doc(hidden)]
+pub use lifecycle::set_attachment_tracking;
+pub use lifecycle::{gc, info, list, ObjectInfo, Status, GC_MIN_AGE};
 pub(crate) use object::{Object, ObjectSpec};
 
 use crate::sys::clock::{deadline_after, Deadline, Instant};
@@ -279,6 +285,11 @@ pub(crate) struct Layout {
 impl Segment {
     /// Creates a segment of `len` user bytes (zeroed). `Err(AlreadyExists)` if the name
     /// is taken, `Err(InvalidArgument)` for a length of 0 or over 16 TiB.
+    ///
+    /// A name left behind by a crashed creator (an orphan: creator gone, not
+    /// persisted, held by no live process) is reclaimed and created afresh, for every
+    /// kind of object: `AlreadyExists` only while the object is in use, persisted,
+    /// another user's, or not understood by this build (see [`gc`]).
     pub fn create(name: &str, len: usize) -> Result<Segment> {
         Segment::create_with(name, len, &Options::default())
     }
@@ -395,8 +406,12 @@ impl Segment {
     }
 
     /// Keeps the name after the creating handle drops; `unlink` removes it later.
+    /// Also recorded in the object's header, so that [`gc`] keeps it once its creator
+    /// is gone.
     pub fn persist(&self) {
         self.inner.persisted.store(true, Ordering::Relaxed);
+        // SAFETY: the mapping holds at least HEADER_LEN bytes and is page-aligned.
+        unsafe { lifecycle::mark_persisted(self.inner.map.as_mut_ptr()) };
     }
 
     /// True if dropping the last clone of this handle will unlink the name.
@@ -517,7 +532,7 @@ impl Segment {
         validate_name(name)?;
         let total = total_len(&format!("'{name}'"), layout.data_len)?;
         let posix = posix_name(name);
-        let file = shm::create(&posix, opts.mode).map_err(|e| io_error(name, e))?;
+        let file = lifecycle::create_attached(name, &posix, opts.mode)?;
         // From here on, failure must unlink what we created.
         let result = (move || {
             let sized = reserve(&file, total).map_err(|e| {
@@ -540,6 +555,7 @@ impl Segment {
                 .map_err(|e| io_error(name, e))?;
             let base = map.as_mut_ptr();
             let me = ident::current();
+            let process = ident::current_process();
             let seg = Segment {
                 inner: Arc::new(Inner {
                     name: name.to_owned(),
@@ -571,6 +587,10 @@ impl Segment {
                 flags: 0,
                 type_name_len: 0,
                 type_name: [0; 88],
+                creator_pid: process.tid,
+                reserved: 0,
+                creator_pstart: process.start,
+                created_ns: lifecycle::now_ns(),
             };
             let tn = layout.ty.name.as_bytes();
             let n = tn.len().min(img.type_name.len());
@@ -607,8 +627,9 @@ impl Segment {
     ) -> Result<Segment> {
         validate_name(name)?;
         let posix = posix_name(name);
-        let file = shm::open(&posix).map_err(|e| io_error(name, e))?;
-        opts.check_file(name, &file)?;
+        let file = lifecycle::open_attached(name, &posix, opts.init_timeout, |f| {
+            opts.check_file(name, f)
+        })?;
         let started = Instant::now();
         let mut pause = Duration::from_micros(50);
         let img;

@@ -1,13 +1,16 @@
 //! The operating-system layer: the only module that calls into `libc`.
 //!
 //! Everything here works without `std` except [`shm`], which opens named POSIX
-//! shared memory for the segment layer.
+//! shared memory for the segment layer, and [`ofd`], the locks that track who has
+//! a segment mapped.
 
 pub mod clock;
 pub mod futex;
 pub mod ident;
 #[cfg(feature = "std")]
 pub mod maps;
+#[cfg(feature = "std")]
+pub mod ofd;
 #[cfg(feature = "std")]
 pub mod process;
 #[cfg(feature = "std")]
