@@ -91,6 +91,18 @@ fn inspect_shows_the_live_state_of_every_kind() {
     assert_eq!(v["valid"], true, "{v}");
     assert_eq!(state(&v, "locked"), "true");
     assert_eq!(state(&v, "holder"), format!("{me} (alive)"));
+    assert_eq!(state(&v, "sleepers"), "false");
+    // A thread waiting for the held lock shows as a possible sleeper.
+    std::thread::scope(|s| {
+        s.spawn(|| lock.acquire_timeout(Duration::from_secs(30)).is_ok());
+        assert!(
+            wait_until(Duration::from_secs(10), || lock.raw().may_have_sleepers()),
+            "the waiter never announced itself"
+        );
+        let v = json(&["inspect", &name, "--json"], 0);
+        assert_eq!(state(&v, "sleepers"), "true", "{v}");
+        drop(_g);
+    });
 
     let name = n("rlock");
     let rlock = RLock::create(&name).unwrap();

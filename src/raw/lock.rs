@@ -381,6 +381,13 @@ impl RawLock {
             t => Some(t),
         }
     }
+
+    /// True if a waiter may be asleep on the lock (`WAITERS` is set; a snapshot, and
+    /// the flag stays set after the last sleeper left until the next release).
+    #[inline]
+    pub fn may_have_sleepers(&self) -> bool {
+        has_waiters(self.word.load(Ordering::Relaxed))
+    }
 }
 
 /// Fewest polls a wait makes before it sleeps, whatever its object's hint says.

@@ -139,4 +139,10 @@ impl RawRLock {
     pub fn holder(&self) -> Option<u32> {
         self.lock.holder()
     }
+
+    /// True if a waiter may be asleep on the lock (see [`RawLock::may_have_sleepers`]).
+    #[inline]
+    pub fn may_have_sleepers(&self) -> bool {
+        self.lock.may_have_sleepers()
+    }
 }

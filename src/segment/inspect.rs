@@ -220,11 +220,13 @@ fn live_state(kind: ObjectKind, seg: &Segment) -> std::result::Result<Fields, St
             let l: &RawLock = raw(seg)?;
             s.push(("locked", l.is_locked().to_string()));
             s.push(("holder", thread(l.holder())));
+            s.push(("sleepers", l.may_have_sleepers().to_string()));
         }
         ObjectKind::RLock => {
             let l: &RawRLock = raw(seg)?;
             s.push(("locked", l.is_locked().to_string()));
             s.push(("holder", thread(l.holder())));
+            s.push(("sleepers", l.may_have_sleepers().to_string()));
         }
         ObjectKind::Semaphore | ObjectKind::BoundedSemaphore => {
             let m: &RawSemaphore = raw(seg)?;
