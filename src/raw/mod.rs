@@ -15,7 +15,13 @@
 pub mod array;
 pub mod barrier;
 pub mod condition;
+#[cfg(not(loom))]
+pub mod dict;
 pub mod event;
+#[cfg(not(loom))]
+pub mod heap;
+#[cfg(not(loom))]
+pub mod list;
 pub mod lock;
 pub mod queue;
 pub mod queue_join;
@@ -29,6 +35,8 @@ pub use array::{ArrayRef, Integer, RawArray};
 pub use barrier::RawBarrier;
 pub use condition::RawCondition;
 pub use event::RawEvent;
+#[cfg(not(loom))]
+pub use heap::{Heap, HeapError, RawHeap};
 pub use lock::{Acquire, RawLock};
 pub use queue::{QueueError, RawQueue, Ring};
 pub use rlock::RawRLock;
