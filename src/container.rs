@@ -176,7 +176,7 @@ impl Container {
         let seg = self.obj.segment();
         let mut grow = |off: u64, len: u64| seg.commit(off as usize, len as usize).is_ok();
         let mut txn = heap.txn(&mut grow);
-        match f(&mut txn) {
+        match f(&mut txn).and_then(|r| txn.finish().map(|()| r)) {
             Ok(r) => {
                 txn.commit();
                 Ok(r)

@@ -405,6 +405,8 @@ impl<'a> Heap<'a> {
             heap: self,
             n: 0,
             published: false,
+            frees: [0; MAX_FREES],
+            nfrees: 0,
             grow,
         }
     }
@@ -417,8 +419,16 @@ pub struct Txn<'h, 'a> {
     n: usize,
     /// `version` is odd (readers are told to retry).
     published: bool,
+    /// Blocks to free when the call ends: freed earlier, a block could be handed out
+    /// again by the same call and overwritten, and a rollback would then restore a
+    /// root pointing at the scribbled block.
+    frees: [u64; MAX_FREES],
+    nfrees: usize,
     grow: &'h mut dyn FnMut(u64, u64) -> bool,
 }
+
+/// Blocks one call may free (a replaced record, an old table or vector).
+const MAX_FREES: usize = 8;
 
 impl core::fmt::Debug for Txn<'_, '_> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -568,8 +578,34 @@ impl<'a> Txn<'_, 'a> {
         }
     }
 
-    /// Frees the block whose payload is at `payload` (call after [`publish`](Self::publish)).
+    /// Frees the block whose payload is at `payload` when the call ends (in
+    /// [`finish`](Self::finish)): until then the block keeps its contents, so the call
+    /// can still be rolled back.
     pub fn free(&mut self, payload: u64) -> Result<(), HeapError> {
+        let slot = self.frees.get_mut(self.nfrees).ok_or(HeapError::JournalFull)?;
+        *slot = payload;
+        self.nfrees += 1;
+        Ok(())
+    }
+
+    /// Performs the deferred frees; call once the call's changes are complete, before
+    /// [`commit`](Self::commit).
+    pub fn finish(&mut self) -> Result<(), HeapError> {
+        self.publish_if(self.nfrees > 0);
+        for i in 0..self.nfrees {
+            self.free_now(self.frees[i])?;
+        }
+        self.nfrees = 0;
+        Ok(())
+    }
+
+    fn publish_if(&mut self, cond: bool) {
+        if cond {
+            self.publish();
+        }
+    }
+
+    fn free_now(&mut self, payload: u64) -> Result<(), HeapError> {
         let block = payload
             .checked_sub(8)
             .ok_or(HeapError::Corrupt("a block offset is out of place"))?;
