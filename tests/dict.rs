@@ -406,7 +406,13 @@ fn writers_killed_mid_call_leave_the_dict_as_before_or_after_it() {
                     progress.set(i);
                 }
             });
-            std::thread::sleep(Duration::from_micros(timing.below(3000)));
+            // Let it complete one call (so every round makes progress), then kill it
+            // at a random moment.
+            assert!(
+                wait_until(WATCHDOG, || progress.get() > start),
+                "the writer made no progress"
+            );
+            std::thread::sleep(Duration::from_micros(timing.below(1500)));
             child.kill();
             let done = progress.get();
             for i in start..done {
