@@ -107,7 +107,11 @@ fn pushes_from_several_processes_all_arrive() {
     assert_eq!(v.len(), 1200);
     for p in 0..4 {
         let mine: Vec<u32> = v.iter().filter(|x| x.0 == p).map(|x| x.1).collect();
-        assert_eq!(mine, (0..300).collect::<Vec<_>>(), "process {p}'s pushes in order");
+        assert_eq!(
+            mine,
+            (0..300).collect::<Vec<_>>(),
+            "process {p}'s pushes in order"
+        );
     }
 }
 
@@ -184,7 +188,11 @@ fn random_op_sequences_match_a_vec_model() {
     let mut m = Vec::new();
     for i in 0..1500 {
         let op = op_at(seed, i, m.len());
-        assert_eq!(list_apply(&l, &op), model_apply(&mut m, &op), "op {i} {op:?}");
+        assert_eq!(
+            list_apply(&l, &op),
+            model_apply(&mut m, &op),
+            "op {i} {op:?}"
+        );
         if i % 100 == 0 {
             assert_eq!(l.to_vec().unwrap(), m);
         }

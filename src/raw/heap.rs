@@ -582,7 +582,10 @@ impl<'a> Txn<'_, 'a> {
     /// [`finish`](Self::finish)): until then the block keeps its contents, so the call
     /// can still be rolled back.
     pub fn free(&mut self, payload: u64) -> Result<(), HeapError> {
-        let slot = self.frees.get_mut(self.nfrees).ok_or(HeapError::JournalFull)?;
+        let slot = self
+            .frees
+            .get_mut(self.nfrees)
+            .ok_or(HeapError::JournalFull)?;
         *slot = payload;
         self.nfrees += 1;
         Ok(())
