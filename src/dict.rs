@@ -49,7 +49,7 @@ use std::time::Duration;
 /// ```
 pub struct Dict<K, V> {
     c: Container,
-    _t: PhantomData<fn(K, V) -> (K, V)>,
+    _t: PhantomData<Marker<K, V>>,
 }
 
 impl<K, V> Clone for Dict<K, V> {
@@ -70,6 +70,10 @@ impl<K, V> fmt::Debug for Dict<K, V> {
             .finish()
     }
 }
+
+/// The handle's marker: it neither owns nor borrows K or V, so it is Send + Sync
+/// whatever they are.
+type Marker<K, V> = fn((K, V)) -> (K, V);
 
 /// Stored bytes of one entry.
 type RawEntry = (Vec<u8>, Vec<u8>);
@@ -288,7 +292,7 @@ where
     }
 
     fn raw_entries(&self) -> Result<Vec<RawEntry>> {
-        self.c.read(|heap| entries(heap))
+        self.c.read(entries)
     }
 
     /// The keys, as one consistent snapshot.
