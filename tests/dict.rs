@@ -526,3 +526,39 @@ fn the_dict_grows_to_a_million_entries_across_processes() {
         assert_eq!(d.allocated_bytes(), used);
     });
 }
+
+/// ≥ 1 GiB of values from two processes (ignored by default: it writes 1 GiB to
+/// /dev/shm; run with `cargo test --release --test dict -- --ignored`).
+#[test]
+#[ignore]
+fn the_dict_grows_past_a_gibibyte_of_values_across_processes() {
+    watchdog(Duration::from_secs(600), || {
+        let name = unique("dict-gib");
+        let d: Dict<u32, Bytes> = Dict::create(&name).unwrap();
+        const PER: u32 = 520;
+        const MIB: usize = 1 << 20;
+        let children: Vec<_> = (0..2u32)
+            .map(|p| {
+                let name = name.clone();
+                fork(move || {
+                    let d: Dict<u32, Bytes> = Dict::open(&name).unwrap();
+                    for k in p * PER..(p + 1) * PER {
+                        d.insert(k, vec![k as u8; MIB]).unwrap();
+                    }
+                    0
+                })
+            })
+            .collect();
+        for c in children {
+            c.join_ok(Duration::from_secs(600));
+        }
+        assert_eq!(d.len(), 2 * PER as usize);
+        assert!(d.allocated_bytes() >= 1 << 30, "{}", d.allocated_bytes());
+        for k in (0..2 * PER).step_by(37) {
+            let v = d.get(&k).unwrap().unwrap();
+            assert!(v.len() == MIB && v.iter().all(|&b| b == k as u8), "key {k}");
+        }
+        println!("{} entries, {} bytes allocated", d.len(), d.allocated_bytes());
+        d.clear().unwrap();
+    });
+}
