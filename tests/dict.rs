@@ -558,7 +558,11 @@ fn the_dict_grows_past_a_gibibyte_of_values_across_processes() {
             let v = d.get(&k).unwrap().unwrap();
             assert!(v.len() == MIB && v.iter().all(|&b| b == k as u8), "key {k}");
         }
-        println!("{} entries, {} bytes allocated", d.len(), d.allocated_bytes());
+        println!(
+            "{} entries, {} bytes allocated",
+            d.len(),
+            d.allocated_bytes()
+        );
         d.clear().unwrap();
     });
 }

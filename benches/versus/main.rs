@@ -10,6 +10,7 @@
 //! one run, are what to read.
 
 mod common;
+mod containers;
 mod foundation;
 mod pipe;
 mod pool;
@@ -40,5 +41,8 @@ fn main() {
     }
     if want("pool") {
         pool::run(&mut ctx);
+    }
+    if want("containers") {
+        containers::run(&mut ctx);
     }
 }
