@@ -20,6 +20,8 @@ pub const DEFAULT_MAX_BYTES: u64 = 64 << 30;
 pub(crate) struct Container {
     obj: Object<RawHeap>,
     probe: Duration,
+    /// How long an operation waits for the writer lock; `None`: as long as it takes.
+    lock_timeout: Option<Duration>,
     what: &'static str,
 }
 
@@ -28,6 +30,7 @@ impl Clone for Container {
         Container {
             obj: self.obj.clone(),
             probe: self.probe,
+            lock_timeout: self.lock_timeout,
             what: self.what,
         }
     }
@@ -61,6 +64,7 @@ impl Container {
         Ok(Container {
             obj,
             probe: DEFAULT_PROBE,
+            lock_timeout: None,
             what,
         })
     }
@@ -77,6 +81,7 @@ impl Container {
         Ok(Container {
             obj,
             probe: DEFAULT_PROBE,
+            lock_timeout: None,
             what,
         })
     }
@@ -138,13 +143,32 @@ impl Container {
         }
     }
 
-    /// Takes the writer lock (recovering a dead writer's call), for a guard.
+    /// Takes the writer lock (recovering a dead writer's call), for a guard: blocks
+    /// until it is free.
     pub fn lock(&self) -> Held<'_> {
+        self.lock_within(None)
+            .unwrap_or_else(|_| unreachable!("an untimed acquire ends holding the lock"))
+    }
+
+    /// Takes the writer lock for an operation: within the lock timeout if one is set
+    /// (`Err(Timeout)` after it), else blocking.
+    pub fn lock_op(&self) -> Result<Held<'_>> {
+        self.lock_within(self.lock_timeout)
+    }
+
+    fn lock_within(&self, timeout: Option<Duration>) -> Result<Held<'_>> {
         let me = crate::sync::current_identity();
-        // An untimed acquire always ends holding the lock.
-        let _ = self.heap().lock(me, None, self.probe);
+        let deadline = timeout.and_then(crate::sys::clock::deadline_after);
+        if !self.heap().lock(me, deadline, self.probe).is_held() {
+            return Err(Error::Timeout);
+        }
         // SAFETY: `me` just acquired the lock.
-        unsafe { Held::new(self.heap().raw_lock(), me) }
+        Ok(unsafe { Held::new(self.heap().raw_lock(), me) })
+    }
+
+    pub fn with_lock_timeout(mut self, timeout: Duration) -> Self {
+        self.lock_timeout = Some(timeout);
+        self
     }
 
     /// Runs `f` as a reader: optimistically, else under the lock.
@@ -160,7 +184,7 @@ impl Container {
                 f(&heap).map_err(|e| self.error(e))
             }
             None => {
-                let _held = self.lock();
+                let _held = self.lock_op()?;
                 f(&heap).map_err(|e| self.error(e))
             }
         }
@@ -193,7 +217,7 @@ impl Container {
         &self,
         f: impl FnOnce(&mut Txn<'_, '_>) -> core::result::Result<R, HeapError>,
     ) -> Result<R> {
-        let _held = self.lock();
+        let _held = self.lock_op()?;
         self.txn_locked(f)
     }
 
@@ -209,7 +233,7 @@ impl Container {
 
     /// Checks the allocator's free lists under the lock (tests, fuzzing).
     pub fn check(&self) -> Result<u64> {
-        let _held = self.lock();
+        let _held = self.lock_op()?;
         self.heap().check_free_lists().map_err(|e| self.error(e))
     }
 

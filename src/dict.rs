@@ -132,6 +132,15 @@ where
         self
     }
 
+    /// How long an operation waits for the writer lock before it returns
+    /// `Err(Timeout)` (default: as long as it takes, like every plain-named call). A
+    /// dead holder is recovered within the probe interval either way; the timeout
+    /// bounds the wait for a live one (or a forged one: shared memory is untrusted).
+    pub fn with_lock_timeout(mut self, timeout: Duration) -> Dict<K, V> {
+        self.c = self.c.with_lock_timeout(timeout);
+        self
+    }
+
     /// The dict's name.
     pub fn name(&self) -> &str {
         self.c.name()
@@ -173,7 +182,7 @@ where
 
     /// Inserts `v` under `k`; returns the value it replaced.
     pub fn insert(&self, k: K, v: V) -> Result<Option<V>> {
-        let _held = self.c.lock();
+        let _held = self.c.lock_op()?;
         self.insert_locked(&k, &v)
     }
 
@@ -211,7 +220,7 @@ where
 
     /// Removes `k`; returns its value.
     pub fn remove(&self, k: &K) -> Result<Option<V>> {
-        let _held = self.c.lock();
+        let _held = self.c.lock_op()?;
         self.remove_locked(k)
     }
 
@@ -261,7 +270,7 @@ where
     /// # Ok(()) }
     /// ```
     pub fn update(&self, k: K, f: impl FnMut(Option<V>) -> Option<V>) -> Result<Option<V>> {
-        let _held = self.c.lock();
+        let _held = self.c.lock_op()?;
         self.update_locked(&k, f)
     }
 

@@ -107,6 +107,15 @@ impl<T: Serialize + DeserializeOwned> List<T> {
         self
     }
 
+    /// How long an operation waits for the writer lock before it returns
+    /// `Err(Timeout)` (default: as long as it takes, like every plain-named call). A
+    /// dead holder is recovered within the probe interval either way; the timeout
+    /// bounds the wait for a live one (or a forged one: shared memory is untrusted).
+    pub fn with_lock_timeout(mut self, timeout: Duration) -> List<T> {
+        self.c = self.c.with_lock_timeout(timeout);
+        self
+    }
+
     /// The list's name.
     pub fn name(&self) -> &str {
         self.c.name()
@@ -164,7 +173,7 @@ impl<T: Serialize + DeserializeOwned> List<T> {
             .into_iter()
             .map(|x| self.enc(&x))
             .collect::<Result<Vec<_>>>()?;
-        let _held = self.c.lock();
+        let _held = self.c.lock_op()?;
         self.extend_locked(&bs)
     }
 
@@ -176,13 +185,13 @@ impl<T: Serialize + DeserializeOwned> List<T> {
 
     /// Removes and returns the last item.
     pub fn pop(&self) -> Result<Option<T>> {
-        let _held = self.c.lock();
+        let _held = self.c.lock_op()?;
         self.remove_at_locked(None)
     }
 
     /// Removes item `i` (`Err(InvalidArgument)` past the end) and returns it.
     pub fn remove(&self, i: usize) -> Result<T> {
-        let _held = self.c.lock();
+        let _held = self.c.lock_op()?;
         self.remove_at_locked(Some(i))?
             .ok_or_else(|| self.past_end(i, self.c.heap().len_word()))
     }
@@ -218,7 +227,7 @@ impl<T: Serialize + DeserializeOwned> List<T> {
     /// Replaces item `i`; `Err(InvalidArgument)` past the end.
     pub fn set(&self, i: usize, x: T) -> Result<()> {
         let b = self.enc(&x)?;
-        let _held = self.c.lock();
+        let _held = self.c.lock_op()?;
         self.set_locked(i, &b)
     }
 
@@ -234,7 +243,7 @@ impl<T: Serialize + DeserializeOwned> List<T> {
     /// the end.
     pub fn insert(&self, i: usize, x: T) -> Result<()> {
         let b = self.enc(&x)?;
-        let _held = self.c.lock();
+        let _held = self.c.lock_op()?;
         let len = self.c.heap().len_word();
         if i as u64 > len {
             return Err(self.past_end(i, len));

@@ -566,3 +566,28 @@ fn the_dict_grows_past_a_gibibyte_of_values_across_processes() {
         d.clear().unwrap();
     });
 }
+
+#[test]
+fn a_lock_timeout_bounds_the_wait_for_a_live_holder() {
+    let name = unique("dict-timeout");
+    let d: Dict<u32, u32> = Dict::create(&name).unwrap();
+    d.insert(1, 1).unwrap();
+    let holding = Value::<u32>::create(&unique("dict-timeout-flag"), 0).unwrap();
+    let (n, flag) = (name.clone(), holding.clone());
+    let child = fork(move || {
+        let d: Dict<u32, u32> = Dict::open(&n).unwrap();
+        let _g = d.lock();
+        flag.set(1);
+        std::thread::sleep(Duration::from_secs(30));
+        0
+    });
+    assert!(wait_until(WATCHDOG, || holding.get() == 1));
+    let d = d.with_lock_timeout(Duration::from_millis(50));
+    assert!(matches!(d.insert(2, 2), Err(Error::Timeout)));
+    // Readers do not need the lock.
+    assert_eq!(d.get(&1).unwrap(), Some(1));
+    child.kill();
+    // The dead holder is recovered within the probe interval.
+    assert_eq!(d.insert(2, 2).unwrap(), None);
+    assert_eq!(d.len(), 2);
+}

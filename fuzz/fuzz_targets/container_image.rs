@@ -65,7 +65,9 @@ fuzz_target!(|input: Input| {
     let opts = Options::new().init_timeout(Duration::from_millis(1));
     if input.list {
         if let Ok(l) = List::<Vec<u8>>::open_with(&name, &opts) {
-            let l = l.with_probe_interval(Duration::from_micros(100));
+            let l = l
+                .with_probe_interval(Duration::from_micros(100))
+                .with_lock_timeout(Duration::from_millis(5));
             for &(op, x) in input.ops.iter().take(32) {
                 let i = usize::from(x % 64);
                 let _ = match op % 7 {
@@ -82,7 +84,9 @@ fuzz_target!(|input: Input| {
             let _ = l.check_heap();
         }
     } else if let Ok(d) = Dict::<u16, Vec<u8>>::open_with(&name, &opts) {
-        let d = d.with_probe_interval(Duration::from_micros(100));
+        let d = d
+            .with_probe_interval(Duration::from_micros(100))
+            .with_lock_timeout(Duration::from_millis(5));
         for &(op, x) in input.ops.iter().take(32) {
             let k = x % 64;
             let _ = match op % 6 {

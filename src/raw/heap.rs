@@ -324,7 +324,11 @@ impl<'a> Heap<'a> {
     /// its list's class, and no list longer than the arena could hold. Returns the
     /// free bytes.
     pub fn check_free_lists(&self) -> Result<u64, HeapError> {
-        let top = self.raw.top.load(Ordering::Relaxed);
+        let top = self
+            .raw
+            .top
+            .load(Ordering::Relaxed)
+            .min(self.limit() - ARENA);
         let mut free = 0u64;
         for c in 0..NCLASSES {
             let size = class_size(c);
