@@ -4,7 +4,8 @@
 //! ## Layout
 //! * The heap's root is the **table**: a block `[cap][slot; cap]`, `cap` a power of
 //!   two; a slot is [`EMPTY`], [`TOMB`] (a removed entry: probing continues past it)
-//!   or the payload offset of a record. Linear probing from `hash & (cap - 1)`.
+//!   or the payload offset of a record tagged with the top 16 bits of its key's hash.
+//!   Linear probing from `hash & (cap - 1)`.
 //! * A **record** is a block `[hash][key len][value len][key, padded to 8][value]`,
 //!   written once, before it is linked, and never changed: replacing a value links a
 //!   new record and frees the old one.
@@ -23,6 +24,24 @@ use super::heap::{Heap, HeapError, Txn};
 pub const EMPTY: u64 = 0;
 /// A removed entry: probing continues past it; inserts may reuse it.
 pub const TOMB: u64 = 1;
+
+/// A slot holding a record: its payload offset in the low 48 bits, the top 16 bits
+/// of the key's hash above them — so a probe skips records of other keys without
+/// touching them (a cache miss each).
+const OFF_MASK: u64 = (1 << 48) - 1;
+
+#[inline]
+fn tagged(off: u64, hash: u64) -> u64 {
+    off | (hash & !OFF_MASK)
+}
+#[inline]
+fn tag_matches(slot: u64, hash: u64) -> bool {
+    (slot ^ hash) & !OFF_MASK == 0
+}
+#[inline]
+fn slot_rec(slot: u64) -> u64 {
+    slot & OFF_MASK
+}
 
 const REC_HEAD: u64 = 24;
 
@@ -122,8 +141,8 @@ pub fn find(h: &Heap<'_>, hash: u64, key: &[u8]) -> Result<Option<(u64, Rec)>, H
         if s == EMPTY {
             return Ok(None);
         }
-        if s != TOMB {
-            let r = record(h, s)?;
+        if s != TOMB && tag_matches(s, hash) {
+            let r = record(h, slot_rec(s))?;
             if r.hash == hash && r.klen == key.len() as u64 && h.bytes_eq(r.key_off(), key)? {
                 return Ok(Some((slot_off(t, i), r)));
             }
@@ -155,7 +174,7 @@ pub fn for_each(
                 "the table holds more entries than its length",
             ));
         }
-        f(&record(h, s)?)?;
+        f(&record(h, slot_rec(s))?)?;
     }
     Ok(())
 }
@@ -183,6 +202,7 @@ pub fn insert(
     found: Option<(u64, Rec)>,
 ) -> Result<(), HeapError> {
     let rec = new_record(txn, hash, key, val)?;
+    let rec = tagged(rec, hash);
     if let Some((slot, old)) = found {
         txn.publish();
         txn.jset(slot, rec)?;
@@ -254,7 +274,7 @@ fn ensure_room(txn: &mut Txn<'_, '_>) -> Result<(u64, u64), HeapError> {
                     "the table holds more entries than its length",
                 ));
             }
-            let r = record(&h, s)?;
+            let r = record(&h, slot_rec(s))?;
             let mut j = r.hash & (new_cap - 1);
             while h.load(slot_off(t2, j))? != EMPTY {
                 j = (j + 1) & (new_cap - 1);

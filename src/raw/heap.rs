@@ -376,7 +376,7 @@ impl<'a> Heap<'a> {
     }
 
     /// Rolls an interrupted call back (lock held). Idempotent.
-    fn recover(&self) {
+    pub(crate) fn recover(&self) {
         let n = self.raw.journal_len.load(Ordering::Acquire);
         let v = self.raw.version.load(Ordering::Relaxed);
         if n == 0 && !is_odd(v) {
@@ -411,6 +411,8 @@ impl<'a> Heap<'a> {
             published: false,
             frees: [0; MAX_FREES],
             nfrees: 0,
+            #[cfg(test)]
+            stop_after: None,
             grow,
         }
     }
@@ -428,6 +430,9 @@ pub struct Txn<'h, 'a> {
     /// root pointing at the scribbled block.
     frees: [u64; MAX_FREES],
     nfrees: usize,
+    /// Tests: fail the journaled store after this many (a simulated crash point).
+    #[cfg(test)]
+    pub(crate) stop_after: Option<usize>,
     grow: &'h mut dyn FnMut(u64, u64) -> bool,
 }
 
@@ -465,6 +470,13 @@ impl<'a> Txn<'_, 'a> {
     /// Stores `val` at `off` (a journaled header word or an arena word), journaling
     /// the old value first (once per word per call).
     pub fn jset(&mut self, off: u64, val: u64) -> Result<(), HeapError> {
+        #[cfg(test)]
+        if let Some(n) = self.stop_after.as_mut() {
+            if *n == 0 {
+                return Err(HeapError::Corrupt("simulated crash"));
+            }
+            *n -= 1;
+        }
         let w = self.heap.jword(off)?;
         let j = &self.heap.raw.journal;
         if !j[..self.n]

@@ -15,6 +15,8 @@
 pub mod array;
 pub mod barrier;
 pub mod condition;
+#[cfg(all(test, feature = "std", not(loom)))]
+mod crash_points;
 #[cfg(not(loom))]
 pub mod dict;
 pub mod event;
