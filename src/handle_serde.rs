@@ -4,7 +4,9 @@
 //! proxies). A handle made by deserializing is an opened handle: it never unlinks.
 //!
 //! Anonymous objects have no name to send: serializing one is an error (share them
-//! through `fork` instead).
+//! through `fork` instead). `SpscQueue` and `Pipe` ends are not serializable: an end
+//! is a role (producer or consumer, end A or B) that `open` must be told, not just a
+//! name.
 //!
 //! ```
 //! # fn main() -> multiproc::Result<()> {
