@@ -271,7 +271,7 @@ pub(crate) fn copy_bytes(
     off: u64,
     len: u64,
 ) -> core::result::Result<Vec<u8>, HeapError> {
-    h.check_range(off, len.div_ceil(8) * 8)?;
+    h.check_range(off, len.div_ceil(8).saturating_mul(8))?;
     let mut v = vec![0u8; len as usize];
     h.copy_out(off, &mut v)?;
     Ok(v)

@@ -61,7 +61,7 @@ pub fn hash_bytes(b: &[u8]) -> u64 {
 
 #[inline]
 fn pad8(n: u64) -> u64 {
-    n.div_ceil(8) * 8
+    n.div_ceil(8).saturating_mul(8)
 }
 
 /// A record, located and bounds-checked.
@@ -219,7 +219,7 @@ pub fn insert(
             if s == TOMB {
                 txn.set_aux(h.aux_word().saturating_sub(1))?;
             }
-            return txn.set_len(h.len_word() + 1);
+            return txn.set_len(h.len_word().saturating_add(1));
         }
         i = (i + 1) & (cap - 1);
     }
@@ -232,7 +232,7 @@ pub fn remove(txn: &mut Txn<'_, '_>, found: (u64, Rec)) -> Result<(), HeapError>
     txn.publish();
     txn.jset(found.0, TOMB)?;
     txn.set_len(h.len_word().saturating_sub(1))?;
-    txn.set_aux(h.aux_word() + 1)?;
+    txn.set_aux(h.aux_word().saturating_add(1))?;
     txn.free(found.1.off)
 }
 
@@ -242,12 +242,17 @@ fn ensure_room(txn: &mut Txn<'_, '_>) -> Result<(u64, u64), HeapError> {
     let (len, tombs) = (h.len_word(), h.aux_word());
     let cur = table(&h)?;
     if let Some((t, cap)) = cur {
-        if (len + tombs + 1).saturating_mul(4) <= cap.saturating_mul(3) {
+        if len
+            .saturating_add(tombs)
+            .saturating_add(1)
+            .saturating_mul(4)
+            <= cap.saturating_mul(3)
+        {
             return Ok((t, cap));
         }
     }
     let mut new_cap = 8u64;
-    while (len + 1).saturating_mul(2) > new_cap {
+    while len.saturating_add(1).saturating_mul(2) > new_cap {
         new_cap = new_cap
             .checked_mul(2)
             .ok_or(HeapError::Corrupt("the dict length is impossible"))?;

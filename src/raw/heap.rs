@@ -251,7 +251,7 @@ impl<'a> Heap<'a> {
     /// Copies `dst.len()` bytes starting at the 8-aligned `off` into `dst`.
     pub fn copy_out(&self, off: u64, dst: &mut [u8]) -> Result<(), HeapError> {
         let n = dst.len() as u64;
-        self.check_range(off, n.div_ceil(8) * 8)?;
+        self.check_range(off, n.div_ceil(8).saturating_mul(8))?;
         let mut chunks = dst.chunks_mut(8);
         let mut at = off;
         for c in &mut chunks {
@@ -383,7 +383,7 @@ impl<'a> Heap<'a> {
             return;
         }
         if !is_odd(v) {
-            self.raw.version.store(v + 1, Ordering::Relaxed);
+            self.raw.version.store(v.wrapping_add(1), Ordering::Relaxed);
             fence(Ordering::Release);
         }
         for e in self.raw.journal[..(n as usize).min(JOURNAL_LEN)]
@@ -399,7 +399,9 @@ impl<'a> Heap<'a> {
         self.raw.journal_len.store(0, Ordering::Release);
         let v = self.raw.version.load(Ordering::Relaxed);
         // SYNC(heap-publish): the restored words are visible before the even version.
-        self.raw.version.store((v | 1) + 1, Ordering::Release);
+        self.raw
+            .version
+            .store((v | 1).wrapping_add(1), Ordering::Release);
     }
 
     /// Opens a transaction (the lock is held by the caller). `grow(offset, len)`
@@ -582,7 +584,13 @@ impl<'a> Txn<'_, 'a> {
 
     /// A block header `block` of class `c` lies inside the handed-out arena.
     fn check_block(&self, block: u64, c: usize) -> Result<(), HeapError> {
-        let top = ARENA + self.heap.raw.top.load(Ordering::Relaxed);
+        let top = ARENA
+            + self
+                .heap
+                .raw
+                .top
+                .load(Ordering::Relaxed)
+                .min(self.heap.capacity());
         let ok = block >= ARENA
             && block % 8 == 0
             && block.checked_add(class_size(c)).is_some_and(|e| e <= top)
@@ -662,7 +670,10 @@ impl<'a> Txn<'_, 'a> {
         if self.published {
             let v = self.heap.raw.version.load(Ordering::Relaxed);
             // SYNC(heap-publish): pairs with the reader's Acquire load.
-            self.heap.raw.version.store((v | 1) + 1, Ordering::Release);
+            self.heap
+                .raw
+                .version
+                .store((v | 1).wrapping_add(1), Ordering::Release);
         }
     }
 

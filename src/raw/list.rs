@@ -14,7 +14,7 @@ use super::heap::{Heap, HeapError, Txn};
 
 #[inline]
 fn pad8(n: u64) -> u64 {
-    n.div_ceil(8) * 8
+    n.div_ceil(8).saturating_mul(8)
 }
 
 #[inline]
@@ -151,10 +151,13 @@ pub fn set(txn: &mut Txn<'_, '_>, i: u64, bytes: &[u8]) -> Result<(), HeapError>
 pub fn insert(txn: &mut Txn<'_, '_>, i: u64, bytes: &[u8]) -> Result<(), HeapError> {
     let h = *txn.heap();
     let len = h.len_word();
+    let len_after = len
+        .checked_add(1)
+        .ok_or(HeapError::Corrupt("the list length is impossible"))?;
     let r = new_record(txn, bytes)?;
-    let (v, _) = rebuild(txn, len + 1, i, 1, false)?;
+    let (v, _) = rebuild(txn, len_after, i, 1, false)?;
     txn.set_fresh(slot_off(v, i), r)?;
-    txn.set_len(len + 1)
+    txn.set_len(len_after)
 }
 
 /// Removes item `i` (which exists).
@@ -163,11 +166,12 @@ pub fn remove(txn: &mut Txn<'_, '_>, i: u64) -> Result<(), HeapError> {
     let len = h.len_word();
     let (v, _) = vector(&h)?.ok_or(HeapError::Corrupt("the list has no vector"))?;
     let old = h.load(slot_off(v, i))?;
-    if i + 1 == len {
+    let len_after = len.saturating_sub(1);
+    if i.saturating_add(1) == len {
         txn.publish();
     } else {
-        rebuild(txn, len - 1, i, 0, true)?;
+        rebuild(txn, len_after, i, 0, true)?;
     }
-    txn.set_len(len - 1)?;
+    txn.set_len(len_after)?;
     txn.free(old)
 }
