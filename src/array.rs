@@ -1,6 +1,6 @@
 //! `Array<T>`: a fixed-length array of `T: Pod` shared by name between processes.
 
-use crate::lock::Held;
+use crate::lock::{held_here, Held, HeldHere};
 use crate::raw::array::{is_word_sized, words_for, ArrayRef, Integer, RawArray};
 use crate::raw::lock::{Acquire, DEFAULT_PROBE};
 use crate::segment::{self, HeaderImage, Object, ObjectKind, ObjectSpec, Options, TypeInfo};
@@ -115,20 +115,49 @@ pub(crate) unsafe fn words_slice<'a>(p: NonNull<AtomicU64>, n: usize) -> &'a [At
     unsafe { core::slice::from_raw_parts(p.as_ptr(), n) }
 }
 
-/// Takes a raw array lock for the calling thread, refusing a self-deadlock.
+/// Takes a raw array lock for the calling thread, refusing a self-deadlock (see
+/// [`refuse_self_deadlock`]). A lock word that names this thread without a live guard
+/// of it was forged: it is taken over ([`Acquire::Recovered`]).
 pub(crate) fn acquire_elems(
     raw: &RawArray,
     deadline: Deadline,
     probe: Duration,
     what: &str,
 ) -> (Acquire, Identity) {
+    let me = refuse_self_deadlock(raw, what);
+    (raw.lock(me, deadline, probe), me)
+}
+
+/// The calling thread's identity, after checking that it does not hold `raw`'s lock
+/// through a live guard (or in a closure run under it): the callers are about to wait
+/// for that lock, which would deadlock — a bug in the caller, reported by a panic.
+/// Only this process's record of its guards is consulted ([`held_here`]), never the
+/// shared lock word alone, so no other process can cause the panic.
+pub(crate) fn refuse_self_deadlock(raw: &RawArray, what: &str) -> Identity {
     let me = crate::sync::current_identity();
+    let lock = raw.raw_lock();
+    // Unreachable from shared memory: `held_here` is this thread's own record.
     assert!(
-        !raw.raw_lock().is_held_by(me),
+        !(lock.holder() == Some(me.tid) && held_here(lock, me)),
         "this thread already holds the lock of {what} (a guard from lock() is alive): \
          waiting for it would deadlock; use the guard instead"
     );
-    (raw.lock(me, deadline, probe), me)
+    me
+}
+
+/// Runs `f` (a user closure that the raw layer runs under the lock) with the lock
+/// recorded as held by this thread, so that a nested locking call in `f` is refused
+/// by [`refuse_self_deadlock`] rather than taking the lock over.
+pub(crate) fn under_lock<'a, T, R>(
+    raw: &'a RawArray,
+    me: Identity,
+    mut f: impl FnMut(&mut T) -> R + 'a,
+) -> impl FnMut(&mut T) -> R + 'a {
+    let lock = raw.raw_lock();
+    move |v| {
+        let _here = HeldHere::new(lock, me);
+        f(v)
+    }
 }
 
 /// A fixed-length array of `T` in named shared memory, like Python's
@@ -281,7 +310,7 @@ impl<T: Pod> Array<T> {
         Array::open_with(name, &Options::default())
     }
 
-    /// [`open`](Array::open) with explicit [`Options`] (the init timeout).
+    /// [`open`](Array::open) with explicit [`Options`] (init timeout, trusted owners).
     pub fn open_with(name: &str, opts: &Options) -> Result<Array<T>> {
         if size_of::<T>() == 0 {
             words_or_invalid::<T>("array", name, 0)?;
@@ -296,20 +325,25 @@ impl<T: Pod> Array<T> {
         Ok(Array::from_obj(obj, len, words))
     }
 
-    /// Opens `name`, creating it with `len` zeroed elements if it does not exist.
-    /// `Err(WrongType)` if it exists with another length.
+    /// Opens `name` if it exists with `len` elements, or creates it with `len` zeroed
+    /// elements if it does not exist. `Err(Mismatch)` if it exists with another
+    /// length (it is left alone); `Err(WrongType)` if its elements are not `T`.
     pub fn open_or_create(name: &str, len: usize) -> Result<Array<T>> {
+        Array::open_or_create_with(name, len, &Options::default())
+    }
+
+    /// [`open_or_create`](Array::open_or_create) with explicit segment [`Options`].
+    pub fn open_or_create_with(name: &str, len: usize, opts: &Options) -> Result<Array<T>> {
+        words_or_invalid::<T>("array", name, len)?;
         segment::open_or_create(
-            || Array::create(name, len),
+            || Array::create_with(name, len, opts),
             || {
-                let a = Array::open(name)?;
-                if a.len() != len {
-                    return Err(Error::WrongType {
-                        name: name.to_owned(),
-                        expected: format!("Array<{}> of {len}", core::any::type_name::<T>()),
-                        found: format!("Array<{}> of {}", core::any::type_name::<T>(), a.len()),
-                    });
-                }
+                let a = Array::open_with(name, opts)?;
+                segment::same_shape(
+                    name,
+                    ObjectKind::Array,
+                    &[segment::param("length", a.len(), len)],
+                )?;
                 Ok(a)
             },
         )
@@ -361,7 +395,8 @@ impl<T: Pod> Array<T> {
         let w = unsafe { words_slice(self.words, self.nwords) };
         match self.obj.raw().view::<T>(w, self.len) {
             Some(v) => v.with_probe(self.probe),
-            // nwords >= words_for(len) was checked at create/open.
+            // Unreachable from shared data: `len` and `nwords` are this handle's own
+            // copies, and nwords == words_for(len) was checked at create/open.
             None => unreachable!("array '{}': words checked at open", self.name()),
         }
     }
@@ -395,23 +430,43 @@ impl<T: Pod> Array<T> {
 
     #[inline]
     fn in_range<R>(&self, i: usize, r: Option<R>) -> Result<R> {
-        r.ok_or_else(|| self.out_of_range(i))
+        self.obj.intact(r.ok_or_else(|| self.out_of_range(i)))
     }
 
-    /// Element `i`, or `None` if `i >= len()`.
+    /// Element `i`, or `None` if `i >= len()` (and, once another process truncated
+    /// the array's segment, always: see [`is_broken`](Array::is_broken)).
     #[inline]
     pub fn get(&self, i: usize) -> Option<T> {
-        self.view().get(i)
+        self.view().get(i).filter(|_| !self.obj.broken())
+    }
+
+    /// Panics if this thread holds the lock through a guard and `T` is written under
+    /// the lock (multi-word): the write would wait for the guard.
+    #[inline]
+    fn refuse_self_deadlock_for_multi_word(&self) {
+        if !is_word_sized::<T>() {
+            refuse_self_deadlock(self.raw(), "this array");
+        }
     }
 
     /// Stores `x` at `i`. `Err(InvalidArgument)` if `i >= len()`.
     #[inline]
     pub fn set(&self, i: usize, x: T) -> Result<()> {
+        self.refuse_self_deadlock_for_multi_word();
         if self.view().set(i, x) {
-            Ok(())
+            self.obj.intact(Ok(()))
         } else {
-            Err(self.out_of_range(i))
+            self.obj.intact(Err(self.out_of_range(i)))
         }
+    }
+
+    /// True once another process truncated the array's segment (see
+    /// [`Segment::is_broken`](crate::Segment::is_broken)). Operations returning a
+    /// `Result` then return `Err(Corrupt)` and `get` returns `None`; `to_vec`, `fill`
+    /// and guards work on zero pages private to this process (guards report
+    /// [`recovered`](ArrayGuard::recovered)).
+    pub fn is_broken(&self) -> bool {
+        self.obj.is_broken()
     }
 
     /// Atomically replaces element `i` with what `f` makes of it; returns `f`'s result.
@@ -430,12 +485,17 @@ impl<T: Pod> Array<T> {
     /// ```
     #[inline]
     pub fn update<R>(&self, i: usize, f: impl FnMut(&mut T) -> R) -> Result<R> {
-        self.in_range(i, self.view().update(i, f))
+        if is_word_sized::<T>() {
+            return self.in_range(i, self.view().update(i, f));
+        }
+        let me = refuse_self_deadlock(self.raw(), "this array");
+        self.in_range(i, self.view().update(i, under_lock(self.raw(), me, f)))
     }
 
     /// Stores `x` at `i`, returning the previous element.
     #[inline]
     pub fn swap(&self, i: usize, x: T) -> Result<T> {
+        self.refuse_self_deadlock_for_multi_word();
         self.in_range(i, self.view().swap(i, x))
     }
 
@@ -443,6 +503,7 @@ impl<T: Pod> Array<T> {
     /// `Ok(Ok(previous))` if it did, `Ok(Err(actual))` if not.
     #[inline]
     pub fn compare_exchange(&self, i: usize, current: T, new: T) -> Result<Result<T, T>> {
+        self.refuse_self_deadlock_for_multi_word();
         self.in_range(i, self.view().compare_exchange(i, current, new))
     }
 
@@ -458,21 +519,22 @@ impl<T: Pod> Array<T> {
     /// Copies every element into `out`. `Err(InvalidArgument)` unless
     /// `out.len() == len()`.
     pub fn copy_to_slice(&self, out: &mut [T]) -> Result<()> {
-        if self.view().read_into(out) {
+        self.obj.intact(if self.view().read_into(out) {
             Ok(())
         } else {
             Err(self.len_mismatch("copy_to_slice", out.len()))
-        }
+        })
     }
 
     /// Overwrites every element from `src`, as one locked write.
     /// `Err(InvalidArgument)` unless `src.len() == len()`.
     pub fn copy_from_slice(&self, src: &[T]) -> Result<()> {
-        if self.view().write_from(src) {
+        refuse_self_deadlock(self.raw(), "this array");
+        self.obj.intact(if self.view().write_from(src) {
             Ok(())
         } else {
             Err(self.len_mismatch("copy_from_slice", src.len()))
-        }
+        })
     }
 
     fn len_mismatch(&self, what: &str, got: usize) -> Error {
@@ -485,6 +547,7 @@ impl<T: Pod> Array<T> {
 
     /// Sets every element to `x`, as one locked write.
     pub fn fill(&self, x: T) {
+        refuse_self_deadlock(self.raw(), "this array");
         self.view().fill(x)
     }
 
@@ -493,10 +556,18 @@ impl<T: Pod> Array<T> {
     /// another guard or bulk writer holds the lock; a holder that died is recovered
     /// (see [`ArrayGuard::recovered`]).
     ///
+    /// A lock word that names the calling thread although none of its guards holds the
+    /// lock was forged by another process (it cannot be real): the lock is taken over
+    /// as from a dead holder ([`ArrayGuard::recovered`]).
+    ///
     /// # Panics
-    /// If the calling thread already holds this array's lock (a live guard): waiting
-    /// would deadlock. The same holds for the operations that take the lock —
-    /// [`fill`](Array::fill), [`copy_from_slice`](Array::copy_from_slice), or a write of a multi-word element — while this thread holds a guard: change the guard instead.
+    /// If the calling thread already holds this array's lock (a live guard, through
+    /// any handle, or inside an [`update`](Array::update) of a multi-word element):
+    /// waiting would deadlock. The same holds for the operations that take the lock —
+    /// [`fill`](Array::fill), [`copy_from_slice`](Array::copy_from_slice), or a write
+    /// of a multi-word element — while this thread holds a guard: change the guard
+    /// instead. Only this process's own guards count, so no other process can cause
+    /// the panic.
     pub fn lock(&self) -> ArrayGuard<'_, T> {
         let (a, me) = acquire_elems(self.raw(), None, self.probe, "this array");
         self.guard(a, me)
@@ -510,6 +581,10 @@ impl<T: Pod> Array<T> {
     /// [`lock`](Array::lock), unless another thread holds the lock: then `None`.
     pub fn try_lock(&self) -> Option<ArrayGuard<'_, T>> {
         let me = crate::sync::current_identity();
+        let lock = self.raw().raw_lock();
+        if lock.holder() == Some(me.tid) && held_here(lock, me) {
+            return None; // our own guard holds it
+        }
         let a = self.raw().try_lock(me);
         a.is_held().then(|| self.guard(a, me))
     }
@@ -537,7 +612,7 @@ impl<T: Pod> Array<T> {
             copy: orig.clone(),
             orig,
             dirty: false,
-            recovered: a == Acquire::Recovered,
+            recovered: a == Acquire::Recovered || self.obj.broken(),
             array: self,
             _held: held,
         }

@@ -8,7 +8,11 @@ use crate::sync::current_identity;
 use crate::sys::clock::{deadline_after, Deadline};
 use crate::{Error, Result};
 use core::fmt;
+use std::sync::Arc;
 use std::time::Duration;
+
+/// A barrier action: run by the last party to arrive, before the others go on.
+type Action = Arc<dyn Fn() + Send + Sync>;
 
 /// A barrier shared by name between processes, as Python's
 /// `multiprocessing.Barrier`: [`wait`](Barrier::wait) blocks until `parties`
@@ -29,6 +33,19 @@ use std::time::Duration;
 /// `wait_timeout` to bound that case. A barrier has at most
 /// [`Barrier::MAX_PARTIES`] (64) parties.
 ///
+/// **Python's `Barrier(parties, action, timeout)`**: [`with_action`](Barrier::with_action)
+/// and [`with_timeout`](Barrier::with_timeout) set both on a handle. The action is
+/// code, so it is local to each process: it is part of the handle (clones and
+/// forked children share it; a process that opens the barrier sets its own, usually
+/// the same). "Runs in one party" means: in the thread of the *last* party to
+/// arrive (the one whose `wait` returns `parties - 1`), if its handle has an action,
+/// before any party is released — the others see everything it wrote. If it panics,
+/// the barrier breaks: that `wait` returns `Err(Broken)` (the panic is caught), and
+/// so does every other party's, until [`reset`](Barrier::reset). If the last
+/// party's process dies in the action, the waiters break the barrier within the
+/// probe interval; a waiter's timeout that runs out during the action breaks it too
+/// (in Python the action holds the lock, so timeouts wait for it).
+///
 /// ```
 /// # fn main() -> multiproc::Result<()> {
 /// use multiproc::Barrier;
@@ -45,6 +62,10 @@ pub struct Barrier {
     obj: Object<RawBarrier>,
     parties: u32,
     probe: Duration,
+    /// Run by this handle's caller when it is the last to arrive.
+    action: Option<Action>,
+    /// Used by [`wait`](Barrier::wait) (Python's `timeout=`); None: no limit.
+    timeout: Option<Duration>,
 }
 
 impl fmt::Debug for Barrier {
@@ -54,6 +75,8 @@ impl fmt::Debug for Barrier {
             .field("parties", &self.parties)
             .field("n_waiting", &self.n_waiting())
             .field("broken", &self.is_broken())
+            .field("action", &self.action.is_some())
+            .field("timeout", &self.timeout)
             .finish()
     }
 }
@@ -94,7 +117,7 @@ impl Barrier {
     pub fn open(name: &str) -> Result<Barrier> {
         Barrier::open_with(name, &Options::default())
     }
-    /// [`open`](Barrier::open) with explicit [`Options`] (the init timeout).
+    /// [`open`](Barrier::open) with explicit [`Options`] (init timeout, trusted owners).
     pub fn open_with(name: &str, opts: &Options) -> Result<Barrier> {
         let obj = Object::open(
             name,
@@ -108,10 +131,29 @@ impl Barrier {
         )?;
         Ok(Barrier::from_obj(obj))
     }
-    /// Opens `name`, creating it for `parties` parties if it does not exist (an
-    /// existing barrier keeps its own party count).
+    /// Opens `name` if it exists for `parties` parties, or creates it for `parties`
+    /// if it does not exist. `Err(Mismatch)` if it exists for another number of
+    /// parties (it is left alone); `Err(InvalidArgument)` for a count `create`
+    /// refuses, whether or not it exists.
     pub fn open_or_create(name: &str, parties: u32) -> Result<Barrier> {
-        segment::open_or_create(|| Barrier::create(name, parties), || Barrier::open(name))
+        Barrier::open_or_create_with(name, parties, &Options::default())
+    }
+    /// [`open_or_create`](Barrier::open_or_create) with explicit segment [`Options`].
+    pub fn open_or_create_with(name: &str, parties: u32, opts: &Options) -> Result<Barrier> {
+        check_parties(u64::from(parties))
+            .map_err(|e| Error::invalid(format!("barrier '{name}': {e}")))?;
+        segment::open_or_create(
+            || Barrier::create_with(name, parties, opts),
+            || {
+                let b = Barrier::open_with(name, opts)?;
+                segment::same_shape(
+                    name,
+                    ObjectKind::Barrier,
+                    &[segment::param("parties", b.parties(), parties)],
+                )?;
+                Ok(b)
+            },
+        )
     }
     fn from_obj(obj: Object<RawBarrier>) -> Barrier {
         // Validated on create/open; read from the private copy of the parameters.
@@ -120,7 +162,50 @@ impl Barrier {
             obj,
             parties,
             probe: DEFAULT_PROBE,
+            action: None,
+            timeout: None,
         }
+    }
+
+    /// Python's `action=`: `action` runs in the last party to arrive at each round
+    /// (if that party waits through this handle or a clone of it), before any party is
+    /// released. A panic in it breaks the barrier. See the type's docs for what this
+    /// means across processes.
+    ///
+    /// ```
+    /// # fn main() -> multiproc::Result<()> {
+    /// use multiproc::Barrier;
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    /// use std::sync::Arc;
+    /// let rounds = Arc::new(AtomicU32::new(0));
+    /// let r = rounds.clone();
+    /// let b = Barrier::create(&format!("doc-barrier-action-{}", std::process::id()), 2)?
+    ///     .with_action(move || {
+    ///         r.fetch_add(1, Ordering::SeqCst);
+    ///     });
+    /// let b2 = b.clone();
+    /// let t = std::thread::spawn(move || b2.wait());
+    /// b.wait()?;
+    /// t.join().unwrap()?;
+    /// assert_eq!(rounds.load(Ordering::SeqCst), 1); // once per round, by the last party
+    /// # Ok(()) }
+    /// ```
+    pub fn with_action(mut self, action: impl Fn() + Send + Sync + 'static) -> Barrier {
+        self.action = Some(Arc::new(action));
+        self
+    }
+
+    /// Python's `timeout=`: the default timeout of [`wait`](Barrier::wait) on this
+    /// handle (and its clones); [`wait_timeout`](Barrier::wait_timeout) overrides it.
+    /// As with `wait_timeout`, running out breaks the barrier.
+    pub fn with_timeout(mut self, timeout: Duration) -> Barrier {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// The default timeout of [`wait`](Barrier::wait), if one was set.
+    pub fn timeout(&self) -> Option<Duration> {
+        self.timeout
     }
 
     /// How often waiters check that the other waiting parties are alive: the bound
@@ -140,25 +225,44 @@ impl Barrier {
     }
 
     fn wait_until(&self, deadline: Deadline) -> Result<u32> {
-        self.obj
-            .raw()
-            .wait(current_identity(), self.parties, deadline, self.probe)
-            .map_err(|e| match e {
-                BarrierError::Broken => Error::Broken,
-                BarrierError::Corrupt => Error::corrupt(
-                    self.name(),
-                    format!(
-                        "its arrival count is not below its {} parties",
-                        self.parties
-                    ),
+        let raw = self.obj.raw();
+        let me = current_identity();
+        // A probe also checks for truncation: a waiter on a lost page is woken by
+        // nobody, and its zero-page replacement never sees the round end.
+        let stop = || self.obj.is_broken();
+        let r = match &self.action {
+            None => raw.wait_unless(me, self.parties, deadline, self.probe, None, &stop),
+            Some(action) => {
+                let mut run =
+                    || std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| action())).is_ok();
+                raw.wait_unless(
+                    me,
+                    self.parties,
+                    deadline,
+                    self.probe,
+                    Some(&mut run),
+                    &stop,
+                )
+            }
+        };
+        self.obj.intact(r.map_err(|e| match e {
+            BarrierError::Broken | BarrierError::Releasing => Error::Broken,
+            BarrierError::Corrupt => Error::corrupt(
+                self.name(),
+                format!(
+                    "its arrival count is not below its {} parties",
+                    self.parties
                 ),
-            })
+            ),
+        }))
     }
 
     /// Waits until all parties have arrived; returns the caller's arrival index
-    /// (`0..parties`). `Err(Broken)` if the barrier is or gets broken.
+    /// (`0..parties`). `Err(Broken)` if the barrier is or gets broken. With a
+    /// default timeout ([`with_timeout`](Barrier::with_timeout)), as
+    /// [`wait_timeout`](Barrier::wait_timeout) with it.
     pub fn wait(&self) -> Result<u32> {
-        self.wait_until(None)
+        self.wait_until(self.timeout.and_then(deadline_after))
     }
 
     /// As [`wait`](Barrier::wait) for at most `timeout`; when it runs out the barrier
@@ -189,9 +293,11 @@ impl Barrier {
         self.obj.raw().n_waiting()
     }
 
-    /// True while the barrier is broken.
+    /// True while the barrier is broken, and for good once another process
+    /// truncated its segment (see [`Segment::is_broken`](crate::Segment::is_broken)):
+    /// `wait` then returns `Err(Corrupt)`.
     pub fn is_broken(&self) -> bool {
-        self.obj.raw().is_broken()
+        self.obj.raw().is_broken() || self.obj.is_broken()
     }
 
     /// The raw barrier inside the segment.

@@ -4,7 +4,7 @@
 //! It is the same crash-consistent ring as [`Queue<T>`](crate::Queue), with slots of
 //! one length word plus `max_message_len` bytes.
 
-use crate::queue::{deadline, round_capacity, RingHandle, RingSpec};
+use crate::queue::{check_capacity, deadline, RingHandle, RingSpec};
 use crate::raw::queue::{
     load_bytes, store_bytes, words_for, QueueError, RawQueue, RecoveryStats, Take,
 };
@@ -84,7 +84,7 @@ fn spec(what: &str, capacity: usize, max_message_len: usize) -> Result<RingSpec>
     Ok(RingSpec {
         kind: ObjectKind::ByteQueue,
         ty: TypeInfo::NONE,
-        cap: round_capacity(what, capacity)?,
+        cap: check_capacity(what, capacity)?,
         payload_words: 1 + words_for(max_message_len),
         extra: max_message_len as u64,
     })
@@ -103,8 +103,8 @@ fn message_len(p: &[AtomicU64], max: usize) -> core::result::Result<usize, Queue
 }
 
 impl ByteQueue {
-    /// Creates an empty queue named `name` of at least `capacity` messages (rounded up
-    /// to a power of two) of up to `max_message_len` bytes each.
+    /// Creates an empty queue named `name` of at most `capacity` messages (exactly as
+    /// many as asked, as [`Queue`](crate::Queue)) of up to `max_message_len` bytes each.
     /// `Err(InvalidArgument)` for a capacity of 0 or over 2^30, a maximum length of 0
     /// or over 1 GiB, or a total that does not fit in memory.
     pub fn create(name: &str, capacity: usize, max_message_len: usize) -> Result<ByteQueue> {
@@ -135,7 +135,7 @@ impl ByteQueue {
     pub fn open(name: &str) -> Result<ByteQueue> {
         ByteQueue::open_with(name, &Options::default())
     }
-    /// [`open`](ByteQueue::open) with explicit [`Options`] (the init timeout).
+    /// [`open`](ByteQueue::open) with explicit [`Options`] (init timeout, trusted owners).
     pub fn open_with(name: &str, opts: &Options) -> Result<ByteQueue> {
         let mut max = 0;
         let h = RingHandle::open(name, opts, ObjectKind::ByteQueue, TypeInfo::NONE, |m| {
@@ -150,16 +150,40 @@ impl ByteQueue {
         })?;
         Ok(ByteQueue { h, max })
     }
-    /// Opens `name`, creating it if it does not exist (an existing queue keeps its
-    /// own capacity and maximum length).
+    /// Opens `name` if it exists with exactly this capacity and maximum message
+    /// length, or creates it if it does not exist.
+    /// `Err(Mismatch)` naming both if it exists with another capacity or maximum
+    /// length (it is left alone); `Err(InvalidArgument)` for arguments `create`
+    /// refuses, whether or not it exists.
     pub fn open_or_create(
         name: &str,
         capacity: usize,
         max_message_len: usize,
     ) -> Result<ByteQueue> {
+        ByteQueue::open_or_create_with(name, capacity, max_message_len, &Options::default())
+    }
+    /// [`open_or_create`](ByteQueue::open_or_create) with explicit segment [`Options`].
+    pub fn open_or_create_with(
+        name: &str,
+        capacity: usize,
+        max_message_len: usize,
+        opts: &Options,
+    ) -> Result<ByteQueue> {
+        let want = spec(&format!("byte queue '{name}'"), capacity, max_message_len)?;
         segment::open_or_create(
-            || ByteQueue::create(name, capacity, max_message_len),
-            || ByteQueue::open(name),
+            || ByteQueue::create_with(name, capacity, max_message_len, opts),
+            || {
+                let q = ByteQueue::open_with(name, opts)?;
+                segment::same_shape(
+                    name,
+                    ObjectKind::ByteQueue,
+                    &[
+                        segment::param("capacity", q.capacity(), want.cap),
+                        segment::param("max message length", q.max, max_message_len),
+                    ],
+                )?;
+                Ok(q)
+            },
         )
     }
 
@@ -211,7 +235,7 @@ impl ByteQueue {
         self.check_len(msg)?;
         let ring = self.h.ring()?;
         ring.try_put(current_identity(), write_msg(msg))
-            .map_err(|e| self.h.err(e))
+            .map_or_else(|e| self.h.done(Err(e)), |x| self.h.done(Ok(x)))
     }
     /// Puts `msg`, waiting at most `timeout` for room: `Err(Timeout)` after that.
     pub fn put_timeout(&self, msg: &[u8], timeout: Duration) -> Result<()> {
@@ -220,8 +244,9 @@ impl ByteQueue {
     fn put_deadline(&self, msg: &[u8], deadline: Deadline) -> Result<()> {
         self.check_len(msg)?;
         let me = current_identity();
-        self.h
-            .blocking(|ring, policy| ring.put(me, deadline, policy, write_msg(msg)))
+        self.h.blocking(deadline, |ring, policy, d| {
+            ring.put(me, d, policy, write_msg(msg))
+        })
     }
 
     /// Takes the oldest message, waiting for one. `Err(Closed)` once closed and
@@ -278,10 +303,9 @@ impl ByteQueue {
         let me = current_identity();
         let cap = buf.len();
         let max = self.max;
-        let ring = self.h.ring()?;
-        let mut policy = self.h.policy();
-        let r = ring.get(me, deadline, &mut policy, &mut IntoSlice { buf, max });
-        self.h.record(&policy);
+        let r = self.h.blocking_raw(deadline, |ring, policy, d| {
+            ring.get(me, d, policy, &mut IntoSlice { buf, max })
+        })?;
         self.flatten(r, cap)
     }
 
@@ -310,10 +334,9 @@ impl ByteQueue {
     fn get_vec_deadline(&self, buf: &mut Vec<u8>, deadline: Deadline) -> Result<usize> {
         let me = current_identity();
         let max = self.max;
-        let ring = self.h.ring()?;
-        let mut policy = self.h.policy();
-        let r = ring.get(me, deadline, &mut policy, &mut IntoVec { buf, max });
-        self.h.record(&policy);
+        let r = self.h.blocking_raw(deadline, |ring, policy, d| {
+            ring.get(me, d, policy, &mut IntoVec { buf, max })
+        })?;
         self.flatten(r, usize::MAX)
     }
 
@@ -323,14 +346,14 @@ impl ByteQueue {
         buf_len: usize,
     ) -> Result<usize> {
         match r {
-            Ok(Ok(n)) => Ok(n),
+            Ok(Ok(n)) => self.h.done(Ok(n)),
             Ok(Err(QueueError::WontFit(len))) | Err(QueueError::WontFit(len)) => {
-                Err(Error::TooLarge {
+                self.h.intact(Err(Error::TooLarge {
                     len: usize::try_from(len).unwrap_or(usize::MAX),
                     max: buf_len,
-                })
+                }))
             }
-            Ok(Err(e)) | Err(e) => Err(self.h.err(e)),
+            Ok(Err(e)) | Err(e) => self.h.done(Err(e)),
         }
     }
 
@@ -431,7 +454,7 @@ impl ByteQueue {
     pub fn is_full(&self) -> bool {
         self.len() == self.capacity()
     }
-    /// How many messages the queue holds when full (rounded up to a power of two).
+    /// How many messages the queue holds when full: the capacity it was created with.
     pub fn capacity(&self) -> usize {
         self.h.capacity()
     }
@@ -447,6 +470,13 @@ impl ByteQueue {
     /// What crash recovery has done on this queue so far.
     pub fn recovery_stats(&self) -> RecoveryStats {
         self.h.recovery_stats()
+    }
+    /// True once another process truncated the queue's segment (see
+    /// [`Segment::is_broken`](crate::Segment::is_broken)); every operation that
+    /// returns a `Result` then returns `Err(Corrupt)`, blocking ones within
+    /// [`BROKEN_CHECK_EVERY`](crate::segment::BROKEN_CHECK_EVERY).
+    pub fn is_broken(&self) -> bool {
+        self.h.is_broken()
     }
 }
 

@@ -1,19 +1,28 @@
-//! [`Condition`]: a named condition variable that owns its robust lock.
+//! [`Condition`]: a named condition variable that owns its robust, re-entrant lock.
 
 use crate::lock::{
-    acquire_raw, lock_result, try_result, Held, LockResult, OwnerDied, TryLockResult,
+    held_here, lock_result, try_result, try_unless_broken, unless_broken, HeldHere, LockResult,
+    OwnerDied, TryLockResult,
 };
 use crate::raw::lock::DEFAULT_PROBE;
+use crate::raw::Acquire;
 use crate::raw::RawCondition;
 use crate::segment::{self, Object, ObjectKind, Options};
 use crate::sync::{current_identity, Identity};
 use crate::sys::clock::{deadline_after, Deadline};
-use crate::Result;
+use crate::{Error, Result};
+use core::cell::Cell;
 use core::fmt;
+use core::marker::PhantomData;
 use std::time::Duration;
 
-/// A condition variable shared by name between processes, as Python's
-/// `multiprocessing.Condition`, with its own lock.
+/// A condition variable over a *re-entrant* lock (as Python's `Condition()`, whose
+/// default lock is an `RLock`), shared by name between processes.
+///
+/// The thread that holds the lock may [`acquire`](Condition::acquire) it again
+/// (Python's `with cond:` nested in `with cond:`); every guard gives up one hold.
+/// [`wait`](Condition::wait) releases the lock fully — all holds — and restores the
+/// same depth when it wakes (Python's `_release_save` / `_acquire_restore`).
 ///
 /// [`acquire`](Condition::acquire) the lock, check the shared state, and
 /// [`wait`](Condition::wait) while it is not what you need; another process changes
@@ -24,8 +33,15 @@ use std::time::Duration;
 /// The lock is robust like [`Lock`](crate::Lock): when its holder dies, the next
 /// acquirer (or a waiter relocking) gets `Err(OwnerDied(..))` within the probe
 /// interval. A notifier that dies never leaves waiters hung: they keep waiting for
-/// the next notify, and their timeouts hold. With nobody waiting, `notify` makes no
-/// syscall.
+/// the next notify, and their timeouts hold.
+///
+/// `notify` needs no lock and never blocks (unlike Python, it may be called without
+/// holding the lock): nothing another process writes into the segment can make it
+/// wait. With nobody waiting it makes no syscall.
+///
+/// If another process truncates the condition's file, this process survives:
+/// acquires and waits return `Err(OwnerDied)` at once (see
+/// [`is_broken`](Condition::is_broken)).
 ///
 /// ```
 /// # fn main() -> multiproc::Result<()> {
@@ -55,13 +71,37 @@ impl fmt::Debug for Condition {
     }
 }
 
-/// The held lock of a [`Condition`]; releases it on drop. Pass it to the
+/// One hold on a [`Condition`]'s lock; gives it up on drop. Pass it to the
 /// condition's `wait*` methods.
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct ConditionGuard<'a> {
     raw: &'a RawCondition,
     me: Identity,
-    _held: Held<'a>,
+    /// This thread's record of the hold: what tells a re-entry from a forged word.
+    _here: HeldHere,
+    /// Holds belong to a thread (the lock records its TID): not Send.
+    _not_send: PhantomData<*const ()>,
+}
+
+impl ConditionGuard<'_> {
+    /// Keeps the hold after the guard is gone: give it up later with
+    /// [`Condition::release`] (Python style).
+    pub fn leak(self) {
+        std::mem::forget(self)
+    }
+}
+
+impl Drop for ConditionGuard<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        // A guard dropped in a forked child names the parent's thread: leave it be.
+        if current_identity().tid != self.me.tid {
+            return;
+        }
+        // SAFETY: the guard is being dropped, so its holder is done with what the
+        // lock protects (for this hold).
+        let _ = unsafe { self.raw.release(self.me) };
+    }
 }
 
 impl fmt::Debug for ConditionGuard<'_> {
@@ -93,14 +133,24 @@ impl Condition {
     pub fn open(name: &str) -> Result<Condition> {
         Condition::open_with(name, &Options::default())
     }
-    /// [`open`](Condition::open) with explicit [`Options`] (the init timeout).
+    /// [`open`](Condition::open) with explicit [`Options`] (init timeout, trusted owners).
     pub fn open_with(name: &str, opts: &Options) -> Result<Condition> {
         let obj = Object::open_plain(name, opts, ObjectKind::Condition)?;
         Ok(Condition::from_obj(obj))
     }
-    /// Opens `name`, creating it if it does not exist.
+    /// Opens `name`, creating it if it does not exist. A Condition has no
+    /// creation parameters, so any existing Condition of that name is returned, in
+    /// whatever state it is; `Err(WrongKind)` if the name holds another kind of object.
     pub fn open_or_create(name: &str) -> Result<Condition> {
-        segment::open_or_create(|| Condition::create(name), || Condition::open(name))
+        Condition::open_or_create_with(name, &Options::default())
+    }
+
+    /// [`open_or_create`](Condition::open_or_create) with explicit segment [`Options`].
+    pub fn open_or_create_with(name: &str, opts: &Options) -> Result<Condition> {
+        segment::open_or_create(
+            || Condition::create_with(name, opts),
+            || Condition::open_with(name, opts),
+        )
     }
     fn from_obj(obj: Object<RawCondition>) -> Condition {
         Condition {
@@ -125,23 +175,87 @@ impl Condition {
         self.obj.persist()
     }
 
-    /// Blocks until the condition's lock is held. `Err(OwnerDied(guard))`: taken over
-    /// from a holder that died.
+    /// Blocks until the calling thread holds the condition's lock (at once, one
+    /// more hold, if it holds it already). `Err(OwnerDied(guard))`: taken over from a
+    /// holder that died.
     #[inline]
     pub fn acquire(&self) -> LockResult<ConditionGuard<'_>> {
-        let (a, me) = acquire_raw(self.obj.raw().lock(), None, self.probe);
-        lock_result(a, || self.guard(me))
+        let me = current_identity();
+        let a = match self.reenter(me) {
+            Some(a) => a,
+            None => self.obj.raw().acquire_first(me, None, self.probe),
+        };
+        unless_broken(self.obj.broken(), lock_result(a, || self.guard(me)))
     }
-    /// Takes the lock only if that needs no waiting.
+    /// Takes the lock only if that needs no waiting (the holder always may).
     pub fn try_acquire(&self) -> TryLockResult<ConditionGuard<'_>> {
         let me = current_identity();
-        let a = self.obj.raw().lock().try_lock(me);
-        try_result(a, || self.guard(me))
+        let a = match self.reenter(me) {
+            Some(a) => a,
+            None => self.obj.raw().try_acquire_first(me),
+        };
+        try_unless_broken(self.obj.broken(), try_result(a, || self.guard(me)))
     }
     /// Waits at most `timeout` for the lock; `Err(WouldBlock)` after that.
     pub fn acquire_timeout(&self, timeout: Duration) -> TryLockResult<ConditionGuard<'_>> {
-        let (a, me) = acquire_raw(self.obj.raw().lock(), deadline_after(timeout), self.probe);
-        try_result(a, || self.guard(me))
+        let me = current_identity();
+        let a = match self.reenter(me) {
+            Some(a) => a,
+            None => self
+                .obj
+                .raw()
+                .acquire_first(me, deadline_after(timeout), self.probe),
+        };
+        try_unless_broken(self.obj.broken(), try_result(a, || self.guard(me)))
+    }
+
+    /// One more hold if the calling thread holds the lock through a hold of its own
+    /// (a live or leaked guard: this thread's record says so). A word naming this
+    /// thread without such a record is forged: `None`, and the first-hold path takes
+    /// it over as the raw lock does any impossible holder.
+    #[inline]
+    fn reenter(&self, me: Identity) -> Option<Acquire> {
+        let raw = self.obj.raw();
+        if raw.lock().holder() == Some(me.tid) && held_here(raw.lock(), me) && raw.reenter(me) {
+            Some(Acquire::Acquired)
+        } else {
+            None
+        }
+    }
+
+    /// Gives up one hold of the calling thread, Python style (see
+    /// [`ConditionGuard::leak`]). `Err(NotOwner)` if the calling thread does not hold
+    /// the lock (Python's `RuntimeError`). As for [`RLock::release`](crate::RLock::release),
+    /// pair it with `leak`: a live guard's drop would give up another hold.
+    pub fn release(&self) -> Result<()> {
+        let raw = self.obj.raw();
+        let me = current_identity();
+        if !held_here(raw.lock(), me) {
+            return Err(Error::NotOwner);
+        }
+        // SAFETY: the caller gives up its hold and, with it, access to the state.
+        match unsafe { raw.release(me) } {
+            Ok(_) => {
+                HeldHere::forget_one(raw.lock(), me);
+                Ok(())
+            }
+            Err(_) => Err(Error::NotOwner),
+        }
+    }
+
+    /// How many holds the calling thread has on the lock (0: none).
+    pub fn depth(&self) -> u32 {
+        let (raw, me) = (self.obj.raw(), current_identity());
+        if held_here(raw.lock(), me) {
+            raw.depth(me)
+        } else {
+            0
+        }
+    }
+
+    /// True if the calling thread holds the lock (Python's `RLock._is_owned`).
+    pub fn is_owned(&self) -> bool {
+        self.depth() > 0
     }
 
     #[inline]
@@ -150,8 +264,8 @@ impl Condition {
         ConditionGuard {
             raw,
             me,
-            // SAFETY: called only right after `me` acquired the lock.
-            _held: unsafe { Held::new(raw.lock(), me) },
+            _here: HeldHere::new(raw.lock(), me),
+            _not_send: PhantomData,
         }
     }
 
@@ -161,14 +275,36 @@ impl Condition {
             // it must neither release nor wait with it.
             return Ok(false);
         }
-        // SAFETY: the guard proves `g.me` holds the guard's condition's lock, and the
-        // `&mut` borrow keeps the caller off the protected state until we relock.
-        let w = unsafe { g.raw.wait(g.me, deadline, self.probe) };
+        if g.raw.depth(g.me) == 0 {
+            // The hold this guard stood for was given up (`release`): nothing to
+            // release and wait with.
+            return Ok(false);
+        }
+        if self.obj.broken() {
+            // Nobody can notify through a truncated segment: waiting would never end.
+            return Err(OwnerDied::new(false));
+        }
+        // The sleep wakes at each probe to check for truncation (cheaply: the flag,
+        // and the file's size every 16th probe), keeping its registration, so no
+        // notify is missed; the wait ends once the segment is found broken.
+        let probes = Cell::new(0u32);
+        let stop = || {
+            let n = probes.get().wrapping_add(1);
+            probes.set(n);
+            self.obj.broken() || (n % 16 == 0 && self.obj.is_broken())
+        };
+        // SAFETY: `g.me` holds the guard's condition's lock (checked), and the `&mut`
+        // borrow keeps the caller off the protected state until we relock.
+        let w = unsafe { g.raw.wait_unless(g.me, deadline, self.probe, Some(&stop)) };
+        if self.obj.broken() {
+            return Err(OwnerDied::new(w.notified));
+        }
         relocked(w.notified, w.recovered)
     }
 
-    /// Releases the lock, waits for a notify, and takes the lock again. Waits may
-    /// end spuriously: re-check the state (or use [`wait_while`](Condition::wait_while)).
+    /// Releases the lock (every hold of the calling thread), waits for a notify, and
+    /// takes the lock again at the same depth. Waits may end spuriously: re-check the
+    /// state (or use [`wait_while`](Condition::wait_while)).
     ///
     /// `g` must be a guard of this condition (any handle to the same object);
     /// a guard of another condition waits on *that* condition. A guard inherited by
@@ -199,6 +335,9 @@ impl Condition {
         while pred(g) {
             if self.wait_until(g, None).is_err() {
                 recovered = true;
+                if self.obj.broken() {
+                    return Err(OwnerDied::new(()));
+                }
             }
         }
         relocked((), recovered)
@@ -234,35 +373,22 @@ impl Condition {
         }
     }
 
-    /// Wakes at most `n` waiters. Called without holding the lock, it takes the
-    /// lock briefly (the wake-up counts live under it).
+    /// Wakes at most `n` waiters. With or without the lock held: it takes no lock
+    /// and never blocks (a lock word forged by another process cannot hang it).
     #[inline]
     pub fn notify(&self, n: usize) {
-        self.notify_n(u32::try_from(n).unwrap_or(u32::MAX));
+        self.notify_count(n);
     }
 
     /// Wakes every waiter.
     #[inline]
     pub fn notify_all(&self) {
-        self.notify_n(u32::MAX);
+        self.notify_count(usize::MAX);
     }
 
-    fn notify_n(&self, n: u32) {
-        if n == 0 {
-            return;
-        }
-        let raw = self.obj.raw();
-        let me = current_identity();
-        if raw.lock().is_held_by(me) {
-            // SAFETY: the calling thread holds the lock.
-            unsafe { raw.notify(n) };
-            return;
-        }
-        let (_a, me) = acquire_raw(raw.lock(), None, self.probe);
-        // SAFETY: just acquired by the calling thread.
-        let _held = unsafe { Held::new(raw.lock(), me) };
-        // SAFETY: the calling thread holds the lock.
-        unsafe { raw.notify(n) };
+    /// As [`notify`](Condition::notify), returning how many waits it ended.
+    pub fn notify_count(&self, n: usize) -> usize {
+        self.obj.raw().notify(u32::try_from(n).unwrap_or(u32::MAX)) as usize
     }
 
     /// Threads waiting and not yet notified (a snapshot).
@@ -273,6 +399,15 @@ impl Condition {
     /// True while any thread holds the lock (a snapshot).
     pub fn is_locked(&self) -> bool {
         self.obj.raw().lock().is_locked()
+    }
+
+    /// True once another process truncated the condition's segment (see
+    /// [`Segment::is_broken`](crate::Segment::is_broken)). Its lock then excludes only
+    /// this process's threads; acquires and waits return `Err(OwnerDied(..))`, and
+    /// waits return at once (no notify can reach them any more), so `wait_while`
+    /// returns even while its predicate holds.
+    pub fn is_broken(&self) -> bool {
+        self.obj.is_broken()
     }
 
     /// The raw condition inside the segment.

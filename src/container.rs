@@ -9,7 +9,6 @@ use crate::segment::{self, Object, ObjectKind, ObjectSpec, Options, TypeInfo};
 use crate::{Error, Result};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use std::io;
 use std::time::Duration;
 
 /// Bytes a container may grow to when created without a limit: 64 GiB of address
@@ -128,13 +127,11 @@ impl Container {
                 "{what} '{name}' is full: it needs {needed} more bytes but its limit is {limit} \
                  bytes; remove items, or create it with a larger limit (create_with_limit)"
             )),
-            HeapError::NoMemory { wanted } => Error::Io(io::Error::new(
-                io::Error::from_raw_os_error(libc::ENOSPC).kind(),
-                format!(
-                    "{what} '{name}' could not grow to {wanted} bytes: /dev/shm is full; \
-                     free space there (multiproc gc, or remove items) and retry"
-                ),
-            )),
+            HeapError::NoMemory { wanted } => Error::NoSpace {
+                name: name.to_owned(),
+                needed: wanted,
+                available: crate::sys::shm::free_space().unwrap_or(0),
+            },
             HeapError::JournalFull => Error::invalid(format!(
                 "{what} '{name}': one call may change at most {} words; split the call",
                 crate::raw::heap::JOURNAL_LEN
@@ -176,8 +173,16 @@ impl Container {
         &self,
         mut f: impl FnMut(&Heap<'_>) -> core::result::Result<R, HeapError>,
     ) -> Result<R> {
+        let r = self.read_inner(&mut f);
+        self.segment().intact(r)
+    }
+
+    fn read_inner<R>(
+        &self,
+        f: &mut impl FnMut(&Heap<'_>) -> core::result::Result<R, HeapError>,
+    ) -> Result<R> {
         let heap = self.heap();
-        match heap.try_read(&mut f) {
+        match heap.try_read(&mut *f) {
             Some(r) => r.map_err(|e| self.error(e)),
             None if heap.raw_lock().is_held_by(crate::sync::current_identity()) => {
                 // A guard of this thread holds the lock: the state cannot change.
@@ -200,7 +205,7 @@ impl Container {
         let seg = self.obj.segment();
         let mut grow = |off: u64, len: u64| seg.commit(off as usize, len as usize).is_ok();
         let mut txn = heap.txn(&mut grow);
-        match f(&mut txn).and_then(|r| txn.finish().map(|()| r)) {
+        let r = match f(&mut txn).and_then(|r| txn.finish().map(|()| r)) {
             Ok(r) => {
                 txn.commit();
                 Ok(r)
@@ -209,7 +214,9 @@ impl Container {
                 txn.rollback();
                 Err(self.error(e))
             }
-        }
+        };
+        // A truncated segment reads as zeroes here: say so rather than trust them.
+        self.segment().intact(r)
     }
 
     /// Takes the lock, runs [`txn_locked`](Self::txn_locked), releases the lock.

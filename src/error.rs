@@ -88,6 +88,54 @@ pub enum Error {
     },
     /// An operating-system call failed.
     Io(std::io::Error),
+    /// The object belongs to another user, whom the caller did not trust: someone
+    /// may have created the name first to make us attach to a segment they can
+    /// write. Trust that user with
+    /// [`Options::trust_owner`](crate::Options::trust_owner) (or the file's group with
+    /// [`Options::trust_group`](crate::Options::trust_group)) and an `open_with`.
+    ForeignOwner {
+        /// The object's name.
+        name: String,
+        /// The uid that owns the segment file.
+        owner: u32,
+        /// That uid's user name ("" if it has none).
+        owner_name: String,
+        /// The file's group id.
+        group: u32,
+        /// The caller's effective uid.
+        uid: u32,
+    },
+    /// `/dev/shm` has no room for the object being created (nothing was left behind).
+    NoSpace {
+        /// The object's name.
+        name: String,
+        /// Bytes the object needs (its header included).
+        needed: u64,
+        /// Bytes free in `/dev/shm` just after the attempt (0 if they could not be read).
+        available: u64,
+    },
+    /// `open_or_create` found the name holding an object created with other parameters
+    /// (capacity, parties, length, ...) than it was asked for. The existing object is
+    /// left alone: `open` it to use it as it is, or unlink it to create it anew.
+    Mismatch {
+        /// The object's name.
+        name: String,
+        /// Its kind (`Queue`, `Barrier`, ...).
+        kind: String,
+        /// The parameters that differ, as the existing object has them
+        /// (e.g. `capacity 8`).
+        existing: String,
+        /// The same parameters as they were asked for (e.g. `capacity 1024`).
+        requested: String,
+    },
+    /// A part of an object that one process may hold at a time (a pipe end, an
+    /// `SpscQueue` role) is held by another live process.
+    Busy {
+        /// The object's name (empty for an anonymous object).
+        name: String,
+        /// The process id of the live holder.
+        holder: u32,
+    },
 }
 
 /// `Result<T, multiproc::Error>`.
@@ -113,7 +161,9 @@ impl fmt::Display for Error {
                 found,
             } => write!(
                 f,
-                "'{name}' is a {found}, not a {expected}: open it with the matching type"
+                "'{name}' is {} {found}, not {} {expected}: open it with the matching type",
+                article(found),
+                article(expected)
             ),
             Error::WrongType {
                 name,
@@ -145,7 +195,67 @@ impl fmt::Display for Error {
                 write!(f, "worker process {pid} died while running the task")
             }
             Error::Io(e) => write!(f, "I/O error: {e}"),
+            Error::ForeignOwner {
+                name,
+                owner,
+                owner_name,
+                group,
+                uid,
+            } => {
+                write!(f, "'{name}' belongs to uid {owner}")?;
+                if !owner_name.is_empty() {
+                    write!(f, " ({owner_name})")?;
+                }
+                write!(
+                    f,
+                    ", not to you (uid {uid}); pass Options::trust_owner({owner}) (or \
+                     trust_group({group})) to open it anyway, or unlink it if you did not \
+                     expect it"
+                )
+            }
+            Error::NoSpace {
+                name,
+                needed,
+                available,
+            } => write!(
+                f,
+                "'{name}' needs {needed} bytes but /dev/shm has only {available} bytes free: \
+                 unlink objects no longer needed or enlarge /dev/shm"
+            ),
+            Error::Mismatch {
+                name,
+                kind,
+                existing,
+                requested,
+            } => write!(
+                f,
+                "{kind} '{name}' already exists with {existing}, not {requested} as asked: \
+                 open it to use it as it is, or unlink it and create it anew"
+            ),
+            Error::Busy { name, holder } => {
+                if name.is_empty() {
+                    f.write_str("an anonymous pipe or queue is busy")?;
+                } else {
+                    write!(f, "'{name}' is busy")?;
+                }
+                write!(
+                    f,
+                    ": the pipe end or queue role asked for is held by live process {holder}, and \
+                     one process holds it at a time; it passes on when that process exits (a \
+                     queue role also when its handle drops)"
+                )
+            }
         }
+    }
+}
+
+/// The article a kind name takes: "an" before a vowel and before the names read
+/// letter by letter (an RLock, an SpscQueue), else "a": `'x' is an Event, not a Lock`.
+fn article(word: &str) -> &'static str {
+    let spelled = word.starts_with("RLock") || word.starts_with("Spsc");
+    match word.as_bytes().first() {
+        Some(c) if spelled || b"AEIOUaeiou".contains(c) => "an",
+        _ => "a",
     }
 }
 

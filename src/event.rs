@@ -16,6 +16,9 @@ use std::time::Duration;
 /// it sleeps. A process that dies never leaves waiters hung: they wait for the next
 /// `set`, and their timeouts hold.
 ///
+/// If another process truncates the event's file, this process survives (see
+/// [`is_broken`](Event::is_broken)): `wait` then returns and `wait_timeout` is false.
+///
 /// ```
 /// # fn main() -> multiproc::Result<()> {
 /// use multiproc::Event;
@@ -56,14 +59,24 @@ impl Event {
     pub fn open(name: &str) -> Result<Event> {
         Event::open_with(name, &Options::default())
     }
-    /// [`open`](Event::open) with explicit [`Options`] (the init timeout).
+    /// [`open`](Event::open) with explicit [`Options`] (init timeout, trusted owners).
     pub fn open_with(name: &str, opts: &Options) -> Result<Event> {
         let obj = Object::open_plain(name, opts, ObjectKind::Event)?;
         Ok(Event { obj })
     }
-    /// Opens `name`, creating it (clear) if it does not exist.
+    /// Opens `name`, creating it (clear) if it does not exist. An Event has no
+    /// creation parameters, so any existing Event of that name is returned, in
+    /// whatever state it is; `Err(WrongKind)` if the name holds another kind of object.
     pub fn open_or_create(name: &str) -> Result<Event> {
-        segment::open_or_create(|| Event::create(name), || Event::open(name))
+        Event::open_or_create_with(name, &Options::default())
+    }
+
+    /// [`open_or_create`](Event::open_or_create) with explicit segment [`Options`].
+    pub fn open_or_create_with(name: &str, opts: &Options) -> Result<Event> {
+        segment::open_or_create(
+            || Event::create_with(name, opts),
+            || Event::open_with(name, opts),
+        )
     }
 
     /// The event's name.
@@ -91,14 +104,28 @@ impl Event {
         self.obj.raw().is_set()
     }
     /// Blocks until the flag is set (or was set since the call began).
+    ///
+    /// Also returns once another process truncated the event's segment
+    /// ([`is_broken`](Event::is_broken)): nobody could set it any more.
     #[inline]
     pub fn wait(&self) {
-        self.obj.raw().wait(None);
+        let _ = self
+            .obj
+            .segment()
+            .sliced(None, true, |d| self.obj.raw().wait(d), |set| !set);
     }
     /// As [`wait`](Event::wait) for at most `timeout`: true if the flag was set,
-    /// false if the time ran out.
+    /// false if the time ran out. Always false once the segment is broken.
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
-        self.obj.raw().wait(deadline_after(timeout))
+        let set = self.obj.raw().wait(deadline_after(timeout));
+        set && !self.obj.broken()
+    }
+    /// True once another process truncated the event's segment (see
+    /// [`Segment::is_broken`](crate::Segment::is_broken)). `set`, `clear` and
+    /// `is_set` then act on a zero page private to this process, which no other
+    /// process sees; `wait` returns and `wait_timeout` returns false.
+    pub fn is_broken(&self) -> bool {
+        self.obj.is_broken()
     }
     /// The raw event inside the segment.
     pub fn raw(&self) -> &RawEvent {

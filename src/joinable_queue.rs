@@ -2,11 +2,12 @@
 //! tasks, for `task_done` / `join` (Python's `multiprocessing.JoinableQueue`).
 
 use crate::queue::{
-    anonymous_ring, create_ring, deadline, open_ring, read_pod, write_pod, HasRing, RingHandle,
+    anonymous_ring, create_ring, deadline, open_or_create_ring, open_ring, read_pod, write_pod,
+    HasRing, RingHandle,
 };
 use crate::raw::queue::{RawQueue, RecoveryStats, Take, TakeWith};
 use crate::raw::queue_join::{Holder, RawJoin, RawJoinableQueue};
-use crate::segment::{self, ObjectKind, Options};
+use crate::segment::{ObjectKind, Options};
 use crate::sync::atomic::AtomicU64;
 use crate::sync::{current_identity, Identity};
 use crate::sys::clock::Deadline;
@@ -64,24 +65,32 @@ impl<X: Take> Take for Counted<'_, X> {
 /// task, finished when a consumer calls [`task_done`](JoinableQueue::task_done) after
 /// getting it; [`join`](JoinableQueue::join) waits until every task is finished.
 ///
-/// **Robust to consumers that die.** Each consumer thread's held tasks are counted in
-/// an entry of its own, tagged with its identity. If a consumer dies:
-/// * a value it was still taking (its `get` had not returned) is re-delivered to
-///   another consumer, and stays an unfinished task until that one calls
-///   `task_done`;
-/// * tasks it had got but not marked done are *abandoned*: `join` stops waiting for
-///   them (they are counted in [`abandoned_tasks`](JoinableQueue::abandoned_tasks)),
-///   within about 5 probe intervals (50 ms by default).
+/// **Python's global count, and consumers that die.** As in Python, `task_done` may
+/// be called by any thread or process, not only the one that got the value; called
+/// more often than values were got (in all), it fails with `Err(InvalidArgument)`
+/// (Python's `ValueError`). Each consumer thread's held tasks (got, not yet marked
+/// done) are counted in an entry of its own, tagged with its identity, and what
+/// happens to them when that thread is gone depends on how it went:
+/// * **it let go of them** — it dropped a queue handle (any clone: a thread or
+///   process function that returns normally drops the handles it owns), or called
+///   [`hand_over`](JoinableQueue::hand_over): they stay unfinished, `join` waits for
+///   them, and any thread or process finishes them with `task_done` — exactly
+///   Python's behaviour (one process gets, another calls `task_done`, the getter
+///   may exit first);
+/// * **it died holding them** — killed by a signal, crashed, panicked, or ended
+///   without dropping its handle (`std::process::exit`, `_exit`, a scoped thread
+///   that borrowed the handle): they are *abandoned* — `join` stops waiting for them
+///   within about 5 probe intervals (50 ms by default), and they are counted in
+///   [`abandoned_tasks`](JoinableQueue::abandoned_tasks). Python's `join` would hang
+///   forever here. A value it was still taking (its `get` had not returned) is
+///   re-delivered to another consumer and stays unfinished until that one's
+///   `task_done`.
 ///
-/// Python's `join` would hang forever in the second case. Up to 128 consumer threads
-/// holding unfinished tasks *at the same time* are tracked individually (a thread's
-/// entry is freed when its own `task_done` brings it to zero, or when it dies);
-/// tasks held by threads beyond that are counted together and not recovered if their
-/// holder dies.
-///
-/// `task_done` may be called by any thread or process (not only the one that got the
-/// value); called more often than values were got, it fails with
-/// `Err(InvalidArgument)` (Python's `ValueError`).
+/// While the thread that got a task lives, the task is unfinished whoever marks it
+/// done. Up to 128 consumer threads holding unfinished tasks *at the same time*
+/// (handed-over ones included) are tracked individually (an entry is freed when its
+/// count reaches zero, or when its thread dies); tasks held by threads beyond that
+/// are counted together and not recovered if their holder dies.
 ///
 /// ```
 /// # fn main() -> multiproc::Result<()> {
@@ -112,6 +121,19 @@ impl<T> Clone for JoinableQueue<T> {
     }
 }
 
+impl<T> Drop for JoinableQueue<T> {
+    fn drop(&mut self) {
+        // Letting go of a handle is a normal end: the tasks this thread holds stay
+        // unfinished for others to finish (Python's global count). A panicking thread
+        // is treated as one that died: its tasks will be abandoned.
+        if !std::thread::panicking() {
+            // `try_with`: a handle may drop while thread-locals are being destroyed.
+            let hint = HINT.try_with(Cell::get).unwrap_or(0);
+            self.h.raw().join.hand_over(current_identity(), hint);
+        }
+    }
+}
+
 impl<T: Pod> fmt::Debug for JoinableQueue<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JoinableQueue")
@@ -126,8 +148,8 @@ impl<T: Pod> fmt::Debug for JoinableQueue<T> {
 }
 
 impl<T: Pod> JoinableQueue<T> {
-    /// Creates an empty joinable queue of at least `capacity` values (rounded up to a
-    /// power of two). Errors as [`Queue::create`](crate::Queue::create).
+    /// Creates an empty joinable queue of at most `capacity` values (exactly as many
+    /// as asked, as [`Queue::create`](crate::Queue::create)). Errors as `Queue::create`.
     pub fn create(name: &str, capacity: usize) -> Result<JoinableQueue<T>> {
         JoinableQueue::create_with(name, capacity, &Options::default())
     }
@@ -159,12 +181,29 @@ impl<T: Pod> JoinableQueue<T> {
             opts,
         )?))
     }
-    /// Opens `name`, creating it with `capacity` if it does not exist.
+    /// Opens `name` if it exists with exactly this capacity, or creates it if it
+    /// does not exist. Errors as
+    /// [`Queue::open_or_create`](crate::Queue::open_or_create): `Err(Mismatch)` if it
+    /// exists with another capacity.
     pub fn open_or_create(name: &str, capacity: usize) -> Result<JoinableQueue<T>> {
-        segment::open_or_create(
-            || JoinableQueue::create(name, capacity),
-            || JoinableQueue::open(name),
-        )
+        JoinableQueue::open_or_create_with(name, capacity, &Options::default())
+    }
+    /// [`open_or_create`](JoinableQueue::open_or_create) with explicit segment
+    /// [`Options`].
+    pub fn open_or_create_with(
+        name: &str,
+        capacity: usize,
+        opts: &Options,
+    ) -> Result<JoinableQueue<T>> {
+        Ok(JoinableQueue::wrap(open_or_create_ring::<
+            T,
+            RawJoinableQueue,
+        >(
+            ObjectKind::JoinableQueue,
+            name,
+            capacity,
+            opts,
+        )?))
     }
     fn wrap(h: RingHandle<RawJoinableQueue>) -> JoinableQueue<T> {
         JoinableQueue { h, _t: PhantomData }
@@ -216,7 +255,7 @@ impl<T: Pod> JoinableQueue<T> {
     pub fn try_put(&self, v: T) -> Result<()> {
         let ring = self.h.ring()?;
         ring.try_put(current_identity(), write_pod(&v))
-            .map_err(|e| self.h.err(e))
+            .map_or_else(|e| self.h.done(Err(e)), |x| self.h.done(Ok(x)))
     }
     /// Puts `v`, waiting at most `timeout`: `Err(Timeout)` after that.
     pub fn put_timeout(&self, v: T, timeout: Duration) -> Result<()> {
@@ -224,8 +263,9 @@ impl<T: Pod> JoinableQueue<T> {
     }
     fn put_deadline(&self, v: T, deadline: Deadline) -> Result<()> {
         let me = current_identity();
-        self.h
-            .blocking(|ring, policy| ring.put(me, deadline, policy, write_pod(&v)))
+        self.h.blocking(deadline, |ring, policy, d| {
+            ring.put(me, d, policy, write_pod(&v))
+        })
     }
 
     // ---- consumers -----------------------------------------------------------------
@@ -256,13 +296,13 @@ impl<T: Pod> JoinableQueue<T> {
         let me = current_identity();
         let holder = self.holder(me);
         let join = self.join_state();
-        self.h.blocking(|ring, policy| {
+        self.h.blocking(deadline, |ring, policy, d| {
             let mut t = Counted {
                 inner: TakeWith(read_pod::<T>),
                 join,
                 holder,
             };
-            ring.get(me, deadline, policy, &mut t)
+            ring.get(me, d, policy, &mut t)
         })
     }
 
@@ -270,14 +310,26 @@ impl<T: Pod> JoinableQueue<T> {
     /// values were got (across all consumers).
     pub fn task_done(&self) -> Result<()> {
         let hint = HINT.with(Cell::get);
-        self.join_state()
+        let r = self
+            .join_state()
             .task_done(current_identity(), hint)
             .map_err(|_| {
                 Error::invalid(format!(
                     "task_done() called more times than values were got from '{}'",
                     self.name()
                 ))
-            })
+            });
+        self.h.intact(r)
+    }
+
+    /// Lets go of the tasks the calling thread got and has not marked done: they
+    /// stay unfinished for any thread or process to [`task_done`](JoinableQueue::task_done),
+    /// and are no longer abandoned if this thread dies (see the type's docs). Done
+    /// automatically when the thread drops a handle (unless it is panicking).
+    /// Returns how many tasks were handed over.
+    pub fn hand_over(&self) -> u64 {
+        self.join_state()
+            .hand_over(current_identity(), HINT.with(Cell::get))
     }
 
     /// Waits until every task put so far is finished (Python's `join`). Tasks held by
@@ -294,10 +346,12 @@ impl<T: Pod> JoinableQueue<T> {
         let Ok(ring) = self.h.ring() else {
             return false;
         };
-        let probe = self.h.policy().probe * JOIN_PROBE_FACTOR;
+        let probe = self.h.policy().probe.saturating_mul(JOIN_PROBE_FACTOR);
+        // Once the segment is broken, join reports false: its tasks are lost.
         self.join_state()
             .join(&ring, deadline, probe)
             .unwrap_or(false)
+            && !self.h.is_broken()
     }
 
     /// Unfinished tasks now: values queued, plus values got and not marked done by
@@ -306,6 +360,12 @@ impl<T: Pod> JoinableQueue<T> {
         self.h.ring().map_or(0, |ring| {
             usize::try_from(self.join_state().unfinished(&ring, false)).unwrap_or(usize::MAX)
         })
+    }
+    /// Unfinished tasks that their getters let go of (see
+    /// [`hand_over`](JoinableQueue::hand_over)), waiting for anyone's `task_done`
+    /// (a snapshot).
+    pub fn handed_over_tasks(&self) -> u64 {
+        self.join_state().handed()
     }
     /// Tasks abandoned so far by consumers that died holding them.
     pub fn abandoned_tasks(&self) -> u64 {
@@ -342,5 +402,12 @@ impl<T: Pod> JoinableQueue<T> {
     /// What crash recovery has done on this queue so far.
     pub fn recovery_stats(&self) -> RecoveryStats {
         self.h.recovery_stats()
+    }
+    /// True once another process truncated the queue's segment (see
+    /// [`Segment::is_broken`](crate::Segment::is_broken)); every operation that
+    /// returns a `Result` then returns `Err(Corrupt)`, blocking ones within
+    /// [`BROKEN_CHECK_EVERY`](crate::segment::BROKEN_CHECK_EVERY).
+    pub fn is_broken(&self) -> bool {
+        self.h.is_broken()
     }
 }

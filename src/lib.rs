@@ -104,8 +104,9 @@ pub use lock::{Lock, LockGuard, LockResult, OwnerDied, TryLockError, TryLockResu
 pub use pipe::{Pipe, PipeEnd};
 #[cfg(all(feature = "std", not(loom)))]
 pub use process::{
-    active_children, cpu_count, current_process, AsyncResult, CurrentProcess, Imap, IntoExitCode,
-    Pool, PoolBuilder, Process, ProcessBuilder,
+    active_children, cpu_count, current_process, forkserver_pid, get_start_method, init,
+    set_start_method, AsyncResult, CurrentProcess, Imap, IntoExitCode, Pool, PoolBuilder, Process,
+    ProcessBuilder, StartMethod,
 };
 #[cfg(all(feature = "std", not(loom)))]
 pub use queue::Queue;
@@ -118,5 +119,7 @@ pub use segment::{unlink, Options, Segment};
 pub use semaphore::{BoundedSemaphore, Semaphore};
 #[cfg(all(feature = "std", not(loom)))]
 pub use spsc_queue::{Role, SpscQueue};
+#[cfg(all(feature = "std", not(loom)))]
+pub use sys::sigbus;
 #[cfg(all(feature = "std", not(loom)))]
 pub use value::{Value, ValueGuard};

@@ -32,14 +32,15 @@ use crate::raw::spsc::{
     Consumer, Geometry, Producer, RegionMemory, RingCorrupt, Stop, CONSUMER_CLOSED, MAX_RING_BYTES,
     PRODUCER_CLOSED,
 };
-use crate::raw::spsc_role::{ClaimError, RawPipe, RoleStatus};
+use crate::raw::spsc_role::{ClaimError, Claimed, RawPipe, RoleStatus};
 use crate::segment::{self, Object, ObjectKind, ObjectSpec, Options, TypeInfo};
-use crate::sync::atomic::Ordering;
+use crate::sync::atomic::{AtomicU32, Ordering};
 use crate::sync::Identity;
-use crate::sys::clock::{deadline_after, Deadline};
-use crate::sys::ident::{current_process, fork_generation};
+use crate::sys::clock::{deadline_after, Deadline, Instant};
+use crate::sys::ident::{current_process, fork_generation, forks_so_far};
 use crate::{Error, Result};
 use core::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 const MAGIC: u64 = 0x5A7;
@@ -109,6 +110,10 @@ struct Tx {
     need_abort: bool,
     /// The peer was found dead or closed: sends fail at once.
     peer_gone: bool,
+    /// When (a coarse [`Instant`]) a send next checks that the peer is alive: about
+    /// once per probe interval, so that a dead peer is noticed by sends that never
+    /// wait, without a `/proc` read per send.
+    next_check: Instant,
 }
 
 impl Tx {
@@ -140,6 +145,12 @@ struct Rx {
     partial: Vec<u8>,
     /// The peer closed or died and everything it sent was drained.
     eof: bool,
+    /// This end was taken over from a process that died: the read position may lie
+    /// inside a message it was assembling, whose remaining pieces are skipped.
+    resync: bool,
+    /// When (a coarse [`Instant`]) a receive that finds nothing and does not wait
+    /// next checks that the peer is alive (as [`Tx::next_check`]).
+    next_check: Instant,
 }
 
 /// A frame found at the read position.
@@ -149,6 +160,17 @@ struct Frame {
 }
 
 impl Rx {
+    /// True (and the next check scheduled) once a probe interval has passed since
+    /// the last check of the peer by a receive that did not wait.
+    fn check_due(&mut self, probe: Duration) -> bool {
+        let now = Instant::coarse_now();
+        if now < self.next_check {
+            return false;
+        }
+        self.next_check = now.add(probe);
+        true
+    }
+
     /// True if a stamped frame starts at the read position.
     #[inline]
     fn stamped(&self) -> bool {
@@ -188,6 +210,33 @@ impl Rx {
     }
 }
 
+/// The handles of an anonymous pair still open in the process that made the pair,
+/// per end (shared by the pair's two handles). A forked child inherits copies of the
+/// handles and of these counts, but it is another process: it ignores them.
+#[derive(Debug)]
+struct LocalEnds {
+    /// [`fork_generation`] of the process that made the pair.
+    generation: u64,
+    /// [`forks_so_far`] when the pair was made.
+    forks: u64,
+    /// Handles of end A and end B not yet closed in that process.
+    open: [AtomicU32; 2],
+}
+
+impl LocalEnds {
+    /// True if this process holds an open handle of `end`: it may still use that end
+    /// (taking it over from a holder that exited), so the end is not gone.
+    fn holds(&self, end: usize) -> bool {
+        self.generation == fork_generation() && self.open[end].load(Ordering::Relaxed) > 0
+    }
+
+    /// True while no process but this one can hold a handle of the pair: this is the
+    /// process that made it, and it has not forked since.
+    fn unshared(&self) -> bool {
+        self.generation == fork_generation() && self.forks == forks_so_far()
+    }
+}
+
 /// What the inlined receive path found.
 enum Fast {
     Got(usize),
@@ -215,19 +264,30 @@ enum Fast {
 ///
 /// **End of the connection.** After the peer [`close`](Pipe::close)s (or drops) its
 /// end, `recv` returns what it sent, then `Err(Closed)` (Python's `EOFError`); `send`
-/// fails with `Err(Closed)` at once. If the peer *process dies* without closing, the
-/// same happens within the probe interval (10 ms by default,
-/// [`with_probe_interval`](Pipe::with_probe_interval)) of a call that waits: a
-/// `recv` finds the peer dead when the ring runs dry, a `send` when the ring is full
-/// (a message that fits is buffered, as with a socket). A message the dead peer was
-/// still streaming is dropped, never delivered in part.
+/// fails with `Err(Closed)` (Python's `BrokenPipeError`). If the peer *process dies*
+/// without closing (all of its threads: a process whose main thread exited lives on
+/// in its other threads), the same happens within the probe interval (10 ms by
+/// default, [`with_probe_interval`](Pipe::with_probe_interval)): a waiting `recv` or
+/// `send` checks the peer once per interval, a `send` (or a receive finding nothing)
+/// that does not wait checks it when an interval has passed since its last check
+/// (read on the coarse clock, so up
+/// to a clock tick, a few milliseconds, later), and once one call has found
+/// the peer gone, every later `recv` (after draining) and `send` fails at once. A
+/// message the dead peer was still streaming is dropped, never delivered in part.
 ///
-/// **One process per end.** Each end records the process holding it: opening an end
-/// that a live process holds fails with [`Error::InvalidArgument`]; an end that was
-/// closed, or whose process died, cannot be reopened (`Err(Closed)`) — a pipe is one
-/// connection. The ends of an anonymous pair belong to the process that first uses
-/// them, so a parent can keep one and a forked child use the other; an unused copy
-/// inherited through `fork` can be dropped or closed without affecting anyone.
+/// **One process per end.** Each end records the process holding it: using an end
+/// that another live process holds fails with [`Error::Busy`] naming that process.
+/// An end whose process exited without closing it passes to the next process that
+/// uses it (CPython's `test_boundaries`: a child polls the reader end and exits, then
+/// the parent reads from it) — unless the peer has already reported the connection
+/// ended, which closes that end for good. An end that was closed cannot be used
+/// again (`Err(Closed)`): a pipe is one connection. The ends of an anonymous pair
+/// belong to the process that first uses them, so a parent can keep one and a forked
+/// child use the other; an unused copy inherited through `fork` can be dropped or
+/// closed without affecting anyone. As with Python's file descriptors, while a
+/// handle of the peer's end is open in the process that made the pair, the peer's
+/// end counts as alive there (that handle may still take it over): drop such unused
+/// copies in the parent, or its `recv` waits for a peer that is gone.
 ///
 /// Data-moving methods take `&mut self`: one handle, one thread at a time.
 ///
@@ -261,6 +321,8 @@ pub struct Pipe {
     /// `close` was called on this handle.
     closed: bool,
     scratch: Vec<u8>,
+    /// The pair's handles open in this process (anonymous pipes only).
+    local: Option<Arc<LocalEnds>>,
 }
 
 impl fmt::Debug for Pipe {
@@ -299,12 +361,33 @@ fn spec(geo: Geometry, duplex: bool) -> ObjectSpec {
     }
 }
 
-/// True when the end `peer` is closed or its process died.
-fn peer_gone(raw: &RawPipe, peer: usize) -> bool {
-    matches!(
-        raw.ends[peer].status(),
-        RoleStatus::Closed | RoleStatus::Dead(_)
-    )
+/// True when the end `peer` is gone for good: closed, or its process exited (every
+/// thread of it) while no handle of that end is open in this process — such a handle
+/// could still take the end over, as a Python process holding a copy of a pipe's fd
+/// keeps the pipe open. Reads `/proc` when the end is held.
+fn peer_gone(raw: &RawPipe, peer: usize, local: Option<&LocalEnds>) -> bool {
+    match raw.ends[peer].status() {
+        RoleStatus::Closed => true,
+        RoleStatus::Dead(_) => !local.is_some_and(|l| l.holds(peer)),
+        RoleStatus::Free | RoleStatus::Held { .. } => false,
+    }
+}
+
+/// Closes end `end` of the pipe: its role for good, then its rings (the peer's sends
+/// fail, the peer's receives drain what it sent, then end). The holder's `close`,
+/// and the peer's once it found the holder gone (so that nobody takes a dead end over
+/// after its peer reported the connection ended). Idempotent.
+fn close_end(raw: &RawPipe, end: usize, duplex: bool) {
+    // Refuse the peer's sends before announcing EOF: a peer that saw our EOF then
+    // also sees that its sends fail (each close is a Release, each check an Acquire).
+    raw.ends[end].close();
+    let (can_send, can_recv) = (duplex || end == 0, duplex || end == 1);
+    if can_recv {
+        raw.rings[if duplex { 1 - end } else { 0 }].close(CONSUMER_CLOSED);
+    }
+    if can_send {
+        raw.rings[end].close(PRODUCER_CLOSED);
+    }
 }
 
 impl Pipe {
@@ -347,10 +430,16 @@ impl Pipe {
             }
             Ok(())
         })?;
-        Ok((
-            Pipe::from_obj(obj.clone(), PipeEnd::A, geo, duplex),
-            Pipe::from_obj(obj, PipeEnd::B, geo, duplex),
-        ))
+        let local = Arc::new(LocalEnds {
+            generation: fork_generation(),
+            forks: forks_so_far(),
+            open: [AtomicU32::new(1), AtomicU32::new(1)],
+        });
+        let mut a = Pipe::from_obj(obj.clone(), PipeEnd::A, geo, duplex);
+        let mut b = Pipe::from_obj(obj, PipeEnd::B, geo, duplex);
+        a.local = Some(local.clone());
+        b.local = Some(local);
+        Ok((a, b))
     }
 
     /// Creates the named duplex pipe `name` and returns its end A; another process
@@ -388,14 +477,25 @@ impl Pipe {
         Ok(p)
     }
 
-    /// Opens end B of the named pipe `name`. `Err(InvalidArgument)` if a live process
-    /// holds end B already; `Err(Closed)` if end B was closed or its process died.
+    /// Opens end B of the named pipe `name`. `Err(Busy)` if a live process holds end
+    /// B already; `Err(Closed)` if end B was closed (or its peer found its process
+    /// dead); an end B whose process exited unnoticed is taken over.
     pub fn open(name: &str) -> Result<Pipe> {
         Pipe::open_with(name, &Options::default())
     }
 
-    /// [`open`](Pipe::open) with explicit [`Options`] (the init timeout).
+    /// [`open`](Pipe::open) with explicit [`Options`] (init timeout, trusted owners).
     pub fn open_with(name: &str, opts: &Options) -> Result<Pipe> {
+        Pipe::open_checked(name, opts, |_, _| Ok(()))
+    }
+
+    /// [`open_with`](Pipe::open_with), with `check` judging the shape (geometry,
+    /// duplex) before end B is claimed.
+    fn open_checked(
+        name: &str,
+        opts: &Options,
+        check: impl FnOnce(Geometry, bool) -> Result<()>,
+    ) -> Result<Pipe> {
         let mut shape = None;
         let obj = Object::open(name, opts, ObjectKind::Pipe, TypeInfo::NONE, |img| {
             let [cap, duplex, _, _] = img.params;
@@ -411,15 +511,39 @@ impl Pipe {
             Ok(geo.bytes() * if duplex == 1 { 2 } else { 1 })
         })?;
         let (geo, duplex) = shape.ok_or_else(|| Error::corrupt(name, "no shape"))?;
+        check(geo, duplex)?;
         let mut p = Pipe::from_obj(obj, PipeEnd::B, geo, duplex);
         p.claim()?;
         Ok(p)
     }
 
-    /// Opens end B of `name`, or creates the (duplex) pipe and returns its end A if it
-    /// does not exist: see [`end`](Pipe::end).
+    /// Opens end B of `name` if it is a duplex pipe of this capacity (rounded as
+    /// `create` rounds it), or creates the (duplex) pipe and returns its end A if it
+    /// does not exist: see [`end`](Pipe::end). `Err(Mismatch)` if it exists with
+    /// another capacity or is one-way (it is left alone, end B unclaimed).
     pub fn open_or_create(name: &str, capacity_bytes: usize) -> Result<Pipe> {
-        segment::open_or_create(|| Pipe::create(name, capacity_bytes), || Pipe::open(name))
+        Pipe::open_or_create_with(name, capacity_bytes, &Options::default())
+    }
+
+    /// [`open_or_create`](Pipe::open_or_create) with explicit segment [`Options`].
+    pub fn open_or_create_with(name: &str, capacity_bytes: usize, opts: &Options) -> Result<Pipe> {
+        let want = geometry(capacity_bytes)?.capacity();
+        let direction = |duplex: bool| if duplex { "duplex" } else { "one-way" };
+        segment::open_or_create(
+            || Pipe::create_with(name, capacity_bytes, opts),
+            || {
+                Pipe::open_checked(name, opts, |geo, duplex| {
+                    segment::same_shape(
+                        name,
+                        ObjectKind::Pipe,
+                        &[
+                            segment::param("capacity", geo.capacity(), want),
+                            segment::param("direction", direction(duplex), direction(true)),
+                        ],
+                    )
+                })
+            },
+        )
     }
 
     fn from_obj(obj: Object<RawPipe>, end: PipeEnd, geo: Geometry, duplex: bool) -> Pipe {
@@ -436,6 +560,7 @@ impl Pipe {
             max_message: MAX_MESSAGE_LEN,
             closed: false,
             scratch: Vec::new(),
+            local: None,
         }
     }
 
@@ -494,6 +619,13 @@ impl Pipe {
         self.closed
     }
 
+    /// True once another process truncated the pipe's segment (see
+    /// [`Segment::is_broken`](crate::Segment::is_broken)); sends, receives and polls
+    /// then return `Err(Corrupt)` (waiting ones within a probe interval).
+    pub fn is_broken(&self) -> bool {
+        self.obj.is_broken()
+    }
+
     fn send_ring(&self) -> usize {
         self.end.index()
     }
@@ -527,37 +659,57 @@ impl Pipe {
     fn claim(&mut self) -> Result<()> {
         let me = current_process();
         let generation = fork_generation();
-        let inherited = self.generation != 0;
         let end = self.end;
-        match self.obj.raw().ends[end.index()].claim(me, false) {
-            Ok(_) => {}
+        let taken_over = match self.obj.raw().ends[end.index()].claim(me, true) {
+            Ok(Claimed::Fresh) => false,
+            Ok(Claimed::TakenOver(_)) => true,
             Err(ClaimError::Busy(holder)) => {
-                let why = if inherited {
-                    "this handle was inherited through fork, and the end stays with the parent"
-                } else {
-                    "a pipe connects exactly two processes; use another pipe"
-                };
-                return Err(Error::invalid(format!(
-                    "pipe '{}': end {end:?} is already held by live process {}; {why}",
-                    self.name(),
-                    holder.tid
-                )));
+                return Err(Error::Busy {
+                    name: self.name().into(),
+                    holder: holder.tid,
+                })
             }
             Err(ClaimError::Dead(_) | ClaimError::Closed) => return Err(Error::Closed),
+        };
+        match self.cursors(taken_over) {
+            Ok((tx, rx)) => {
+                self.tx = tx;
+                self.rx = rx;
+            }
+            Err(e) => {
+                // Let the end go, as a process that dies here would.
+                self.obj.raw().ends[end.index()].release(me);
+                return Err(e);
+            }
         }
+        self.me = me;
+        self.generation = generation;
+        Ok(())
+    }
+
+    /// This end's sending and receiving cursors, at the rings' current positions.
+    fn cursors(&self, taken_over: bool) -> Result<(Option<Tx>, Option<Rx>)> {
         let raw = self.obj.raw();
         // Published by the creator's READY store, which `open` acquired.
         let nonce = raw.nonce.load(Ordering::Relaxed);
         let misaligned = || Error::corrupt(self.name(), "a pipe position is not 8-aligned");
         let tx = if self.can_send() {
             let ring = &raw.rings[self.send_ring()];
-            match ring.producer(self.geo, self.memory(self.send_ring())) {
+            let mem = self.memory(self.send_ring());
+            let cur = if taken_over {
+                ring.producer_resuming(self.geo, mem)
+            } else {
+                ring.producer(self.geo, mem)
+            };
+            match cur {
                 Ok(cur) if cur.position() % 8 != 0 => return Err(misaligned()),
                 Ok(cur) => Some(Tx {
                     cur,
                     nonce,
-                    need_abort: false,
+                    // A message the previous holder was streaming ends here.
+                    need_abort: taken_over,
                     peer_gone: false,
+                    next_check: Instant::coarse_now().add(self.probe),
                 }),
                 Err(c) => return Err(self.corrupt(c)),
             }
@@ -577,6 +729,8 @@ impl Pipe {
                         msg: None,
                         partial: Vec::new(),
                         eof: false,
+                        resync: taken_over,
+                        next_check: Instant::coarse_now().add(self.probe),
                     })
                 }
                 Err(c) => return Err(self.corrupt(c)),
@@ -584,11 +738,7 @@ impl Pipe {
         } else {
             None
         };
-        self.tx = tx;
-        self.rx = rx;
-        self.me = me;
-        self.generation = generation;
-        Ok(())
+        Ok((tx, rx))
     }
 
     /// Claims on first use in this process (anonymous ends, fork-inherited handles).
@@ -607,18 +757,20 @@ impl Pipe {
     #[inline]
     pub fn send_bytes(&mut self, msg: &[u8]) -> Result<()> {
         if self.send_fast(msg) {
-            return Ok(());
+            return self.obj.intact(Ok(()));
         }
-        self.send_until(msg, None, true)
+        let r = self.send_until(msg, None, true);
+        self.obj.intact(r)
     }
 
     /// Sends `msg`, waiting at most `timeout`. On `Err(Timeout)` the message is not
     /// delivered — also when it was being streamed: the receiver drops what it got.
     pub fn send_bytes_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<()> {
         if self.send_fast(msg) {
-            return Ok(());
+            return self.obj.intact(Ok(()));
         }
-        self.send_until(msg, deadline_after(timeout), true)
+        let r = self.send_until(msg, deadline_after(timeout), true);
+        self.obj.intact(r)
     }
 
     /// Sends `msg` only if it fits in the ring whole right now: `Err(Full)` if there
@@ -627,9 +779,10 @@ impl Pipe {
     #[inline]
     pub fn try_send_bytes(&mut self, msg: &[u8]) -> Result<()> {
         if self.send_fast(msg) {
-            return Ok(());
+            return self.obj.intact(Ok(()));
         }
-        self.send_until(msg, None, false)
+        let r = self.send_until(msg, None, false);
+        self.obj.intact(r)
     }
 
     /// The inlined path of every send: a claimed, open end, a live peer and room for
@@ -645,7 +798,12 @@ impl Pipe {
         };
         let ring = &self.obj.raw().rings[ring_i];
         let len = msg.len() as u64;
-        if tx.need_abort || tx.peer_gone || frame_len(len) > tx.cur.free() || ring.closed() != 0 {
+        if tx.need_abort
+            || tx.peer_gone
+            || frame_len(len) > tx.cur.free()
+            || ring.closed() != 0
+            || Instant::coarse_now() >= tx.next_check
+        {
             return false;
         }
         tx.frame(WHOLE, len, msg);
@@ -671,11 +829,23 @@ impl Pipe {
         }
         let name = self.obj.name();
         let raw = self.obj.raw();
-        let (ring_i, peer, probe) = (self.send_ring(), self.peer(), self.probe);
+        // Waits' probes also check for truncation: nobody wakes a lost page.
+        let seg = self.obj.segment();
+        let (ring_i, peer, probe, duplex) =
+            (self.send_ring(), self.peer(), self.probe, self.duplex);
+        let local = self.local.as_deref();
         let ring = &raw.rings[ring_i];
         let Some(tx) = self.tx.as_mut() else {
             return Err(Error::invalid("pipe: sending cursor missing"));
         };
+        let now = Instant::coarse_now();
+        if now >= tx.next_check && !tx.peer_gone {
+            tx.next_check = now.add(probe);
+            if peer_gone(raw, peer, local) {
+                tx.peer_gone = true;
+                close_end(raw, peer, duplex);
+            }
+        }
         if tx.peer_gone || ring.closed() != 0 {
             return Err(Error::Closed);
         }
@@ -691,13 +861,15 @@ impl Pipe {
             if !wait {
                 return Err(Error::Full);
             }
-            match tx
-                .cur
-                .wait_free(ring, want, deadline, probe, || peer_gone(raw, peer))
-            {
+            match tx.cur.wait_free(ring, want, deadline, probe, || {
+                peer_gone(raw, peer, local) || seg.is_broken()
+            }) {
                 Ok(_) => Ok(()),
                 Err(Stop::TimedOut) => Err(Error::Timeout),
-                Err(Stop::Closed | Stop::Gone) => {
+                Err(s @ (Stop::Closed | Stop::Gone)) => {
+                    if s == Stop::Gone {
+                        close_end(raw, peer, duplex);
+                    }
                     tx.peer_gone = true;
                     Err(Error::Closed)
                 }
@@ -775,10 +947,11 @@ impl Pipe {
     /// returns its length. Allocates only if `buf`'s capacity is too small.
     #[inline]
     pub fn recv_bytes_into(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
-        match self.recv_fast(buf) {
+        let r = match self.recv_fast(buf) {
             Fast::Got(n) => Ok(n),
             _ => self.recv_until(buf, None, true),
-        }
+        };
+        self.obj.intact(r)
     }
 
     /// [`recv_bytes_into`](Pipe::recv_bytes_into), waiting at most `timeout`.
@@ -787,21 +960,23 @@ impl Pipe {
         buf: &mut Vec<u8>,
         timeout: Duration,
     ) -> Result<usize> {
-        match self.recv_fast(buf) {
+        let r = match self.recv_fast(buf) {
             Fast::Got(n) => Ok(n),
             _ => self.recv_until(buf, deadline_after(timeout), true),
-        }
+        };
+        self.obj.intact(r)
     }
 
     /// [`recv_bytes_into`](Pipe::recv_bytes_into) without waiting: `Err(Empty)` when
     /// no complete message is there yet.
     #[inline]
     pub fn try_recv_bytes_into(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
-        match self.recv_fast(buf) {
+        let r = match self.recv_fast(buf) {
             Fast::Got(n) => Ok(n),
             Fast::Nothing => Err(Error::Empty),
             Fast::Slow => self.recv_until(buf, None, false),
-        }
+        };
+        self.obj.intact(r)
     }
 
     /// The inlined path of every receive: a whole message stamped at the read
@@ -815,13 +990,13 @@ impl Pipe {
         let Some(rx) = self.rx.as_mut() else {
             return Fast::Slow;
         };
-        if rx.msg.is_some() || rx.eof {
+        if rx.msg.is_some() || rx.eof || rx.resync {
             return Fast::Slow;
         }
         let ring = &self.obj.raw().rings[ring_i];
         let at = rx.cur.position();
         if rx.cur.stamp(at) != Some(at ^ rx.nonce) {
-            if ring.closed() & PRODUCER_CLOSED != 0 {
+            if ring.closed() & PRODUCER_CLOSED != 0 || Instant::coarse_now() >= rx.next_check {
                 return Fast::Slow;
             }
             return Fast::Nothing;
@@ -854,8 +1029,16 @@ impl Pipe {
         }
         let name = self.obj.name();
         let raw = self.obj.raw();
-        let (ring_i, peer, probe, max) =
-            (self.recv_ring(), self.peer(), self.probe, self.max_message);
+        // Waits' probes also check for truncation: nobody wakes a lost page.
+        let seg = self.obj.segment();
+        let (ring_i, peer, probe, max, duplex) = (
+            self.recv_ring(),
+            self.peer(),
+            self.probe,
+            self.max_message,
+            self.duplex,
+        );
+        let local = self.local.as_deref();
         let ring = &raw.rings[ring_i];
         let Some(rx) = self.rx.as_mut() else {
             return Err(Error::invalid("pipe: receiving cursor missing"));
@@ -878,6 +1061,8 @@ impl Pipe {
                             None
                         } else if closed {
                             Some(Stop::Closed)
+                        } else if rx.check_due(probe) && peer_gone(raw, peer, local) {
+                            Some(Stop::Gone)
                         } else {
                             Some(Stop::TimedOut)
                         }
@@ -887,7 +1072,7 @@ impl Pipe {
                             None
                         } else {
                             let r = rx.cur.wait_available(ring, OVERHEAD, deadline, probe, || {
-                                peer_gone(raw, peer)
+                                peer_gone(raw, peer, local) || seg.is_broken()
                             });
                             match r {
                                 Ok(_) if rx.stamped() => None,
@@ -906,7 +1091,12 @@ impl Pipe {
                             }
                             return Err(if wait { Error::Timeout } else { Error::Empty });
                         }
-                        Some(Stop::Closed | Stop::Gone) => {
+                        Some(s @ (Stop::Closed | Stop::Gone)) => {
+                            if s == Stop::Gone {
+                                // The connection is over for both sides: our sends
+                                // fail too, and nobody takes the dead end over.
+                                close_end(raw, peer, duplex);
+                            }
                             // Frames stamped before the close still count.
                             if rx.stamped() {
                                 continue;
@@ -922,6 +1112,15 @@ impl Pipe {
                 }
             };
             let v = frame.value;
+            if rx.resync {
+                if frame.kind == PIECE && rx.msg.is_none() {
+                    // The rest of a message the previous holder was assembling.
+                    rx.cur.skip(v);
+                    rx.finish_frame(ring, v);
+                    continue;
+                }
+                rx.resync = false;
+            }
             match (frame.kind, rx.msg.as_mut()) {
                 (WHOLE, None) => {
                     if v > max || out.try_reserve_exact(v as usize).is_err() {
@@ -989,6 +1188,11 @@ impl Pipe {
     /// way (Python's `poll`). `Ok(false)` on timeout; `poll(Some(Duration::ZERO))`
     /// only looks.
     pub fn poll(&mut self, timeout: Option<Duration>) -> Result<bool> {
+        let r = self.poll_inner(timeout);
+        self.obj.intact(r)
+    }
+
+    fn poll_inner(&mut self, timeout: Option<Duration>) -> Result<bool> {
         self.ready()?;
         if !self.can_recv() {
             return Err(Error::invalid(format!(
@@ -998,7 +1202,11 @@ impl Pipe {
         }
         let name = self.obj.name();
         let raw = self.obj.raw();
-        let (ring_i, peer, probe) = (self.recv_ring(), self.peer(), self.probe);
+        // Waits' probes also check for truncation: nobody wakes a lost page.
+        let seg = self.obj.segment();
+        let (ring_i, peer, probe, duplex) =
+            (self.recv_ring(), self.peer(), self.probe, self.duplex);
+        let local = self.local.as_deref();
         let ring = &raw.rings[ring_i];
         let Some(rx) = self.rx.as_mut() else {
             return Err(Error::invalid("pipe: receiving cursor missing"));
@@ -1007,17 +1215,28 @@ impl Pipe {
             return Ok(true);
         }
         if timeout == Some(Duration::ZERO) {
-            return Ok(ring.closed() & PRODUCER_CLOSED != 0 || peer_gone(raw, peer));
+            if ring.closed() & PRODUCER_CLOSED != 0 {
+                return Ok(true);
+            }
+            let gone = peer_gone(raw, peer, local);
+            if gone {
+                close_end(raw, peer, duplex);
+            }
+            return Ok(gone);
         }
         if spin_until(ring.consumer_spin_hint(), || rx.stamped()) {
             return Ok(true);
         }
         let deadline = timeout.and_then(deadline_after);
-        match rx
-            .cur
-            .wait_available(ring, OVERHEAD, deadline, probe, || peer_gone(raw, peer))
-        {
-            Ok(_) | Err(Stop::Closed | Stop::Gone) => Ok(true),
+        match rx.cur.wait_available(ring, OVERHEAD, deadline, probe, || {
+            peer_gone(raw, peer, local) || seg.is_broken()
+        }) {
+            Ok(_) | Err(Stop::Closed) => Ok(true),
+            Err(Stop::Gone) => {
+                // As in recv: the connection is over, and recv now says so at once.
+                close_end(raw, peer, duplex);
+                Ok(true)
+            }
             Err(Stop::TimedOut) => Ok(false),
             Err(Stop::Corrupt(c)) => Err(Error::corrupt(name, c.detail)),
         }
@@ -1100,27 +1319,28 @@ impl Pipe {
 
     /// Closes this end: the peer's `recv` drains what was sent, then returns
     /// `Err(Closed)`; its `send` fails with `Err(Closed)`. Further calls on this handle
-    /// fail with `Err(Closed)`. Dropping the handle closes it too. On a handle this
-    /// process never used (an anonymous end inherited through `fork`), only the
-    /// handle is closed.
+    /// fail with `Err(Closed)`. Dropping the handle closes it too. On an anonymous
+    /// handle this process never used, only the handle is closed once the pair may
+    /// have been copied by `fork` (another process may use the end); before that, it
+    /// was the end's only handle, and the end closes.
     pub fn close(&mut self) {
         if self.closed {
             return;
         }
         self.closed = true;
+        if let Some(local) = &self.local {
+            local.open[self.end.index()].fetch_sub(1, Ordering::Relaxed);
+            if self.generation == 0 && local.unshared() {
+                // Never used, and no other process can hold a copy: this handle was
+                // the end's only one, so the end is closed for good.
+                close_end(self.obj.raw(), self.end.index(), self.duplex);
+                return;
+            }
+        }
         if self.generation == 0 || self.generation != fork_generation() {
             return;
         }
-        let raw = self.obj.raw();
-        // Refuse the peer's sends before announcing EOF: a peer that saw our EOF then
-        // also sees that its sends fail (each close is a Release, each check an Acquire).
-        raw.ends[self.end.index()].close();
-        if self.can_recv() {
-            raw.rings[self.recv_ring()].close(CONSUMER_CLOSED);
-        }
-        if self.can_send() {
-            raw.rings[self.send_ring()].close(PRODUCER_CLOSED);
-        }
+        close_end(self.obj.raw(), self.end.index(), self.duplex);
     }
 }
 

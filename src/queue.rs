@@ -18,8 +18,12 @@ use core::fmt;
 use core::marker::PhantomData;
 use std::time::Duration;
 
-/// Version of the queue layout, stored in the header parameters.
-const QUEUE_FORMAT: u64 = 1;
+/// Version of the queue layout, stored in the header parameters. Format 2 stores
+/// the requested capacity (the limit; the ring has the next power of two of slots);
+/// format 1 stored the slot count, a power of two, which was also the limit.
+const QUEUE_FORMAT: u64 = 2;
+/// The oldest format this build still opens.
+const QUEUE_FORMAT_MIN: u64 = 1;
 
 /// A raw state struct that contains a ring header.
 pub(crate) trait HasRing: SharedState {
@@ -32,9 +36,9 @@ impl HasRing for RawQueue {
     }
 }
 
-/// Rounds a requested capacity up to a power of two; 0 or more than
-/// [`MAX_CAPACITY`] is an error.
-pub(crate) fn round_capacity(what: &str, capacity: usize) -> Result<usize> {
+/// Checks a requested capacity (in messages): 0 or more than [`MAX_CAPACITY`] is an
+/// error. The ring gets [`ring_slots`] slots for it.
+pub(crate) fn check_capacity(what: &str, capacity: usize) -> Result<usize> {
     if capacity == 0 {
         return Err(Error::invalid(format!(
             "{what} needs a capacity of at least 1"
@@ -45,7 +49,12 @@ pub(crate) fn round_capacity(what: &str, capacity: usize) -> Result<usize> {
             "{what}: a capacity of {capacity} is over the limit of {MAX_CAPACITY} slots"
         )));
     }
-    Ok(capacity.next_power_of_two())
+    Ok(capacity)
+}
+
+/// Slots of the ring that holds at most `capacity` messages: the next power of two.
+pub(crate) fn ring_slots(capacity: usize) -> usize {
+    capacity.next_power_of_two()
 }
 
 /// Bytes of the slot region for `capacity` slots of `payload_words` words.
@@ -116,7 +125,10 @@ impl Clone for Spin {
 /// every MPMC queue type.
 pub(crate) struct RingHandle<R> {
     obj: Object<R>,
+    /// Slots of the ring (a power of two).
     cap: usize,
+    /// Most messages at once (`1..=cap`): the capacity asked for.
+    limit: usize,
     payload_words: usize,
     probe: Duration,
     spin: Spin,
@@ -130,6 +142,7 @@ impl<R> Clone for RingHandle<R> {
         RingHandle {
             obj: self.obj.clone(),
             cap: self.cap,
+            limit: self.limit,
             payload_words: self.payload_words,
             probe: self.probe,
             spin: self.spin.clone(),
@@ -142,7 +155,7 @@ impl<R> Clone for RingHandle<R> {
 pub(crate) struct RingSpec {
     pub kind: ObjectKind,
     pub ty: TypeInfo,
-    /// Capacity, already rounded.
+    /// Capacity in messages, as asked (checked); the ring has [`ring_slots`] slots.
     pub cap: usize,
     pub payload_words: usize,
     /// Kind-specific parameter (element size, max message length).
@@ -160,7 +173,7 @@ impl RingSpec {
                 self.extra,
                 QUEUE_FORMAT,
             ],
-            trailing: region_bytes(what, self.cap, self.payload_words)?,
+            trailing: region_bytes(what, ring_slots(self.cap), self.payload_words)?,
         })
     }
 }
@@ -190,14 +203,16 @@ impl<R: HasRing> RingHandle<R> {
         let mut geometry = (0, 0);
         let obj = Object::open(name, opts, kind, ty, |img: &HeaderImage| {
             let [cap, words, extra, format] = img.params;
-            if format != QUEUE_FORMAT {
+            if !(QUEUE_FORMAT_MIN..=QUEUE_FORMAT).contains(&format) {
                 return Err(Error::corrupt(
                     name,
-                    format!("queue format {format} (this build reads format {QUEUE_FORMAT})"),
+                    format!(
+                        "queue format {format} (this build reads formats {QUEUE_FORMAT_MIN} to {QUEUE_FORMAT})"
+                    ),
                 ));
             }
             let cap = usize::try_from(cap).unwrap_or(usize::MAX);
-            if cap == 0 || cap > MAX_CAPACITY || !cap.is_power_of_two() {
+            if cap == 0 || cap > MAX_CAPACITY || (format == 1 && !cap.is_power_of_two()) {
                 return Err(Error::corrupt(
                     name,
                     format!("a capacity of {cap} slots is impossible"),
@@ -211,15 +226,18 @@ impl<R: HasRing> RingHandle<R> {
                 ));
             }
             geometry = (cap, want);
-            region_bytes(name, cap, want)
+            region_bytes(name, ring_slots(cap), want)
         })?;
         Ok(Self::from_obj(obj, geometry.0, geometry.1))
     }
 
-    fn from_obj(obj: Object<R>, cap: usize, payload_words: usize) -> Self {
+    /// `limit`: the capacity in messages (validated); the ring has
+    /// [`ring_slots`]`(limit)` slots.
+    fn from_obj(obj: Object<R>, limit: usize, payload_words: usize) -> Self {
         RingHandle {
             obj,
-            cap,
+            cap: ring_slots(limit),
+            limit,
             payload_words,
             probe: DEFAULT_PROBE,
             spin: Spin::adaptive(),
@@ -243,6 +261,7 @@ impl<R: HasRing> RingHandle<R> {
             self.cap,
             self.payload_words,
         )
+        .and_then(|r| r.with_limit(self.limit))
         .ok_or_else(|| self.corrupt("its geometry is invalid"))
     }
 
@@ -259,7 +278,7 @@ impl<R: HasRing> RingHandle<R> {
     }
 
     pub fn capacity(&self) -> usize {
-        self.cap
+        self.limit
     }
 
     pub fn set_probe(&mut self, probe: Duration) {
@@ -302,7 +321,14 @@ impl<R: HasRing> RingHandle<R> {
             Err(QueueError::Empty) if self.probe_due() => attempt(&ring, true),
             r => r,
         }
-        .map_err(|e| self.err(e))
+        .map_or_else(|e| self.done(Err(e)), |x| self.done(Ok(x)))
+    }
+
+    /// A ring call's result as the crate's, unless the segment broke meanwhile: then
+    /// `Err(Corrupt)` (what it read or wrote was a process-private zero page).
+    #[inline]
+    pub fn done<X>(&self, r: core::result::Result<X, QueueError>) -> Result<X> {
+        self.obj.segment().intact(r.map_err(|e| self.err(e)))
     }
 
     pub fn record(&self, policy: &WaitPolicy) {
@@ -346,17 +372,45 @@ impl<R: HasRing> RingHandle<R> {
         self.ring().map(|r| r.recovery_stats()).unwrap_or_default()
     }
 
+    pub fn is_broken(&self) -> bool {
+        self.obj.is_broken()
+    }
+
     /// Runs a blocking ring call with this handle's policy, recording whether it slept.
     #[inline]
+    /// An unbounded call runs in slices that check for truncation
+    /// ([`Segment::sliced`](crate::segment::Segment)).
     pub fn blocking<X>(
         &self,
-        f: impl FnOnce(&Ring<'_>, &mut WaitPolicy) -> core::result::Result<X, QueueError>,
+        deadline: Deadline,
+        f: impl FnMut(&Ring<'_>, &mut WaitPolicy, Deadline) -> core::result::Result<X, QueueError>,
     ) -> Result<X> {
+        self.done(self.blocking_raw(deadline, f)?)
+    }
+
+    /// [`blocking`](Self::blocking), handing back the ring's own result (the caller
+    /// passes it through [`done`](Self::done) or [`intact`](Self::intact)).
+    pub fn blocking_raw<X>(
+        &self,
+        deadline: Deadline,
+        mut f: impl FnMut(&Ring<'_>, &mut WaitPolicy, Deadline) -> core::result::Result<X, QueueError>,
+    ) -> Result<core::result::Result<X, QueueError>> {
         let ring = self.ring()?;
         let mut policy = self.policy();
-        let r = f(&ring, &mut policy);
+        let r = self.obj.segment().sliced(
+            deadline,
+            true,
+            |d| f(&ring, &mut policy, d),
+            |r| matches!(r, Err(QueueError::Timeout)),
+        );
         self.record(&policy);
-        r.map_err(|e| self.err(e))
+        r
+    }
+
+    /// `r`, unless the segment broke: see [`Segment::intact`](crate::segment::Segment).
+    #[inline]
+    pub fn intact<X>(&self, r: Result<X>) -> Result<X> {
+        self.obj.segment().intact(r)
     }
 }
 
@@ -384,7 +438,7 @@ fn queue_spec<T: Pod>(kind: ObjectKind, what: &str, capacity: usize) -> Result<R
     Ok(RingSpec {
         kind,
         ty: TypeInfo::of::<T>(),
-        cap: round_capacity(what, capacity)?,
+        cap: check_capacity(what, capacity)?,
         payload_words: words_for(core::mem::size_of::<T>()),
         extra: core::mem::size_of::<T>() as u64,
     })
@@ -424,6 +478,31 @@ pub(crate) fn anonymous_ring<T: Pod, R: HasRing>(
     RingHandle::anonymous(spec)
 }
 
+/// The shared `open_or_create` of `Queue` and `JoinableQueue`: an existing queue is
+/// returned only if its capacity is `capacity` (capacities are exact, as `create`
+/// makes them).
+pub(crate) fn open_or_create_ring<T: Pod, R: HasRing>(
+    kind: ObjectKind,
+    name: &str,
+    capacity: usize,
+    opts: &Options,
+) -> Result<RingHandle<R>> {
+    // Bad arguments are refused whether or not the queue exists.
+    let want = queue_spec::<T>(kind, &format!("queue '{name}'"), capacity)?.cap;
+    segment::open_or_create(
+        || create_ring::<T, R>(kind, name, capacity, opts),
+        || {
+            let h = open_ring::<T, R>(kind, name, opts)?;
+            segment::same_shape(
+                name,
+                kind,
+                &[segment::param("capacity", h.capacity(), want)],
+            )?;
+            Ok(h)
+        },
+    )
+}
+
 pub(crate) fn open_ring<T: Pod, R: HasRing>(
     kind: ObjectKind,
     name: &str,
@@ -445,9 +524,11 @@ pub(crate) fn open_ring<T: Pod, R: HasRing>(
 ///   — unless the consumer that took it died before its `get` returned; then it is
 ///   delivered again (to another consumer, out of order). A put cut short by its
 ///   producer's death delivers nothing. Values are never torn.
-/// * **Capacity** is rounded up to a power of two ([`capacity`](Queue::capacity) says
-///   what you got); 0 or more than 2^30 slots is `InvalidArgument`. Each slot takes
-///   16 bytes plus `size_of::<T>()` rounded up to 8.
+/// * **Capacity** is exact, as Python's `Queue(maxsize)`: `Queue::create(name, 6)`
+///   holds 6 values and the 7th `try_put` is `Err(Full)`, also with concurrent
+///   producers. The ring underneath has the next power of two of slots (each slot
+///   takes 16 bytes plus `size_of::<T>()` rounded up to 8); a power-of-two capacity
+///   skips the limit check entirely. 0 or more than 2^30 is `InvalidArgument`.
 /// * **FIFO** per producer: values put by one thread are got in the order put (a
 ///   re-delivered value excepted).
 /// * **Close**: after [`close`](Queue::close), puts fail with `Closed`; gets drain what
@@ -457,8 +538,8 @@ pub(crate) fn open_ring<T: Pod, R: HasRing>(
 /// # fn main() -> multiproc::Result<()> {
 /// use multiproc::Queue;
 /// let name = format!("doc-queue-{}", std::process::id());
-/// let q: Queue<u64> = Queue::create(&name, 1000)?;    // rounded up to 1024
-/// assert_eq!(q.capacity(), 1024);
+/// let q: Queue<u64> = Queue::create(&name, 1000)?;    // holds exactly 1000
+/// assert_eq!(q.capacity(), 1000);
 /// q.put(7)?;
 /// let other: Queue<u64> = Queue::open(&name)?;        // from any process
 /// assert_eq!(other.get()?, 7);
@@ -494,8 +575,8 @@ impl<T: Pod> fmt::Debug for Queue<T> {
 }
 
 impl<T: Pod> Queue<T> {
-    /// Creates an empty queue named `name` holding at least `capacity` values
-    /// (rounded up to a power of two). `Err(AlreadyExists)` if the name is taken,
+    /// Creates an empty queue named `name` holding at most `capacity` values (exactly
+    /// as many as asked). `Err(AlreadyExists)` if the name is taken,
     /// `Err(InvalidArgument)` for a capacity of 0 or over 2^30.
     pub fn create(name: &str, capacity: usize) -> Result<Queue<T>> {
         Queue::create_with(name, capacity, &Options::default())
@@ -520,7 +601,7 @@ impl<T: Pod> Queue<T> {
     pub fn open(name: &str) -> Result<Queue<T>> {
         Queue::open_with(name, &Options::default())
     }
-    /// [`open`](Queue::open) with explicit [`Options`] (the init timeout).
+    /// [`open`](Queue::open) with explicit [`Options`] (init timeout, trusted owners).
     pub fn open_with(name: &str, opts: &Options) -> Result<Queue<T>> {
         Ok(Queue::wrap(open_ring::<T, RawQueue>(
             ObjectKind::Queue,
@@ -528,10 +609,21 @@ impl<T: Pod> Queue<T> {
             opts,
         )?))
     }
-    /// Opens `name`, creating it with `capacity` if it does not exist (an existing
-    /// queue keeps its own capacity).
+    /// Opens `name` if it exists with exactly this capacity, or creates it if it does
+    /// not exist. `Err(Mismatch)` if it
+    /// exists with another capacity (it is left alone); `Err(WrongType)` if it holds
+    /// another element type; `Err(InvalidArgument)` for a capacity `create` refuses.
     pub fn open_or_create(name: &str, capacity: usize) -> Result<Queue<T>> {
-        segment::open_or_create(|| Queue::create(name, capacity), || Queue::open(name))
+        Queue::open_or_create_with(name, capacity, &Options::default())
+    }
+    /// [`open_or_create`](Queue::open_or_create) with explicit segment [`Options`].
+    pub fn open_or_create_with(name: &str, capacity: usize, opts: &Options) -> Result<Queue<T>> {
+        Ok(Queue::wrap(open_or_create_ring::<T, RawQueue>(
+            ObjectKind::Queue,
+            name,
+            capacity,
+            opts,
+        )?))
     }
 
     fn wrap(h: RingHandle<RawQueue>) -> Queue<T> {
@@ -572,7 +664,7 @@ impl<T: Pod> Queue<T> {
     pub fn try_put(&self, v: T) -> Result<()> {
         let ring = self.h.ring()?;
         ring.try_put(current_identity(), write_pod(&v))
-            .map_err(|e| self.h.err(e))
+            .map_or_else(|e| self.h.done(Err(e)), |x| self.h.done(Ok(x)))
     }
     /// Puts `v`, waiting at most `timeout` for room: `Err(Timeout)` after that.
     pub fn put_timeout(&self, v: T, timeout: Duration) -> Result<()> {
@@ -581,8 +673,9 @@ impl<T: Pod> Queue<T> {
     #[inline]
     fn put_deadline(&self, v: T, deadline: Deadline) -> Result<()> {
         let me = current_identity();
-        self.h
-            .blocking(|ring, policy| ring.put(me, deadline, policy, write_pod(&v)))
+        self.h.blocking(deadline, |ring, policy, d| {
+            ring.put(me, d, policy, write_pod(&v))
+        })
     }
 
     /// Takes the oldest value, waiting for one. `Err(Closed)` once the queue is
@@ -607,8 +700,9 @@ impl<T: Pod> Queue<T> {
     #[inline]
     fn get_deadline(&self, deadline: Deadline) -> Result<T> {
         let me = current_identity();
-        self.h
-            .blocking(|ring, policy| ring.get(me, deadline, policy, &mut TakeWith(read_pod::<T>)))
+        self.h.blocking(deadline, |ring, policy, d| {
+            ring.get(me, d, policy, &mut TakeWith(read_pod::<T>))
+        })
     }
 
     /// Puts every value of `items` in order, waiting for room as needed; wakes
@@ -646,7 +740,7 @@ impl<T: Pod> Queue<T> {
         ring.try_put_many(current_identity(), items.len(), |i, p| {
             store_bytes(p, bytemuck::bytes_of(&items[i]))
         })
-        .map_err(|e| self.h.err(e))
+        .map_or_else(|e| self.h.done(Err(e)), |x| self.h.done(Ok(x)))
     }
     /// Waits for at least one value, then takes as many as are available, up to
     /// `buf.len()`; returns how many. `Err(Closed)` when closed and drained.
@@ -660,8 +754,8 @@ impl<T: Pod> Queue<T> {
     }
     fn get_many_deadline(&self, buf: &mut [T], deadline: Deadline) -> Result<usize> {
         let me = current_identity();
-        self.h.blocking(|ring, policy| {
-            ring.get_many(me, deadline, policy, buf.len(), |i, p| buf[i] = read_pod(p))
+        self.h.blocking(deadline, |ring, policy, d| {
+            ring.get_many(me, d, policy, buf.len(), |i, p| buf[i] = read_pod(p))
         })
     }
     /// Takes up to `buf.len()` values that are available now; returns how many (0
@@ -677,10 +771,10 @@ impl<T: Pod> Queue<T> {
                         Ok(1)
                     }
                     Err(QueueError::Empty) => Ok(0),
-                    Err(e) => Err(self.h.err(e)),
+                    Err(e) => self.h.done(Err(e)),
                 }
             }
-            r => r.map_err(|e| self.h.err(e)),
+            r => self.h.done(r),
         }
     }
 
@@ -698,8 +792,7 @@ impl<T: Pod> Queue<T> {
     pub fn is_full(&self) -> bool {
         self.len() == self.capacity()
     }
-    /// How many values the queue holds when full (the requested capacity rounded up
-    /// to a power of two).
+    /// How many values the queue holds when full: the capacity it was created with.
     pub fn capacity(&self) -> usize {
         self.h.capacity()
     }
@@ -715,5 +808,12 @@ impl<T: Pod> Queue<T> {
     /// What crash recovery has done on this queue so far.
     pub fn recovery_stats(&self) -> RecoveryStats {
         self.h.recovery_stats()
+    }
+    /// True once another process truncated the queue's segment (see
+    /// [`Segment::is_broken`](crate::Segment::is_broken)); every operation that
+    /// returns a `Result` then returns `Err(Corrupt)`, blocking ones within
+    /// [`BROKEN_CHECK_EVERY`](crate::segment::BROKEN_CHECK_EVERY).
+    pub fn is_broken(&self) -> bool {
+        self.h.is_broken()
     }
 }

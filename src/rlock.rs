@@ -1,6 +1,8 @@
 //! [`RLock`]: a named, robust, re-entrant lock.
 
-use crate::lock::{lock_result, try_result, LockResult, TryLockResult};
+use crate::lock::{
+    lock_result, try_result, try_unless_broken, unless_broken, LockResult, TryLockResult,
+};
 use crate::raw::lock::DEFAULT_PROBE;
 use crate::raw::RawRLock;
 use crate::segment::{self, Object, ObjectKind, Options};
@@ -111,14 +113,24 @@ impl RLock {
     pub fn open(name: &str) -> Result<RLock> {
         RLock::open_with(name, &Options::default())
     }
-    /// [`open`](RLock::open) with explicit [`Options`] (the init timeout).
+    /// [`open`](RLock::open) with explicit [`Options`] (init timeout, trusted owners).
     pub fn open_with(name: &str, opts: &Options) -> Result<RLock> {
         let obj = Object::open_plain(name, opts, ObjectKind::RLock)?;
         Ok(RLock::from_obj(obj))
     }
-    /// Opens `name`, creating it if it does not exist.
+    /// Opens `name`, creating it if it does not exist. A RLock has no
+    /// creation parameters, so any existing RLock of that name is returned, in
+    /// whatever state it is; `Err(WrongKind)` if the name holds another kind of object.
     pub fn open_or_create(name: &str) -> Result<RLock> {
-        segment::open_or_create(|| RLock::create(name), || RLock::open(name))
+        RLock::open_or_create_with(name, &Options::default())
+    }
+
+    /// [`open_or_create`](RLock::open_or_create) with explicit segment [`Options`].
+    pub fn open_or_create_with(name: &str, opts: &Options) -> Result<RLock> {
+        segment::open_or_create(
+            || RLock::create_with(name, opts),
+            || RLock::open_with(name, opts),
+        )
     }
     fn from_obj(obj: Object<RawRLock>) -> RLock {
         RLock {
@@ -149,7 +161,7 @@ impl RLock {
     pub fn acquire(&self) -> LockResult<RLockGuard<'_>> {
         let me = current_identity();
         let a = self.obj.raw().lock(me, None, self.probe);
-        lock_result(a, || self.guard(me))
+        unless_broken(self.obj.broken(), lock_result(a, || self.guard(me)))
     }
 
     /// Takes the lock only if that needs no waiting.
@@ -157,14 +169,14 @@ impl RLock {
     pub fn try_acquire(&self) -> TryLockResult<RLockGuard<'_>> {
         let me = current_identity();
         let a = self.obj.raw().try_lock(me);
-        try_result(a, || self.guard(me))
+        try_unless_broken(self.obj.broken(), try_result(a, || self.guard(me)))
     }
 
     /// Waits at most `timeout` for the lock; `Err(WouldBlock)` after that.
     pub fn acquire_timeout(&self, timeout: Duration) -> TryLockResult<RLockGuard<'_>> {
         let me = current_identity();
         let a = self.obj.raw().lock(me, deadline_after(timeout), self.probe);
-        try_result(a, || self.guard(me))
+        try_unless_broken(self.obj.broken(), try_result(a, || self.guard(me)))
     }
 
     /// Gives up one hold of the calling thread, Python style (see
@@ -177,10 +189,18 @@ impl RLock {
     #[inline]
     pub fn release(&self) -> Result<()> {
         // SAFETY: an RLock protects no data of its own; the caller gives up its hold.
-        match unsafe { self.obj.raw().unlock(current_identity()) } {
+        let r = match unsafe { self.obj.raw().unlock(current_identity()) } {
             Ok(_) => Ok(()),
             Err(_) => Err(Error::NotOwner),
-        }
+        };
+        self.obj.intact(r)
+    }
+
+    /// True once another process truncated the lock's segment: as for
+    /// [`Lock::is_broken`](crate::Lock::is_broken) (acquires return `Err(OwnerDied)`,
+    /// `release` returns `Err(Corrupt)`).
+    pub fn is_broken(&self) -> bool {
+        self.obj.is_broken()
     }
 
     /// True while any thread holds the lock (a snapshot).

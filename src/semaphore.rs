@@ -45,8 +45,28 @@ impl Sem {
         })
     }
 
+    /// `open_or_create`'s check: the initial value recorded at creation is `initial`.
+    fn same_initial(&self, name: &str, kind: ObjectKind, initial: u32) -> Result<()> {
+        let existing = self.obj.params()[0];
+        segment::same_shape(
+            name,
+            kind,
+            &[segment::param("initial value", existing, initial)],
+        )
+    }
+
     fn acquire_timeout(&self, timeout: Duration) -> bool {
-        self.obj.raw().acquire(deadline_after(timeout))
+        self.obj.raw().acquire(deadline_after(timeout)) && !self.obj.broken()
+    }
+
+    /// Waits in slices that check for truncation (see `Segment::sliced`).
+    fn acquire(&self) -> Result<()> {
+        let got =
+            self.obj
+                .segment()
+                .sliced(None, true, |d| self.obj.raw().acquire(d), |got| !got)?;
+        self.obj
+            .intact(if got { Ok(()) } else { Err(Error::Timeout) })
     }
 }
 
@@ -62,6 +82,9 @@ impl Sem {
 /// (one holder, recovered when it dies) or release from a supervisor.
 ///
 /// [`Lock`]: crate::Lock
+///
+/// If another process truncates the semaphore's file, this process survives:
+/// `acquire` and `release` return `Err(Corrupt)` (see [`is_broken`](Semaphore::is_broken)).
 ///
 /// ```
 /// # fn main() -> multiproc::Result<()> {
@@ -102,7 +125,7 @@ impl Semaphore {
     pub fn open(name: &str) -> Result<Semaphore> {
         Semaphore::open_with(name, &Options::default())
     }
-    /// [`open`](Semaphore::open) with explicit [`Options`] (the init timeout).
+    /// [`open`](Semaphore::open) with explicit [`Options`] (init timeout, trusted owners).
     pub fn open_with(name: &str, opts: &Options) -> Result<Semaphore> {
         Ok(Semaphore::from_obj(Sem::open(
             name,
@@ -110,11 +133,22 @@ impl Semaphore {
             ObjectKind::Semaphore,
         )?))
     }
-    /// Opens `name`, creating it with `initial` permits if it does not exist.
+    /// Opens `name` if it exists and was created with `initial` permits, or creates
+    /// it with `initial` permits if it does not exist. `Err(Mismatch)` if it was
+    /// created with another initial value (it is left alone). Only the initial value
+    /// is compared: the current count is state, whatever acquires and releases made it.
     pub fn open_or_create(name: &str, initial: u32) -> Result<Semaphore> {
+        Semaphore::open_or_create_with(name, initial, &Options::default())
+    }
+    /// [`open_or_create`](Semaphore::open_or_create) with explicit segment [`Options`].
+    pub fn open_or_create_with(name: &str, initial: u32, opts: &Options) -> Result<Semaphore> {
         segment::open_or_create(
-            || Semaphore::create(name, initial),
-            || Semaphore::open(name),
+            || Semaphore::create_with(name, initial, opts),
+            || {
+                let s = Semaphore::open_with(name, opts)?;
+                s.sem.same_initial(name, ObjectKind::Semaphore, initial)?;
+                Ok(s)
+            },
         )
     }
     fn from_obj(obj: Object<RawSemaphore>) -> Semaphore {
@@ -132,16 +166,22 @@ impl Semaphore {
         self.sem.obj.persist()
     }
 
-    /// Takes a permit, waiting as long as it takes.
+    /// Takes a permit, waiting as long as it takes. `Err(Corrupt)` once another
+    /// process truncated the semaphore's segment.
     #[inline]
     pub fn acquire(&self) -> Result<()> {
-        self.sem.obj.raw().acquire(None);
-        Ok(())
+        self.sem.acquire()
     }
-    /// Takes a permit if one is available now.
+    /// Takes a permit if one is available now (never once the segment is broken).
     #[inline]
     pub fn try_acquire(&self) -> bool {
-        self.sem.obj.raw().try_acquire()
+        self.sem.obj.raw().try_acquire() && !self.sem.obj.broken()
+    }
+    /// True once another process truncated the semaphore's segment (see
+    /// [`Segment::is_broken`](crate::Segment::is_broken)): `acquire` and `release`
+    /// then return `Err(Corrupt)`, `try_acquire` and `acquire_timeout` false.
+    pub fn is_broken(&self) -> bool {
+        self.sem.obj.is_broken()
     }
     /// Takes a permit, waiting at most `timeout`; false if none came.
     pub fn acquire_timeout(&self, timeout: Duration) -> bool {
@@ -151,8 +191,9 @@ impl Semaphore {
     /// would pass `u32::MAX`.
     #[inline]
     pub fn release(&self) -> Result<()> {
-        if self.sem.obj.raw().release(self.sem.max) {
-            Ok(())
+        // On a broken segment the release went to a private page: intact says so.
+        if self.sem.obj.raw().release(self.sem.max) || self.sem.obj.broken() {
+            self.sem.obj.intact(Ok(()))
         } else {
             Err(Error::invalid(format!(
                 "semaphore '{}' is at its largest value {}: release would overflow it",
@@ -217,7 +258,7 @@ impl BoundedSemaphore {
     pub fn open(name: &str) -> Result<BoundedSemaphore> {
         BoundedSemaphore::open_with(name, &Options::default())
     }
-    /// [`open`](BoundedSemaphore::open) with explicit [`Options`] (the init timeout).
+    /// [`open`](BoundedSemaphore::open) with explicit [`Options`] (init timeout, trusted owners).
     pub fn open_with(name: &str, opts: &Options) -> Result<BoundedSemaphore> {
         Ok(BoundedSemaphore::from_obj(Sem::open(
             name,
@@ -225,11 +266,28 @@ impl BoundedSemaphore {
             ObjectKind::BoundedSemaphore,
         )?))
     }
-    /// Opens `name`, creating it with `initial` permits if it does not exist.
+    /// Opens `name` if it exists and was created with `initial` permits (its bound),
+    /// or creates it with `initial` permits if it does not exist. `Err(Mismatch)` if
+    /// it was created with another bound (it is left alone); the current count is
+    /// state and not compared.
     pub fn open_or_create(name: &str, initial: u32) -> Result<BoundedSemaphore> {
+        BoundedSemaphore::open_or_create_with(name, initial, &Options::default())
+    }
+    /// [`open_or_create`](BoundedSemaphore::open_or_create) with explicit segment
+    /// [`Options`].
+    pub fn open_or_create_with(
+        name: &str,
+        initial: u32,
+        opts: &Options,
+    ) -> Result<BoundedSemaphore> {
         segment::open_or_create(
-            || BoundedSemaphore::create(name, initial),
-            || BoundedSemaphore::open(name),
+            || BoundedSemaphore::create_with(name, initial, opts),
+            || {
+                let s = BoundedSemaphore::open_with(name, opts)?;
+                s.sem
+                    .same_initial(name, ObjectKind::BoundedSemaphore, initial)?;
+                Ok(s)
+            },
         )
     }
     fn from_obj(obj: Object<RawSemaphore>) -> BoundedSemaphore {
@@ -249,16 +307,22 @@ impl BoundedSemaphore {
         self.sem.obj.persist()
     }
 
-    /// Takes a permit, waiting as long as it takes.
+    /// Takes a permit, waiting as long as it takes. `Err(Corrupt)` once another
+    /// process truncated the semaphore's segment.
     #[inline]
     pub fn acquire(&self) -> Result<()> {
-        self.sem.obj.raw().acquire(None);
-        Ok(())
+        self.sem.acquire()
     }
-    /// Takes a permit if one is available now.
+    /// Takes a permit if one is available now (never once the segment is broken).
     #[inline]
     pub fn try_acquire(&self) -> bool {
-        self.sem.obj.raw().try_acquire()
+        self.sem.obj.raw().try_acquire() && !self.sem.obj.broken()
+    }
+    /// True once another process truncated the semaphore's segment (see
+    /// [`Segment::is_broken`](crate::Segment::is_broken)): `acquire` and `release`
+    /// then return `Err(Corrupt)`, `try_acquire` and `acquire_timeout` false.
+    pub fn is_broken(&self) -> bool {
+        self.sem.obj.is_broken()
     }
     /// Takes a permit, waiting at most `timeout`; false if none came.
     pub fn acquire_timeout(&self, timeout: Duration) -> bool {
@@ -268,8 +332,9 @@ impl BoundedSemaphore {
     /// the value is already at its initial value.
     #[inline]
     pub fn release(&self) -> Result<()> {
-        if self.sem.obj.raw().release(self.sem.max) {
-            Ok(())
+        // On a broken segment the release went to a private page: intact says so.
+        if self.sem.obj.raw().release(self.sem.max) || self.sem.obj.broken() {
+            self.sem.obj.intact(Ok(()))
         } else {
             Err(Error::invalid(format!(
                 "bounded semaphore '{}' already holds its initial {} permits: release without a matching acquire",

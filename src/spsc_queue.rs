@@ -48,13 +48,14 @@ enum Side {
 ///
 /// **Roles.** Each handle is either the producer or the consumer, chosen when it is
 /// created or opened ([`Role`]). A role belongs to one process at a time: claiming a
-/// role that a live process holds fails with [`Error::InvalidArgument`] naming that
-/// process; a role whose process died (SIGKILL included) is taken over by the next
-/// claimant — nothing is lost: a put is visible whole or not at all, and a record the
-/// dead consumer had not finished taking is delivered again. Dropping a handle lets
-/// its role go. A handle inherited through `fork` does not carry its role into the
-/// child (the child's first call tries to claim it, and fails while the parent holds
-/// it). Data-moving methods take `&mut self`: one handle, one thread at a time.
+/// role that a live process holds fails with [`Error::Busy`] naming that process; a
+/// role whose process exited (SIGKILL included; a process lives while any of its
+/// threads does) is taken over by the next claimant — nothing is lost: a put is
+/// visible whole or not at all, and a record the dead consumer had not finished
+/// taking is delivered again. Dropping a handle lets its role go. A handle inherited
+/// through `fork` does not carry its role into the child (the child's first call
+/// tries to claim it, and fails with [`Error::Busy`] while the parent holds it).
+/// Data-moving methods take `&mut self`: one handle, one thread at a time.
 ///
 /// **Capacity** is rounded up to a power of two ([`capacity`](SpscQueue::capacity)
 /// says what you got); 0, or more than 2^40 bytes of records, is
@@ -151,14 +152,25 @@ impl<T: Pod> SpscQueue<T> {
         Ok(q)
     }
 
-    /// Opens the queue `name` and claims `role` in it: `Err(InvalidArgument)` if a
-    /// live process holds that role; a dead holder's role is taken over.
+    /// Opens the queue `name` and claims `role` in it: `Err(Busy)` if a live process
+    /// holds that role; a dead holder's role is taken over.
     pub fn open(name: &str, role: Role) -> Result<SpscQueue<T>> {
         SpscQueue::open_with(name, role, &Options::default())
     }
 
-    /// [`open`](SpscQueue::open) with explicit [`Options`] (the init timeout).
+    /// [`open`](SpscQueue::open) with explicit [`Options`] (init timeout, trusted owners).
     pub fn open_with(name: &str, role: Role, opts: &Options) -> Result<SpscQueue<T>> {
+        SpscQueue::open_checked(name, role, opts, |_| Ok(()))
+    }
+
+    /// [`open_with`](SpscQueue::open_with), with `check` judging the geometry before
+    /// the role is claimed.
+    fn open_checked(
+        name: &str,
+        role: Role,
+        opts: &Options,
+        check: impl FnOnce(Geometry) -> Result<()>,
+    ) -> Result<SpscQueue<T>> {
         let mut geo = None;
         let obj = Object::open(
             name,
@@ -180,16 +192,39 @@ impl<T: Pod> SpscQueue<T> {
             },
         )?;
         let geo = geo.ok_or_else(|| Error::corrupt(name, "no geometry"))?;
+        check(geo)?;
         let mut q = SpscQueue::from_obj(obj, geo, role);
         q.claim()?;
         Ok(q)
     }
 
-    /// Opens `name`, creating it with `capacity` if it does not exist, and claims `role`.
+    /// Opens `name` if it exists with this capacity (rounded up to a power of two),
+    /// or creates it if it does not exist, and claims `role`. `Err(Mismatch)` if it
+    /// exists with another capacity (it is left alone, the role unclaimed);
+    /// `Err(InvalidArgument)` for a capacity `create` refuses, whether or not it exists.
     pub fn open_or_create(name: &str, capacity: usize, role: Role) -> Result<SpscQueue<T>> {
+        SpscQueue::open_or_create_with(name, capacity, role, &Options::default())
+    }
+
+    /// [`open_or_create`](SpscQueue::open_or_create) with explicit segment [`Options`].
+    pub fn open_or_create_with(
+        name: &str,
+        capacity: usize,
+        role: Role,
+        opts: &Options,
+    ) -> Result<SpscQueue<T>> {
+        let want = geometry::<T>(capacity)?.capacity();
         segment::open_or_create(
-            || SpscQueue::create(name, capacity, role),
-            || SpscQueue::open(name, role),
+            || SpscQueue::create_with(name, capacity, role, opts),
+            || {
+                SpscQueue::open_checked(name, role, opts, |geo| {
+                    segment::same_shape(
+                        name,
+                        ObjectKind::SpscQueue,
+                        &[segment::param("capacity", geo.capacity(), want)],
+                    )
+                })
+            },
         )
     }
 
@@ -283,6 +318,14 @@ impl<T: Pod> SpscQueue<T> {
         self.obj.raw().ring.closed() != 0
     }
 
+    /// True once another process truncated the queue's segment (see
+    /// [`Segment::is_broken`](crate::Segment::is_broken)); every operation that
+    /// returns a `Result` then returns `Err(Corrupt)`, blocking ones within
+    /// [`BROKEN_CHECK_EVERY`](crate::segment::BROKEN_CHECK_EVERY).
+    pub fn is_broken(&self) -> bool {
+        self.obj.is_broken()
+    }
+
     fn role_record(&self) -> &RawRole {
         let raw = self.obj.raw();
         match self.role {
@@ -296,22 +339,13 @@ impl<T: Pod> SpscQueue<T> {
     fn claim(&mut self) -> Result<()> {
         let me = current_process();
         let generation = fork_generation();
-        let inherited = self.generation != 0;
         match self.role_record().claim(me, true) {
             Ok(_) => {}
             Err(ClaimError::Busy(holder)) => {
-                let why = if inherited {
-                    "this handle was inherited through fork, and its role stays with the \
-                     parent; open the queue again in the child once the parent let go"
-                } else {
-                    "a queue has one at a time: drop that handle, or wait for its process to exit"
-                };
-                return Err(Error::invalid(format!(
-                    "SpscQueue '{}': the {} role is held by live process {}; {why}",
-                    self.name(),
-                    self.role.name(),
-                    holder.tid
-                )));
+                return Err(Error::Busy {
+                    name: self.name().into(),
+                    holder: holder.tid,
+                })
             }
             Err(ClaimError::Dead(_) | ClaimError::Closed) => return Err(Error::Closed),
         }
@@ -423,18 +457,20 @@ impl<T: Pod> SpscQueue<T> {
     #[inline]
     pub fn put(&mut self, v: T) -> Result<()> {
         if self.put_fast(&v) {
-            return Ok(());
+            return self.obj.intact(Ok(()));
         }
-        self.put_until(v, None)
+        let r = self.put_until(v, None);
+        self.obj.intact(r)
     }
 
     /// Puts `v` if there is room now; `Err(Full)` otherwise.
     #[inline]
     pub fn try_put(&mut self, v: T) -> Result<()> {
         if self.put_fast(&v) {
-            return Ok(());
+            return self.obj.intact(Ok(()));
         }
-        self.try_put_slow(v)
+        let r = self.try_put_slow(v);
+        self.obj.intact(r)
     }
 
     #[inline(never)]
@@ -452,11 +488,14 @@ impl<T: Pod> SpscQueue<T> {
 
     /// Puts `v`, waiting at most `timeout` for room; `Err(Timeout)` after that.
     pub fn put_timeout(&mut self, v: T, timeout: Duration) -> Result<()> {
-        self.put_until(v, deadline_after(timeout))
+        let r = self.put_until(v, deadline_after(timeout));
+        self.obj.intact(r)
     }
 
     #[inline(never)]
     fn put_until(&mut self, v: T, deadline: Deadline) -> Result<()> {
+        // A wait's probes also check for truncation (nobody wakes a lost page).
+        let seg = self.obj.segment().clone();
         let (raw, p, probe) = self.producer()?;
         let ring = &raw.ring;
         if ring.closed() != 0 {
@@ -468,7 +507,7 @@ impl<T: Pod> SpscQueue<T> {
                 Ok(false) => {}
                 Err(c) => return Err(self.corrupt(c)),
             }
-            if let Err(s) = p.wait_free(ring, 1, deadline, probe, || false) {
+            if let Err(s) = p.wait_free(ring, 1, deadline, probe, || seg.is_broken()) {
                 return Err(self.stop(s));
             }
         }
@@ -477,12 +516,18 @@ impl<T: Pod> SpscQueue<T> {
     /// Puts every record of `items` in order, waiting for room as needed; each
     /// batch that fits is published with one store.
     pub fn put_many(&mut self, items: &[T]) -> Result<()> {
-        self.put_many_until(items, None).map(|_| ())
+        let r = self.put_many_until(items, None).map(|_| ());
+        self.obj.intact(r)
     }
 
     /// Puts as many leading records of `items` as fit now (one store); returns how
     /// many. `Err(Full)` when none fit (and `items` is not empty).
     pub fn try_put_many(&mut self, items: &[T]) -> Result<usize> {
+        let r = self.try_put_many_inner(items);
+        self.obj.intact(r)
+    }
+
+    fn try_put_many_inner(&mut self, items: &[T]) -> Result<usize> {
         if items.is_empty() {
             return Ok(0);
         }
@@ -506,10 +551,13 @@ impl<T: Pod> SpscQueue<T> {
     /// As [`put_many`](SpscQueue::put_many), giving up after `timeout`: returns how
     /// many records were put (all of them unless it timed out).
     pub fn put_many_timeout(&mut self, items: &[T], timeout: Duration) -> Result<usize> {
-        self.put_many_until(items, deadline_after(timeout))
+        let r = self.put_many_until(items, deadline_after(timeout));
+        self.obj.intact(r)
     }
 
     fn put_many_until(&mut self, items: &[T], deadline: Deadline) -> Result<usize> {
+        // A wait's probes also check for truncation (nobody wakes a lost page).
+        let seg = self.obj.segment().clone();
         let (raw, p, probe) = self.producer()?;
         let ring = &raw.ring;
         let bytes: &[u8] = bytemuck::cast_slice(items);
@@ -525,7 +573,7 @@ impl<T: Pod> SpscQueue<T> {
             let want = left.min((cap / 4).max(1));
             match p.free_for(ring, want) {
                 Ok(f) if f >= want => {}
-                Ok(_) => match p.wait_free(ring, want, deadline, probe, || false) {
+                Ok(_) => match p.wait_free(ring, want, deadline, probe, || seg.is_broken()) {
                     Ok(_) => {}
                     Err(Stop::TimedOut) if done > 0 => return Ok(done),
                     Err(s) => return Err(self.stop(s)),
@@ -543,9 +591,10 @@ impl<T: Pod> SpscQueue<T> {
     #[inline]
     pub fn get(&mut self) -> Result<T> {
         if let Some(v) = self.get_fast() {
-            return Ok(v);
+            return self.obj.intact(Ok(v));
         }
-        self.get_until(None)
+        let r = self.get_until(None);
+        self.obj.intact(r)
     }
 
     /// Takes the oldest record if there is one; `Err(Empty)` otherwise
@@ -553,9 +602,10 @@ impl<T: Pod> SpscQueue<T> {
     #[inline]
     pub fn try_get(&mut self) -> Result<T> {
         if let Some(v) = self.get_fast() {
-            return Ok(v);
+            return self.obj.intact(Ok(v));
         }
-        self.try_get_slow()
+        let r = self.try_get_slow();
+        self.obj.intact(r)
     }
 
     #[inline(never)]
@@ -573,11 +623,14 @@ impl<T: Pod> SpscQueue<T> {
 
     /// Takes the oldest record, waiting at most `timeout`; `Err(Timeout)` after that.
     pub fn get_timeout(&mut self, timeout: Duration) -> Result<T> {
-        self.get_until(deadline_after(timeout))
+        let r = self.get_until(deadline_after(timeout));
+        self.obj.intact(r)
     }
 
     #[inline(never)]
     fn get_until(&mut self, deadline: Deadline) -> Result<T> {
+        // A wait's probes also check for truncation (nobody wakes a lost page).
+        let seg = self.obj.segment().clone();
         let (raw, c, probe) = self.consumer()?;
         let ring = &raw.ring;
         loop {
@@ -586,7 +639,7 @@ impl<T: Pod> SpscQueue<T> {
                 Ok(None) => {}
                 Err(e) => return Err(self.corrupt(e)),
             }
-            if let Err(s) = c.wait_available(ring, 1, deadline, probe, || false) {
+            if let Err(s) = c.wait_available(ring, 1, deadline, probe, || seg.is_broken()) {
                 return Err(self.stop(s));
             }
         }
@@ -610,6 +663,13 @@ impl<T: Pod> SpscQueue<T> {
     }
 
     fn get_many_until(&mut self, out: &mut [T], deadline: Deadline, wait: bool) -> Result<usize> {
+        let r = self.get_many_inner(out, deadline, wait);
+        self.obj.intact(r)
+    }
+
+    fn get_many_inner(&mut self, out: &mut [T], deadline: Deadline, wait: bool) -> Result<usize> {
+        // A wait's probes also check for truncation (nobody wakes a lost page).
+        let seg = self.obj.segment().clone();
         if out.is_empty() {
             return Ok(0);
         }
@@ -619,7 +679,7 @@ impl<T: Pod> SpscQueue<T> {
         match c.available_for(ring, out.len() as u64) {
             Ok(0) if !wait => return Err(if closed { Error::Closed } else { Error::Empty }),
             Ok(0) => {
-                if let Err(s) = c.wait_available(ring, 1, deadline, probe, || false) {
+                if let Err(s) = c.wait_available(ring, 1, deadline, probe, || seg.is_broken()) {
                     return Err(self.stop(s));
                 }
             }

@@ -1,9 +1,10 @@
 //! `Value<T>`: one `T: Pod` shared by name between processes.
 
 use crate::array::{
-    acquire_elems, check_elem_params, elem_params, words_or_invalid, words_ptr, words_slice,
+    acquire_elems, check_elem_params, elem_params, refuse_self_deadlock, under_lock,
+    words_or_invalid, words_ptr, words_slice,
 };
-use crate::lock::Held;
+use crate::lock::{held_here, Held};
 use crate::raw::array::is_word_sized;
 use crate::raw::lock::{Acquire, DEFAULT_PROBE};
 use crate::raw::{Integer, RawValue, ValueRef};
@@ -39,6 +40,10 @@ use std::time::Duration;
 /// * A process killed mid-write never wedges the others: readers fall back to the
 ///   lock after a bounded number of retries, and the lock recovers from a dead holder
 ///   within its probe interval (a multi-word value may then be half written).
+///
+/// If another process truncates the value's file, this process survives (see
+/// [`is_broken`](Value::is_broken)): with no error to return, the operations go on
+/// on a zero page private to this process.
 ///
 /// ```
 /// # fn main() -> multiproc::Result<()> {
@@ -149,7 +154,7 @@ impl<T: Pod> Value<T> {
         Value::open_with(name, &Options::default())
     }
 
-    /// [`open`](Value::open) with explicit [`Options`] (the init timeout).
+    /// [`open`](Value::open) with explicit [`Options`] (init timeout, trusted owners).
     pub fn open_with(name: &str, opts: &Options) -> Result<Value<T>> {
         words_or_invalid::<T>("value", name, 1)?;
         let obj = Object::open(name, opts, ObjectKind::Value, TypeInfo::of::<T>(), |img| {
@@ -165,9 +170,20 @@ impl<T: Pod> Value<T> {
         Ok(Value::from_obj(obj))
     }
 
-    /// Opens `name`, creating it holding `init` if it does not exist.
+    /// Opens `name`, creating it holding `init` if it does not exist. An existing
+    /// value of type `T` is returned as it is: `init` is a starting value (state), not
+    /// a creation parameter, so it is not compared. `Err(WrongType)` if it holds
+    /// another type.
     pub fn open_or_create(name: &str, init: T) -> Result<Value<T>> {
-        segment::open_or_create(|| Value::create(name, init), || Value::open(name))
+        Value::open_or_create_with(name, init, &Options::default())
+    }
+
+    /// [`open_or_create`](Value::open_or_create) with explicit segment [`Options`].
+    pub fn open_or_create_with(name: &str, init: T, opts: &Options) -> Result<Value<T>> {
+        segment::open_or_create(
+            || Value::create_with(name, init, opts),
+            || Value::open_with(name, opts),
+        )
     }
 
     fn from_obj(obj: Object<RawValue>) -> Value<T> {
@@ -202,6 +218,15 @@ impl<T: Pod> Value<T> {
         self.obj.segment()
     }
 
+    /// True once another process truncated the value's segment (see
+    /// [`Segment::is_broken`](crate::Segment::is_broken)). No operation of a `Value`
+    /// returns an error, so they go on, on a zero page private to this process: what
+    /// it writes, no other process sees, and guards report
+    /// [`recovered`](ValueGuard::recovered). Check this where it matters.
+    pub fn is_broken(&self) -> bool {
+        self.obj.is_broken()
+    }
+
     /// The raw header inside the segment.
     pub fn raw(&self) -> &RawValue {
         self.obj.raw()
@@ -214,6 +239,8 @@ impl<T: Pod> Value<T> {
         let w = unsafe { words_slice(self.words, Self::WORDS) };
         match self.obj.raw().view::<T>(w) {
             Some(v) => v.with_probe(self.probe),
+            // Unreachable from shared data: WORDS is a constant, exactly the words one
+            // T needs (and the segment's size was checked at create/open).
             None => unreachable!("value '{}': words checked at open", self.name()),
         }
     }
@@ -232,9 +259,19 @@ impl<T: Pod> Value<T> {
         self.view().get()
     }
 
+    /// Panics if this thread holds the lock through a guard and `T` is written under
+    /// the lock (multi-word): the write would wait for the guard.
+    #[inline]
+    fn refuse_self_deadlock_for_multi_word(&self) {
+        if !is_word_sized::<T>() {
+            refuse_self_deadlock(self.raw().as_array(), "this value");
+        }
+    }
+
     /// Stores `x`. One atomic store for word-sized `T`; under the lock otherwise.
     #[inline]
     pub fn set(&self, x: T) {
+        self.refuse_self_deadlock_for_multi_word();
         self.view().set(x)
     }
 
@@ -253,12 +290,18 @@ impl<T: Pod> Value<T> {
     /// ```
     #[inline]
     pub fn update<R>(&self, f: impl FnMut(&mut T) -> R) -> R {
-        self.view().update(f)
+        if is_word_sized::<T>() {
+            return self.view().update(f);
+        }
+        let raw = self.raw().as_array();
+        let me = refuse_self_deadlock(raw, "this value");
+        self.view().update(under_lock(raw, me, f))
     }
 
     /// Stores `x`, returning the previous value.
     #[inline]
     pub fn swap(&self, x: T) -> T {
+        self.refuse_self_deadlock_for_multi_word();
         self.view().swap(x)
     }
 
@@ -266,6 +309,7 @@ impl<T: Pod> Value<T> {
     /// `Err(actual)` if not. The comparison is bytewise (for floats `-0.0 != 0.0`).
     #[inline]
     pub fn compare_exchange(&self, current: T, new: T) -> core::result::Result<T, T> {
+        self.refuse_self_deadlock_for_multi_word();
         self.view().compare_exchange(current, new)
     }
 
@@ -289,10 +333,18 @@ impl<T: Pod> Value<T> {
     /// # Ok(()) }
     /// ```
     ///
+    /// A lock word that names the calling thread although none of its guards holds the
+    /// lock was forged by another process (it cannot be real): the lock is taken over
+    /// as from a dead holder ([`ValueGuard::recovered`]).
+    ///
     /// # Panics
-    /// If the calling thread already holds this value's lock (a live guard): waiting
-    /// would deadlock. The same holds for the operations that take the lock —
-    /// [`set`](Value::set), [`update`](Value::update), [`swap`](Value::swap) or [`compare_exchange`](Value::compare_exchange) of a multi-word value — while this thread holds a guard: change the guard instead.
+    /// If the calling thread already holds this value's lock (a live guard, through
+    /// any handle, or inside an [`update`](Value::update) of a multi-word value):
+    /// waiting would deadlock. The same holds for the operations that take the lock —
+    /// [`set`](Value::set), [`update`](Value::update), [`swap`](Value::swap) or
+    /// [`compare_exchange`](Value::compare_exchange) of a multi-word value — while this
+    /// thread holds a guard: change the guard instead. Only this process's own guards
+    /// count, so no other process can cause the panic.
     pub fn lock(&self) -> ValueGuard<'_, T> {
         let (a, me) = acquire_elems(self.raw().as_array(), None, self.probe, "this value");
         self.guard(a, me)
@@ -306,6 +358,10 @@ impl<T: Pod> Value<T> {
     /// [`lock`](Value::lock), unless another thread holds the lock: then `None`.
     pub fn try_lock(&self) -> Option<ValueGuard<'_, T>> {
         let me = crate::sync::current_identity();
+        let lock = self.raw().raw_lock();
+        if lock.holder() == Some(me.tid) && held_here(lock, me) {
+            return None; // our own guard holds it
+        }
         let a = self.raw().try_lock(me);
         a.is_held().then(|| self.guard(a, me))
     }
@@ -334,7 +390,7 @@ impl<T: Pod> Value<T> {
             orig: orig[0],
             copy: orig[0],
             dirty: false,
-            recovered: a == Acquire::Recovered,
+            recovered: a == Acquire::Recovered || self.obj.broken(),
             _held: held,
         }
     }

@@ -294,11 +294,14 @@ fn open_or_create_checks_the_length() {
     a.set(2, 9).unwrap();
     assert_eq!(b.get(2), Some(9));
     match Array::<u32>::open_or_create(&name, 5) {
-        Err(e @ Error::WrongType { .. }) => {
+        Err(e @ Error::Mismatch { .. }) => {
             let msg = e.to_string();
-            assert!(msg.contains("of 4") && msg.contains("of 5"), "{msg}");
+            assert!(
+                msg.contains("length 4") && msg.contains("length 5"),
+                "{msg}"
+            );
         }
-        r => panic!("expected WrongType, got {r:?}"),
+        r => panic!("expected Mismatch, got {r:?}"),
     }
 }
 

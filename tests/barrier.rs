@@ -170,8 +170,160 @@ fn party_counts_are_checked() {
     ));
     let b = Barrier::create(&n, Barrier::MAX_PARTIES).unwrap();
     assert_eq!(Barrier::open(&n).unwrap().parties(), 64);
-    assert_eq!(Barrier::open_or_create(&n, 5).unwrap().parties(), 64);
+    assert_eq!(Barrier::open_or_create(&n, 64).unwrap().parties(), 64);
     let one = Barrier::create(&unique("barrier-one"), 1).unwrap();
     assert_eq!(one.wait().unwrap(), 0, "a barrier of one never waits");
     assert!(format!("{b:?}").contains("parties: 64"));
+}
+
+/// Mirrors CPython's `_TestBarrier.test_action` (the action runs exactly once per
+/// round, and every party sees its effect when `wait` returns), across processes:
+/// the action runs in the last party to arrive, before any party is released.
+#[test]
+fn the_action_runs_once_in_the_last_party_before_any_is_released() {
+    const PARTIES: u64 = 3;
+    const ROUNDS: u64 = 20;
+    let name = unique("barrier-action");
+    let _b = Barrier::create(&name, PARTIES as u32).unwrap();
+    // [0] = actions run; [1] = pid of the process that ran the last one
+    let seg = Segment::create(&format!("{name}.n"), 16).unwrap();
+    let kids: Vec<_> = (0..PARTIES)
+        .map(|_| {
+            let (name, seg) = (name.clone(), seg.clone());
+            fork(move || {
+                let action_seg = seg.clone();
+                let b = Barrier::open(&name).unwrap().with_action(move || {
+                    slot(&action_seg, 0).fetch_add(1, Ordering::Relaxed);
+                    slot(&action_seg, 1).store(u64::from(std::process::id()), Ordering::Relaxed);
+                });
+                for r in 1..=ROUNDS {
+                    let i = match b.wait_timeout(WATCHDOG) {
+                        Ok(i) => i,
+                        Err(_) => return 1,
+                    };
+                    // Two waits (two actions) per round.
+                    if slot(&seg, 0).load(Ordering::Relaxed) != 2 * r - 1 {
+                        return 2; // released before the action ran, or it ran twice
+                    }
+                    let ran_here =
+                        slot(&seg, 1).load(Ordering::Relaxed) == u64::from(std::process::id());
+                    if ran_here != (i == PARTIES as u32 - 1) {
+                        return 3; // not run by the last party
+                    }
+                    // Nobody starts the next round's action before all saw this one.
+                    if b.wait_timeout(WATCHDOG).is_err() {
+                        return 4;
+                    }
+                    if slot(&seg, 0).load(Ordering::Relaxed) != 2 * r {
+                        return 5;
+                    }
+                }
+                0
+            })
+        })
+        .collect();
+    for k in kids {
+        k.join_ok(WATCHDOG);
+    }
+    assert_eq!(slot(&seg, 0).load(Ordering::Relaxed), 2 * ROUNDS);
+}
+
+/// Python's `threading.Barrier` docs: "if the action raises an error, the barrier is
+/// put into the broken state" — for every party, the one that ran it included,
+/// until `reset`.
+#[test]
+fn a_panicking_action_breaks_the_barrier_for_every_party() {
+    let name = unique("barrier-action-panics");
+    let b = Barrier::create(&name, 3)
+        .unwrap()
+        .with_action(|| panic!("the action fails"));
+    let kids: Vec<_> = (0..2)
+        .map(|_| {
+            let b = b.clone();
+            fork(move || i32::from(!matches!(b.wait_timeout(WATCHDOG), Err(Error::Broken))))
+        })
+        .collect();
+    wait_for("two waiters", || b.n_waiting() == 2);
+    let b2 = b.clone();
+    assert!(matches!(
+        watchdog(WATCHDOG, move || b2.wait()),
+        Err(Error::Broken)
+    ));
+    for k in kids {
+        k.join_ok(WATCHDOG);
+    }
+    assert!(b.is_broken());
+    assert!(matches!(b.wait(), Err(Error::Broken)));
+    b.reset();
+    let single = Barrier::open(&name).unwrap();
+    let t = std::thread::spawn(move || single.wait_timeout(WATCHDOG));
+    let plain = Barrier::open(&name).unwrap();
+    let t2 = std::thread::spawn(move || plain.wait_timeout(WATCHDOG));
+    // The third party has no action: the round completes normally.
+    let last = Barrier::open(&name).unwrap();
+    wait_for("two waiters again", || last.n_waiting() == 2);
+    assert_eq!(last.wait_timeout(WATCHDOG).unwrap(), 2);
+    t.join().unwrap().unwrap();
+    t2.join().unwrap().unwrap();
+}
+
+/// Mirrors CPython's `BarrierTests.test_default_timeout`: `Barrier(n, timeout=...)`
+/// makes a plain `wait()` time out (breaking the barrier); `wait(timeout)` overrides.
+#[test]
+fn the_default_timeout_applies_to_wait_and_wait_timeout_overrides_it() {
+    let name = unique("barrier-default-timeout");
+    let b = Barrier::create(&name, 2)
+        .unwrap()
+        .with_timeout(Duration::from_millis(50));
+    assert_eq!(b.timeout(), Some(Duration::from_millis(50)));
+    let b2 = b.clone();
+    let t = Instant::now();
+    assert!(matches!(
+        watchdog(WATCHDOG, move || b2.wait()),
+        Err(Error::Broken)
+    ));
+    assert!(t.elapsed() >= Duration::from_millis(50));
+    assert!(b.is_broken());
+    b.reset();
+    // A longer explicit timeout wins over the default: the partner comes after 150 ms.
+    let partner = fork({
+        let name = name.clone();
+        move || {
+            std::thread::sleep(Duration::from_millis(150));
+            let b = Barrier::open(&name).unwrap();
+            i32::from(b.wait_timeout(WATCHDOG).is_err())
+        }
+    });
+    let b2 = b.clone();
+    assert!(watchdog(WATCHDOG, move || b2.wait_timeout(WATCHDOG)).is_ok());
+    partner.join_ok(WATCHDOG);
+}
+
+/// The last party's process killed while it runs the action: it holds the round, so
+/// the other parties are not released — they find it dead and the barrier breaks
+/// (within the probe interval) instead of hanging.
+#[test]
+fn a_party_killed_in_the_action_breaks_the_barrier() {
+    let name = unique("barrier-action-killed");
+    let b = Barrier::create(&name, 2).unwrap();
+    let b2 = b.clone();
+    let waiter = std::thread::spawn(move || b2.wait_timeout(WATCHDOG));
+    wait_for("the first party", || b.n_waiting() == 1);
+    let seg = Segment::create(&format!("{name}.n"), 8).unwrap();
+    let actor = fork({
+        let (name, seg) = (name.clone(), seg.clone());
+        move || {
+            let b = Barrier::open(&name).unwrap().with_action(move || {
+                slot(&seg, 0).store(1, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_secs(60));
+            });
+            let _ = b.wait();
+            0
+        }
+    });
+    wait_for("the action", || slot(&seg, 0).load(Ordering::SeqCst) == 1);
+    actor.kill();
+    let r = watchdog(WATCHDOG, move || waiter.join().unwrap());
+    assert!(matches!(r, Err(Error::Broken)), "{r:?}");
+    assert!(b.is_broken());
 }

@@ -193,3 +193,19 @@ fn messages_cross_processes_and_an_unrelated_process() {
     let (code, _) = wait_self(child, WATCHDOG);
     assert_eq!(code, 0);
 }
+
+/// Mirrors CPython's `_TestQueue.test_put` (`maxsize=6` holds six): as `Queue`, the
+/// capacity is exact, not the ring's power of two.
+#[test]
+fn capacity_is_exactly_what_was_asked() {
+    let q = ByteQueue::create(&unique("bq-cap"), 6, 8).unwrap();
+    assert_eq!(q.capacity(), 6);
+    for i in 0..6u8 {
+        q.try_put(&[i]).unwrap();
+    }
+    assert!(q.is_full());
+    assert!(matches!(q.try_put(b"x"), Err(Error::Full)));
+    assert_eq!(q.get().unwrap(), [0]);
+    q.try_put(b"y").unwrap();
+    assert!(matches!(q.try_put(b"z"), Err(Error::Full)));
+}

@@ -229,3 +229,117 @@ fn dead_lock_holder_is_recovered_by_acquire() {
         assert!(format!("{cond:?}").contains("Condition"));
     });
 }
+
+/// Mirrors CPython's `lock_tests.ConditionTests.test_acquire` ("by default we have an
+/// RLock: the recursive acquire doesn't block"): `with cond:` nested in `with cond:`.
+#[test]
+fn the_holder_may_acquire_again_and_every_hold_must_be_given_up() {
+    let name = unique("cond-reentrant");
+    let cond = Condition::create(&name).unwrap();
+    watchdog(WATCHDOG, move || {
+        let outer = cond.acquire().unwrap();
+        let inner = cond.try_acquire().unwrap();
+        let third = cond.acquire_timeout(Duration::ZERO).unwrap();
+        assert_eq!(cond.depth(), 3);
+        drop(third);
+        drop(inner);
+        assert!(cond.is_locked());
+        // Another process cannot take it while one hold is left.
+        let other = fork({
+            let name = name.clone();
+            move || {
+                let c = Condition::open(&name).unwrap();
+                let took = c.try_acquire().is_ok();
+                i32::from(took)
+            }
+        });
+        assert_eq!(other.join(WATCHDOG), Exit::Code(0));
+        drop(outer);
+        assert!(!cond.is_locked());
+        // Python style: acquire twice, release twice; a third release is an error.
+        cond.acquire().unwrap().leak();
+        cond.acquire().unwrap().leak();
+        cond.release().unwrap();
+        assert!(cond.is_owned());
+        cond.release().unwrap();
+        assert!(!cond.is_locked());
+        assert!(matches!(cond.release(), Err(multiproc::Error::NotOwner)));
+    });
+}
+
+/// Mirrors CPython's `_TestCondition.test_notify` with the waiter inside a nested
+/// `with cond:` — `wait` releases every level (`_release_save`), so another process
+/// can take the lock and notify, and the waiter wakes with its depth restored
+/// (`_acquire_restore`).
+#[test]
+fn wait_releases_every_hold_and_restores_the_depth() {
+    let name = unique("cond-depth");
+    let cond = Condition::create(&name).unwrap();
+    let waiter = fork({
+        let name = name.clone();
+        move || {
+            let cond = Condition::open(&name).unwrap();
+            let _outer = cond.acquire().unwrap();
+            let mut g = cond.acquire().unwrap();
+            if !cond.wait_timeout(&mut g, WATCHDOG).unwrap() || cond.depth() != 2 {
+                return 1;
+            }
+            drop(g);
+            // One hold left: still locked, by us.
+            i32::from(!(cond.is_owned() && cond.depth() == 1))
+        }
+    });
+    wait_for("a waiter", || cond.n_waiting() == 1);
+    watchdog(WATCHDOG, move || {
+        // The waiter held it twice; both holds were released for the wait.
+        let g = cond.acquire().unwrap();
+        assert_eq!(cond.depth(), 1);
+        cond.notify(1);
+        drop(g);
+    });
+    waiter.join_ok(WATCHDOG);
+}
+
+/// issue 9 item 11: `notify` takes no lock, so a lock that some process holds and
+/// never gives up (or a lock word forged to name a live thread) cannot hang it. The
+/// waiter it ends still needs the lock back, and gets it when that holder dies.
+#[test]
+fn notify_never_waits_for_the_lock() {
+    let name = unique("cond-notify-free");
+    let cond = Condition::create(&name).unwrap();
+    let waiter = fork({
+        let name = name.clone();
+        move || {
+            let cond = Condition::open(&name).unwrap();
+            let mut g = cond.acquire().unwrap();
+            match cond.wait_timeout(&mut g, WATCHDOG) {
+                // Notified, and relocking found the squatter dead.
+                Err(died) if *died.get_ref() => 0,
+                other => {
+                    eprintln!("unexpected {other:?}");
+                    1
+                }
+            }
+        }
+    });
+    wait_for("a waiter", || cond.n_waiting() == 1);
+    let squatter = fork({
+        let name = name.clone();
+        move || {
+            let cond = Condition::open(&name).unwrap();
+            cond.acquire().unwrap().leak();
+            std::thread::sleep(Duration::from_secs(60));
+            0
+        }
+    });
+    wait_for("the squatter", || cond.is_locked());
+    let c2 = cond.clone();
+    // Before notify became lock-free, this call blocked until the squatter died.
+    assert_eq!(
+        watchdog(Duration::from_secs(5), move || c2.notify_count(1)),
+        1
+    );
+    assert_eq!(cond.n_waiting(), 0);
+    squatter.kill();
+    waiter.join_ok(WATCHDOG);
+}

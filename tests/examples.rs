@@ -236,6 +236,16 @@ fn pool_map() {
 }
 
 #[test]
+fn pool_in_threads() {
+    let r = run("pool_in_threads");
+    r.in_order(&[
+        "start method: ForkServer",
+        "squares: [0, 1, 4, 9, 16, 25, 36, 49]",
+    ]);
+    assert_eq!(r.count_prefix("worker "), 8, "{}", r.stdout);
+}
+
+#[test]
 fn pool_imap() {
     let r = run("pool_imap");
     r.in_order(&[

@@ -223,3 +223,145 @@ fn open_checks_kind() {
         Err(Error::WrongType { .. })
     ));
 }
+
+/// Mirrors CPython's `_TestQueue.test_put` for `JoinableQueue(maxsize=6)`: six
+/// values fit, the seventh is `Full`, and each counts as one unfinished task.
+#[test]
+fn capacity_is_exactly_what_was_asked() {
+    let q: JoinableQueue<u8> = JoinableQueue::create(&unique("jq-cap"), 6).unwrap();
+    assert_eq!(q.capacity(), 6);
+    for i in 0..6 {
+        q.try_put(i).unwrap();
+    }
+    assert!(q.is_full());
+    assert!(matches!(q.try_put(6), Err(Error::Full)));
+    assert_eq!(q.unfinished_tasks(), 6);
+    for _ in 0..6 {
+        q.get().unwrap();
+        q.task_done().unwrap();
+    }
+    assert!(q.join_timeout(Duration::ZERO));
+}
+
+/// Mirrors CPython's `_TestQueue.test_task_done` with the getter and the finisher in
+/// different processes (Python counts unfinished tasks globally): a consumer process
+/// gets values, passes them on, and exits normally before another process marks
+/// them done. `join` waits for those `task_done`s, and none of them is refused.
+#[test]
+fn tasks_got_by_a_process_that_exited_normally_are_finished_by_another() {
+    let name = unique("jq-handoff");
+    let q: JoinableQueue<u64> = JoinableQueue::create(&name, 8).unwrap();
+    let relay: multiproc::Queue<u64> = multiproc::Queue::create(&unique("jq-relay"), 8).unwrap();
+    for i in 0..3 {
+        q.put(i).unwrap();
+    }
+    // The getter: takes the three tasks, relays them, returns (its handle drops).
+    let getter = fork({
+        let (name, relay) = (name.clone(), relay.clone());
+        move || {
+            let q: JoinableQueue<u64> = JoinableQueue::open(&name).unwrap();
+            for _ in 0..3 {
+                let v = q.get_timeout(WATCHDOG).unwrap();
+                relay.put(v).unwrap();
+            }
+            0
+        }
+    });
+    getter.join_ok(WATCHDOG);
+    // The getter is gone, but it let go of its tasks: they are still unfinished.
+    assert!(!q.join_timeout(Duration::from_millis(100)));
+    assert_eq!(q.unfinished_tasks(), 3);
+    assert_eq!(q.abandoned_tasks(), 0);
+    // The finisher, another process that never got anything.
+    let finisher = fork({
+        let (name, relay) = (name.clone(), relay.clone());
+        move || {
+            let q: JoinableQueue<u64> = JoinableQueue::open(&name).unwrap();
+            for _ in 0..3 {
+                relay.get_timeout(WATCHDOG).unwrap();
+                if q.task_done().is_err() {
+                    return 1;
+                }
+            }
+            i32::from(q.task_done().is_ok()) // a fourth is one too many
+        }
+    });
+    let q2 = q.clone();
+    assert!(watchdog(WATCHDOG, move || q2.join_timeout(WATCHDOG)));
+    finisher.join_ok(WATCHDOG);
+    assert_eq!(q.abandoned_tasks(), 0);
+}
+
+/// The other side of the rule: a consumer that is killed holding tasks never let go
+/// of them, and a thread that panics holding one is treated the same way; their
+/// tasks are abandoned and `join` returns (where Python's would hang).
+#[test]
+fn tasks_of_a_consumer_thread_that_panics_are_abandoned() {
+    let name = unique("jq-panic");
+    let q: JoinableQueue<u64> = JoinableQueue::create(&name, 8).unwrap();
+    q.put(1).unwrap();
+    let q2 = q.clone();
+    let t = std::thread::spawn(move || {
+        q2.get().unwrap();
+        panic!("the consumer fails before task_done");
+    });
+    assert!(t.join().is_err());
+    let q3 = q.clone();
+    assert!(watchdog(WATCHDOG, move || q3.join_timeout(Duration::from_secs(20))));
+    assert_eq!(q.abandoned_tasks(), 1);
+}
+
+/// `hand_over` by a live thread: its tasks survive its death (they were let go of)
+/// and are finished by another thread.
+#[test]
+fn handed_over_tasks_outlive_their_getter_and_are_finished_by_anyone() {
+    let name = unique("jq-hand-over");
+    let q: JoinableQueue<u64> = JoinableQueue::create(&name, 8).unwrap();
+    q.put(1).unwrap();
+    q.put(2).unwrap();
+    let mut child = fork({
+        let name = name.clone();
+        move || {
+            let q: JoinableQueue<u64> = JoinableQueue::open(&name).unwrap();
+            q.get().unwrap();
+            q.get().unwrap();
+            if q.hand_over() != 2 {
+                return 1;
+            }
+            std::thread::sleep(Duration::from_secs(60));
+            0
+        }
+    });
+    wait_until_handed(&q, &mut child);
+    child.kill();
+    // Killed after letting go: its tasks are not abandoned.
+    assert!(!q.join_timeout(Duration::from_millis(100)));
+    assert_eq!(q.abandoned_tasks(), 0);
+    q.task_done().unwrap();
+    q.task_done().unwrap();
+    assert!(matches!(q.task_done(), Err(Error::InvalidArgument { .. })));
+    assert!(q.join_timeout(Duration::ZERO));
+}
+
+/// Waits until the child holding the queue's tasks has handed them over.
+fn wait_until_handed(q: &JoinableQueue<u64>, child: &mut Child) {
+    let t = Instant::now();
+    while q.handed_over_tasks() != 2 {
+        assert!(child.wait_timeout(Duration::from_millis(1)).is_none());
+        assert!(t.elapsed() < WATCHDOG, "watchdog: tasks never handed over");
+    }
+}
+
+#[test]
+fn an_absurd_probe_interval_is_no_panic_when_join_waits() {
+    let q: JoinableQueue<u64> = JoinableQueue::create(&unique("jq-probe-max"), 4)
+        .unwrap()
+        .with_probe_interval(Duration::MAX);
+    watchdog(WATCHDOG, move || {
+        q.put(1).unwrap();
+        assert!(!q.join_timeout(Duration::from_millis(20)));
+        q.get().unwrap();
+        q.task_done().unwrap();
+        assert!(q.join_timeout(Duration::from_millis(20)));
+    });
+}

@@ -305,3 +305,50 @@ fn every_sync_handle_is_send_sync_clone_debug() {
     check::<multiproc::Condition>();
     check::<multiproc::Barrier>();
 }
+
+/// Mirrors CPython's `lock_tests.LockTests.test_different_thread` ("Lock can be
+/// released from a different thread") and `_TestLock.test_lock` (releasing an
+/// unlocked lock raises), across processes: the holder forgets its guard, another
+/// process releases, and a process blocked in `acquire` gets the lock.
+#[test]
+fn a_forgotten_hold_is_released_by_another_process() {
+    let name = unique("lock-unowned");
+    let lock = Lock::create(&name).unwrap();
+    assert!(matches!(
+        lock.release_unowned(),
+        Err(multiproc::Error::NotOwner)
+    ));
+    lock.acquire().unwrap().forget();
+    assert!(lock.is_locked());
+    // A process waiting for the lock: woken by the release from a third one.
+    let waiter = fork({
+        let name = name.clone();
+        move || {
+            let lock = Lock::open(&name).unwrap();
+            let got = lock.acquire_timeout(WATCHDOG).is_ok();
+            i32::from(!got)
+        }
+    });
+    std::thread::sleep(Duration::from_millis(20));
+    let releaser = fork({
+        let name = name.clone();
+        move || {
+            let lock = Lock::open(&name).unwrap();
+            i32::from(lock.release_unowned().is_err())
+        }
+    });
+    releaser.join_ok(WATCHDOG);
+    waiter.join_ok(WATCHDOG);
+    assert!(!lock.is_locked());
+    // And from another thread of the same process.
+    lock.acquire().unwrap().forget();
+    let l2 = lock.clone();
+    std::thread::spawn(move || l2.release_unowned().unwrap())
+        .join()
+        .unwrap();
+    assert!(!lock.is_locked());
+    assert!(matches!(
+        lock.release_unowned(),
+        Err(multiproc::Error::NotOwner)
+    ));
+}

@@ -71,3 +71,46 @@ fn every_raise_is_matched_by_exactly_one_task_done() {
         model.unwrap().join().unwrap();
     });
 }
+
+#[test]
+fn a_handed_over_task_is_finished_exactly_once_and_its_entry_freed() {
+    // The owner gets two tasks and hands them over while a helper marks tasks done
+    // on anyone's behalf: however they interleave, exactly two task_done calls
+    // succeed, nothing stays held, and the handed-over entry is freed (by whichever
+    // side saw its count reach zero).
+    let mut builder = loom::model::Builder::new();
+    builder.max_branches = 1_000_000;
+    builder.preemption_bound = Some(2);
+    builder.check(|| {
+        let model = big_stack().spawn(|| {
+            let j = Arc::new(RawJoin::new());
+            let me = Identity { tid: 1, start: 1 };
+            let h = j.holder(me, 0);
+            j.raise(h);
+            j.raise(h);
+            let helper = {
+                let j = j.clone();
+                big_stack()
+                    .spawn(move || {
+                        let other = Identity { tid: 2, start: 1 };
+                        u32::from(j.task_done(other, 0).is_ok())
+                            + u32::from(j.task_done(other, 0).is_ok())
+                    })
+                    .unwrap()
+            };
+            let handed = j.hand_over(me, 0);
+            assert!(handed <= 2);
+            let ok = helper.join().unwrap();
+            assert_eq!(ok, 2, "both tasks were there to finish");
+            assert_eq!(j.held(), 0);
+            assert_eq!(j.handed(), 0);
+            // The entry is free again: a new thread claims the owner's home entry (1).
+            let newcomer = Identity { tid: 129, start: 1 };
+            assert!(matches!(
+                j.holder(newcomer, 0),
+                multiproc::raw::queue_join::Holder::Entry(1)
+            ));
+        });
+        model.unwrap().join().unwrap();
+    });
+}

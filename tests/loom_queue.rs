@@ -14,6 +14,8 @@ struct Fixture {
     q: RawQueue,
     words: Vec<AtomicU64>,
     cap: usize,
+    /// Most messages at once (`cap` unless a test lowers it).
+    limit: usize,
 }
 
 impl Fixture {
@@ -23,10 +25,24 @@ impl Fixture {
             q: RawQueue::new(),
             words: (0..n).map(|_| AtomicU64::new(0)).collect(),
             cap,
+            limit: cap,
+        })
+    }
+    /// A ring of `cap` slots holding at most `limit` messages.
+    fn limited(cap: usize, limit: usize) -> Arc<Fixture> {
+        let n = region_words(cap, 1).unwrap();
+        Arc::new(Fixture {
+            q: RawQueue::new(),
+            words: (0..n).map(|_| AtomicU64::new(0)).collect(),
+            cap,
+            limit,
         })
     }
     fn ring(&self) -> Ring<'_> {
-        Ring::new(&self.q, &self.words, self.cap, 1).unwrap()
+        Ring::new(&self.q, &self.words, self.cap, 1)
+            .unwrap()
+            .with_limit(self.limit)
+            .unwrap()
     }
     fn try_put(&self, v: u64) -> Result<(), QueueError> {
         self.ring()
@@ -297,5 +313,35 @@ fn producer_wrapping_onto_a_dead_readers_slot_waits_for_its_recovery() {
         }
         assert_eq!(sorted(got), vec![1, 2], "each value exactly once");
         assert_eq!(f.ring().recovery_stats().redelivered, u64::from(died));
+    });
+}
+
+#[test]
+fn a_limit_below_the_ring_size_holds_under_racing_producers_and_a_consumer() {
+    // Ring of 4 slots, limit 2: one value is queued; two producers race a consumer.
+    // Whatever the interleaving, the ring never holds more than 2 values, and every
+    // value whose put succeeded is got exactly once.
+    model(|| {
+        let f = Fixture::limited(4, 2);
+        f.try_put(10).unwrap();
+        let producers: Vec<_> = [1u64, 2]
+            .into_iter()
+            .map(|v| {
+                let f = f.clone();
+                thread::spawn(move || f.try_put(v).is_ok().then_some(v))
+            })
+            .collect();
+        let first = f.try_get(false).ok();
+        let mut put: Vec<u64> = vec![10];
+        put.extend(producers.into_iter().filter_map(|p| p.join().unwrap()));
+        let (head, tail) = f.ring().indices();
+        assert!(
+            tail - head <= 2,
+            "{} values in a ring limited to 2",
+            tail - head
+        );
+        let mut got: Vec<u64> = first.into_iter().collect();
+        got.extend(f.drain());
+        assert_eq!(sorted(got), sorted(put));
     });
 }

@@ -241,11 +241,40 @@ fn condition_notify_ends_a_wait_and_the_state_is_seen() {
         let me = current_identity();
         assert!(cond.lock().lock(me, None, PROBE).is_held());
         ready.bump();
-        // SAFETY: we hold the lock.
-        let granted = unsafe { cond.notify(1) };
+        let granted = cond.notify(1);
         assert!(granted <= 1);
         // SAFETY: we hold it.
         unsafe { cond.lock().unlock(me) };
+        waiter.join().unwrap();
+        assert_eq!(cond.waiting(), 0);
+    });
+}
+
+#[test]
+fn condition_notify_after_unlocking_is_not_lost() {
+    // notify takes no lock: the notifier changes the state under the lock, unlocks,
+    // then notifies. Whether the waiter registered before or after, it never sleeps
+    // through the notify (it re-checks the state, or the grant reaches it).
+    model(2, || {
+        let cond = Arc::new(RawCondition::new());
+        let ready = Arc::new(Shared::new());
+        let (c2, r2) = (cond.clone(), ready.clone());
+        let waiter = thread::spawn(move || {
+            let me = current_identity();
+            assert!(c2.acquire(me, None, PROBE).is_held());
+            while r2.get() == 0 {
+                // SAFETY: we hold the lock and touch `ready` only under it.
+                unsafe { c2.wait(me, None, PROBE) };
+            }
+            // SAFETY: we hold it, once.
+            assert_eq!(unsafe { c2.release(me) }, Ok(true));
+        });
+        let me = current_identity();
+        assert!(cond.acquire(me, None, PROBE).is_held());
+        ready.bump();
+        // SAFETY: we hold it, once.
+        assert_eq!(unsafe { cond.release(me) }, Ok(true));
+        assert!(cond.notify(1) <= 1);
         waiter.join().unwrap();
         assert_eq!(cond.waiting(), 0);
     });
@@ -261,8 +290,8 @@ fn condition_timed_wait_unregisters() {
         let w = unsafe { cond.wait(me, Some(Instant::now()), PROBE) };
         assert!(!w.notified);
         assert_eq!(cond.waiting(), 0);
-        // SAFETY: we hold the lock (relocked by wait); nobody waits.
-        assert_eq!(unsafe { cond.notify(1) }, 0);
+        // Nobody waits.
+        assert_eq!(cond.notify(1), 0);
         // SAFETY: we hold it.
         unsafe { cond.lock().unlock(me) };
     });
@@ -286,6 +315,40 @@ fn barrier_of_two_releases_both_with_distinct_indices() {
         let theirs = other.join().unwrap();
         assert_eq!(mine + theirs, 1);
         assert_eq!(b.n_waiting(), 0);
+    });
+}
+
+#[test]
+fn barrier_action_runs_in_the_last_party_before_the_other_is_released() {
+    // Both parties have an action; whichever arrives last runs it (exactly once),
+    // and the other party sees its write once released.
+    model(2, || {
+        let b = Arc::new(RawBarrier::new());
+        let ran = Arc::new(Shared::new());
+        let (b2, r2) = (b.clone(), ran.clone());
+        let other = thread::spawn(move || {
+            let mut act = || {
+                r2.bump();
+                true
+            };
+            let i = b2
+                .wait_with(current_identity(), 2, None, PROBE, Some(&mut act))
+                .unwrap();
+            assert_eq!(r2.get(), 1, "released only after the action");
+            i
+        });
+        let r3 = ran.clone();
+        let mut act = || {
+            r3.bump();
+            true
+        };
+        let mine = b
+            .wait_with(current_identity(), 2, None, PROBE, Some(&mut act))
+            .unwrap();
+        assert_eq!(ran.get(), 1);
+        let theirs = other.join().unwrap();
+        assert_eq!(mine + theirs, 1);
+        assert!(!b.is_broken());
     });
 }
 

@@ -239,49 +239,28 @@ fn sigkilled_idle_peer_is_noticed_by_recv_and_send() {
         assert!(matches!(a.recv_bytes(), Err(Error::Closed)));
         a
     });
-    // Sends are buffered until the ring is full; then the dead reader is noticed.
-    watchdog(WATCHDOG, move || loop {
-        match a.send_bytes(b"0123456789") {
-            Ok(()) => {}
-            Err(Error::Closed) => break,
-            Err(e) => panic!("{e}"),
-        }
-    });
+    // What recv found, send knows: no message goes into a ring nobody reads.
+    assert!(matches!(a.send_bytes(b"0123456789"), Err(Error::Closed)));
 }
 
 #[test]
-fn a_held_end_cannot_be_opened_twice_and_a_dead_end_not_reopened() {
+fn a_held_end_cannot_be_opened_twice_and_a_closed_end_not_reopened() {
     let name = unique("pipe-held");
     let a = Pipe::create(&name, 256).unwrap();
     let b = Pipe::open(&name).unwrap();
     let err = Pipe::open(&name).unwrap_err();
-    assert!(matches!(err, Error::InvalidArgument { .. }), "{err}");
-    assert!(
-        err.to_string().contains("already held by live process"),
-        "{err}"
-    );
+    assert!(matches!(err, Error::Busy { .. }), "{err}");
+    assert!(err.to_string().contains("held by live process"), "{err}");
     let n2 = name.clone();
     let child = fork(move || match Pipe::open(&n2) {
-        Err(Error::InvalidArgument { .. }) => 0,
+        Err(Error::Busy { .. }) => 0,
         _ => 1,
     });
     child.join_ok(WATCHDOG);
     drop(b); // closed for good: a pipe is one connection
     assert!(matches!(Pipe::open(&name), Err(Error::Closed)));
     drop(a);
-
-    // An end whose process died cannot be reopened either.
-    let name = unique("pipe-dead-end");
-    let _a = Pipe::create(&name, 256).unwrap();
-    let n2 = name.clone();
-    let child = fork(move || {
-        let b = Pipe::open(&n2).unwrap();
-        std::mem::forget(b);
-        // SAFETY: exit without running destructors, as a crash would.
-        unsafe { libc::_exit(0) }
-    });
-    child.join_ok(WATCHDOG);
-    assert!(matches!(Pipe::open(&name), Err(Error::Closed)));
+    // An end whose process exited without closing passes on: see tests/pipe_peer.rs.
 }
 
 #[test]

@@ -434,6 +434,7 @@ fn workers_die_when_the_pool_process_is_killed() {
         }
     });
     assert_eq!(pids.len(), 2);
+    let owner_pid = owner.id();
     owner.kill().unwrap();
     owner.wait().unwrap();
     for pid in pids {
@@ -442,6 +443,15 @@ fn workers_die_when_the_pool_process_is_killed() {
                 == ProcState::Gone),
             "worker {pid} outlived its pool's process"
         );
+    }
+    // A pool started with Spawn or ForkServer (the default here: the harness has
+    // threads) keeps its queues under names, which the killed owner could not unlink.
+    let prefix = format!("multiproc-pool-{owner_pid}-");
+    for e in std::fs::read_dir("/dev/shm").unwrap().flatten() {
+        let file = e.file_name().to_string_lossy().into_owned();
+        if let Some(name) = file.strip_prefix("mp.").filter(|n| n.starts_with(&prefix)) {
+            multiproc::unlink(name).unwrap();
+        }
     }
 }
 

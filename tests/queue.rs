@@ -22,12 +22,106 @@ fn put_then_get_round_trips_in_order() {
     assert!(q.is_empty());
 }
 
+/// Mirrors CPython's `_TestQueue.test_put` (`Queue(maxsize=6)` is full after six
+/// puts; the seventh raises `Full`): the capacity is what was asked, not the ring size.
 #[test]
-fn capacity_is_rounded_up_to_a_power_of_two() {
-    let q: Queue<u32> = Queue::create(&unique("q-cap"), 1000).unwrap();
-    assert_eq!(q.capacity(), 1024);
-    let q: Queue<u32> = Queue::create(&unique("q-cap1"), 1).unwrap();
+fn capacity_is_exactly_what_was_asked() {
+    let q: Queue<u32> = Queue::create(&unique("q-cap"), 6).unwrap();
+    assert_eq!(q.capacity(), 6);
+    for i in 0..6 {
+        q.try_put(i).unwrap();
+    }
+    assert!(q.is_full());
+    assert_eq!(q.len(), 6);
+    assert!(matches!(q.try_put(6), Err(Error::Full)));
+    assert!(matches!(
+        q.put_timeout(6, Duration::from_millis(5)),
+        Err(Error::Timeout)
+    ));
+    assert_eq!(q.try_put_many(&[7, 8]).unwrap(), 0);
+    // Room for exactly one more after one get, around the ring many times.
+    for round in 0..100u32 {
+        assert_eq!(q.get().unwrap(), round);
+        q.try_put(6 + round).unwrap();
+        assert!(matches!(q.try_put(99), Err(Error::Full)));
+    }
+    let q: Queue<u32> = Queue::create(&unique("q-cap1"), 1000).unwrap();
+    assert_eq!(q.capacity(), 1000);
+    assert_eq!(q.try_put_many(&[0; 1024]).unwrap(), 1000);
+    let q: Queue<u32> = Queue::create(&unique("q-cap2"), 1).unwrap();
     assert_eq!(q.capacity(), 1);
+    // Another process opening it sees the same capacity.
+    let name = unique("q-cap3");
+    let q: Queue<u32> = Queue::create(&name, 6).unwrap();
+    assert_eq!(Queue::<u32>::open(&name).unwrap().capacity(), 6);
+    drop(q);
+}
+
+/// The limit holds under racing producers in several processes (CPython's
+/// `test_put` with concurrent putters): each producer reads the head before it
+/// claims its own position, so no interleaving lets a seventh value in.
+#[test]
+fn concurrent_producer_processes_never_exceed_the_capacity() {
+    const PRODUCERS: usize = 4;
+    const ATTEMPTS: u64 = 3000;
+    let name = unique("q-cap-race");
+    let q: Queue<u64> = Queue::create(&name, 6).unwrap();
+    let ok: multiproc::Value<u64> = multiproc::Value::create(&unique("q-cap-ok"), 0).unwrap();
+    let children: Vec<_> = (0..PRODUCERS)
+        .map(|p| {
+            let (q, ok) = (q.clone(), ok.clone());
+            fork(move || {
+                let mut n = 0;
+                for i in 0..ATTEMPTS {
+                    if q.try_put(p as u64 * ATTEMPTS + i).is_ok() {
+                        n += 1;
+                    }
+                }
+                ok.fetch_add(n);
+                0
+            })
+        })
+        .collect();
+    // Consume concurrently: every value taken leaves room for exactly one more.
+    let mut got = 0u64;
+    let deadline = Instant::now() + Duration::from_millis(200);
+    while Instant::now() < deadline {
+        if q.try_get().is_ok() {
+            got += 1;
+        }
+    }
+    for c in children {
+        c.join_ok(WATCHDOG);
+    }
+    let mut left = 0u64;
+    while q.try_get().is_ok() {
+        left += 1;
+    }
+    assert!(left <= 6, "{left} values were in a queue of capacity 6");
+    assert_eq!(ok.get(), got + left, "every value put was got exactly once");
+    // Refill from racing processes until full: exactly six fit.
+    ok.set(0);
+    let children: Vec<_> = (0..PRODUCERS)
+        .map(|_| {
+            let (q, ok) = (q.clone(), ok.clone());
+            fork(move || {
+                let mut n = 0;
+                for i in 0..100 {
+                    if q.try_put(i).is_ok() {
+                        n += 1;
+                    }
+                }
+                ok.fetch_add(n);
+                0
+            })
+        })
+        .collect();
+    for c in children {
+        c.join_ok(WATCHDOG);
+    }
+    assert_eq!(ok.get(), 6);
+    assert_eq!(q.len(), 6);
+    assert!(matches!(q.try_put(0), Err(Error::Full)));
 }
 
 #[test]
@@ -40,9 +134,10 @@ fn zero_or_absurd_capacity_is_invalid() {
         Queue::<u64>::create(&unique("q-huge"), usize::MAX),
         Err(Error::InvalidArgument { .. })
     ));
+    // 4 TiB of slots is within the segment limit: it is refused for want of room.
     assert!(matches!(
         Queue::<[u8; 4096]>::create(&unique("q-huge2"), 1 << 30),
-        Err(Error::InvalidArgument { .. })
+        Err(Error::NoSpace { .. })
     ));
 }
 
@@ -241,8 +336,13 @@ fn open_checks_kind_and_element_type() {
         Queue::<u64>::open(&unique("q-missing")),
         Err(Error::NotFound { .. })
     ));
-    let q = Queue::<u64>::open_or_create(&name, 99).unwrap();
+    let q = Queue::<u64>::open_or_create(&name, 4).unwrap();
     assert_eq!(q.capacity(), 4);
+    // Capacities are exact: 3 is another queue (same 4-slot ring or not).
+    assert!(matches!(
+        Queue::<u64>::open_or_create(&name, 3),
+        Err(Error::Mismatch { .. })
+    ));
 }
 
 #[test]
@@ -391,4 +491,80 @@ fn handles_are_send_sync_clone_and_debug() {
         text.contains("q-debug") && text.contains("capacity: 2"),
         "{text}"
     );
+}
+
+/// Mirrors the timeout halves of CPython's `_TestQueue.test_put` / `test_get`
+/// (`put(x, True, TIMEOUT)` on a full queue raises `Full`, `get(True, TIMEOUT)` on
+/// an empty one raises `Empty`). The crate's choice, the same for every queue-like
+/// type: a *timed* call that runs out answers `Err(Timeout)`, never earlier than
+/// its timeout; the non-blocking `try_*` forms answer `Err(Full)` / `Err(Empty)` at
+/// once. (Python bindings map `Timeout` back to `Full` / `Empty`.)
+#[test]
+fn every_queue_like_type_answers_a_timed_call_that_runs_out_with_timeout() {
+    const T: Duration = Duration::from_millis(20);
+    fn timed<R: std::fmt::Debug>(what: &str, f: impl FnOnce() -> multiproc::Result<R>) {
+        let t = Instant::now();
+        let r = f();
+        assert!(matches!(r, Err(Error::Timeout)), "{what}: {r:?}");
+        assert!(t.elapsed() >= T, "{what} gave up early");
+    }
+    let q: Queue<u8> = Queue::create(&unique("q-timed"), 1).unwrap();
+    timed("Queue::get_timeout", || q.get_timeout(T));
+    assert!(matches!(q.try_get(), Err(Error::Empty)));
+    q.put(1).unwrap();
+    timed("Queue::put_timeout", || q.put_timeout(2, T));
+    assert!(matches!(q.try_put(2), Err(Error::Full)));
+
+    let jq: multiproc::JoinableQueue<u8> =
+        multiproc::JoinableQueue::create(&unique("jq-timed"), 1).unwrap();
+    timed("JoinableQueue::get_timeout", || jq.get_timeout(T));
+    assert!(matches!(jq.try_get(), Err(Error::Empty)));
+    jq.put(1).unwrap();
+    timed("JoinableQueue::put_timeout", || jq.put_timeout(2, T));
+    assert!(matches!(jq.try_put(2), Err(Error::Full)));
+
+    let bq = multiproc::ByteQueue::create(&unique("bq-timed"), 1, 8).unwrap();
+    timed("ByteQueue::get_timeout", || bq.get_timeout(T));
+    assert!(matches!(bq.try_get(), Err(Error::Empty)));
+    bq.put(b"x").unwrap();
+    timed("ByteQueue::put_timeout", || bq.put_timeout(b"y", T));
+    assert!(matches!(bq.try_put(b"y"), Err(Error::Full)));
+
+    let (mut tx, mut rx) = multiproc::SpscQueue::<u8>::anonymous(1).unwrap();
+    timed("SpscQueue::get_timeout", || rx.get_timeout(T));
+    assert!(matches!(rx.try_get(), Err(Error::Empty)));
+    tx.put(1).unwrap();
+    timed("SpscQueue::put_timeout", || tx.put_timeout(2, T));
+    assert!(matches!(tx.try_put(2), Err(Error::Full)));
+
+    let (mut a, mut b) = multiproc::Pipe::new(4096).unwrap();
+    timed("Pipe::recv_bytes_timeout", || b.recv_bytes_timeout(T));
+    let mut sent = 0;
+    let r = loop {
+        match a.send_bytes_timeout(&[7; 64], T) {
+            Ok(()) => sent += 1,
+            e => break e,
+        }
+        assert!(sent < 1000, "a 4 KiB pipe took {sent} messages of 64 bytes");
+    };
+    assert!(
+        matches!(r, Err(Error::Timeout)),
+        "Pipe::send_bytes_timeout: {r:?}"
+    );
+    assert!(matches!(a.try_send_bytes(&[7; 64]), Err(Error::Full)));
+}
+
+#[test]
+fn an_absurd_probe_interval_is_no_panic_when_a_put_waits() {
+    let q: Queue<u64> = Queue::create(&unique("q-probe-max"), 2)
+        .unwrap()
+        .with_probe_interval(Duration::MAX);
+    watchdog(WATCHDOG, move || {
+        q.put(1).unwrap();
+        q.put(2).unwrap();
+        assert!(matches!(
+            q.put_timeout(3, Duration::from_millis(20)),
+            Err(Error::Timeout)
+        ));
+    });
 }

@@ -4,7 +4,7 @@
 mod common;
 use common::*;
 use multiproc::segment::{read_image, write_image, HEADER_LEN};
-use multiproc::{unlink, Array, Error, Lock, Options, Segment, Value};
+use multiproc::{unlink, Array, Error, Lock, Options, Queue, Segment, Value};
 use std::time::{Duration, Instant};
 
 const WATCHDOG: Duration = Duration::from_secs(60);
@@ -519,9 +519,310 @@ fn mode_is_private_by_default_and_can_be_chosen() {
     assert_eq!(mode(&a), 0o600);
     let b = unique("mode-group");
     let _v = Value::create_with(&b, 0u8, &Options::new().mode(0o640)).unwrap();
-    // The umask may clear bits, never add them.
-    assert_eq!(mode(&b) & !0o640, 0);
-    assert_eq!(mode(&b) & 0o600, 0o600);
+    assert_eq!(mode(&b), 0o640);
+}
+
+/// The permission bits of the object `name`, read from its file.
+fn mode_of(name: &str) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(format!("/dev/shm/mp.{name}"))
+        .map(|m| m.permissions().mode() & 0o777)
+        .unwrap_or(u32::MAX)
+}
+
+#[test]
+fn mode_is_set_exactly_under_umask_022() {
+    let name = unique("mode-umask");
+    // umask is process-wide: set it in a forked child, never in the test process.
+    let child = fork(move || {
+        // SAFETY: umask has no preconditions; this child is single-threaded.
+        unsafe { libc::umask(0o022) };
+        let mut bad = 0;
+        for (i, mode) in [0o660, 0o666, 0o604, 0o600].into_iter().enumerate() {
+            let n = format!("{name}-{i}");
+            let _s = Segment::create_with(&n, 8, &Options::new().mode(mode)).unwrap();
+            if mode_of(&n) != mode {
+                eprintln!("asked {mode:o}, got {:o}", mode_of(&n));
+                bad += 1;
+            }
+        }
+        bad
+    });
+    child.join_ok(WATCHDOG);
+}
+
+/// Removes the object `name` when dropped, whether the test passed or not.
+struct UnlinkOnDrop(String);
+
+impl Drop for UnlinkOnDrop {
+    fn drop(&mut self) {
+        let _ = unlink(&self.0);
+    }
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// The uid and gid the squatting tests create objects as: `nobody`.
+const OTHER_UID: u32 = 65534;
+const OTHER_GID: u32 = 65534;
+
+/// In a forked child running as [`OTHER_UID`], creates the world-writable segment
+/// `name` of 64 bytes, writes 7 into its first byte, creates the world-writable
+/// `Queue<u64>` `name.q` of capacity 4 holding 9, and persists both.
+fn create_as_other_user(name: &str) {
+    let n = name.to_owned();
+    let child = fork(move || {
+        // SAFETY: a single-threaded forked child drops its privileges: groups first,
+        // then the uid (after which it could not change them any more).
+        let dropped = unsafe {
+            libc::setgroups(0, std::ptr::null()) == 0
+                && libc::setresgid(OTHER_GID, OTHER_GID, OTHER_GID) == 0
+                && libc::setresuid(OTHER_UID, OTHER_UID, OTHER_UID) == 0
+        };
+        if !dropped {
+            return 2;
+        }
+        let opts = Options::new().mode(0o666);
+        let s = Segment::create_with(&n, 64, &opts).unwrap();
+        // SAFETY: 64 bytes in bounds; nobody else has the segment yet.
+        unsafe { s.as_ptr().write(7) };
+        s.persist();
+        let q: Queue<u64> = Queue::create_with(&format!("{n}.q"), 4, &opts).unwrap();
+        q.put(9).unwrap();
+        q.persist();
+        0
+    });
+    child.join_ok(WATCHDOG);
+}
+
+#[test]
+fn a_segment_another_user_created_is_refused_naming_its_owner() {
+    if !is_root() {
+        println!("skipped: creating a segment as another user needs root (setuid)");
+        return;
+    }
+    let name = unique("squat");
+    let queue = format!("{name}.q");
+    let _cleanup = (UnlinkOnDrop(name.clone()), UnlinkOnDrop(queue.clone()));
+    create_as_other_user(&name);
+    assert_eq!(mode_of(&name), 0o666);
+    for (r, name) in [
+        (Segment::open(&name).map(drop), &name),
+        (Segment::open_or_create(&name, 64).map(drop), &name),
+        (
+            Segment::open_with(&name, &Options::new().trust_owner(1234).trust_group(1234))
+                .map(drop),
+            &name,
+        ),
+        (Queue::<u64>::open(&queue).map(drop), &queue),
+        (Queue::<u64>::open_or_create(&queue, 4).map(drop), &queue),
+    ] {
+        match r {
+            Err(e @ Error::ForeignOwner { .. }) => {
+                let msg = e.to_string();
+                assert!(
+                    msg.contains(&format!(
+                        "'{name}' belongs to uid {OTHER_UID} (nobody), not to you (uid 0); \
+                         pass Options::trust_owner({OTHER_UID})"
+                    )),
+                    "{msg}"
+                );
+                assert!(
+                    matches!(
+                        e,
+                        Error::ForeignOwner {
+                            owner: OTHER_UID,
+                            group: OTHER_GID,
+                            uid: 0,
+                            ..
+                        }
+                    ),
+                    "{e:?}"
+                );
+            }
+            r => panic!("expected ForeignOwner, got {r:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_segment_of_a_trusted_owner_or_group_is_opened() {
+    if !is_root() {
+        println!("skipped: creating a segment as another user needs root (setuid)");
+        return;
+    }
+    let name = unique("squat-trusted");
+    let queue = format!("{name}.q");
+    let _cleanup = (UnlinkOnDrop(name.clone()), UnlinkOnDrop(queue.clone()));
+    create_as_other_user(&name);
+    let by_owner = Options::new().trust_owner(OTHER_UID);
+    let by_group = Options::new().trust_group(OTHER_GID);
+    for seg in [
+        Segment::open_with(&name, &by_owner).unwrap(),
+        Segment::open_with(&name, &by_group).unwrap(),
+        Segment::open_or_create_with(&name, 64, &by_owner).unwrap(),
+        Segment::open_or_create_with(&name, 64, &by_group).unwrap(),
+    ] {
+        // SAFETY: 64 bytes in bounds; the creator has exited.
+        assert_eq!(unsafe { seg.as_ptr().read() }, 7);
+        assert!(!seg.owns_name());
+    }
+    let q = Queue::<u64>::open_or_create_with(&queue, 4, &by_group).unwrap();
+    assert_eq!(q.get().unwrap(), 9);
+    q.put(10).unwrap();
+    assert_eq!(
+        Queue::<u64>::open_with(&queue, &by_owner)
+            .unwrap()
+            .get()
+            .unwrap(),
+        10
+    );
+}
+
+#[test]
+fn a_name_that_is_not_a_regular_file_is_refused_at_once() {
+    let name = unique("fifo");
+    let _cleanup = UnlinkOnDrop(name.clone());
+    let path = std::ffi::CString::new(format!("/dev/shm/mp.{name}")).unwrap();
+    // SAFETY: `path` is NUL-terminated.
+    assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
+    let r = watchdog(WATCHDOG, move || Segment::open(&name).map(drop));
+    match r {
+        Err(e @ Error::Corrupt { .. }) => {
+            assert!(e.to_string().contains("not a regular file"), "{e}")
+        }
+        r => panic!("expected Corrupt, got {r:?}"),
+    }
+}
+
+#[test]
+fn a_hard_link_to_another_object_is_refused() {
+    let real = unique("linked");
+    let alias = unique("alias");
+    let _cleanup = UnlinkOnDrop(alias.clone());
+    let _s = Segment::create(&real, 64).unwrap();
+    std::fs::hard_link(
+        format!("/dev/shm/mp.{real}"),
+        format!("/dev/shm/mp.{alias}"),
+    )
+    .unwrap();
+    match Segment::open(&alias) {
+        Err(e @ Error::Corrupt { .. }) => assert!(e.to_string().contains("hard links"), "{e}"),
+        r => panic!("expected Corrupt, got {r:?}"),
+    }
+}
+
+/// What a child reports when it could not set up a private /dev/shm.
+const NO_NAMESPACE: i32 = 77;
+
+#[test]
+fn a_full_dev_shm_is_no_space_naming_both_sizes_and_leaves_nothing_behind() {
+    if !is_root() {
+        println!("skipped: mounting a small /dev/shm needs root");
+        return;
+    }
+    let name = unique("nospace");
+    let child = fork(move || {
+        // SAFETY: a single-threaded forked child; every pointer is a NUL-terminated
+        // literal or null where mount(2) allows it. The tmpfs is mounted only after
+        // the namespace is private, so it never shows outside this child.
+        let ready = unsafe {
+            libc::unshare(libc::CLONE_NEWNS) == 0
+                && libc::mount(
+                    c"none".as_ptr(),
+                    c"/".as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_REC | libc::MS_PRIVATE,
+                    std::ptr::null(),
+                ) == 0
+                && libc::mount(
+                    c"tmpfs".as_ptr(),
+                    c"/dev/shm".as_ptr(),
+                    c"tmpfs".as_ptr(),
+                    0,
+                    c"size=1m".as_ptr().cast(),
+                ) == 0
+        };
+        if !ready {
+            return NO_NAMESPACE;
+        }
+        let len = 2 << 20;
+        let needed = (len + HEADER_LEN) as u64;
+        match Segment::create(&name, len) {
+            Err(e @ Error::NoSpace { .. }) => {
+                let msg = e.to_string();
+                let Error::NoSpace {
+                    needed: n,
+                    available,
+                    ..
+                } = e
+                else {
+                    unreachable!()
+                };
+                let text = format!(
+                    "'{name}' needs {needed} bytes but /dev/shm has only {available} bytes free"
+                );
+                if n != needed || available > 1 << 20 || !msg.contains(&text) {
+                    eprintln!("{msg}");
+                    return 1;
+                }
+            }
+            r => {
+                eprintln!("expected NoSpace, got {r:?}");
+                return 1;
+            }
+        }
+        if std::path::Path::new(&format!("/dev/shm/mp.{name}")).exists() {
+            eprintln!("the failed create left its file behind");
+            return 1;
+        }
+        // The name is free again, and what fits is created.
+        match Segment::create(&name, 4096) {
+            Ok(_) => 0,
+            Err(e) => {
+                eprintln!("{e}");
+                1
+            }
+        }
+    });
+    match child.join(WATCHDOG) {
+        Exit::Code(NO_NAMESPACE) => {
+            println!("skipped: this system refused a private mount namespace")
+        }
+        e => assert_eq!(e, Exit::Code(0)),
+    }
+}
+
+#[test]
+fn a_segment_larger_than_dev_shm_is_no_space_and_leaves_nothing_behind() {
+    let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: the path is NUL-terminated; `st` is writable.
+    let r = unsafe { libc::statvfs(c"/dev/shm".as_ptr(), st.as_mut_ptr()) };
+    assert_eq!(r, 0);
+    // SAFETY: statvfs returned 0.
+    let st = unsafe { st.assume_init() };
+    #[allow(clippy::useless_conversion)] // u32 fields on 32-bit targets
+    let size = u64::from(st.f_blocks) * u64::from(st.f_frsize);
+    if size == 0 {
+        println!("skipped: /dev/shm has no size limit");
+        return;
+    }
+    // Larger than the whole filesystem: tmpfs refuses it before allocating a page.
+    let len = (size + (1 << 20)) as usize;
+    let name = unique("nospace-big");
+    match Segment::create(&name, len) {
+        Err(Error::NoSpace {
+            needed, available, ..
+        }) => {
+            assert_eq!(needed, (len + HEADER_LEN) as u64);
+            assert!(available < needed, "{available} >= {needed}");
+        }
+        r => panic!("expected NoSpace, got {r:?}"),
+    }
+    assert!(matches!(Segment::open(&name), Err(Error::NotFound { .. })));
 }
 
 #[test]

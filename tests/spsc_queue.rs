@@ -4,7 +4,7 @@
 mod common;
 use bytemuck::{Pod, Zeroable};
 use common::*;
-use multiproc::{Error, Lock, Role, Segment, SpscQueue};
+use multiproc::{Error, Event, Lock, Role, Segment, SpscQueue};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -163,19 +163,23 @@ fn close_wakes_a_sleeping_consumer() {
 fn second_live_claimant_is_refused() {
     let name = unique("spsc-claim");
     let tx = SpscQueue::<u64>::create(&name, 8, Role::Producer).unwrap();
+    let me = std::process::id();
     let err = SpscQueue::<u64>::open(&name, Role::Producer).unwrap_err();
-    assert!(matches!(err, Error::InvalidArgument { .. }), "{err}");
+    match &err {
+        Error::Busy { name: n, holder } => assert_eq!((n.as_str(), *holder), (name.as_str(), me)),
+        e => panic!("expected Busy, got {e:?}"),
+    }
+    let text = err.to_string();
     assert!(
-        err.to_string()
-            .contains("producer role is held by live process"),
-        "{err}"
+        text.contains(&name) && text.contains(&format!("held by live process {me}")),
+        "{text}"
     );
     // From another process too.
     let child = {
         let name = name.clone();
         fork(
             move || match SpscQueue::<u64>::open(&name, Role::Producer) {
-                Err(Error::InvalidArgument { .. }) => 0,
+                Err(Error::Busy { holder, .. }) if holder == me => 0,
                 _ => 1,
             },
         )
@@ -195,8 +199,9 @@ fn handle_inherited_through_fork_does_not_carry_its_role() {
     let mut tx = SpscQueue::<u64>::create(&name, 8, Role::Producer).unwrap();
     tx.put(1).unwrap();
     // The closure borrows `tx`: the parent keeps holding the role while the child runs.
+    let me = std::process::id();
     let child = fork(|| match tx.put(2) {
-        Err(Error::InvalidArgument { detail }) if detail.contains("inherited through fork") => 0,
+        Err(Error::Busy { holder, .. }) if holder == me => 0,
         _ => 1,
     });
     child.join_ok(WATCHDOG);
@@ -206,13 +211,56 @@ fn handle_inherited_through_fork_does_not_carry_its_role() {
     let child = fork(move || loop {
         match tx.put(3) {
             Ok(()) => return 0,
-            Err(Error::InvalidArgument { .. }) => std::thread::sleep(Duration::from_millis(1)),
+            Err(Error::Busy { .. }) => std::thread::sleep(Duration::from_millis(1)),
             Err(_) => return 1,
         }
     });
     child.join_ok(WATCHDOG);
     assert_eq!(rx.get().unwrap(), 1);
     assert_eq!(rx.get().unwrap(), 3);
+}
+
+/// The state letter of process `pid` in /proc (its main thread's), `None` once gone.
+fn leader_state(pid: i32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat[stat.rfind(')')? + 1..].trim_start().chars().next()
+}
+
+#[test]
+fn a_role_stays_with_a_process_whose_main_thread_exited() {
+    let name = unique("spsc-leader-gone");
+    let mut rx = SpscQueue::<u64>::create(&name, 64, Role::Consumer).unwrap();
+    let go = Event::create(&format!("{name}.go")).unwrap();
+    let child = {
+        let (name, go) = (name.clone(), go.clone());
+        fork(move || {
+            let mut tx = SpscQueue::<u64>::open(&name, Role::Producer).unwrap();
+            tx.put(0).unwrap();
+            std::thread::spawn(move || {
+                let code = if go.wait_timeout(WATCHDOG) && tx.put(1).is_ok() {
+                    0
+                } else {
+                    1
+                };
+                // SAFETY: ends the process without unwinding into the test harness.
+                unsafe { libc::_exit(code) }
+            });
+            // SAFETY: SYS_exit ends only the calling (main) thread; the worker keeps
+            // the process, and its role, alive.
+            unsafe { libc::syscall(libc::SYS_exit, 0) };
+            unreachable!("SYS_exit returned");
+        })
+    };
+    assert_eq!(rx.get_timeout(WATCHDOG).unwrap(), 0);
+    let pid = child.pid;
+    assert!(wait_until(WATCHDOG, || leader_state(pid) == Some('Z')));
+    match SpscQueue::<u64>::open(&name, Role::Producer) {
+        Err(Error::Busy { holder, .. }) => assert_eq!(holder, pid as u32),
+        other => panic!("the producer role was taken from a live process: {other:?}"),
+    }
+    go.set();
+    assert_eq!(rx.get_timeout(WATCHDOG).unwrap(), 1);
+    child.join_ok(WATCHDOG);
 }
 
 #[test]

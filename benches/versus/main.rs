@@ -11,10 +11,12 @@
 
 mod common;
 mod containers;
+mod fastpath;
 mod foundation;
 mod pipe;
 mod pool;
 mod queue;
+mod start;
 mod sync;
 
 use common::Ctx;
@@ -27,6 +29,9 @@ fn main() {
     let want = |s: &str| filters.is_empty() || filters.iter().any(|f| s.contains(f.as_str()));
     let mut ctx = Ctx::new();
     ctx.print_floor();
+    if want("fastpath") {
+        fastpath::run(&mut ctx);
+    }
     if want("foundation") {
         foundation::run(&mut ctx);
     }
@@ -41,6 +46,9 @@ fn main() {
     }
     if want("pool") {
         pool::run(&mut ctx);
+    }
+    if want("start") {
+        start::run(&mut ctx);
     }
     if want("containers") {
         containers::run(&mut ctx);

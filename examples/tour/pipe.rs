@@ -152,7 +152,7 @@ fn spsc() -> multiproc::Result<()> {
     };
     println!("  got {} from a producer child", rx.get()?);
     match SpscQueue::<u64>::open(&qname, Role::Producer) {
-        Err(Error::InvalidArgument { detail }) => println!("  second producer refused: {detail}"),
+        Err(e @ Error::Busy { .. }) => println!("  second producer refused: {e}"),
         other => println!("  second producer: unexpected {other:?}"),
     }
     // SAFETY: our child.

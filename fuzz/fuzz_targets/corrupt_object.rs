@@ -1,7 +1,8 @@
 //! Valid objects with arbitrary bytes patched in (header, lock word, seqlock counter,
 //! elements), then opened and driven by an arbitrary sequence of operations: must
 //! never crash, hang or read out of bounds. Starting from valid images gets past the
-//! header checks that random bytes rarely satisfy.
+//! header checks that random bytes rarely satisfy. An operation may also truncate the
+//! segment's file to a fuzz-chosen length mid-sequence (survived, never a `SIGBUS`).
 #![no_main]
 
 use arbitrary::Arbitrary;
@@ -32,6 +33,8 @@ enum Op {
     ToVec,
     Fill(u64),
     Guard(u16, u64),
+    /// Truncates the file to this many bytes (modulo its length + 1).
+    Truncate(u32),
 }
 
 #[derive(Arbitrary, Debug)]
@@ -39,6 +42,17 @@ struct Input {
     kind: Kind,
     patches: Vec<(u16, u8)>,
     ops: Vec<Op>,
+}
+
+/// Cuts the object's file to `len` bytes, as another process with write access can:
+/// the handles must survive it (no `SIGBUS`) and report `Corrupt` at worst.
+fn truncate(name: &str, len: u64) {
+    if let Ok(f) = std::fs::OpenOptions::new()
+        .write(true)
+        .open(format!("/dev/shm/mp.{name}"))
+    {
+        let _ = f.set_len(len);
+    }
 }
 
 fn name() -> String {
@@ -67,14 +81,15 @@ fn image(kind: &Kind) -> Option<Vec<u8>> {
 /// Drives an opened value (a macro: the element bound, `Pod`, lives in bytemuck,
 /// which this crate does not depend on).
 macro_rules! run_value {
-    ($v:expr, $ops:expr, $make:expr) => {{
-        let (v, ops, make) = ($v, $ops, $make);
+    ($v:expr, $ops:expr, $cut:expr, $make:expr) => {{
+        let (v, ops, cut, make) = ($v, $ops, $cut, $make);
         // Free (or recovered): from now on nobody but us can hold the lock. Until then a
         // lock word naming a live thread is a held lock, and anything that may wait for it
         // (multi-word reads fall back to the lock) would rightly wait forever.
         let locked = v.lock_timeout(PROBE).is_some();
         for op in ops {
             match *op {
+                Op::Truncate(len) => truncate(v.segment().name(), cut(len)),
                 Op::Get(_) | Op::ToVec if locked || v.is_lock_free() => drop(v.get()),
                 Op::Set(_, x) | Op::Fill(x) if locked => {
                     v.set(make(x));
@@ -95,16 +110,18 @@ macro_rules! run_value {
 
 /// Drives an opened array.
 macro_rules! run_array {
-    ($a:expr, $ops:expr, $make:expr) => {{
-        let (a, ops, make) = ($a, $ops, $make);
+    ($a:expr, $ops:expr, $cut:expr, $make:expr) => {{
+        let (a, ops, cut, make) = ($a, $ops, $cut, $make);
         let locked = a.lock_timeout(PROBE).is_some();
         for op in ops {
             match *op {
+                Op::Truncate(len) => truncate(a.segment().name(), cut(len)),
                 Op::Get(i) if locked || a.is_lock_free() => drop(a.get(i.into())),
                 Op::ToVec if locked => assert_eq!(a.to_vec().len(), a.len()),
                 Op::Set(i, x) if locked || a.is_lock_free() => {
                     let ok = a.set(i.into(), make(x)).is_ok();
-                    assert_eq!(ok, usize::from(i) < a.len());
+                    // In range: Ok, unless the segment was truncated (Err(Corrupt)).
+                    assert!(ok == (usize::from(i) < a.len()) || (!ok && a.is_broken()));
                 }
                 Op::Add(i, x) | Op::Update(i, x) if locked || a.is_lock_free() => {
                     let _ = a.update(i.into(), |y| *y = make(x));
@@ -135,26 +152,28 @@ fuzz_target!(|input: Input| {
         return;
     }
     let opts = Options::new().init_timeout(Duration::from_millis(1));
+    let file_len = img.len() as u64;
+    let cut = |len: u32| u64::from(len) % (file_len + 1);
     match input.kind {
         Kind::ValueU16 => {
             if let Ok(v) = Value::<u16>::open_with(&n, &opts) {
                 v.fetch_add(1);
-                run_value!(&v, &input.ops, |x| x as u16);
+                run_value!(&v, &input.ops, cut, |x| x as u16);
             }
         }
         Kind::ValueBlock => {
             if let Ok(v) = Value::<[u64; 4]>::open_with(&n, &opts) {
-                run_value!(&v, &input.ops, |x| [x; 4]);
+                run_value!(&v, &input.ops, cut, |x| [x; 4]);
             }
         }
         Kind::ArrayU8 { .. } => {
             if let Ok(a) = Array::<u8>::open_with(&n, &opts) {
-                run_array!(&a, &input.ops, |x| x as u8);
+                run_array!(&a, &input.ops, cut, |x| x as u8);
             }
         }
         Kind::ArrayTriple { .. } => {
             if let Ok(a) = Array::<[u8; 3]>::open_with(&n, &opts) {
-                run_array!(&a, &input.ops, |x| [
+                run_array!(&a, &input.ops, cut, |x| [
                     x as u8,
                     (x >> 8) as u8,
                     (x >> 16) as u8

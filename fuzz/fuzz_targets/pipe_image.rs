@@ -1,6 +1,8 @@
 //! Arbitrary bytes as the shared state of a named pipe (behind a valid header):
 //! opening it and sending, receiving and polling must return Ok or Err — never
-//! crash, hang or read out of bounds.
+//! crash, hang or read out of bounds. When bit 1 of the first byte is set, the file
+//! is truncated halfway through the operations to a length chosen by the last byte
+//! (survived, never a `SIGBUS`).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -11,6 +13,17 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 static N: AtomicU64 = AtomicU64::new(0);
+
+/// Cuts the object's file to `len` bytes, as another process with write access can:
+/// the handles must survive it (no `SIGBUS`) and report `Corrupt` at worst.
+fn truncate(name: &str, len: u64) {
+    if let Ok(f) = std::fs::OpenOptions::new()
+        .write(true)
+        .open(format!("/dev/shm/mp.{name}"))
+    {
+        let _ = f.set_len(len);
+    }
+}
 
 /// Valid images of a small pipe and queue, to overwrite with fuzz bytes.
 fn templates() -> &'static (Vec<u8>, Vec<u8>) {
@@ -40,6 +53,15 @@ fuzz_target!(|data: &[u8]| {
     if write_image(&name, &img).is_err() {
         return;
     }
+    let cut_to = data
+        .first()
+        .filter(|b| *b & 2 != 0)
+        .map(|_| u64::from(*data.last().unwrap_or(&0)) * img.len() as u64 / 255);
+    let cut = || {
+        if let Some(len) = cut_to {
+            truncate(&name, len);
+        }
+    };
     if pick_queue {
         for role in [Role::Consumer, Role::Producer] {
             if let Ok(q) = SpscQueue::<u32>::open_with(&name, role, &opts) {
@@ -47,6 +69,7 @@ fuzz_target!(|data: &[u8]| {
                 let _ = q.try_get();
                 let _ = q.try_put(7);
                 let _ = q.get_timeout(Duration::ZERO);
+                cut();
                 let _ = q.put_timeout(8, Duration::ZERO);
                 let mut out = [0u32; 4];
                 let _ = q.try_get_many(&mut out);
@@ -61,6 +84,7 @@ fuzz_target!(|data: &[u8]| {
             let _ = p.try_recv_bytes_into(&mut buf);
         }
         let _ = p.recv_bytes_timeout(Duration::ZERO);
+        cut();
         let _ = p.poll(Some(Duration::ZERO));
         let _ = p.try_send_bytes(b"hello");
         let _ = p.send_bytes_timeout(&[0u8; 600], Duration::ZERO);

@@ -1,6 +1,7 @@
 //! Arbitrary bytes over the state and slots of a real queue segment: opening it and
 //! operating on it must return values or errors (`Corrupt` at worst) — never crash,
-//! hang or touch memory out of bounds.
+//! hang or touch memory out of bounds. Optionally the file is truncated to a
+//! fuzz-chosen length between two operations (survived, never a `SIGBUS`).
 #![no_main]
 
 use arbitrary::Arbitrary;
@@ -21,9 +22,23 @@ struct Input {
     /// Also patch the header (kind-specific parameters and all).
     header: Option<(u8, Vec<u8>)>,
     ops: Vec<u8>,
+    /// Truncate the file before operation `.0` (modulo the ops) to `.1` bytes (modulo
+    /// its length + 1).
+    truncate: Option<(u8, u32)>,
 }
 
 const T: Duration = Duration::from_millis(1);
+
+/// Cuts the object's file to `len` bytes, as another process with write access can:
+/// the handles must survive it (no `SIGBUS`) and report `Corrupt` at worst.
+fn truncate(name: &str, len: u64) {
+    if let Ok(f) = std::fs::OpenOptions::new()
+        .write(true)
+        .open(format!("/dev/shm/mp.{name}"))
+    {
+        let _ = f.set_len(len);
+    }
+}
 
 fuzz_target!(|input: Input| {
     let name = format!(
@@ -71,11 +86,21 @@ fuzz_target!(|input: Input| {
         return;
     }
     let opts = Options::new().init_timeout(Duration::from_millis(1));
+    let file_len = img.len() as u64;
+    // Before op i: truncate if the input asks for it there.
+    let maybe_cut = |i: usize| {
+        if let Some((at, len)) = input.truncate {
+            if usize::from(at) % input.ops.len().clamp(1, 64) == i {
+                truncate(&name, u64::from(len) % (file_len + 1));
+            }
+        }
+    };
     match kind {
         0 => {
             if let Ok(q) = Queue::<u64>::open_with(&name, &opts) {
                 let q = q.with_probe_interval(Duration::from_micros(100));
-                for op in input.ops.iter().take(64) {
+                for (i, op) in input.ops.iter().take(64).enumerate() {
+                    maybe_cut(i);
                     match op % 8 {
                         0 => drop(q.try_put(*op as u64)),
                         1 => drop(q.try_get()),
@@ -93,7 +118,8 @@ fuzz_target!(|input: Input| {
             if let Ok(q) = ByteQueue::open_with(&name, &opts) {
                 let q = q.with_probe_interval(Duration::from_micros(100));
                 let mut buf = [0u8; 64];
-                for op in input.ops.iter().take(64) {
+                for (i, op) in input.ops.iter().take(64).enumerate() {
+                    maybe_cut(i);
                     match op % 8 {
                         0 => drop(q.try_put(&buf[..(*op as usize % 30)])),
                         1 => drop(q.try_get()),
@@ -110,7 +136,8 @@ fuzz_target!(|input: Input| {
         _ => {
             if let Ok(q) = JoinableQueue::<u32>::open_with(&name, &opts) {
                 let q = q.with_probe_interval(Duration::from_micros(100));
-                for op in input.ops.iter().take(64) {
+                for (i, op) in input.ops.iter().take(64).enumerate() {
+                    maybe_cut(i);
                     match op % 7 {
                         0 => drop(q.try_put(*op as u32)),
                         1 => drop(q.try_get()),

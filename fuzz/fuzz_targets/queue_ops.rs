@@ -37,8 +37,10 @@ fuzz_target!(|input: Input| {
     let max_len = (input.max_len as usize % 40) + 1;
     let q: Queue<u32> = Queue::anonymous(cap).unwrap();
     let bq = ByteQueue::anonymous(cap, max_len).unwrap();
-    let real_cap = cap.next_power_of_two();
+    // Capacity is exact (the ring has the next power of two of slots).
+    let real_cap = cap;
     assert_eq!(q.capacity(), real_cap);
+    assert_eq!(bq.capacity(), real_cap);
     let mut model: VecDeque<u32> = VecDeque::new();
     let mut bmodel: VecDeque<Vec<u8>> = VecDeque::new();
     let mut closed = false;

@@ -99,8 +99,8 @@ fuzz_target!(|data: &[u8]| {
         5 => {
             if let Ok(c) = Condition::open_with(&name, &opts) {
                 let _ = (c.n_waiting(), c.is_locked());
-                // notify without the lock would wait for it: the forged word may name
-                // a live thread of another process, a hold like any other.
+                // notify takes no lock, so a forged lock word cannot make it wait.
+                c.notify(1);
                 let g = match c.try_acquire() {
                     Ok(g) => Some(g),
                     Err(multiproc::TryLockError::OwnerDied(d)) => Some(d.into_inner()),

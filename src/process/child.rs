@@ -1,11 +1,14 @@
 //! [`Process`], [`ProcessBuilder`] and the fork machinery the pool shares.
 
-use super::{current, registry};
+use super::forkserver::{Relay, Relayed};
+use super::start::{self, Job, StartMethod};
+use super::{current, forkserver, registry};
 use crate::sys::process as os;
 use crate::{Error, Result};
 use std::fmt;
 use std::io::{self, Write};
 use std::mem::ManuallyDrop;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -59,6 +62,9 @@ pub(crate) struct ChildInner {
     pub name: String,
     pub daemon: bool,
     status: Mutex<Status>,
+    /// For a child of the fork server: where its exit code arrives (it is not our
+    /// child, so we cannot reap it).
+    relay: Option<Arc<Relay>>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -71,6 +77,40 @@ enum Status {
 }
 
 impl ChildInner {
+    /// A child forked or spawned by this process.
+    fn own(pid: u32, name: String, daemon: bool) -> ChildInner {
+        ChildInner {
+            pid,
+            name,
+            daemon,
+            status: Mutex::new(Status::Running),
+            relay: None,
+        }
+    }
+
+    /// A child of the fork server.
+    pub(crate) fn relayed(pid: u32, name: String, daemon: bool, relay: Arc<Relay>) -> ChildInner {
+        ChildInner {
+            pid,
+            name,
+            daemon,
+            status: Mutex::new(Status::Running),
+            relay: Some(relay),
+        }
+    }
+
+    fn relayed_status(&self, r: Relayed) -> io::Result<Option<i32>> {
+        match r {
+            Relayed::Running => Ok(None),
+            Relayed::Exited(c) => Ok(Some(c)),
+            Relayed::Lost => Err(io::Error::other(format!(
+                "process '{}' (pid {}): the fork server that started it died, so its exit \
+                 code is lost",
+                self.name, self.pid
+            ))),
+        }
+    }
+
     fn status(&self) -> std::sync::MutexGuard<'_, Status> {
         self.status.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -88,6 +128,9 @@ impl ChildInner {
 
     /// Reaps the child if it has exited: `Ok(Some(exitcode))`, `Ok(None)` while it runs.
     pub fn poll(&self) -> io::Result<Option<i32>> {
+        if let Some(r) = &self.relay {
+            return self.relayed_status(r.status());
+        }
         let mut st = self.status();
         match *st {
             Status::Exited(c) => return Ok(Some(c)),
@@ -110,6 +153,12 @@ impl ChildInner {
 
     /// Sends `sig` unless the child was already reaped (then there is nobody to signal).
     pub fn signal(&self, sig: i32) -> io::Result<()> {
+        if let Some(r) = &self.relay {
+            return r.signal(self.pid, sig).map_err(|e| match e {
+                Error::Io(e) => e,
+                e => io::Error::other(e.to_string()),
+            });
+        }
         let st = self.status();
         if *st == Status::Running {
             os::signal(self.pid, sig)?;
@@ -119,6 +168,10 @@ impl ChildInner {
 
     /// Blocks until the child exits; reaps it.
     pub fn wait(&self) -> io::Result<i32> {
+        if let Some(r) = &self.relay {
+            let s = r.wait(None);
+            return self.relayed_status(s).map(|c| c.unwrap_or(0));
+        }
         loop {
             if let Some(c) = self.poll()? {
                 return Ok(c);
@@ -134,6 +187,10 @@ impl ChildInner {
 
     /// Waits at most `timeout` for the child to exit.
     pub fn wait_timeout(&self, timeout: Duration) -> io::Result<Option<i32>> {
+        if let Some(r) = &self.relay {
+            let s = r.wait(Some(Instant::now() + timeout));
+            return self.relayed_status(s);
+        }
         if let Some(c) = self.poll()? {
             return Ok(Some(c));
         }
@@ -167,8 +224,11 @@ impl ChildInner {
     }
 }
 
-/// A child process started by [`Process::fork`] or [`ProcessBuilder::fork`]
-/// (Python's `multiprocessing.Process`, with `start()` folded into `fork`).
+/// A child process started by [`Process::fork`], [`ProcessBuilder::fork`] or
+/// [`ProcessBuilder::start`] (Python's `multiprocessing.Process`, with `start()`
+/// folded into `fork`/`start`). It behaves the same whatever its
+/// [`StartMethod`]; a child of the fork server is that server's child, so its exit
+/// code is relayed by the server rather than reaped here.
 ///
 /// ```
 /// # fn main() -> multiproc::Result<()> {
@@ -244,6 +304,9 @@ impl Process {
     ///
     /// The child is a copy of this process in which **only the calling thread
     /// exists**: see the [module documentation](crate::process#fork-only-the-calling-thread-survives).
+    /// This is always a fork, whatever the default start method: in a program with
+    /// other threads, prefer [`ProcessBuilder::start`] with a `fn`, which uses
+    /// [`StartMethod::ForkServer`] there by default.
     /// The child never returns into the caller's code: after `f` it reaps its own
     /// children, flushes stdout and stderr and calls `_exit`.
     ///
@@ -328,6 +391,8 @@ impl Process {
 pub struct ProcessBuilder {
     name: Option<String>,
     daemon: bool,
+    start_method: Option<StartMethod>,
+    executable: Option<PathBuf>,
 }
 
 impl ProcessBuilder {
@@ -377,12 +442,68 @@ impl ProcessBuilder {
             }
         })
         .map_err(|e| Error::Io(io::Error::new(e.kind(), format!("fork failed: {e}"))))?;
-        let inner = Arc::new(ChildInner {
-            pid,
-            name,
-            daemon,
-            status: Mutex::new(Status::Running),
-        });
+        let inner = Arc::new(ChildInner::own(pid, name, daemon));
+        registry::register(inner.clone());
+        Ok(Process::from_inner(inner))
+    }
+
+    /// The start method for [`start`](ProcessBuilder::start) (default: the
+    /// process-wide one, see [`set_start_method`](crate::set_start_method)).
+    pub fn start_method(mut self, m: StartMethod) -> ProcessBuilder {
+        self.start_method = Some(m);
+        self
+    }
+
+    /// The executable a [`Spawn`](StartMethod::Spawn)ed child runs (Python's
+    /// `set_executable`; default `/proc/self/exe`, this very program). It must be
+    /// the same file as this program's: a child that finds another executable
+    /// refuses to run, and `start` returns the reason.
+    pub fn executable(mut self, path: impl Into<PathBuf>) -> ProcessBuilder {
+        self.executable = Some(path.into());
+        self
+    }
+
+    /// Starts a child that runs `f(arg)` and exits with its [`IntoExitCode`] code,
+    /// with this builder's [start method](ProcessBuilder::start_method):
+    /// * [`Fork`](StartMethod::Fork): as [`fork`](ProcessBuilder::fork);
+    /// * [`Spawn`](StartMethod::Spawn): re-executes this program, which runs `f`
+    ///   before `main` (see [`init`](crate::init));
+    /// * [`ForkServer`](StartMethod::ForkServer): the fork server forks the child.
+    ///
+    /// `arg` is serialized (postcard) and `f` must be a plain `fn`: with `Spawn` and
+    /// `ForkServer` the child does not share this process's memory. The returned
+    /// [`Process`] behaves the same for every method (join, exit codes, signals,
+    /// daemon).
+    ///
+    /// ```
+    /// # fn main() -> multiproc::Result<()> {
+    /// use multiproc::{ProcessBuilder, StartMethod};
+    /// fn work(n: u32) -> i32 { n as i32 + 1 }
+    /// let p = ProcessBuilder::new().start_method(StartMethod::ForkServer).start(work, 41)?;
+    /// assert_eq!(p.join()?, 42);
+    /// # Ok(()) }
+    /// ```
+    pub fn start<A, R>(self, f: fn(A) -> R, arg: A) -> Result<Process>
+    where
+        A: serde::Serialize + serde::de::DeserializeOwned,
+        R: IntoExitCode,
+    {
+        let method = self.start_method.unwrap_or_else(start::get_start_method);
+        if method == StartMethod::Fork {
+            return self.fork(move || f(arg));
+        }
+        let (identity, default_name) = current::next_child("Process");
+        let name = self.name.unwrap_or(default_name);
+        let daemon = self.daemon;
+        let job = Job::new(f, &arg, name.clone(), identity, daemon)?;
+        let inner = if method == StartMethod::Spawn {
+            let pid = start::spawn(&job, self.executable.as_deref())?;
+            ChildInner::own(pid, name, daemon)
+        } else {
+            let (pid, relay) = forkserver::start_child(job)?;
+            ChildInner::relayed(pid, name, daemon, relay)
+        };
+        let inner = Arc::new(inner);
         registry::register(inner.clone());
         Ok(Process::from_inner(inner))
     }

@@ -18,8 +18,30 @@
 //! # Ok(()) }
 //! ```
 //!
+//! ## Start methods
+//! [`Process::fork`] forks a closure. [`ProcessBuilder::start`] runs a `fn` with a
+//! serde argument through any [`StartMethod`] — `Fork`, `Spawn` or `ForkServer`,
+//! Python's three — and so does the [`Pool`]. The default
+//! ([`get_start_method`]; [`set_start_method`] overrides it) is `Fork` while the
+//! calling process has exactly one thread, `ForkServer` once it has more: a default
+//! start never copies a lock that another thread holds.
+//!
+//! ```
+//! # fn main() -> multiproc::Result<()> {
+//! use multiproc::{ProcessBuilder, StartMethod};
+//! fn greet(who: String) -> i32 {
+//!     println!("hello, {who}");
+//!     0
+//! }
+//! for m in [StartMethod::Fork, StartMethod::Spawn, StartMethod::ForkServer] {
+//!     let p = ProcessBuilder::new().start_method(m).start(greet, "world".to_string())?;
+//!     assert_eq!(p.join()?, 0);
+//! }
+//! # Ok(()) }
+//! ```
+//!
 //! ## Fork: only the calling thread survives
-//! Every child is made with `fork(2)`, like Python's `fork` start method, and
+//! A `Fork` child is made with `fork(2)`, like Python's `fork` start method, and
 //! inherits the same caveat Python documents: *safely forking a multithreaded
 //! process is problematic.* The child is a copy of the parent's memory in which only
 //! the thread that called `fork` exists. Locks held at that instant by the parent's
@@ -28,9 +50,9 @@
 //! missing there. So:
 //! * do not hold process-local locks across a fork, and do not rely in the child on
 //!   state that other threads were in the middle of updating;
-//! * fork early (before starting threads) when you can — the pool does: it forks all
-//!   its workers in `Pool::new`, so threads the program starts afterwards never
-//!   matter to them;
+//! * fork early (before starting threads) when you can, or use
+//!   [`StartMethod::Spawn`] / [`StartMethod::ForkServer`], which never fork this
+//!   process;
 //! * objects of this crate are safe to use in the child: they live in shared memory
 //!   and recover from a holder that vanished (see [`Lock`](crate::Lock)).
 //!
@@ -48,12 +70,18 @@
 
 mod child;
 mod current;
+mod forkserver;
 mod pool;
 mod registry;
+mod start;
 
 pub use child::{IntoExitCode, Process, ProcessBuilder, PANIC_EXIT_CODE};
 pub use current::{current_process, CurrentProcess};
+pub use forkserver::forkserver_pid;
 pub use pool::{default_chunksize, AsyncResult, Imap, Pool, PoolBuilder, DEFAULT_MAX_MESSAGE_LEN};
+pub use start::{
+    get_start_method, init, set_start_method, thread_count, StartMethod, SPAWN_REFUSED_EXIT_CODE,
+};
 
 /// The number of CPUs this process may run on (honours CPU affinity and cgroup
 /// quotas, like Python 3.13's `os.process_cpu_count()`); at least 1.

@@ -28,18 +28,27 @@
 //! per worker for its inbox plus 1 MiB per worker (at most 16 MiB) for results.
 //!
 //! Tasks are plain `fn` pointers, and arguments and results are
-//! `Serialize + DeserializeOwned` (encoded with postcard). A `fn` pointer is valid
-//! in the workers because they are forks of this very program (same binary, same
-//! addresses); a closure could capture state that does not exist there.
+//! `Serialize + DeserializeOwned` (encoded with postcard). A `fn` pointer travels as
+//! an offset in this very executable, valid in every worker (a fork, or a fresh
+//! start of the same binary); a closure could capture state that does not exist
+//! there.
 //!
-//! ## Threads and fork
-//! Workers are forked at `Pool::new`, so threads the program starts afterwards do not
-//! exist in them and cannot leave locks held there (see the
-//! [fork caveat](crate::process#fork-only-the-calling-thread-survives)). Replacement
-//! workers (after a death, or `maxtasksperchild`) are forked later by the pool thread:
-//! in them, too, only the pool thread's copy exists — tasks must not rely on locks
-//! that other threads of the program might hold at that moment. The pool never holds
-//! a lock of its own across a fork.
+//! ## Threads and start methods
+//! Workers, and the replacements of dead ones, are started with the pool's
+//! [`StartMethod`] ([`PoolBuilder::start_method`]; by default `ForkServer` once the
+//! program has other threads, `Fork` while it has one — see
+//! [`get_start_method`](crate::get_start_method)):
+//! * `Spawn` / `ForkServer`: nothing is ever forked from this process. Workers start
+//!   from a fresh copy of the program (the fork server's, or a re-execution) and
+//!   attach to the pool's queues by name (mode 0600, unlinked when the pool drops;
+//!   `multiproc::gc` removes those of a pool whose process was killed). Tasks see
+//!   the program's statics as they were at start-up, not the caller's.
+//! * `Fork`: workers are forked by the pool thread, at `build` and again for each
+//!   replacement (after a death, or `maxtasksperchild`). Only that thread's copy
+//!   exists in them (see the
+//!   [fork caveat](crate::process#fork-only-the-calling-thread-survives)): a lock
+//!   another thread of the program holds at that moment stays held there. The pool
+//!   never holds a lock of its own across a fork.
 //!
 //! ## Failures
 //! * A task that panics yields `Err(Error::TaskFailed { message })` for that item
@@ -67,6 +76,7 @@ mod worker;
 
 use self::core::{Failure, Outcome, Shared};
 use self::wire::{Item, Outcomes, Runner};
+use super::start::{default_is_automatic, get_start_method, StartMethod};
 use crate::{Error, Result};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -120,6 +130,7 @@ pub struct PoolBuilder {
     initializer: Option<Arc<dyn Fn() + Send + Sync>>,
     max_tasks: Option<usize>,
     max_message_len: usize,
+    start_method: Option<StartMethod>,
 }
 
 impl fmt::Debug for PoolBuilder {
@@ -129,6 +140,7 @@ impl fmt::Debug for PoolBuilder {
             .field("initializer", &self.initializer.is_some())
             .field("maxtasksperchild", &self.max_tasks)
             .field("max_message_len", &self.max_message_len)
+            .field("start_method", &self.start_method)
             .finish()
     }
 }
@@ -140,6 +152,7 @@ impl Default for PoolBuilder {
             initializer: None,
             max_tasks: None,
             max_message_len: DEFAULT_MAX_MESSAGE_LEN,
+            start_method: None,
         }
     }
 }
@@ -158,9 +171,11 @@ impl PoolBuilder {
 
     /// Runs `f` once in every worker (also in replacements) before its first task.
     ///
-    /// Unlike tasks, the initializer may be a closure: workers are forks of this
-    /// process made after this call, so whatever it captures exists in them. If it
-    /// panics, the pool is broken: every task fails with [`Error::TaskFailed`].
+    /// Unlike tasks, the initializer may be a closure, because it needs
+    /// [`StartMethod::Fork`]: workers are then forks of this process made after this
+    /// call, so whatever it captures exists in them (a pool with an initializer
+    /// defaults to `Fork`; `build` refuses one with another method). If it panics,
+    /// the pool is broken: every task fails with [`Error::TaskFailed`].
     pub fn initializer(mut self, f: impl Fn() + Send + Sync + 'static) -> PoolBuilder {
         self.initializer = Some(Arc::new(f));
         self
@@ -180,8 +195,36 @@ impl PoolBuilder {
         self
     }
 
-    /// Starts the pool: forks the workers now.
+    /// How workers (and their replacements) are started; default: the process-wide
+    /// [`get_start_method`](crate::get_start_method) (see
+    /// [`set_start_method`](crate::set_start_method)), except that a pool with an
+    /// [`initializer`](PoolBuilder::initializer) closure uses
+    /// [`Fork`](StartMethod::Fork) unless told otherwise — a closure exists only in
+    /// this process's memory.
+    ///
+    /// With [`Spawn`](StartMethod::Spawn) or [`ForkServer`](StartMethod::ForkServer)
+    /// nothing is ever forked from this (possibly multi-threaded) process; the
+    /// workers start from a fresh copy of the program, attach to the pool's queues
+    /// by name, and cannot run an initializer closure (`build` refuses one).
+    pub fn start_method(mut self, m: StartMethod) -> PoolBuilder {
+        self.start_method = Some(m);
+        self
+    }
+
+    /// Starts the pool: starts the workers now.
     pub fn build(self) -> Result<Pool> {
+        let method = match self.start_method {
+            Some(m) => m,
+            None if self.initializer.is_some() && default_is_automatic() => StartMethod::Fork,
+            None => get_start_method(),
+        };
+        if method != StartMethod::Fork && self.initializer.is_some() {
+            return Err(Error::invalid(format!(
+                "a pool started with {method:?} cannot run an initializer closure (its \
+                 workers do not share this process's memory): use StartMethod::Fork, or \
+                 do the set-up at the start of each task"
+            )));
+        }
         let workers = if self.workers == 0 {
             crate::cpu_count()
         } else {
@@ -205,6 +248,7 @@ impl PoolBuilder {
             max_tasks: self.max_tasks,
             max_message_len: self.max_message_len,
             inbox_capacity: self::core::MAX_WINDOW,
+            method,
         })?;
         Ok(Pool {
             shared,
@@ -258,7 +302,8 @@ fn chunk_bodies<'a, T: Serialize + 'a>(
 }
 
 impl Pool {
-    /// A pool of `workers` processes (0: one per CPU), forked now.
+    /// A pool of `workers` processes (0: one per CPU), started now with the default
+    /// start method ([`get_start_method`](crate::get_start_method)).
     pub fn new(workers: usize) -> Result<Pool> {
         PoolBuilder::new().workers(workers).build()
     }

@@ -44,7 +44,7 @@ impl Registry {
 
 /// A value of which each process has its own copy: a forked child starts from
 /// `T::default()` instead of the parent's state (and its possibly-held lock).
-struct ForkLocal<T> {
+pub(crate) struct ForkLocal<T> {
     ptr: AtomicPtr<Slot<T>>,
 }
 
@@ -54,13 +54,13 @@ struct Slot<T> {
 }
 
 impl<T: Default> ForkLocal<T> {
-    const fn new() -> Self {
+    pub(crate) const fn new() -> Self {
         ForkLocal {
             ptr: AtomicPtr::new(std::ptr::null_mut()),
         }
     }
 
-    fn get(&self) -> &Mutex<T> {
+    pub(crate) fn get(&self) -> &Mutex<T> {
         let pid = getpid();
         loop {
             let cur = self.ptr.load(Ordering::Acquire);

@@ -371,16 +371,14 @@ impl RawArray {
         }
     }
 
-    /// Blocks for the lock; a thread that already holds it would wait for itself
-    /// forever, which is a bug in the caller: panic with a clear message instead.
+    /// Blocks for the lock. A lock word naming the calling thread is taken over (see
+    /// [`RawLock`]'s "Impossible holders"): the operations that call this must not be
+    /// used while the calling thread holds the lock (the named handles refuse that
+    /// before calling, knowing which locks their guards hold; shared memory cannot
+    /// tell them).
     #[inline]
     fn lock_blocking(&self, probe: Duration) -> Unlock<'_> {
         let me = current_identity();
-        assert!(
-            !self.lock.is_held_by(me),
-            "this thread already holds the lock of this shared value (a guard from \
-             lock() is alive): modify the value through the guard"
-        );
         let _ = self.lock(me, None, probe);
         Unlock { raw: self, me }
     }
@@ -443,7 +441,10 @@ impl Drop for Unlock<'_> {
 /// caller's, never re-read from shared memory); out-of-range indices give `None` or
 /// `false`.
 ///
-/// See the [module docs](self) for which operations are lock-free.
+/// See the [module docs](self) for which operations are lock-free. The others take the
+/// header's lock, and must not be called by a thread that holds it already: a lock word
+/// naming the calling thread is taken as forged and taken over (see [`RawLock`]'s
+/// "Impossible holders"), so the outer hold would end with the call.
 pub struct ArrayRef<'a, T> {
     raw: &'a RawArray,
     /// At least `words_for::<T>(len)` words (checked by [`RawArray::view`]).

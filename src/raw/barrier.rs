@@ -8,6 +8,17 @@
 //! the word keeps the outcome of the last 8 generations, so a waiter that wakes late
 //! still learns how *its* generation ended.
 //!
+//! ## Actions (Python's `action=`)
+//! A last party that has an action to run arrives *holding* the generation
+//! ([`RawBarrier::arrive_holding`]): its CAS sets the count to `parties` instead of
+//! starting the next generation, so nobody is released while it runs the action; it
+//! then [`complete`](RawBarrier::complete)s — starting the next generation, or
+//! breaking this one if the action failed. Meanwhile it stays recorded (below), so
+//! if it dies in the action, the waiters break the barrier; a waiter's timeout
+//! during the action breaks it too (and the holder then gets `Broken`). A party
+//! that arrives while the count is `parties` (more threads than parties) is told
+//! [`BarrierError::Releasing`] and waits for the next generation.
+//!
 //! ## Dead parties
 //! Before it arrives, a party records its [`Identity`] in a free slot of a small
 //! table, and clears it when it leaves. Waiters probe the liveness of the recorded
@@ -75,8 +86,11 @@ fn next_generation(w: u32, broken: bool) -> u32 {
 pub enum BarrierError {
     /// The generation was broken (abort, reset, a timeout, a dead party).
     Broken,
-    /// The word holds an arrival count at or beyond the party count.
+    /// The word holds an arrival count beyond the party count.
     Corrupt,
+    /// The last party of the current generation is running its action: wait for the
+    /// word to change ([`RawBarrier::wait_for_release`]) and arrive again.
+    Releasing,
 }
 
 /// A party that arrived and has not left yet (see [`RawBarrier::arrive`]).
@@ -89,12 +103,20 @@ pub struct Arrival {
     me: Identity,
     /// True for the last party: it released the generation and is done.
     released: bool,
+    /// True for a last party that arrived holding the generation: it must
+    /// [`complete`](RawBarrier::complete) it.
+    holding: bool,
 }
 
 impl Arrival {
     /// The arrival index, `0..parties` (the last to arrive gets `parties - 1`).
     pub fn index(&self) -> u32 {
         self.index
+    }
+    /// True when this is the last party, holding the generation until it
+    /// [`complete`](RawBarrier::complete)s.
+    pub fn is_holding(&self) -> bool {
+        self.holding
     }
 }
 
@@ -163,12 +185,71 @@ impl RawBarrier {
         deadline: Deadline,
         probe: Duration,
     ) -> Result<u32, BarrierError> {
-        let a = self.arrive(me, parties)?;
-        self.finish(a, deadline, probe)
+        self.wait_with(me, parties, deadline, probe, None)
+    }
+
+    /// As [`wait`](Self::wait); if the caller is the last party, it first runs
+    /// `action` (Python's `action=`) while every other party is still held; an action
+    /// that returns `false` (failed) breaks the barrier. A caller that arrives while
+    /// another last party runs its action waits for the next generation.
+    pub fn wait_with(
+        &self,
+        me: Identity,
+        parties: u32,
+        deadline: Deadline,
+        probe: Duration,
+        action: Option<&mut dyn FnMut() -> bool>,
+    ) -> Result<u32, BarrierError> {
+        self.wait_unless(me, parties, deadline, probe, action, &|| false)
+    }
+
+    /// As [`wait_with`](Self::wait_with), giving up with `Err(Corrupt)` (and without
+    /// breaking the barrier) when `stop` returns true at a probe (see
+    /// [`finish_unless`](Self::finish_unless)).
+    pub fn wait_unless(
+        &self,
+        me: Identity,
+        parties: u32,
+        deadline: Deadline,
+        probe: Duration,
+        mut action: Option<&mut dyn FnMut() -> bool>,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<u32, BarrierError> {
+        loop {
+            match self.arrive_holding(me, parties, action.is_some()) {
+                Ok(a) if a.holding => {
+                    let ok = action.as_mut().map_or(true, |f| f());
+                    return self.complete(a, ok);
+                }
+                Ok(a) => return self.finish_unless(a, deadline, probe, stop),
+                Err(BarrierError::Releasing) => {
+                    if !self.wait_for_release(me, deadline, probe) {
+                        // Our timeout ran out first: it breaks the barrier, as any.
+                        let g = generation(self.word.load(Ordering::Relaxed));
+                        self.break_generation(g);
+                        return Err(BarrierError::Broken);
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// First half of [`wait`](Self::wait): registers the caller and counts it in.
     pub fn arrive(&self, me: Identity, parties: u32) -> Result<Arrival, BarrierError> {
+        self.arrive_holding(me, parties, false)
+    }
+
+    /// As [`arrive`](Self::arrive); with `hold`, the last party does not release the
+    /// generation but holds it (see "Actions" in the module docs) until
+    /// [`complete`](Self::complete). `Err(Releasing)` while another last party holds
+    /// the current generation.
+    pub fn arrive_holding(
+        &self,
+        me: Identity,
+        parties: u32,
+        hold: bool,
+    ) -> Result<Arrival, BarrierError> {
         if parties == 0 || parties > MAX_PARTIES {
             return Err(BarrierError::Corrupt);
         }
@@ -186,10 +267,15 @@ impl RawBarrier {
             let c = count(w);
             if c >= parties {
                 self.free_slot(slot, me);
-                return Err(BarrierError::Corrupt);
+                return Err(if c == parties {
+                    BarrierError::Releasing
+                } else {
+                    BarrierError::Corrupt
+                });
             }
             let last = c + 1 == parties;
-            let next = if last {
+            let holding = last && hold;
+            let next = if last && !hold {
                 next_generation(w, false)
             } else {
                 w + (1 << COUNT_SHIFT)
@@ -202,7 +288,7 @@ impl RawBarrier {
                 .compare_exchange_weak(w, next, Ordering::SeqCst, Ordering::Relaxed)
             {
                 Ok(_) => {
-                    if last {
+                    if last && !holding {
                         self.free_slot(slot, me);
                         self.wake_all();
                     }
@@ -211,10 +297,82 @@ impl RawBarrier {
                         index: c,
                         slot,
                         me,
-                        released: last,
+                        released: last && !holding,
+                        holding,
                     });
                 }
                 Err(x) => w = x,
+            }
+        }
+    }
+
+    /// Ends the generation that the last party `a` held (see
+    /// [`arrive_holding`](Self::arrive_holding)): releases every party if `ok`, else
+    /// breaks the barrier (its action failed: everyone gets `Broken`, and later waits
+    /// too until [`reset`](Self::reset)). `Err(Broken)` also when the generation was
+    /// broken while held (abort, reset, a waiter's timeout).
+    pub fn complete(&self, a: Arrival, ok: bool) -> Result<u32, BarrierError> {
+        if !a.holding {
+            return if a.released {
+                Ok(a.index)
+            } else {
+                Err(BarrierError::Corrupt)
+            };
+        }
+        let mut w = self.word.load(Ordering::Relaxed);
+        let result = loop {
+            if generation(w) != a.generation || is_broken(w) {
+                break Err(BarrierError::Broken);
+            }
+            let next = if ok {
+                next_generation(w, false)
+            } else {
+                w | BROKEN
+            };
+            // SYNC(barrier): Release publishes the action's writes to every party.
+            // SYNC(barrier-sleep): SeqCst, before the load of `sleepers`.
+            match self
+                .word
+                .compare_exchange_weak(w, next, Ordering::SeqCst, Ordering::Relaxed)
+            {
+                Ok(_) if ok => break Ok(a.index),
+                Ok(_) => break Err(BarrierError::Broken),
+                Err(x) => w = x,
+            }
+        };
+        self.free_slot(a.slot, a.me);
+        self.wake_all();
+        result
+    }
+
+    /// After `Err(Releasing)`: waits until the word changes (the holder completed, or
+    /// the generation broke), `deadline` passes (`false`), or a recorded party is
+    /// found dead (the generation is broken, `true`).
+    pub fn wait_for_release(&self, me: Identity, deadline: Deadline, probe: Duration) -> bool {
+        let mut probes = Probes::new(probe);
+        // SYNC(barrier)
+        let w = self.word.load(Ordering::Acquire);
+        loop {
+            if self.word.load(Ordering::Acquire) != w {
+                return true;
+            }
+            // SYNC(barrier-sleep): announce ourselves, then the kernel re-checks the word.
+            self.sleepers.fetch_add(1, Ordering::SeqCst);
+            let r = futex_wait(&self.word, w, Some(probes.next_wake(deadline)));
+            let _ = self
+                .sleepers
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |s| s.checked_sub(1));
+            if probes.due(r, deadline) {
+                if self.word.load(Ordering::Acquire) != w {
+                    return true;
+                }
+                if self.found_dead_party(me) {
+                    self.break_generation(generation(w));
+                    return true;
+                }
+                if expired(deadline) {
+                    return false;
+                }
             }
         }
     }
@@ -226,8 +384,24 @@ impl RawBarrier {
         deadline: Deadline,
         probe: Duration,
     ) -> Result<u32, BarrierError> {
+        self.finish_unless(a, deadline, probe, &|| false)
+    }
+
+    /// [`finish`](Self::finish), giving up with `Err(Corrupt)` (and without breaking
+    /// the barrier) when `stop` returns true at a probe: the caller's segment was
+    /// truncated, and its zero-page replacement will never see the round end.
+    pub fn finish_unless(
+        &self,
+        a: Arrival,
+        deadline: Deadline,
+        probe: Duration,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<u32, BarrierError> {
         if a.released {
             return Ok(a.index);
+        }
+        if a.holding {
+            return self.complete(a, true);
         }
         spin_until(&self.spin, || {
             self.outcome(&a, self.word.load(Ordering::Relaxed))
@@ -251,6 +425,10 @@ impl RawBarrier {
                 let w = self.word.load(Ordering::Acquire);
                 if self.outcome(&a, w).is_some() {
                     continue;
+                }
+                if stop() {
+                    self.free_slot(a.slot, a.me);
+                    return Err(BarrierError::Corrupt);
                 }
                 if expired(deadline) || self.found_dead_party(a.me) {
                     self.break_generation(a.generation);

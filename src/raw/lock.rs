@@ -3,7 +3,18 @@
 //! Robust means: when the holder dies (SIGKILL, OOM, its thread exits) the next
 //! acquirer takes the lock over and is told so ([`Acquire::Recovered`]), within one
 //! probe interval. Owners are recorded as [`Identity`] (TID + thread start time), so a
-//! reused TID is never mistaken for the dead owner.
+//! TID reused by a thread started in another clock tick is not mistaken for the dead
+//! owner (reuse within one tick is; see [`crate::sys::ident`]).
+//!
+//! ## Impossible holders
+//! The word is untrusted: anyone who can write the segment can name any thread in it.
+//! Two holders cannot be real, and are taken over like a dead one
+//! ([`Acquire::Recovered`]) instead of being waited for: a kernel thread (it never
+//! runs our code; [`owner_is_dead`] says so), and the acquiring thread itself (the
+//! lock is not re-entrant, so a thread that is acquiring it does not hold it).
+//! Callers that may hold the lock already must find out on their own before they
+//! call (the named handles keep a per-thread record of the locks their guards hold);
+//! [`RawRLock`](super::RawRLock) checks [`RawLock::is_held_by`] first.
 //!
 //! Orderings: acquiring is an Acquire CAS on `word`, releasing a Release CAS/swap on
 //! `word` (`SYNC(lock)`): what the holder wrote is visible to the next holder. The
@@ -155,6 +166,14 @@ impl RawLock {
                 Acquire::WouldBlock
             };
         }
+        if holder_tid(state) == me.tid {
+            // Names us, who do not hold it (see "Impossible holders").
+            return if self.take(state, me) {
+                Acquire::Recovered
+            } else {
+                Acquire::WouldBlock
+            };
+        }
         if self.holder_is_dead(state) && self.take(state, me) {
             return Acquire::Recovered;
         }
@@ -164,20 +183,21 @@ impl RawLock {
     /// CAS `state` → held by `me`, keeping WAITERS (others may sleep).
     #[inline]
     fn take(&self, state: u32, me: Identity) -> bool {
+        self.take_state(state, me).is_ok()
+    }
+
+    /// As [`take`](Self::take); on failure, the state found instead.
+    #[inline]
+    fn take_state(&self, state: u32, me: Identity) -> Result<(), u32> {
         // SYNC(lock): Acquire pairs with the Release in unlock.
-        let ok = self
-            .word
-            .compare_exchange(
-                state,
-                me.tid | (state & WAITERS),
-                Ordering::Acquire,
-                Ordering::Relaxed,
-            )
-            .is_ok();
-        if ok {
-            self.owner.store(me.info(), Ordering::Relaxed);
-        }
-        ok
+        self.word.compare_exchange(
+            state,
+            me.tid | (state & WAITERS),
+            Ordering::Acquire,
+            Ordering::Relaxed,
+        )?;
+        self.owner.store(me.info(), Ordering::Relaxed);
+        Ok(())
     }
 
     /// Polls briefly (see [`Spin`]) while the lock is held and nobody sleeps on it;
@@ -223,6 +243,17 @@ impl RawLock {
                         self.owner.store(me.info(), Ordering::Relaxed);
                         return Acquire::Acquired;
                     }
+                    Err(s) => {
+                        state = s;
+                        continue;
+                    }
+                }
+            }
+            if holder_tid(state) == me.tid {
+                // Names us, who do not hold it: forged or garbage (see "Impossible
+                // holders"); waiting for ourselves would never end.
+                match self.take_state(state, me) {
+                    Ok(()) => return Acquire::Recovered,
                     Err(s) => {
                         state = s;
                         continue;
@@ -514,7 +545,7 @@ impl Probes {
             let now = crate::sync::Instant::now();
             now >= self.next_wake(deadline)
         } {
-            self.interval = (self.interval * 2).min(self.max);
+            self.interval = self.interval.saturating_mul(2).min(self.max);
             self.next = crate::sync::Instant::now().add(self.interval);
             true
         } else {
@@ -559,6 +590,33 @@ mod tests {
         lock.word.store(ghost.tid, Ordering::Relaxed);
         lock.owner.store(ghost.info(), Ordering::Relaxed);
         assert_eq!(try_from_another_thread(&lock), Acquire::Recovered);
+    }
+
+    #[test]
+    fn a_word_naming_the_acquirer_itself_is_taken_over() {
+        // RawLock is not re-entrant: a thread acquiring it does not hold it, whatever
+        // the word says (with a matching record, or a lagging one).
+        let lock = RawLock::new();
+        let me = crate::sync::current_identity();
+        for record in [me.info(), 0] {
+            lock.word.store(me.tid | WAITERS, Ordering::Relaxed);
+            lock.owner.store(record, Ordering::Relaxed);
+            let a = lock.lock(me, Some(crate::sync::Instant::now()), DEFAULT_PROBE);
+            assert_eq!(a, Acquire::Recovered);
+            assert!(lock.is_held_by(me));
+            assert!(
+                has_waiters(lock.word.load(Ordering::Relaxed)),
+                "sleepers kept"
+            );
+            // SAFETY: we hold it and protect nothing.
+            unsafe { lock.unlock(me) };
+            lock.word.store(me.tid, Ordering::Relaxed);
+            lock.owner.store(record, Ordering::Relaxed);
+            assert_eq!(lock.try_lock(me), Acquire::Recovered);
+            // SAFETY: as above.
+            unsafe { lock.unlock(me) };
+            assert!(!lock.is_locked());
+        }
     }
 
     #[test]

@@ -6,6 +6,10 @@
 //! waiter counts, closed flag — each on its own 128-byte line) plus a region of
 //! `capacity` slots, viewed together through a [`Ring`].
 //!
+//! The ring holds a power of two of slots; a queue may ask for fewer (Python's
+//! `Queue(6)` holds 6): its *limit* then bounds the messages in it (see
+//! [`Ring::with_limit`] and "Limit" below).
+//!
 //! ## Algorithm
 //! Vyukov's bounded MPMC ring, except that a claim is made on the *slot* and records
 //! its owner, so that a claimant that dies never wedges the ring:
@@ -25,6 +29,19 @@
 //! Every transition moves a slot forward in the order `FREE(l) < WRITING(l) <
 //! READY(l) < READING(l) < FREE(l + 1)` (a takeover replaces only the owner), which
 //! is what makes the bounds checks below exact rather than heuristic.
+//!
+//! ## Limit
+//! With a limit `L` below the ring size, a producer about to claim position `pos`
+//! first reads the slot of position `pos - L` and refuses (full) unless it is
+//! `FREE(lap + 1)` — that message was got and its slot freed. A consumer frees
+//! position `q` only after `head` passed it, so every position up to `pos - L` was
+//! claimed by consumers; and the claim of `pos` succeeds only while `pos` is the next
+//! unclaimed position. So after the claim at most `L` messages are in the ring,
+//! whatever other producers do meanwhile (each checks its own `pos`) — the same rule
+//! as the ring-full check one lap back, `L` positions back instead of `capacity`.
+//! Reading a slot state (not `head`) keeps the sleep handshake: a freeing consumer's
+//! `FREE` store is the SeqCst store `SYNC(sleep)` already pairs with. A ring whose
+//! limit is its size skips the check: the fast path stays one CAS.
 //!
 //! ## Orderings
 //! * `SYNC(slot-publish)`: the producer's `READY` store (Release) pairs with the
@@ -424,6 +441,8 @@ pub struct Ring<'a> {
     q: &'a RawQueue,
     words: &'a [AtomicU64],
     cap: u64,
+    /// Most messages in the ring at once: `1..=cap` (see "Limit" in the module docs).
+    limit: u64,
     shift: u32,
     stride: usize,
 }
@@ -448,15 +467,55 @@ impl<'a> Ring<'a> {
             q,
             words,
             cap: capacity as u64,
+            limit: capacity as u64,
             shift: capacity.trailing_zeros(),
             stride: SLOT_HEADER_WORDS + payload_words,
         })
     }
 
-    /// Capacity in slots.
+    /// The same ring holding at most `limit` messages at once (Python's exact
+    /// `maxsize`). `None` unless `limit` is in `1..=`[`slots`](Self::slots).
+    pub fn with_limit(self, limit: usize) -> Option<Ring<'a>> {
+        if limit == 0 || limit as u64 > self.cap {
+            return None;
+        }
+        Some(Ring {
+            limit: limit as u64,
+            ..self
+        })
+    }
+
+    /// Capacity in messages: the limit (the slot count unless
+    /// [`with_limit`](Self::with_limit) set a lower one).
     #[inline]
     pub fn capacity(&self) -> usize {
+        self.limit as usize
+    }
+
+    /// Slots in the ring (a power of two, at least the capacity).
+    #[inline]
+    pub fn slots(&self) -> usize {
         self.cap as usize
+    }
+
+    /// With a limit below the ring size: `Ok(true)` when position `pos` may be
+    /// claimed — the slot of position `pos - limit` was freed (see "Limit" in the
+    /// module docs) — `Ok(false)` when it is still queued (`stalled`: being read),
+    /// `Err(state)` when that slot holds something else (the caller rechecks).
+    #[inline]
+    fn limit_allows(&self, pos: u64) -> Result<(bool, bool), u64> {
+        if pos < self.limit {
+            return Ok((true, false));
+        }
+        let back = pos - self.limit;
+        // SYNC(slot-free), and SYNC(sleep) after a sleeper's announcement.
+        let s = self.slot(back)[0].load(Ordering::Acquire);
+        let lap = self.lap(back);
+        match lap_diff(s, lap) {
+            1 if tag_of(s) == FREE => Ok((true, false)),
+            0 => Ok((false, tag_of(s) == READING)),
+            _ => Err(s),
+        }
     }
 
     /// The header.
@@ -510,12 +569,12 @@ impl<'a> Ring<'a> {
             let head = self.q.head.load(Ordering::SeqCst);
             let t2 = self.q.tail.load(Ordering::SeqCst);
             if t2 == tail {
-                return tail.saturating_sub(head).min(self.cap) as usize;
+                return tail.saturating_sub(head).min(self.limit) as usize;
             }
             tail = t2;
         }
         let head = self.q.head.load(Ordering::SeqCst);
-        tail.saturating_sub(head).min(self.cap) as usize
+        tail.saturating_sub(head).min(self.limit) as usize
     }
 
     /// `len() == 0`.
@@ -625,7 +684,7 @@ impl<'a> Ring<'a> {
             // Producers never need to probe a peer: a dead claimant in their way is
             // recovered by consumers, whose frees wake us. The bounded sleep only
             // guards against a wake lost to a foreign write.
-            let until = probe_deadline(deadline, policy.probe * 10);
+            let until = probe_deadline(deadline, policy.probe.saturating_mul(10));
             policy.slept = true;
             self.q.not_full.sleep(seq, Some(until));
             spins = policy.spin.saturating_sub(policy.spin / 4);
@@ -695,6 +754,36 @@ impl<'a> Ring<'a> {
             let d = lap_diff(s, lap);
             let tag = tag_of(s);
             if d == 0 && tag == FREE {
+                if self.limit != self.cap {
+                    match self.limit_allows(pos) {
+                        Ok((true, _)) => {}
+                        Ok((false, stalled)) => {
+                            // As many messages as the limit allows: full, unless tail
+                            // moved.
+                            let now = self.q.tail.load(Ordering::Acquire);
+                            if now == pos {
+                                return Err(if stalled {
+                                    Attempt::Stalled
+                                } else {
+                                    Attempt::NotNow
+                                });
+                            }
+                            pos = now;
+                            continue;
+                        }
+                        Err(bs) => {
+                            let back = self.slot(pos - self.limit);
+                            pos = self.recheck(
+                                &self.q.tail,
+                                pos,
+                                back,
+                                bs,
+                                "a slot's lap contradicts the queue's capacity limit",
+                            )?;
+                            continue;
+                        }
+                    }
+                }
                 // Position `pos` is unclaimed: claim it.
                 // SYNC(slot-free): Acquire pairs with the consumer's FREE store.
                 // Release: as for every claim (see get_attempt).

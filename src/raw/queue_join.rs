@@ -19,6 +19,15 @@
 //! The message it was taking at the moment of death, if any, is re-delivered and
 //! counts again through the ring.
 //!
+//! **Handed over** (Python's global count): a consumer that lets go of its tasks
+//! without finishing them — its thread drops its queue handle, or calls
+//! [`RawJoin::hand_over`] — marks its entry [`HANDED`] instead of its identity. A
+//! handed entry belongs to nobody: it is never folded (its tasks stay unfinished and
+//! `join` waits for them), and any thread's `task_done` lowers it; whoever lowers it
+//! to zero frees it. So Python's pattern — one process gets, another calls
+//! `task_done`, the getter exits normally first — works; only a consumer that *dies*
+//! holding tasks (never let go of them) has them abandoned.
+//!
 //! Reading order makes the sum exact for a joiner: the ring first, then stranded
 //! slots, then the entries — every move of a task (ring → held, stranded → held)
 //! raises its destination before it leaves its source (`SYNC(held)`: the Release
@@ -36,11 +45,15 @@ use core::time::Duration;
 /// more share one untracked counter.
 pub const HELD_ENTRIES: usize = 128;
 
+/// Owner record of an entry whose tasks were handed over: TID 0, so no thread's
+/// [`Identity::info`] equals it; never judged dead.
+pub const HANDED: u64 = !(crate::sys::ident::MAX_TID as u64);
+
 /// One consumer thread's tasks: taken by `get`, not yet `task_done`.
 #[repr(C)]
 #[derive(Debug)]
 pub struct HeldEntry {
-    /// [`Identity::info`] of the owning thread; 0 = free.
+    /// [`Identity::info`] of the owning thread; 0 = free; [`HANDED`] = handed over.
     owner: AtomicU64,
     /// Tasks the owner got (or is claiming) and has not marked done.
     held: AtomicU64,
@@ -198,13 +211,63 @@ impl RawJoin {
             );
         }
         let done = own.is_some()
-            || self.entries.iter().any(|e| dec(&e.held).is_ok())
+            || self.entries.iter().any(|e| match dec(&e.held) {
+                Ok(was) => {
+                    if was == 1 {
+                        // A handed-over entry is freed by whoever finishes its last task
+                        // (nobody raises it any more, so zero stays zero). SYNC(handed):
+                        // our decrement read the hand-over's RMW or a later value.
+                        let _ = e.owner.compare_exchange(
+                            HANDED,
+                            0,
+                            Ordering::AcqRel,
+                            Ordering::Relaxed,
+                        );
+                    }
+                    true
+                }
+                Err(_) => false,
+            })
             || dec(&self.counts.overflow).is_ok();
         if !done {
             return Err(TooManyTaskDone);
         }
         self.wake_joiners();
         Ok(())
+    }
+
+    /// `me` lets go of the tasks it holds without finishing them: they stay
+    /// unfinished (`join` waits for them) for any thread or process to `task_done`,
+    /// and are no longer abandoned if `me` ends. Frees `me`'s entry if it holds
+    /// none. Returns how many tasks were handed over.
+    pub fn hand_over(&self, me: Identity, hint: usize) -> u64 {
+        let info = me.info();
+        let i = match self.entries.get(hint) {
+            Some(e) if e.owner.load(Ordering::Relaxed) == info => hint,
+            _ => match self.find(info) {
+                Some(i) => i,
+                None => return 0,
+            },
+        };
+        let e = &self.entries[i];
+        let held = e.held.load(Ordering::SeqCst);
+        let to = if held == 0 { 0 } else { HANDED };
+        if e.owner
+            .compare_exchange(info, to, Ordering::AcqRel, Ordering::Relaxed)
+            .is_err()
+        {
+            return 0;
+        }
+        // Others' task_done may have finished the last of them meanwhile (they do not
+        // free an entry they do not own): free it if so. An RMW, not a load: it reads
+        // the latest count, and a task_done that lowers it after this reads our
+        // Release here and so sees HANDED and frees the entry itself (SYNC(handed)).
+        if to == HANDED && e.held.fetch_add(0, Ordering::AcqRel) == 0 {
+            let _ = e
+                .owner
+                .compare_exchange(HANDED, 0, Ordering::AcqRel, Ordering::Relaxed);
+        }
+        held
     }
 
     #[inline]
@@ -220,7 +283,7 @@ impl RawJoin {
         let mut freed = 0;
         for e in self.entries.iter() {
             let info = e.owner.load(Ordering::Acquire);
-            if info == 0 || !owner_is_dead(Identity::from_info(info)) {
+            if info == 0 || info == HANDED || !owner_is_dead(Identity::from_info(info)) {
                 continue;
             }
             if e.owner.load(Ordering::Acquire) != info {
@@ -253,6 +316,16 @@ impl RawJoin {
         n
     }
 
+    /// Tasks in handed-over entries (a snapshot): unfinished, owned by nobody.
+    pub fn handed(&self) -> u64 {
+        self.entries
+            .iter()
+            .filter(|e| e.owner.load(Ordering::Relaxed) == HANDED)
+            .fold(0u64, |n, e| {
+                n.saturating_add(e.held.load(Ordering::Relaxed))
+            })
+    }
+
     /// Tasks abandoned by consumers that died (counted as finished).
     pub fn abandoned(&self) -> u64 {
         self.counts.abandoned.load(Ordering::Relaxed)
@@ -272,7 +345,7 @@ impl RawJoin {
     }
 
     fn recover(&self, ring: &Ring<'_>) {
-        for _ in 0..ring.capacity() {
+        for _ in 0..ring.slots() {
             if !matches!(ring.skip_dead_head(), Ok(true)) {
                 break;
             }

@@ -488,6 +488,40 @@ impl RawSpsc {
         // A previous producer's units are published by its Release store; we only
         // continue after them.
         let tail = self.tail.pos.load(Ordering::Relaxed);
+        self.producer_at(geo, mem, tail)
+    }
+
+    /// As [`producer`](RawSpsc::producer), for a byte stream whose consumer takes
+    /// units on the evidence of a stamp ([`Consumer::accept`]), taken over from a
+    /// producer that died: if it died after stamping units but before publishing
+    /// `tail`, the consumer may have taken and released them, so that `head` is
+    /// ahead of `tail` (by at most the capacity). The new producer then continues
+    /// after what was consumed, where [`producer`](RawSpsc::producer) would report
+    /// the ring corrupt.
+    pub fn producer_resuming<M: RingMemory>(
+        &self,
+        geo: Geometry,
+        mem: M,
+    ) -> Result<Producer<M>, RingCorrupt> {
+        check_memory(geo, &mem)?;
+        let tail = self.tail.pos.load(Ordering::Relaxed);
+        // SYNC(spsc-release): Acquire pairs with the consumer's Release store of head.
+        let head = self.head.pos.load(Ordering::Acquire);
+        let ahead = head.wrapping_sub(tail);
+        let start = if ahead != 0 && ahead <= geo.cap {
+            head
+        } else {
+            tail
+        };
+        self.producer_at(geo, mem, start)
+    }
+
+    fn producer_at<M: RingMemory>(
+        &self,
+        geo: Geometry,
+        mem: M,
+        tail: u64,
+    ) -> Result<Producer<M>, RingCorrupt> {
         let mut p = Producer {
             geo,
             mem,

@@ -4,9 +4,13 @@
 //! [`SpscQueue`](crate::SpscQueue) and [`Pipe`](crate::Pipe) built from them.
 //!
 //! A role is held by a *process*, named by an [`Identity`] whose `tid` is the process
-//! id and whose `start` is the process start time: a holder's death is judged with
-//! [`owner_is_dead`], immune to PID reuse. The record is one `u64` (`Identity::info`,
-//! plus a [`PROVISIONAL`] bit), claimed with one CAS, so exactly one of several racing
+//! id and whose `start` is the process start time: a holder's death is judged at the
+//! process level — alive while any of its threads is, even after its main thread
+//! exited — and tells a reused PID apart unless it was reused within one clock tick
+//! (`sys::ident::process_is_dead`; under loom, the model's
+//! [`owner_is_dead`](crate::sync::owner_is_dead)). The record is one `u64`
+//! (`Identity::info`, plus a [`PROVISIONAL`] bit), claimed with one CAS, so exactly one
+//! of several racing
 //! claimants wins.
 //!
 //! Orderings: a claim is an Acquire CAS and a release a Release CAS (`SYNC(role)`), so
@@ -15,7 +19,9 @@
 
 use super::spsc::RawSpsc;
 use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use crate::sync::{owner_is_dead, Identity};
+#[cfg(loom)]
+use crate::sync::owner_is_dead;
+use crate::sync::Identity;
 
 /// Holder bit: the role is held on behalf of a process that has not used it yet — the
 /// creator of an anonymous object, which forked children inherit. Any process that
@@ -87,6 +93,19 @@ impl Default for RawRole {
     }
 }
 
+/// True when the holding process has exited, every thread of it (see the module docs).
+#[inline]
+fn holder_is_dead(holder: Identity) -> bool {
+    #[cfg(not(loom))]
+    {
+        crate::sys::ident::process_is_dead(holder)
+    }
+    #[cfg(loom)]
+    {
+        owner_is_dead(holder)
+    }
+}
+
 #[inline]
 fn identity(word: u64) -> Identity {
     Identity::from_info(word & !PROVISIONAL)
@@ -127,7 +146,7 @@ impl RawRole {
             }
             let outcome = if cur == 0 || cur & PROVISIONAL != 0 {
                 Claimed::Fresh
-            } else if cur != mine && owner_is_dead(identity(cur)) {
+            } else if cur != mine && holder_is_dead(identity(cur)) {
                 if !take_over_dead {
                     return Err(ClaimError::Dead(identity(cur)));
                 }
@@ -191,7 +210,7 @@ impl RawRole {
             return RoleStatus::Free;
         }
         let holder = identity(cur);
-        if owner_is_dead(holder) && self.holder.load(Ordering::Relaxed) == cur {
+        if holder_is_dead(holder) && self.holder.load(Ordering::Relaxed) == cur {
             RoleStatus::Dead(holder)
         } else {
             RoleStatus::Held {

@@ -18,7 +18,8 @@ pub(crate) use header::{HeaderImage, INITIALISING, READY};
 pub use header::{ObjectKind, TypeInfo, HEADER_LEN, LINE};
 pub(crate) use object::{Object, ObjectSpec};
 
-use crate::sys::{clock::Instant, ident, shm};
+use crate::sys::clock::{deadline_after, Deadline, Instant};
+use crate::sys::{ident, shm, sigbus};
 use crate::{Error, Result};
 use header::{state_word, EMPTY, LAYOUT_VERSION, MAGIC};
 use memmap2::{MmapOptions, MmapRaw};
@@ -33,6 +34,9 @@ use std::time::Duration;
 pub const MAX_NAME_LEN: usize = 200;
 /// Largest segment accepted (16 TiB): anything larger is a mistake, not a request.
 pub const MAX_SEGMENT_LEN: u64 = 1 << 44;
+/// How often a wait without a deadline checks that its segment was not truncated
+/// (see [`Segment::is_broken`]).
+pub const BROKEN_CHECK_EVERY: Duration = Duration::from_millis(200);
 /// How long `open` waits for a creator that is still initialising the object.
 pub const DEFAULT_INIT_TIMEOUT: Duration = Duration::from_secs(2);
 const POSIX_PREFIX: &str = "/mp.";
@@ -90,11 +94,31 @@ fn io_error(name: &str, e: io::Error) -> Error {
     }
 }
 
-/// How a segment is created.
+/// How a segment is created and which segments `open` accepts.
+///
+/// ## Whose segments `open` accepts
+/// `/dev/shm` is writable by every user, so anyone can create a name before you do
+/// and wait for you to attach to a segment they can truncate or scribble on. Every
+/// `open` (and the open half of `open_or_create`) therefore checks the file it got
+/// (`fstat`, on the open descriptor: no race with a rename):
+///
+/// * its **owner** must be the caller's effective uid, a uid passed to
+///   [`trust_owner`](Options::trust_owner), or the file's group a gid passed to
+///   [`trust_group`](Options::trust_group) (a file gets its creator's group, and
+///   only a member of a group can give a file that group); else
+///   [`Error::ForeignOwner`], naming the owner. Root is not trusted implicitly:
+///   a root process opening a user's segment must say so, as anyone else;
+/// * it must be a **regular file** with **one name** (else [`Error::Corrupt`]): a
+///   hard link would make another of your objects answer to this name.
+///
+/// A segment's permission bits are not judged: they are its trusted owner's choice
+/// (`mode(0o666)` makes an object every user may write, on purpose).
 #[derive(Clone, Debug)]
 pub struct Options {
     mode: u32,
     init_timeout: Duration,
+    trusted_owners: Vec<u32>,
+    trusted_groups: Vec<u32>,
 }
 
 impl Default for Options {
@@ -102,16 +126,20 @@ impl Default for Options {
         Options {
             mode: 0o600,
             init_timeout: DEFAULT_INIT_TIMEOUT,
+            trusted_owners: Vec::new(),
+            trusted_groups: Vec::new(),
         }
     }
 }
 
 impl Options {
-    /// Default options: mode `0600` (private to the user), 2 s init timeout.
+    /// Default options: mode `0600` (private to the user), 2 s init timeout, only the
+    /// caller's own segments opened.
     pub fn new() -> Options {
         Options::default()
     }
-    /// Permission bits for a created segment (e.g. `0o660` to share with a group).
+    /// Permission bits for a created segment (e.g. `0o660` to share with a group),
+    /// set exactly: the process umask does not reduce them.
     pub fn mode(mut self, mode: u32) -> Options {
         self.mode = mode & 0o777;
         self
@@ -121,10 +149,62 @@ impl Options {
         self.init_timeout = d;
         self
     }
+    /// Also open segments owned by `uid` (see [whose segments `open`
+    /// accepts](Options#whose-segments-open-accepts)). May be given several times.
+    pub fn trust_owner(mut self, uid: u32) -> Options {
+        self.trusted_owners.push(uid);
+        self
+    }
+    /// Also open segments whose file belongs to group `gid` (see [whose segments
+    /// `open` accepts](Options#whose-segments-open-accepts)). May be given several
+    /// times.
+    pub fn trust_group(mut self, gid: u32) -> Options {
+        self.trusted_groups.push(gid);
+        self
+    }
+
+    /// Refuses a segment file that is neither the caller's nor trusted, or that is not
+    /// a regular file with one name.
+    fn check_file(&self, name: &str, file: &File) -> Result<()> {
+        use std::os::unix::fs::MetadataExt;
+        let m = file.metadata().map_err(|e| io_error(name, e))?;
+        let (owner, group, uid) = (m.uid(), m.gid(), shm::effective_uid());
+        if owner != uid
+            && !self.trusted_owners.contains(&owner)
+            && !self.trusted_groups.contains(&group)
+        {
+            return Err(Error::ForeignOwner {
+                name: name.to_owned(),
+                owner,
+                owner_name: shm::user_name(owner).unwrap_or_default(),
+                group,
+                uid,
+            });
+        }
+        if !m.file_type().is_file() {
+            return Err(Error::corrupt(
+                name,
+                "not a multiproc object (not a regular file)",
+            ));
+        }
+        if m.nlink() != 1 {
+            return Err(Error::corrupt(
+                name,
+                format!(
+                    "its file has {} names (hard links): it may be another object",
+                    m.nlink()
+                ),
+            ));
+        }
+        Ok(())
+    }
 }
 
 struct Inner {
     name: String,
+    /// The mapping's entry in the SIGBUS handler's table. Declared before `map` so it
+    /// is dropped (deregistered) before the mapping is unmapped.
+    reg: sigbus::Registration,
     map: MmapRaw,
     /// None for anonymous segments (shared through fork only).
     file: Option<File>,
@@ -240,6 +320,10 @@ impl Segment {
         let seg = Segment {
             inner: Arc::new(Inner {
                 name: String::new(),
+                // SAFETY: `map` is ours and outlives `reg` (declared before it in
+                // Inner, so dropped first); segments are only accessed through raw
+                // pointers and atomics, which zero pages serve as well.
+                reg: unsafe { sigbus::register(map.as_mut_ptr(), map.len()) },
                 map,
                 file: None,
                 data_len: layout.data_len,
@@ -256,14 +340,37 @@ impl Segment {
         Segment::open_with(name, &Options::default())
     }
 
-    /// [`open`](Segment::open) with explicit [`Options`] (the init timeout).
+    /// [`open`](Segment::open) with explicit [`Options`] (init timeout, trusted owners).
     pub fn open_with(name: &str, opts: &Options) -> Result<Segment> {
         Segment::open_raw(name, opts, ObjectKind::Segment, TypeInfo::NONE, |_| Ok(()))
     }
 
-    /// Opens `name`, creating it with `len` bytes if it does not exist.
+    /// Opens `name` if it exists with `len` bytes, or creates it with `len` bytes if
+    /// it does not exist. `Err(Mismatch)` if it exists with another length (it is left
+    /// alone); `Err(InvalidArgument)` for a length of 0, whether or not it exists.
     pub fn open_or_create(name: &str, len: usize) -> Result<Segment> {
-        open_or_create(|| Segment::create(name, len), || Segment::open(name))
+        Segment::open_or_create_with(name, len, &Options::default())
+    }
+
+    /// [`open_or_create`](Segment::open_or_create) with explicit [`Options`] (the mode
+    /// of a created segment, the owners trusted when opening one).
+    pub fn open_or_create_with(name: &str, len: usize, opts: &Options) -> Result<Segment> {
+        if len == 0 {
+            // As create says, before looking at what exists.
+            return Segment::create_with(name, len, opts);
+        }
+        open_or_create(
+            || Segment::create_with(name, len, opts),
+            || {
+                let seg = Segment::open_with(name, opts)?;
+                same_shape(
+                    name,
+                    ObjectKind::Segment,
+                    &[param("length", seg.len(), len)],
+                )?;
+                Ok(seg)
+            },
+        )
     }
 
     /// The name the segment was created or opened with.
@@ -317,6 +424,100 @@ impl Segment {
         }
     }
 
+    /// True once another process truncated the segment's file under this mapping.
+    ///
+    /// Set when this process touched a page the truncation took away (the `SIGBUS`
+    /// handler of [`crate::sigbus`] then maps zero pages there instead of
+    /// letting the process die), or when this call finds the file shorter than the
+    /// mapping (it asks the kernel for the file's size: not for a hot loop). A
+    /// truncation that keeps every page this process touched is not seen until then.
+    /// Once broken, a segment stays broken: the object's operations that return a
+    /// `Result` return [`Error::Corrupt`], and its memory is process-private zeroes
+    /// no other process sees. Re-create the object to recover.
+    pub fn is_broken(&self) -> bool {
+        if self.broken() {
+            return true;
+        }
+        let truncated = self
+            .inner
+            .file
+            .as_ref()
+            .and_then(|f| f.metadata().ok())
+            .is_some_and(|m| m.len() < self.inner.map.len() as u64);
+        if truncated {
+            self.inner.reg.slot().mark_broken();
+        }
+        truncated
+    }
+
+    /// The broken flag alone: one relaxed load, for fast paths (see [`is_broken`](Segment::is_broken)).
+    #[inline]
+    pub(crate) fn broken(&self) -> bool {
+        self.inner.reg.slot().is_broken()
+    }
+
+    /// `r`, unless the segment is broken: then [`Error::Corrupt`] saying so. Operations
+    /// pass their result through this, so a broken segment never hands back data read
+    /// from its replacement zero pages. A `Corrupt`, `Closed` or `Broken` result also
+    /// checks the file's size (those are rare, terminal answers, so the system call
+    /// costs nothing that matters): a truncation that kept the pages touched so far
+    /// still zeroed the state past the new end, and the error should say so.
+    #[inline]
+    pub(crate) fn intact<T>(&self, r: Result<T>) -> Result<T> {
+        let terminal = matches!(
+            r,
+            Err(Error::Corrupt { .. } | Error::Closed | Error::Broken)
+        );
+        if self.broken() || (terminal && self.is_broken()) {
+            return Err(truncated_error(&self.inner.name));
+        }
+        r
+    }
+
+    /// [`intact`](Segment::intact) plus the file-size check of
+    /// [`is_broken`](Segment::is_broken): for slow paths (between the slices of a
+    /// blocking wait).
+    pub(crate) fn check_intact(&self) -> Result<()> {
+        if self.is_broken() {
+            return Err(truncated_error(&self.inner.name));
+        }
+        Ok(())
+    }
+
+    /// Runs `wait` until `deadline`. An unbounded wait (`None`) runs in slices of
+    /// [`BROKEN_CHECK_EVERY`], checking between them that the segment was not
+    /// truncated: a waiter asleep on a futex word of a lost page is woken by nobody,
+    /// so without slices it would sleep forever. `timed_out` tells whether a slice's
+    /// result is its running out.
+    ///
+    /// With `try_first`, the first attempt has a deadline that has already passed:
+    /// a call that needs no waiting (the common case for queues) then reads no clock,
+    /// so the slices cost nothing on the fast path.
+    pub(crate) fn sliced<X>(
+        &self,
+        deadline: Deadline,
+        try_first: bool,
+        mut wait: impl FnMut(Deadline) -> X,
+        timed_out: impl Fn(&X) -> bool,
+    ) -> Result<X> {
+        if deadline.is_some() {
+            return Ok(wait(deadline));
+        }
+        if try_first {
+            let r = wait(Some(Instant::EPOCH));
+            if !timed_out(&r) {
+                return Ok(r);
+            }
+        }
+        loop {
+            let r = wait(deadline_after(BROKEN_CHECK_EVERY));
+            if !timed_out(&r) {
+                return Ok(r);
+            }
+            self.check_intact()?;
+        }
+    }
+
     /// A copy of the header (for diagnostics and kind-specific validation).
     #[allow(dead_code)] // kind-specific re-validation
     pub(crate) fn header(&self) -> HeaderImage {
@@ -344,9 +545,11 @@ impl Segment {
                 .map_or(total, |c| (HEADER_LEN + c).min(total as usize) as u64);
             let sized = reserve(&file, backed).map_err(|e| {
                 if e.raw_os_error() == Some(libc::ENOSPC) {
-                    Error::invalid(format!(
-                        "'{name}' needs {total} bytes but /dev/shm has no room for them"
-                    ))
+                    Error::NoSpace {
+                        name: name.to_owned(),
+                        needed: backed,
+                        available: shm::free_space().unwrap_or(0),
+                    }
                 } else {
                     io_error(name, e)
                 }
@@ -363,6 +566,10 @@ impl Segment {
             let seg = Segment {
                 inner: Arc::new(Inner {
                     name: name.to_owned(),
+                    // SAFETY: `map` is ours and outlives `reg` (declared before it in
+                    // Inner, so dropped first); segments are only accessed through raw
+                    // pointers and atomics, which zero pages serve as well.
+                    reg: unsafe { sigbus::register(map.as_mut_ptr(), map.len()) },
                     map,
                     file: Some(file),
                     data_len: layout.data_len,
@@ -424,10 +631,11 @@ impl Segment {
         validate_name(name)?;
         let posix = posix_name(name);
         let file = shm::open(&posix).map_err(|e| io_error(name, e))?;
+        opts.check_file(name, &file)?;
         let started = Instant::now();
         let mut pause = Duration::from_micros(50);
         let img;
-        let map = loop {
+        let (map, reg) = loop {
             let size = file.metadata()?.len();
             if size >= HEADER_LEN as u64 {
                 if size > MAX_SEGMENT_LEN {
@@ -437,6 +645,10 @@ impl Segment {
                     .len(size as usize)
                     .map_raw(&file)
                     .map_err(|e| io_error(name, e))?;
+                // Registered before the first read: the file may be truncated already.
+                // SAFETY: as in `anonymous_raw`; `reg` is declared after `map`, so it
+                // is dropped (deregistered) first.
+                let reg = unsafe { sigbus::register(map.as_mut_ptr(), map.len()) };
                 let base = map.as_mut_ptr();
                 // SAFETY: the mapping holds at least HEADER_LEN bytes.
                 let state = unsafe { state_word(base) }.load(Ordering::Acquire);
@@ -453,7 +665,7 @@ impl Segment {
                 match state {
                     READY => {
                         img = h;
-                        break map;
+                        break (map, reg);
                     }
                     INITIALISING => {
                         let creator = ident::Identity {
@@ -489,6 +701,9 @@ impl Segment {
             pause = (pause * 2).min(Duration::from_millis(10));
         };
         let size = map.len() as u64;
+        if reg.slot().is_broken() {
+            return Err(truncated_error(name));
+        }
         if img.version != LAYOUT_VERSION {
             return Err(Error::corrupt(
                 name,
@@ -538,6 +753,7 @@ impl Segment {
         Ok(Segment {
             inner: Arc::new(Inner {
                 name: name.to_owned(),
+                reg,
                 map,
                 file: Some(file),
                 data_len: img.data_len as usize,
@@ -546,6 +762,14 @@ impl Segment {
             }),
         })
     }
+}
+
+/// The error every operation on a truncated segment returns.
+pub(crate) fn truncated_error(name: &str) -> Error {
+    Error::corrupt(
+        name,
+        "another process truncated its file, so its contents are lost; re-create the object",
+    )
 }
 
 /// Header plus `data_len`, refused (naming `what`) past [`MAX_SEGMENT_LEN`].
@@ -602,7 +826,58 @@ unsafe fn read_header(base: *mut u8) -> HeaderImage {
     unsafe { std::ptr::read_volatile(base.cast::<HeaderImage>()) }
 }
 
+/// One creation parameter as `open_or_create` compares it: what it is, the existing
+/// object's value and the requested one, ready for a message.
+#[derive(Debug)]
+pub(crate) struct Param {
+    what: &'static str,
+    existing: String,
+    requested: String,
+}
+
+/// A [`Param`] named `what`.
+pub(crate) fn param(
+    what: &'static str,
+    existing: impl fmt::Display,
+    requested: impl fmt::Display,
+) -> Param {
+    Param {
+        what,
+        existing: existing.to_string(),
+        requested: requested.to_string(),
+    }
+}
+
+/// The rule of every `open_or_create`: an existing object is returned only when its
+/// creation parameters are the ones asked for (after the rounding `create` applies),
+/// so that a caller never gets, silently, a queue of 8 slots when it asked for 1024.
+/// Otherwise `Err(Mismatch)` naming each parameter that differs, both ways. State is
+/// not a parameter (a `Value`'s initial value, a semaphore's current count).
+pub(crate) fn same_shape(name: &str, kind: ObjectKind, params: &[Param]) -> Result<()> {
+    let differ: Vec<&Param> = params
+        .iter()
+        .filter(|p| p.existing != p.requested)
+        .collect();
+    if differ.is_empty() {
+        return Ok(());
+    }
+    let list = |value: fn(&Param) -> &str| {
+        differ
+            .iter()
+            .map(|p| format!("{} {}", p.what, value(p)))
+            .collect::<Vec<_>>()
+            .join(" and ")
+    };
+    Err(Error::Mismatch {
+        name: name.to_owned(),
+        kind: kind.name().to_owned(),
+        existing: list(|p| &p.existing),
+        requested: list(|p| &p.requested),
+    })
+}
+
 /// `open`, else `create`, else `open` again: the shared logic of every `open_or_create`.
+/// `open` checks the parameters of what it finds with [`same_shape`].
 pub(crate) fn open_or_create<T>(
     create: impl Fn() -> Result<T>,
     open: impl Fn() -> Result<T>,

@@ -230,4 +230,21 @@ impl<R: SharedState> Object<R> {
     pub fn persist(&self) {
         self.seg.persist()
     }
+
+    /// See [`Segment::is_broken`].
+    pub fn is_broken(&self) -> bool {
+        self.seg.is_broken()
+    }
+
+    /// The broken flag alone (one load): see [`Segment::is_broken`].
+    #[inline]
+    pub fn broken(&self) -> bool {
+        self.seg.broken()
+    }
+
+    /// `r`, or `Err(Corrupt)` if the segment is broken: see [`Segment::intact`].
+    #[inline]
+    pub fn intact<T>(&self, r: Result<T>) -> Result<T> {
+        self.seg.intact(r)
+    }
 }

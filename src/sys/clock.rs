@@ -12,6 +12,10 @@ pub struct Instant {
 }
 
 impl Instant {
+    /// The clock's epoch: as a deadline, one that has always passed (a wait with it
+    /// makes one attempt and reads no clock unless that attempt fails).
+    pub const EPOCH: Instant = Instant { nanos: 0 };
+
     /// The current monotonic time.
     #[inline]
     pub fn now() -> Instant {
@@ -21,6 +25,26 @@ impl Instant {
         };
         // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC always exists on Linux.
         unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+        Instant {
+            nanos: (ts.tv_sec as u64)
+                .saturating_mul(1_000_000_000)
+                .saturating_add(ts.tv_nsec as u64),
+        }
+    }
+
+    /// The monotonic time to within a clock tick (`CLOCK_MONOTONIC_COARSE`, a few
+    /// milliseconds behind at most): a few nanoseconds to read where
+    /// [`now`](Instant::now) costs about 20, for checks that run "about once per
+    /// probe interval" on a fast path. Compare it only with other coarse instants.
+    #[inline]
+    pub fn coarse_now() -> Instant {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC_COARSE exists
+        // on Linux since 2.6.32.
+        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
         Instant {
             nanos: (ts.tv_sec as u64)
                 .saturating_mul(1_000_000_000)

@@ -1,10 +1,20 @@
-//! Thread identity and a liveness check immune to PID reuse.
+//! Thread identity and a liveness check that tells a reused TID apart from the
+//! thread that had it, down to one clock tick.
 //!
 //! An owner is named by its kernel thread id (TID) plus the thread's start time (in
-//! clock ticks since boot, field 22 of `/proc/<tid>/stat`). A TID can be reused once
-//! its thread is gone, but never with the same start time, so `(tid, start)` names
-//! one thread for the lifetime of the machine. Both are packed into one `u64`
-//! ([`Identity::info`]) so that an owner record is a single atomic store.
+//! clock ticks since boot, field 22 of `/proc/<tid>/stat`). Both are packed into one
+//! `u64` ([`Identity::info`]) so that an owner record is a single atomic store.
+//!
+//! ## The limit: one clock tick
+//! The start time counts clock ticks (`USER_HZ`, 100 per second on Linux: 10 ms), so
+//! `(tid, start)` names one thread only if its TID is not handed out again within the
+//! same tick. Linux hands TIDs out in increasing order and wraps at `pid_max` (32,768
+//! by default, often raised to 4,194,304), so a reuse within 10 ms takes a tiny
+//! `pid_max` with that many threads created in the tick, or someone writing
+//! `/proc/sys/kernel/ns_last_pid` (a privileged operation). Then the new thread
+//! passes for the dead owner: its lock is not recovered while that thread lives (it
+//! is, once that thread exits). Exact liveness needs a lock the kernel drops at death
+//! (the registry + OFD locks of DESIGN.md).
 //!
 //! With `std`, the calling thread's identity is cached in a thread-local (`gettid` and
 //! the `/proc` read are syscalls); a `pthread_atfork` child handler clears the cache,
@@ -14,7 +24,8 @@
 pub const MAX_TID: u32 = (1 << 22) - 1;
 const TID_BITS: u32 = 22;
 
-/// A thread, named so that a dead thread is never mistaken for a live one.
+/// A thread, named so that a dead thread is not mistaken for a live one (down to one
+/// clock tick: see the module docs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Identity {
     /// Kernel thread id, `1..=MAX_TID`.
@@ -76,7 +87,8 @@ pub enum ProcState {
         /// Start time in clock ticks since boot.
         start: u64,
     },
-    /// Exited (zombie or dead), exiting (`PF_EXITING`), or absent.
+    /// Exited (zombie or dead), exiting (`PF_EXITING`), absent, or a kernel thread
+    /// (`PF_KTHREAD`: never a user-space owner).
     Gone,
     /// `/proc` could not tell (not mounted, no permission).
     Unknown,
@@ -84,6 +96,16 @@ pub enum ProcState {
 
 /// Reads the state and start time of `tid` from `/proc/<tid>/stat`.
 pub fn proc_state(tid: u32) -> ProcState {
+    let mut buf = [0u8; 1024];
+    match read_stat(tid, &mut buf) {
+        Ok(line) => parse_stat(line),
+        Err(s) => s,
+    }
+}
+
+/// Reads `/proc/<tid>/stat` into `buf`: the line, or what its absence means
+/// ([`ProcState::Gone`] or [`ProcState::Unknown`]).
+fn read_stat(tid: u32, buf: &mut [u8; 1024]) -> Result<&[u8], ProcState> {
     // "/proc/" + up to 10 digits + "/stat" + NUL
     let mut path = [0u8; 32];
     let mut n = 0;
@@ -114,21 +136,20 @@ pub fn proc_state(tid: u32) -> ProcState {
     // SAFETY: `path` is NUL-terminated (zero-initialised, n < 32).
     let fd = unsafe { libc::open(path.as_ptr().cast(), libc::O_RDONLY | libc::O_CLOEXEC) };
     if fd < 0 {
-        return match super::errno() {
+        return Err(match super::errno() {
             libc::ENOENT | libc::ESRCH => ProcState::Gone,
             _ => ProcState::Unknown,
-        };
+        });
     }
-    let mut buf = [0u8; 1024];
     // SAFETY: `buf` is writable for its whole length; `fd` is open.
     let len = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
     // SAFETY: `fd` is ours and open.
     unsafe { libc::close(fd) };
     if len <= 0 {
         // ESRCH on read: the thread exited between open and read.
-        return ProcState::Gone;
+        return Err(ProcState::Gone);
     }
-    parse_stat(&buf[..len as usize])
+    Ok(&buf[..len as usize])
 }
 
 /// `PF_EXITING` in the kernel's task flags (field 9 of `/proc/*/stat`): set at the very
@@ -137,34 +158,75 @@ pub fn proc_state(tid: u32) -> ProcState {
 /// again, although `/proc` still shows it running or sleeping until it is reaped.
 const PF_EXITING: u64 = 0x4;
 
+/// `PF_KTHREAD` in the kernel's task flags: a kernel thread, which never runs user code
+/// and so can never hold one of our objects. A lock word naming one was forged (or is
+/// garbage); counting it as gone lets the next acquirer recover the lock.
+const PF_KTHREAD: u64 = 0x0020_0000;
+
 /// Parses the state (field 3), the flags (field 9) and the start time (field 22) out
-/// of a `/proc/*/stat` line. A zombie, dead or exiting thread is [`ProcState::Gone`].
+/// of a `/proc/*/stat` line. A zombie, dead or exiting thread, and a kernel thread, is
+/// [`ProcState::Gone`].
 pub fn parse_stat(line: &[u8]) -> ProcState {
+    match stat_fields(line) {
+        None => ProcState::Unknown,
+        Some(f) if f.exited() || f.kernel_thread() => ProcState::Gone,
+        Some(f) => ProcState::Alive { start: f.start },
+    }
+}
+
+/// The fields of a `/proc/*/stat` line that liveness needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct StatFields {
+    /// Field 3: `R`, `S`, `Z`, ...
+    state: u8,
+    /// Field 9: the kernel's task flags.
+    flags: u64,
+    /// Field 20: threads in the thread group (for a group leader that exited while
+    /// other threads run, the zombie leader is counted too).
+    threads: u64,
+    /// Field 22: start time in clock ticks since boot.
+    start: u64,
+}
+
+impl StatFields {
+    /// This thread has exited or is exiting: zombie, dead, or `PF_EXITING`.
+    fn exited(&self) -> bool {
+        matches!(self.state, b'Z' | b'X' | b'x') || self.flags & PF_EXITING != 0
+    }
+    /// A kernel thread: it never runs user code, so it never holds one of our objects.
+    fn kernel_thread(&self) -> bool {
+        self.flags & PF_KTHREAD != 0
+    }
+}
+
+fn stat_fields(line: &[u8]) -> Option<StatFields> {
     // The command name (field 2) may hold spaces and parentheses: skip to the last ')'.
-    let Some(close) = line.iter().rposition(|&b| b == b')') else {
-        return ProcState::Unknown;
-    };
+    let close = line.iter().rposition(|&b| b == b')')?;
     let mut fields = line[close + 1..]
         .split(|&b| b == b' ' || b == b'\n')
         .filter(|f| !f.is_empty());
-    let state = match fields.next() {
-        Some(s) => s[0],
-        None => return ProcState::Unknown,
-    };
-    if state == b'Z' || state == b'X' || state == b'x' {
-        return ProcState::Gone;
+    let state = *fields.next()?.first()?;
+    // Field 9 is the 6th after the state (field 3), field 20 the 11th after that and
+    // field 22 the 2nd after that.
+    let flags = fields.nth(5).and_then(decimal);
+    let threads = fields.nth(10).and_then(decimal);
+    let start = fields.nth(1).and_then(decimal);
+    match (flags, threads, start) {
+        (Some(flags), Some(threads), Some(start)) => Some(StatFields {
+            state,
+            flags,
+            threads,
+            start,
+        }),
+        // A zombie needs no more fields to be judged.
+        _ if matches!(state, b'Z' | b'X' | b'x') => Some(StatFields {
+            state,
+            flags: 0,
+            threads: 0,
+            start: 0,
+        }),
+        _ => None,
     }
-    // Field 9 is the 6th after the state (field 3), field 22 the 13th after that.
-    let (Some(flags), Some(start)) = (
-        fields.nth(5).and_then(decimal),
-        fields.nth(12).and_then(decimal),
-    ) else {
-        return ProcState::Unknown;
-    };
-    if flags & PF_EXITING != 0 {
-        return ProcState::Gone;
-    }
-    ProcState::Alive { start }
 }
 
 /// An unsigned decimal field, `None` if it holds anything else.
@@ -203,8 +265,12 @@ pub fn current() -> Identity {
 }
 
 /// True when the thread recorded as `owner` has certainly exited: its TID is gone, is
-/// a zombie, is exiting, or now belongs to a thread started at another time (PID
-/// reuse). When `/proc` cannot tell, the owner is presumed alive.
+/// a zombie, is exiting, names a kernel thread (never an owner), or now belongs to a
+/// thread started in another clock tick (TID reuse; see the module docs for reuse
+/// within one tick). When `/proc` cannot tell, the owner is presumed alive.
+///
+/// For a *process* recorded as `current_process` records it, use
+/// [`process_is_dead`]: a process outlives its main thread.
 pub fn is_dead(owner: Identity) -> bool {
     if owner.tid == 0 || owner.tid > MAX_TID {
         return true;
@@ -212,13 +278,48 @@ pub fn is_dead(owner: Identity) -> bool {
     match proc_state(owner.tid) {
         ProcState::Gone => true,
         ProcState::Alive { start } => owner.start != 0 && start != owner.start,
-        ProcState::Unknown => {
-            // No /proc: fall back to kill(2), which at least sees a vanished TID.
-            // SAFETY: signal 0 only checks for existence.
-            let r = unsafe { libc::kill(owner.tid as libc::pid_t, 0) };
-            r != 0 && super::errno() == libc::ESRCH
-        }
+        ProcState::Unknown => vanished(owner.tid),
     }
+}
+
+/// True when the process recorded as `owner` (`tid` = process id, `start` = the
+/// process's start time, as `current_process` records it) has certainly exited —
+/// *all* of its threads — or its id now names a process started at another time
+/// (PID reuse). When `/proc` cannot tell, the process is presumed alive.
+///
+/// A process lives while any of its threads does: when the main thread exits on its
+/// own (`pthread_exit`, `SYS_exit`), `/proc/<pid>/stat` shows the leader as a zombie
+/// (or exiting) while the other threads run on, with the group's thread count (field
+/// 20, the zombie leader included) above 1. Thread-level records (lock holders, queue
+/// claims) use [`is_dead`] instead: they are right to die with their thread.
+pub fn process_is_dead(owner: Identity) -> bool {
+    if owner.tid == 0 || owner.tid > MAX_TID {
+        return true;
+    }
+    let mut buf = [0u8; 1024];
+    let fields = match read_stat(owner.tid, &mut buf) {
+        Ok(line) => stat_fields(line),
+        Err(ProcState::Gone) => return true,
+        Err(_) => None,
+    };
+    let Some(f) = fields else {
+        return vanished(owner.tid);
+    };
+    if f.start != 0 && owner.start != 0 && f.start != owner.start {
+        return true; // the id was reused
+    }
+    if f.kernel_thread() {
+        return true; // forged: no process of ours is a kernel thread
+    }
+    // The leader's own state, else whether another thread of its group remains.
+    f.exited() && f.threads <= 1
+}
+
+/// No `/proc` answer: `kill(2)` with signal 0 at least sees a vanished id.
+fn vanished(tid: u32) -> bool {
+    // SAFETY: signal 0 only checks for existence.
+    let r = unsafe { libc::kill(tid as libc::pid_t, 0) };
+    r != 0 && super::errno() == libc::ESRCH
 }
 
 #[cfg(feature = "std")]
@@ -235,6 +336,12 @@ mod cache {
     static PID: AtomicU32 = AtomicU32::new(0);
     /// Bumped in every forked child (see `fork_generation`).
     pub(super) static GENERATION: AtomicU64 = AtomicU64::new(1);
+    /// Bumped before every fork (see `forks_so_far`).
+    pub(super) static FORKS: AtomicU64 = AtomicU64::new(0);
+
+    extern "C" fn count_fork() {
+        FORKS.fetch_add(1, Ordering::Relaxed);
+    }
 
     extern "C" fn forget_in_child() {
         // In a forked child the only thread is the one that called fork: its cached
@@ -254,7 +361,15 @@ mod cache {
     /// True once the handler that clears the cache in forked children is registered
     /// (registering it if nobody is); false while another thread of this process is
     /// registering it — then the caller must not cache.
+    #[inline]
     pub(super) fn at_fork_registered() -> bool {
+        // One load on every fast path that asks (`fork_generation`); the rest once.
+        AT_FORK.load(Ordering::Acquire) == REGISTERED || register_at_fork()
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn register_at_fork() -> bool {
         let s = AT_FORK.load(Ordering::Acquire);
         if s == REGISTERED {
             return true;
@@ -269,9 +384,8 @@ mod cache {
         {
             return false;
         }
-        // SAFETY: registering a handler that only touches a thread-local Cell and
-        // atomics.
-        unsafe { libc::pthread_atfork(None, None, Some(forget_in_child)) };
+        // SAFETY: registering handlers that only touch a thread-local Cell and atomics.
+        unsafe { libc::pthread_atfork(Some(count_fork), None, Some(forget_in_child)) };
         AT_FORK.store(REGISTERED, Ordering::Release);
         true
     }
@@ -310,8 +424,8 @@ mod cache {
 
 /// The calling *process*, named like a thread: `tid` is the process id, `start` the
 /// process's start time. Objects whose roles belong to a process (an SPSC queue's
-/// producer, a pipe end) record this; [`is_dead`] judges it like a thread. Cached per
-/// process (recomputed in a forked child).
+/// producer, a pipe end) record this; [`process_is_dead`] judges it (alive while any
+/// of its threads is). Cached per process (recomputed in a forked child).
 #[cfg(feature = "std")]
 pub fn current_process() -> Identity {
     process::current()
@@ -323,6 +437,16 @@ pub fn current_process() -> Identity {
 #[inline]
 pub fn fork_generation() -> u64 {
     process::generation()
+}
+
+/// How many times this process has forked since the first call (any thread; counted
+/// before each fork): a value that has not changed since an object was made means no
+/// other process can hold a copy of that object's handles.
+#[cfg(feature = "std")]
+#[inline]
+pub fn forks_so_far() -> u64 {
+    cache::at_fork_registered();
+    cache::FORKS.load(core::sync::atomic::Ordering::Relaxed)
 }
 
 #[cfg(feature = "std")]
@@ -374,6 +498,9 @@ mod tests {
         let exiting =
             b"123 (a (b) c) S 1 2 3 4 5 4194564 7 8 9 10 11 12 13 14 15 16 17 18 424242 20 21\n";
         assert_eq!(parse_stat(exiting), ProcState::Gone);
+        // kthreadd (flags 0x208040, PF_KTHREAD set): never a holder, counts as gone.
+        let kthread = b"2 (kthreadd) S 0 0 0 0 -1 2129984 0 0 0 0 0 0 0 0 20 0 1 0 24 0 0\n";
+        assert_eq!(parse_stat(kthread), ProcState::Gone);
         // Start time as the last field, before the newline.
         let short = b"9 (x) R 1 2 3 4 5 0 7 8 9 10 11 12 13 14 15 16 17 18 77\n";
         assert_eq!(parse_stat(short), ProcState::Alive { start: 77 });
@@ -381,6 +508,35 @@ mod tests {
         let z = b"123 (x) Z 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 5 20\n";
         assert_eq!(parse_stat(z), ProcState::Gone);
         assert_eq!(parse_stat(b"garbage"), ProcState::Unknown);
+    }
+
+    #[test]
+    fn a_zombie_leader_with_threads_left_is_a_live_process_but_a_dead_thread() {
+        // As /proc showed them: a process whose main thread called SYS_exit while a
+        // worker runs (2 threads, the zombie leader counted), then the same process
+        // once the worker exited too (1 thread).
+        let leader_gone =
+            b"15503 (lz) Z 15502 15494 10783 0 -1 4227148 33 0 0 0 0 0 0 0 20 0 2 0 33484 0 0\n";
+        let all_gone =
+            b"15503 (lz) Z 15502 15494 10783 0 -1 4227148 38 0 0 0 0 0 0 0 20 0 1 0 33484 0 0\n";
+        let f = stat_fields(leader_gone).unwrap();
+        assert_eq!((f.state, f.threads, f.start), (b'Z', 2, 33484));
+        assert!(f.exited() && f.threads > 1, "alive as a process");
+        assert_eq!(parse_stat(leader_gone), ProcState::Gone, "dead as a thread");
+        let f = stat_fields(all_gone).unwrap();
+        assert!(f.exited() && f.threads <= 1, "dead as a process");
+    }
+
+    #[test]
+    fn current_process_is_alive_and_a_reused_pid_is_dead() {
+        let me = current_process();
+        assert_eq!(me.tid, std::process::id());
+        assert!(!process_is_dead(me));
+        assert!(process_is_dead(Identity {
+            tid: me.tid,
+            start: me.start + 1
+        }));
+        assert!(process_is_dead(Identity { tid: 0, start: 1 }));
     }
 
     #[test]

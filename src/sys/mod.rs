@@ -7,9 +7,13 @@ pub mod clock;
 pub mod futex;
 pub mod ident;
 #[cfg(feature = "std")]
+pub mod maps;
+#[cfg(feature = "std")]
 pub mod process;
 #[cfg(feature = "std")]
 pub mod shm;
+#[cfg(feature = "std")]
+pub mod sigbus;
 
 /// The calling thread's `errno`.
 #[inline]

@@ -193,3 +193,46 @@ pub fn set_timer_slack(ns: u64) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// `pipe2(O_CLOEXEC)`: `(read end, write end)`.
+pub fn pipe_cloexec() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe2 writes.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: both descriptors were just created and are owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Sets or clears `FD_CLOEXEC` on `fd`. Async-signal-safe (one `fcntl`), so it may
+/// run between `fork` and `exec` to let exactly one child inherit `fd`.
+pub fn set_cloexec(fd: libc::c_int, on: bool) -> io::Result<()> {
+    let flags = if on { libc::FD_CLOEXEC } else { 0 };
+    // SAFETY: F_SETFD takes an integer and touches no memory.
+    if unsafe { libc::fcntl(fd, libc::F_SETFD, flags) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Waits for any child of the calling process to exit *without reaping it*
+/// (`waitid(P_ALL, WEXITED | WNOWAIT)`): its pid. The caller reaps it with
+/// [`try_reap`] once it has recorded that the pid is about to stop being its own.
+/// `Err(ECHILD)` when there is no child.
+pub fn wait_any_exited() -> io::Result<u32> {
+    loop {
+        // SAFETY: an all-zero siginfo_t is a valid out-parameter.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: `info` is a valid out-pointer; P_ALL ignores the id.
+        let r = unsafe { libc::waitid(libc::P_ALL, 0, &mut info, libc::WEXITED | libc::WNOWAIT) };
+        if r == 0 {
+            // SAFETY: waitid filled `info` for an exited child (si_pid is valid).
+            return Ok(unsafe { info.si_pid() } as u32);
+        }
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EINTR) {
+            return Err(e);
+        }
+    }
+}

@@ -1,4 +1,5 @@
-//! Named POSIX shared memory: `shm_open`, `ftruncate`, `fstat`, `shm_unlink`.
+//! Named POSIX shared memory: `shm_open`, `ftruncate`, `fstat`, `shm_unlink`, and
+//! what judging a segment file needs (`fchmod`, `statvfs`, the caller's uid, user names).
 
 use std::ffi::CString;
 use std::fs::File;
@@ -9,13 +10,23 @@ fn c_name(posix_name: &str) -> io::Result<CString> {
     CString::new(posix_name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
 }
 
-/// Creates `posix_name` exclusively (`O_CREAT | O_EXCL | O_NOFOLLOW`) with `mode`.
+/// Creates `posix_name` exclusively (`O_CREAT | O_EXCL | O_NOFOLLOW`) with exactly
+/// `mode`: `shm_open` applies the umask, so the bits are set again with `fchmod`.
+/// Until then the file has `mode & !umask`, never more than asked.
 pub fn create(posix_name: &str, mode: u32) -> io::Result<File> {
-    open_flags(
+    use std::os::fd::AsRawFd;
+    let f = open_flags(
         posix_name,
         libc::O_RDWR | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC,
         mode,
-    )
+    )?;
+    // SAFETY: `f` is an open descriptor we own.
+    if unsafe { libc::fchmod(f.as_raw_fd(), mode as libc::mode_t) } != 0 {
+        let e = io::Error::last_os_error();
+        let _ = unlink(posix_name);
+        return Err(e);
+    }
+    Ok(f)
 }
 
 /// Opens an existing `posix_name` read-write (`O_NOFOLLOW`).
@@ -82,4 +93,57 @@ pub fn identity_of_file(f: &File) -> io::Result<(u64, u64)> {
     use std::os::unix::fs::MetadataExt;
     let m = f.metadata()?;
     Ok((m.dev(), m.ino()))
+}
+
+/// Bytes free for unprivileged users in the filesystem behind `shm_open` (`/dev/shm`),
+/// or `None` if `statvfs` fails.
+pub fn free_space() -> Option<u64> {
+    let mut st = core::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: the path is a NUL-terminated literal; `st` is writable and statvfs fills
+    // it completely when it returns 0.
+    if unsafe { libc::statvfs(c"/dev/shm".as_ptr(), st.as_mut_ptr()) } != 0 {
+        return None;
+    }
+    // SAFETY: statvfs returned 0, so `st` is initialised.
+    let st = unsafe { st.assume_init() };
+    // fsblkcnt_t and c_ulong are u32 on 32-bit targets.
+    #[allow(clippy::useless_conversion)]
+    Some(u64::from(st.f_bavail).saturating_mul(u64::from(st.f_frsize)))
+}
+
+/// The caller's effective uid: whose objects it may trust without being told.
+pub fn effective_uid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// The user name of `uid` from the password database, if it has one.
+pub fn user_name(uid: u32) -> Option<String> {
+    let mut pw = core::mem::MaybeUninit::<libc::passwd>::uninit();
+    let mut buf = vec![0u8; 1024];
+    loop {
+        let mut found: *mut libc::passwd = core::ptr::null_mut();
+        // SAFETY: `pw`, `buf` and `found` are writable for the sizes given; getpwuid_r
+        // writes only into them.
+        let r = unsafe {
+            libc::getpwuid_r(
+                uid,
+                pw.as_mut_ptr(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                &mut found,
+            )
+        };
+        if r == libc::ERANGE && buf.len() < 1 << 20 {
+            buf.resize(buf.len() * 2, 0);
+            continue;
+        }
+        if r != 0 || found.is_null() {
+            return None;
+        }
+        // SAFETY: getpwuid_r succeeded, so `pw` is initialised and its `pw_name` points
+        // at a NUL-terminated string inside `buf`, which is still alive.
+        let name = unsafe { core::ffi::CStr::from_ptr(pw.assume_init_ref().pw_name) };
+        return Some(name.to_string_lossy().into_owned());
+    }
 }

@@ -13,11 +13,29 @@ pub(super) struct Chan {
 }
 
 impl Chan {
-    pub fn new(capacity: usize, max_message_len: usize) -> Result<Chan> {
+    /// An anonymous queue (`name` None), or the named queue `name` for workers
+    /// that are not forks of the pool's process.
+    pub fn new(capacity: usize, max_message_len: usize, name: Option<&str>) -> Result<Chan> {
+        let q = match name {
+            None => ByteQueue::anonymous(capacity, max_message_len)?,
+            Some(name) => ByteQueue::create(name, capacity, max_message_len)?,
+        };
         Ok(Chan {
-            q: ByteQueue::anonymous(capacity, max_message_len)?,
+            q,
             max: max_message_len,
         })
+    }
+
+    /// Opens the named queue `name` (in a spawned worker).
+    pub fn open(name: &str) -> Result<Chan> {
+        let q = ByteQueue::open(name)?;
+        let max = q.max_message_len();
+        Ok(Chan { q, max })
+    }
+
+    /// The queue's name ("" when anonymous).
+    pub fn name(&self) -> &str {
+        self.q.name()
     }
 
     /// Sets how many times a blocking call polls before it sleeps.

@@ -22,6 +22,8 @@ use super::wire::{self, FrameHeader, Outcomes, Runner, HEADER_LEN};
 use super::worker::{self, WorkerCtx};
 use crate::process::child::fork_child;
 use crate::process::current;
+use crate::process::forkserver::{self, Relay, Relayed};
+use crate::process::start::{self, StartMethod};
 use crate::sync::atomic::{AtomicU64, Ordering};
 use crate::sys::process as os;
 use crate::{Error, Result, Segment};
@@ -60,12 +62,34 @@ pub(super) struct Slots {
 }
 
 impl Slots {
-    fn new(n: usize) -> Result<Slots> {
-        let seg = Segment::anonymous(n * std::mem::size_of::<WorkerSlot>())?;
+    /// Anonymous slots (`name` None: shared through fork) or the named segment `name`.
+    fn new(n: usize, name: Option<&str>) -> Result<Slots> {
+        let len = n * std::mem::size_of::<WorkerSlot>();
+        let seg = match name {
+            None => Segment::anonymous(len)?,
+            Some(name) => Segment::create(name, len)?,
+        };
         Ok(Slots { seg, n })
     }
 
+    /// Opens the named slots of a pool of `n` workers (in a spawned worker).
+    pub fn open(name: &str, n: usize) -> Result<Slots> {
+        let seg = Segment::open(name)?;
+        if seg.len() < n * std::mem::size_of::<WorkerSlot>() {
+            return Err(Error::corrupt(
+                name,
+                "too short for the pool's worker slots",
+            ));
+        }
+        Ok(Slots { seg, n })
+    }
+
+    fn name(&self) -> &str {
+        self.seg.name()
+    }
+
     pub fn get(&self, i: usize) -> &WorkerSlot {
+        // Unreachable from shared data: `i` is a worker index of the pool's own table.
         assert!(i < self.n, "worker slot {i} out of range");
         // SAFETY: the segment holds `n` slots, is 128-aligned, and WorkerSlot is made
         // of atomics only (valid for any bytes, shared access is sound).
@@ -118,8 +142,9 @@ pub(super) struct Chunk {
 pub(super) fn task_body(runner: Runner, f: usize, items: &[u8]) -> Vec<u8> {
     let mut b = Vec::with_capacity(24 + items.len());
     b.extend_from_slice(&0u64.to_le_bytes());
-    b.extend_from_slice(&(runner as usize as u64).to_le_bytes());
-    b.extend_from_slice(&(f as u64).to_le_bytes());
+    // Offsets, not addresses: a spawned worker maps this executable elsewhere.
+    b.extend_from_slice(&start::to_offset(runner as usize).to_le_bytes());
+    b.extend_from_slice(&start::to_offset(f).to_le_bytes());
     b.extend_from_slice(items);
     b
 }
@@ -512,6 +537,7 @@ pub(super) struct Config {
     pub max_tasks: Option<usize>,
     pub max_message_len: usize,
     pub inbox_capacity: usize,
+    pub method: StartMethod,
 }
 
 /// Starts the pool thread, which forks the workers; returns once they are forked.
@@ -522,7 +548,25 @@ pub(super) fn start(cfg: Config) -> Result<(Arc<Shared>, std::thread::JoinHandle
     let results_cap = (cfg.workers * MAX_WINDOW)
         .clamp(64, 4096)
         .next_power_of_two();
-    let results = Chan::new(results_cap, cfg.max_message_len)?;
+    // Fork: anonymous queues, inherited. Spawn/ForkServer: the workers are not our
+    // forks, so they open named ones (mode 0600, unlinked when the pool drops).
+    let base = (cfg.method != StartMethod::Fork).then(|| {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        format!(
+            "multiproc-pool-{}-{}-{:x}",
+            crate::sys::ident::getpid(),
+            N.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos())
+        )
+    });
+    let named = |what: &str| base.as_ref().map(|b| format!("{b}-{what}"));
+    let results = Chan::new(
+        results_cap,
+        cfg.max_message_len,
+        named("results").as_deref(),
+    )?;
     let shared = Arc::new(Shared {
         state: Mutex::new(State::default()),
         cond: Condvar::new(),
@@ -530,12 +574,13 @@ pub(super) fn start(cfg: Config) -> Result<(Arc<Shared>, std::thread::JoinHandle
         sleeping: AtomicBool::new(false),
         workers: cfg.workers,
     });
-    let slots = Slots::new(cfg.workers)?;
+    let slots = Slots::new(cfg.workers, named("slots").as_deref())?;
     let mut workers = Vec::with_capacity(cfg.workers);
     for index in 0..cfg.workers {
+        let inbox = named(&format!("inbox-{index}"));
         workers.push(Worker::new(
             index,
-            Chan::new(cfg.inbox_capacity, cfg.max_message_len)?,
+            Chan::new(cfg.inbox_capacity, cfg.max_message_len, inbox.as_deref())?,
         ));
     }
     let (tx, rx) = std::sync::mpsc::channel::<Result<()>>();
@@ -609,6 +654,8 @@ struct Worker {
     index: usize,
     inbox: Chan,
     pid: u32,
+    /// Set for a child of the fork server (not ours to reap: its exit is relayed).
+    relay: Option<Arc<Relay>>,
     /// Incarnation number (in the low 16 bits of the sender id).
     gen: u32,
     life: Life,
@@ -637,6 +684,7 @@ impl Worker {
             index,
             inbox,
             pid: 0,
+            relay: None,
             gen: 0,
             life: Life::Gone,
             assigned: VecDeque::new(),
@@ -654,6 +702,41 @@ impl Worker {
 
     fn sender(&self) -> u32 {
         wire::worker_sender(self.index, self.gen)
+    }
+
+    /// Reaps the worker if it has exited: `Ok(Some(exitcode))`, `Ok(None)` while it
+    /// runs, `Err` when its exit code cannot be known (reaped by someone else, or
+    /// its fork server died).
+    fn try_reap(&self) -> std::io::Result<Option<i32>> {
+        match &self.relay {
+            None => os::try_reap(self.pid),
+            Some(r) => match r.status() {
+                Relayed::Running => Ok(None),
+                Relayed::Exited(c) => Ok(Some(c)),
+                Relayed::Lost => Err(std::io::Error::other("the fork server died")),
+            },
+        }
+    }
+
+    fn kill(&self) {
+        let _ = match &self.relay {
+            None => os::signal(self.pid, libc::SIGKILL),
+            Some(r) => r
+                .signal(self.pid, libc::SIGKILL)
+                .map_err(|e| std::io::Error::other(e.to_string())),
+        };
+    }
+
+    /// Waits until the worker has exited (without reaping it, for our own children).
+    fn wait_exited(&self) {
+        match &self.relay {
+            None => {
+                let _ = os::wait_exited(self.pid);
+            }
+            Some(r) => {
+                r.wait(None);
+            }
+        }
     }
 }
 
@@ -702,14 +785,39 @@ impl Engine {
             max_tasks: self.cfg.max_tasks,
         };
         let (identity, name) = current::next_child("PoolWorker");
-        let pid = fork_child(name, identity, true, move || worker::main(ctx)).map_err(|e| {
-            Error::Io(std::io::Error::new(
-                e.kind(),
-                format!("forking a pool worker failed: {e}"),
-            ))
-        })?;
+        let (pid, relay) = match self.cfg.method {
+            StartMethod::Fork => {
+                let pid =
+                    fork_child(name, identity, true, move || worker::main(ctx)).map_err(|e| {
+                        Error::Io(std::io::Error::new(
+                            e.kind(),
+                            format!("forking a pool worker failed: {e}"),
+                        ))
+                    })?;
+                (pid, None)
+            }
+            method => {
+                let spec = worker::WorkerSpec {
+                    sender: ctx.sender,
+                    inbox: ctx.inbox.name().to_owned(),
+                    results: ctx.results.name().to_owned(),
+                    slots: ctx.slots.name().to_owned(),
+                    workers: self.workers.len(),
+                    index: i,
+                    max_tasks: ctx.max_tasks,
+                };
+                let job = start::Job::new(worker::spawned_main, &spec, name, identity, true)?;
+                if method == StartMethod::Spawn {
+                    (start::spawn(&job, None)?, None)
+                } else {
+                    let (pid, relay) = forkserver::start_child(job)?;
+                    (pid, Some(relay))
+                }
+            }
+        };
         let w = &mut self.workers[i];
         w.pid = pid;
+        w.relay = relay;
         w.life = Life::Alive;
         let pids = self
             .workers
@@ -1099,7 +1207,7 @@ impl Engine {
             if w.life != Life::Alive {
                 continue;
             }
-            match os::try_reap(w.pid) {
+            match w.try_reap() {
                 Ok(Some(code)) => w.life = Life::Dead(code),
                 Ok(None) => {}
                 // Reaped by someone else (waitpid(-1)): it is gone all the same.
@@ -1220,7 +1328,7 @@ impl Engine {
         }
         for w in &mut self.workers {
             if w.life == Life::Alive {
-                match os::try_reap(w.pid) {
+                match w.try_reap() {
                     Ok(Some(_)) | Err(_) => w.life = Life::Gone,
                     Ok(None) => {}
                 }
@@ -1239,13 +1347,13 @@ impl Engine {
     fn kill_all(&mut self) {
         for w in &mut self.workers {
             if w.life == Life::Alive {
-                let _ = os::signal(w.pid, libc::SIGKILL);
+                w.kill();
             }
         }
         for w in &mut self.workers {
             if w.life == Life::Alive {
-                let _ = os::wait_exited(w.pid);
-                let _ = os::try_reap(w.pid);
+                w.wait_exited();
+                let _ = w.try_reap();
             }
             w.life = Life::Gone;
         }

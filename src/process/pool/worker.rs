@@ -3,6 +3,7 @@
 use super::chan::Chan;
 use super::core::Slots;
 use super::wire::{self, FrameHeader, Runner, HEADER_LEN};
+use crate::process::start;
 use crate::sync::atomic::Ordering;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Once};
@@ -16,6 +17,44 @@ pub(super) struct WorkerCtx {
     pub index: usize,
     pub initializer: Option<Arc<dyn Fn() + Send + Sync>>,
     pub max_tasks: Option<usize>,
+}
+
+/// What a worker that is not a fork of the pool's process (`Spawn`, `ForkServer`)
+/// needs to find the pool: the names of its queues and slots.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(super) struct WorkerSpec {
+    pub sender: u32,
+    pub inbox: String,
+    pub results: String,
+    pub slots: String,
+    pub workers: usize,
+    pub index: usize,
+    pub max_tasks: Option<usize>,
+}
+
+/// Entry of a spawned or fork-server worker: opens the pool's objects and serves.
+pub(super) fn spawned_main(spec: WorkerSpec) -> i32 {
+    // A fresh process with one thread: the hook can be installed safely here.
+    install_panic_hook();
+    let opened = (|| -> crate::Result<WorkerCtx> {
+        Ok(WorkerCtx {
+            sender: spec.sender,
+            inbox: Chan::open(&spec.inbox)?,
+            results: Chan::open(&spec.results)?,
+            slots: Slots::open(&spec.slots, spec.workers)?,
+            index: spec.index,
+            initializer: None,
+            max_tasks: spec.max_tasks,
+        })
+    })();
+    match opened {
+        Ok(ctx) if spec.index < spec.workers => main(ctx),
+        Ok(_) => QUEUE_FAILED,
+        Err(e) => {
+            eprintln!("multiproc: a pool worker could not attach to its pool: {e}");
+            QUEUE_FAILED
+        }
+    }
 }
 
 /// Polls of an empty inbox before the worker sleeps.
@@ -143,13 +182,16 @@ pub(super) fn main(mut ctx: WorkerCtx) -> i32 {
         out.clear();
         out.extend_from_slice(&id.to_le_bytes());
         out.extend_from_slice(&[0; 8]); // the service time, filled in below
-                                        // SAFETY: the inbox is private to this pool (an unlinked queue that only the
-                                        // pool's own process and its forks map), and the pool writes `runner`
-                                        // together with a function of exactly the type that runner was
-                                        // instantiated for, both addresses in this very binary (we are a fork of it).
+        let (runner, f) = (start::from_offset(runner), start::from_offset(f));
+        // SAFETY: the pool writes `runner` together with a function of exactly the
+        // type that runner was instantiated for, as offsets in this very executable
+        // (we are a fork of the pool's process, a fork of its fork server, or a
+        // spawned copy whose executable was checked to be the same file). The inbox
+        // is the pool's own: an unlinked queue for forked workers; for the others a
+        // queue of mode 0600, reachable only by processes of this user.
         unsafe {
-            let runner = std::mem::transmute::<usize, Runner>(runner as usize);
-            runner(f as usize, &msg[24..], &mut out);
+            let runner = std::mem::transmute::<usize, Runner>(runner);
+            runner(f, &msg[24..], &mut out);
         }
         // How long the chunk took here: the pool sizes our window from it.
         let service = started.elapsed().as_nanos().min(u128::from(u64::MAX)) as u64;
