@@ -591,3 +591,40 @@ fn a_lock_timeout_bounds_the_wait_for_a_live_holder() {
     assert_eq!(d.insert(2, 2).unwrap(), None);
     assert_eq!(d.len(), 2);
 }
+
+#[test]
+fn a_truncated_dict_reports_corrupt_and_never_kills_the_process() {
+    for len in [0u64, 300, 8192] {
+        let name = unique("dict-trunc");
+        let d: Dict<u32, Bytes> = Dict::create(&name).unwrap();
+        for k in 0..100 {
+            d.insert(k, vec![k as u8; 500]).unwrap();
+        }
+        // Another writer of the file shrinks it under our mapping.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(format!("/dev/shm/mp.{name}"))
+            .unwrap()
+            .set_len(len)
+            .unwrap();
+        // A call that touches only pages the truncation kept (zeroed past the new
+        // end) may still answer from them; once one sees the loss, every call says
+        // Corrupt (see Segment::is_broken).
+        let mut seen = false;
+        for k in 0..100 {
+            for r in [
+                d.get(&k).map(drop),
+                d.insert(k + 1000, vec![1; 10]).map(drop),
+                d.items().map(drop),
+            ] {
+                match r {
+                    Err(Error::Corrupt { .. }) => seen = true,
+                    Ok(()) if !seen => {}
+                    r => panic!("truncated to {len}: {r:?} (after a Corrupt: {seen})"),
+                }
+            }
+        }
+        assert!(seen, "truncated to {len}: the loss was never reported");
+        assert!(d.segment().is_broken());
+    }
+}
