@@ -55,11 +55,19 @@ mod byte_queue;
 #[cfg(all(feature = "std", not(loom)))]
 mod condition;
 #[cfg(all(feature = "std", not(loom)))]
+mod container;
+#[cfg(all(feature = "std", not(loom)))]
+mod dict;
+#[cfg(all(feature = "std", not(loom)))]
 mod error;
 #[cfg(all(feature = "std", not(loom)))]
 mod event;
 #[cfg(all(feature = "std", not(loom)))]
+mod handle_serde;
+#[cfg(all(feature = "std", not(loom)))]
 mod joinable_queue;
+#[cfg(all(feature = "std", not(loom)))]
+mod list;
 #[cfg(all(feature = "std", not(loom)))]
 mod lock;
 #[cfg(all(feature = "std", not(loom)))]
@@ -88,11 +96,15 @@ pub use byte_queue::ByteQueue;
 #[cfg(all(feature = "std", not(loom)))]
 pub use condition::{Condition, ConditionGuard};
 #[cfg(all(feature = "std", not(loom)))]
+pub use dict::{Dict, DictGuard};
+#[cfg(all(feature = "std", not(loom)))]
 pub use error::{Error, Result};
 #[cfg(all(feature = "std", not(loom)))]
 pub use event::Event;
 #[cfg(all(feature = "std", not(loom)))]
 pub use joinable_queue::JoinableQueue;
+#[cfg(all(feature = "std", not(loom)))]
+pub use list::{List, ListGuard};
 #[cfg(all(feature = "std", not(loom)))]
 pub use lock::{Lock, LockGuard, LockResult, OwnerDied, TryLockError, TryLockResult};
 #[cfg(all(feature = "std", not(loom)))]

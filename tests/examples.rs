@@ -500,3 +500,38 @@ fn barrier() {
     assert_eq!(indexes, ['0', '1', '2']);
     r.in_order(&["所有任务执行完毕"]);
 }
+
+#[test]
+fn manager_list_pool() {
+    let r = run("manager_list_pool");
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    r.in_order(&["[] 1", "[1] 2", "[1, 2] 3", "[1, 2, 3]"]);
+}
+
+#[test]
+fn manager_dict_lock() {
+    let r = run("manager_dict_lock");
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    r.in_order(&["{0: 0, 1: 1, 2: 4, 3: 9, 4: 16, 5: 25, 6: 36, 7: 49, 8: 64, 9: 81}"]);
+}
+
+#[test]
+fn manager_list_dict() {
+    let r = run("manager_list_dict");
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    // The two processes interleave under the lock one whole batch at a time.
+    r.in_order(&[
+        "添加了元素 1，当前列表: [1]",
+        "添加了元素 5，当前列表: [1, 2, 3, 4, 5]",
+    ]);
+    r.in_order(&[
+        "更新了字典 a: 1，当前字典: {'a': 1}",
+        "更新了字典 b: 2，当前字典: {'a': 1, 'b': 2}",
+        "更新了字典 c: 3，当前字典: {'a': 1, 'b': 2, 'c': 3}",
+    ]);
+    r.in_order(&[
+        "最终列表: [1, 2, 3, 4, 5]",
+        "最终字典: {'a': 1, 'b': 2, 'c': 3}",
+        "所有进程执行完毕",
+    ]);
+}

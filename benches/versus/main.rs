@@ -10,6 +10,7 @@
 //! one run, are what to read.
 
 mod common;
+mod containers;
 mod fastpath;
 mod foundation;
 mod pipe;
@@ -48,5 +49,8 @@ fn main() {
     }
     if want("start") {
         start::run(&mut ctx);
+    }
+    if want("containers") {
+        containers::run(&mut ctx);
     }
 }

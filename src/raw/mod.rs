@@ -15,7 +15,15 @@
 pub mod array;
 pub mod barrier;
 pub mod condition;
+#[cfg(all(test, feature = "std", not(loom)))]
+mod crash_points;
+#[cfg(not(loom))]
+pub mod dict;
 pub mod event;
+#[cfg(not(loom))]
+pub mod heap;
+#[cfg(not(loom))]
+pub mod list;
 pub mod lock;
 pub mod queue;
 pub mod queue_join;
@@ -29,6 +37,8 @@ pub use array::{ArrayRef, Integer, RawArray};
 pub use barrier::RawBarrier;
 pub use condition::RawCondition;
 pub use event::RawEvent;
+#[cfg(not(loom))]
+pub use heap::{Heap, HeapError, RawHeap};
 pub use lock::{Acquire, RawLock};
 pub use queue::{QueueError, RawQueue, Ring};
 pub use rlock::RawRLock;

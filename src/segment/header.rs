@@ -59,6 +59,10 @@ pub enum ObjectKind {
     Pipe = 15,
     /// A pool's shared state.
     Pool = 16,
+    /// `Dict<K, V>`.
+    Dict = 17,
+    /// `List<T>`.
+    List = 18,
 }
 
 impl ObjectKind {
@@ -81,6 +85,8 @@ impl ObjectKind {
             ObjectKind::SpscQueue => "SpscQueue",
             ObjectKind::Pipe => "Pipe",
             ObjectKind::Pool => "Pool",
+            ObjectKind::Dict => "Dict",
+            ObjectKind::List => "List",
         }
     }
 
@@ -104,6 +110,8 @@ impl ObjectKind {
             14 => SpscQueue,
             15 => Pipe,
             16 => Pool,
+            17 => Dict,
+            18 => List,
             _ => return None,
         })
     }

@@ -280,6 +280,10 @@ pub(crate) struct Layout {
     pub ty: TypeInfo,
     pub params: [u64; 4],
     pub data_len: usize,
+    /// Sparse objects (Dict, List): only this many data bytes are backed by memory
+    /// at create; the rest of `data_len` is a hole committed later by
+    /// [`Segment::commit`]. `None`: all of it.
+    pub commit: Option<usize>,
 }
 
 impl Segment {
@@ -419,6 +423,22 @@ impl Segment {
         self.inner.owner_pid == ident::getpid() && !self.inner.persisted.load(Ordering::Relaxed)
     }
 
+    /// Backs `len` data bytes at `offset` with memory (`posix_fallocate`), so a full
+    /// `/dev/shm` is this error rather than a SIGBUS at first touch. Used by the
+    /// sparse objects (Dict, List) as they grow.
+    pub(crate) fn commit(&self, offset: usize, len: usize) -> io::Result<()> {
+        let end = offset
+            .checked_add(len)
+            .filter(|&e| e <= self.inner.data_len);
+        if end.is_none() {
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        }
+        match &self.inner.file {
+            Some(f) => reserve_range(f, (HEADER_LEN + offset) as u64, len as u64).map(|_| ()),
+            None => Ok(()),
+        }
+    }
+
     /// True once another process truncated the segment's file under this mapping.
     ///
     /// Set when this process touched a page the truncation took away (the `SIGBUS`
@@ -535,18 +555,21 @@ impl Segment {
         let file = lifecycle::create_attached(name, &posix, opts.mode)?;
         // From here on, failure must unlink what we created.
         let result = (move || {
-            let sized = reserve(&file, total).map_err(|e| {
+            let backed = layout
+                .commit
+                .map_or(total, |c| (HEADER_LEN + c).min(total as usize) as u64);
+            let sized = reserve(&file, backed).map_err(|e| {
                 if e.raw_os_error() == Some(libc::ENOSPC) {
                     Error::NoSpace {
                         name: name.to_owned(),
-                        needed: total,
+                        needed: backed,
                         available: shm::free_space().unwrap_or(0),
                     }
                 } else {
                     io_error(name, e)
                 }
             })?;
-            if !sized {
+            if !sized || backed < total {
                 file.set_len(total).map_err(|e| io_error(name, e))?;
             }
             let map = MmapOptions::new()
@@ -788,6 +811,7 @@ fn raw_layout(len: usize) -> Layout {
         ty: TypeInfo::NONE,
         params: [0; 4],
         data_len: len,
+        commit: None,
     }
 }
 
@@ -796,9 +820,16 @@ fn raw_layout(len: usize) -> Layout {
 /// extends it: no separate `ftruncate` needed); `Ok(false)`: the filesystem cannot
 /// preallocate, and the caller must set the length itself.
 fn reserve(file: &File, len: u64) -> io::Result<bool> {
+    reserve_range(file, 0, len)
+}
+
+/// [`reserve`] for the `len` bytes at `offset`.
+fn reserve_range(file: &File, offset: u64, len: u64) -> io::Result<bool> {
     use std::os::fd::AsRawFd;
     // SAFETY: `file` is an open descriptor; posix_fallocate only touches its extent.
-    let r = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len as libc::off_t) };
+    let r = unsafe {
+        libc::posix_fallocate(file.as_raw_fd(), offset as libc::off_t, len as libc::off_t)
+    };
     match r {
         0 => Ok(true),
         // Some filesystems cannot preallocate; the mapping still works.

@@ -73,6 +73,21 @@ impl<R: SharedState> Object<R> {
         })
     }
 
+    /// Creates a sparse object: its trailing region is reserved but only the raw
+    /// struct is backed by memory; the object commits the rest with
+    /// [`Segment::commit`] as it grows.
+    pub fn create_sparse(
+        name: &str,
+        opts: &Options,
+        spec: ObjectSpec,
+        init: impl FnOnce(&R, *mut u8) -> Result<()>,
+    ) -> Result<Self> {
+        Self::build(spec, init, |mut layout, init| {
+            layout.commit = Some(trailing_offset::<R>());
+            Segment::create_raw(name, opts, layout, init)
+        })
+    }
+
     /// An unnamed object shared with children forked after this call.
     pub fn anonymous(
         spec: ObjectSpec,
@@ -115,6 +130,7 @@ impl<R: SharedState> Object<R> {
             ty: spec.ty,
             params: spec.params,
             data_len,
+            commit: None,
         };
         let mut init = Some(init);
         let seg = make(layout, &mut |seg: &Segment| {

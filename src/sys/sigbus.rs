@@ -433,12 +433,14 @@ fn replace_from(slot: &Slot, page: usize) -> Outcome {
     // SAFETY: `[page, rf)` lies inside a live mapping of ours (checked against the
     // slot's range under its generation), which the process can only unmap after
     // deregistering it; MAP_FIXED replaces exactly those pages with private zeroes.
+    // MAP_NORESERVE: the range may be a large sparse reservation (a Dict's 64 GiB),
+    // which heuristic overcommit refuses to charge as private memory up front.
     let p = unsafe {
         libc::mmap(
             page as *mut libc::c_void,
             rf - page,
             libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_FIXED | libc::MAP_ANONYMOUS | libc::MAP_PRIVATE,
+            libc::MAP_FIXED | libc::MAP_ANONYMOUS | libc::MAP_PRIVATE | libc::MAP_NORESERVE,
             -1,
             0,
         )
