@@ -6,8 +6,8 @@ mod common;
 use common::*;
 use multiproc::segment::{write_image, GC_MIN_AGE};
 use multiproc::{
-    Array, Barrier, BoundedSemaphore, ByteQueue, Condition, Event, JoinableQueue, Lock, Pipe,
-    Queue, RLock, Role, Segment, Semaphore, SpscQueue, Value,
+    Array, Barrier, BoundedSemaphore, ByteQueue, Condition, Dict, Event, JoinableQueue, List, Lock,
+    Pipe, Queue, RLock, Role, Segment, Semaphore, SpscQueue, Value,
 };
 use serde_json::Value as Json;
 use std::process::{Command, Output};
@@ -197,6 +197,23 @@ fn inspect_shows_the_live_state_of_every_kind() {
     let v = json(&["inspect", &name, "--json"], 0);
     assert_eq!(state(&v, "len"), "3");
     assert_eq!(state(&v, "bytes"), "010002000300");
+
+    let name = n("dict");
+    let dict: Dict<String, u64> = Dict::create(&name).unwrap();
+    for (i, k) in ["a", "b", "c"].into_iter().enumerate() {
+        dict.insert(k.to_owned(), i as u64).unwrap();
+    }
+    let v = json(&["inspect", &name, "--json"], 0);
+    assert_eq!(state(&v, "len"), "3", "{v}");
+    let num = |f: &str| state(&v, f).parse::<u64>().unwrap();
+    assert!(num("bytes_used") > 0 && num("bytes_used") <= num("bytes_committed"));
+
+    let name = n("list");
+    let list: List<u32> = List::create(&name).unwrap();
+    list.extend([7, 8]).unwrap();
+    let v = json(&["inspect", &name, "--json"], 0);
+    assert_eq!(state(&v, "len"), "2", "{v}");
+    drop((dict, list));
 
     let name = n("segment");
     let seg = Segment::create(&name, 16).unwrap();

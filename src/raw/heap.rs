@@ -296,6 +296,12 @@ impl<'a> Heap<'a> {
     pub fn top_word(&self) -> u64 {
         self.raw.top.load(Ordering::Relaxed)
     }
+    /// Arena bytes committed (backed by `/dev/shm` pages) so far, clamped to the
+    /// byte limit.
+    #[inline]
+    pub fn committed(&self) -> u64 {
+        self.limit() - ARENA
+    }
 
     /// Runs `f` as an optimistic reader: `Some(result)` if no writer published while
     /// it ran, `None` after [`READ_TRIES`] attempts (read under the lock then).

@@ -5,6 +5,7 @@
 use super::lifecycle::{info, ObjectInfo};
 use super::object::trailing_offset;
 use super::{HeaderImage, ObjectKind, Options, Segment, TypeInfo};
+use crate::raw::heap::Heap;
 use crate::raw::queue::SLOT_HEADER_WORDS;
 use crate::raw::queue_join::RawJoinableQueue;
 use crate::raw::spsc::Geometry;
@@ -318,6 +319,17 @@ fn live_state(kind: ObjectKind, seg: &Segment) -> std::result::Result<Fields, St
             let b = bytes_at(seg, 0, seg.len().min(64))?;
             s.push(("len", seg.len().to_string()));
             s.push(("first_bytes", hex(&b)));
+        }
+        ObjectKind::Dict | ObjectKind::List => {
+            // SAFETY: the data region is 128-aligned (after the 256-byte header of a
+            // page-aligned mapping) and `seg.len()` bytes long; only header words are
+            // read here, and the view lives no longer than `seg`.
+            let heap = unsafe { Heap::new(seg.as_ptr(), seg.len()) }
+                .ok_or("its data region cannot hold a heap header")?;
+            s.push(("len", heap.len_word().to_string()));
+            s.push(("bytes_used", heap.top_word().to_string()));
+            s.push(("bytes_committed", heap.committed().to_string()));
+            s.push(("byte_limit", heap.capacity().to_string()));
         }
         // Kinds added later show their parameters until they get a decoder here.
         #[allow(unreachable_patterns)]
