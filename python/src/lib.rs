@@ -970,7 +970,8 @@ impl NConn {
     fn send_bytes(&self, py: Python<'_>, msg: &[u8]) -> PyResult<()> {
         self.with(py, |p| {
             match p.try_send_bytes(msg) {
-                Err(Error::Full) => {}
+                // No room yet, or longer than the ring (streamed in pieces).
+                Err(Error::Full | Error::TooLarge { .. }) => {}
                 r => return r.map_err(|e| to_py(py, e)),
             }
             py.allow_threads(|| p.send_bytes(msg)).map_err(|e| to_py(py, e))
