@@ -118,6 +118,26 @@ def lock_body(lock):
     return body
 
 
+def contended(n, body):
+    """Total ops/s of `body(n)` run at once in this process and a fork child."""
+    ready, go = CTX.Event(), CTX.Event()
+
+    def child():
+        ready.set()
+        go.wait(30)
+        body(n)
+
+    p = CTX.Process(target=child)
+    p.start()
+    ready.wait(30)
+    t0 = time.monotonic()
+    go.set()
+    body(n)
+    p.join(300)
+    assert p.exitcode == 0, "bench child failed"
+    return 2 * n / (time.monotonic() - t0)
+
+
 def pipe_roundtrip(make_pipe, n):
     a, b = make_pipe()
     ready = CTX.Event()
@@ -191,11 +211,19 @@ def main():
     theirs = one_process(n_of(300_000), value_incr_locked(std.Value("q", 0)))
     row("Value += 1, 1 process (fetch_add)", ours, theirs)
     row("Value += 1, 1 process (under get_lock)", ours_l, theirs)
+    n = n_of(300_000)
+    theirs = contended(n_of(100_000), value_incr_locked(std.Value("q", 0)))
+    row("Value += 1, 2 processes (fetch_add)", contended(n, value_incr_ours(mp.Value("q", 0))), theirs)
+    row("Value += 1, 2 processes (under get_lock)",
+        contended(n_of(100_000), value_incr_locked(mp.Value("q", 0))), theirs)
 
     # Lock acquire/release, uncontended, 1 process.
     n = n_of(2_000_000)
     row("Lock acquire+release, 1 process", one_process(n, lock_body(mp.Lock())),
         one_process(n, lock_body(std.Lock())))
+    n = n_of(200_000)
+    row("Lock acquire+release, 2 processes", contended(n, lock_body(mp.Lock())),
+        contended(n, lock_body(std.Lock())))
 
     # Pipe round trip of 100 bytes.
     n = n_of(50_000)

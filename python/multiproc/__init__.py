@@ -293,6 +293,7 @@ class _LockBase:
         self._l = self._native.create(name or _auto_name(self._what))
         self._name = self._l.name()
         self.recovered = False
+        self.release = self._l.release  # one call less on the hot path
 
     @classmethod
     def open(cls, name):
@@ -300,6 +301,7 @@ class _LockBase:
         self._l = cls._native.open(name)
         self._name = name
         self.recovered = False
+        self.release = self._l.release
         return self
 
     @property
@@ -339,6 +341,29 @@ class Lock(_LockBase):
     release it."""
     _native = _n.NLock
     _what = "lock"
+
+    def __init__(self, name=None):
+        super().__init__(name)
+        self.acquire = self._l.acquire_bool  # no Python frame on the hot path
+
+    @classmethod
+    def open(cls, name):
+        self = super().open(name)
+        self.acquire = self._l.acquire_bool
+        return self
+
+    @property
+    def recovered(self):
+        """True if the last acquire took the lock over from a holder that died."""
+        return self._l.recovered()
+
+    @recovered.setter
+    def recovered(self, _value):
+        pass  # kept by the native lock
+
+    def __enter__(self):
+        self.acquire()
+        return self
 
     def locked(self):
         return self._l.locked()
@@ -755,6 +780,8 @@ class Connection:
     def send_bytes(self, buf, offset=0, size=None):
         if not self.writable:
             raise OSError("connection is read-only")
+        if offset == 0 and size is None and type(buf) is bytes:
+            return self._c.send_bytes(buf)
         m = memoryview(buf).cast("B")
         end = len(m) if size is None else offset + size
         if offset < 0 or end > len(m) or end < offset:

@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 /// Longest single wait with the GIL released before signals are checked.
 const SLICE: Duration = Duration::from_millis(5);
 
+
 /// The Python exception for a crate error.
 fn to_py(py: Python<'_>, e: Error) -> PyErr {
     let msg = e.to_string();
@@ -331,6 +332,20 @@ impl IntQ {
 #[pyclass(module = "multiproc._native", frozen)]
 struct NLock {
     lock: Lock,
+    /// Whether the last acquire took the lock over from a dead holder.
+    recovered: std::sync::atomic::AtomicBool,
+}
+
+/// Warns (`RuntimeWarning`) that `what` named `name` was taken over from a dead holder.
+fn warn_recovered(py: Python<'_>, what: &str, name: &str) -> PyResult<()> {
+    let msg = format!(
+        "{what} '{name}' was recovered from a holder that died holding it: \
+         the state it protects may be half-updated"
+    );
+    let warnings = py.import_bound("warnings")?;
+    let category = py.get_type_bound::<pyo3::exceptions::PyRuntimeWarning>();
+    warnings.call_method1("warn", (msg, category, 1))?;
+    Ok(())
 }
 
 /// One attempt on a `Lock`: `Ok(Some(recovered))` when taken.
@@ -361,15 +376,24 @@ fn lock_step(lock: &Lock, d: Option<Duration>) -> Step<bool> {
     }
 }
 
+impl NLock {
+    fn new(lock: Lock) -> Self {
+        NLock {
+            lock,
+            recovered: false.into(),
+        }
+    }
+}
+
 #[pymethods]
 impl NLock {
     #[staticmethod]
     fn create(py: Python<'_>, name: &str) -> PyResult<Self> {
-        Lock::create(name).map(|lock| NLock { lock }).map_err(|e| to_py(py, e))
+        Lock::create(name).map(NLock::new).map_err(|e| to_py(py, e))
     }
     #[staticmethod]
     fn open(py: Python<'_>, name: &str) -> PyResult<Self> {
-        Lock::open(name).map(|lock| NLock { lock }).map_err(|e| to_py(py, e))
+        Lock::open(name).map(NLock::new).map_err(|e| to_py(py, e))
     }
     /// `(acquired, recovered)`: recovered means taken over from a holder that died.
     #[pyo3(signature = (block=true, timeout=None))]
@@ -383,6 +407,29 @@ impl NLock {
         let lock = &self.lock;
         Ok(wait_sliced(py, timeout, |d| lock_step(lock, Some(d)))?
             .map_or((false, false), |r| (true, r)))
+    }
+    /// Python's `acquire(block=True, timeout=-1) -> bool`; a lock taken over from a
+    /// dead holder warns and sets `recovered`.
+    #[pyo3(signature = (block=true, timeout=None))]
+    fn acquire_bool(&self, py: Python<'_>, block: bool, timeout: Option<f64>) -> PyResult<bool> {
+        let timeout = match timeout {
+            Some(t) if t < 0.0 && block => None,
+            Some(t) if t < 0.0 => {
+                return Err(PyValueError::new_err("'timeout' must be a non-negative number"))
+            }
+            t => t,
+        };
+        let (ok, rec) = self.acquire(py, block, timeout)?;
+        if ok {
+            self.recovered.store(rec, std::sync::atomic::Ordering::Relaxed);
+            if rec {
+                warn_recovered(py, "lock", self.lock.name())?;
+            }
+        }
+        Ok(ok)
+    }
+    fn recovered(&self) -> bool {
+        self.recovered.load(std::sync::atomic::Ordering::Relaxed)
     }
     fn release(&self, py: Python<'_>) -> PyResult<()> {
         self.lock.release_unowned().map_err(|e| to_py(py, e))
