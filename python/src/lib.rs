@@ -10,14 +10,17 @@
 //!   slices, so Ctrl-C (KeyboardInterrupt) arrives within about one slice. A fast path
 //!   that needs no waiting runs first, under the GIL, without releasing it.
 
+// pyo3 0.22's macros expand `?` on PyErr, which recent clippy calls useless.
+#![allow(clippy::useless_conversion)]
+
 use multiproc::segment::{describe as describe_name, ObjectKind};
 use multiproc::{
-    Array, Barrier, BoundedSemaphore, ByteQueue, Condition, Error, Event, Lock, Pipe, Queue,
-    RLock, Semaphore, TryLockError, Value,
+    Array, Barrier, BoundedSemaphore, ByteQueue, Condition, Error, Event, Lock, Pipe, Queue, RLock,
+    Semaphore, TryLockError, Value,
 };
 use pyo3::exceptions::{
-    PyEOFError, PyFileExistsError, PyFileNotFoundError, PyIndexError, PyOSError,
-    PyRuntimeError, PyTypeError, PyValueError,
+    PyEOFError, PyFileExistsError, PyFileNotFoundError, PyIndexError, PyOSError, PyRuntimeError,
+    PyTypeError, PyValueError,
 };
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
@@ -26,7 +29,6 @@ use std::time::{Duration, Instant};
 
 /// Longest single wait with the GIL released before signals are checked.
 const SLICE: Duration = Duration::from_millis(5);
-
 
 /// The Python exception for a crate error.
 fn to_py(py: Python<'_>, e: Error) -> PyErr {
@@ -41,7 +43,9 @@ fn to_py(py: Python<'_>, e: Error) -> PyErr {
         Error::Empty => queue_exc(py, "Empty", "queue is empty"),
         Error::Full => queue_exc(py, "Full", "queue is full"),
         Error::Closed => PyEOFError::new_err(msg),
-        Error::NotOwner => PyRuntimeError::new_err("release unlocked lock (or one this thread does not own)"),
+        Error::NotOwner => {
+            PyRuntimeError::new_err("release unlocked lock (or one this thread does not own)")
+        }
         Error::Broken => {
             match py
                 .import_bound("threading")
@@ -80,7 +84,9 @@ fn wait_sliced<T: Send>(
 ) -> PyResult<Option<T>> {
     let deadline = match timeout {
         Some(t) if t.is_nan() || t < 0.0 => {
-            return Err(PyValueError::new_err("timeout must be a non-negative number"))
+            return Err(PyValueError::new_err(
+                "timeout must be a non-negative number",
+            ))
         }
         Some(t) => Some(Instant::now() + Duration::from_secs_f64(t.min(1e9))),
         None => None,
@@ -111,10 +117,6 @@ fn not_yet<T>(r: Result<T, Error>) -> Step<T> {
         Err(Error::Timeout | Error::Empty | Error::Full) => Ok(None),
         Err(e) => Err(e),
     }
-}
-
-fn secs(t: Option<f64>) -> Option<f64> {
-    t
 }
 
 /// What a name holds: `(kind, element type name, element size)`.
@@ -148,7 +150,9 @@ impl ByteQ {
     }
     #[staticmethod]
     fn open(py: Python<'_>, name: &str) -> PyResult<Self> {
-        ByteQueue::open(name).map(|q| ByteQ { q }).map_err(|e| to_py(py, e))
+        ByteQueue::open(name)
+            .map(|q| ByteQ { q })
+            .map_err(|e| to_py(py, e))
     }
     #[pyo3(signature = (msg, block=true, timeout=None))]
     fn put(&self, py: Python<'_>, msg: &[u8], block: bool, timeout: Option<f64>) -> PyResult<()> {
@@ -157,7 +161,7 @@ impl ByteQ {
             r => return r.map_err(|e| to_py(py, e)),
         }
         let q = &self.q;
-        wait_sliced(py, secs(timeout), |d| not_yet(q.put_timeout(msg, d)))?
+        wait_sliced(py, timeout, |d| not_yet(q.put_timeout(msg, d)))?
             .ok_or_else(|| to_py(py, Error::Full))
     }
     #[pyo3(signature = (block=true, timeout=None))]
@@ -165,7 +169,7 @@ impl ByteQ {
         let v = match self.q.try_get() {
             Err(Error::Empty) if block => {
                 let q = &self.q;
-                wait_sliced(py, secs(timeout), |d| not_yet(q.get_timeout(d)))?
+                wait_sliced(py, timeout, |d| not_yet(q.get_timeout(d)))?
                     .ok_or_else(|| to_py(py, Error::Empty))?
             }
             r => r.map_err(|e| to_py(py, e))?,
@@ -243,7 +247,13 @@ impl IntQ {
         matches!(self.q, IntQueue::I(_))
     }
     #[pyo3(signature = (v, block=true, timeout=None))]
-    fn put(&self, py: Python<'_>, v: &Bound<'_, PyAny>, block: bool, timeout: Option<f64>) -> PyResult<()> {
+    fn put(
+        &self,
+        py: Python<'_>,
+        v: &Bound<'_, PyAny>,
+        block: bool,
+        timeout: Option<f64>,
+    ) -> PyResult<()> {
         intq!(self, q => {
             let v = v.extract()?;
             match q.try_put(v) {
@@ -287,7 +297,13 @@ impl IntQ {
     /// Takes up to `n` items: waits (as `get`) for the first, then takes whatever is
     /// there without waiting.
     #[pyo3(signature = (n, block=true, timeout=None))]
-    fn get_many(&self, py: Python<'_>, n: usize, block: bool, timeout: Option<f64>) -> PyResult<PyObject> {
+    fn get_many(
+        &self,
+        py: Python<'_>,
+        n: usize,
+        block: bool,
+        timeout: Option<f64>,
+    ) -> PyResult<PyObject> {
         intq!(self, q => {
             let mut buf = vec![Default::default(); n.max(1)];
             let got = match q.try_get_many(&mut buf) {
@@ -415,13 +431,16 @@ impl NLock {
         let timeout = match timeout {
             Some(t) if t < 0.0 && block => None,
             Some(t) if t < 0.0 => {
-                return Err(PyValueError::new_err("'timeout' must be a non-negative number"))
+                return Err(PyValueError::new_err(
+                    "'timeout' must be a non-negative number",
+                ))
             }
             t => t,
         };
         let (ok, rec) = self.acquire(py, block, timeout)?;
         if ok {
-            self.recovered.store(rec, std::sync::atomic::Ordering::Relaxed);
+            self.recovered
+                .store(rec, std::sync::atomic::Ordering::Relaxed);
             if rec {
                 warn_recovered(py, "lock", self.lock.name())?;
             }
@@ -470,15 +489,21 @@ fn rlock_step(lock: &RLock, d: Option<Duration>) -> Step<bool> {
 impl NRLock {
     #[staticmethod]
     fn create(py: Python<'_>, name: &str) -> PyResult<Self> {
-        RLock::create(name).map(|lock| NRLock { lock }).map_err(|e| to_py(py, e))
+        RLock::create(name)
+            .map(|lock| NRLock { lock })
+            .map_err(|e| to_py(py, e))
     }
     #[staticmethod]
     fn open(py: Python<'_>, name: &str) -> PyResult<Self> {
-        RLock::open(name).map(|lock| NRLock { lock }).map_err(|e| to_py(py, e))
+        RLock::open(name)
+            .map(|lock| NRLock { lock })
+            .map_err(|e| to_py(py, e))
     }
     #[staticmethod]
     fn open_or_create(py: Python<'_>, name: &str) -> PyResult<Self> {
-        RLock::open_or_create(name).map(|lock| NRLock { lock }).map_err(|e| to_py(py, e))
+        RLock::open_or_create(name)
+            .map(|lock| NRLock { lock })
+            .map_err(|e| to_py(py, e))
     }
     #[pyo3(signature = (block=true, timeout=None))]
     fn acquire(&self, py: Python<'_>, block: bool, timeout: Option<f64>) -> PyResult<(bool, bool)> {
@@ -535,11 +560,15 @@ fn cond_step(c: &Condition, d: Option<Duration>) -> Step<bool> {
 impl NCondition {
     #[staticmethod]
     fn create(py: Python<'_>, name: &str) -> PyResult<Self> {
-        Condition::create(name).map(|c| NCondition { c }).map_err(|e| to_py(py, e))
+        Condition::create(name)
+            .map(|c| NCondition { c })
+            .map_err(|e| to_py(py, e))
     }
     #[staticmethod]
     fn open(py: Python<'_>, name: &str) -> PyResult<Self> {
-        Condition::open(name).map(|c| NCondition { c }).map_err(|e| to_py(py, e))
+        Condition::open(name)
+            .map(|c| NCondition { c })
+            .map_err(|e| to_py(py, e))
     }
     #[pyo3(signature = (block=true, timeout=None))]
     fn acquire(&self, py: Python<'_>, block: bool, timeout: Option<f64>) -> PyResult<(bool, bool)> {
@@ -669,11 +698,15 @@ struct NEvent {
 impl NEvent {
     #[staticmethod]
     fn create(py: Python<'_>, name: &str) -> PyResult<Self> {
-        Event::create(name).map(|e| NEvent { e }).map_err(|e| to_py(py, e))
+        Event::create(name)
+            .map(|e| NEvent { e })
+            .map_err(|e| to_py(py, e))
     }
     #[staticmethod]
     fn open(py: Python<'_>, name: &str) -> PyResult<Self> {
-        Event::open(name).map(|e| NEvent { e }).map_err(|e| to_py(py, e))
+        Event::open(name)
+            .map(|e| NEvent { e })
+            .map_err(|e| to_py(py, e))
     }
     fn set(&self) {
         self.e.set()
@@ -706,11 +739,15 @@ struct NBarrier {
 impl NBarrier {
     #[staticmethod]
     fn create(py: Python<'_>, name: &str, parties: u32) -> PyResult<Self> {
-        Barrier::create(name, parties).map(|b| NBarrier { b }).map_err(|e| to_py(py, e))
+        Barrier::create(name, parties)
+            .map(|b| NBarrier { b })
+            .map_err(|e| to_py(py, e))
     }
     #[staticmethod]
     fn open(py: Python<'_>, name: &str) -> PyResult<Self> {
-        Barrier::open(name).map(|b| NBarrier { b }).map_err(|e| to_py(py, e))
+        Barrier::open(name)
+            .map(|b| NBarrier { b })
+            .map_err(|e| to_py(py, e))
     }
     /// Not sliced: a barrier wait that gives up breaks the barrier (Python's rule),
     /// so it waits in one piece with the GIL released.
@@ -1021,7 +1058,8 @@ impl NConn {
                 Err(Error::Full | Error::TooLarge { .. }) => {}
                 r => return r.map_err(|e| to_py(py, e)),
             }
-            py.allow_threads(|| p.send_bytes(msg)).map_err(|e| to_py(py, e))
+            py.allow_threads(|| p.send_bytes(msg))
+                .map_err(|e| to_py(py, e))
         })
     }
     #[pyo3(signature = (timeout=None))]
@@ -1032,8 +1070,10 @@ impl NConn {
                 r => return r.map_err(|e| to_py(py, e)),
             }
             let p = Mutex::new(p);
-            wait_sliced(py, timeout, |d| not_yet(p.lock().unwrap().recv_bytes_timeout(d)))?
-                .ok_or_else(|| PyTimeoutErr::new_err("recv_bytes timed out"))
+            wait_sliced(py, timeout, |d| {
+                not_yet(p.lock().unwrap().recv_bytes_timeout(d))
+            })?
+            .ok_or_else(|| PyTimeoutErr::new_err("recv_bytes timed out"))
         })?;
         Ok(PyBytes::new_bound(py, &v).unbind())
     }
@@ -1050,12 +1090,14 @@ impl NConn {
                 return Ok(first);
             }
             let p = Mutex::new(p);
-            Ok(wait_sliced(py, timeout, |d| match p.lock().unwrap().poll(Some(d)) {
-                Ok(true) | Err(Error::Closed) => Ok(Some(())),
-                Ok(false) => Ok(None),
-                Err(e) => Err(e),
-            })?
-            .is_some())
+            Ok(
+                wait_sliced(py, timeout, |d| match p.lock().unwrap().poll(Some(d)) {
+                    Ok(true) | Err(Error::Closed) => Ok(Some(())),
+                    Ok(false) => Ok(None),
+                    Err(e) => Err(e),
+                })?
+                .is_some(),
+            )
         })
     }
     fn close(&self) {
@@ -1074,7 +1116,7 @@ impl NConn {
 
 use pyo3::exceptions::PyTimeoutError as PyTimeoutErr;
 
-/// Is `kind` one this module knows how to open generically.
+/// The kinds `describe` may name that the Python classes open generically.
 #[pyfunction]
 fn kinds() -> Vec<&'static str> {
     [
