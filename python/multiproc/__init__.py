@@ -155,13 +155,19 @@ class Queue:
                         "max_message_len of %d: create the queue with "
                         "mp.Queue(max_message_len=...) large enough, or send it "
                         "through an mp.Pipe (any size)" % (self._name, len(data), limit))
-                q.put(data, block, _timeout_arg(block, timeout))
+                try:
+                    q.put(data, block, _timeout_arg(block, timeout))
+                except EOFError:
+                    raise ValueError("queue %r is closed" % self._name) from None
 
             def get(block=True, timeout=None):
                 return loads(q.get(block, _timeout_arg(block, timeout)))
         else:
             def put(obj, block=True, timeout=None):
-                q.put(obj, block, _timeout_arg(block, timeout))
+                try:
+                    q.put(obj, block, _timeout_arg(block, timeout))
+                except EOFError:
+                    raise ValueError("queue %r is closed" % self._name) from None
 
             def get(block=True, timeout=None):
                 return q.get(block, _timeout_arg(block, timeout))

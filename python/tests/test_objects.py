@@ -60,11 +60,11 @@ def test_queue_item_larger_than_max_message_len_is_a_value_error_saying_what_to_
     assert q.get() == b"small"
 
 
-def test_closed_queue_refuses_puts_and_drains_then_raises_eof():
+def test_closed_queue_refuses_puts_with_value_error_and_drains_then_raises_eof():
     q = mp.Queue()
     q.put("last")
     q.close()
-    with pytest.raises(EOFError):
+    with pytest.raises(ValueError, match="closed"):
         q.put("more")
     assert q.get() == "last"
     with pytest.raises(EOFError):
