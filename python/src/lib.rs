@@ -999,19 +999,84 @@ struct NConn {
 }
 
 impl NConn {
-    fn with<T: Send>(
-        &self,
-        py: Python<'_>,
-        f: impl FnOnce(&mut Pipe) -> PyResult<T>,
-    ) -> PyResult<T> {
+    fn check_open(&self) -> PyResult<()> {
         if self.closed.load(std::sync::atomic::Ordering::Relaxed) {
             return Err(PyOSError::new_err("handle is closed"));
         }
-        let mut g = self.pipe.lock().unwrap_or_else(|e| e.into_inner());
-        if g.is_none() {
-            *g = Some(Pipe::open(&self.name).map_err(|e| to_py(py, e))?);
+        Ok(())
+    }
+
+    /// Runs `f` on this end without waiting for its lock, with the GIL held: the
+    /// fast path. `Ok(None)` if another thread is using the end (or it is not open
+    /// yet): take the slow path, [`nogil`](Self::nogil).
+    fn fast<T>(&self, f: impl FnOnce(&mut Pipe) -> T) -> PyResult<Option<T>> {
+        self.check_open()?;
+        Ok(match self.pipe.try_lock() {
+            Ok(mut g) => g.as_mut().map(f),
+            Err(_) => None,
+        })
+    }
+
+    /// Runs `f` on this end with the GIL released, opening end B first if needed.
+    /// The end's lock is taken and given up without the GIL, so a thread waiting
+    /// in one never holds up a thread that holds the GIL (nor the reverse).
+    fn nogil<T: Send>(
+        &self,
+        py: Python<'_>,
+        f: impl FnOnce(&mut Pipe) -> Result<T, Error> + Send,
+    ) -> PyResult<T> {
+        self.check_open()?;
+        let closed = &self.closed;
+        let r = py.allow_threads(|| {
+            let mut g = self.pipe.lock().unwrap_or_else(|e| e.into_inner());
+            if closed.load(std::sync::atomic::Ordering::Relaxed) {
+                return Err(None);
+            }
+            if g.is_none() {
+                *g = Some(Pipe::open(&self.name).map_err(Some)?);
+            }
+            f(g.as_mut().expect("opened above")).map_err(Some)
+        });
+        match r {
+            Ok(v) => Ok(v),
+            Err(Some(e)) => Err(to_py(py, e)),
+            Err(None) => Err(PyOSError::new_err("handle is closed")),
         }
-        f(g.as_mut().expect("opened above"))
+    }
+
+    /// Waits in slices as [`wait_sliced`] does, each slice in [`nogil`](Self::nogil),
+    /// so another thread may send on this end between (and during) slices.
+    fn sliced<T: Send>(
+        &self,
+        py: Python<'_>,
+        timeout: Option<f64>,
+        op: impl Fn(&mut Pipe, Duration) -> Step<T> + Sync,
+    ) -> PyResult<Option<T>> {
+        let deadline = match timeout {
+            Some(t) if t.is_nan() || t < 0.0 => {
+                return Err(PyValueError::new_err(
+                    "timeout must be a non-negative number",
+                ))
+            }
+            Some(t) => Some(Instant::now() + Duration::from_secs_f64(t.min(1e9))),
+            None => None,
+        };
+        loop {
+            let slice = match deadline {
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Ok(None);
+                    }
+                    left.min(SLICE)
+                }
+                None => SLICE,
+            };
+            match self.nogil(py, |p| op(p, slice))? {
+                Some(v) => return Ok(Some(v)),
+                None => py.check_signals()?,
+            }
+        }
     }
 }
 
@@ -1052,61 +1117,47 @@ impl NConn {
     /// Sends one message (any length). Not sliced: a send that gave up part-way
     /// would abandon the message; it waits for room with the GIL released.
     fn send_bytes(&self, py: Python<'_>, msg: &[u8]) -> PyResult<()> {
-        self.with(py, |p| {
-            match p.try_send_bytes(msg) {
-                // No room yet, or longer than the ring (streamed in pieces).
-                Err(Error::Full | Error::TooLarge { .. }) => {}
-                r => return r.map_err(|e| to_py(py, e)),
-            }
-            py.allow_threads(|| p.send_bytes(msg))
-                .map_err(|e| to_py(py, e))
-        })
+        match self.fast(|p| p.try_send_bytes(msg))? {
+            // No room yet, or longer than the ring (streamed in pieces), or busy.
+            Some(Err(Error::Full | Error::TooLarge { .. })) | None => {}
+            Some(r) => return r.map_err(|e| to_py(py, e)),
+        }
+        self.nogil(py, |p| p.send_bytes(msg))
     }
     #[pyo3(signature = (timeout=None))]
     fn recv_bytes(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Py<PyBytes>> {
-        let v = self.with(py, |p| {
-            match p.try_recv_bytes() {
-                Err(Error::Empty) => {}
-                r => return r.map_err(|e| to_py(py, e)),
-            }
-            let p = Mutex::new(p);
-            wait_sliced(py, timeout, |d| {
-                not_yet(p.lock().unwrap().recv_bytes_timeout(d))
-            })?
-            .ok_or_else(|| PyTimeoutErr::new_err("recv_bytes timed out"))
-        })?;
+        let v = match self.fast(|p| p.try_recv_bytes())? {
+            Some(Err(Error::Empty)) | None => self
+                .sliced(py, timeout, |p, d| not_yet(p.recv_bytes_timeout(d)))?
+                .ok_or_else(|| PyTimeoutErr::new_err("recv_bytes timed out"))?,
+            Some(r) => r.map_err(|e| to_py(py, e))?,
+        };
         Ok(PyBytes::new_bound(py, &v).unbind())
     }
     /// True if a message (or EOF) is there, waiting at most `timeout` (0: no wait,
     /// None: forever).
     #[pyo3(signature = (timeout=0.0))]
     fn poll(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<bool> {
-        self.with(py, |p| {
-            let first = match p.poll(Some(Duration::ZERO)) {
-                Err(Error::Closed) => return Ok(true),
-                r => r.map_err(|e| to_py(py, e))?,
-            };
-            if first || timeout == Some(0.0) {
-                return Ok(first);
-            }
-            let p = Mutex::new(p);
-            Ok(
-                wait_sliced(py, timeout, |d| match p.lock().unwrap().poll(Some(d)) {
-                    Ok(true) | Err(Error::Closed) => Ok(Some(())),
-                    Ok(false) => Ok(None),
-                    Err(e) => Err(e),
-                })?
-                .is_some(),
-            )
-        })
+        let ready = |p: &mut Pipe, d: Duration| match p.poll(Some(d)) {
+            Ok(true) | Err(Error::Closed) => Ok(Some(())),
+            Ok(false) => Ok(None),
+            Err(e) => Err(e),
+        };
+        if timeout == Some(0.0) {
+            return Ok(self.nogil(py, |p| ready(p, Duration::ZERO))?.is_some());
+        }
+        Ok(self.sliced(py, timeout, ready)?.is_some())
     }
-    fn close(&self) {
+    fn close(&self, py: Python<'_>) {
         if !self.closed.swap(true, std::sync::atomic::Ordering::Relaxed) {
-            let mut g = self.pipe.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(p) = g.as_mut() {
-                p.close();
-            }
-            *g = None;
+            // Without the GIL: a receiving thread may hold the end for one slice.
+            py.allow_threads(|| {
+                let mut g = self.pipe.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(p) = g.as_mut() {
+                    p.close();
+                }
+                *g = None;
+            })
         }
     }
     fn closed(&self) -> bool {

@@ -332,3 +332,19 @@ def test_a_wait_releases_the_gil():
     q.put("wake")
     t.join(10)
     assert done == ["wake"] and n > 1000
+
+
+def test_a_connection_sends_from_one_thread_while_another_waits_to_receive(ctx):
+    a, b = mp.Pipe()
+    p = ctx.Process(target=helpers.echo_until_close, args=(b,))
+    p.start()
+    got = []
+    t = threading.Thread(target=lambda: got.append(a.recv()))
+    t.start()
+    time.sleep(0.05)  # the receiver is waiting now
+    a.send("ping")    # must not wait for the receiver's wait to end
+    t.join(20)
+    assert not t.is_alive() and got == [("echo", "ping")]
+    a.send("bye")
+    assert a.recv() == ("echo", "bye")
+    join_all([p])
