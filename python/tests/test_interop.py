@@ -142,8 +142,8 @@ _BLOCKED_GET = textwrap.dedent("""
     import sys, time
     import multiproc as mp
     q = mp.Queue.open(sys.argv[1])
-    print("ready", flush=True)
     try:
+        print("ready", flush=True)  # inside the try: a signal after it still counts
         q.get()
     except KeyboardInterrupt:
         print("interrupted %.6f" % time.monotonic(), flush=True)
