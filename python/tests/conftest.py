@@ -47,7 +47,7 @@ def no_anonymous_leftovers():
             pass
 
 
-@pytest.fixture(params=["fork", "spawn"])
+@pytest.fixture(params=["fork", "spawn", "forkserver"])
 def ctx(request):
     return multiprocessing.get_context(request.param)
 

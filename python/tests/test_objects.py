@@ -1,4 +1,4 @@
-"""Every object across processes (fork and spawn children of Python's
+"""Every object across processes (fork, spawn and forkserver children of Python's
 multiprocessing), and the Python-side behaviour of each."""
 
 import pickle
