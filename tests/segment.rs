@@ -927,3 +927,46 @@ fn unrelated_process_attaches_to_segment_value_and_array_by_name() {
     assert_eq!(v.get(), 42);
     assert_eq!(a.get(2), Some(42));
 }
+
+#[test]
+fn describe_names_the_kind_and_element_type_a_name_holds() {
+    use multiproc::segment::{describe, ObjectKind};
+    use multiproc::{ByteQueue, Lock, Queue, Value};
+    let base = format!("t-describe-{}", std::process::id());
+    let q: Queue<u64> = Queue::create(&format!("{base}.q"), 4).unwrap();
+    let v: Value<i64> = Value::create(&format!("{base}.v"), 0).unwrap();
+    let b = ByteQueue::create(&format!("{base}.b"), 4, 16).unwrap();
+    let l = Lock::create(&format!("{base}.l")).unwrap();
+    let d = describe(q.name()).unwrap();
+    assert_eq!(
+        (d.kind, d.type_name.as_str(), d.type_size, d.type_align),
+        (ObjectKind::Queue, "u64", 8, 8)
+    );
+    let d = describe(v.name()).unwrap();
+    assert_eq!(
+        (d.kind, d.type_name.as_str(), d.type_size),
+        (ObjectKind::Value, "i64", 8)
+    );
+    assert_eq!(describe(b.name()).unwrap().kind, ObjectKind::ByteQueue);
+    let d = describe(l.name()).unwrap();
+    assert_eq!((d.kind, d.type_size), (ObjectKind::Lock, 0));
+}
+
+#[test]
+fn describe_reports_missing_and_garbage_names_as_errors() {
+    use multiproc::segment::{describe, write_image};
+    use multiproc::Error;
+    let base = format!("t-describe-bad-{}", std::process::id());
+    assert!(matches!(
+        describe(&format!("{base}.none")),
+        Err(Error::NotFound { .. })
+    ));
+    let short = format!("{base}.short");
+    write_image(&short, &[7u8; 10]).unwrap();
+    assert!(matches!(describe(&short), Err(Error::Corrupt { .. })));
+    let junk = format!("{base}.junk");
+    write_image(&junk, &[0xAB; 512]).unwrap();
+    assert!(matches!(describe(&junk), Err(Error::Corrupt { .. })));
+    multiproc::unlink(&short).unwrap();
+    multiproc::unlink(&junk).unwrap();
+}

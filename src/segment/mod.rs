@@ -11,11 +11,13 @@
 //! and the objects built on segments are made only of atomics
 //! ([`SharedState`](crate::raw::SharedState)).
 
+mod describe;
 mod header;
 mod inspect;
 mod lifecycle;
 mod object;
 
+pub use describe::{describe, Description};
 pub(crate) use header::{HeaderImage, INITIALISING, READY};
 pub use header::{ObjectKind, TypeInfo, HEADER_LEN, LINE};
 pub use inspect::{inspect, Inspection};

@@ -1,0 +1,853 @@
+"""multiproc: Python's ``multiprocessing`` primitives in named shared memory.
+
+Every object lives in a named POSIX shared-memory segment that any process attaches
+to by name -- a child made by ``fork`` or ``spawn``, or an unrelated program, Python
+or Rust. Objects pickle as their name, so they can be passed to ``spawn`` children
+and through queues. Locks held by a process that dies are recovered by the next
+acquirer, which is told so (``RuntimeWarning`` and ``lock.recovered``).
+
+    import multiproc as mp
+    q = mp.Queue()                 # anonymous: reaches children by fork or pickling
+    q = mp.Queue(name="jobs")      # named: any process can mp.Queue.open("jobs")
+    q.put({"n": 1}); q.get()
+
+What a queue carries: ``mp.Queue`` holds pickled objects in the crate's ByteQueue
+(each pickle at most ``max_message_len`` bytes, 64 KiB by default; a larger one is a
+``ValueError`` saying how to raise the limit). ``raw=True`` carries ``bytes`` as they
+are (a Rust ``ByteQueue``). ``Queue.open(name)`` of a Rust ``Queue<u64>`` or
+``Queue<i64>`` carries ints.
+
+The creator of an object owns its name: the name is unlinked when the creating
+handle is garbage-collected (objects opened by name, or inherited by ``fork``, never
+unlink). Keep the creating handle alive while other processes may still open it.
+"""
+
+import itertools as _itertools
+import os as _os
+import pickle as _pickle
+import queue as _queue
+import secrets as _secrets
+import threading as _threading
+import time as _time
+import warnings as _warnings
+from multiprocessing import (  # noqa: F401  (re-exported for convenience)
+    Process,
+    current_process,
+    get_context,
+    cpu_count,
+)
+
+from . import _native as _n
+
+__all__ = [
+    "Queue", "JoinableQueue", "SimpleQueue", "Pipe", "Connection", "Lock", "RLock",
+    "Semaphore", "BoundedSemaphore", "Event", "Condition", "Barrier", "Value", "Array",
+    "describe", "unlink", "Process", "current_process", "get_context", "cpu_count",
+    "DEFAULT_QUEUE_CAPACITY", "DEFAULT_MAX_MESSAGE_LEN",
+]
+
+#: Slots of a ``Queue(maxsize=0)``: shared memory is reserved up front, so an
+#: "unbounded" queue holds this many items before ``put`` waits.
+DEFAULT_QUEUE_CAPACITY = 1024
+#: Largest pickled item (bytes) a queue accepts unless created with another
+#: ``max_message_len``. Memory reserved: capacity x max_message_len.
+DEFAULT_MAX_MESSAGE_LEN = 64 * 1024
+#: Bytes of each direction's ring of a ``Pipe`` (messages of any size pass).
+DEFAULT_PIPE_CAPACITY = 64 * 1024
+
+_PROTOCOL = _pickle.HIGHEST_PROTOCOL
+_counter = _itertools.count()
+
+
+def _auto_name(kind):
+    return "py-%d-%d-%s.%s" % (_os.getpid(), next(_counter), _secrets.token_hex(4), kind)
+
+
+def describe(name):
+    """``(kind, element_type, element_size)`` of the object named ``name``."""
+    return _n.describe(name)
+
+
+def unlink(name):
+    """Removes the name ``name`` (``FileNotFoundError`` if there is none)."""
+    _n.unlink(name)
+
+
+def _warn_recovered(what, name):
+    _warnings.warn(
+        "%s %r was recovered from a holder that died holding it: "
+        "the state it protects may be half-updated" % (what, name),
+        RuntimeWarning,
+        stacklevel=3,
+    )
+
+
+def _timeout_arg(block, timeout):
+    if timeout is not None and timeout < 0:
+        if block:
+            return None  # Python's -1: wait forever
+        raise ValueError("'timeout' must be a non-negative number")
+    return timeout
+
+
+# ---------------------------------------------------------------- queues
+
+class Queue:
+    """A multi-producer multi-consumer queue, as ``multiprocessing.Queue``.
+
+    ``maxsize`` bounds the items held (0: ``DEFAULT_QUEUE_CAPACITY``). ``raw=True``
+    carries ``bytes`` unpickled. ``close()`` closes the queue for every process:
+    further puts raise ``ValueError``; gets drain what is left, then raise
+    ``EOFError`` (Python's queues instead only stop the calling process's puts).
+    """
+
+    def __init__(self, maxsize=0, name=None, *, raw=False,
+                 max_message_len=DEFAULT_MAX_MESSAGE_LEN):
+        if maxsize < 0:
+            raise ValueError("maxsize must be >= 0")
+        name = name or _auto_name("queue")
+        native = _n.ByteQ.create(name, maxsize or DEFAULT_QUEUE_CAPACITY, max_message_len)
+        self._setup(native, "bytes" if raw else "pickle")
+
+    @classmethod
+    def open(cls, name, *, raw=False):
+        """Attaches to the queue ``name``: a Rust ``Queue<u64>``/``Queue<i64>``
+        carries ints, a ``ByteQueue`` pickles (or ``bytes`` with ``raw=True``)."""
+        kind, ty, _size = _n.describe(name)
+        if kind == "Queue":
+            if ty not in ("u64", "i64"):
+                raise TypeError(
+                    "queue %r holds %s: Python opens queues of u64 or i64 (ints) "
+                    "and ByteQueues" % (name, ty))
+            native, mode = _n.IntQ.open(name, ty == "i64"), "int"
+        elif kind == "ByteQueue":
+            native, mode = _n.ByteQ.open(name), ("bytes" if raw else "pickle")
+        else:
+            raise TypeError("%r is a %s, not a Queue: open it with mp.%s.open"
+                            % (name, kind, kind))
+        self = cls.__new__(cls)
+        self._setup(native, mode)
+        return self
+
+    @classmethod
+    def ints(cls, maxsize=0, name=None, *, signed=False):
+        """A queue of 64-bit ints: a Rust ``Queue<u64>`` (``Queue<i64>`` if
+        ``signed``), the fastest kind; ``put_many``/``get_many`` move batches."""
+        self = cls.__new__(cls)
+        name = name or _auto_name("queue")
+        self._setup(_n.IntQ.create(name, maxsize or DEFAULT_QUEUE_CAPACITY, signed), "int")
+        return self
+
+    def _setup(self, native, mode):
+        self._q = native
+        self._mode = mode
+        self._name = native.name()
+        q = native
+        if mode == "pickle":
+            limit = native.max_message_len()
+            dumps, loads = _pickle.dumps, _pickle.loads
+
+            def put(obj, block=True, timeout=None):
+                data = dumps(obj, _PROTOCOL)
+                if len(data) > limit:
+                    raise ValueError(
+                        "queue %r: this item pickles to %d bytes, more than its "
+                        "max_message_len of %d: create the queue with "
+                        "mp.Queue(max_message_len=...) large enough, or send it "
+                        "through an mp.Pipe (any size)" % (self._name, len(data), limit))
+                try:
+                    q.put(data, block, _timeout_arg(block, timeout))
+                except EOFError:
+                    raise ValueError("queue %r is closed" % self._name) from None
+
+            def get(block=True, timeout=None):
+                return loads(q.get(block, _timeout_arg(block, timeout)))
+        else:
+            def put(obj, block=True, timeout=None):
+                try:
+                    q.put(obj, block, _timeout_arg(block, timeout))
+                except EOFError:
+                    raise ValueError("queue %r is closed" % self._name) from None
+
+            def get(block=True, timeout=None):
+                return q.get(block, _timeout_arg(block, timeout))
+        self.put, self.get = put, get
+
+    @property
+    def name(self):
+        return self._name
+
+    @property
+    def kind(self):
+        """What an item is: "pickle", "bytes" or "int"."""
+        return self._mode
+
+    def put_nowait(self, obj):
+        return self.put(obj, False)
+
+    def get_nowait(self):
+        return self.get(False)
+
+    def put_many(self, items):
+        """Puts every item, waiting for room as needed (one call for int queues)."""
+        if self._mode == "int":
+            self._q.put_many(list(items))
+        else:
+            for x in items:
+                self.put(x)
+
+    def get_many(self, n, block=True, timeout=None):
+        """Up to ``n`` items: waits (as ``get``) for the first, then takes what is
+        there without waiting."""
+        if self._mode == "int":
+            return self._q.get_many(n, block, _timeout_arg(block, timeout))
+        out = [self.get(block, timeout)]
+        while len(out) < n:
+            try:
+                out.append(self.get(False))
+            except _queue.Empty:
+                break
+        return out
+
+    def qsize(self):
+        return self._q.qsize()
+
+    def empty(self):
+        return self._q.empty()
+
+    def full(self):
+        return self._q.full()
+
+    def close(self):
+        self._q.close()
+
+    def join_thread(self):
+        """Nothing to join: a put completes in shared memory before it returns."""
+
+    def cancel_join_thread(self):
+        """Nothing to cancel: there is no feeder thread."""
+
+    def __reduce__(self):
+        return (_reopen_queue, (type(self), self._name, self._mode == "bytes"))
+
+    def __repr__(self):
+        return "<multiproc.%s %r (%s)>" % (type(self).__name__, self._name, self._mode)
+
+
+def _reopen_queue(cls, name, raw):
+    return cls.open(name, raw=raw)
+
+
+class SimpleQueue(Queue):
+    """``multiprocessing.SimpleQueue``: ``put``, ``get``, ``empty``, ``close``."""
+
+
+class JoinableQueue(Queue):
+    """``multiprocessing.JoinableQueue``: a Queue whose ``join()`` waits until every
+    item put has been marked ``task_done()``. The count of unfinished tasks is a
+    shared ``Value('q')`` named ``<name>.tasks``."""
+
+    def __init__(self, maxsize=0, name=None, *, raw=False,
+                 max_message_len=DEFAULT_MAX_MESSAGE_LEN):
+        name = name or _auto_name("jqueue")
+        super().__init__(maxsize, name, raw=raw, max_message_len=max_message_len)
+        self._tasks = Value("q", 0, name=name + ".tasks", lock=False)
+        self._wrap()
+
+    @classmethod
+    def open(cls, name, *, raw=False):
+        self = super().open(name, raw=raw)
+        self._tasks = Value.open(name + ".tasks", "q")
+        self._wrap()
+        return self
+
+    def _wrap(self):
+        inner_put, tasks = self.put, self._tasks
+
+        def put(obj, block=True, timeout=None):
+            tasks.fetch_add(1)
+            try:
+                inner_put(obj, block, timeout)
+            except BaseException:
+                tasks.fetch_sub(1)
+                raise
+        self.put = put
+
+    def task_done(self):
+        if self._tasks.fetch_sub(1) <= 0:
+            self._tasks.fetch_add(1)
+            raise ValueError("task_done() called too many times")
+
+    def join(self, timeout=None):
+        """Waits until every item put has been marked done; False on timeout (the
+        wait polls the shared count every millisecond, interruptibly)."""
+        deadline = None if timeout is None else _time.monotonic() + timeout
+        while self._tasks.value > 0:
+            if deadline is not None and _time.monotonic() >= deadline:
+                return False
+            _time.sleep(0.001)
+        return True
+
+
+# ---------------------------------------------------------------- locks
+
+class _LockBase:
+    _native = None
+    _what = "lock"
+
+    def __init__(self, name=None):
+        self._l = self._native.create(name or _auto_name(self._what))
+        self._name = self._l.name()
+        self.recovered = False
+        self.release = self._l.release  # one call less on the hot path
+
+    @classmethod
+    def open(cls, name):
+        self = cls.__new__(cls)
+        self._l = cls._native.open(name)
+        self._name = name
+        self.recovered = False
+        self.release = self._l.release
+        return self
+
+    @property
+    def name(self):
+        return self._name
+
+    def acquire(self, block=True, timeout=None):
+        """Takes the lock; False if ``block`` is false or ``timeout`` passed first.
+        A lock taken over from a holder that died sets ``self.recovered`` and warns
+        (``RuntimeWarning``)."""
+        ok, rec = self._l.acquire(block, _timeout_arg(block, timeout))
+        if ok:
+            self.recovered = rec
+            if rec:
+                _warn_recovered(self._what, self._name)
+        return ok
+
+    def release(self):
+        self._l.release()
+
+    def __enter__(self):
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
+
+    def __reduce__(self):
+        return (type(self).open, (self._name,))
+
+    def __repr__(self):
+        return "<multiproc.%s %r>" % (type(self).__name__, self._name)
+
+
+class Lock(_LockBase):
+    """A non-recursive lock, as ``multiprocessing.Lock``: any thread or process may
+    release it."""
+    _native = _n.NLock
+    _what = "lock"
+
+    def __init__(self, name=None):
+        super().__init__(name)
+        self.acquire = self._l.acquire_bool  # no Python frame on the hot path
+
+    @classmethod
+    def open(cls, name):
+        self = super().open(name)
+        self.acquire = self._l.acquire_bool
+        return self
+
+    @property
+    def recovered(self):
+        """True if the last acquire took the lock over from a holder that died."""
+        return self._l.recovered()
+
+    @recovered.setter
+    def recovered(self, _value):
+        pass  # kept by the native lock
+
+    def __enter__(self):
+        self.acquire()
+        return self
+
+    def locked(self):
+        return self._l.locked()
+
+
+class RLock(_LockBase):
+    """A re-entrant lock, as ``multiprocessing.RLock``: only its holder releases it."""
+    _native = _n.NRLock
+    _what = "rlock"
+
+    def _is_owned(self):
+        return self._l.is_owned()
+
+
+class Condition(_LockBase):
+    """A condition variable with its own re-entrant lock, as
+    ``multiprocessing.Condition`` (which may share another lock: this one may not).
+
+    ``wait`` may return early (after at most 50 ms), as Python's documentation
+    allows: loop on the predicate, or use ``wait_for``."""
+    _native = _n.NCondition
+    _what = "condition"
+
+    def __init__(self, lock=None, name=None):
+        if lock is not None:
+            raise ValueError("a multiproc Condition owns its lock: pass lock=None")
+        super().__init__(name)
+
+    def wait(self, timeout=None):
+        notified, rec = self._l.wait_once(timeout)
+        if rec:
+            self.recovered = True
+            _warn_recovered(self._what, self._name)
+        if notified:
+            return True
+        return timeout is None or timeout > 0.05
+
+    def wait_for(self, predicate, timeout=None):
+        deadline = None if timeout is None else _time.monotonic() + timeout
+        result = predicate()
+        while not result:
+            if deadline is not None:
+                left = deadline - _time.monotonic()
+                if left <= 0:
+                    break
+                self.wait(left)
+            else:
+                self.wait()
+            result = predicate()
+        return result
+
+    def notify(self, n=1):
+        if not self._l.is_owned():
+            raise RuntimeError("cannot notify on un-acquired lock")
+        self._l.notify(n)
+
+    def notify_all(self):
+        if not self._l.is_owned():
+            raise RuntimeError("cannot notify on un-acquired lock")
+        self._l.notify_all()
+
+
+class Semaphore:
+    """A counting semaphore, as ``multiprocessing.Semaphore``."""
+    _bounded = False
+
+    def __init__(self, value=1, name=None):
+        if value < 0:
+            raise ValueError("semaphore initial value must be >= 0")
+        self._s = _n.NSemaphore.create(name or _auto_name("sem"), value, self._bounded)
+        self._name = self._s.name()
+
+    @classmethod
+    def open(cls, name):
+        self = cls.__new__(cls)
+        self._s = _n.NSemaphore.open(name, cls._bounded)
+        self._name = name
+        return self
+
+    @property
+    def name(self):
+        return self._name
+
+    def acquire(self, block=True, timeout=None):
+        return self._s.acquire(block, _timeout_arg(block, timeout))
+
+    def release(self):
+        self._s.release()
+
+    def get_value(self):
+        return self._s.get_value()
+
+    def __enter__(self):
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
+
+    def __reduce__(self):
+        return (type(self).open, (self._name,))
+
+    def __repr__(self):
+        return "<multiproc.%s %r value=%d>" % (type(self).__name__, self._name, self.get_value())
+
+
+class BoundedSemaphore(Semaphore):
+    """A semaphore whose ``release`` past its initial value raises ``ValueError``."""
+    _bounded = True
+
+
+class Event:
+    """As ``multiprocessing.Event``."""
+
+    def __init__(self, name=None):
+        self._e = _n.NEvent.create(name or _auto_name("event"))
+        self._name = self._e.name()
+
+    @classmethod
+    def open(cls, name):
+        self = cls.__new__(cls)
+        self._e = _n.NEvent.open(name)
+        self._name = name
+        return self
+
+    @property
+    def name(self):
+        return self._name
+
+    def is_set(self):
+        return self._e.is_set()
+
+    def set(self):
+        self._e.set()
+
+    def clear(self):
+        self._e.clear()
+
+    def wait(self, timeout=None):
+        return self._e.wait(None if timeout is None else max(timeout, 0.0))
+
+    def __reduce__(self):
+        return (Event.open, (self._name,))
+
+    def __repr__(self):
+        return "<multiproc.Event %r set=%s>" % (self._name, self.is_set())
+
+
+class Barrier:
+    """As ``multiprocessing.Barrier`` (without ``action``). A party that dies, a
+    timeout or ``abort()`` breaks it: ``threading.BrokenBarrierError``. ``wait``
+    is not interruptible by Ctrl-C (giving up part-way would break the barrier);
+    pass a timeout to bound it."""
+
+    def __init__(self, parties, action=None, timeout=None, name=None):
+        if action is not None:
+            raise ValueError("a multiproc Barrier runs no action: call it after wait() "
+                             "returns 0 in the party that should run it")
+        self._b = _n.NBarrier.create(name or _auto_name("barrier"), parties)
+        self._name = self._b.name()
+        self._timeout = timeout
+
+    @classmethod
+    def open(cls, name, timeout=None):
+        self = cls.__new__(cls)
+        self._b = _n.NBarrier.open(name)
+        self._name = name
+        self._timeout = timeout
+        return self
+
+    @property
+    def name(self):
+        return self._name
+
+    def wait(self, timeout=None):
+        return self._b.wait(self._timeout if timeout is None else timeout)
+
+    def abort(self):
+        self._b.abort()
+
+    def reset(self):
+        self._b.reset()
+
+    @property
+    def parties(self):
+        return self._b.parties()
+
+    @property
+    def n_waiting(self):
+        return self._b.n_waiting()
+
+    @property
+    def broken(self):
+        return self._b.broken()
+
+    def __reduce__(self):
+        return (Barrier.open, (self._name, self._timeout))
+
+
+# ---------------------------------------------------------------- values and arrays
+
+# Python's typecodes -> the typecode of the stored Rust type ('l'/'L' are 64-bit on
+# Linux; 'c' is one byte, read and written as a bytes object of length 1).
+_CANONICAL = {"b": "b", "B": "B", "h": "h", "H": "H", "i": "i", "I": "I",
+              "l": "q", "L": "Q", "q": "q", "Q": "Q", "f": "f", "d": "d", "c": "B"}
+_CTYPES = None
+
+
+def _typecode(tc):
+    if not isinstance(tc, str):
+        global _CTYPES
+        if _CTYPES is None:
+            import ctypes as c
+            _CTYPES = {c.c_byte: "b", c.c_ubyte: "B", c.c_short: "h", c.c_ushort: "H",
+                       c.c_int: "i", c.c_uint: "I", c.c_long: "l", c.c_ulong: "L",
+                       c.c_longlong: "q", c.c_ulonglong: "Q", c.c_float: "f",
+                       c.c_double: "d", c.c_char: "c"}
+        if tc not in _CTYPES:
+            raise TypeError("unsupported ctypes type %r" % (tc,))
+        tc = _CTYPES[tc]
+    if tc not in _CANONICAL:
+        raise ValueError("unknown typecode %r: use one of %s" % (tc, "".join(_CANONICAL)))
+    return tc
+
+
+def _open_typed(cls, kind, name, typecode):
+    k, ty, _size = _n.describe(name)
+    if k != kind:
+        raise TypeError("%r is a %s, not a%s %s: open it with mp.%s.open"
+                        % (name, k, "n" if kind[0] in "AEIOU" else "", kind, k))
+    stored = _n.typecode_of(ty)
+    if typecode is None:
+        if stored is None:
+            raise TypeError("%s %r holds the Rust type %s, which has no Python typecode"
+                            % (kind, name, ty))
+        typecode = stored
+    typecode = _typecode(typecode)
+    want = _n.rust_type(_CANONICAL[typecode])
+    if want != ty:
+        raise TypeError(
+            "%s %r holds %s (typecode %r) but was opened as typecode %r (%s): open it "
+            "with the typecode it was created with"
+            % (kind, name, ty, stored or "?", typecode, want))
+    return typecode
+
+
+class _Shared:
+    def get_lock(self):
+        """The lock guarding this object for read-modify-write sequences (an
+        ``RLock`` named ``<name>.lock``)."""
+        if self._lock is None:
+            try:
+                self._lock = RLock.open(self._name + ".lock")
+            except FileNotFoundError:
+                # Made by a program that made no lock: whoever asks first creates it.
+                l = RLock.__new__(RLock)
+                l._l = _n.NRLock.open_or_create(self._name + ".lock")
+                l._name, l.recovered = self._name + ".lock", False
+                self._lock = l
+        return self._lock
+
+    @property
+    def name(self):
+        return self._name
+
+    @property
+    def typecode(self):
+        return self._tc
+
+
+class Value(_Shared):
+    """A shared number, as ``multiprocessing.Value(typecode, value)``: ``.value``
+    reads and writes it atomically; ``fetch_add`` increments without a lock;
+    ``get_lock()`` guards longer read-modify-write sequences."""
+
+    def __init__(self, typecode_or_type, *args, lock=True, name=None):
+        tc = _typecode(typecode_or_type)
+        init = args[0] if args else (b"\0" if tc == "c" else 0)
+        if tc == "c":
+            init = _char_in(init)
+        name = name or _auto_name("value")
+        self._v = _n.NValue.create(_CANONICAL[tc], name, init)
+        self._name, self._tc = name, tc
+        self._lock = RLock(name + ".lock") if lock else None
+
+    @classmethod
+    def open(cls, name, typecode=None):
+        """Attaches to the Value ``name``; ``TypeError`` naming both types if it
+        holds another type than ``typecode`` says."""
+        tc = _open_typed(cls, "Value", name, typecode)
+        self = cls.__new__(cls)
+        self._v = _n.NValue.open(_CANONICAL[tc], name)
+        self._name, self._tc, self._lock = name, tc, None
+        return self
+
+    @property
+    def value(self):
+        v = self._v.get()
+        return bytes((v,)) if self._tc == "c" else v
+
+    @value.setter
+    def value(self, x):
+        self._v.set(_char_in(x) if self._tc == "c" else x)
+
+    def fetch_add(self, x=1):
+        """Adds ``x`` atomically (wrapping); returns the previous value."""
+        return self._v.fetch_add(x)
+
+    def fetch_sub(self, x=1):
+        return self._v.fetch_sub(x)
+
+    def __reduce__(self):
+        return (Value.open, (self._name, self._tc))
+
+    def __repr__(self):
+        return "<multiproc.Value %r %r value=%r>" % (self._name, self._tc, self.value)
+
+
+def _char_in(x):
+    if isinstance(x, (bytes, bytearray)) and len(x) == 1:
+        return x[0]
+    if isinstance(x, int):
+        return x
+    raise TypeError("a 'c' value is one byte (bytes of length 1)")
+
+
+class Array(_Shared):
+    """A shared fixed-length array, as ``multiprocessing.Array(typecode,
+    size_or_initializer)``: indexing, slicing, ``len``, iteration, ``get_lock()``."""
+
+    def __init__(self, typecode_or_type, size_or_initializer, *, lock=True, name=None):
+        tc = _typecode(typecode_or_type)
+        init = size_or_initializer
+        if not isinstance(init, int):
+            init = [_char_in(x) for x in init] if tc == "c" else list(init)
+        name = name or _auto_name("array")
+        self._a = _n.NArray.create(_CANONICAL[tc], name, init)
+        self._name, self._tc = name, tc
+        self._lock = RLock(name + ".lock") if lock else None
+
+    @classmethod
+    def open(cls, name, typecode=None):
+        tc = _open_typed(cls, "Array", name, typecode)
+        self = cls.__new__(cls)
+        self._a = _n.NArray.open(_CANONICAL[tc], name)
+        self._name, self._tc, self._lock = name, tc, None
+        return self
+
+    def __len__(self):
+        return len(self._a)
+
+    def _out(self, v):
+        return bytes((v,)) if self._tc == "c" else v
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self._out(v) for v in self._a.to_list()[i]]
+        n = len(self._a)
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError("array index out of range")
+        return self._out(self._a.get(i))
+
+    def __setitem__(self, i, x):
+        if isinstance(i, slice):
+            idx = range(*i.indices(len(self._a)))
+            xs = list(x)
+            if len(xs) != len(idx):
+                raise ValueError("can only assign %d items to this slice" % len(idx))
+            for j, v in zip(idx, xs):
+                self._a.set(j, _char_in(v) if self._tc == "c" else v)
+            return
+        n = len(self._a)
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError("array assignment index out of range")
+        self._a.set(i, _char_in(x) if self._tc == "c" else x)
+
+    def __iter__(self):
+        return iter(self[:])
+
+    def tolist(self):
+        return self[:]
+
+    def __reduce__(self):
+        return (Array.open, (self._name, self._tc))
+
+    def __repr__(self):
+        return "<multiproc.Array %r %r %r>" % (self._name, self._tc, self[:])
+
+
+# ---------------------------------------------------------------- pipes
+
+class Connection:
+    """One end of a ``Pipe``, as ``multiprocessing.connection.Connection``.
+    ``recv`` raises ``EOFError`` once the other end is closed (or its process died)
+    and everything sent was received."""
+
+    def __init__(self, native, readable=True, writable=True):
+        self._c = native
+        self._name = native.name()
+        self.readable, self.writable = readable, writable
+
+    @property
+    def name(self):
+        return self._name
+
+    @property
+    def closed(self):
+        return self._c.closed()
+
+    def send_bytes(self, buf, offset=0, size=None):
+        if not self.writable:
+            raise OSError("connection is read-only")
+        if offset == 0 and size is None and type(buf) is bytes:
+            return self._c.send_bytes(buf)
+        m = memoryview(buf).cast("B")
+        end = len(m) if size is None else offset + size
+        if offset < 0 or end > len(m) or end < offset:
+            raise ValueError("buffer offset/size out of range")
+        self._c.send_bytes(bytes(m[offset:end]))
+
+    def recv_bytes(self, maxlength=None):
+        if not self.readable:
+            raise OSError("connection is write-only")
+        data = self._c.recv_bytes(None)
+        if maxlength is not None and len(data) > maxlength:
+            raise OSError("bad message length")
+        return data
+
+    def send(self, obj):
+        if not self.writable:
+            raise OSError("connection is read-only")
+        self._c.send_bytes(_pickle.dumps(obj, _PROTOCOL))
+
+    def recv(self):
+        if not self.readable:
+            raise OSError("connection is write-only")
+        return _pickle.loads(self._c.recv_bytes(None))
+
+    def poll(self, timeout=0.0):
+        return self._c.poll(timeout)
+
+    def close(self):
+        self._c.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __reduce__(self):
+        if self._c.end() == "A":
+            raise TypeError(
+                "end A of pipe %r (the first of Pipe()'s pair, the sending end of a "
+                "one-way pipe) stays in the process that made it (or its fork "
+                "children): pass the other end to a spawn child" % self._name)
+        return (_open_end_b, (self._name, self.readable, self.writable))
+
+    def __repr__(self):
+        return "<multiproc.Connection %r end %s>" % (self._name, self._c.end())
+
+
+def _open_end_b(name, readable, writable):
+    return Connection(_n.NConn.end_b(name), readable, writable)
+
+
+def Pipe(duplex=True, name=None, capacity=DEFAULT_PIPE_CAPACITY):
+    """Returns ``(conn1, conn2)``, as ``multiprocessing.Pipe``: duplex, or with
+    ``duplex=False`` ``conn1`` only receives and ``conn2`` only sends. The second
+    end of a duplex pair (the first of a one-way pair) is claimed by the first
+    process that uses it: pass that one to a spawn child."""
+    name = name or _auto_name("pipe")
+    a = _n.NConn.create(name, capacity, duplex)
+    b = _n.NConn.end_b(name)
+    if duplex:
+        return Connection(a), Connection(b)
+    return Connection(b, True, False), Connection(a, False, True)
