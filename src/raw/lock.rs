@@ -548,10 +548,11 @@ impl Probes {
     /// check its deadline now (and schedules the next probe).
     #[inline]
     pub(crate) fn due(&mut self, r: WaitResult, deadline: Deadline) -> bool {
-        if r == WaitResult::TimedOut || {
-            let now = crate::sync::Instant::now();
-            now >= self.next_wake(deadline)
-        } {
+        // Under loom only a timed-out wait is due (see the loom futex model in
+        // `sync`): the wall clock must not steer a model's execution.
+        if r == WaitResult::TimedOut
+            || (!cfg!(loom) && crate::sync::Instant::now() >= self.next_wake(deadline))
+        {
             self.interval = self.interval.saturating_mul(2).min(self.max);
             self.next = crate::sync::Instant::now().add(self.interval);
             true
