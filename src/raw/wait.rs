@@ -17,8 +17,9 @@
 //!
 //! The Dekker handshakes rely on SeqCst accesses alone, which the C11 model orders;
 //! loom models SeqCst accesses as AcqRel only (its README, "Unsupported features"),
-//! so under `--cfg loom` [`Sleepers`] adds the `fence(SeqCst)` that gives the model
-//! the order C11 already guarantees (nothing changes in a normal build).
+//! so under `--cfg loom` [`Sleepers`] and the queue's waker add the `fence(SeqCst)`
+//! ([`model_seqcst`]) that gives the model the order C11 already guarantees
+//! (nothing changes in a normal build).
 //!
 //! Under loom a futex wait really parks (see `crate::sync`), so a model in which a
 //! waiter sleeps with nobody left to wake it fails with a deadlock.
@@ -27,9 +28,10 @@ use crate::sync::atomic::{AtomicU32, Ordering};
 use crate::sync::{futex_wait, futex_wake, futex_wake_all, Deadline, WaitResult};
 
 /// Under loom only: the SeqCst fence that stands for the order C11 gives a SeqCst
-/// store followed by a SeqCst load (loom treats both as AcqRel). A no-op otherwise.
+/// store followed by a SeqCst load (loom treats both as AcqRel). A no-op otherwise;
+/// call it between the two, on the side of a Dekker handshake that has no fence.
 #[inline(always)]
-fn model_seqcst() {
+pub(crate) fn model_seqcst() {
     #[cfg(loom)]
     crate::sync::atomic::fence(Ordering::SeqCst);
 }
