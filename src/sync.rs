@@ -2,7 +2,7 @@
 //! replace all three (`--cfg loom`).
 //!
 //! Under loom, identities are per-loom-thread counters, nobody dies unless a model
-//! says so ([`loom_declare_dead`]), and futex wait/wake is a *real* model (see
+//! says so (`loom_declare_dead`), and futex wait/wake is a *real* model (see
 //! "The loom futex model" below), so that a lost wake-up is a deadlock loom reports.
 //!
 //! # The loom futex model
@@ -22,7 +22,7 @@
 //! * Timed waits (`deadline` is `Some`): loom has no time. A deadline that has already
 //!   passed when the wait begins (a model's `Some(Instant::now())`) returns `TimedOut`
 //!   after a yield; so does every timed wait once a model has declared a thread dead
-//!   ([`loom_declare_dead`] also wakes every parked waiter), so that waiters run their
+//!   (`loom_declare_dead` also wakes every parked waiter), so that waiters run their
 //!   liveness probes exactly where a model asks for dead-owner handling. Otherwise a
 //!   timed wait parks like an untimed one: a probe deadline never ends a sleep, so
 //!   probes cannot mask a lost wake-up.

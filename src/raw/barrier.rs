@@ -32,8 +32,7 @@
 //! (`SYNC(barrier)`): everything every party wrote before `wait` is visible to every
 //! party after it. Sleeping is the Dekker handshake `SYNC(barrier-sleep)` (SeqCst).
 
-use super::lock::{spin_until, Probes};
-use super::wait::Sleepers;
+use super::wait::{spin_until, Probes, Sleepers};
 use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use crate::sync::{owner_is_dead, Deadline, Identity, WaitResult};
 use crate::sys::clock::expired;

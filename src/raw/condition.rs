@@ -37,8 +37,8 @@
 //! waiter sees the grant or the notifier sees the sleeper (and the kernel sees `seq`
 //! moved). The data the condition protects is ordered by the lock (`SYNC(lock)`).
 
-use super::lock::{spin_until, Acquire, Probes, RawLock};
-use super::wait::Sleepers;
+use super::lock::{Acquire, RawLock};
+use super::wait::{spin_until, Probes, Sleepers};
 use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use crate::sync::{Deadline, Identity, WaitResult};
 use crate::sys::clock::expired;

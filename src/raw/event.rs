@@ -16,8 +16,7 @@
 //! A setter that dies never leaves waiters hung: they keep waiting for the next
 //! `set`, and their deadlines hold.
 
-use super::lock::spin_until;
-use super::wait::Sleepers;
+use super::wait::{spin_until, Sleepers};
 use crate::sync::atomic::{AtomicU32, Ordering};
 use crate::sync::{Deadline, WaitResult};
 use crate::sys::clock::expired;

@@ -14,8 +14,7 @@
 //! process that dies holding one does **not** give it back. A sleeper that dies
 //! leaves `sleepers` one too high, which only costs later releases a `futex_wake`.
 
-use super::lock::spin_until;
-use super::wait::Sleepers;
+use super::wait::{spin_until, Sleepers};
 use crate::sync::atomic::{AtomicU32, Ordering};
 use crate::sync::{futex_wait, Deadline, WaitResult};
 use crate::sys::clock::expired;
