@@ -7,15 +7,16 @@
 //!
 //! | object | futex word | who may sleep (the hint a waker reads) | label | why no wake-up is lost |
 //! |---|---|---|---|---|
-//! | `RawLock` | `word` | `WAITERS` bit of the word itself | `lock` | the bit is set by CAS on the word the waiter sleeps on; the releaser swaps the word and sees the bit; the kernel re-checks the word |
+//! | `RawLock` | `word` | `WAITERS` bit of the word itself | `lock` | the bit is set by CAS on the very word the waiter sleeps on, so the releaser's CAS to unlocked sees it, and a release after the bit changes the word the kernel re-checks |
 //! | `RawSemaphore` | `value` | [`Sleepers`] `sleepers` | `sem-sleep` | Dekker: waiter `sleepers += 1` then re-reads `value`; releaser bumps `value` then reads `sleepers` (all SeqCst) |
 //! | `RawEvent` | `word` | [`Sleepers`] `sleepers` | `event-sleep` | Dekker: waiter `sleepers += 1` then the kernel re-reads the word; `set` moves the word then reads `sleepers` |
 //! | `RawCondition` | `seq` | [`Sleepers`] `sleepers` | `cond-sleep` | Dekker: waiter reads `seq`, checks its token, `sleepers += 1`, kernel re-reads `seq`; notifier grants, bumps `seq`, reads `sleepers` |
 //! | `RawBarrier` | `word` | [`Sleepers`] `sleepers` | `barrier-sleep` | Dekker: waiter `sleepers += 1`, kernel re-reads the word; the completing party moves the word then reads `sleepers` |
-//! | `RawQueue` | `Waiters::word` (not-empty / not-full) | `SLEEPING` bit of that word | `sleep` | the waiter sets the bit (SeqCst RMW + fence) then re-checks the ring; a waker changes the ring, fences, reads the word; any change of the word fails the kernel's re-check |
-//! | `RawSpsc` | the side's sleep word | `ASLEEP` value of that word | `spsc-sleep` | the sleeper swaps in `ASLEEP`, fences, re-checks the cursor; the peer stores its cursor, fences, reads the flag |
+//! | `RawQueue` | `Waiters::word` (not-empty / not-full) | `SLEEPING` bit of that word | `sleep` | the waiter sets the bit (SeqCst RMW + fence) then re-checks the ring; a waker's SeqCst publishing store is followed by a SeqCst load of the word; a waker clears the bit and bumps the word, which fails the kernel's re-check |
+//! | `RawSpsc` | the side's sleep word | `ASLEEP` value of that word | `spsc-sleep` | the sleeper swaps in `ASLEEP`, fences, re-checks the cursor; the peer stores its cursor and reads the flag *without* a fence (for throughput), so a wake-up can be lost to a store buffer: the sleeper's `POST_FLAG_POLLS` outlast the drain, and every sleep is bounded by the probe interval (see `raw::spsc`, "Sleeping without a fence"); `close` fences before it overwrites the flags |
 //!
-//! The Dekker handshakes rely on SeqCst accesses alone, which the C11 model orders;
+//! The Dekker handshakes (all but the lock's and the SPSC ring's) rely on SeqCst
+//! accesses on the waker's side, which the C11 model orders;
 //! loom models SeqCst accesses as AcqRel only (its README, "Unsupported features"),
 //! so under `--cfg loom` [`Sleepers`] and the queue's waker add the `fence(SeqCst)`
 //! ([`model_seqcst`]) that gives the model the order C11 already guarantees
@@ -68,8 +69,8 @@ pub(crate) fn model_seqcst() {
 /// [`wake`](Self::wake) / [`wake_all`](Self::wake_all), which skip the syscall when
 /// nobody announced.
 ///
-/// The count is a hint and untrusted: too high costs a syscall, and a forged 0 can
-/// only delay a sleeper until its next probe.
+/// The count is a hint and untrusted: too high costs a syscall; a forged 0 skips a
+/// wake-up, which a sleep bounded by a probe or deadline outlives.
 #[repr(transparent)]
 #[derive(Debug)]
 pub(crate) struct Sleepers(AtomicU32);
