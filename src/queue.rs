@@ -7,10 +7,11 @@ use crate::raw::queue::{
     load_bytes, region_words, store_bytes, words_for, QueueError, RawQueue, RecoveryStats, Ring,
     TakeWith, WaitPolicy, MAX_CAPACITY, SLOT_HEADER_WORDS,
 };
+use crate::raw::wait::SpinBudget;
 use crate::raw::SharedState;
 use crate::segment::{self, HeaderImage, Object, ObjectKind, ObjectSpec, Options, TypeInfo};
-use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use crate::sync::{current_identity, SPIN_LIMIT};
+use crate::sync::atomic::{AtomicU64, Ordering};
+use crate::sync::current_identity;
 use crate::sys::clock::{deadline_after, Deadline};
 use crate::{Error, Result};
 use bytemuck::Pod;
@@ -68,59 +69,6 @@ pub(crate) fn region_bytes(what: &str, capacity: usize, payload_words: usize) ->
         })
 }
 
-/// Adaptive spinning: how many polls a blocking call makes before it sleeps. Grows
-/// while spinning pays off, shrinks when calls end up sleeping anyway.
-/// Process-local (each handle clone has its own).
-pub(crate) struct Spin {
-    cur: AtomicU32,
-    min: u32,
-    max: u32,
-}
-
-impl Spin {
-    fn adaptive() -> Spin {
-        Spin {
-            cur: AtomicU32::new(SPIN_LIMIT),
-            min: SPIN_LIMIT / 8,
-            max: SPIN_LIMIT * 16,
-        }
-    }
-    fn fixed(n: u32) -> Spin {
-        Spin {
-            cur: AtomicU32::new(n),
-            min: n,
-            max: n,
-        }
-    }
-    fn limit(&self) -> u32 {
-        self.cur.load(Ordering::Relaxed)
-    }
-    fn record(&self, slept: bool) {
-        if self.min == self.max {
-            return;
-        }
-        let c = self.cur.load(Ordering::Relaxed);
-        let n = if slept {
-            (c / 2).max(self.min)
-        } else {
-            c.saturating_add(c / 4 + 1).min(self.max)
-        };
-        if n != c {
-            self.cur.store(n, Ordering::Relaxed);
-        }
-    }
-}
-
-impl Clone for Spin {
-    fn clone(&self) -> Self {
-        Spin {
-            cur: AtomicU32::new(self.limit()),
-            min: self.min,
-            max: self.max,
-        }
-    }
-}
-
 /// A named ring: the segment, the validated geometry and the wait tuning. Shared by
 /// every MPMC queue type.
 pub(crate) struct RingHandle<R> {
@@ -131,7 +79,7 @@ pub(crate) struct RingHandle<R> {
     limit: usize,
     payload_words: usize,
     probe: Duration,
-    spin: Spin,
+    spin: SpinBudget,
     /// When a non-blocking get last probed for dead claimants (monotonic ns;
     /// process-local).
     last_probe: AtomicU64,
@@ -240,7 +188,7 @@ impl<R: HasRing> RingHandle<R> {
             limit,
             payload_words,
             probe: DEFAULT_PROBE,
-            spin: Spin::adaptive(),
+            spin: SpinBudget::adaptive(),
             last_probe: AtomicU64::new(0),
         }
     }
@@ -287,8 +235,8 @@ impl<R: HasRing> RingHandle<R> {
 
     pub fn set_spin(&mut self, spin: Option<u32>) {
         self.spin = match spin {
-            Some(n) => Spin::fixed(n),
-            None => Spin::adaptive(),
+            Some(n) => SpinBudget::fixed(n),
+            None => SpinBudget::adaptive(),
         };
     }
 

@@ -1,9 +1,31 @@
 //! The one import point for atomics, futex waits and thread identity, so that loom can
 //! replace all three (`--cfg loom`).
 //!
-//! Under loom, a futex wait becomes a yield (waiters re-check their predicate, so a
-//! wait that returns early is always allowed), a wake does nothing, identities are
-//! per-loom-thread counters and nobody ever dies.
+//! Under loom, identities are per-loom-thread counters, nobody dies unless a model
+//! says so (`loom_declare_dead`), and futex wait/wake is a *real* model (see
+//! "The loom futex model" below), so that a lost wake-up is a deadlock loom reports.
+//!
+//! # The loom futex model
+//!
+//! One loom `Mutex` + `Condvar` per model execution stands for the kernel's futex
+//! hash buckets:
+//!
+//! * `futex_wait(word, expected, deadline)` takes the mutex, re-checks
+//!   `word == expected` under it (a `SeqCst` load, as the kernel's check sits between
+//!   full barriers) and returns at once if it differs; otherwise it parks on the
+//!   condvar until a wake. A waiter that nobody wakes stays parked, and when every
+//!   thread is parked loom fails the model with a deadlock.
+//! * `futex_wake(word, n)` takes the same mutex and notifies *every* parked waiter
+//!   (on any word; each re-checks its own predicate). Waking more than `n` is an
+//!   over-approximation: it cannot find a bug that needs exactly one waiter woken,
+//!   only wake-ups lost altogether.
+//! * Timed waits (`deadline` is `Some`): loom has no time. A deadline that has already
+//!   passed when the wait begins (a model's `Some(Instant::now())`) returns `TimedOut`
+//!   after a yield; so does every timed wait once a model has declared a thread dead
+//!   (`loom_declare_dead` also wakes every parked waiter), so that waiters run their
+//!   liveness probes exactly where a model asks for dead-owner handling. Otherwise a
+//!   timed wait parks like an untimed one: a probe deadline never ends a sleep, so
+//!   probes cannot mask a lost wake-up.
 //!
 //! Orderings in this crate follow one convention: every Release store that publishes
 //! data is paired with an Acquire load, and both ends carry the same
@@ -36,15 +58,7 @@ pub fn futex_wait(word: &AtomicU32, expected: u32, deadline: Deadline) -> WaitRe
     }
     #[cfg(loom)]
     {
-        if word.load(atomic::Ordering::SeqCst) == expected {
-            loom::thread::yield_now();
-        }
-        // A bounded wait "times out" so that callers run their liveness probes.
-        if deadline.is_some() {
-            WaitResult::TimedOut
-        } else {
-            WaitResult::Woken
-        }
+        loom_futex::wait(word, expected, deadline)
     }
 }
 
@@ -58,6 +72,7 @@ pub fn futex_wake(word: &AtomicU32, n: u32) -> u32 {
     #[cfg(loom)]
     {
         let _ = (word, n);
+        loom_futex::wake_all();
         0
     }
 }
@@ -142,6 +157,62 @@ mod loom_ident {
         if let Ok(mut d) = DEAD.lock() {
             d.push(me);
         }
+        super::loom_futex::died();
+    }
+}
+
+/// The futex model (see "The loom futex model" in the module docs).
+#[cfg(loom)]
+mod loom_futex {
+    use super::atomic::{AtomicU32, Ordering};
+    use super::{Deadline, Instant, WaitResult};
+    use loom::sync::{Condvar, Mutex};
+
+    /// The "hash bucket": its mutex guards the count of threads declared dead in
+    /// this execution; the condvar is where waiters park.
+    struct Buckets {
+        deaths: Mutex<u32>,
+        parked: Condvar,
+    }
+
+    loom::lazy_static! {
+        static ref BUCKETS: Buckets = Buckets {
+            deaths: Mutex::new(0),
+            parked: Condvar::new(),
+        };
+    }
+
+    pub fn wait(word: &AtomicU32, expected: u32, deadline: Deadline) -> WaitResult {
+        let b = &*BUCKETS;
+        let Ok(deaths) = b.deaths.lock() else {
+            return WaitResult::Woken;
+        };
+        if word.load(Ordering::SeqCst) != expected {
+            return WaitResult::Woken;
+        }
+        if let Some(d) = deadline {
+            if *deaths > 0 || Instant::now() >= d {
+                drop(deaths);
+                loom::thread::yield_now();
+                return WaitResult::TimedOut;
+            }
+        }
+        let _ = b.parked.wait(deaths);
+        WaitResult::Woken
+    }
+
+    pub fn wake_all() {
+        let b = &*BUCKETS;
+        let _held = b.deaths.lock();
+        b.parked.notify_all();
+    }
+
+    pub fn died() {
+        let b = &*BUCKETS;
+        if let Ok(mut deaths) = b.deaths.lock() {
+            *deaths += 1;
+        }
+        b.parked.notify_all();
     }
 }
 

@@ -1,10 +1,11 @@
 //! loom models of the synchronization primitives: RawLock (with recovery from a
 //! dead holder), RawRLock, RawSemaphore, RawCondition, RawBarrier, RawEvent.
 //!
-//! Under loom a futex wait is a yield (waiters re-check their predicate) and a wake
-//! does nothing, so these models check the state machines and the memory orderings
-//! (`loom::cell::UnsafeCell` flags any access not ordered by our Acquire/Release
-//! pairs), not the wake-up protocol itself.
+//! Under loom a futex wait parks until a wake (the futex model in
+//! `multiproc::sync`), so these models check the state machines, the memory
+//! orderings (`loom::cell::UnsafeCell` flags any access not ordered by our
+//! Acquire/Release pairs) and that no wait is left without its wake-up (a loom
+//! deadlock); `loom_wait.rs` has the models aimed at the wake-ups themselves.
 //!
 //! `RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test --release
 //! --no-default-features --test loom_sync`

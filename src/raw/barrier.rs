@@ -32,9 +32,9 @@
 //! (`SYNC(barrier)`): everything every party wrote before `wait` is visible to every
 //! party after it. Sleeping is the Dekker handshake `SYNC(barrier-sleep)` (SeqCst).
 
-use super::lock::{spin_until, Probes};
+use super::wait::{spin_until, Probes, Sleepers};
 use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use crate::sync::{futex_wait, futex_wake_all, owner_is_dead, Deadline, Identity, WaitResult};
+use crate::sync::{owner_is_dead, Deadline, Identity, WaitResult};
 use crate::sys::clock::expired;
 use core::time::Duration;
 
@@ -132,7 +132,7 @@ pub struct RawBarrier {
     /// | 16..32 | generation                                                     |
     word: AtomicU32,
     /// Threads that may be asleep on `word` (a hint: too high only costs a syscall).
-    sleepers: AtomicU32,
+    sleepers: Sleepers,
     /// Where the next liveness check starts (a hint).
     cursor: AtomicU32,
     /// How many polls recent waits needed (a hint for adaptive spinning).
@@ -157,7 +157,7 @@ impl RawBarrier {
     pub const fn new() -> RawBarrier {
         RawBarrier {
             word: AtomicU32::new(0),
-            sleepers: AtomicU32::new(0),
+            sleepers: Sleepers::new(),
             cursor: AtomicU32::new(0),
             spin: AtomicU32::new(0),
             slots: [const { AtomicU64::new(0) }; SLOTS],
@@ -168,7 +168,7 @@ impl RawBarrier {
     pub fn new() -> RawBarrier {
         RawBarrier {
             word: AtomicU32::new(0),
-            sleepers: AtomicU32::new(0),
+            sleepers: Sleepers::new(),
             cursor: AtomicU32::new(0),
             spin: AtomicU32::new(0),
             slots: core::array::from_fn(|_| AtomicU64::new(0)),
@@ -348,12 +348,7 @@ impl RawBarrier {
     /// Sleeps while the word still reads `w`, until `wake` at the latest.
     fn sleep(&self, w: u32, wake: crate::sync::Instant) -> WaitResult {
         // SYNC(barrier-sleep): announce ourselves, then the kernel re-checks the word.
-        self.sleepers.fetch_add(1, Ordering::SeqCst);
-        let r = futex_wait(&self.word, w, Some(wake));
-        let _ = self
-            .sleepers
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |s| s.checked_sub(1));
-        r
+        self.sleepers.sleep(&self.word, w, Some(wake))
     }
 
     /// After `Err(Releasing)`: waits until the word changes (the holder completed, or
@@ -476,9 +471,7 @@ impl RawBarrier {
 
     fn wake_all(&self) {
         // SYNC(barrier-sleep)
-        if self.sleepers.load(Ordering::SeqCst) != 0 {
-            futex_wake_all(&self.word);
-        }
+        self.sleepers.wake_all(&self.word);
     }
 
     /// Breaks the current generation: every waiter, and every later arrival until

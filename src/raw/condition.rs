@@ -37,9 +37,10 @@
 //! waiter sees the grant or the notifier sees the sleeper (and the kernel sees `seq`
 //! moved). The data the condition protects is ordered by the lock (`SYNC(lock)`).
 
-use super::lock::{spin_until, Acquire, Probes, RawLock};
+use super::lock::{Acquire, RawLock};
+use super::wait::{spin_until, Probes, Sleepers};
 use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use crate::sync::{futex_wait, futex_wake, futex_wake_all, Deadline, Identity, WaitResult};
+use crate::sync::{Deadline, Identity, WaitResult};
 use crate::sys::clock::expired;
 use core::time::Duration;
 
@@ -103,7 +104,7 @@ pub struct RawCondition {
     /// | 48..64 | `tokens`: wake-ups granted and not yet taken              |
     counts: AtomicU64,
     /// Threads that may be asleep on `seq` (a hint: too high only costs a syscall).
-    sleepers: AtomicU32,
+    sleepers: Sleepers,
     /// How many polls recent waits needed (a hint for adaptive spinning).
     spin: AtomicU32,
 }
@@ -127,7 +128,7 @@ impl RawCondition {
             seq: AtomicU32::new(0),
             depth: AtomicU32::new(0),
             counts: AtomicU64::new(0),
-            sleepers: AtomicU32::new(0),
+            sleepers: Sleepers::new(),
             spin: AtomicU32::new(0),
         }
     }
@@ -139,7 +140,7 @@ impl RawCondition {
             seq: AtomicU32::new(0),
             depth: AtomicU32::new(0),
             counts: AtomicU64::new(0),
-            sleepers: AtomicU32::new(0),
+            sleepers: Sleepers::new(),
             spin: AtomicU32::new(0),
         }
     }
@@ -379,12 +380,7 @@ impl RawCondition {
             return WaitResult::Woken;
         }
         // SYNC(cond-sleep): announce ourselves, then the kernel re-checks `seq`.
-        self.sleepers.fetch_add(1, Ordering::SeqCst);
-        let r = futex_wait(&self.seq, seen, deadline);
-        let _ = self
-            .sleepers
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |s| s.checked_sub(1));
-        r
+        self.sleepers.sleep(&self.seq, seen, deadline)
     }
 
     /// Ends up to `n` waits (`u32::MAX`: all of them); returns how many wake-ups it
@@ -417,12 +413,10 @@ impl RawCondition {
         // SYNC(cond-sleep): SeqCst, after the grant, before the load of `sleepers`.
         self.seq.fetch_add(1, Ordering::SeqCst);
         // SYNC(cond-sleep)
-        if self.sleepers.load(Ordering::SeqCst) != 0 {
-            if everyone {
-                futex_wake_all(&self.seq);
-            } else {
-                futex_wake(&self.seq, k);
-            }
+        if everyone {
+            self.sleepers.wake_all(&self.seq);
+        } else {
+            self.sleepers.wake(&self.seq, k);
         }
         k
     }

@@ -16,9 +16,9 @@
 //! A setter that dies never leaves waiters hung: they keep waiting for the next
 //! `set`, and their deadlines hold.
 
-use super::lock::spin_until;
+use super::wait::{spin_until, Sleepers};
 use crate::sync::atomic::{AtomicU32, Ordering};
-use crate::sync::{futex_wait, futex_wake_all, Deadline, WaitResult};
+use crate::sync::{Deadline, WaitResult};
 use crate::sys::clock::expired;
 
 /// The flag bit of the word.
@@ -41,7 +41,7 @@ pub struct RawEvent {
     /// | 1..32 | generation: how many times the flag was raised |
     word: AtomicU32,
     /// Threads that may be asleep on `word` (a hint: too high only costs a syscall).
-    sleepers: AtomicU32,
+    sleepers: Sleepers,
     /// How many polls recent waits needed (a hint for adaptive spinning).
     spin: AtomicU32,
 }
@@ -61,7 +61,7 @@ impl RawEvent {
     pub const fn new() -> RawEvent {
         RawEvent {
             word: AtomicU32::new(0),
-            sleepers: AtomicU32::new(0),
+            sleepers: Sleepers::new(),
             spin: AtomicU32::new(0),
         }
     }
@@ -70,7 +70,7 @@ impl RawEvent {
     pub fn new() -> RawEvent {
         RawEvent {
             word: AtomicU32::new(0),
-            sleepers: AtomicU32::new(0),
+            sleepers: Sleepers::new(),
             spin: AtomicU32::new(0),
         }
     }
@@ -94,9 +94,7 @@ impl RawEvent {
             }
         }
         // SYNC(event-sleep)
-        if self.sleepers.load(Ordering::SeqCst) != 0 {
-            futex_wake_all(&self.word);
-        }
+        self.sleepers.wake_all(&self.word);
     }
 
     /// Lowers the flag (waiters that already saw it raised are not affected).
@@ -130,11 +128,7 @@ impl RawEvent {
                 return true;
             }
             // SYNC(event-sleep): announce ourselves, then the kernel re-checks the word.
-            self.sleepers.fetch_add(1, Ordering::SeqCst);
-            let r = futex_wait(&self.word, seen, deadline);
-            let _ = self
-                .sleepers
-                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |s| s.checked_sub(1));
+            let r = self.sleepers.sleep(&self.word, seen, deadline);
             if self.word.load(Ordering::Acquire) != seen {
                 return true;
             }
@@ -147,6 +141,6 @@ impl RawEvent {
     /// Threads that may be asleep on the event (a snapshot, a hint).
     #[inline]
     pub fn sleepers(&self) -> u32 {
-        self.sleepers.load(Ordering::Relaxed)
+        self.sleepers.get()
     }
 }

@@ -27,12 +27,16 @@
 //! sleeps on the word; it wakes on a `Probes` schedule (after about 1 ms, then at
 //! doubling intervals up to the probe interval) to check that the holder lives.
 //!
-//! This module also holds the blocking helpers every primitive shares: `Spin` /
-//! `spin_until` and `Probes`.
+//! The blocking helpers every primitive shares (`Spin` / `spin_until`, `Probes`)
+//! live in `raw::wait`; they are re-exported here for the modules that still name
+//! them by this path.
 
+#[cfg(all(feature = "std", not(loom)))]
+pub(crate) use super::wait::spin_until;
+pub(crate) use super::wait::{Probes, Spin};
 use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use crate::sync::{
-    futex_wait, futex_wake, owner_is_dead, spin_hint, Deadline, Identity, WaitResult, SPIN_LIMIT,
+    futex_wait, futex_wake, owner_is_dead, spin_hint, Deadline, Identity, SPIN_LIMIT,
 };
 use crate::sys::clock::expired;
 use crate::sys::ident::MAX_TID;
@@ -387,177 +391,6 @@ impl RawLock {
     #[inline]
     pub fn may_have_sleepers(&self) -> bool {
         has_waiters(self.word.load(Ordering::Relaxed))
-    }
-}
-
-/// Fewest polls a wait makes before it sleeps, whatever its object's hint says.
-const MIN_SPINS: u32 = 8;
-/// Most polls a wait makes (an exploring wait, or one on an object whose waits end
-/// while polling). Several [`SPIN_LIMIT`]s, so that it outlasts a peer's wake-up
-/// from a futex sleep (tens of µs on a VM whose idle vCPU must be woken).
-const MAX_SPINS: u32 = 4 * SPIN_LIMIT;
-/// One wait in this many polls [`MAX_SPINS`] times, to learn whether spinning pays.
-#[cfg_attr(loom, allow(dead_code))] // under loom every wait polls the same way
-const EXPLORE_EVERY: u32 = 128;
-
-/// Spin phases of this process so far (picks the exploring ones; process-local).
-#[cfg(not(loom))]
-static WAITS: AtomicU32 = AtomicU32::new(0);
-
-/// Bounded, adaptive spinning before a futex wait.
-///
-/// A poll costs a `PAUSE` (tens of ns on current x86), a sleep and wake-up several
-/// µs — tens of µs on a VM whose idle vCPU must be woken — for both sides. Spinning
-/// pays when the thread that ends the wait is running meanwhile: then most waits end
-/// within a few polls, and the rare one that comes late would still cost less
-/// spinning than sleeping. It is wasted when that thread cannot run (an
-/// oversubscribed machine) or takes long (a consumer waiting for a rare producer).
-///
-/// So each object keeps a `hint` (one of its fields, shared by all its users): the
-/// budget its waits may poll, grown and shrunk like a congestion window. A wait
-/// that ends while polling doubles it (up to [`MAX_SPINS`]); a wait that has to
-/// sleep halves it (down to [`MIN_SPINS`]). One wait in [`EXPLORE_EVERY`] polls
-/// `MAX_SPINS` times whatever the hint says: that is how two processes in a
-/// ping-pong in which both sleep (each one's spin fails because the other sleeps)
-/// find out that spinning would pay — one explorer outlasts the other's wake-up,
-/// and from then on is awake when the other explores.
-///
-/// Measured on the 2-vCPU VM this was tuned on (Event and Semaphore ping-pong
-/// between two processes): with the peers able to run side by side, 0.1–0.6 µs per
-/// round trip against 20–30 µs for a futex-only ping-pong; with both pinned to one
-/// CPU (spinning can never succeed), within 3–7 % of the futex-only ping-pong. A
-/// fixed budget of `SPIN_LIMIT` polls (10 µs here) was 3–6× slower than futex-only
-/// under load, and learning the polls a wait needed (instead of a budget) left
-/// ping-pongs sleeping on every preemption (1.5–5 µs per round trip).
-///
-/// The hint is untrusted like all shared state: any value is clamped, and a wrong
-/// one only costs time.
-#[derive(Debug)]
-pub(crate) struct Spin {
-    hint: u32,
-    budget: u32,
-}
-
-impl Spin {
-    /// Starts a spin phase on the object whose hint is `hint`.
-    #[inline]
-    pub(crate) fn start(hint: &AtomicU32) -> Spin {
-        let h = hint.load(Ordering::Relaxed).min(MAX_SPINS);
-        let budget = if explore() {
-            MAX_SPINS
-        } else {
-            h.clamp(MIN_SPINS.min(MAX_SPINS), MAX_SPINS)
-        };
-        Spin { hint: h, budget }
-    }
-
-    /// How many polls this phase may make.
-    #[inline]
-    pub(crate) fn budget(&self) -> u32 {
-        self.budget
-    }
-
-    /// The wait ended while polling: spinning pays here, double the budget.
-    #[inline]
-    pub(crate) fn succeeded(&self, hint: &AtomicU32) {
-        let next = (self.hint.max(MIN_SPINS) * 2).min(MAX_SPINS);
-        if next != self.hint {
-            hint.store(next, Ordering::Relaxed);
-        }
-    }
-
-    /// The budget ran out: the caller is about to sleep, spinning was wasted; halve it.
-    #[inline]
-    pub(crate) fn failed(&self, hint: &AtomicU32) {
-        if self.hint != 0 {
-            hint.store(self.hint / 2, Ordering::Relaxed);
-        }
-    }
-}
-
-#[inline]
-fn explore() -> bool {
-    #[cfg(not(loom))]
-    {
-        // A plain load and store, not an RMW: a count lost to a race only shifts
-        // which wait explores.
-        let n = WAITS.load(Ordering::Relaxed).wrapping_add(1);
-        WAITS.store(n, Ordering::Relaxed);
-        n % EXPLORE_EVERY == 0
-    }
-    #[cfg(loom)]
-    {
-        false
-    }
-}
-
-/// Polls `ready` for a [`Spin`] phase on `hint`; true if it became true. Makes no
-/// poll at all under loom (`SPIN_LIMIT` is 0).
-#[inline]
-pub(crate) fn spin_until(hint: &AtomicU32, mut ready: impl FnMut() -> bool) -> bool {
-    if SPIN_LIMIT == 0 {
-        return false;
-    }
-    let spin = Spin::start(hint);
-    for _ in 0..spin.budget() {
-        spin_hint();
-        if ready() {
-            spin.succeeded(hint);
-            return true;
-        }
-    }
-    spin.failed(hint);
-    false
-}
-
-/// When a waiter next checks that a peer is alive: first after an eighth of the
-/// probe interval (at least [`FIRST_PROBE`]), then at doubling intervals up to the
-/// full interval. A peer that died *before* the wait began is thus found within about
-/// a millisecond, and a long wait costs one `/proc` read per probe interval.
-#[derive(Debug)]
-pub(crate) struct Probes {
-    interval: Duration,
-    max: Duration,
-    next: crate::sync::Instant,
-}
-
-/// The shortest first probe delay.
-pub(crate) const FIRST_PROBE: Duration = Duration::from_micros(500);
-
-impl Probes {
-    /// A schedule whose intervals grow to `max`.
-    pub(crate) fn new(max: Duration) -> Probes {
-        let interval = (max / 8).max(FIRST_PROBE).min(max);
-        Probes {
-            interval,
-            max,
-            next: crate::sync::Instant::now().add(interval),
-        }
-    }
-
-    /// How long the next futex wait may sleep: until the next probe or `deadline`.
-    #[inline]
-    pub(crate) fn next_wake(&self, deadline: Deadline) -> crate::sync::Instant {
-        match deadline {
-            Some(d) if d < self.next => d,
-            _ => self.next,
-        }
-    }
-
-    /// After a wait ended with `r`: true when the caller should probe its peers and
-    /// check its deadline now (and schedules the next probe).
-    #[inline]
-    pub(crate) fn due(&mut self, r: WaitResult, deadline: Deadline) -> bool {
-        if r == WaitResult::TimedOut || {
-            let now = crate::sync::Instant::now();
-            now >= self.next_wake(deadline)
-        } {
-            self.interval = self.interval.saturating_mul(2).min(self.max);
-            self.next = crate::sync::Instant::now().add(self.interval);
-            true
-        } else {
-            false
-        }
     }
 }
 

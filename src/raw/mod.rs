@@ -32,6 +32,7 @@ pub mod semaphore;
 pub mod spsc;
 pub mod spsc_role;
 pub mod value;
+pub(crate) mod wait;
 
 pub use array::{ArrayRef, Integer, RawArray};
 pub use barrier::RawBarrier;

@@ -256,6 +256,7 @@ impl Waiters {
     /// SeqCst publication, then this SeqCst load.
     #[inline]
     pub(crate) fn wake(&self) {
+        super::wait::model_seqcst();
         if self.word.load(Ordering::SeqCst) & SLEEPING != 0 {
             self.wake_slow();
         }

@@ -14,9 +14,9 @@
 //! process that dies holding one does **not** give it back. A sleeper that dies
 //! leaves `sleepers` one too high, which only costs later releases a `futex_wake`.
 
-use super::lock::spin_until;
+use super::wait::{spin_until, Sleepers};
 use crate::sync::atomic::{AtomicU32, Ordering};
-use crate::sync::{futex_wait, futex_wake, Deadline, WaitResult};
+use crate::sync::{futex_wait, Deadline, WaitResult};
 use crate::sys::clock::expired;
 
 /// A counting semaphore (no owner, no upper bound of its own: callers pass one to
@@ -27,7 +27,7 @@ pub struct RawSemaphore {
     /// Permits available, `0..=max` (the futex word).
     value: AtomicU32,
     /// Threads that may be asleep on `value` (a hint: too high only costs a syscall).
-    sleepers: AtomicU32,
+    sleepers: Sleepers,
     /// How many polls recent waits needed (a hint for adaptive spinning).
     spin: AtomicU32,
 }
@@ -47,7 +47,7 @@ impl RawSemaphore {
     pub const fn new(initial: u32) -> RawSemaphore {
         RawSemaphore {
             value: AtomicU32::new(initial),
-            sleepers: AtomicU32::new(0),
+            sleepers: Sleepers::new(),
             spin: AtomicU32::new(0),
         }
     }
@@ -56,7 +56,7 @@ impl RawSemaphore {
     pub fn new(initial: u32) -> RawSemaphore {
         RawSemaphore {
             value: AtomicU32::new(initial),
-            sleepers: AtomicU32::new(0),
+            sleepers: Sleepers::new(),
             spin: AtomicU32::new(0),
         }
     }
@@ -64,7 +64,7 @@ impl RawSemaphore {
     /// Sets the permits (for initialising a zeroed image before anyone shares it).
     pub fn init(&self, initial: u32) {
         self.value.store(initial, Ordering::Relaxed);
-        self.sleepers.store(0, Ordering::Relaxed);
+        self.sleepers.reset();
     }
 
     /// Takes a permit if one is available; never waits.
@@ -98,13 +98,13 @@ impl RawSemaphore {
                 return true;
             }
             // SYNC(sem-sleep): announce ourselves, then let the kernel re-check `value`.
-            self.sleepers.fetch_add(1, Ordering::SeqCst);
+            self.sleepers.announce();
             let r = if self.value.load(Ordering::SeqCst) == 0 {
                 futex_wait(&self.value, 0, deadline)
             } else {
                 WaitResult::Woken
             };
-            self.leave();
+            self.sleepers.leave();
             if self.try_acquire() {
                 return true;
             }
@@ -113,14 +113,6 @@ impl RawSemaphore {
                 return self.try_acquire();
             }
         }
-    }
-
-    #[inline]
-    fn leave(&self) {
-        // Saturating: a corrupted count must not wrap into "always wake".
-        let _ = self
-            .sleepers
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |s| s.checked_sub(1));
     }
 
     /// Adds a permit, unless the value is already `max`: then nothing changes and
@@ -143,9 +135,7 @@ impl RawSemaphore {
             }
         }
         // SYNC(sem-sleep)
-        if self.sleepers.load(Ordering::SeqCst) != 0 {
-            futex_wake(&self.value, 1);
-        }
+        self.sleepers.wake(&self.value, 1);
         true
     }
 
@@ -158,6 +148,6 @@ impl RawSemaphore {
     /// Threads that may be asleep waiting for a permit (a snapshot, a hint).
     #[inline]
     pub fn sleepers(&self) -> u32 {
-        self.sleepers.load(Ordering::Relaxed)
+        self.sleepers.get()
     }
 }

@@ -591,6 +591,11 @@ impl RawSpsc {
         self.ctl
             .closed
             .fetch_or(bits & (PRODUCER_CLOSED | CONSUMER_CLOSED), Ordering::AcqRel);
+        // SYNC(spsc-sleep): orders the closed bits before the flag stores below,
+        // against a sleeper's flag swap before its re-check: either it sees the bits
+        // or its `ASLEEP` is overwritten (so its futex wait returns). Without it a
+        // sleeper could miss both and sleep to its probe timeout (found by loom).
+        fence(Ordering::SeqCst);
         for w in [&self.ctl.data_waiter, &self.ctl.space_waiter] {
             w.store(AWAKE, Ordering::Relaxed);
             futex_wake_all(w);
@@ -672,6 +677,11 @@ fn notify(word: &AtomicU32) {
     // SYNC(spsc-sleep): keep the compiler from hoisting the flag load above the
     // counter store just made (the hardware may still; see the module docs).
     compiler_fence(Ordering::SeqCst);
+    // Under loom only: loom has no time, so it cannot model the store-buffer drain
+    // that the sleeper's `POST_FLAG_POLLS` wait out; this fence stands for it (see
+    // "Sleeping without a fence" and `raw::wait`).
+    #[cfg(loom)]
+    fence(Ordering::SeqCst);
     if word.load(Ordering::Relaxed) != AWAKE {
         wake(word);
     }

@@ -1,0 +1,218 @@
+//! loom models of the wake-up handshakes: in each, a waiter really sleeps (the loom
+//! futex model parks it, see `multiproc::sync`) and only the peer's wake lets it go,
+//! so a lost wake-up ends the model in a deadlock that loom reports. One per
+//! blocking object: Lock, Semaphore, Event, Condition, Barrier, and the MPMC queue
+//! both ways (get on empty, put on full); the SPSC ring's is
+//! `loom_spsc::sleeping_consumer_gets_every_unit_then_closed` (both of its sides
+//! sleep there).
+//!
+//! Each model also counts the executions in which the waiter had announced its sleep
+//! before the wake came, and fails if there were none: a model that never reaches
+//! the sleep would check nothing.
+//!
+//! `RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test --release
+//! --no-default-features --test loom_wait`
+#![cfg(loom)]
+
+use loom::sync::Arc;
+use loom::thread;
+use multiproc::raw::queue::{region_words, QueueError, RawQueue, Ring, TakeWith, WaitPolicy};
+use multiproc::raw::{Acquire, RawBarrier, RawCondition, RawEvent, RawLock, RawSemaphore};
+use multiproc::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use multiproc::sync::current_identity;
+use std::sync::atomic::{AtomicUsize, Ordering as StdOrdering};
+use std::time::Duration;
+
+const PROBE: Duration = Duration::from_millis(10);
+
+/// Runs `f` under loom with preemption bound `bound`; `f` returns true when, in that
+/// execution, the waiter had announced its sleep before the wake. Fails unless some
+/// execution did.
+fn model(bound: usize, f: impl Fn() -> bool + Sync + Send + 'static) {
+    let slept = std::sync::Arc::new(AtomicUsize::new(0));
+    let s2 = slept.clone();
+    let mut b = loom::model::Builder::new();
+    b.preemption_bound = Some(bound);
+    b.check(move || {
+        if f() {
+            s2.fetch_add(1, StdOrdering::Relaxed);
+        }
+    });
+    assert!(
+        slept.load(StdOrdering::Relaxed) > 0,
+        "no execution of the model reached the sleep"
+    );
+}
+
+#[test]
+fn a_lock_waiter_sleeps_until_the_holder_unlocks() {
+    model(2, || {
+        let lock = Arc::new(RawLock::new());
+        let me = current_identity();
+        assert_eq!(lock.lock(me, None, PROBE), Acquire::Acquired);
+        let l2 = lock.clone();
+        let waiter = thread::spawn(move || {
+            let me = current_identity();
+            assert!(l2.lock(me, None, PROBE).is_held());
+            // SAFETY: we hold it and protect nothing.
+            unsafe { l2.unlock(me) };
+        });
+        let announced = lock.may_have_sleepers();
+        // SAFETY: we hold it and protect nothing.
+        unsafe { lock.unlock(me) };
+        waiter.join().unwrap();
+        assert!(!lock.is_locked());
+        announced
+    });
+}
+
+#[test]
+fn a_semaphore_acquire_sleeps_until_a_release() {
+    model(2, || {
+        let sem = Arc::new(RawSemaphore::new(0));
+        let s2 = sem.clone();
+        let waiter = thread::spawn(move || assert!(s2.acquire(None)));
+        let announced = sem.sleepers() > 0;
+        assert!(sem.release(u32::MAX));
+        waiter.join().unwrap();
+        assert!(!sem.try_acquire(), "the one permit was taken");
+        announced
+    });
+}
+
+#[test]
+fn an_event_wait_sleeps_until_set() {
+    model(2, || {
+        let ev = Arc::new(RawEvent::new());
+        let e2 = ev.clone();
+        let waiter = thread::spawn(move || assert!(e2.wait(None)));
+        let announced = ev.sleepers() > 0;
+        ev.set();
+        waiter.join().unwrap();
+        announced
+    });
+}
+
+#[test]
+fn a_condition_wait_sleeps_until_notified() {
+    model(2, || {
+        let cond = Arc::new(RawCondition::new());
+        let ready = Arc::new(AtomicU32::new(0));
+        let (c2, r2) = (cond.clone(), ready.clone());
+        let waiter = thread::spawn(move || {
+            let me = current_identity();
+            assert!(c2.acquire(me, None, PROBE).is_held());
+            while r2.load(Ordering::Relaxed) == 0 {
+                // SAFETY: we hold the lock; `ready` is written only under it.
+                unsafe { c2.wait(me, None, PROBE) };
+            }
+            // SAFETY: we hold it, once.
+            assert_eq!(unsafe { c2.release(me) }, Ok(true));
+        });
+        let me = current_identity();
+        assert!(cond.acquire(me, None, PROBE).is_held());
+        let announced = cond.waiting() > 0;
+        ready.store(1, Ordering::Relaxed);
+        // SAFETY: we hold it, once.
+        assert_eq!(unsafe { cond.release(me) }, Ok(true));
+        cond.notify(1);
+        waiter.join().unwrap();
+        announced
+    });
+}
+
+#[test]
+fn the_first_barrier_party_sleeps_until_the_last_arrives() {
+    model(2, || {
+        let b = Arc::new(RawBarrier::new());
+        let b2 = b.clone();
+        let first = thread::spawn(move || b2.wait(current_identity(), 2, None, PROBE).unwrap());
+        // Lets the first party run ahead (loom's bounded search rarely schedules it
+        // before our next step otherwise), so that it is asleep when we arrive.
+        thread::yield_now();
+        let announced = b.n_waiting() > 0;
+        let mine = b.wait(current_identity(), 2, None, PROBE).unwrap();
+        let theirs = first.join().unwrap();
+        assert_eq!(mine + theirs, 1);
+        announced
+    });
+}
+
+/// A one-slot ring of one-word messages.
+struct OneSlot {
+    q: RawQueue,
+    words: Vec<AtomicU64>,
+}
+
+impl OneSlot {
+    fn new() -> Arc<OneSlot> {
+        Arc::new(OneSlot {
+            q: RawQueue::new(),
+            words: (0..region_words(1, 1).unwrap())
+                .map(|_| AtomicU64::new(0))
+                .collect(),
+        })
+    }
+    fn ring(&self) -> Ring<'_> {
+        Ring::new(&self.q, &self.words, 1, 1).unwrap()
+    }
+    /// A blocking put; true if it slept.
+    fn put(&self, v: u64) -> bool {
+        let mut policy = WaitPolicy::new(0, PROBE);
+        self.ring()
+            .put(current_identity(), None, &mut policy, |p| {
+                p[0].store(v, Ordering::Relaxed)
+            })
+            .unwrap();
+        policy.slept
+    }
+    /// A blocking get; the value, and whether it slept.
+    fn get(&self) -> (u64, bool) {
+        let mut policy = WaitPolicy::new(0, PROBE);
+        let v = self
+            .ring()
+            .get(
+                current_identity(),
+                None,
+                &mut policy,
+                &mut TakeWith(|p: &[AtomicU64]| p[0].load(Ordering::Relaxed)),
+            )
+            .unwrap();
+        (v, policy.slept)
+    }
+}
+
+#[test]
+fn a_queue_get_on_empty_sleeps_until_a_put() {
+    model(2, || {
+        let f = OneSlot::new();
+        let f2 = f.clone();
+        let consumer = thread::spawn(move || f2.get());
+        f.put(7);
+        let (v, slept) = consumer.join().unwrap();
+        assert_eq!(v, 7);
+        slept
+    });
+}
+
+#[test]
+fn a_queue_put_on_full_sleeps_until_a_get() {
+    model(2, || {
+        let f = OneSlot::new();
+        f.put(1);
+        let f2 = f.clone();
+        let producer = thread::spawn(move || f2.put(2));
+        assert_eq!(f.get().0, 1);
+        let slept = producer.join().unwrap();
+        assert_eq!(f.get().0, 2);
+        assert_eq!(
+            f.ring().try_get(
+                current_identity(),
+                false,
+                &mut TakeWith(|_: &[AtomicU64]| ())
+            ),
+            Err(QueueError::Empty)
+        );
+        slept
+    });
+}
