@@ -108,7 +108,7 @@ pub use list::{List, ListGuard};
 #[cfg(all(feature = "std", not(loom)))]
 pub use lock::{Lock, LockGuard, LockResult, OwnerDied, TryLockError, TryLockResult};
 #[cfg(all(feature = "std", not(loom)))]
-pub use pipe::{Pipe, PipeEnd};
+pub use pipe::{Pipe, PipeEnd, PipeReceiver, PipeSender};
 #[cfg(all(feature = "std", not(loom)))]
 pub use process::{
     active_children, cpu_count, current_process, forkserver_pid, get_start_method, init,
