@@ -125,7 +125,7 @@ pub use segment::{gc, list, unlink, ObjectInfo, Options, Segment};
 #[cfg(all(feature = "std", not(loom)))]
 pub use semaphore::{BoundedSemaphore, Semaphore};
 #[cfg(all(feature = "std", not(loom)))]
-pub use spsc_queue::{Role, SpscQueue};
+pub use spsc_queue::{Role, SpscConsumer, SpscProducer, SpscQueue};
 #[cfg(all(feature = "std", not(loom)))]
 pub use sys::sigbus;
 #[cfg(all(feature = "std", not(loom)))]
