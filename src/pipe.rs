@@ -3,29 +3,21 @@
 //!
 //! ## Wire format
 //! Each direction is one byte ring ([`RawSpsc`](crate::raw::RawSpsc) with one-byte
-//! units). The sender writes *frames* at 8-aligned positions: a stamp word, a header
-//! word (`MAGIC << 52 | kind << 48 | value`, little-endian) and, for data frames,
-//! `value` bytes padded to a multiple of 8:
-//!
-//! | kind    | value          | meaning                                             |
-//! |---------|----------------|-----------------------------------------------------|
-//! | `WHOLE` | message length | a complete message follows (it fits in the ring)    |
-//! | `START` | message length | a longer message follows in `PIECE`s                |
-//! | `PIECE` | piece length   | the next bytes of the current message follow        |
-//! | `ABORT` | 0              | the current message was abandoned (a timed-out send) |
-//!
-//! **Stamps.** The sender writes a frame's header and bytes, then stores its stamp
-//! (`position ^ nonce`, Release), then publishes `tail` as any ring producer does. A
-//! receiver polls the stamp word at its read position: it sits in the same cache
-//! line as the frame's first bytes, so a small message costs the receiver one cache
-//! miss, not two (`tail`, then the slot). Positions never repeat and the nonce is
-//! random per pipe, so no stale byte of an earlier lap reads as a fresh stamp. `tail`
-//! still drives sleeping, waking and the free-space accounting.
+//! units) carrying stamped frames, defined in [`raw::frame`](crate::raw::frame) (pure,
+//! fuzzed on its own). The sender writes a frame's header and bytes, then stores its
+//! stamp (Release), then publishes `tail` as any ring producer does. A receiver polls
+//! the stamp word at its read position: it sits in the same cache line as the frame's
+//! first bytes, so a small message costs the receiver one cache miss, not two
+//! (`tail`, then the slot). `tail` still drives sleeping, waking and the free-space
+//! accounting.
 //!
 //! The receiver assembles pieces in its own buffer and hands out a message only when
 //! it is complete: a sender that dies, closes or gives up mid-message never delivers
 //! a partial one.
 
+use crate::raw::frame::{
+    self, decode, frame_len, header, padded, ABORT, MAX_MESSAGE_LEN, OVERHEAD, PIECE, START, WHOLE,
+};
 use crate::raw::lock::spin_until;
 use crate::raw::lock::DEFAULT_PROBE;
 use crate::raw::spsc::{
@@ -42,45 +34,7 @@ use core::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-const MAGIC: u64 = 0x5A7;
-const WHOLE: u64 = 1;
-const START: u64 = 2;
-const PIECE: u64 = 3;
-const ABORT: u64 = 4;
-const VALUE_BITS: u32 = 48;
-const VALUE_MASK: u64 = (1 << VALUE_BITS) - 1;
-/// Bytes of a frame's stamp and header words.
-const OVERHEAD: u64 = 16;
-
-const MAX_MESSAGE_LEN: u64 = VALUE_MASK;
 const MIN_PIPE_CAPACITY: usize = 64;
-
-#[inline]
-fn header(kind: u64, value: u64) -> u64 {
-    ((MAGIC << 52) | (kind << VALUE_BITS) | (value & VALUE_MASK)).to_le()
-}
-
-/// `n` rounded up to a multiple of 8.
-#[inline]
-fn padded(n: u64) -> u64 {
-    (n + 7) & !7
-}
-
-/// Ring bytes of a frame carrying `data` bytes.
-#[inline]
-fn frame_len(data: u64) -> u64 {
-    OVERHEAD + padded(data)
-}
-
-#[inline]
-fn decode(w: u64) -> Option<(u64, u64)> {
-    let w = u64::from_le(w);
-    let kind = (w >> VALUE_BITS) & 0xF;
-    if w >> 52 != MAGIC || !(WHOLE..=ABORT).contains(&kind) {
-        return None;
-    }
-    Some((kind, w & VALUE_MASK))
-}
 
 /// Which end of a pipe a handle is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -152,12 +106,6 @@ struct Rx {
     next_check: Instant,
 }
 
-/// A frame found at the read position.
-struct Frame {
-    kind: u64,
-    value: u64,
-}
-
 impl Rx {
     /// True (and the next check scheduled) once a probe interval has passed since
     /// the last check of the peer by a receive that did not wait.
@@ -180,25 +128,18 @@ impl Rx {
     /// Takes the stamp and header of the frame at the read position, if it is there;
     /// its data is then readable.
     #[inline]
-    fn next_frame(&mut self) -> core::result::Result<Option<Frame>, &'static str> {
+    fn next_frame(&mut self) -> core::result::Result<Option<frame::Frame>, &'static str> {
         let at = self.cur.position();
         if self.cur.stamp(at) != Some(at ^ self.nonce) {
             return Ok(None);
         }
         let h = self.cur.stamp(at.wrapping_add(8)).unwrap_or(0);
-        let Some((kind, value)) = decode(h) else {
-            return Err("a pipe frame header is garbage");
-        };
-        let data = match kind {
-            WHOLE | PIECE => value,
-            _ => 0,
-        };
-        if data > self.cur.geometry().capacity() - OVERHEAD {
-            return Err("a pipe frame is longer than the ring");
-        }
-        self.cur.accept(frame_len(data)).map_err(|c| c.detail)?;
+        let frame = frame::parse(h, self.cur.geometry().capacity())?;
+        self.cur
+            .accept(frame_len(frame.data))
+            .map_err(|c| c.detail)?;
         self.cur.skip(OVERHEAD);
-        Ok(Some(Frame { kind, value }))
+        Ok(Some(frame))
     }
 
     /// Skips the padding after `data` bytes and frees the frame for the producer.

@@ -20,6 +20,7 @@ mod crash_points;
 #[cfg(not(loom))]
 pub mod dict;
 pub mod event;
+pub mod frame;
 #[cfg(not(loom))]
 pub mod heap;
 #[cfg(not(loom))]
