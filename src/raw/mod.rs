@@ -31,6 +31,7 @@ pub mod queue_join;
 pub mod rlock;
 pub mod semaphore;
 pub mod spsc;
+pub mod spsc_memory;
 pub mod spsc_role;
 pub mod value;
 
