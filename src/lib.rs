@@ -108,7 +108,7 @@ pub use list::{List, ListGuard};
 #[cfg(all(feature = "std", not(loom)))]
 pub use lock::{Lock, LockGuard, LockResult, OwnerDied, TryLockError, TryLockResult};
 #[cfg(all(feature = "std", not(loom)))]
-pub use pipe::{Pipe, PipeEnd};
+pub use pipe::{Pipe, PipeEnd, PipeReceiver, PipeSender};
 #[cfg(all(feature = "std", not(loom)))]
 pub use process::{
     active_children, cpu_count, current_process, forkserver_pid, get_start_method, init,
@@ -125,7 +125,7 @@ pub use segment::{gc, list, unlink, ObjectInfo, Options, Segment};
 #[cfg(all(feature = "std", not(loom)))]
 pub use semaphore::{BoundedSemaphore, Semaphore};
 #[cfg(all(feature = "std", not(loom)))]
-pub use spsc_queue::{Role, SpscQueue};
+pub use spsc_queue::{Role, SpscConsumer, SpscProducer, SpscQueue};
 #[cfg(all(feature = "std", not(loom)))]
 pub use sys::sigbus;
 #[cfg(all(feature = "std", not(loom)))]

@@ -3,29 +3,21 @@
 //!
 //! ## Wire format
 //! Each direction is one byte ring ([`RawSpsc`](crate::raw::RawSpsc) with one-byte
-//! units). The sender writes *frames* at 8-aligned positions: a stamp word, a header
-//! word (`MAGIC << 52 | kind << 48 | value`, little-endian) and, for data frames,
-//! `value` bytes padded to a multiple of 8:
-//!
-//! | kind    | value          | meaning                                             |
-//! |---------|----------------|-----------------------------------------------------|
-//! | `WHOLE` | message length | a complete message follows (it fits in the ring)    |
-//! | `START` | message length | a longer message follows in `PIECE`s                |
-//! | `PIECE` | piece length   | the next bytes of the current message follow        |
-//! | `ABORT` | 0              | the current message was abandoned (a timed-out send) |
-//!
-//! **Stamps.** The sender writes a frame's header and bytes, then stores its stamp
-//! (`position ^ nonce`, Release), then publishes `tail` as any ring producer does. A
-//! receiver polls the stamp word at its read position: it sits in the same cache
-//! line as the frame's first bytes, so a small message costs the receiver one cache
-//! miss, not two (`tail`, then the slot). Positions never repeat and the nonce is
-//! random per pipe, so no stale byte of an earlier lap reads as a fresh stamp. `tail`
-//! still drives sleeping, waking and the free-space accounting.
+//! units) carrying stamped frames, defined in [`raw::frame`](crate::raw::frame) (pure,
+//! fuzzed on its own). The sender writes a frame's header and bytes, then stores its
+//! stamp (Release), then publishes `tail` as any ring producer does. A receiver polls
+//! the stamp word at its read position: it sits in the same cache line as the frame's
+//! first bytes, so a small message costs the receiver one cache miss, not two
+//! (`tail`, then the slot). `tail` still drives sleeping, waking and the free-space
+//! accounting.
 //!
 //! The receiver assembles pieces in its own buffer and hands out a message only when
 //! it is complete: a sender that dies, closes or gives up mid-message never delivers
 //! a partial one.
 
+use crate::raw::frame::{
+    self, decode, frame_len, header, padded, ABORT, MAX_MESSAGE_LEN, OVERHEAD, PIECE, START, WHOLE,
+};
 use crate::raw::lock::spin_until;
 use crate::raw::lock::DEFAULT_PROBE;
 use crate::raw::spsc::{
@@ -34,8 +26,7 @@ use crate::raw::spsc::{
 };
 use crate::raw::spsc_role::{ClaimError, Claimed, RawPipe, RoleStatus};
 use crate::segment::{self, Object, ObjectKind, ObjectSpec, Options, TypeInfo};
-use crate::sync::atomic::{AtomicU32, Ordering};
-use crate::sync::Identity;
+use crate::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use crate::sys::clock::{deadline_after, Deadline, Instant};
 use crate::sys::ident::{current_process, fork_generation, forks_so_far};
 use crate::{Error, Result};
@@ -43,45 +34,7 @@ use core::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-const MAGIC: u64 = 0x5A7;
-const WHOLE: u64 = 1;
-const START: u64 = 2;
-const PIECE: u64 = 3;
-const ABORT: u64 = 4;
-const VALUE_BITS: u32 = 48;
-const VALUE_MASK: u64 = (1 << VALUE_BITS) - 1;
-/// Bytes of a frame's stamp and header words.
-const OVERHEAD: u64 = 16;
-
-const MAX_MESSAGE_LEN: u64 = VALUE_MASK;
 const MIN_PIPE_CAPACITY: usize = 64;
-
-#[inline]
-fn header(kind: u64, value: u64) -> u64 {
-    ((MAGIC << 52) | (kind << VALUE_BITS) | (value & VALUE_MASK)).to_le()
-}
-
-/// `n` rounded up to a multiple of 8.
-#[inline]
-fn padded(n: u64) -> u64 {
-    (n + 7) & !7
-}
-
-/// Ring bytes of a frame carrying `data` bytes.
-#[inline]
-fn frame_len(data: u64) -> u64 {
-    OVERHEAD + padded(data)
-}
-
-#[inline]
-fn decode(w: u64) -> Option<(u64, u64)> {
-    let w = u64::from_le(w);
-    let kind = (w >> VALUE_BITS) & 0xF;
-    if w >> 52 != MAGIC || !(WHOLE..=ABORT).contains(&kind) {
-        return None;
-    }
-    Some((kind, w & VALUE_MASK))
-}
 
 /// Which end of a pipe a handle is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -153,12 +106,6 @@ struct Rx {
     next_check: Instant,
 }
 
-/// A frame found at the read position.
-struct Frame {
-    kind: u64,
-    value: u64,
-}
-
 impl Rx {
     /// True (and the next check scheduled) once a probe interval has passed since
     /// the last check of the peer by a receive that did not wait.
@@ -181,25 +128,18 @@ impl Rx {
     /// Takes the stamp and header of the frame at the read position, if it is there;
     /// its data is then readable.
     #[inline]
-    fn next_frame(&mut self) -> core::result::Result<Option<Frame>, &'static str> {
+    fn next_frame(&mut self) -> core::result::Result<Option<frame::Frame>, &'static str> {
         let at = self.cur.position();
         if self.cur.stamp(at) != Some(at ^ self.nonce) {
             return Ok(None);
         }
         let h = self.cur.stamp(at.wrapping_add(8)).unwrap_or(0);
-        let Some((kind, value)) = decode(h) else {
-            return Err("a pipe frame header is garbage");
-        };
-        let data = match kind {
-            WHOLE | PIECE => value,
-            _ => 0,
-        };
-        if data > self.cur.geometry().capacity() - OVERHEAD {
-            return Err("a pipe frame is longer than the ring");
-        }
-        self.cur.accept(frame_len(data)).map_err(|c| c.detail)?;
+        let frame = frame::parse(h, self.cur.geometry().capacity())?;
+        self.cur
+            .accept(frame_len(frame.data))
+            .map_err(|c| c.detail)?;
         self.cur.skip(OVERHEAD);
-        Ok(Some(Frame { kind, value }))
+        Ok(Some(frame))
     }
 
     /// Skips the padding after `data` bytes and frees the frame for the producer.
@@ -289,7 +229,9 @@ enum Fast {
 /// end counts as alive there (that handle may still take it over): drop such unused
 /// copies in the parent, or its `recv` waits for a peer that is gone.
 ///
-/// Data-moving methods take `&mut self`: one handle, one thread at a time.
+/// Data-moving methods take `&mut self`: one handle, one thread at a time. To send
+/// from one thread while another receives on the same end, [`split`](Pipe::split) it
+/// into a [`PipeSender`] and a [`PipeReceiver`].
 ///
 /// ```
 /// # fn main() -> multiproc::Result<()> {
@@ -306,33 +248,337 @@ enum Fast {
 /// # Ok(()) }
 /// ```
 pub struct Pipe {
+    /// Its sending half (the cursor of the ring this end writes).
+    tx: PipeSender,
+    /// Its receiving half (the cursor of the ring this end reads).
+    rx: PipeReceiver,
+}
+
+/// The sending half of a pipe end, from [`Pipe::split`]: it has the end's send
+/// methods and no receive methods, and may be moved to another thread than the
+/// [`PipeReceiver`] of the same end. `Send` and `Sync`.
+///
+/// [`close`](PipeSender::close) (or dropping it) ends the sending direction: the
+/// peer's receives drain what was sent, then return `Err(Closed)` — a socket's
+/// `shutdown(SHUT_WR)`; Python's `Connection` closes both directions at once, as
+/// [`Pipe::close`] does. The end itself (its role, see [`Pipe`]) is closed when both
+/// halves are closed or dropped.
+///
+/// A sender has no receive methods:
+///
+/// ```compile_fail
+/// let (a, _b) = multiproc::Pipe::new(4096).unwrap();
+/// let (mut tx, _rx) = a.split();
+/// let _ = tx.recv_bytes(); // error: no method `recv_bytes` on `PipeSender`
+/// ```
+pub struct PipeSender {
+    shared: Arc<EndShared>,
+    /// `Some` once the end was claimed in this process, if it can send.
+    tx: Option<Tx>,
+    /// [`fork_generation`] when this half got its cursor; 0 = not yet.
+    generation: u64,
+    probe: Duration,
+    /// `close` was called on this half (or on its [`Pipe`]).
+    closed: bool,
+    scratch: Vec<u8>,
+}
+
+/// The receiving half of a pipe end, from [`Pipe::split`]: it has the end's receive
+/// methods and [`poll`](PipeReceiver::poll), no send methods, and may be moved to
+/// another thread than the [`PipeSender`] of the same end. `Send` and `Sync`.
+///
+/// [`close`](PipeReceiver::close) (or dropping it) ends the receiving direction: the
+/// peer's sends fail with `Err(Closed)` (what was sent and not received is dropped)
+/// — a socket's `shutdown(SHUT_RD)`. The end itself is closed when both halves are
+/// closed or dropped.
+///
+/// A receiver has no send methods:
+///
+/// ```compile_fail
+/// let (a, _b) = multiproc::Pipe::new(4096).unwrap();
+/// let (_tx, mut rx) = a.split();
+/// let _ = rx.send_bytes(b"x"); // error: no method `send_bytes` on `PipeReceiver`
+/// ```
+pub struct PipeReceiver {
+    shared: Arc<EndShared>,
+    /// `Some` once the end was claimed in this process, if it can receive.
+    rx: Option<Rx>,
+    /// [`fork_generation`] when this half got its cursor; 0 = not yet.
+    generation: u64,
+    probe: Duration,
+    max_message: u64,
+    /// `close` was called on this half (or on its [`Pipe`]).
+    closed: bool,
+    scratch: Vec<u8>,
+}
+
+/// Half indices of [`EndShared::half_closed`].
+const SENDING: usize = 0;
+const RECEIVING: usize = 1;
+
+/// [`EndShared::claim`] states (low two bits; the rest is the process's
+/// [`fork_generation`]).
+const CLAIMING: u64 = 1;
+const CLAIMED: u64 = 2;
+const TAKEN_OVER: u64 = 3;
+
+/// What the two halves of one end share: the segment, the end's claim by this
+/// process, and which halves were closed. Lock-free, so that a child forked while
+/// another thread was claiming is never stuck behind that thread (fork copies only
+/// the calling thread).
+struct EndShared {
     obj: Object<RawPipe>,
     end: PipeEnd,
     geo: Geometry,
     duplex: bool,
-    tx: Option<Tx>,
-    rx: Option<Rx>,
-    /// The process that claimed this end (valid while `generation` matches).
-    me: Identity,
-    /// [`fork_generation`] when the end was claimed; 0 = not claimed.
-    generation: u64,
-    probe: Duration,
-    max_message: u64,
-    /// `close` was called on this handle.
-    closed: bool,
-    scratch: Vec<u8>,
     /// The pair's handles open in this process (anonymous pipes only).
     local: Option<Arc<LocalEnds>>,
+    /// `generation << 2 | state`: the end's claim in the process of [`fork_generation`]
+    /// `generation`; 0 = never claimed.
+    ///
+    /// | state        | meaning                                                  |
+    /// |--------------|----------------------------------------------------------|
+    /// | `CLAIMING`   | a thread of that process is claiming the role            |
+    /// | `CLAIMED`    | the role is held; it was free or provisional             |
+    /// | `TAKEN_OVER` | the role is held; it was taken over from a dead process |
+    ///
+    /// A `CLAIMING` of an older generation is a claim cut off by `fork`: a thread of
+    /// the parent that the child does not have. The child claims over it.
+    claim: AtomicU64,
+    /// `close` was called on the sending / receiving half.
+    half_closed: [AtomicBool; 2],
+    /// The end's handle was closed in this process (once: it counts in `local`).
+    closed: AtomicBool,
+}
+
+impl EndShared {
+    fn name(&self) -> &str {
+        self.obj.name()
+    }
+
+    fn can_send(&self) -> bool {
+        self.duplex || self.end == PipeEnd::A
+    }
+
+    fn can_recv(&self) -> bool {
+        self.duplex || self.end == PipeEnd::B
+    }
+
+    fn send_ring(&self) -> usize {
+        self.end.index()
+    }
+
+    fn recv_ring(&self) -> usize {
+        if self.duplex {
+            1 - self.end.index()
+        } else {
+            0
+        }
+    }
+
+    fn peer(&self) -> usize {
+        1 - self.end.index()
+    }
+
+    fn memory(&self, ring: usize) -> RegionMemory {
+        let bytes = self.geo.bytes();
+        // SAFETY: the trailing region holds one ring of `bytes` per direction (checked
+        // at create/open), lives as long as `self.obj`, and is only accessed through
+        // raw copies.
+        unsafe { RegionMemory::new(self.obj.trailing().add(ring * bytes), bytes) }
+    }
+
+    fn corrupt(&self, c: RingCorrupt) -> Error {
+        Error::corrupt(self.name(), c.detail)
+    }
+
+    /// The [`fork_generation`] of the process that holds the end through these
+    /// handles; 0 if none ever did.
+    fn claimed_generation(&self) -> u64 {
+        let c = self.claim.load(Ordering::SeqCst);
+        if c & 3 >= CLAIMED {
+            c >> 2
+        } else {
+            0
+        }
+    }
+
+    /// Claims the end for this process unless it holds it already (from either
+    /// half); `Ok(true)` if the claim took it over from a process that died.
+    #[cold]
+    fn claim(&self) -> Result<bool> {
+        let generation = fork_generation();
+        loop {
+            let cur = self.claim.load(Ordering::Acquire);
+            if cur >> 2 == generation {
+                match cur & 3 {
+                    CLAIMED => return Ok(false),
+                    TAKEN_OVER => return Ok(true),
+                    // The other half is claiming right now: a CAS and at most a
+                    // `/proc` read away.
+                    _ => {
+                        std::thread::yield_now();
+                        continue;
+                    }
+                }
+            }
+            let mine = generation << 2 | CLAIMING;
+            if self
+                .claim
+                .compare_exchange(cur, mine, Ordering::Acquire, Ordering::Acquire)
+                .is_err()
+            {
+                continue;
+            }
+            let r = match self.obj.raw().ends[self.end.index()].claim(current_process(), true) {
+                Ok(Claimed::Fresh) => Ok(false),
+                Ok(Claimed::TakenOver(_)) => Ok(true),
+                Err(ClaimError::Busy(holder)) => Err(Error::Busy {
+                    name: self.name().into(),
+                    holder: holder.tid,
+                }),
+                Err(ClaimError::Dead(_) | ClaimError::Closed) => Err(Error::Closed),
+            };
+            let Ok(taken_over) = r else {
+                self.claim.store(cur, Ordering::Release);
+                return r;
+            };
+            let state = if taken_over { TAKEN_OVER } else { CLAIMED };
+            // SeqCst with `close_half`'s: a half closed before this store is seen
+            // below, one closed after sees the claim and closes its direction itself.
+            self.claim.store(generation << 2 | state, Ordering::SeqCst);
+            for half in [SENDING, RECEIVING] {
+                if self.half_closed[half].load(Ordering::SeqCst) {
+                    self.close_direction(half);
+                }
+            }
+            return Ok(taken_over);
+        }
+    }
+
+    /// Lets the end go again after a claim whose cursors could not be built, as a
+    /// process that dies there would.
+    #[cold]
+    fn unclaim(&self) {
+        self.obj.raw().ends[self.end.index()].release(current_process());
+        self.claim.store(0, Ordering::SeqCst);
+    }
+
+    /// The sending cursor at the ring's current position (`None` for the receiving
+    /// end of a one-way pipe).
+    fn sender_cursor(&self, taken_over: bool, probe: Duration) -> Result<Option<Tx>> {
+        if !self.can_send() {
+            return Ok(None);
+        }
+        let raw = self.obj.raw();
+        // Published by the creator's READY store, which `open` acquired.
+        let nonce = raw.nonce.load(Ordering::Relaxed);
+        let ring = &raw.rings[self.send_ring()];
+        let mem = self.memory(self.send_ring());
+        let cur = if taken_over {
+            ring.producer_resuming(self.geo, mem)
+        } else {
+            ring.producer(self.geo, mem)
+        };
+        match cur {
+            Ok(cur) if cur.position() % 8 != 0 => Err(self.misaligned()),
+            Ok(cur) => Ok(Some(Tx {
+                cur,
+                nonce,
+                // A message the previous holder was streaming ends here.
+                need_abort: taken_over,
+                peer_gone: false,
+                next_check: Instant::coarse_now().add(probe),
+            })),
+            Err(c) => Err(self.corrupt(c)),
+        }
+    }
+
+    /// The receiving cursor at the ring's current position (`None` for the sending
+    /// end of a one-way pipe).
+    fn receiver_cursor(&self, taken_over: bool, probe: Duration) -> Result<Option<Rx>> {
+        if !self.can_recv() {
+            return Ok(None);
+        }
+        let raw = self.obj.raw();
+        let nonce = raw.nonce.load(Ordering::Relaxed);
+        let ring = &raw.rings[self.recv_ring()];
+        match ring.consumer(self.geo, self.memory(self.recv_ring())) {
+            Ok(cur) if cur.position() % 8 != 0 => Err(self.misaligned()),
+            Ok(mut cur) => {
+                // Receives spin on the stamp themselves, then let the ring sleep.
+                cur.set_spin(false);
+                Ok(Some(Rx {
+                    cur,
+                    nonce,
+                    msg: None,
+                    partial: Vec::new(),
+                    eof: false,
+                    resync: taken_over,
+                    next_check: Instant::coarse_now().add(probe),
+                }))
+            }
+            Err(c) => Err(self.corrupt(c)),
+        }
+    }
+
+    fn misaligned(&self) -> Error {
+        Error::corrupt(self.name(), "a pipe position is not 8-aligned")
+    }
+
+    /// Ends one direction of this end, if this process holds it: the sending one
+    /// (the peer's receives drain, then end) or the receiving one (the peer's sends
+    /// fail).
+    fn close_direction(&self, half: usize) {
+        let raw = self.obj.raw();
+        if half == SENDING && self.can_send() {
+            raw.rings[self.send_ring()].close(PRODUCER_CLOSED);
+        } else if half == RECEIVING && self.can_recv() {
+            raw.rings[self.recv_ring()].close(CONSUMER_CLOSED);
+        }
+    }
+
+    /// `close` on one half: its direction ends, and the end once both halves closed.
+    fn close_half(&self, half: usize) {
+        self.half_closed[half].store(true, Ordering::SeqCst);
+        if self.half_closed[1 - half].load(Ordering::SeqCst) {
+            self.close_end();
+        } else if self.claimed_generation() == fork_generation() {
+            self.close_direction(half);
+        }
+    }
+
+    /// Closes the end's handle in this process: the end for good if this process
+    /// holds it (or if it is an anonymous end nobody can hold yet). Once.
+    fn close_end(&self) {
+        if self.closed.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let generation = self.claimed_generation();
+        if let Some(local) = &self.local {
+            local.open[self.end.index()].fetch_sub(1, Ordering::Relaxed);
+            if generation == 0 && local.unshared() {
+                // Never used, and no other process can hold a copy: this handle was
+                // the end's only one, so the end is closed for good.
+                close_end(self.obj.raw(), self.end.index(), self.duplex);
+                return;
+            }
+        }
+        if generation == 0 || generation != fork_generation() {
+            return;
+        }
+        close_end(self.obj.raw(), self.end.index(), self.duplex);
+    }
 }
 
 impl fmt::Debug for Pipe {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Pipe")
             .field("name", &self.name())
-            .field("end", &self.end)
-            .field("duplex", &self.duplex)
+            .field("end", &self.end())
+            .field("duplex", &self.is_duplex())
             .field("capacity", &self.capacity())
-            .field("closed", &self.closed)
+            .field("closed", &self.is_closed())
             .finish()
     }
 }
@@ -435,10 +681,8 @@ impl Pipe {
             forks: forks_so_far(),
             open: [AtomicU32::new(1), AtomicU32::new(1)],
         });
-        let mut a = Pipe::from_obj(obj.clone(), PipeEnd::A, geo, duplex);
-        let mut b = Pipe::from_obj(obj, PipeEnd::B, geo, duplex);
-        a.local = Some(local.clone());
-        b.local = Some(local);
+        let a = Pipe::from_obj(obj.clone(), PipeEnd::A, geo, duplex, Some(local.clone()));
+        let b = Pipe::from_obj(obj, PipeEnd::B, geo, duplex, Some(local));
         Ok((a, b))
     }
 
@@ -476,7 +720,7 @@ impl Pipe {
             raw.nonce.store(fresh_nonce(), Ordering::Relaxed);
             Ok(())
         })?;
-        let mut p = Pipe::from_obj(obj, PipeEnd::A, geo, duplex);
+        let mut p = Pipe::from_obj(obj, PipeEnd::A, geo, duplex, None);
         p.claim()?;
         Ok(p)
     }
@@ -516,7 +760,7 @@ impl Pipe {
         })?;
         let (geo, duplex) = shape.ok_or_else(|| Error::corrupt(name, "no shape"))?;
         check(geo, duplex)?;
-        let mut p = Pipe::from_obj(obj, PipeEnd::B, geo, duplex);
+        let mut p = Pipe::from_obj(obj, PipeEnd::B, geo, duplex, None);
         p.claim()?;
         Ok(p)
     }
@@ -550,202 +794,332 @@ impl Pipe {
         )
     }
 
-    fn from_obj(obj: Object<RawPipe>, end: PipeEnd, geo: Geometry, duplex: bool) -> Pipe {
-        Pipe {
+    fn from_obj(
+        obj: Object<RawPipe>,
+        end: PipeEnd,
+        geo: Geometry,
+        duplex: bool,
+        local: Option<Arc<LocalEnds>>,
+    ) -> Pipe {
+        let shared = Arc::new(EndShared {
             obj,
             end,
             geo,
             duplex,
-            tx: None,
-            rx: None,
-            me: Identity { tid: 0, start: 0 },
-            generation: 0,
-            probe: DEFAULT_PROBE,
-            max_message: MAX_MESSAGE_LEN,
-            closed: false,
-            scratch: Vec::new(),
-            local: None,
+            local,
+            claim: AtomicU64::new(0),
+            half_closed: [AtomicBool::new(false), AtomicBool::new(false)],
+            closed: AtomicBool::new(false),
+        });
+        Pipe {
+            tx: PipeSender {
+                shared: shared.clone(),
+                tx: None,
+                generation: 0,
+                probe: DEFAULT_PROBE,
+                closed: false,
+                scratch: Vec::new(),
+            },
+            rx: PipeReceiver {
+                shared,
+                rx: None,
+                generation: 0,
+                probe: DEFAULT_PROBE,
+                max_message: MAX_MESSAGE_LEN,
+                closed: false,
+                scratch: Vec::new(),
+            },
         }
+    }
+
+    /// Splits this end into its sending and receiving halves, which may be used from
+    /// different threads at once: a thread blocked in
+    /// [`recv_bytes`](PipeReceiver::recv_bytes) does not hold up another thread's
+    /// [`send_bytes`](PipeSender::send_bytes). The halves share the end: it stays
+    /// claimed by this process until both are closed or dropped (see [`PipeSender`]
+    /// and [`PipeReceiver`] for what closing one half means). Settings made with
+    /// [`with_probe_interval`](Pipe::with_probe_interval) and
+    /// [`with_max_message_len`](Pipe::with_max_message_len) carry over.
+    ///
+    /// ```
+    /// # fn main() -> multiproc::Result<()> {
+    /// use multiproc::Pipe;
+    /// let (a, mut b) = Pipe::new(4096)?;
+    /// let (mut tx, mut rx) = a.split();
+    /// // One thread waits for the reply while this one sends the request.
+    /// let waiter = std::thread::spawn(move || rx.recv_bytes());
+    /// tx.send_bytes(b"ping")?;
+    /// assert_eq!(b.recv_bytes()?, b"ping");
+    /// b.send_bytes(b"pong")?;
+    /// assert_eq!(waiter.join().unwrap()?, b"pong");
+    /// # Ok(()) }
+    /// ```
+    pub fn split(self) -> (PipeSender, PipeReceiver) {
+        let this = core::mem::ManuallyDrop::new(self);
+        // SAFETY: `this` is never used or dropped again, so each half is moved out
+        // exactly once (Pipe's own Drop, which would close them, does not run).
+        unsafe { (core::ptr::read(&this.tx), core::ptr::read(&this.rx)) }
     }
 
     /// How often a waiting call checks that the peer process is alive: the bound on
     /// how long a dead peer can go unnoticed (default 10 ms).
     pub fn with_probe_interval(mut self, probe: Duration) -> Pipe {
-        self.probe = probe.max(Duration::from_micros(100));
+        let probe = probe.max(Duration::from_micros(100));
+        self.tx.probe = probe;
+        self.rx.probe = probe;
         self
     }
 
     /// Refuses (and skips) incoming messages longer than `max` bytes with
     /// [`Error::TooLarge`] instead of allocating for them (default: no limit).
     pub fn with_max_message_len(mut self, max: usize) -> Pipe {
-        self.max_message = (max as u64).min(MAX_MESSAGE_LEN);
+        self.rx.max_message = (max as u64).min(MAX_MESSAGE_LEN);
         self
     }
 
     /// The pipe's name ("" for an anonymous pipe).
     pub fn name(&self) -> &str {
-        self.obj.name()
+        self.tx.shared.name()
     }
 
     /// Keeps the name after the creating handle drops.
     pub fn persist(&self) {
-        self.obj.persist()
+        self.tx.shared.obj.persist()
     }
 
     /// Which end this handle is.
     pub fn end(&self) -> PipeEnd {
-        self.end
+        self.tx.shared.end
     }
 
     /// True for a duplex pipe (both ends send and receive).
     pub fn is_duplex(&self) -> bool {
-        self.duplex
+        self.tx.shared.duplex
     }
 
     /// Ring bytes in each direction. Messages up to `capacity() - 16` bytes are
     /// written whole; longer ones are streamed.
     pub fn capacity(&self) -> usize {
-        self.geo.bytes()
+        self.tx.shared.geo.bytes()
     }
 
     /// True if this end may send.
     pub fn can_send(&self) -> bool {
-        self.duplex || self.end == PipeEnd::A
+        self.tx.shared.can_send()
     }
 
     /// True if this end may receive.
     pub fn can_recv(&self) -> bool {
-        self.duplex || self.end == PipeEnd::B
+        self.tx.shared.can_recv()
     }
 
     /// True once [`close`](Pipe::close) was called on this handle.
     pub fn is_closed(&self) -> bool {
-        self.closed
+        self.tx.closed
     }
 
     /// True once another process truncated the pipe's segment (see
     /// [`Segment::is_broken`](crate::Segment::is_broken)); sends, receives and polls
     /// then return `Err(Corrupt)` (waiting ones within a probe interval).
     pub fn is_broken(&self) -> bool {
-        self.obj.is_broken()
+        self.tx.shared.obj.is_broken()
     }
 
-    fn send_ring(&self) -> usize {
-        self.end.index()
-    }
-
-    fn recv_ring(&self) -> usize {
-        if self.duplex {
-            1 - self.end.index()
-        } else {
-            0
-        }
-    }
-
-    fn peer(&self) -> usize {
-        1 - self.end.index()
-    }
-
-    fn memory(&self, ring: usize) -> RegionMemory {
-        let bytes = self.geo.bytes();
-        // SAFETY: the trailing region holds one ring of `bytes` per direction (checked
-        // at create/open), lives as long as `self.obj`, and is only accessed through
-        // raw copies.
-        unsafe { RegionMemory::new(self.obj.trailing().add(ring * bytes), bytes) }
-    }
-
-    fn corrupt(&self, c: RingCorrupt) -> Error {
-        Error::corrupt(self.name(), c.detail)
-    }
-
-    /// Claims this end for the calling process and builds its cursors.
+    /// Claims this end for the calling process and builds its cursors (`create` and
+    /// `open` do it at once, so that a busy or closed end is refused there).
     #[cold]
     fn claim(&mut self) -> Result<()> {
-        let me = current_process();
-        let generation = fork_generation();
-        let end = self.end;
-        let taken_over = match self.obj.raw().ends[end.index()].claim(me, true) {
-            Ok(Claimed::Fresh) => false,
-            Ok(Claimed::TakenOver(_)) => true,
-            Err(ClaimError::Busy(holder)) => {
-                return Err(Error::Busy {
-                    name: self.name().into(),
-                    holder: holder.tid,
-                })
-            }
-            Err(ClaimError::Dead(_) | ClaimError::Closed) => return Err(Error::Closed),
-        };
-        match self.cursors(taken_over) {
+        let shared = self.tx.shared.clone();
+        let taken_over = shared.claim()?;
+        let built = shared
+            .sender_cursor(taken_over, self.tx.probe)
+            .and_then(|tx| Ok((tx, shared.receiver_cursor(taken_over, self.rx.probe)?)));
+        match built {
             Ok((tx, rx)) => {
-                self.tx = tx;
-                self.rx = rx;
+                let generation = fork_generation();
+                (self.tx.tx, self.tx.generation) = (tx, generation);
+                (self.rx.rx, self.rx.generation) = (rx, generation);
+                Ok(())
             }
             Err(e) => {
-                // Let the end go, as a process that dies here would.
-                self.obj.raw().ends[end.index()].release(me);
-                return Err(e);
+                shared.unclaim();
+                Err(e)
             }
         }
-        self.me = me;
-        self.generation = generation;
-        Ok(())
     }
 
-    /// This end's sending and receiving cursors, at the rings' current positions.
-    fn cursors(&self, taken_over: bool) -> Result<(Option<Tx>, Option<Rx>)> {
-        let raw = self.obj.raw();
-        // Published by the creator's READY store, which `open` acquired.
-        let nonce = raw.nonce.load(Ordering::Relaxed);
-        let misaligned = || Error::corrupt(self.name(), "a pipe position is not 8-aligned");
-        let tx = if self.can_send() {
-            let ring = &raw.rings[self.send_ring()];
-            let mem = self.memory(self.send_ring());
-            let cur = if taken_over {
-                ring.producer_resuming(self.geo, mem)
-            } else {
-                ring.producer(self.geo, mem)
-            };
-            match cur {
-                Ok(cur) if cur.position() % 8 != 0 => return Err(misaligned()),
-                Ok(cur) => Some(Tx {
-                    cur,
-                    nonce,
-                    // A message the previous holder was streaming ends here.
-                    need_abort: taken_over,
-                    peer_gone: false,
-                    next_check: Instant::coarse_now().add(self.probe),
-                }),
-                Err(c) => return Err(self.corrupt(c)),
-            }
-        } else {
-            None
-        };
-        let rx = if self.can_recv() {
-            let ring = &raw.rings[self.recv_ring()];
-            match ring.consumer(self.geo, self.memory(self.recv_ring())) {
-                Ok(cur) if cur.position() % 8 != 0 => return Err(misaligned()),
-                Ok(mut cur) => {
-                    // Receives spin on the stamp themselves, then let the ring sleep.
-                    cur.set_spin(false);
-                    Some(Rx {
-                        cur,
-                        nonce,
-                        msg: None,
-                        partial: Vec::new(),
-                        eof: false,
-                        resync: taken_over,
-                        next_check: Instant::coarse_now().add(self.probe),
-                    })
-                }
-                Err(c) => return Err(self.corrupt(c)),
-            }
-        } else {
-            None
-        };
-        Ok((tx, rx))
+    /// Sends one message of any length, waiting for room as needed.
+    #[inline]
+    pub fn send_bytes(&mut self, msg: &[u8]) -> Result<()> {
+        self.tx.send_bytes(msg)
     }
 
-    /// Claims on first use in this process (anonymous ends, fork-inherited handles).
+    /// Sends `msg`, waiting at most `timeout`. On `Err(Timeout)` the message is not
+    /// delivered — also when it was being streamed: the receiver drops what it got.
+    pub fn send_bytes_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<()> {
+        self.tx.send_bytes_timeout(msg, timeout)
+    }
+
+    /// Sends `msg` only if it fits in the ring whole right now: `Err(Full)` if there
+    /// is no room yet, `Err(TooLarge)` if it is longer than `capacity() - 16` bytes
+    /// (send those with [`send_bytes`](Pipe::send_bytes)).
+    #[inline]
+    pub fn try_send_bytes(&mut self, msg: &[u8]) -> Result<()> {
+        self.tx.try_send_bytes(msg)
+    }
+
+    /// Sends `value` encoded with postcard.
+    pub fn send<T: serde::Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
+        self.tx.send::<T>(value)
+    }
+
+    /// [`send`](Pipe::send), waiting at most `timeout`.
+    pub fn send_timeout<T: serde::Serialize + ?Sized>(
+        &mut self,
+        value: &T,
+        timeout: Duration,
+    ) -> Result<()> {
+        self.tx.send_timeout::<T>(value, timeout)
+    }
+
+    /// Receives the next message, waiting for it.
+    #[inline]
+    pub fn recv_bytes(&mut self) -> Result<Vec<u8>> {
+        self.rx.recv_bytes()
+    }
+
+    /// Receives the next message, waiting at most `timeout`.
+    pub fn recv_bytes_timeout(&mut self, timeout: Duration) -> Result<Vec<u8>> {
+        self.rx.recv_bytes_timeout(timeout)
+    }
+
+    /// Receives the next message if it has arrived (`Err(Empty)` otherwise).
+    pub fn try_recv_bytes(&mut self) -> Result<Vec<u8>> {
+        self.rx.try_recv_bytes()
+    }
+
+    /// Receives the next message into `buf` (replacing its contents), waiting for it;
+    /// returns its length. Allocates only if `buf`'s capacity is too small.
+    #[inline]
+    pub fn recv_bytes_into(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
+        self.rx.recv_bytes_into(buf)
+    }
+
+    /// [`recv_bytes_into`](Pipe::recv_bytes_into), waiting at most `timeout`.
+    pub fn recv_bytes_into_timeout(
+        &mut self,
+        buf: &mut Vec<u8>,
+        timeout: Duration,
+    ) -> Result<usize> {
+        self.rx.recv_bytes_into_timeout(buf, timeout)
+    }
+
+    /// [`recv_bytes_into`](Pipe::recv_bytes_into) without waiting: `Err(Empty)` when
+    /// no complete message is there yet.
+    #[inline]
+    pub fn try_recv_bytes_into(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
+        self.rx.try_recv_bytes_into(buf)
+    }
+
+    /// Waits up to `timeout` (`None`: forever) until a message is available — or the
+    /// peer is gone, so that [`recv_bytes`](Pipe::recv_bytes) returns at once either
+    /// way (Python's `poll`). `Ok(false)` on timeout; `poll(Some(Duration::ZERO))`
+    /// only looks.
+    pub fn poll(&mut self, timeout: Option<Duration>) -> Result<bool> {
+        self.rx.poll(timeout)
+    }
+
+    /// Receives a message and decodes it as `T` (postcard). A message that is not a
+    /// valid `T` is an error (`Err(Corrupt)`), never a panic.
+    pub fn recv<T: serde::de::DeserializeOwned>(&mut self) -> Result<T> {
+        self.rx.recv::<T>()
+    }
+
+    /// [`recv`](Pipe::recv), waiting at most `timeout`.
+    pub fn recv_timeout<T: serde::de::DeserializeOwned>(&mut self, timeout: Duration) -> Result<T> {
+        self.rx.recv_timeout::<T>(timeout)
+    }
+
+    /// [`recv`](Pipe::recv) without waiting: `Err(Empty)` when no message is there.
+    pub fn try_recv<T: serde::de::DeserializeOwned>(&mut self) -> Result<T> {
+        self.rx.try_recv::<T>()
+    }
+
+    /// Closes this end: the peer's `recv` drains what was sent, then returns
+    /// `Err(Closed)`; its `send` fails with `Err(Closed)`. Further calls on this handle
+    /// fail with `Err(Closed)`. Dropping the handle closes it too. On an anonymous
+    /// handle this process never used, only the handle is closed once the pair may
+    /// have been copied by `fork` (another process may use the end); before that, it
+    /// was the end's only handle, and the end closes.
+    pub fn close(&mut self) {
+        if self.tx.closed && self.rx.closed {
+            return;
+        }
+        self.tx.closed = true;
+        self.rx.closed = true;
+        let shared = &self.tx.shared;
+        for half in [SENDING, RECEIVING] {
+            shared.half_closed[half].store(true, Ordering::SeqCst);
+        }
+        shared.close_end();
+    }
+}
+
+impl Drop for Pipe {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+impl fmt::Debug for PipeSender {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PipeSender")
+            .field("name", &self.shared.name())
+            .field("end", &self.shared.end)
+            .field("closed", &self.closed)
+            .finish()
+    }
+}
+
+impl PipeSender {
+    /// The pipe's name ("" for an anonymous pipe).
+    pub fn name(&self) -> &str {
+        self.shared.name()
+    }
+
+    /// Which end this half belongs to.
+    pub fn end(&self) -> PipeEnd {
+        self.shared.end
+    }
+
+    /// True if this end may send (false for the wrong end of a one-way pipe, whose
+    /// calls fail with `Err(InvalidArgument)`).
+    pub fn can_send(&self) -> bool {
+        self.shared.can_send()
+    }
+
+    /// True once [`close`](PipeSender::close) was called on this half or on its [`Pipe`].
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// True once another process truncated the pipe's segment (as
+    /// [`Pipe::is_broken`]).
+    pub fn is_broken(&self) -> bool {
+        self.shared.obj.is_broken()
+    }
+
+    /// Closes this half (see [`PipeSender`]); further calls on it fail with `Err(Closed)`.
+    /// Dropping it closes it too. Idempotent.
+    pub fn close(&mut self) {
+        if !self.closed {
+            self.closed = true;
+            self.shared.close_half(SENDING);
+        }
+    }
+
+    /// Claims the end on first use in this process (from either half; anonymous
+    /// ends, fork-inherited handles) and builds this half's cursor.
     #[inline]
     fn ready(&mut self) -> Result<()> {
         if self.closed {
@@ -757,36 +1131,50 @@ impl Pipe {
         Ok(())
     }
 
+    #[cold]
+    fn claim(&mut self) -> Result<()> {
+        let taken_over = self.shared.claim()?;
+        let mut cur = self.shared.sender_cursor(taken_over, self.probe)?;
+        if let Some(c) = cur.as_mut() {
+            // The end may have been claimed long ago by the other half: the peer is
+            // checked at the first call, as it would have been by then.
+            c.next_check = Instant::coarse_now();
+        }
+        self.tx = cur;
+        self.generation = fork_generation();
+        Ok(())
+    }
+
     /// Sends one message of any length, waiting for room as needed.
     #[inline]
     pub fn send_bytes(&mut self, msg: &[u8]) -> Result<()> {
         if self.send_fast(msg) {
-            return self.obj.intact(Ok(()));
+            return self.shared.obj.intact(Ok(()));
         }
         let r = self.send_until(msg, None, true);
-        self.obj.intact(r)
+        self.shared.obj.intact(r)
     }
 
     /// Sends `msg`, waiting at most `timeout`. On `Err(Timeout)` the message is not
     /// delivered — also when it was being streamed: the receiver drops what it got.
     pub fn send_bytes_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<()> {
         if self.send_fast(msg) {
-            return self.obj.intact(Ok(()));
+            return self.shared.obj.intact(Ok(()));
         }
         let r = self.send_until(msg, deadline_after(timeout), true);
-        self.obj.intact(r)
+        self.shared.obj.intact(r)
     }
 
     /// Sends `msg` only if it fits in the ring whole right now: `Err(Full)` if there
     /// is no room yet, `Err(TooLarge)` if it is longer than `capacity() - 16` bytes
-    /// (send those with [`send_bytes`](Pipe::send_bytes)).
+    /// (send those with [`send_bytes`](PipeSender::send_bytes)).
     #[inline]
     pub fn try_send_bytes(&mut self, msg: &[u8]) -> Result<()> {
         if self.send_fast(msg) {
-            return self.obj.intact(Ok(()));
+            return self.shared.obj.intact(Ok(()));
         }
         let r = self.send_until(msg, None, false);
-        self.obj.intact(r)
+        self.shared.obj.intact(r)
     }
 
     /// The inlined path of every send: a claimed, open end, a live peer and room for
@@ -796,11 +1184,11 @@ impl Pipe {
         if self.closed || self.generation != fork_generation() {
             return false;
         }
-        let ring_i = self.send_ring();
+        let ring_i = self.shared.send_ring();
         let Some(tx) = self.tx.as_mut() else {
             return false;
         };
-        let ring = &self.obj.raw().rings[ring_i];
+        let ring = &self.shared.obj.raw().rings[ring_i];
         let len = msg.len() as u64;
         if tx.need_abort
             || tx.peer_gone
@@ -818,10 +1206,10 @@ impl Pipe {
     #[inline(never)]
     fn send_until(&mut self, msg: &[u8], deadline: Deadline, wait: bool) -> Result<()> {
         self.ready()?;
-        if !self.can_send() {
+        if !self.shared.can_send() {
             return Err(Error::invalid(format!(
                 "pipe '{}': this is the receiving end of a one-way pipe",
-                self.name()
+                self.shared.name()
             )));
         }
         let len = msg.len() as u64;
@@ -831,16 +1219,20 @@ impl Pipe {
                 max: MAX_MESSAGE_LEN as usize,
             });
         }
-        let name = self.obj.name();
-        let raw = self.obj.raw();
+        let name = self.shared.obj.name();
+        let raw = self.shared.obj.raw();
         // Waits' probes also check for truncation: nobody wakes a lost page.
-        let seg = self.obj.segment();
-        let (ring_i, peer, probe, duplex) =
-            (self.send_ring(), self.peer(), self.probe, self.duplex);
-        let local = self.local.as_deref();
+        let seg = self.shared.obj.segment();
+        let (ring_i, peer, probe, duplex) = (
+            self.shared.send_ring(),
+            self.shared.peer(),
+            self.probe,
+            self.shared.duplex,
+        );
+        let local = self.shared.local.as_deref();
         let ring = &raw.rings[ring_i];
         let Some(tx) = self.tx.as_mut() else {
-            return Err(Error::invalid("pipe: sending cursor missing"));
+            unreachable!("a claimed pipe end that can send has its cursor: claim builds it")
         };
         let now = Instant::coarse_now();
         if now >= tx.next_check && !tx.peer_gone {
@@ -925,6 +1317,132 @@ impl Pipe {
         Ok(())
     }
 
+    /// Sends `value` encoded with postcard.
+    pub fn send<T: serde::Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
+        self.send_encoded(value, None)
+    }
+
+    /// [`send`](PipeSender::send), waiting at most `timeout`.
+    pub fn send_timeout<T: serde::Serialize + ?Sized>(
+        &mut self,
+        value: &T,
+        timeout: Duration,
+    ) -> Result<()> {
+        self.send_encoded(value, deadline_after(timeout))
+    }
+
+    fn send_encoded<T: serde::Serialize + ?Sized>(
+        &mut self,
+        value: &T,
+        deadline: Deadline,
+    ) -> Result<()> {
+        let mut buf = core::mem::take(&mut self.scratch);
+        buf.clear();
+        let r = match postcard::to_extend(value, buf) {
+            Ok(b) => {
+                buf = b;
+                self.send_until(&buf, deadline, true)
+            }
+            Err(e) => {
+                buf = Vec::new();
+                Err(Error::invalid(format!(
+                    "cannot encode a {} for a pipe: {e}",
+                    core::any::type_name::<T>()
+                )))
+            }
+        };
+        self.scratch = buf;
+        r
+    }
+}
+
+impl Drop for PipeSender {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+impl fmt::Debug for PipeReceiver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PipeReceiver")
+            .field("name", &self.shared.name())
+            .field("end", &self.shared.end)
+            .field("closed", &self.closed)
+            .finish()
+    }
+}
+
+impl PipeReceiver {
+    /// The pipe's name ("" for an anonymous pipe).
+    pub fn name(&self) -> &str {
+        self.shared.name()
+    }
+
+    /// Which end this half belongs to.
+    pub fn end(&self) -> PipeEnd {
+        self.shared.end
+    }
+
+    /// True if this end may recv (false for the wrong end of a one-way pipe, whose
+    /// calls fail with `Err(InvalidArgument)`).
+    pub fn can_recv(&self) -> bool {
+        self.shared.can_recv()
+    }
+
+    /// True once [`close`](PipeReceiver::close) was called on this half or on its [`Pipe`].
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// True once another process truncated the pipe's segment (as
+    /// [`Pipe::is_broken`]).
+    pub fn is_broken(&self) -> bool {
+        self.shared.obj.is_broken()
+    }
+
+    /// Closes this half (see [`PipeReceiver`]); further calls on it fail with `Err(Closed)`.
+    /// Dropping it closes it too. Idempotent.
+    pub fn close(&mut self) {
+        if !self.closed {
+            self.closed = true;
+            self.shared.close_half(RECEIVING);
+        }
+    }
+
+    /// Claims the end on first use in this process (from either half; anonymous
+    /// ends, fork-inherited handles) and builds this half's cursor.
+    #[inline]
+    fn ready(&mut self) -> Result<()> {
+        if self.closed {
+            return Err(Error::Closed);
+        }
+        if self.generation != fork_generation() {
+            self.claim()?;
+        }
+        Ok(())
+    }
+
+    #[cold]
+    fn claim(&mut self) -> Result<()> {
+        let taken_over = self.shared.claim()?;
+        let mut cur = self.shared.receiver_cursor(taken_over, self.probe)?;
+        if let Some(c) = cur.as_mut() {
+            // The end may have been claimed long ago by the other half: the peer is
+            // checked at the first call, as it would have been by then.
+            c.next_check = Instant::coarse_now();
+        }
+        self.rx = cur;
+        self.generation = fork_generation();
+        Ok(())
+    }
+
+    /// Refuses (and skips) incoming messages longer than `max` bytes (as
+    /// [`Pipe::with_max_message_len`]).
+    pub fn with_max_message_len(mut self, max: usize) -> PipeReceiver {
+        self.max_message = (max as u64).min(MAX_MESSAGE_LEN);
+        self
+    }
+
     /// Receives the next message, waiting for it.
     #[inline]
     pub fn recv_bytes(&mut self) -> Result<Vec<u8>> {
@@ -955,10 +1473,10 @@ impl Pipe {
             Fast::Got(n) => Ok(n),
             _ => self.recv_until(buf, None, true),
         };
-        self.obj.intact(r)
+        self.shared.obj.intact(r)
     }
 
-    /// [`recv_bytes_into`](Pipe::recv_bytes_into), waiting at most `timeout`.
+    /// [`recv_bytes_into`](PipeReceiver::recv_bytes_into), waiting at most `timeout`.
     pub fn recv_bytes_into_timeout(
         &mut self,
         buf: &mut Vec<u8>,
@@ -968,10 +1486,10 @@ impl Pipe {
             Fast::Got(n) => Ok(n),
             _ => self.recv_until(buf, deadline_after(timeout), true),
         };
-        self.obj.intact(r)
+        self.shared.obj.intact(r)
     }
 
-    /// [`recv_bytes_into`](Pipe::recv_bytes_into) without waiting: `Err(Empty)` when
+    /// [`recv_bytes_into`](PipeReceiver::recv_bytes_into) without waiting: `Err(Empty)` when
     /// no complete message is there yet.
     #[inline]
     pub fn try_recv_bytes_into(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
@@ -980,7 +1498,7 @@ impl Pipe {
             Fast::Nothing => Err(Error::Empty),
             Fast::Slow => self.recv_until(buf, None, false),
         };
-        self.obj.intact(r)
+        self.shared.obj.intact(r)
     }
 
     /// The inlined path of every receive: a whole message stamped at the read
@@ -990,14 +1508,14 @@ impl Pipe {
         if self.closed || self.generation != fork_generation() {
             return Fast::Slow;
         }
-        let (ring_i, max) = (self.recv_ring(), self.max_message);
+        let (ring_i, max) = (self.shared.recv_ring(), self.max_message);
         let Some(rx) = self.rx.as_mut() else {
             return Fast::Slow;
         };
         if rx.msg.is_some() || rx.eof || rx.resync {
             return Fast::Slow;
         }
-        let ring = &self.obj.raw().rings[ring_i];
+        let ring = &self.shared.obj.raw().rings[ring_i];
         let at = rx.cur.position();
         if rx.cur.stamp(at) != Some(at ^ rx.nonce) {
             if ring.closed() & PRODUCER_CLOSED != 0 || Instant::coarse_now() >= rx.next_check {
@@ -1025,27 +1543,27 @@ impl Pipe {
     fn recv_until(&mut self, out: &mut Vec<u8>, deadline: Deadline, wait: bool) -> Result<usize> {
         out.clear();
         self.ready()?;
-        if !self.can_recv() {
+        if !self.shared.can_recv() {
             return Err(Error::invalid(format!(
                 "pipe '{}': this is the sending end of a one-way pipe",
-                self.name()
+                self.shared.name()
             )));
         }
-        let name = self.obj.name();
-        let raw = self.obj.raw();
+        let name = self.shared.obj.name();
+        let raw = self.shared.obj.raw();
         // Waits' probes also check for truncation: nobody wakes a lost page.
-        let seg = self.obj.segment();
+        let seg = self.shared.obj.segment();
         let (ring_i, peer, probe, max, duplex) = (
-            self.recv_ring(),
-            self.peer(),
+            self.shared.recv_ring(),
+            self.shared.peer(),
             self.probe,
             self.max_message,
-            self.duplex,
+            self.shared.duplex,
         );
-        let local = self.local.as_deref();
+        let local = self.shared.local.as_deref();
         let ring = &raw.rings[ring_i];
         let Some(rx) = self.rx.as_mut() else {
-            return Err(Error::invalid("pipe: receiving cursor missing"));
+            unreachable!("a claimed pipe end that can receive has its cursor: claim builds it")
         };
         let corrupt = |detail: &str| Error::corrupt(name, detail);
         if rx.msg.is_some() {
@@ -1188,32 +1706,36 @@ impl Pipe {
     }
 
     /// Waits up to `timeout` (`None`: forever) until a message is available — or the
-    /// peer is gone, so that [`recv_bytes`](Pipe::recv_bytes) returns at once either
+    /// peer is gone, so that [`recv_bytes`](PipeReceiver::recv_bytes) returns at once either
     /// way (Python's `poll`). `Ok(false)` on timeout; `poll(Some(Duration::ZERO))`
     /// only looks.
     pub fn poll(&mut self, timeout: Option<Duration>) -> Result<bool> {
         let r = self.poll_inner(timeout);
-        self.obj.intact(r)
+        self.shared.obj.intact(r)
     }
 
     fn poll_inner(&mut self, timeout: Option<Duration>) -> Result<bool> {
         self.ready()?;
-        if !self.can_recv() {
+        if !self.shared.can_recv() {
             return Err(Error::invalid(format!(
                 "pipe '{}': this is the sending end of a one-way pipe",
-                self.name()
+                self.shared.name()
             )));
         }
-        let name = self.obj.name();
-        let raw = self.obj.raw();
+        let name = self.shared.obj.name();
+        let raw = self.shared.obj.raw();
         // Waits' probes also check for truncation: nobody wakes a lost page.
-        let seg = self.obj.segment();
-        let (ring_i, peer, probe, duplex) =
-            (self.recv_ring(), self.peer(), self.probe, self.duplex);
-        let local = self.local.as_deref();
+        let seg = self.shared.obj.segment();
+        let (ring_i, peer, probe, duplex) = (
+            self.shared.recv_ring(),
+            self.shared.peer(),
+            self.probe,
+            self.shared.duplex,
+        );
+        let local = self.shared.local.as_deref();
         let ring = &raw.rings[ring_i];
         let Some(rx) = self.rx.as_mut() else {
-            return Err(Error::invalid("pipe: receiving cursor missing"));
+            unreachable!("a claimed pipe end that can receive has its cursor: claim builds it")
         };
         if rx.eof || rx.stamped() {
             return Ok(true);
@@ -1246,56 +1768,18 @@ impl Pipe {
         }
     }
 
-    /// Sends `value` encoded with postcard.
-    pub fn send<T: serde::Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
-        self.send_encoded(value, None)
-    }
-
-    /// [`send`](Pipe::send), waiting at most `timeout`.
-    pub fn send_timeout<T: serde::Serialize + ?Sized>(
-        &mut self,
-        value: &T,
-        timeout: Duration,
-    ) -> Result<()> {
-        self.send_encoded(value, deadline_after(timeout))
-    }
-
-    fn send_encoded<T: serde::Serialize + ?Sized>(
-        &mut self,
-        value: &T,
-        deadline: Deadline,
-    ) -> Result<()> {
-        let mut buf = core::mem::take(&mut self.scratch);
-        buf.clear();
-        let r = match postcard::to_extend(value, buf) {
-            Ok(b) => {
-                buf = b;
-                self.send_until(&buf, deadline, true)
-            }
-            Err(e) => {
-                buf = Vec::new();
-                Err(Error::invalid(format!(
-                    "cannot encode a {} for a pipe: {e}",
-                    core::any::type_name::<T>()
-                )))
-            }
-        };
-        self.scratch = buf;
-        r
-    }
-
     /// Receives a message and decodes it as `T` (postcard). A message that is not a
     /// valid `T` is an error (`Err(Corrupt)`), never a panic.
     pub fn recv<T: serde::de::DeserializeOwned>(&mut self) -> Result<T> {
         self.recv_decoded(None, true)
     }
 
-    /// [`recv`](Pipe::recv), waiting at most `timeout`.
+    /// [`recv`](PipeReceiver::recv), waiting at most `timeout`.
     pub fn recv_timeout<T: serde::de::DeserializeOwned>(&mut self, timeout: Duration) -> Result<T> {
         self.recv_decoded(deadline_after(timeout), true)
     }
 
-    /// [`recv`](Pipe::recv) without waiting: `Err(Empty)` when no message is there.
+    /// [`recv`](PipeReceiver::recv) without waiting: `Err(Empty)` when no message is there.
     pub fn try_recv<T: serde::de::DeserializeOwned>(&mut self) -> Result<T> {
         self.recv_decoded(None, false)
     }
@@ -1309,7 +1793,7 @@ impl Pipe {
         let r = self.recv_until(&mut buf, deadline, wait).and_then(|n| {
             postcard::from_bytes(&buf[..n]).map_err(|e| {
                 Error::corrupt(
-                    self.name(),
+                    self.shared.name(),
                     format!(
                         "a message of {n} bytes is not a valid {} ({e}): the peer sent another type",
                         core::any::type_name::<T>()
@@ -1320,35 +1804,9 @@ impl Pipe {
         self.scratch = buf;
         r
     }
-
-    /// Closes this end: the peer's `recv` drains what was sent, then returns
-    /// `Err(Closed)`; its `send` fails with `Err(Closed)`. Further calls on this handle
-    /// fail with `Err(Closed)`. Dropping the handle closes it too. On an anonymous
-    /// handle this process never used, only the handle is closed once the pair may
-    /// have been copied by `fork` (another process may use the end); before that, it
-    /// was the end's only handle, and the end closes.
-    pub fn close(&mut self) {
-        if self.closed {
-            return;
-        }
-        self.closed = true;
-        if let Some(local) = &self.local {
-            local.open[self.end.index()].fetch_sub(1, Ordering::Relaxed);
-            if self.generation == 0 && local.unshared() {
-                // Never used, and no other process can hold a copy: this handle was
-                // the end's only one, so the end is closed for good.
-                close_end(self.obj.raw(), self.end.index(), self.duplex);
-                return;
-            }
-        }
-        if self.generation == 0 || self.generation != fork_generation() {
-            return;
-        }
-        close_end(self.obj.raw(), self.end.index(), self.duplex);
-    }
 }
 
-impl Drop for Pipe {
+impl Drop for PipeReceiver {
     fn drop(&mut self) {
         self.close();
     }

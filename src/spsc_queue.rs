@@ -411,7 +411,7 @@ impl<T: Pod> SpscQueue<T> {
         }
         match &mut self.side {
             Side::Producer(p) => Ok((self.obj.raw(), p, self.probe)),
-            _ => Err(Error::invalid("SpscQueue: producer cursor missing")),
+            _ => unreachable!("a claimed producer has its cursor: claim builds it for the role"),
         }
     }
 
@@ -426,7 +426,7 @@ impl<T: Pod> SpscQueue<T> {
         }
         match &mut self.side {
             Side::Consumer(c) => Ok((self.obj.raw(), c, self.probe)),
-            _ => Err(Error::invalid("SpscQueue: consumer cursor missing")),
+            _ => unreachable!("a claimed consumer has its cursor: claim builds it for the role"),
         }
     }
 
@@ -710,5 +710,239 @@ fn spec<T>(geo: Geometry) -> ObjectSpec {
         ty: TypeInfo::of::<T>(),
         params: [geo.capacity(), geo.unit() as u64, 0, 0],
         trailing: geo.bytes(),
+    }
+}
+
+/// The common surface of [`SpscProducer`] and [`SpscConsumer`]: construction with
+/// their role fixed, and the snapshot and close methods of [`SpscQueue`].
+macro_rules! typed_end {
+    ($end:ident, $role:expr, $what:literal) => {
+        impl<T: Pod> $end<T> {
+            #[doc = concat!("Creates the queue `name` (as [`SpscQueue::create`]) and claims its ", $what, " role.")]
+            pub fn create(name: &str, capacity: usize) -> Result<$end<T>> {
+                SpscQueue::create(name, capacity, $role).map($end)
+            }
+
+            /// [`create`](Self::create) with explicit segment [`Options`].
+            pub fn create_with(name: &str, capacity: usize, opts: &Options) -> Result<$end<T>> {
+                SpscQueue::create_with(name, capacity, $role, opts).map($end)
+            }
+
+            #[doc = concat!("Opens the queue `name` and claims its ", $what, " role (as [`SpscQueue::open`]): `Err(Busy)` if a live process holds it.")]
+            pub fn open(name: &str) -> Result<$end<T>> {
+                SpscQueue::open(name, $role).map($end)
+            }
+
+            /// [`open`](Self::open) with explicit [`Options`].
+            pub fn open_with(name: &str, opts: &Options) -> Result<$end<T>> {
+                SpscQueue::open_with(name, $role, opts).map($end)
+            }
+
+            /// Opens `name` or creates it, as [`SpscQueue::open_or_create`].
+            pub fn open_or_create(name: &str, capacity: usize) -> Result<$end<T>> {
+                SpscQueue::open_or_create(name, capacity, $role).map($end)
+            }
+
+            /// [`open_or_create`](Self::open_or_create) with explicit segment [`Options`].
+            pub fn open_or_create_with(
+                name: &str,
+                capacity: usize,
+                opts: &Options,
+            ) -> Result<$end<T>> {
+                SpscQueue::open_or_create_with(name, capacity, $role, opts).map($end)
+            }
+
+            /// As [`SpscQueue::with_probe_interval`].
+            pub fn with_probe_interval(self, probe: Duration) -> $end<T> {
+                $end(self.0.with_probe_interval(probe))
+            }
+
+            /// The queue's name ("" for an anonymous queue).
+            pub fn name(&self) -> &str {
+                self.0.name()
+            }
+
+            /// Keeps the name after the creating handle drops.
+            pub fn persist(&self) {
+                self.0.persist()
+            }
+
+            /// Records the queue holds (a snapshot).
+            pub fn len(&self) -> usize {
+                self.0.len()
+            }
+
+            /// True when the queue holds nothing (a snapshot).
+            pub fn is_empty(&self) -> bool {
+                self.0.is_empty()
+            }
+
+            /// True when the queue has no room (a snapshot).
+            pub fn is_full(&self) -> bool {
+                self.0.is_full()
+            }
+
+            /// Records the queue can hold.
+            pub fn capacity(&self) -> usize {
+                self.0.capacity()
+            }
+
+            /// Closes the queue for good, as [`SpscQueue::close`].
+            pub fn close(&self) {
+                self.0.close()
+            }
+
+            /// True once the queue was closed.
+            pub fn is_closed(&self) -> bool {
+                self.0.is_closed()
+            }
+
+            /// True once another process truncated the queue's segment (as
+            /// [`SpscQueue::is_broken`]).
+            pub fn is_broken(&self) -> bool {
+                self.0.is_broken()
+            }
+
+            /// The role-checked handle this end wraps.
+            pub fn into_queue(self) -> SpscQueue<T> {
+                self.0
+            }
+        }
+
+        impl<T: Pod> fmt::Debug for $end<T> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($end))
+                    .field("name", &self.name())
+                    .field("type", &core::any::type_name::<T>())
+                    .field("len", &self.len())
+                    .field("capacity", &self.capacity())
+                    .finish()
+            }
+        }
+    };
+}
+
+/// The producing end of an [`SpscQueue`], its role fixed in the type (as rtrb's
+/// `Producer`): it has the put methods and no get methods, so a get on the wrong
+/// end is a compile error rather than `Err(InvalidArgument)` at run time. Roles,
+/// closing, blocking and `fork` behave as on [`SpscQueue`].
+///
+/// ```
+/// # fn main() -> multiproc::Result<()> {
+/// use multiproc::{SpscConsumer, SpscProducer};
+/// let name = format!("doc-spsc-ends-{}", std::process::id());
+/// let mut tx: SpscProducer<u64> = SpscProducer::create(&name, 1024)?;
+/// let mut rx: SpscConsumer<u64> = SpscConsumer::open(&name)?; // any process
+/// tx.put(7)?;
+/// assert_eq!(rx.get()?, 7);
+/// # Ok(()) }
+/// ```
+///
+/// A producer cannot get:
+///
+/// ```compile_fail
+/// let (mut tx, _rx) = multiproc::SpscQueue::<u32>::anonymous_ends(8).unwrap();
+/// let _ = tx.get(); // error: no method `get` on `SpscProducer<u32>`
+/// ```
+pub struct SpscProducer<T: Pod>(SpscQueue<T>);
+
+/// The consuming end of an [`SpscQueue`], its role fixed in the type: it has the
+/// get methods and no put methods. See [`SpscProducer`].
+///
+/// A consumer cannot put:
+///
+/// ```compile_fail
+/// let (_tx, mut rx) = multiproc::SpscQueue::<u32>::anonymous_ends(8).unwrap();
+/// let _ = rx.put(1); // error: no method `put` on `SpscConsumer<u32>`
+/// ```
+pub struct SpscConsumer<T: Pod>(SpscQueue<T>);
+
+typed_end!(SpscProducer, Role::Producer, "producer");
+typed_end!(SpscConsumer, Role::Consumer, "consumer");
+
+impl<T: Pod> SpscQueue<T> {
+    /// [`anonymous`](SpscQueue::anonymous) with typed ends: `(producer, consumer)`.
+    ///
+    /// ```
+    /// # fn main() -> multiproc::Result<()> {
+    /// let (mut tx, mut rx) = multiproc::SpscQueue::<u32>::anonymous_ends(64)?;
+    /// tx.put(1)?;
+    /// assert_eq!(rx.get()?, 1);
+    /// # Ok(()) }
+    /// ```
+    pub fn anonymous_ends(capacity: usize) -> Result<(SpscProducer<T>, SpscConsumer<T>)> {
+        let (p, c) = SpscQueue::anonymous(capacity)?;
+        Ok((SpscProducer(p), SpscConsumer(c)))
+    }
+}
+
+impl<T: Pod> SpscProducer<T> {
+    /// Puts `v`, waiting while the queue is full (as [`SpscQueue::put`]).
+    #[inline]
+    pub fn put(&mut self, v: T) -> Result<()> {
+        self.0.put(v)
+    }
+
+    /// Puts `v` if there is room now; `Err(Full)` otherwise.
+    #[inline]
+    pub fn try_put(&mut self, v: T) -> Result<()> {
+        self.0.try_put(v)
+    }
+
+    /// Puts `v`, waiting at most `timeout` for room; `Err(Timeout)` after that.
+    pub fn put_timeout(&mut self, v: T, timeout: Duration) -> Result<()> {
+        self.0.put_timeout(v, timeout)
+    }
+
+    /// Puts every record of `items` in order (as [`SpscQueue::put_many`]).
+    pub fn put_many(&mut self, items: &[T]) -> Result<()> {
+        self.0.put_many(items)
+    }
+
+    /// Puts as many leading records of `items` as fit now (as
+    /// [`SpscQueue::try_put_many`]).
+    pub fn try_put_many(&mut self, items: &[T]) -> Result<usize> {
+        self.0.try_put_many(items)
+    }
+
+    /// As [`put_many`](Self::put_many), giving up after `timeout` (as
+    /// [`SpscQueue::put_many_timeout`]).
+    pub fn put_many_timeout(&mut self, items: &[T], timeout: Duration) -> Result<usize> {
+        self.0.put_many_timeout(items, timeout)
+    }
+}
+
+impl<T: Pod> SpscConsumer<T> {
+    /// Takes the oldest record, waiting while the queue is empty (as
+    /// [`SpscQueue::get`]).
+    #[inline]
+    pub fn get(&mut self) -> Result<T> {
+        self.0.get()
+    }
+
+    /// Takes the oldest record if there is one; `Err(Empty)` otherwise.
+    #[inline]
+    pub fn try_get(&mut self) -> Result<T> {
+        self.0.try_get()
+    }
+
+    /// Takes the oldest record, waiting at most `timeout`; `Err(Timeout)` after that.
+    pub fn get_timeout(&mut self, timeout: Duration) -> Result<T> {
+        self.0.get_timeout(timeout)
+    }
+
+    /// Takes up to `out.len()` records in order (as [`SpscQueue::get_many`]).
+    pub fn get_many(&mut self, out: &mut [T]) -> Result<usize> {
+        self.0.get_many(out)
+    }
+
+    /// As [`get_many`](Self::get_many) without waiting.
+    pub fn try_get_many(&mut self, out: &mut [T]) -> Result<usize> {
+        self.0.try_get_many(out)
+    }
+
+    /// As [`get_many`](Self::get_many), waiting at most `timeout`.
+    pub fn get_many_timeout(&mut self, out: &mut [T], timeout: Duration) -> Result<usize> {
+        self.0.get_many_timeout(out, timeout)
     }
 }

@@ -1,10 +1,11 @@
 //! `SpscQueue<T>`: exact FIFO between two processes, roles (one live holder each,
-//! taken over from a dead one), close, timeouts and batches.
+//! taken over from a dead one), close, timeouts and batches; the typed ends
+//! `SpscProducer` / `SpscConsumer`.
 #![cfg(all(feature = "std", not(loom)))]
 mod common;
 use bytemuck::{Pod, Zeroable};
 use common::*;
-use multiproc::{Error, Event, Lock, Role, Segment, SpscQueue};
+use multiproc::{Error, Event, Lock, Role, Segment, SpscConsumer, SpscProducer, SpscQueue};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -469,4 +470,94 @@ fn handles_are_send_and_sync() {
     fn check<T: Send + Sync>() {}
     check::<SpscQueue<u64>>();
     check::<SpscQueue<Rec>>();
+}
+
+#[test]
+fn typed_ends_carry_whole_records_in_order_across_two_processes() {
+    const N: u64 = 20_000;
+    let name = unique("spsc-typed");
+    let mut rx = SpscConsumer::<Rec>::create(&name, 8).unwrap();
+    let child = {
+        let name = name.clone();
+        fork(move || {
+            let mut tx = SpscProducer::<Rec>::open(&name).unwrap();
+            for i in 0..N {
+                tx.put(Rec::new(i)).unwrap();
+            }
+            0
+        })
+    };
+    let rx = watchdog(WATCHDOG, move || {
+        for i in 0..N {
+            let r = rx.get().unwrap();
+            r.assert_whole();
+            assert_eq!(r.seq, i);
+        }
+        rx
+    });
+    child.join_ok(WATCHDOG);
+    assert!(rx.is_empty());
+}
+
+#[test]
+fn a_typed_end_claims_its_role_as_a_queue_handle_does() {
+    let name = unique("spsc-typed-role");
+    let tx = SpscProducer::<u32>::create(&name, 8).unwrap();
+    let child = {
+        let name = name.clone();
+        fork(move || {
+            // This process is alive and holds the producer role: refused.
+            match SpscProducer::<u32>::open(&name) {
+                Err(Error::Busy { .. }) => {}
+                other => {
+                    eprintln!("expected Busy, got {other:?}");
+                    return 1;
+                }
+            }
+            // The consumer role is free.
+            let mut rx = SpscConsumer::<u32>::open(&name).unwrap();
+            i32::from(!matches!(
+                rx.get_timeout(Duration::from_millis(1)),
+                Err(Error::Timeout)
+            ))
+        })
+    };
+    child.join_ok(WATCHDOG);
+    // A typed end and a queue handle of the same role exclude each other.
+    assert!(matches!(
+        SpscQueue::<u32>::open(&name, Role::Producer),
+        Err(Error::Busy { .. })
+    ));
+    drop(tx);
+}
+
+#[test]
+fn anonymous_typed_ends_are_shared_with_a_forked_child() {
+    let (mut tx, mut rx) = SpscQueue::<u64>::anonymous_ends(4).unwrap();
+    let child = fork(move || {
+        for i in 0..1000 {
+            tx.put(i).unwrap();
+        }
+        tx.close();
+        0
+    });
+    let got = watchdog(WATCHDOG, move || {
+        let mut got = Vec::new();
+        loop {
+            match rx.get() {
+                Ok(v) => got.push(v),
+                Err(Error::Closed) => return got,
+                Err(e) => panic!("get failed: {e}"),
+            }
+        }
+    });
+    assert_eq!(got, (0..1000).collect::<Vec<_>>());
+    child.join_ok(WATCHDOG);
+}
+
+#[test]
+fn typed_ends_are_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<SpscProducer<u64>>();
+    check::<SpscConsumer<u64>>();
 }

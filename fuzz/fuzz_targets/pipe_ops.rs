@@ -1,12 +1,13 @@
 //! A pipe's two ends in one process under arbitrary sends and receives (whole,
 //! streamed-and-abandoned, typed, garbage), against a model of the messages that must
 //! arrive: every message whose send returned Ok arrives once, whole and in order;
-//! nothing else arrives; nothing crashes or hangs.
+//! nothing else arrives; nothing crashes or hangs. Either end may be split into its
+//! `PipeSender` and `PipeReceiver` first: the halves must behave as the end does.
 #![no_main]
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use multiproc::{Error, Pipe};
+use multiproc::{Error, Pipe, PipeReceiver, PipeSender};
 use std::collections::VecDeque;
 use std::time::Duration;
 
@@ -27,7 +28,72 @@ enum Op {
 #[derive(Arbitrary, Debug)]
 struct Input {
     log2_cap: u8,
+    /// Split end A / end B into its halves.
+    split: [bool; 2],
     ops: Vec<Op>,
+}
+
+/// A pipe end, whole or split into its halves.
+enum End {
+    Whole(Pipe),
+    Split(PipeSender, PipeReceiver),
+}
+
+impl End {
+    fn new(p: Pipe, split: bool) -> End {
+        if split {
+            let (tx, rx) = p.split();
+            End::Split(tx, rx)
+        } else {
+            End::Whole(p)
+        }
+    }
+
+    fn try_send_bytes(&mut self, msg: &[u8]) -> Result<(), Error> {
+        match self {
+            End::Whole(p) => p.try_send_bytes(msg),
+            End::Split(tx, _) => tx.try_send_bytes(msg),
+        }
+    }
+
+    fn send_bytes_timeout(&mut self, msg: &[u8], t: Duration) -> Result<(), Error> {
+        match self {
+            End::Whole(p) => p.send_bytes_timeout(msg, t),
+            End::Split(tx, _) => tx.send_bytes_timeout(msg, t),
+        }
+    }
+
+    fn try_recv_bytes_into(&mut self, buf: &mut Vec<u8>) -> Result<usize, Error> {
+        match self {
+            End::Whole(p) => p.try_recv_bytes_into(buf),
+            End::Split(_, rx) => rx.try_recv_bytes_into(buf),
+        }
+    }
+
+    fn poll(&mut self, t: Option<Duration>) -> Result<bool, Error> {
+        match self {
+            End::Whole(p) => p.poll(t),
+            End::Split(_, rx) => rx.poll(t),
+        }
+    }
+
+    fn try_recv_typed(&mut self) -> Result<(u32, String, Vec<i16>), Error> {
+        match self {
+            End::Whole(p) => p.try_recv(),
+            End::Split(_, rx) => rx.try_recv(),
+        }
+    }
+
+    /// Closes the end (both halves: the second close closes the end).
+    fn close(&mut self) {
+        match self {
+            End::Whole(p) => p.close(),
+            End::Split(tx, rx) => {
+                tx.close();
+                rx.close();
+            }
+        }
+    }
 }
 
 fn message(len: u16, seed: u8) -> Vec<u8> {
@@ -37,7 +103,7 @@ fn message(len: u16, seed: u8) -> Vec<u8> {
 fuzz_target!(|input: Input| {
     let cap = 64usize << (input.log2_cap % 5);
     let (a, b) = Pipe::new(cap).unwrap();
-    let mut ends = [a, b];
+    let mut ends = [End::new(a, input.split[0]), End::new(b, input.split[1])];
     // Messages in flight towards end 0 (A) and end 1 (B).
     let mut towards: [VecDeque<Vec<u8>>; 2] = [VecDeque::new(), VecDeque::new()];
     // Nothing forks here, so each handle is its end's only one: `close` ends the end
@@ -95,7 +161,7 @@ fuzz_target!(|input: Input| {
             }
             Op::RecvTyped { at_b } => {
                 let r = at_b as usize;
-                match ends[r].try_recv::<(u32, String, Vec<i16>)>() {
+                match ends[r].try_recv_typed() {
                     Ok(_) | Err(Error::Corrupt { .. }) => {
                         assert!(towards[r].pop_front().is_some());
                     }

@@ -20,6 +20,7 @@ mod crash_points;
 #[cfg(not(loom))]
 pub mod dict;
 pub mod event;
+pub mod frame;
 #[cfg(not(loom))]
 pub mod heap;
 #[cfg(not(loom))]
@@ -30,6 +31,7 @@ pub mod queue_join;
 pub mod rlock;
 pub mod semaphore;
 pub mod spsc;
+pub mod spsc_memory;
 pub mod spsc_role;
 pub mod value;
 pub(crate) mod wait;
