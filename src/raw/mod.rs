@@ -20,7 +20,6 @@ mod crash_points;
 #[cfg(not(loom))]
 pub mod dict;
 pub mod event;
-#[cfg(not(loom))]
 pub mod heap;
 #[cfg(not(loom))]
 pub mod list;
@@ -37,7 +36,6 @@ pub use array::{ArrayRef, Integer, RawArray};
 pub use barrier::RawBarrier;
 pub use condition::RawCondition;
 pub use event::RawEvent;
-#[cfg(not(loom))]
 pub use heap::{Heap, HeapError, RawHeap};
 pub use lock::{Acquire, RawLock};
 pub use queue::{QueueError, RawQueue, Ring};
