@@ -29,6 +29,13 @@
 //! in reverse order — idempotent, so a recoverer that dies too is recovered in turn —
 //! and the container is exactly as before the interrupted call.
 //!
+//! A writer that died released nothing, so no Release/Acquire pair orders its stores
+//! before the recoverer's (`SYNC(heap-death)`): when the lock is taken over from a
+//! dead holder, the recoverer reads `journal_len` (Acquire, pairing with the dead
+//! writer's last `SYNC(heap-journal)` Release) and `version` with read-modify-writes,
+//! and restores each journaled word with a swap, which is ordered after whatever the
+//! dead writer stored there. `tests/loom_heap.rs` models the protocol.
+//!
 //! ## Readers
 //! Readers never take the lock on the fast path. Writers make `version` odd before
 //! they change a word readers follow (the index, the lengths, a block being freed)
