@@ -29,6 +29,13 @@
 //! in reverse order — idempotent, so a recoverer that dies too is recovered in turn —
 //! and the container is exactly as before the interrupted call.
 //!
+//! A writer that died released nothing, so no Release/Acquire pair orders its stores
+//! before the recoverer's (`SYNC(heap-death)`): when the lock is taken over from a
+//! dead holder, the recoverer reads `journal_len` (Acquire, pairing with the dead
+//! writer's last `SYNC(heap-journal)` Release) and `version` with read-modify-writes,
+//! and restores each journaled word with a swap, which is ordered after whatever the
+//! dead writer stored there. `tests/loom_heap.rs` models the protocol.
+//!
 //! ## Readers
 //! Readers never take the lock on the fast path. Writers make `version` odd before
 //! they change a word readers follow (the index, the lengths, a block being freed)
@@ -37,6 +44,13 @@
 //! even store, Acquire fence before the reader's second load) and retries otherwise.
 //! After [`READ_TRIES`] failed attempts (a long or dead writer) it reads under the
 //! lock, which also recovers a dead writer's call.
+//!
+//! ## Word access
+//! The header is a [`RawHeap`] value; arena words are reached through a
+//! [`HeapMemory`] backing: [`Region`] (a mapping: the word at an offset is a pointer
+//! cast, monomorphised and inlined — the real path) or, for loom models, a slice of
+//! atomics (loom's atomics are not layout-compatible with a mapping). Journaled
+//! header words are the header's own fields, found by offset.
 //!
 //! ## Untrusted memory
 //! All data words are atomics (`AtomicU64`, Relaxed inside the seqlock window), so a
@@ -49,18 +63,32 @@
 use super::lock::{Acquire, RawLock};
 use crate::sync::atomic::{fence, AtomicU64, Ordering};
 use crate::sync::{spin_hint, Deadline, Identity};
+use core::marker::PhantomData;
 use core::mem::{offset_of, size_of};
 use core::time::Duration;
 
 /// Number of size classes: block sizes up to about 2^44 bytes.
+#[cfg(not(loom))]
 pub const NCLASSES: usize = 160;
+/// Number of size classes (loom models: blocks up to 128 bytes).
+#[cfg(loom)]
+pub const NCLASSES: usize = 8;
 /// Undo-journal entries: enough for any single call (each word is journaled once per
 /// call; a call touches the allocator heads, `top`, and a handful of root words).
+#[cfg(not(loom))]
 pub const JOURNAL_LEN: usize = 256;
+/// Undo-journal entries (loom models: small calls only).
+#[cfg(loom)]
+pub const JOURNAL_LEN: usize = 16;
 /// Arena bytes committed at a time, at least.
 pub const MIN_CHUNK: u64 = 1 << 20;
 /// Optimistic read attempts before a reader falls back to the lock.
+#[cfg(not(loom))]
 pub const READ_TRIES: u32 = 2000;
+/// Optimistic read attempts before a reader falls back to the lock (loom: each
+/// failed attempt is a yield, and the model must stay small).
+#[cfg(loom)]
+pub const READ_TRIES: u32 = 3;
 
 /// One undo record: the word at `off` held `old` before the current call.
 #[repr(C)]
@@ -100,6 +128,73 @@ pub struct RawHeap {
 // pointers, align 8.
 unsafe impl super::SharedState for RawHeap {}
 
+#[cfg(loom)]
+impl RawHeap {
+    /// An empty heap (the same as all-zero bytes), for loom models.
+    pub fn new() -> RawHeap {
+        let z = || AtomicU64::new(0);
+        RawHeap {
+            lock: RawLock::new(),
+            version: z(),
+            journal_len: z(),
+            committed: z(),
+            top: z(),
+            len: z(),
+            root: z(),
+            aux: z(),
+            heads: core::array::from_fn(|_| z()),
+            journal: core::array::from_fn(|_| JournalEntry { off: z(), old: z() }),
+        }
+    }
+}
+
+#[cfg(loom)]
+impl Default for RawHeap {
+    fn default() -> Self {
+        RawHeap::new()
+    }
+}
+
+/// Where a heap's arena words live, for `'a`.
+///
+/// # Safety
+/// [`word`](HeapMemory::word) returns the same atomic for the same offset for `'a`,
+/// for every offset its contract admits.
+pub unsafe trait HeapMemory<'a>: Copy {
+    /// The arena word at byte offset `off` of the region.
+    ///
+    /// # Safety
+    /// `off` is 8-aligned and `ARENA <= off`, `off + 8 <= span`, where `span` is the
+    /// region size the heap was created with.
+    unsafe fn word(self, off: u64) -> &'a AtomicU64;
+}
+
+/// Arena words in a mapping: the region's base address. A process-local handle.
+#[derive(Clone, Copy, Debug)]
+pub struct Region<'a> {
+    base: *const u8,
+    _words: PhantomData<&'a AtomicU64>,
+}
+
+// SAFETY: `Heap::new`'s contract makes the region valid for `span` bytes for `'a`.
+unsafe impl<'a> HeapMemory<'a> for Region<'a> {
+    #[inline(always)]
+    unsafe fn word(self, off: u64) -> &'a AtomicU64 {
+        // SAFETY: inside the region and 8-aligned (base is 128-aligned), per the
+        // caller's contract and `Heap::new`'s; AtomicU64 tolerates concurrent writers.
+        unsafe { &*self.base.add(off as usize).cast::<AtomicU64>() }
+    }
+}
+
+// SAFETY: a heap over a slice has `span = ARENA + 8 * len` (`Heap::over`), so every
+// admitted offset indexes inside it; the elements live for `'a`.
+unsafe impl<'a> HeapMemory<'a> for &'a [AtomicU64] {
+    #[inline]
+    unsafe fn word(self, off: u64) -> &'a AtomicU64 {
+        &self[((off - ARENA) / 8) as usize]
+    }
+}
+
 /// Offset of the arena inside the region: the header rounded up to 128 bytes.
 pub const ARENA: u64 = (size_of::<RawHeap>().div_ceil(128) * 128) as u64;
 const TOP: u64 = offset_of!(RawHeap, top) as u64;
@@ -111,7 +206,9 @@ const HEADS: u64 = offset_of!(RawHeap, heads) as u64;
 /// the next free block of its class above them.
 const CLASS_BITS: u32 = 8;
 const CLASS_MASK: u64 = (1 << CLASS_BITS) - 1;
-const JOURNALED_END: u64 = HEADS + (NCLASSES as u64) * 8;
+/// Bytes per header word: 8 (loom's atomics are larger).
+const WORD: u64 = size_of::<AtomicU64>() as u64;
+const JOURNALED_END: u64 = HEADS + (NCLASSES as u64) * WORD;
 
 /// Why a heap operation failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -160,11 +257,11 @@ fn is_odd(v: u64) -> bool {
     v & 1 == 1
 }
 
-/// A view of a heap: its header and the region it starts.
+/// A view of a heap: its header and the region it starts (arena words in `M`).
 #[derive(Clone, Copy, Debug)]
-pub struct Heap<'a> {
+pub struct Heap<'a, M = Region<'a>> {
     raw: &'a RawHeap,
-    base: *const u8,
+    mem: M,
     /// Bytes of the region, header included.
     span: u64,
 }
@@ -184,11 +281,28 @@ impl<'a> Heap<'a> {
             // SAFETY: the region holds at least ARENA >= size_of::<RawHeap>() bytes,
             // aligned; RawHeap is SharedState (valid for any bytes written by anyone).
             raw: unsafe { &*base.cast::<RawHeap>() },
-            base,
+            mem: Region {
+                base,
+                _words: PhantomData,
+            },
             span: len as u64,
         })
     }
+}
 
+impl<'a> Heap<'a, &'a [AtomicU64]> {
+    /// A view of the heap `raw` whose arena is `words` (loom models and tests: the
+    /// words are Rust values, not a mapping).
+    pub fn over(raw: &'a RawHeap, words: &'a [AtomicU64]) -> Self {
+        Heap {
+            raw,
+            mem: words,
+            span: ARENA + 8 * words.len() as u64,
+        }
+    }
+}
+
+impl<'a, M: HeapMemory<'a>> Heap<'a, M> {
     /// The header.
     #[inline]
     pub fn raw(&self) -> &'a RawHeap {
@@ -219,16 +333,27 @@ impl<'a> Heap<'a> {
         if off < ARENA || off % 8 != 0 || off.checked_add(8).map_or(true, |e| e > self.limit()) {
             return Err(HeapError::Corrupt("an offset points outside the arena"));
         }
-        // SAFETY: in bounds of the committed arena and 8-aligned (base is 128-aligned);
-        // AtomicU64 tolerates concurrent writers.
-        Ok(unsafe { &*self.base.add(off as usize).cast::<AtomicU64>() })
+        // SAFETY: 8-aligned, at or above ARENA, and ending inside the committed arena,
+        // which `limit` clamps to the region.
+        Ok(unsafe { self.mem.word(off) })
     }
 
-    /// A journaled header word (`top` .. the heads) or an arena word.
+    /// A journaled header word (`top` .. the heads, the header's own fields) or an
+    /// arena word.
+    #[inline]
     fn jword(&self, off: u64) -> Result<&'a AtomicU64, HeapError> {
-        if (TOP..JOURNALED_END).contains(&off) && off % 8 == 0 {
-            // SAFETY: inside the header, aligned: one of its AtomicU64 fields.
-            return Ok(unsafe { &*self.base.add(off as usize).cast::<AtomicU64>() });
+        if (TOP..JOURNALED_END).contains(&off) {
+            let r = self.raw;
+            return match off {
+                TOP => Ok(&r.top),
+                LEN => Ok(&r.len),
+                ROOT => Ok(&r.root),
+                AUX => Ok(&r.aux),
+                _ if off >= HEADS && (off - HEADS) % WORD == 0 => {
+                    Ok(&r.heads[((off - HEADS) / WORD) as usize])
+                }
+                _ => Err(HeapError::Corrupt("a journal entry names no word")),
+            };
         }
         self.word(off)
     }
@@ -303,11 +428,19 @@ impl<'a> Heap<'a> {
         self.limit() - ARENA
     }
 
+    /// True while a writer's call is in progress or was interrupted: the journal is
+    /// not empty or the version is odd (the next lock holder rolls it back).
+    #[inline]
+    pub fn call_in_progress(&self) -> bool {
+        self.raw.journal_len.load(Ordering::Acquire) != 0
+            || is_odd(self.raw.version.load(Ordering::Acquire))
+    }
+
     /// Runs `f` as an optimistic reader: `Some(result)` if no writer published while
     /// it ran, `None` after [`READ_TRIES`] attempts (read under the lock then).
     pub fn try_read<R>(
         &self,
-        mut f: impl FnMut(&Heap<'a>) -> Result<R, HeapError>,
+        mut f: impl FnMut(&Heap<'a, M>) -> Result<R, HeapError>,
     ) -> Option<Result<R, HeapError>> {
         for _ in 0..READ_TRIES {
             // SYNC(heap-publish): pairs with the writer's Release store of an even version.
@@ -360,8 +493,10 @@ impl<'a> Heap<'a> {
     /// Takes the writer lock, then recovers an interrupted call if there is one.
     pub fn lock(&self, me: Identity, deadline: Deadline, probe: Duration) -> Acquire {
         let a = self.raw.lock.lock(me, deadline, probe);
-        if a.is_held() {
-            self.recover();
+        match a {
+            Acquire::Acquired => self.recover(),
+            Acquire::Recovered => self.roll_back(true),
+            Acquire::WouldBlock => {}
         }
         a
     }
@@ -383,8 +518,32 @@ impl<'a> Heap<'a> {
 
     /// Rolls an interrupted call back (lock held). Idempotent.
     pub(crate) fn recover(&self) {
-        let n = self.raw.journal_len.load(Ordering::Acquire);
-        let v = self.raw.version.load(Ordering::Relaxed);
+        self.roll_back(false)
+    }
+
+    /// As [`recover`](Self::recover); `dead`: the lock was taken over from a holder
+    /// that died ([`Acquire::Recovered`]).
+    fn roll_back(&self, dead: bool) {
+        // SYNC(heap-death): a holder that died never released the lock, so no
+        // Release/Acquire pair orders its stores before ours (the kernel, which
+        // reported the death, does in practice, but the memory model does not say so).
+        // Read-modify-writes read the latest value regardless, and our stores to a
+        // word after an RMW of it are ordered after the dead writer's: the Acquire RMW
+        // of `journal_len` pairs with its last Release store (`SYNC(heap-journal)`),
+        // making the entries visible; the version is read by an RMW and each restored
+        // word is swapped, not stored (a plain store could be ordered before the dead
+        // writer's, which would then win: found by the loom model).
+        let (n, v) = if dead {
+            (
+                self.raw.journal_len.fetch_add(0, Ordering::Acquire),
+                self.raw.version.fetch_add(0, Ordering::Relaxed),
+            )
+        } else {
+            (
+                self.raw.journal_len.load(Ordering::Acquire),
+                self.raw.version.load(Ordering::Relaxed),
+            )
+        };
         if n == 0 && !is_odd(v) {
             return;
         }
@@ -399,7 +558,13 @@ impl<'a> Heap<'a> {
             let off = e.off.load(Ordering::Relaxed);
             // A hostile entry naming a word outside the journaled set is skipped.
             if let Ok(w) = self.jword(off) {
-                w.store(e.old.load(Ordering::Relaxed), Ordering::Relaxed);
+                let old = e.old.load(Ordering::Relaxed);
+                if dead {
+                    // SYNC(heap-death): ordered after the dead writer's store.
+                    w.swap(old, Ordering::Relaxed);
+                } else {
+                    w.store(old, Ordering::Relaxed);
+                }
             }
         }
         self.raw.journal_len.store(0, Ordering::Release);
@@ -412,14 +577,14 @@ impl<'a> Heap<'a> {
 
     /// Opens a transaction (the lock is held by the caller). `grow(offset, len)`
     /// commits `len` more region bytes at `offset`; false if the memory is not there.
-    pub fn txn<'h>(&'h self, grow: &'h mut dyn FnMut(u64, u64) -> bool) -> Txn<'h, 'a> {
+    pub fn txn<'h>(&'h self, grow: &'h mut dyn FnMut(u64, u64) -> bool) -> Txn<'h, 'a, M> {
         Txn {
             heap: self,
             n: 0,
             published: false,
             frees: [0; MAX_FREES],
             nfrees: 0,
-            #[cfg(test)]
+            #[cfg(any(test, loom))]
             stop_after: None,
             grow,
         }
@@ -427,8 +592,8 @@ impl<'a> Heap<'a> {
 }
 
 /// One writer call in progress: journaled stores, allocation, publication.
-pub struct Txn<'h, 'a> {
-    heap: &'h Heap<'a>,
+pub struct Txn<'h, 'a, M = Region<'a>> {
+    heap: &'h Heap<'a, M>,
     /// Journal entries written.
     n: usize,
     /// `version` is odd (readers are told to retry).
@@ -439,7 +604,7 @@ pub struct Txn<'h, 'a> {
     frees: [u64; MAX_FREES],
     nfrees: usize,
     /// Tests: fail the journaled store after this many (a simulated crash point).
-    #[cfg(test)]
+    #[cfg(any(test, loom))]
     pub(crate) stop_after: Option<usize>,
     grow: &'h mut dyn FnMut(u64, u64) -> bool,
 }
@@ -447,7 +612,7 @@ pub struct Txn<'h, 'a> {
 /// Blocks one call may free (a replaced record, an old table or vector).
 const MAX_FREES: usize = 8;
 
-impl core::fmt::Debug for Txn<'_, '_> {
+impl<M> core::fmt::Debug for Txn<'_, '_, M> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Txn")
             .field("journaled", &self.n)
@@ -456,11 +621,19 @@ impl core::fmt::Debug for Txn<'_, '_> {
     }
 }
 
-impl<'a> Txn<'_, 'a> {
+impl<'a, M: HeapMemory<'a>> Txn<'_, 'a, M> {
     /// The heap.
     #[inline]
-    pub fn heap(&self) -> &Heap<'a> {
+    pub fn heap(&self) -> &Heap<'a, M> {
         self.heap
+    }
+
+    /// Loom models: the call fails (as [`HeapError::Corrupt`]) at its journaled store
+    /// number `n` (0-based), before that store touches anything — the caller then
+    /// stops as a killed process would, leaving the journal for recovery.
+    #[cfg(loom)]
+    pub fn die_at_store(&mut self, n: usize) {
+        self.stop_after = Some(n);
     }
 
     /// Tells readers to retry from now until the commit: call before changing any
@@ -478,7 +651,7 @@ impl<'a> Txn<'_, 'a> {
     /// Stores `val` at `off` (a journaled header word or an arena word), journaling
     /// the old value first (once per word per call).
     pub fn jset(&mut self, off: u64, val: u64) -> Result<(), HeapError> {
-        #[cfg(test)]
+        #[cfg(any(test, loom))]
         if let Some(n) = self.stop_after.as_mut() {
             if *n == 0 {
                 return Err(HeapError::Corrupt("simulated crash"));
@@ -549,7 +722,7 @@ impl<'a> Txn<'_, 'a> {
         let full = HeapError::Full { needed: n, limit };
         let c = n.checked_add(8).and_then(class_of).ok_or(full)?;
         let size = class_size(c);
-        let head_off = HEADS + c as u64 * 8;
+        let head_off = HEADS + c as u64 * WORD;
         let head = self.heap.jword(head_off)?.load(Ordering::Relaxed);
         if head != 0 {
             self.check_block(head, c)?;
@@ -647,7 +820,7 @@ impl<'a> Txn<'_, 'a> {
             return Err(HeapError::Corrupt("a block has an unknown size class"));
         }
         self.check_block(block, c as usize)?;
-        let head_off = HEADS + c * 8;
+        let head_off = HEADS + c * WORD;
         let head = self.heap.jword(head_off)?.load(Ordering::Relaxed);
         self.jset(block, head << CLASS_BITS | c)?;
         self.jset(head_off, block)
@@ -658,7 +831,7 @@ impl<'a> Txn<'_, 'a> {
     pub fn reset(&mut self) -> Result<(), HeapError> {
         self.publish();
         for c in 0..NCLASSES {
-            let off = HEADS + c as u64 * 8;
+            let off = HEADS + c as u64 * WORD;
             if self.heap.jword(off)?.load(Ordering::Relaxed) != 0 {
                 self.jset(off, 0)?;
             }

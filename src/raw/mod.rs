@@ -21,7 +21,6 @@ mod crash_points;
 pub mod dict;
 pub mod event;
 pub mod frame;
-#[cfg(not(loom))]
 pub mod heap;
 #[cfg(not(loom))]
 pub mod list;
@@ -40,7 +39,6 @@ pub use array::{ArrayRef, Integer, RawArray};
 pub use barrier::RawBarrier;
 pub use condition::RawCondition;
 pub use event::RawEvent;
-#[cfg(not(loom))]
 pub use heap::{Heap, HeapError, RawHeap};
 pub use lock::{Acquire, RawLock};
 pub use queue::{QueueError, RawQueue, Ring};

@@ -32,7 +32,10 @@ fn spawn(args: &[&str]) -> Res<Child> {
 
 fn main() -> Res<()> {
     let args: Vec<String> = std::env::args().collect();
-    let n: u64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(1_000_000);
+    let n: u64 = args
+        .get(2)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000);
     let tag = format!("mpbench-{}", std::process::id());
     match args.get(1).map(String::as_str) {
         Some("throughput") => throughput(&tag, n),
