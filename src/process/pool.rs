@@ -70,11 +70,13 @@
 //! the other side, so any size works; only throughput changes.
 
 mod chan;
-mod core;
+mod engine;
+mod jobs;
+mod slots;
 mod wire;
 mod worker;
 
-use self::core::{Failure, Outcome, Shared};
+use self::jobs::{task_body, Failure, Outcome, Shared};
 use self::wire::{Item, Outcomes, Runner};
 use super::start::{default_is_automatic, get_start_method, StartMethod};
 use crate::{Error, Result};
@@ -242,12 +244,12 @@ impl PoolBuilder {
                 self.max_message_len
             )));
         }
-        let (shared, thread) = self::core::start(self::core::Config {
+        let (shared, thread) = engine::start(engine::Config {
             workers,
             initializer: self.initializer,
             max_tasks: self.max_tasks,
             max_message_len: self.max_message_len,
-            inbox_capacity: self::core::MAX_WINDOW,
+            inbox_capacity: engine::MAX_WINDOW,
             method,
         })?;
         Ok(Pool {
@@ -290,13 +292,13 @@ fn chunk_bodies<'a, T: Serialize + 'a>(
         wire::push_item(&mut buf, item).map_err(Error::invalid)?;
         n += 1;
         if n == chunksize {
-            out.push((out.len() as u64, self::core::task_body(runner, f, &buf), n));
+            out.push((out.len() as u64, task_body(runner, f, &buf), n));
             buf.clear();
             n = 0;
         }
     }
     if n > 0 {
-        out.push((out.len() as u64, self::core::task_body(runner, f, &buf), n));
+        out.push((out.len() as u64, task_body(runner, f, &buf), n));
     }
     Ok(out)
 }
@@ -699,7 +701,7 @@ where
             return Err(Error::invalid("chunksize must be at least 1"));
         }
         let job = pool.shared.new_job()?;
-        let lookahead = (pool.workers() * (self::core::MAX_WINDOW + 2)) as u64;
+        let lookahead = (pool.workers() * (engine::MAX_WINDOW + 2)) as u64;
         Ok(Imap {
             shared: pool.shared.clone(),
             job,
@@ -745,7 +747,7 @@ where
                     index,
                     Outcome::Items(Outcomes::failed(&msg, n)),
                 ),
-                None => batch.push((index, self::core::task_body(self.runner, self.f, &items))),
+                None => batch.push((index, task_body(self.runner, self.f, &items))),
             }
         }
         if !batch.is_empty() {

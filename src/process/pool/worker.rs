@@ -1,7 +1,7 @@
 //! A pool worker: a forked child that runs chunks from its inbox until told to stop.
 
 use super::chan::Chan;
-use super::core::Slots;
+use super::slots::Slots;
 use super::wire::{self, FrameHeader, Runner, HEADER_LEN};
 use crate::process::start;
 use crate::sync::atomic::Ordering;
