@@ -69,6 +69,7 @@
 //! [`PoolBuilder::max_message_len`]) are cut into pieces and put back together on
 //! the other side, so any size works; only throughput changes.
 
+mod blob;
 mod chan;
 mod engine;
 mod jobs;

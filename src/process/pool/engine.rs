@@ -17,6 +17,7 @@
 //! the front of `pending` (those never started), empties its inbox and forks a
 //! replacement. Nothing waits on a dead process, so the pool cannot hang on one.
 
+use super::blob::{self, Area, BLOB_MIN};
 use super::chan::Chan;
 use super::jobs::{Chunk, Failure, Outcome, Shared, State};
 use super::slots::Slots;
@@ -65,7 +66,8 @@ pub(super) fn start(cfg: Config) -> Result<(Arc<Shared>, std::thread::JoinHandle
         .next_power_of_two();
     // Fork: anonymous queues, inherited. Spawn/ForkServer: the workers are not our
     // forks, so they open named ones (mode 0600, unlinked when the pool drops).
-    let base = (cfg.method != StartMethod::Fork).then(|| {
+    // Blobs (large messages) are named for every method.
+    let blobs = {
         static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         format!(
             "multiproc-pool-{}-{}-{:x}",
@@ -75,8 +77,9 @@ pub(super) fn start(cfg: Config) -> Result<(Arc<Shared>, std::thread::JoinHandle
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.subsec_nanos())
         )
-    });
-    let named = |what: &str| base.as_ref().map(|b| format!("{b}-{what}"));
+    };
+    let base = (cfg.method != StartMethod::Fork).then_some(&blobs);
+    let named = |what: &str| base.map(|b| format!("{b}-{what}"));
     let results = Chan::new(
         results_cap,
         cfg.max_message_len,
@@ -109,6 +112,7 @@ pub(super) fn start(cfg: Config) -> Result<(Arc<Shared>, std::thread::JoinHandle
                 slots,
                 results,
                 workers,
+                blobs,
                 buf: Vec::new(),
                 batch: Vec::new(),
                 startup_deaths: 0,
@@ -191,6 +195,14 @@ struct Worker {
     service_ns: f64,
     last_result: Instant,
     stop_sent: bool,
+    /// Our end of the worker's task area (kept across incarnations; see `blob.rs`).
+    task_area: Option<Area>,
+    /// Messages written into the task area for this incarnation.
+    arg_written: u64,
+    /// The incarnation's result area, once opened (its name is unlinked then).
+    result_area: Option<Area>,
+    /// Messages copied out of the result areas of this incarnation.
+    res_taken: u64,
 }
 
 impl Worker {
@@ -212,6 +224,10 @@ impl Worker {
             service_ns: 0.0,
             last_result: Instant::now(),
             stop_sent: false,
+            task_area: None,
+            arg_written: 0,
+            result_area: None,
+            res_taken: 0,
         }
     }
 
@@ -261,6 +277,8 @@ struct Engine {
     slots: Slots,
     results: Chan,
     workers: Vec<Worker>,
+    /// The prefix of this pool's blob names (see `blob.rs`).
+    blobs: String,
     buf: Vec<u8>,
     /// Finished chunks not yet recorded in their jobs: (job, index, outcome).
     batch: Vec<(u64, u64, Outcome)>,
@@ -280,6 +298,9 @@ impl Engine {
         slot.running.store(0, Ordering::Relaxed);
         slot.sent.store(0, Ordering::Relaxed);
         slot.ready.store(0, Ordering::Relaxed);
+        slot.arg_taken.store(0, Ordering::Relaxed);
+        slot.res_taken.store(0, Ordering::Relaxed);
+        slot.res_gen.store(0, Ordering::Relaxed);
         let w = &mut self.workers[i];
         w.gen = w.gen.wrapping_add(1) & 0xffff;
         w.given = 0;
@@ -290,11 +311,15 @@ impl Engine {
         w.window = 1;
         w.service_ns = 0.0;
         w.stop_sent = false;
+        w.arg_written = 0;
+        w.result_area = None;
+        w.res_taken = 0;
         let ctx = WorkerCtx {
             sender: w.sender(),
             inbox: w.inbox.clone(),
             results: self.results.clone(),
             slots: self.slots.clone(),
+            blobs: self.blobs.clone(),
             index: i,
             initializer: self.cfg.initializer.clone(),
             max_tasks: self.cfg.max_tasks,
@@ -317,6 +342,7 @@ impl Engine {
                     inbox: ctx.inbox.name().to_owned(),
                     results: ctx.results.name().to_owned(),
                     slots: ctx.slots.name().to_owned(),
+                    blobs: ctx.blobs.clone(),
                     workers: self.workers.len(),
                     index: i,
                     max_tasks: ctx.max_tasks,
@@ -559,14 +585,47 @@ impl Engine {
             if w.life != Life::Alive {
                 return progress;
             }
-            let Some(a) = w.assigned.get(w.sent_chunks) else {
+            let Some(a) = w.assigned.get_mut(w.sent_chunks) else {
                 return progress;
             };
             let body = &a.chunk.body;
-            let end = wire::piece(wire::TASK, 0, body, w.cursor, w.inbox.max(), &mut self.buf);
+            let end = if body.len() > BLOB_MIN {
+                // SYNC(arg-taken): pairs with the worker's Release store once it has
+                // copied the last message out of its task area.
+                let taken = self.slots.get(i).arg_taken.load(Ordering::Acquire);
+                if taken < w.arg_written {
+                    // The area still holds a message the worker has not read.
+                    return progress;
+                }
+                let (blobs, index) = (&self.blobs, w.index);
+                let area = match blob::ensure(&mut w.task_area, body.len(), |g| {
+                    blob::task_area(blobs, index, g)
+                }) {
+                    Ok(area) => area,
+                    Err(e) => {
+                        // Never given to the worker: fail it here, with the reason.
+                        if let Some(a) = w.assigned.remove(w.sent_chunks) {
+                            let why = Failure::Payload(e.to_string());
+                            self.batch
+                                .push((a.chunk.job, a.chunk.index, Outcome::Failed(why)));
+                        }
+                        progress = true;
+                        continue;
+                    }
+                };
+                blob::put(area, body);
+                let gen = area.gen;
+                wire::blob_piece(wire::TASK, 0, a.chunk.id, body.len(), gen, &mut self.buf);
+                body.len()
+            } else {
+                wire::piece(wire::TASK, 0, body, w.cursor, w.inbox.max(), &mut self.buf)
+            };
             match w.inbox.try_put(&self.buf) {
                 Ok(true) => {
                     progress = true;
+                    if body.len() > BLOB_MIN {
+                        w.arg_written += 1;
+                    }
                     if end >= body.len() {
                         w.sent_chunks += 1;
                         w.cursor = 0;
@@ -619,12 +678,37 @@ impl Engine {
             // From a previous incarnation, already accounted for.
             return;
         }
-        w.partial.extend_from_slice(&piece[HEADER_LEN..]);
-        if h.flags & wire::MORE != 0 {
-            return;
+        let blob_ref = (h.flags & wire::BLOB != 0).then(|| wire::blob_ref(&piece[HEADER_LEN..]));
+        if blob_ref.is_none() {
+            w.partial.extend_from_slice(&piece[HEADER_LEN..]);
+            if h.flags & wire::MORE != 0 {
+                return;
+            }
         }
         w.received += 1;
-        let body = std::mem::take(&mut w.partial);
+        let mut body = std::mem::take(&mut w.partial);
+        if let Some(r) = blob_ref {
+            let (blobs, sender) = (&self.blobs, h.sender);
+            let read = match r {
+                Some((_, len, gen)) => blob::attach(&mut w.result_area, gen, true, |g| {
+                    blob::result_area(blobs, sender, g)
+                })
+                .and_then(|area| blob::take(area, len, &mut body)),
+                None => Err(Error::corrupt("", "a pool area message is malformed")),
+            };
+            w.res_taken += 1;
+            // SYNC(res-taken): the message is copied out before the worker may
+            // reuse the area; pairs with its Acquire load.
+            self.slots
+                .get(index)
+                .res_taken
+                .store(w.res_taken, Ordering::Release);
+            if let Err(e) = read {
+                let tag = r.map_or(0, |(tag, _, _)| tag);
+                self.unreadable(index, h.kind, tag, e);
+                return;
+            }
+        }
         match h.kind {
             wire::RESULT => self.on_result(index, &body),
             wire::INIT_FAILED => {
@@ -639,6 +723,47 @@ impl Engine {
         if w.partial.is_empty() {
             w.partial = body;
             w.partial.clear();
+        }
+    }
+
+    /// A message of worker `index` that was put in a blob could not be read: fails
+    /// the chunk it was the result of (`tag`), or breaks the pool for INIT_FAILED.
+    fn unreadable(&mut self, index: usize, kind: u8, tag: u64, e: Error) {
+        let w = &mut self.workers[index];
+        let pid = w.pid;
+        match kind {
+            wire::RESULT => {
+                let Some(pos) = w.assigned.iter().position(|a| a.chunk.id == tag) else {
+                    return;
+                };
+                if pos >= w.sent_chunks {
+                    return;
+                }
+                if let Some(a) = w.assigned.remove(pos) {
+                    w.sent_chunks -= 1;
+                    let why = Failure::Corrupt(format!(
+                        "the result of worker {pid} could not be read: {e}"
+                    ));
+                    self.batch
+                        .push((a.chunk.job, a.chunk.index, Outcome::Failed(why)));
+                }
+            }
+            wire::INIT_FAILED => self.break_pool(format!(
+                "the initializer failed in worker {pid} (its message could not be read: {e})"
+            )),
+            _ => {}
+        }
+    }
+
+    /// Removes the result area worker `i`'s incarnation announced and we never
+    /// opened (it died, or the pool ends, before we read from it).
+    fn remove_unread_blobs(&self, i: usize) {
+        let w = &self.workers[i];
+        let announced = self.slots.get(i).res_gen.load(Ordering::Acquire);
+        let opened = w.result_area.as_ref().map_or(0, |a| a.gen);
+        // A corrupt generation must not make us loop for long.
+        for gen in opened + 1..=announced.min(opened + 16) {
+            blob::remove(&blob::result_area(&self.blobs, w.sender(), gen));
         }
     }
 
@@ -751,6 +876,7 @@ impl Engine {
                 }
             }
             any = true;
+            self.remove_unread_blobs(i);
             let running = slot.running.load(Ordering::Acquire);
             let ready = slot.ready.load(Ordering::Acquire) != 0;
             let w = &mut self.workers[i];
@@ -911,6 +1037,11 @@ impl Engine {
 
     /// Fails everything unfinished with `why` and marks the pool finished.
     fn finish(&mut self, why: Failure) {
+        for i in 0..self.workers.len() {
+            if self.workers[i].gen != 0 {
+                self.remove_unread_blobs(i);
+            }
+        }
         for w in &mut self.workers {
             for a in w.assigned.drain(..) {
                 self.batch

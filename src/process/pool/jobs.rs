@@ -25,6 +25,8 @@ pub(super) enum Failure {
     Broken(String),
     /// A message from the worker could not be parsed.
     Corrupt(String),
+    /// The chunk's arguments could not be put in shared memory (e.g. /dev/shm full).
+    Payload(String),
 }
 
 impl Failure {
@@ -36,6 +38,12 @@ impl Failure {
                 message: format!("the pool is broken: {m}"),
             },
             Failure::Corrupt(m) => Error::corrupt("", format!("pool result: {m}")),
+            Failure::Payload(m) => Error::TaskFailed {
+                message: format!(
+                    "the pool could not pass this task's arguments to a worker through \
+                     shared memory ({m}): free space in /dev/shm or pass smaller arguments"
+                ),
+            },
         }
     }
 }

@@ -14,6 +14,12 @@ pub(super) struct WorkerSlot {
     pub sent: AtomicU64,
     /// 1 once the initializer has returned.
     pub ready: AtomicU64,
+    /// Messages the worker has copied out of its task area (see `blob.rs`).
+    pub arg_taken: AtomicU64,
+    /// Messages the pool has copied out of this incarnation's result area.
+    pub res_taken: AtomicU64,
+    /// Generation of the result area this incarnation created last (0: none).
+    pub res_gen: AtomicU64,
 }
 
 /// The workers' slots, in an anonymous shared segment inherited through fork.

@@ -4,6 +4,10 @@
 //! the queue's maximum message length is cut into pieces, each with its own header;
 //! all but the last carry [`MORE`]. Pieces of one sender arrive in order (a sender
 //! writes one logical message at a time), so the receiver appends them per sender.
+//! A logical message longer than [`BLOB_MIN`](super::blob::BLOB_MIN) instead travels
+//! in a reused shared area (see `blob.rs`): its one piece carries [`BLOB`] and the
+//! body `tag u64` (the chunk id, for TASK and RESULT) + `len u64` + `gen u64` (the
+//! area's generation).
 //!
 //! | kind           | direction       | body                                              |
 //! |----------------|-----------------|---------------------------------------------------|
@@ -29,6 +33,8 @@ pub(super) const WAKE: u8 = 5;
 
 /// Flag: more pieces of this logical message follow.
 pub(super) const MORE: u8 = 1;
+/// Flag: the message is in an area; this piece holds its tag, length and area.
+pub(super) const BLOB: u8 = 2;
 
 /// Outcome tags.
 pub(super) const OK: u8 = 0;
@@ -98,6 +104,37 @@ pub(super) fn piece(
     .write(buf);
     buf.extend_from_slice(&body[at..end]);
     end
+}
+
+/// Writes into `buf` (cleared first) the one piece of a message of `len` bytes that
+/// travels in generation `gen` of an area.
+pub(super) fn blob_piece(kind: u8, sender: u32, tag: u64, len: usize, gen: u64, buf: &mut Vec<u8>) {
+    buf.clear();
+    buf.resize(HEADER_LEN, 0);
+    FrameHeader {
+        flags: BLOB,
+        kind,
+        sender,
+    }
+    .write(buf);
+    buf.extend_from_slice(&tag.to_le_bytes());
+    buf.extend_from_slice(&(len as u64).to_le_bytes());
+    buf.extend_from_slice(&gen.to_le_bytes());
+}
+
+/// The `(tag, len, gen)` of a [`BLOB`] piece's body; None if it is malformed.
+pub(super) fn blob_ref(body: &[u8]) -> Option<(u64, u64, u64)> {
+    let word = |i: usize| Some(u64::from_le_bytes(body.get(i..i + 8)?.try_into().ok()?));
+    if body.len() != 24 {
+        return None;
+    }
+    Some((word(0)?, word(8)?, word(16)?))
+}
+
+/// The chunk id at the start of a TASK or RESULT body (0 if it is too short).
+pub(super) fn chunk_id(body: &[u8]) -> u64 {
+    body.get(..8)
+        .map_or(0, |b| u64::from_le_bytes(b.try_into().unwrap_or_default()))
 }
 
 /// Lets postcard append to a borrowed buffer.
