@@ -77,7 +77,7 @@ mod slots;
 mod wire;
 mod worker;
 
-use self::jobs::{task_body, Failure, Outcome, Shared};
+use self::jobs::{task_body, task_header, Failure, Outcome, Shared};
 use self::wire::{Item, Outcomes, Runner};
 use super::start::{default_is_automatic, get_start_method, StartMethod};
 use crate::{Error, Result};
@@ -287,19 +287,22 @@ fn chunk_bodies<'a, T: Serialize + 'a>(
     chunksize: usize,
 ) -> Result<Vec<(u64, Vec<u8>, usize)>> {
     let mut out = Vec::new();
+    // Items are serialized straight into the body (a large argument is copied once).
     let mut buf = Vec::new();
+    task_header(runner, f, &mut buf);
     let mut n = 0;
     for item in items {
         wire::push_item(&mut buf, item).map_err(Error::invalid)?;
         n += 1;
         if n == chunksize {
-            out.push((out.len() as u64, task_body(runner, f, &buf), n));
-            buf.clear();
+            let mut next = Vec::new();
+            task_header(runner, f, &mut next);
+            out.push((out.len() as u64, std::mem::replace(&mut buf, next), n));
             n = 0;
         }
     }
     if n > 0 {
-        out.push((out.len() as u64, task_body(runner, f, &buf), n));
+        out.push((out.len() as u64, buf, n));
     }
     Ok(out)
 }

@@ -710,7 +710,7 @@ impl Engine {
             }
         }
         match h.kind {
-            wire::RESULT => self.on_result(index, &body),
+            wire::RESULT => self.on_result(index, &mut body),
             wire::INIT_FAILED => {
                 let msg = String::from_utf8_lossy(&body).into_owned();
                 let pid = w.pid;
@@ -767,7 +767,8 @@ impl Engine {
         }
     }
 
-    fn on_result(&mut self, index: usize, body: &[u8]) {
+    /// A RESULT message; a large `body` is moved into the outcome (left empty).
+    fn on_result(&mut self, index: usize, body: &mut Vec<u8>) {
         let now = Instant::now();
         let w = &mut self.workers[index];
         let Some(id) = body
@@ -803,7 +804,12 @@ impl Engine {
         w.last_result = now;
         let fit = WINDOW_TARGET.as_nanos() as f64 / w.service_ns.max(1.0);
         w.window = (1 + fit as usize).clamp(1, MAX_WINDOW);
-        let outcome = match body.get(16..).and_then(Outcomes::parse) {
+        let parsed = if body.len() > BLOB_MIN {
+            Outcomes::parse_owned(std::mem::take(body), 16)
+        } else {
+            body.get(16..).and_then(Outcomes::parse)
+        };
+        let outcome = match parsed {
             Some(items) => Outcome::Items(items),
             None => Outcome::Failed(Failure::Corrupt(format!(
                 "malformed result message from worker {}",

@@ -63,13 +63,20 @@ pub(super) struct Chunk {
     pub body: Vec<u8>,
 }
 
-/// Builds a TASK body: room for the id, then runner, function and `items`.
-pub(super) fn task_body(runner: Runner, f: usize, items: &[u8]) -> Vec<u8> {
-    let mut b = Vec::with_capacity(24 + items.len());
+/// Starts a TASK body in `b` (cleared first): room for the id, then runner and
+/// function; the items are appended after it.
+pub(super) fn task_header(runner: Runner, f: usize, b: &mut Vec<u8>) {
+    b.clear();
     b.extend_from_slice(&0u64.to_le_bytes());
     // Offsets, not addresses: a spawned worker maps this executable elsewhere.
     b.extend_from_slice(&start::to_offset(runner as usize).to_le_bytes());
     b.extend_from_slice(&start::to_offset(f).to_le_bytes());
+}
+
+/// Builds a TASK body: room for the id, then runner, function and `items`.
+pub(super) fn task_body(runner: Runner, f: usize, items: &[u8]) -> Vec<u8> {
+    let mut b = Vec::with_capacity(24 + items.len());
+    task_header(runner, f, &mut b);
     b.extend_from_slice(items);
     b
 }

@@ -191,21 +191,35 @@ pub(super) enum Item<'a> {
 
 /// The outcomes of one chunk: `tag u8` + `len u32` + bytes per item, validated.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(super) struct Outcomes(Vec<u8>);
+/// The bytes of `.0` from `.1` on.
+pub(super) struct Outcomes(Vec<u8>, usize);
 
 impl Outcomes {
-    /// Validates the outcomes part of a RESULT body. `None` on malformed input.
-    pub fn parse(b: &[u8]) -> Option<Outcomes> {
+    /// True if `b` is a well-formed outcomes part of a RESULT body.
+    fn valid(b: &[u8]) -> bool {
         let mut rest = b;
         while !rest.is_empty() {
             let tag = rest[0];
-            let len = u32::from_le_bytes(rest.get(1..5)?.try_into().ok()?) as usize;
+            let Some(len) = rest.get(1..5).and_then(|l| l.try_into().ok()) else {
+                return false;
+            };
+            let len = u32::from_le_bytes(len) as usize;
             if !matches!(tag, OK | PANICKED | BAD_INPUT) || rest.len() < 5 + len {
-                return None;
+                return false;
             }
             rest = &rest[5 + len..];
         }
-        Some(Outcomes(b.to_vec()))
+        true
+    }
+
+    /// Validates the outcomes part of a RESULT body. `None` on malformed input.
+    pub fn parse(b: &[u8]) -> Option<Outcomes> {
+        Outcomes::valid(b).then(|| Outcomes(b.to_vec(), 0))
+    }
+
+    /// [`parse`](Outcomes::parse) of `body[start..]`, keeping `body` (no copy).
+    pub fn parse_owned(body: Vec<u8>, start: usize) -> Option<Outcomes> {
+        Outcomes::valid(body.get(start..)?).then_some(Outcomes(body, start))
     }
 
     /// `n` failures with the same message.
@@ -214,11 +228,11 @@ impl Outcomes {
         for _ in 0..n {
             push_outcome(&mut b, PANICKED, msg.as_bytes());
         }
-        Outcomes(b)
+        Outcomes(b, 0)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = Item<'_>> {
-        let mut rest = &self.0[..];
+        let mut rest = self.0.get(self.1..).unwrap_or_default();
         std::iter::from_fn(move || {
             if rest.len() < 5 {
                 return None;
