@@ -65,9 +65,11 @@
 //!   `AsyncResult::get` report errors per item.
 //!
 //! ## Large arguments and results
-//! Messages longer than the queues' maximum message length (4 KiB unless set with
-//! [`PoolBuilder::max_message_len`]) are cut into pieces and put back together on
-//! the other side, so any size works; only throughput changes.
+//! Messages up to 64 KiB travel through the queues, cut into pieces when longer
+//! than the queues' maximum message length (4 KiB unless set with
+//! [`PoolBuilder::max_message_len`]). Longer ones are copied through a shared area
+//! each worker keeps for its tasks and one for its results (reused segments, so
+//! the copies run at memory speed), so any size works, for every start method.
 
 mod blob;
 mod chan;
@@ -90,7 +92,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// Default maximum length of one queue message; longer ones travel in pieces.
+/// Default maximum length of one queue message; longer ones travel in pieces (and
+/// those over 64 KiB through a shared area).
 pub const DEFAULT_MAX_MESSAGE_LEN: usize = 4 << 10;
 
 /// A pool of worker processes (Python's `multiprocessing.Pool`).
@@ -192,7 +195,8 @@ impl PoolBuilder {
     }
 
     /// Largest single queue message, in bytes (at least 64; default 4 KiB). Longer
-    /// arguments and results are sent in pieces of this size.
+    /// arguments and results are sent in pieces of this size, up to 64 KiB; longer
+    /// still, through a shared area of the worker's.
     pub fn max_message_len(mut self, bytes: usize) -> PoolBuilder {
         self.max_message_len = bytes;
         self

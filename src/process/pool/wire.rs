@@ -380,6 +380,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_area_piece_carries_its_tag_length_and_generation_and_nothing_else_parses() {
+        let mut buf = Vec::new();
+        blob_piece(RESULT, 9, 42, 8 << 20, 3, &mut buf);
+        let h = FrameHeader::read(&buf).unwrap();
+        assert_eq!((h.flags, h.kind, h.sender), (BLOB, RESULT, 9));
+        assert_eq!(blob_ref(&buf[HEADER_LEN..]), Some((42, 8 << 20, 3)));
+        // A forged piece of any other length is refused, not read past its end.
+        for n in [0, 8, 16, 23, 25, 40] {
+            assert_eq!(blob_ref(&vec![1; n]), None, "{n} bytes");
+        }
+    }
+
+    #[test]
+    fn owned_outcomes_skip_the_header_and_are_validated_like_borrowed_ones() {
+        let mut body = vec![0xee; 16];
+        push_outcome(&mut body, OK, b"abc");
+        let o = Outcomes::parse_owned(body.clone(), 16).unwrap();
+        assert!(matches!(o.iter().next(), Some(Item::Ok(b"abc"))));
+        assert_eq!(o.iter().count(), 1);
+        body.push(7); // a truncated extra outcome
+        assert!(Outcomes::parse_owned(body, 16).is_none());
+        assert!(Outcomes::parse_owned(vec![0; 3], 16).is_none());
+    }
+
+    #[test]
     fn pieces_cover_the_body_exactly() {
         let body: Vec<u8> = (0..=255).cycle().take(1000).collect();
         for max in [HEADER_LEN + 1, 64, 999, 1008, 1009, 4096] {
