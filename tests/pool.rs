@@ -518,3 +518,212 @@ fn workers_start_even_while_another_thread_panics() {
         assert_eq!(got, (0..100).map(cube).collect::<Vec<_>>());
     });
 }
+
+/// Bytes serialized as one byte string (not element by element, as `Vec<u8>` is):
+/// large payloads then cost what copying them costs.
+#[derive(Debug, PartialEq)]
+struct Bytes(Vec<u8>);
+
+impl serde::Serialize for Bytes {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Bytes {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Bytes, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Bytes;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("bytes")
+            }
+            fn visit_bytes<E>(self, b: &[u8]) -> Result<Bytes, E> {
+                Ok(Bytes(b.to_vec()))
+            }
+            fn visit_byte_buf<E>(self, b: Vec<u8>) -> Result<Bytes, E> {
+                Ok(Bytes(b))
+            }
+        }
+        d.deserialize_byte_buf(V)
+    }
+}
+
+/// A payload of `len` bytes that differs at every position from its neighbours.
+fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8) ^ ((i >> 8) as u8).wrapping_mul(31) ^ seed)
+        .collect()
+}
+
+/// Each byte + 1, and the length as a trailing 8 bytes: a result the worker made.
+fn plus_one(b: Bytes) -> Bytes {
+    let n = b.0.len() as u64;
+    let mut out: Vec<u8> = b.0.into_iter().map(|x| x.wrapping_add(1)).collect();
+    out.extend_from_slice(&n.to_le_bytes());
+    Bytes(out)
+}
+
+fn expect_plus_one(input: &[u8], out: &Bytes) {
+    assert_eq!(out.0.len(), input.len() + 8, "result length");
+    assert_eq!(&out.0[input.len()..], &(input.len() as u64).to_le_bytes());
+    let bad = input
+        .iter()
+        .zip(&out.0)
+        .position(|(a, b)| a.wrapping_add(1) != *b);
+    assert_eq!(bad, None, "first wrong byte of the result");
+}
+
+#[test]
+fn arguments_and_results_of_8_and_64_mib_round_trip_with_every_start_method() {
+    use multiproc::StartMethod;
+    watchdog(Duration::from_secs(120), || {
+        for m in [
+            StartMethod::Fork,
+            StartMethod::Spawn,
+            StartMethod::ForkServer,
+        ] {
+            let pool = Pool::builder().workers(2).start_method(m).build().unwrap();
+            for (len, seed) in [(8 << 20, 1u8), (64 << 20, 2), ((8 << 20) + 5, 3)] {
+                let input = pattern(len, seed);
+                let out = pool.apply(plus_one, Bytes(input.clone())).unwrap();
+                expect_plus_one(&input, &out);
+            }
+            // Several large chunks in flight at once, on both workers, in order.
+            let inputs: Vec<Vec<u8>> = (0..6).map(|k| pattern(3 << 20, k)).collect();
+            let outs = pool
+                .map_chunked(plus_one, inputs.iter().cloned().map(Bytes), 1)
+                .unwrap();
+            for (i, o) in inputs.iter().zip(&outs) {
+                expect_plus_one(i, o);
+            }
+            // Small tasks around them still take the quick path.
+            assert_eq!(
+                pool.map(cube, 0..1000).unwrap(),
+                (0..1000).map(cube).collect::<Vec<_>>(),
+                "{m:?}"
+            );
+        }
+    });
+}
+
+/// Names of this pool owner's blobs of worker results (`{base}-r{sender}-{seq}`) in
+/// /dev/shm; the base is `multiproc-pool-{owner}-{n}-{hex}`.
+fn result_blobs(owner: u32) -> Vec<String> {
+    let prefix = format!("mp.multiproc-pool-{owner}-");
+    std::fs::read_dir("/dev/shm")
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|f| {
+            f.starts_with(&prefix)
+                && f.split('-').nth(5).is_some_and(|p| {
+                    p.len() > 1
+                        && p.starts_with('r')
+                        && p[1..].bytes().all(|b| b.is_ascii_hexdigit())
+                })
+        })
+        .collect()
+}
+
+/// Returns `len` bytes, after starting a thread that SIGKILLs this worker as soon as
+/// its result blob appears (the worker is then writing it: mid-transfer). Counts
+/// its runs in the segment `counter`.
+fn big_result_then_die(arg: (String, u32, usize)) -> Bytes {
+    let (counter, owner, len) = arg;
+    let seg = Segment::open(&counter).unwrap();
+    // SAFETY: 8 bytes, accessed atomically.
+    let runs = unsafe { &*(seg.as_ptr() as *const AtomicU64) };
+    runs.fetch_add(1, Ordering::SeqCst);
+    std::thread::spawn(move || loop {
+        if !result_blobs(owner).is_empty() {
+            // SAFETY: signals our own process.
+            unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+        }
+        std::thread::yield_now();
+    });
+    Bytes(pattern(len, 9))
+}
+
+#[test]
+fn a_worker_killed_while_sending_a_large_result_fails_its_chunk_and_leaves_no_blob() {
+    const NAME: &str =
+        "a_worker_killed_while_sending_a_large_result_fails_its_chunk_and_leaves_no_blob";
+    if role().as_deref() == Some("blob-owner") {
+        let counter = unique("pool-blob-runs");
+        let seg = Segment::create(&counter, 8).unwrap();
+        // SAFETY: 8 bytes, accessed atomically.
+        let runs = unsafe { &*(seg.as_ptr() as *const AtomicU64) };
+        let pool = Pool::new(2).unwrap();
+        let owner = std::process::id();
+        let r = pool.apply(big_result_then_die, (counter.clone(), owner, 64 << 20));
+        let pid = match r {
+            Err(Error::WorkerDied { pid }) => pid,
+            other => panic!("expected WorkerDied, got {:?}", other.map(|b| b.0.len())),
+        };
+        // Its blob is gone as soon as the death was settled.
+        assert_eq!(result_blobs(owner), Vec::<String>::new());
+        // Run once, never again elsewhere.
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        // The pool goes on, large payloads included.
+        let input = pattern(8 << 20, 4);
+        expect_plus_one(&input, &pool.apply(plus_one, Bytes(input.clone())).unwrap());
+        assert_eq!(
+            pool.map(cube, 0..100).unwrap(),
+            (0..100).map(cube).collect::<Vec<_>>()
+        );
+        assert!(!pool.pids().contains(&pid));
+        drop(pool);
+        println!("done");
+        return;
+    }
+    let child = spawn_self(NAME, "blob-owner");
+    let owner = child.id();
+    let (code, out) = wait_self(child, WATCHDOG);
+    // Whatever the owner left (nothing, if it passed) is removed before asserting.
+    let prefix = format!("mp.multiproc-pool-{owner}-");
+    let mut left = Vec::new();
+    for e in std::fs::read_dir("/dev/shm").unwrap().flatten() {
+        let file = e.file_name().to_string_lossy().into_owned();
+        if let Some(name) = file
+            .strip_prefix("mp.")
+            .filter(|_| file.starts_with(&prefix))
+        {
+            left.push(name.to_owned());
+            let _ = multiproc::unlink(name);
+        }
+    }
+    assert_eq!(
+        (code, out.contains("done")),
+        (0, true),
+        "owner output: {out}"
+    );
+    assert_eq!(left, Vec::<String>::new(), "names the pool left behind");
+}
+
+#[test]
+fn many_small_tasks_between_large_ones_stay_correct() {
+    watchdog(WATCHDOG, || {
+        let pool = Pool::new(2).unwrap();
+        let big = pattern(1 << 20, 5);
+        let bigs: Vec<_> = (0..4)
+            .map(|_| pool.apply_async(plus_one, Bytes(big.clone())).unwrap())
+            .collect();
+        let small = pool.map_chunked(cube, 0..20_000, 1).unwrap();
+        assert_eq!(small, (0..20_000).map(cube).collect::<Vec<_>>());
+        for r in bigs {
+            expect_plus_one(&big, &r.get().unwrap());
+        }
+        // Just under and just over the size that switches to shared segments.
+        for len in [
+            (64 << 10) - 64,
+            (64 << 10) - 1,
+            64 << 10,
+            (64 << 10) + 1,
+            100_000,
+        ] {
+            let input = pattern(len, 6);
+            expect_plus_one(&input, &pool.apply(plus_one, Bytes(input.clone())).unwrap());
+        }
+    });
+}

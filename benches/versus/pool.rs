@@ -1,7 +1,9 @@
 //! Rows for the pool section: `Pool::map` throughput and `Process::fork` + `join`
-//! latency, against Python's `multiprocessing` (fork start method) in the same run.
+//! latency, an 8 MiB argument + 8 MiB result round trip through `Pool::apply`,
+//! against Python's `multiprocessing` (fork start method) in the same run.
 use crate::common::{fmt_dur, fmt_rate, py_get, ratio, section, value, Ctx, Goal};
 use multiproc::{Pool, Process};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::time::{Duration, Instant};
 
 const N: u64 = 100_000;
@@ -22,6 +24,65 @@ fn best_rate(rounds: usize, mut map: impl FnMut() -> usize) -> f64 {
         .fold(0.0, f64::max)
 }
 
+/// Bytes serialized as one byte string (as Python pickles `bytes`), not element by
+/// element as a `Vec<u8>` is.
+struct Bytes(Vec<u8>);
+
+impl Serialize for Bytes {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Bytes {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Bytes, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Bytes;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("bytes")
+            }
+            fn visit_bytes<E>(self, b: &[u8]) -> Result<Bytes, E> {
+                Ok(Bytes(b.to_vec()))
+            }
+            fn visit_byte_buf<E>(self, b: Vec<u8>) -> Result<Bytes, E> {
+                Ok(Bytes(b))
+            }
+        }
+        d.deserialize_byte_buf(V)
+    }
+}
+
+/// The payload task: returns as many bytes as it got (a new buffer, so that the
+/// result is really produced in the worker).
+fn echo(b: Bytes) -> Bytes {
+    let mut out = b.0;
+    if let Some(x) = out.first_mut() {
+        *x = x.wrapping_add(1);
+    }
+    Bytes(out)
+}
+
+/// Bytes each way in the payload row.
+const PAYLOAD: usize = 8 << 20;
+
+/// Median round trip of `Pool::apply(echo, PAYLOAD bytes)` over `rounds` calls.
+fn payload_round_trip(pool: &Pool, rounds: usize) -> Duration {
+    let arg = vec![7u8; PAYLOAD];
+    let times = (0..rounds)
+        .map(|_| {
+            let a = Bytes(arg.clone());
+            let t = Instant::now();
+            let r = pool.apply(echo, a).expect("apply");
+            let d = t.elapsed();
+            assert_eq!(r.0.len(), PAYLOAD);
+            assert_eq!(r.0[0], 8);
+            d
+        })
+        .collect();
+    crate::common::median(times)
+}
+
 pub fn run(ctx: &mut Ctx) {
     section("pool: Pool(2).map over 100k trivial tasks, Process fork + join");
     // Fork + join of a child that does nothing (first, while this process is small).
@@ -37,9 +98,11 @@ pub fn run(ctx: &mut Ctx) {
     pool.map_chunked(cube, 0..1000, 1).expect("warm-up map");
     let chunk1 = best_rate(2, || pool.map_chunked(cube, 0..N, 1).expect("map").len());
     let default = best_rate(5, || pool.map(cube, 0..N).expect("map").len());
+    payload_round_trip(&pool, 2);
+    let payload = payload_round_trip(&pool, 15);
     drop(pool);
 
-    let py = ctx.python("pool_map.py", &[&N.to_string()]);
+    let py = ctx.python("pool_map.py", &[&N.to_string(), &PAYLOAD.to_string()]);
     value(
         "Pool(2).map, chunksize 1 (multiproc)",
         format!("{}tasks/s", fmt_rate(chunk1)),
@@ -94,5 +157,32 @@ pub fn run(ctx: &mut Ctx) {
             );
         }
         None => value("Process().start() + join() (Python)", "skipped".into()),
+    }
+    value(
+        "Pool(2).apply, 8 MiB argument + 8 MiB result (multiproc)",
+        fmt_dur(payload),
+    );
+    // Each way at >= 0.5x memcpy means 16 MiB moved per round trip at >= 0.5x.
+    let each_way = 2.0 * PAYLOAD as f64 / payload.as_secs_f64();
+    ratio(
+        "  payload: 16 MiB / round trip vs memcpy",
+        each_way,
+        ctx.memcpy_bw,
+        Goal::AtLeast(0.5),
+    );
+    match py_get(&py, "apply_payload") {
+        Some(theirs) => {
+            value(
+                "Pool(2).apply, 8 MiB bytes in and out (Python)",
+                fmt_dur(Duration::from_secs_f64(theirs)),
+            );
+            ratio(
+                "  payload: Python time / multiproc time",
+                theirs,
+                payload.as_secs_f64(),
+                Goal::AtLeast(20.0),
+            );
+        }
+        None => value("Pool(2).apply, 8 MiB in and out (Python)", "skipped".into()),
     }
 }

@@ -72,6 +72,7 @@ mod child;
 mod current;
 mod forkserver;
 mod pool;
+mod record;
 mod registry;
 mod start;
 

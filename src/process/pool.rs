@@ -65,16 +65,21 @@
 //!   `AsyncResult::get` report errors per item.
 //!
 //! ## Large arguments and results
-//! Messages longer than the queues' maximum message length (4 KiB unless set with
-//! [`PoolBuilder::max_message_len`]) are cut into pieces and put back together on
-//! the other side, so any size works; only throughput changes.
+//! Messages up to 64 KiB travel through the queues, cut into pieces when longer
+//! than the queues' maximum message length (4 KiB unless set with
+//! [`PoolBuilder::max_message_len`]). Longer ones are copied through a shared area
+//! each worker keeps for its tasks and one for its results (reused segments, so
+//! the copies run at memory speed), so any size works, for every start method.
 
+mod blob;
 mod chan;
-mod core;
+mod engine;
+mod jobs;
+mod slots;
 mod wire;
 mod worker;
 
-use self::core::{Failure, Outcome, Shared};
+use self::jobs::{task_body, task_header, Failure, Outcome, Shared};
 use self::wire::{Item, Outcomes, Runner};
 use super::start::{default_is_automatic, get_start_method, StartMethod};
 use crate::{Error, Result};
@@ -87,7 +92,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// Default maximum length of one queue message; longer ones travel in pieces.
+/// Default maximum length of one queue message; longer ones travel in pieces (and
+/// those over 64 KiB through a shared area).
 pub const DEFAULT_MAX_MESSAGE_LEN: usize = 4 << 10;
 
 /// A pool of worker processes (Python's `multiprocessing.Pool`).
@@ -189,7 +195,8 @@ impl PoolBuilder {
     }
 
     /// Largest single queue message, in bytes (at least 64; default 4 KiB). Longer
-    /// arguments and results are sent in pieces of this size.
+    /// arguments and results are sent in pieces of this size, up to 64 KiB; longer
+    /// still, through a shared area of the worker's.
     pub fn max_message_len(mut self, bytes: usize) -> PoolBuilder {
         self.max_message_len = bytes;
         self
@@ -242,12 +249,12 @@ impl PoolBuilder {
                 self.max_message_len
             )));
         }
-        let (shared, thread) = self::core::start(self::core::Config {
+        let (shared, thread) = engine::start(engine::Config {
             workers,
             initializer: self.initializer,
             max_tasks: self.max_tasks,
             max_message_len: self.max_message_len,
-            inbox_capacity: self::core::MAX_WINDOW,
+            inbox_capacity: engine::MAX_WINDOW,
             method,
         })?;
         Ok(Pool {
@@ -284,19 +291,22 @@ fn chunk_bodies<'a, T: Serialize + 'a>(
     chunksize: usize,
 ) -> Result<Vec<(u64, Vec<u8>, usize)>> {
     let mut out = Vec::new();
+    // Items are serialized straight into the body (a large argument is copied once).
     let mut buf = Vec::new();
+    task_header(runner, f, &mut buf);
     let mut n = 0;
     for item in items {
         wire::push_item(&mut buf, item).map_err(Error::invalid)?;
         n += 1;
         if n == chunksize {
-            out.push((out.len() as u64, self::core::task_body(runner, f, &buf), n));
-            buf.clear();
+            let mut next = Vec::new();
+            task_header(runner, f, &mut next);
+            out.push((out.len() as u64, std::mem::replace(&mut buf, next), n));
             n = 0;
         }
     }
     if n > 0 {
-        out.push((out.len() as u64, self::core::task_body(runner, f, &buf), n));
+        out.push((out.len() as u64, buf, n));
     }
     Ok(out)
 }
@@ -699,7 +709,7 @@ where
             return Err(Error::invalid("chunksize must be at least 1"));
         }
         let job = pool.shared.new_job()?;
-        let lookahead = (pool.workers() * (self::core::MAX_WINDOW + 2)) as u64;
+        let lookahead = (pool.workers() * (engine::MAX_WINDOW + 2)) as u64;
         Ok(Imap {
             shared: pool.shared.clone(),
             job,
@@ -745,7 +755,7 @@ where
                     index,
                     Outcome::Items(Outcomes::failed(&msg, n)),
                 ),
-                None => batch.push((index, self::core::task_body(self.runner, self.f, &items))),
+                None => batch.push((index, task_body(self.runner, self.f, &items))),
             }
         }
         if !batch.is_empty() {

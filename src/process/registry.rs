@@ -14,7 +14,7 @@
 //! The state is *fork-local*: a forked child sees an empty registry of its own, never
 //! the parent's (whose lock another parent thread may have held at `fork` time).
 
-use super::child::ChildInner;
+use super::record::ChildInner;
 use crate::sys::ident::getpid;
 use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};

@@ -4,6 +4,10 @@
 //! the queue's maximum message length is cut into pieces, each with its own header;
 //! all but the last carry [`MORE`]. Pieces of one sender arrive in order (a sender
 //! writes one logical message at a time), so the receiver appends them per sender.
+//! A logical message longer than [`BLOB_MIN`](super::blob::BLOB_MIN) instead travels
+//! in a reused shared area (see `blob.rs`): its one piece carries [`BLOB`] and the
+//! body `tag u64` (the chunk id, for TASK and RESULT) + `len u64` + `gen u64` (the
+//! area's generation).
 //!
 //! | kind           | direction       | body                                              |
 //! |----------------|-----------------|---------------------------------------------------|
@@ -29,6 +33,8 @@ pub(super) const WAKE: u8 = 5;
 
 /// Flag: more pieces of this logical message follow.
 pub(super) const MORE: u8 = 1;
+/// Flag: the message is in an area; this piece holds its tag, length and area.
+pub(super) const BLOB: u8 = 2;
 
 /// Outcome tags.
 pub(super) const OK: u8 = 0;
@@ -100,6 +106,37 @@ pub(super) fn piece(
     end
 }
 
+/// Writes into `buf` (cleared first) the one piece of a message of `len` bytes that
+/// travels in generation `gen` of an area.
+pub(super) fn blob_piece(kind: u8, sender: u32, tag: u64, len: usize, gen: u64, buf: &mut Vec<u8>) {
+    buf.clear();
+    buf.resize(HEADER_LEN, 0);
+    FrameHeader {
+        flags: BLOB,
+        kind,
+        sender,
+    }
+    .write(buf);
+    buf.extend_from_slice(&tag.to_le_bytes());
+    buf.extend_from_slice(&(len as u64).to_le_bytes());
+    buf.extend_from_slice(&gen.to_le_bytes());
+}
+
+/// The `(tag, len, gen)` of a [`BLOB`] piece's body; None if it is malformed.
+pub(super) fn blob_ref(body: &[u8]) -> Option<(u64, u64, u64)> {
+    let word = |i: usize| Some(u64::from_le_bytes(body.get(i..i + 8)?.try_into().ok()?));
+    if body.len() != 24 {
+        return None;
+    }
+    Some((word(0)?, word(8)?, word(16)?))
+}
+
+/// The chunk id at the start of a TASK or RESULT body (0 if it is too short).
+pub(super) fn chunk_id(body: &[u8]) -> u64 {
+    body.get(..8)
+        .map_or(0, |b| u64::from_le_bytes(b.try_into().unwrap_or_default()))
+}
+
 /// Lets postcard append to a borrowed buffer.
 struct Appender<'a>(&'a mut Vec<u8>);
 
@@ -154,21 +191,35 @@ pub(super) enum Item<'a> {
 
 /// The outcomes of one chunk: `tag u8` + `len u32` + bytes per item, validated.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(super) struct Outcomes(Vec<u8>);
+/// The bytes of `.0` from `.1` on.
+pub(super) struct Outcomes(Vec<u8>, usize);
 
 impl Outcomes {
-    /// Validates the outcomes part of a RESULT body. `None` on malformed input.
-    pub fn parse(b: &[u8]) -> Option<Outcomes> {
+    /// True if `b` is a well-formed outcomes part of a RESULT body.
+    fn valid(b: &[u8]) -> bool {
         let mut rest = b;
         while !rest.is_empty() {
             let tag = rest[0];
-            let len = u32::from_le_bytes(rest.get(1..5)?.try_into().ok()?) as usize;
+            let Some(len) = rest.get(1..5).and_then(|l| l.try_into().ok()) else {
+                return false;
+            };
+            let len = u32::from_le_bytes(len) as usize;
             if !matches!(tag, OK | PANICKED | BAD_INPUT) || rest.len() < 5 + len {
-                return None;
+                return false;
             }
             rest = &rest[5 + len..];
         }
-        Some(Outcomes(b.to_vec()))
+        true
+    }
+
+    /// Validates the outcomes part of a RESULT body. `None` on malformed input.
+    pub fn parse(b: &[u8]) -> Option<Outcomes> {
+        Outcomes::valid(b).then(|| Outcomes(b.to_vec(), 0))
+    }
+
+    /// [`parse`](Outcomes::parse) of `body[start..]`, keeping `body` (no copy).
+    pub fn parse_owned(body: Vec<u8>, start: usize) -> Option<Outcomes> {
+        Outcomes::valid(body.get(start..)?).then_some(Outcomes(body, start))
     }
 
     /// `n` failures with the same message.
@@ -177,11 +228,11 @@ impl Outcomes {
         for _ in 0..n {
             push_outcome(&mut b, PANICKED, msg.as_bytes());
         }
-        Outcomes(b)
+        Outcomes(b, 0)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = Item<'_>> {
-        let mut rest = &self.0[..];
+        let mut rest = self.0.get(self.1..).unwrap_or_default();
         std::iter::from_fn(move || {
             if rest.len() < 5 {
                 return None;
@@ -327,6 +378,31 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_area_piece_carries_its_tag_length_and_generation_and_nothing_else_parses() {
+        let mut buf = Vec::new();
+        blob_piece(RESULT, 9, 42, 8 << 20, 3, &mut buf);
+        let h = FrameHeader::read(&buf).unwrap();
+        assert_eq!((h.flags, h.kind, h.sender), (BLOB, RESULT, 9));
+        assert_eq!(blob_ref(&buf[HEADER_LEN..]), Some((42, 8 << 20, 3)));
+        // A forged piece of any other length is refused, not read past its end.
+        for n in [0, 8, 16, 23, 25, 40] {
+            assert_eq!(blob_ref(&vec![1; n]), None, "{n} bytes");
+        }
+    }
+
+    #[test]
+    fn owned_outcomes_skip_the_header_and_are_validated_like_borrowed_ones() {
+        let mut body = vec![0xee; 16];
+        push_outcome(&mut body, OK, b"abc");
+        let o = Outcomes::parse_owned(body.clone(), 16).unwrap();
+        assert!(matches!(o.iter().next(), Some(Item::Ok(b"abc"))));
+        assert_eq!(o.iter().count(), 1);
+        body.push(7); // a truncated extra outcome
+        assert!(Outcomes::parse_owned(body, 16).is_none());
+        assert!(Outcomes::parse_owned(vec![0; 3], 16).is_none());
+    }
 
     #[test]
     fn pieces_cover_the_body_exactly() {

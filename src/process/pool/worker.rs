@@ -1,7 +1,8 @@
 //! A pool worker: a forked child that runs chunks from its inbox until told to stop.
 
+use super::blob::{self, Area, BLOB_MIN};
 use super::chan::Chan;
-use super::core::Slots;
+use super::slots::Slots;
 use super::wire::{self, FrameHeader, Runner, HEADER_LEN};
 use crate::process::start;
 use crate::sync::atomic::Ordering;
@@ -14,6 +15,8 @@ pub(super) struct WorkerCtx {
     pub inbox: Chan,
     pub results: Chan,
     pub slots: Slots,
+    /// The prefix of the pool's blob names (see `blob.rs`).
+    pub blobs: String,
     pub index: usize,
     pub initializer: Option<Arc<dyn Fn() + Send + Sync>>,
     pub max_tasks: Option<usize>,
@@ -27,6 +30,7 @@ pub(super) struct WorkerSpec {
     pub inbox: String,
     pub results: String,
     pub slots: String,
+    pub blobs: String,
     pub workers: usize,
     pub index: usize,
     pub max_tasks: Option<usize>,
@@ -42,6 +46,7 @@ pub(super) fn spawned_main(spec: WorkerSpec) -> i32 {
             inbox: Chan::open(&spec.inbox)?,
             results: Chan::open(&spec.results)?,
             slots: Slots::open(&spec.slots, spec.workers)?,
+            blobs: spec.blobs,
             index: spec.index,
             initializer: None,
             max_tasks: spec.max_tasks,
@@ -65,26 +70,83 @@ const QUEUE_FAILED: i32 = 2;
 /// Exit code of a worker whose initializer panicked.
 const INIT_FAILED: i32 = 3;
 
-/// Sends one logical message (in pieces if it is long), waiting for room.
-fn send(ctx: &WorkerCtx, kind: u8, body: &[u8], buf: &mut Vec<u8>) -> crate::Result<()> {
-    let mut at = 0;
-    loop {
-        at = wire::piece(kind, ctx.sender, body, at, ctx.results.max(), buf);
+/// The worker's ends of its two areas (see `blob.rs`).
+#[derive(Default)]
+struct Areas {
+    task: Option<Area>,
+    /// Messages copied out of the task area.
+    taken: u64,
+    result: Option<Area>,
+    /// Messages written into the result area.
+    written: u64,
+}
+
+/// Sends one logical message (in pieces if it is long, through the result area if
+/// it is longer than [`BLOB_MIN`]), waiting for room.
+fn send(
+    ctx: &WorkerCtx,
+    areas: &mut Areas,
+    kind: u8,
+    body: &[u8],
+    buf: &mut Vec<u8>,
+) -> crate::Result<()> {
+    let slot = ctx.slots.get(ctx.index);
+    if body.len() > BLOB_MIN {
+        // SYNC(res-taken): pairs with the pool's Release increment once it has copied
+        // our last message out: the area is free again.
+        let mut pause = std::time::Duration::from_micros(10);
+        while slot.res_taken.load(Ordering::Acquire) < areas.written {
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(std::time::Duration::from_millis(1));
+        }
+        let (blobs, sender) = (&ctx.blobs, ctx.sender);
+        let grows = areas
+            .result
+            .as_ref()
+            .map_or(true, |a| a.seg.len() < body.len());
+        if grows {
+            // Announced before it exists, so that the pool removes it if we die.
+            let gen = areas.result.as_ref().map_or(1, |a| a.gen + 1);
+            slot.res_gen.store(gen, Ordering::Release);
+        }
+        let area = blob::ensure(&mut areas.result, body.len(), |g| {
+            blob::result_area(blobs, sender, g)
+        })?;
+        if grows {
+            // The pool unlinks the name once it has opened it (we may exit first).
+            area.seg.persist();
+        }
+        blob::put(area, body);
+        let tag = if kind == wire::RESULT {
+            wire::chunk_id(body)
+        } else {
+            0
+        };
+        wire::blob_piece(kind, ctx.sender, tag, body.len(), area.gen, buf);
         ctx.results.put(buf)?;
-        if at >= body.len() {
-            break;
+        areas.written += 1;
+    } else {
+        let mut at = 0;
+        loop {
+            at = wire::piece(kind, ctx.sender, body, at, ctx.results.max(), buf);
+            ctx.results.put(buf)?;
+            if at >= body.len() {
+                break;
+            }
         }
     }
     // SYNC(worker-sent): the message is entirely in the queue before it is counted.
-    ctx.slots
-        .get(ctx.index)
-        .sent
-        .fetch_add(1, Ordering::Release);
+    slot.sent.fetch_add(1, Ordering::Release);
     Ok(())
 }
 
 /// Receives one logical message into `msg`; returns its kind.
-fn recv(ctx: &WorkerCtx, piece: &mut Vec<u8>, msg: &mut Vec<u8>) -> crate::Result<u8> {
+fn recv(
+    ctx: &WorkerCtx,
+    areas: &mut Areas,
+    piece: &mut Vec<u8>,
+    msg: &mut Vec<u8>,
+) -> crate::Result<u8> {
     msg.clear();
     loop {
         ctx.inbox.get(piece)?;
@@ -94,6 +156,28 @@ fn recv(ctx: &WorkerCtx, piece: &mut Vec<u8>, msg: &mut Vec<u8>) -> crate::Resul
                 "a pool task message is too short",
             ));
         };
+        if h.flags & wire::BLOB != 0 {
+            // A whole message in our task area.
+            let Some((_, len, gen)) = wire::blob_ref(&piece[HEADER_LEN..]) else {
+                return Err(crate::Error::corrupt(
+                    "",
+                    "a pool area message is malformed",
+                ));
+            };
+            let (blobs, index) = (&ctx.blobs, ctx.index);
+            let area = blob::attach(&mut areas.task, gen, false, |g| {
+                blob::task_area(blobs, index, g)
+            })?;
+            blob::take(area, len, msg)?;
+            areas.taken += 1;
+            // SYNC(arg-taken): the message is copied out before the pool may reuse
+            // the area; pairs with its Acquire load.
+            ctx.slots
+                .get(ctx.index)
+                .arg_taken
+                .store(areas.taken, Ordering::Release);
+            return Ok(h.kind);
+        }
         msg.extend_from_slice(&piece[HEADER_LEN..]);
         if h.flags & wire::MORE == 0 {
             return Ok(h.kind);
@@ -148,12 +232,19 @@ pub(super) fn main(mut ctx: WorkerCtx) -> i32 {
     ctx.inbox = ctx.inbox.with_spin(Some(INBOX_SPIN));
     let slot = ctx.slots.get(ctx.index);
     let mut buf = Vec::new();
+    let mut areas = Areas::default();
     if let Some(init) = &ctx.initializer {
         if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| init())).is_err() {
             let msg = wire::LAST_PANIC
                 .with(|p| p.borrow_mut().take())
                 .unwrap_or_else(|| "the initializer panicked".to_owned());
-            let _ = send(&ctx, wire::INIT_FAILED, msg.as_bytes(), &mut buf);
+            let _ = send(
+                &ctx,
+                &mut areas,
+                wire::INIT_FAILED,
+                msg.as_bytes(),
+                &mut buf,
+            );
             return INIT_FAILED;
         }
     }
@@ -163,7 +254,7 @@ pub(super) fn main(mut ctx: WorkerCtx) -> i32 {
     let mut out = Vec::new();
     let mut done = 0usize;
     loop {
-        let kind = match recv(&ctx, &mut piece, &mut msg) {
+        let kind = match recv(&ctx, &mut areas, &mut piece, &mut msg) {
             Ok(k) => k,
             Err(_) => return QUEUE_FAILED,
         };
@@ -196,7 +287,7 @@ pub(super) fn main(mut ctx: WorkerCtx) -> i32 {
         // How long the chunk took here: the pool sizes our window from it.
         let service = started.elapsed().as_nanos().min(u128::from(u64::MAX)) as u64;
         out[8..16].copy_from_slice(&service.to_le_bytes());
-        if send(&ctx, wire::RESULT, &out, &mut buf).is_err() {
+        if send(&ctx, &mut areas, wire::RESULT, &out, &mut buf).is_err() {
             return QUEUE_FAILED;
         }
         slot.running.store(0, Ordering::Release);

@@ -17,19 +17,22 @@
 //! the front of `pending` (those never started), empties its inbox and forks a
 //! replacement. Nothing waits on a dead process, so the pool cannot hang on one.
 
+use super::blob::{self, Area, BLOB_MIN};
 use super::chan::Chan;
-use super::wire::{self, FrameHeader, Outcomes, Runner, HEADER_LEN};
+use super::jobs::{Chunk, Failure, Outcome, Shared, State};
+use super::slots::Slots;
+use super::wire::{self, FrameHeader, Outcomes, HEADER_LEN};
 use super::worker::{self, WorkerCtx};
 use crate::process::child::fork_child;
 use crate::process::current;
 use crate::process::forkserver::{self, Relay, Relayed};
 use crate::process::start::{self, StartMethod};
-use crate::sync::atomic::{AtomicU64, Ordering};
+use crate::sync::atomic::Ordering;
 use crate::sys::process as os;
-use crate::{Error, Result, Segment};
-use std::collections::{HashMap, VecDeque};
+use crate::{Error, Result};
+use std::collections::VecDeque;
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 /// Most chunks a worker holds at once (sent, not finished).
@@ -42,493 +45,6 @@ const SUPERVISE_BUSY: Duration = Duration::from_millis(10);
 const SUPERVISE_IDLE: Duration = Duration::from_millis(100);
 /// Workers that die before finishing start-up this many times in a row break the pool.
 const MAX_STARTUP_DEATHS: u32 = 3;
-
-/// What a worker shares with the pool thread (one 128-byte line per worker).
-#[repr(C, align(128))]
-pub(super) struct WorkerSlot {
-    /// Id + 1 of the chunk the worker runs; 0 between chunks.
-    pub running: AtomicU64,
-    /// Complete messages this incarnation has put into the result queue.
-    pub sent: AtomicU64,
-    /// 1 once the initializer has returned.
-    pub ready: AtomicU64,
-}
-
-/// The workers' slots, in an anonymous shared segment inherited through fork.
-#[derive(Clone)]
-pub(super) struct Slots {
-    seg: Segment,
-    n: usize,
-}
-
-impl Slots {
-    /// Anonymous slots (`name` None: shared through fork) or the named segment `name`.
-    fn new(n: usize, name: Option<&str>) -> Result<Slots> {
-        let len = n * std::mem::size_of::<WorkerSlot>();
-        let seg = match name {
-            None => Segment::anonymous(len)?,
-            Some(name) => Segment::create(name, len)?,
-        };
-        Ok(Slots { seg, n })
-    }
-
-    /// Opens the named slots of a pool of `n` workers (in a spawned worker).
-    pub fn open(name: &str, n: usize) -> Result<Slots> {
-        let seg = Segment::open(name)?;
-        if seg.len() < n * std::mem::size_of::<WorkerSlot>() {
-            return Err(Error::corrupt(
-                name,
-                "too short for the pool's worker slots",
-            ));
-        }
-        Ok(Slots { seg, n })
-    }
-
-    fn name(&self) -> &str {
-        self.seg.name()
-    }
-
-    pub fn get(&self, i: usize) -> &WorkerSlot {
-        // Unreachable from shared data: `i` is a worker index of the pool's own table.
-        assert!(i < self.n, "worker slot {i} out of range");
-        // SAFETY: the segment holds `n` slots, is 128-aligned, and WorkerSlot is made
-        // of atomics only (valid for any bytes, shared access is sound).
-        unsafe { &*self.seg.as_ptr().cast::<WorkerSlot>().add(i) }
-    }
-}
-
-/// Why a chunk produced no results.
-#[derive(Clone, Debug)]
-pub(super) enum Failure {
-    /// The worker running it died.
-    WorkerDied(u32),
-    /// The pool was terminated (or dropped) first.
-    Closed,
-    /// The pool's initializer failed, so no worker can run anything.
-    Broken(String),
-    /// A message from the worker could not be parsed.
-    Corrupt(String),
-}
-
-impl Failure {
-    pub fn to_error(&self) -> Error {
-        match self {
-            Failure::WorkerDied(pid) => Error::WorkerDied { pid: *pid },
-            Failure::Closed => Error::Closed,
-            Failure::Broken(m) => Error::TaskFailed {
-                message: format!("the pool is broken: {m}"),
-            },
-            Failure::Corrupt(m) => Error::corrupt("", format!("pool result: {m}")),
-        }
-    }
-}
-
-/// A finished chunk.
-#[derive(Clone, Debug)]
-pub(super) enum Outcome {
-    Items(Outcomes),
-    Failed(Failure),
-}
-
-/// A submitted chunk; `body` is the whole TASK message body.
-pub(super) struct Chunk {
-    pub id: u64,
-    pub job: u64,
-    pub index: u64,
-    pub body: Vec<u8>,
-}
-
-/// Builds a TASK body: room for the id, then runner, function and `items`.
-pub(super) fn task_body(runner: Runner, f: usize, items: &[u8]) -> Vec<u8> {
-    let mut b = Vec::with_capacity(24 + items.len());
-    b.extend_from_slice(&0u64.to_le_bytes());
-    // Offsets, not addresses: a spawned worker maps this executable elsewhere.
-    b.extend_from_slice(&start::to_offset(runner as usize).to_le_bytes());
-    b.extend_from_slice(&start::to_offset(f).to_le_bytes());
-    b.extend_from_slice(items);
-    b
-}
-
-/// A job's finished chunks, by chunk index: a window that slides forward as the
-/// oldest chunks are taken (indexes are dense, from 0).
-#[derive(Default)]
-pub(super) struct Finished {
-    /// Index of `slots[0]`.
-    base: u64,
-    slots: VecDeque<Slot>,
-}
-
-#[derive(Default)]
-enum Slot {
-    #[default]
-    Waiting,
-    Ready(Outcome),
-    Taken,
-}
-
-impl Finished {
-    fn insert(&mut self, index: u64, o: Outcome) {
-        let Some(at) = index.checked_sub(self.base) else {
-            return;
-        };
-        let at = at as usize;
-        if self.slots.len() <= at {
-            self.slots.resize_with(at + 1, Slot::default);
-        }
-        self.slots[at] = Slot::Ready(o);
-    }
-
-    fn get(&self, index: u64) -> Option<&Outcome> {
-        let at = index.checked_sub(self.base)? as usize;
-        match self.slots.get(at) {
-            Some(Slot::Ready(o)) => Some(o),
-            _ => None,
-        }
-    }
-
-    fn remove(&mut self, index: u64) -> Option<Outcome> {
-        let at = index.checked_sub(self.base)? as usize;
-        let slot = self.slots.get_mut(at)?;
-        let Slot::Ready(_) = slot else {
-            return None;
-        };
-        let Slot::Ready(o) = std::mem::replace(slot, Slot::Taken) else {
-            return None;
-        };
-        while matches!(self.slots.front(), Some(Slot::Taken)) {
-            self.slots.pop_front();
-            self.base += 1;
-        }
-        Some(o)
-    }
-
-    fn remove_any(&mut self) -> Option<(u64, Outcome)> {
-        let at = self
-            .slots
-            .iter()
-            .position(|s| matches!(s, Slot::Ready(_)))?;
-        let index = self.base + at as u64;
-        self.remove(index).map(|o| (index, o))
-    }
-
-    /// The outcomes in index order (`None`: not finished), from index `base`.
-    fn into_vec(self) -> Vec<Option<Outcome>> {
-        self.slots
-            .into_iter()
-            .map(|s| match s {
-                Slot::Ready(o) => Some(o),
-                _ => None,
-            })
-            .collect()
-    }
-
-    fn clear(&mut self) {
-        self.slots.clear();
-    }
-}
-
-#[derive(Default)]
-pub(super) struct Job {
-    outcomes: Finished,
-    /// Chunks submitted and not finished yet.
-    outstanding: usize,
-    /// Nobody will read the outcomes (the handle was dropped): discard them.
-    abandoned: bool,
-    /// A user thread sleeps on this job.
-    waiting: bool,
-    /// ... and only wants to hear once every chunk has finished (`map`).
-    wait_all: bool,
-}
-
-#[derive(Default)]
-pub(super) struct State {
-    pending: VecDeque<Chunk>,
-    jobs: HashMap<u64, Job>,
-    next_job: u64,
-    next_chunk: u64,
-    /// `close()` was called: no new jobs.
-    closed: bool,
-    join_requested: bool,
-    terminate_requested: bool,
-    /// Set when the initializer failed (or workers cannot start): every chunk fails.
-    broken: Option<String>,
-    /// The pool thread has exited; every job is finished.
-    finished: bool,
-    /// Pids of the current workers (for diagnostics and tests).
-    pub pids: Vec<u32>,
-}
-
-/// What user threads and the pool thread share.
-pub(super) struct Shared {
-    state: Mutex<State>,
-    cond: Condvar,
-    /// The result queue, for posting WAKE when the pool thread sleeps.
-    results: Chan,
-    sleeping: AtomicBool,
-    pub workers: usize,
-}
-
-impl std::fmt::Debug for Shared {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pool")
-            .field("workers", &self.workers)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Shared {
-    pub fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn wait<'a>(
-        &self,
-        g: MutexGuard<'a, State>,
-        deadline: Option<Instant>,
-    ) -> (MutexGuard<'a, State>, bool) {
-        match deadline {
-            None => (self.cond.wait(g).unwrap_or_else(|e| e.into_inner()), false),
-            Some(d) => {
-                let left = d.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    return (g, true);
-                }
-                let (g, _) = self
-                    .cond
-                    .wait_timeout(g, left)
-                    .unwrap_or_else(|e| e.into_inner());
-                (g, Instant::now() >= d)
-            }
-        }
-    }
-
-    /// Wakes the pool thread if it sleeps (it sleeps on the result queue).
-    pub fn wake_pool(&self) {
-        // SYNC(pool-sleep): pairs with the store in `sleep`; the state mutex orders
-        // the submission before this load.
-        if self.sleeping.load(std::sync::atomic::Ordering::SeqCst) {
-            let mut buf = Vec::new();
-            wire::piece(
-                wire::WAKE,
-                wire::SENDER_USER,
-                &[],
-                0,
-                self.results.max(),
-                &mut buf,
-            );
-            // Full: the pool thread has messages to read and is awake anyway.
-            let _ = self.results.try_put(&buf);
-        }
-    }
-
-    /// Starts a job; `Err(Closed)` after close/terminate.
-    pub fn new_job(&self) -> Result<u64> {
-        let mut s = self.lock();
-        if s.closed || s.finished || s.terminate_requested {
-            return Err(Error::Closed);
-        }
-        if let Some(m) = &s.broken {
-            return Err(Failure::Broken(m.clone()).to_error());
-        }
-        let id = s.next_job;
-        s.next_job += 1;
-        s.jobs.insert(id, Job::default());
-        Ok(id)
-    }
-
-    /// Submits chunks `(index, body)` of `job`.
-    pub fn submit(&self, job: u64, chunks: impl IntoIterator<Item = (u64, Vec<u8>)>) -> Result<()> {
-        {
-            let mut s = self.lock();
-            if s.finished || s.terminate_requested {
-                return Err(Error::Closed);
-            }
-            let broken = s.broken.clone();
-            for (index, mut body) in chunks {
-                let id = s.next_chunk;
-                s.next_chunk += 1;
-                body[..8].copy_from_slice(&id.to_le_bytes());
-                let Some(j) = s.jobs.get_mut(&job) else {
-                    return Err(Error::Closed);
-                };
-                if let Some(m) = &broken {
-                    j.outcomes
-                        .insert(index, Outcome::Failed(Failure::Broken(m.clone())));
-                    continue;
-                }
-                j.outstanding += 1;
-                s.pending.push_back(Chunk {
-                    id,
-                    job,
-                    index,
-                    body,
-                });
-            }
-        }
-        self.wake_pool();
-        Ok(())
-    }
-
-    /// Waits for chunk `index` of `job` and takes its outcome; `None` at the deadline.
-    pub fn take_chunk(&self, job: u64, index: u64, deadline: Option<Instant>) -> Option<Outcome> {
-        let mut s = self.lock();
-        loop {
-            let Some(j) = s.jobs.get_mut(&job) else {
-                return Some(Outcome::Failed(Failure::Closed));
-            };
-            if let Some(o) = j.outcomes.remove(index) {
-                j.waiting = false;
-                return Some(o);
-            }
-            j.waiting = true;
-            let (g, timed_out) = self.wait(s, deadline);
-            s = g;
-            if timed_out {
-                if let Some(j) = s.jobs.get_mut(&job) {
-                    if let Some(o) = j.outcomes.remove(index) {
-                        return Some(o);
-                    }
-                    j.waiting = false;
-                }
-                return None;
-            }
-        }
-    }
-
-    /// Waits for chunk `index` of `job` and returns a copy of its outcome, leaving it
-    /// in place (for results that may be read again); `None` at the deadline.
-    pub fn peek_chunk(&self, job: u64, index: u64, deadline: Option<Instant>) -> Option<Outcome> {
-        let mut s = self.lock();
-        loop {
-            let Some(j) = s.jobs.get_mut(&job) else {
-                return Some(Outcome::Failed(Failure::Closed));
-            };
-            if let Some(o) = j.outcomes.get(index) {
-                return Some(o.clone());
-            }
-            j.waiting = true;
-            let (g, timed_out) = self.wait(s, deadline);
-            s = g;
-            if timed_out {
-                return s
-                    .jobs
-                    .get(&job)
-                    .and_then(|j| j.outcomes.get(index).cloned());
-            }
-        }
-    }
-
-    /// Records an outcome decided on the user's side (e.g. an argument that could not
-    /// be serialized), for a chunk that was never submitted.
-    pub fn record_local(&self, job: u64, index: u64, outcome: Outcome) {
-        if let Some(j) = self.lock().jobs.get_mut(&job) {
-            j.outcomes.insert(index, outcome);
-        }
-    }
-
-    /// True if chunk `index` of `job` has finished (without taking it).
-    pub fn chunk_ready(&self, job: u64, index: u64) -> bool {
-        let s = self.lock();
-        s.jobs
-            .get(&job)
-            .map_or(true, |j| j.outcomes.get(index).is_some())
-    }
-
-    /// Waits for any finished chunk of `job` and takes it.
-    pub fn take_any(&self, job: u64) -> (u64, Outcome) {
-        let mut s = self.lock();
-        loop {
-            let Some(j) = s.jobs.get_mut(&job) else {
-                return (u64::MAX, Outcome::Failed(Failure::Closed));
-            };
-            if let Some((k, o)) = j.outcomes.remove_any() {
-                j.waiting = false;
-                return (k, o);
-            }
-            j.waiting = true;
-            s = self.wait(s, None).0;
-        }
-    }
-
-    /// Waits until every chunk of `job` has finished; takes all outcomes and ends the job.
-    /// The outcomes are in chunk order, from chunk 0 (`None`: never finished).
-    pub fn take_all(&self, job: u64) -> Vec<Option<Outcome>> {
-        let mut s = self.lock();
-        loop {
-            let Some(j) = s.jobs.get_mut(&job) else {
-                return Vec::new();
-            };
-            if j.outstanding == 0 {
-                return s
-                    .jobs
-                    .remove(&job)
-                    .map(|j| j.outcomes.into_vec())
-                    .unwrap_or_default();
-            }
-            j.waiting = true;
-            j.wait_all = true;
-            s = self.wait(s, None).0;
-        }
-    }
-
-    /// The job's handle is gone: drop its queued chunks and, as they finish, its outcomes.
-    pub fn abandon(&self, job: u64) {
-        let mut s = self.lock();
-        let before = s.pending.len();
-        s.pending.retain(|c| c.job != job);
-        let removed = before - s.pending.len();
-        if let Some(j) = s.jobs.get_mut(&job) {
-            j.outstanding -= removed.min(j.outstanding);
-            j.outcomes.clear();
-            j.abandoned = true;
-            if j.outstanding == 0 {
-                s.jobs.remove(&job);
-            }
-        }
-    }
-
-    /// `close()`: no new jobs; submitted work still runs.
-    pub fn close(&self) {
-        self.lock().closed = true;
-        self.wake_pool();
-    }
-
-    /// Asks the pool thread to finish all work, stop the workers and exit; waits.
-    pub fn join(&self) -> Result<()> {
-        let mut s = self.lock();
-        if !s.closed && !s.terminate_requested && !s.finished {
-            return Err(Error::invalid(
-                "Pool::join needs close() or terminate() first (as in Python)",
-            ));
-        }
-        s.join_requested = true;
-        drop(s);
-        self.wake_pool();
-        let mut s = self.lock();
-        while !s.finished {
-            s = self.wait(s, Some(Instant::now() + SUPERVISE_IDLE)).0;
-        }
-        Ok(())
-    }
-
-    /// Asks the pool thread to kill the workers and fail every unfinished chunk; waits.
-    pub fn terminate(&self) {
-        let mut s = self.lock();
-        s.terminate_requested = true;
-        s.closed = true;
-        drop(s);
-        self.wake_pool();
-        let mut s = self.lock();
-        while !s.finished {
-            s = self
-                .wait(s, Some(Instant::now() + Duration::from_millis(20)))
-                .0;
-            drop(s);
-            self.wake_pool();
-            s = self.lock();
-        }
-    }
-}
 
 /// Pool configuration, fixed at start.
 pub(super) struct Config {
@@ -550,7 +66,8 @@ pub(super) fn start(cfg: Config) -> Result<(Arc<Shared>, std::thread::JoinHandle
         .next_power_of_two();
     // Fork: anonymous queues, inherited. Spawn/ForkServer: the workers are not our
     // forks, so they open named ones (mode 0600, unlinked when the pool drops).
-    let base = (cfg.method != StartMethod::Fork).then(|| {
+    // Blobs (large messages) are named for every method.
+    let blobs = {
         static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         format!(
             "multiproc-pool-{}-{}-{:x}",
@@ -560,8 +77,9 @@ pub(super) fn start(cfg: Config) -> Result<(Arc<Shared>, std::thread::JoinHandle
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.subsec_nanos())
         )
-    });
-    let named = |what: &str| base.as_ref().map(|b| format!("{b}-{what}"));
+    };
+    let base = (cfg.method != StartMethod::Fork).then_some(&blobs);
+    let named = |what: &str| base.map(|b| format!("{b}-{what}"));
     let results = Chan::new(
         results_cap,
         cfg.max_message_len,
@@ -594,6 +112,7 @@ pub(super) fn start(cfg: Config) -> Result<(Arc<Shared>, std::thread::JoinHandle
                 slots,
                 results,
                 workers,
+                blobs,
                 buf: Vec::new(),
                 batch: Vec::new(),
                 startup_deaths: 0,
@@ -676,6 +195,14 @@ struct Worker {
     service_ns: f64,
     last_result: Instant,
     stop_sent: bool,
+    /// Our end of the worker's task area (kept across incarnations; see `blob.rs`).
+    task_area: Option<Area>,
+    /// Messages written into the task area for this incarnation.
+    arg_written: u64,
+    /// The incarnation's result area, once opened (its name is unlinked then).
+    result_area: Option<Area>,
+    /// Messages copied out of the result areas of this incarnation.
+    res_taken: u64,
 }
 
 impl Worker {
@@ -697,6 +224,10 @@ impl Worker {
             service_ns: 0.0,
             last_result: Instant::now(),
             stop_sent: false,
+            task_area: None,
+            arg_written: 0,
+            result_area: None,
+            res_taken: 0,
         }
     }
 
@@ -746,6 +277,8 @@ struct Engine {
     slots: Slots,
     results: Chan,
     workers: Vec<Worker>,
+    /// The prefix of this pool's blob names (see `blob.rs`).
+    blobs: String,
     buf: Vec<u8>,
     /// Finished chunks not yet recorded in their jobs: (job, index, outcome).
     batch: Vec<(u64, u64, Outcome)>,
@@ -765,6 +298,9 @@ impl Engine {
         slot.running.store(0, Ordering::Relaxed);
         slot.sent.store(0, Ordering::Relaxed);
         slot.ready.store(0, Ordering::Relaxed);
+        slot.arg_taken.store(0, Ordering::Relaxed);
+        slot.res_taken.store(0, Ordering::Relaxed);
+        slot.res_gen.store(0, Ordering::Relaxed);
         let w = &mut self.workers[i];
         w.gen = w.gen.wrapping_add(1) & 0xffff;
         w.given = 0;
@@ -775,11 +311,15 @@ impl Engine {
         w.window = 1;
         w.service_ns = 0.0;
         w.stop_sent = false;
+        w.arg_written = 0;
+        w.result_area = None;
+        w.res_taken = 0;
         let ctx = WorkerCtx {
             sender: w.sender(),
             inbox: w.inbox.clone(),
             results: self.results.clone(),
             slots: self.slots.clone(),
+            blobs: self.blobs.clone(),
             index: i,
             initializer: self.cfg.initializer.clone(),
             max_tasks: self.cfg.max_tasks,
@@ -802,6 +342,7 @@ impl Engine {
                     inbox: ctx.inbox.name().to_owned(),
                     results: ctx.results.name().to_owned(),
                     slots: ctx.slots.name().to_owned(),
+                    blobs: ctx.blobs.clone(),
                     workers: self.workers.len(),
                     index: i,
                     max_tasks: ctx.max_tasks,
@@ -1044,14 +585,47 @@ impl Engine {
             if w.life != Life::Alive {
                 return progress;
             }
-            let Some(a) = w.assigned.get(w.sent_chunks) else {
+            let Some(a) = w.assigned.get_mut(w.sent_chunks) else {
                 return progress;
             };
             let body = &a.chunk.body;
-            let end = wire::piece(wire::TASK, 0, body, w.cursor, w.inbox.max(), &mut self.buf);
+            let end = if body.len() > BLOB_MIN {
+                // SYNC(arg-taken): pairs with the worker's Release store once it has
+                // copied the last message out of its task area.
+                let taken = self.slots.get(i).arg_taken.load(Ordering::Acquire);
+                if taken < w.arg_written {
+                    // The area still holds a message the worker has not read.
+                    return progress;
+                }
+                let (blobs, index) = (&self.blobs, w.index);
+                let area = match blob::ensure(&mut w.task_area, body.len(), |g| {
+                    blob::task_area(blobs, index, g)
+                }) {
+                    Ok(area) => area,
+                    Err(e) => {
+                        // Never given to the worker: fail it here, with the reason.
+                        if let Some(a) = w.assigned.remove(w.sent_chunks) {
+                            let why = Failure::Payload(e.to_string());
+                            self.batch
+                                .push((a.chunk.job, a.chunk.index, Outcome::Failed(why)));
+                        }
+                        progress = true;
+                        continue;
+                    }
+                };
+                blob::put(area, body);
+                let gen = area.gen;
+                wire::blob_piece(wire::TASK, 0, a.chunk.id, body.len(), gen, &mut self.buf);
+                body.len()
+            } else {
+                wire::piece(wire::TASK, 0, body, w.cursor, w.inbox.max(), &mut self.buf)
+            };
             match w.inbox.try_put(&self.buf) {
                 Ok(true) => {
                     progress = true;
+                    if body.len() > BLOB_MIN {
+                        w.arg_written += 1;
+                    }
                     if end >= body.len() {
                         w.sent_chunks += 1;
                         w.cursor = 0;
@@ -1104,14 +678,39 @@ impl Engine {
             // From a previous incarnation, already accounted for.
             return;
         }
-        w.partial.extend_from_slice(&piece[HEADER_LEN..]);
-        if h.flags & wire::MORE != 0 {
-            return;
+        let blob_ref = (h.flags & wire::BLOB != 0).then(|| wire::blob_ref(&piece[HEADER_LEN..]));
+        if blob_ref.is_none() {
+            w.partial.extend_from_slice(&piece[HEADER_LEN..]);
+            if h.flags & wire::MORE != 0 {
+                return;
+            }
         }
         w.received += 1;
-        let body = std::mem::take(&mut w.partial);
+        let mut body = std::mem::take(&mut w.partial);
+        if let Some(r) = blob_ref {
+            let (blobs, sender) = (&self.blobs, h.sender);
+            let read = match r {
+                Some((_, len, gen)) => blob::attach(&mut w.result_area, gen, true, |g| {
+                    blob::result_area(blobs, sender, g)
+                })
+                .and_then(|area| blob::take(area, len, &mut body)),
+                None => Err(Error::corrupt("", "a pool area message is malformed")),
+            };
+            w.res_taken += 1;
+            // SYNC(res-taken): the message is copied out before the worker may
+            // reuse the area; pairs with its Acquire load.
+            self.slots
+                .get(index)
+                .res_taken
+                .store(w.res_taken, Ordering::Release);
+            if let Err(e) = read {
+                let tag = r.map_or(0, |(tag, _, _)| tag);
+                self.unreadable(index, h.kind, tag, e);
+                return;
+            }
+        }
         match h.kind {
-            wire::RESULT => self.on_result(index, &body),
+            wire::RESULT => self.on_result(index, &mut body),
             wire::INIT_FAILED => {
                 let msg = String::from_utf8_lossy(&body).into_owned();
                 let pid = w.pid;
@@ -1127,7 +726,49 @@ impl Engine {
         }
     }
 
-    fn on_result(&mut self, index: usize, body: &[u8]) {
+    /// A message of worker `index` that was put in a blob could not be read: fails
+    /// the chunk it was the result of (`tag`), or breaks the pool for INIT_FAILED.
+    fn unreadable(&mut self, index: usize, kind: u8, tag: u64, e: Error) {
+        let w = &mut self.workers[index];
+        let pid = w.pid;
+        match kind {
+            wire::RESULT => {
+                let Some(pos) = w.assigned.iter().position(|a| a.chunk.id == tag) else {
+                    return;
+                };
+                if pos >= w.sent_chunks {
+                    return;
+                }
+                if let Some(a) = w.assigned.remove(pos) {
+                    w.sent_chunks -= 1;
+                    let why = Failure::Corrupt(format!(
+                        "the result of worker {pid} could not be read: {e}"
+                    ));
+                    self.batch
+                        .push((a.chunk.job, a.chunk.index, Outcome::Failed(why)));
+                }
+            }
+            wire::INIT_FAILED => self.break_pool(format!(
+                "the initializer failed in worker {pid} (its message could not be read: {e})"
+            )),
+            _ => {}
+        }
+    }
+
+    /// Removes the result area worker `i`'s incarnation announced and we never
+    /// opened (it died, or the pool ends, before we read from it).
+    fn remove_unread_blobs(&self, i: usize) {
+        let w = &self.workers[i];
+        let announced = self.slots.get(i).res_gen.load(Ordering::Acquire);
+        let opened = w.result_area.as_ref().map_or(0, |a| a.gen);
+        // A corrupt generation must not make us loop for long.
+        for gen in opened + 1..=announced.min(opened + 16) {
+            blob::remove(&blob::result_area(&self.blobs, w.sender(), gen));
+        }
+    }
+
+    /// A RESULT message; a large `body` is moved into the outcome (left empty).
+    fn on_result(&mut self, index: usize, body: &mut Vec<u8>) {
         let now = Instant::now();
         let w = &mut self.workers[index];
         let Some(id) = body
@@ -1163,7 +804,12 @@ impl Engine {
         w.last_result = now;
         let fit = WINDOW_TARGET.as_nanos() as f64 / w.service_ns.max(1.0);
         w.window = (1 + fit as usize).clamp(1, MAX_WINDOW);
-        let outcome = match body.get(16..).and_then(Outcomes::parse) {
+        let parsed = if body.len() > BLOB_MIN {
+            Outcomes::parse_owned(std::mem::take(body), 16)
+        } else {
+            body.get(16..).and_then(Outcomes::parse)
+        };
+        let outcome = match parsed {
             Some(items) => Outcome::Items(items),
             None => Outcome::Failed(Failure::Corrupt(format!(
                 "malformed result message from worker {}",
@@ -1236,6 +882,7 @@ impl Engine {
                 }
             }
             any = true;
+            self.remove_unread_blobs(i);
             let running = slot.running.load(Ordering::Acquire);
             let ready = slot.ready.load(Ordering::Acquire) != 0;
             let w = &mut self.workers[i];
@@ -1396,6 +1043,11 @@ impl Engine {
 
     /// Fails everything unfinished with `why` and marks the pool finished.
     fn finish(&mut self, why: Failure) {
+        for i in 0..self.workers.len() {
+            if self.workers[i].gen != 0 {
+                self.remove_unread_blobs(i);
+            }
+        }
         for w in &mut self.workers {
             for a in w.assigned.drain(..) {
                 self.batch
