@@ -159,6 +159,18 @@ fn imap_unordered_yields_every_item_exactly_once() {
     });
 }
 
+/// An absurdly large timeout waits for the result instead of panicking on `Instant`
+/// overflow.
+#[test]
+fn get_and_wait_timeout_of_duration_max_wait_instead_of_panicking() {
+    watchdog(WATCHDOG, || {
+        let pool = Pool::new(1).unwrap();
+        let r = pool.apply_async(cube, 3).unwrap();
+        assert!(r.wait_timeout(Duration::MAX));
+        assert_eq!(r.get_timeout(Duration::MAX).unwrap(), 27);
+    });
+}
+
 #[test]
 fn a_panicking_task_fails_only_itself() {
     watchdog(WATCHDOG, || {

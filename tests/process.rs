@@ -49,6 +49,16 @@ fn normal_exit_has_exitcode_zero() {
     });
 }
 
+/// An absurdly large timeout waits (here: for a child that exits) instead of
+/// panicking on `Instant` overflow.
+#[test]
+fn join_timeout_of_duration_max_waits_instead_of_panicking() {
+    watchdog(WATCHDOG, || {
+        let p = Process::fork(|| std::thread::sleep(Duration::from_millis(20))).unwrap();
+        assert_eq!(p.join_timeout(Duration::MAX).unwrap(), Some(0));
+    });
+}
+
 #[test]
 fn closure_returning_3_and_process_exit_3_both_give_exitcode_3() {
     watchdog(WATCHDOG, || {

@@ -82,6 +82,7 @@ mod worker;
 use self::jobs::{task_body, task_header, Failure, Outcome, Shared};
 use self::wire::{Item, Outcomes, Runner};
 use super::start::{default_is_automatic, get_start_method, StartMethod};
+use crate::sys::clock::std_deadline_after;
 use crate::{Error, Result};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -618,7 +619,7 @@ impl<R: DeserializeOwned> AsyncResult<R> {
 
     /// Waits at most `timeout`; `Err(Timeout)` if the task has not finished by then.
     pub fn get_timeout(&self, timeout: Duration) -> Result<R> {
-        match self.outcome(Some(Instant::now() + timeout)) {
+        match self.outcome(std_deadline_after(timeout)) {
             Some(o) => Self::decode(o),
             None => Err(Error::Timeout),
         }
@@ -648,7 +649,7 @@ impl<R: DeserializeOwned> AsyncResult<R> {
 
     /// Waits at most `timeout`; true if the task has finished.
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
-        self.outcome(Some(Instant::now() + timeout)).is_some()
+        self.outcome(std_deadline_after(timeout)).is_some()
     }
 }
 

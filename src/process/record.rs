@@ -4,6 +4,7 @@
 //! [`Process`]: super::Process
 
 use super::forkserver::{Relay, Relayed};
+use crate::sys::clock::std_deadline_after;
 use crate::sys::process as os;
 use crate::Error;
 use std::io;
@@ -143,13 +144,13 @@ impl ChildInner {
     /// Waits at most `timeout` for the child to exit.
     pub fn wait_timeout(&self, timeout: Duration) -> io::Result<Option<i32>> {
         if let Some(r) = &self.relay {
-            let s = r.wait(Some(Instant::now() + timeout));
+            let s = r.wait(std_deadline_after(timeout));
             return self.relayed_status(s);
         }
         if let Some(c) = self.poll()? {
             return Ok(Some(c));
         }
-        let deadline = Instant::now() + timeout;
+        let deadline = std_deadline_after(timeout);
         // A pidfd, opened while the child is certainly unreaped (its pid is ours).
         let pidfd = {
             let st = self.status();
@@ -170,10 +171,10 @@ impl ChildInner {
                 return Ok(Some(c));
             }
             let now = Instant::now();
-            if now >= deadline {
+            if deadline.is_some_and(|d| now >= d) {
                 return Ok(None);
             }
-            std::thread::sleep(pause.min(deadline - now));
+            std::thread::sleep(deadline.map_or(pause, |d| pause.min(d - now)));
             pause = (pause * 2).min(Duration::from_millis(5));
         }
     }

@@ -111,6 +111,15 @@ pub fn deadline_after(timeout: Duration) -> Deadline {
     }
 }
 
+/// `std::time::Instant::now() + timeout`, or `None` (no deadline: wait forever) when
+/// that does not fit: an absurdly large timeout such as `Duration::MAX` must wait,
+/// not panic on overflow.
+#[cfg(feature = "std")]
+#[inline]
+pub fn std_deadline_after(timeout: Duration) -> Option<std::time::Instant> {
+    std::time::Instant::now().checked_add(timeout)
+}
+
 /// True once `deadline` has passed.
 #[inline]
 pub fn expired(deadline: Deadline) -> bool {

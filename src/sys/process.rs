@@ -114,9 +114,11 @@ pub fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
 
 /// Waits at most `timeout` for `fd` to become readable; true if it did.
 pub fn poll_readable(fd: &OwnedFd, timeout: Duration) -> io::Result<bool> {
-    let deadline = std::time::Instant::now() + timeout;
+    let deadline = super::clock::std_deadline_after(timeout);
     loop {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let left = deadline.map_or(Duration::MAX, |d| {
+            d.saturating_duration_since(std::time::Instant::now())
+        });
         // Round up so that a sub-millisecond wait still sleeps.
         let ms = left.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
         let mut p = libc::pollfd {
@@ -130,7 +132,7 @@ pub fn poll_readable(fd: &OwnedFd, timeout: Duration) -> io::Result<bool> {
             return Ok(true);
         }
         if r == 0 {
-            if std::time::Instant::now() >= deadline {
+            if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
                 return Ok(false);
             }
             continue;
