@@ -1,6 +1,8 @@
 //! The `multiproc` tool as a real binary: exit codes, `--json` parsed back, every
 //! kind inspected, a corrupt segment reported, `rm` refusing objects in use, `gc`.
-//! Needs the `cli` feature: `cargo test --features cli --test cli`.
+//! Needs the `cli` feature: `cargo test --features cli --test cli`. As in
+//! tests/lifecycle.rs, no other process of the same user may run `gc()` while the
+//! orphan test runs: it would collect that orphan first.
 #![cfg(all(feature = "cli", not(loom)))]
 mod common;
 use common::*;

@@ -3,7 +3,11 @@
 //!
 //! Other test binaries may run at the same time and create objects of their own;
 //! every assertion here is about this file's names only (a `gc` here may reclaim
-//! another test's orphans, never its objects in use).
+//! another test's orphans, never its objects in use). The converse is a constraint:
+//! these tests make orphans on purpose and then watch them, so no *other* process of
+//! the same user may run `gc()` meanwhile (another checkout's test run, say) — it
+//! would collect them first, as `gc` is meant to. `cargo test` runs test binaries
+//! one at a time, and this file's tests take turns (`serial`).
 #![cfg(all(feature = "std", not(loom)))]
 mod common;
 use common::*;
