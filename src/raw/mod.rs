@@ -9,6 +9,11 @@
 //! * every value read from the region is untrusted: indices and lengths are
 //!   bounds-checked, and nonsense is reported, never trusted.
 //!
+//! How reads that race a foreign writer are handled (coordination words are atomics;
+//! payload bytes are raw copies whose garbage is tolerated and validated) is stated
+//! once in the crate docs: [Reads that race a foreign
+//! writer](crate#reads-that-race-a-foreign-writer).
+//!
 //! Blocking goes through [`crate::sync`]: shared futexes, absolute
 //! `CLOCK_MONOTONIC` deadlines, and a bounded spin before sleeping.
 
