@@ -120,6 +120,8 @@ pub mod segment;
 #[cfg(all(feature = "std", not(loom)))]
 mod semaphore;
 #[cfg(all(feature = "std", not(loom)))]
+mod shared;
+#[cfg(all(feature = "std", not(loom)))]
 mod spsc_queue;
 #[cfg(all(feature = "std", not(loom)))]
 mod value;
@@ -161,6 +163,8 @@ pub use rlock::{RLock, RLockGuard};
 pub use segment::{gc, list, unlink, ObjectInfo, Options, Segment};
 #[cfg(all(feature = "std", not(loom)))]
 pub use semaphore::{BoundedSemaphore, Semaphore};
+#[cfg(all(feature = "std", not(loom)))]
+pub use shared::Shared;
 #[cfg(all(feature = "std", not(loom)))]
 pub use spsc_queue::{Role, SpscConsumer, SpscProducer, SpscQueue};
 #[cfg(all(feature = "std", not(loom)))]
