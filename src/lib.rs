@@ -56,8 +56,8 @@
 //! ### Reads that race a foreign writer
 //! The stance, stated once here (as memmap2 states it once on `Mmap`) and linked
 //! from the [`raw`] modules. A foreign process may write any byte of a region at any
-//! moment, so the crate never forms a Rust reference to bytes it does not own
-//! exclusively by construction:
+//! moment, so the rule is: never `&mut` into a region, never `&[u8]` over bytes
+//! another process may be writing:
 //! * every word that coordinates processes — lock words, slot states, cursors,
 //!   counts, lengths — is an atomic and is only ever read and written as one (the
 //!   MPMC ring's slots, [`raw::RawQueue`], are atomic words too), so a racing write
