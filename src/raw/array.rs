@@ -1,6 +1,6 @@
 //! `RawArray`: a lock plus a sequence counter guarding `len` elements of a
 //! [`Pod`] type stored in a region of `AtomicU64` words — the engine behind
-//! [`RawValue`](super::RawValue), [`Value`](crate::Value) and [`Array`](crate::Array).
+//! [`RawValue`](super::RawValue), `Value` and `Array`.
 //!
 //! ## Layout
 //! The header ([`RawArray`]) holds a [`RawLock`] and a sequence counter. The elements

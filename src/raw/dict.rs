@@ -1,4 +1,4 @@
-//! The hash table behind [`Dict`](crate::Dict): byte-string keys and values in a
+//! The hash table behind `Dict`: byte-string keys and values in a
 //! [`RawHeap`](super::heap::RawHeap), crash-consistent through its journal.
 //!
 //! ## Layout

@@ -1,4 +1,4 @@
-//! The wire format of [`Pipe`](crate::Pipe): how a message becomes *frames* in a byte
+//! The wire format of `Pipe`: how a message becomes *frames* in a byte
 //! ring ([`RawSpsc`](super::RawSpsc) with one-byte units), apart from the handle that
 //! speaks it, pure and `no_std` so that it can be tested and fuzzed on its own.
 //!

@@ -1,5 +1,5 @@
 //! `RawHeap`: a crash-consistent arena of variable-size blocks inside a shared
-//! region, the core of [`Dict`](crate::Dict) and [`List`](crate::List).
+//! region, the core of `Dict` and `List`.
 //!
 //! ## Layout
 //! The region starts with a [`RawHeap`] header (lock, seqlock version, undo journal,

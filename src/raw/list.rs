@@ -1,4 +1,4 @@
-//! The vector behind [`List`](crate::List): byte-string items in a
+//! The vector behind `List`: byte-string items in a
 //! [`RawHeap`](super::heap::RawHeap), crash-consistent through its journal.
 //!
 //! ## Layout

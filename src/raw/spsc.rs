@@ -1,7 +1,7 @@
 //! `RawSpsc`: the single-producer single-consumer ring — a Lamport ring with cached
 //! indices. One implementation carries both fixed-size records
-//! ([`SpscQueue<T>`](crate::SpscQueue), one unit = one `T`) and byte streams
-//! ([`Pipe`](crate::Pipe), one unit = one byte).
+//! (`SpscQueue<T>`, one unit = one `T`) and byte streams
+//! (`Pipe`, one unit = one byte).
 //!
 //! ## Layout and state
 //! Two monotonically growing `u64` unit counters, each on its own 128-byte line:
@@ -28,7 +28,7 @@
 //!   consumer's Acquire load: the slots written before it are visible after it.
 //! * `SYNC(spsc-release)`: the consumer's Release store of `head` pairs with the
 //!   producer's Acquire load: the consumer has finished reading the slots it frees.
-//! * `SYNC(spsc-stamp)` (byte streams that opt in, e.g. [`Pipe`](crate::Pipe)
+//! * `SYNC(spsc-stamp)` (byte streams that opt in, e.g. `Pipe`
 //!   frames): the producer's Release store of a *stamp* word inside the staged bytes
 //!   pairs with the consumer's Acquire load of that word: a consumer polling the
 //!   stamp at its read position sees the bytes written before it — one cache line to

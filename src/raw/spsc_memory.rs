@@ -9,7 +9,8 @@
 //! may write them while we copy. Copies are raw (`copy_nonoverlapping` on raw
 //! pointers, never references into the region), so such a race yields garbage
 //! bytes in the copy, which the layers above treat as untrusted data; stamp words are
-//! read as atomics ([`RingMemory::word`]).
+//! read as atomics ([`RingMemory::word`]). This is the crate's one stance on such
+//! races: see [Reads that race a foreign writer](crate#reads-that-race-a-foreign-writer).
 
 use crate::sync::atomic::AtomicU64;
 

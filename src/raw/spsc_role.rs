@@ -1,7 +1,7 @@
 //! Roles for single-producer single-consumer objects: who may act as a ring's
 //! producer or consumer (or as a pipe end), recorded so that a second live claimant
 //! is refused and a dead holder is detected. Plus the raw layouts of
-//! [`SpscQueue`](crate::SpscQueue) and [`Pipe`](crate::Pipe) built from them.
+//! `SpscQueue` and `Pipe` built from them.
 //!
 //! A role is held by a *process*, named by an [`Identity`] whose `tid` is the process
 //! id and whose `start` is the process start time: a holder's death is judged at the
@@ -221,7 +221,7 @@ impl RawRole {
     }
 }
 
-/// The shared state of an [`SpscQueue`](crate::SpscQueue): a ring of records plus
+/// The shared state of an `SpscQueue`: a ring of records plus
 /// its two roles. The slots follow in the segment's trailing region.
 #[repr(C)]
 #[derive(Debug, Default)]
@@ -237,7 +237,7 @@ pub struct RawSpscQueue {
 // SAFETY: repr(C) composition of SharedState types; all-zero = empty, open, unclaimed.
 unsafe impl super::SharedState for RawSpscQueue {}
 
-/// The shared state of a [`Pipe`](crate::Pipe): two byte rings (`rings[0]` carries
+/// The shared state of a `Pipe`: two byte rings (`rings[0]` carries
 /// end A → end B, `rings[1]` end B → end A; a one-way pipe uses only `rings[0]`) and
 /// the two ends' roles. The rings' bytes follow in the segment's trailing region.
 #[repr(C)]

@@ -63,6 +63,9 @@ pub enum ObjectKind {
     Dict = 17,
     /// `List<T>`.
     List = 18,
+    /// A [`Shared<R>`](crate::Shared): a third party's own state, told apart by the
+    /// user's tag (parameter 0) and the type fingerprint.
+    User = 19,
 }
 
 impl ObjectKind {
@@ -87,6 +90,7 @@ impl ObjectKind {
             ObjectKind::Pool => "Pool",
             ObjectKind::Dict => "Dict",
             ObjectKind::List => "List",
+            ObjectKind::User => "User",
         }
     }
 
@@ -112,6 +116,7 @@ impl ObjectKind {
             16 => Pool,
             17 => Dict,
             18 => List,
+            19 => User,
             _ => return None,
         })
     }

@@ -1,7 +1,7 @@
 //! The operating-system layer: the only module that calls into `libc`.
 //!
-//! Everything here works without `std` except [`shm`], which opens named POSIX
-//! shared memory for the segment layer, and [`ofd`], the locks that track who has
+//! Everything here works without `std` except `shm`, which opens named POSIX
+//! shared memory for the segment layer, and `ofd`, the locks that track who has
 //! a segment mapped.
 
 pub mod clock;
