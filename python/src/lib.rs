@@ -369,7 +369,7 @@ fn lock_step(lock: &Lock, d: Option<Duration>) -> Step<bool> {
     // The word naming this very thread means it holds the lock already (Python's
     // `Lock` is not re-entrant: it waits, for another thread to release it). The
     // crate would take such a hold over as an impossible one, so wait here instead.
-    if lock.raw().holder() == Some(multiproc::sys::ident::gettid()) {
+    if lock.raw().holder() == Some(multiproc::sys::ident::current().tid) {
         if let Some(d) = d {
             std::thread::sleep(d.min(Duration::from_millis(1)));
         }
