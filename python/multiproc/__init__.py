@@ -22,7 +22,9 @@ handle is garbage-collected (objects opened by name, or inherited by ``fork``, n
 unlink). Keep the creating handle alive while other processes may still open it.
 """
 
+import io as _io
 import itertools as _itertools
+import operator as _operator
 import os as _os
 import pickle as _pickle
 import queue as _queue
@@ -42,6 +44,7 @@ from . import _native as _n
 __all__ = [
     "Queue", "JoinableQueue", "SimpleQueue", "Pipe", "Connection", "Lock", "RLock",
     "Semaphore", "BoundedSemaphore", "Event", "Condition", "Barrier", "Value", "Array",
+    "Dict", "List",
     "describe", "unlink", "Process", "current_process", "get_context", "cpu_count",
     "DEFAULT_QUEUE_CAPACITY", "DEFAULT_MAX_MESSAGE_LEN",
 ]
@@ -851,3 +854,225 @@ def Pipe(duplex=True, name=None, capacity=DEFAULT_PIPE_CAPACITY):
     if duplex:
         return Connection(a), Connection(b)
     return Connection(b, True, False), Connection(a, False, True)
+
+
+# ---------------------------------------------------------------- containers
+
+#: Keys are pickled with this fixed protocol, so two Python versions agree on them.
+_KEY_PROTOCOL = 4
+_MISSING = object()
+
+
+def _key(k):
+    """The stored bytes of key ``k``: a pickle without memo references, so equal
+    keys built differently (``("a", "a")`` from one string object or from two)
+    pickle alike."""
+    buf = _io.BytesIO()
+    p = _pickle.Pickler(buf, protocol=_KEY_PROTOCOL)
+    p.fast = True
+    p.dump(k)
+    return buf.getvalue()
+
+
+def _dumps(x):
+    return _pickle.dumps(x, _PROTOCOL)
+
+
+_loads = _pickle.loads
+
+
+class Dict:
+    """A shared dict, as ``Manager().dict()`` without a server process: keys and
+    values are pickled into the crate's ``Dict`` in shared memory, and every call is
+    all-or-nothing even if the process is killed in the middle of it.
+
+    Keys are compared by their pickled bytes, not by ``==``: equal keys must pickle
+    alike. ``int``, ``str``, ``bytes``, ``None``, ``bool`` and tuples of them do;
+    but ``1``, ``1.0`` and ``True`` are three different keys here, and objects whose
+    pickle depends on history (sets, dicts with another insertion order) make poor
+    keys. Views (``keys()``, ``values()``, ``items()``) are snapshots (lists)."""
+
+    def __init__(self, *args, name=None, **kwargs):
+        self._d = _n.NDict.create(name or _auto_name("dict"))
+        self._name = self._d.name()
+        if args or kwargs:
+            self.update(*args, **kwargs)
+
+    @classmethod
+    def open(cls, name):
+        """Attaches to the dict ``name`` (made by this or any other process)."""
+        self = cls.__new__(cls)
+        self._d = _n.NDict.open(name)
+        self._name = name
+        return self
+
+    @property
+    def name(self):
+        return self._name
+
+    def __getitem__(self, k):
+        v = self._d.get(_key(k))
+        if v is None:
+            raise KeyError(k)
+        return _loads(v)
+
+    def get(self, k, default=None):
+        v = self._d.get(_key(k))
+        return default if v is None else _loads(v)
+
+    def __setitem__(self, k, v):
+        self._d.insert(_key(k), _dumps(v))
+
+    def __delitem__(self, k):
+        if self._d.remove(_key(k)) is None:
+            raise KeyError(k)
+
+    def __contains__(self, k):
+        return self._d.contains(_key(k))
+
+    def __len__(self):
+        return len(self._d)
+
+    def __iter__(self):
+        return iter(self.keys())
+
+    def keys(self):
+        return [_loads(k) for k in self._d.keys()]
+
+    def values(self):
+        return [_loads(v) for v in self._d.values()]
+
+    def items(self):
+        return [(_loads(k), _loads(v)) for k, v in self._d.items()]
+
+    def pop(self, k, default=_MISSING):
+        v = self._d.remove(_key(k))
+        if v is None:
+            if default is _MISSING:
+                raise KeyError(k)
+            return default
+        return _loads(v)
+
+    def setdefault(self, k, default=None):
+        """Atomically: ``self[k]``, storing ``default`` first if ``k`` is absent."""
+        return _loads(self._d.setdefault(_key(k), _dumps(default)))
+
+    def update(self, *args, **kwargs):
+        if len(args) > 1:
+            raise TypeError("update expected at most 1 argument, got %d" % len(args))
+        if args:
+            other = args[0]
+            pairs = other.items() if hasattr(other, "keys") else other
+            for k, v in pairs:
+                self[k] = v
+        for k, v in kwargs.items():
+            self[k] = v
+
+    def clear(self):
+        self._d.clear()
+
+    def copy(self):
+        """A plain ``dict`` snapshot."""
+        return dict(self.items())
+
+    def __eq__(self, other):
+        if isinstance(other, (Dict, dict)):
+            return dict(self.items()) == dict(other.items())
+        return NotImplemented
+
+    __hash__ = None
+
+    def __reduce__(self):
+        return (Dict.open, (self._name,))
+
+    def __repr__(self):
+        return "<multiproc.Dict %r %r>" % (self._name, dict(self.items()))
+
+
+class List:
+    """A shared list, as ``Manager().list()`` without a server process: items are
+    pickled into the crate's ``List`` in shared memory; every call is all-or-nothing
+    even if the process is killed in the middle of it. Iteration and ``list(l)`` take
+    a snapshot. Slices are not supported (index one item at a time)."""
+
+    def __init__(self, iterable=(), name=None):
+        self._l = _n.NList.create(name or _auto_name("list"))
+        self._name = self._l.name()
+        if iterable:
+            self.extend(iterable)
+
+    @classmethod
+    def open(cls, name):
+        """Attaches to the list ``name`` (made by this or any other process)."""
+        self = cls.__new__(cls)
+        self._l = _n.NList.open(name)
+        self._name = name
+        return self
+
+    @property
+    def name(self):
+        return self._name
+
+    def _index(self, i):
+        i = _operator.index(i)
+        if i < 0:
+            i += len(self._l)
+            if i < 0:
+                raise IndexError("list %r index out of range" % self._name)
+        return i
+
+    def __getitem__(self, i):
+        return _loads(self._l.get(self._index(i)))
+
+    def __setitem__(self, i, x):
+        self._l.set(self._index(i), _dumps(x))
+
+    def __delitem__(self, i):
+        self._l.pop(self._index(i))
+
+    def __len__(self):
+        return len(self._l)
+
+    def __iter__(self):
+        return iter(self._snapshot())
+
+    def __contains__(self, x):
+        return x in self._snapshot()
+
+    def _snapshot(self):
+        return [_loads(b) for b in self._l.to_list()]
+
+    def append(self, x):
+        self._l.append(_dumps(x))
+
+    def extend(self, iterable):
+        """Appends every item in one all-or-nothing call."""
+        self._l.extend([_dumps(x) for x in iterable])
+
+    def insert(self, i, x):
+        """Inserts ``x`` before item ``i``, clamped to the list as Python does."""
+        i = _operator.index(i)
+        n = len(self._l)
+        if i < 0:
+            i = max(i + n, 0)
+        self._l.insert(min(i, n), _dumps(x))
+
+    def pop(self, i=None):
+        """Removes and returns item ``i`` (the last by default); IndexError if none."""
+        return _loads(self._l.pop(None if i is None else self._index(i)))
+
+    def clear(self):
+        self._l.clear()
+
+    def __eq__(self, other):
+        if isinstance(other, (List, list)):
+            return self._snapshot() == list(other)
+        return NotImplemented
+
+    __hash__ = None
+
+    def __reduce__(self):
+        return (List.open, (self._name,))
+
+    def __repr__(self):
+        return "<multiproc.List %r %r>" % (self._name, self._snapshot())

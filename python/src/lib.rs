@@ -15,8 +15,8 @@
 
 use multiproc::segment::{describe as describe_name, ObjectKind};
 use multiproc::{
-    Array, Barrier, BoundedSemaphore, ByteQueue, Condition, Error, Event, Lock, Pipe, Queue, RLock,
-    Semaphore, TryLockError, Value,
+    Array, Barrier, BoundedSemaphore, ByteQueue, Condition, Dict, Error, Event, List, Lock, Pipe,
+    Queue, RLock, Semaphore, TryLockError, Value,
 };
 use pyo3::exceptions::{
     PyEOFError, PyFileExistsError, PyFileNotFoundError, PyIndexError, PyOSError, PyRuntimeError,
@@ -369,7 +369,7 @@ fn lock_step(lock: &Lock, d: Option<Duration>) -> Step<bool> {
     // The word naming this very thread means it holds the lock already (Python's
     // `Lock` is not re-entrant: it waits, for another thread to release it). The
     // crate would take such a hold over as an impossible one, so wait here instead.
-    if lock.raw().holder() == Some(multiproc::sys::ident::gettid()) {
+    if lock.raw().holder() == Some(multiproc::sys::ident::current().tid) {
         if let Some(d) = d {
             std::thread::sleep(d.min(Duration::from_millis(1)));
         }
@@ -1165,6 +1165,196 @@ impl NConn {
     }
 }
 
+// ---------------------------------------------------------------- containers
+
+/// Bytes handed to Python.
+fn bytes_out(py: Python<'_>, b: Vec<u8>) -> Py<PyBytes> {
+    PyBytes::new_bound(py, &b).unbind()
+}
+
+/// A crate `Dict<Vec<u8>, Vec<u8>>` of pickles: the Python half pickles keys and
+/// values, so equal keys must pickle to equal bytes (ints, strs, bytes and tuples of
+/// them do). Every call takes the dict's robust lock, so it runs without the GIL.
+#[pyclass(module = "multiproc._native", frozen)]
+struct NDict {
+    d: Dict<Vec<u8>, Vec<u8>>,
+}
+
+#[pymethods]
+impl NDict {
+    #[staticmethod]
+    fn create(py: Python<'_>, name: &str) -> PyResult<Self> {
+        py.allow_threads(|| Dict::create(name))
+            .map(|d| NDict { d })
+            .map_err(|e| to_py(py, e))
+    }
+    #[staticmethod]
+    fn open(py: Python<'_>, name: &str) -> PyResult<Self> {
+        py.allow_threads(|| Dict::open(name))
+            .map(|d| NDict { d })
+            .map_err(|e| to_py(py, e))
+    }
+    fn get(&self, py: Python<'_>, k: &[u8]) -> PyResult<Option<Py<PyBytes>>> {
+        let r = py
+            .allow_threads(|| self.d.get(&k.to_vec()))
+            .map_err(|e| to_py(py, e))?;
+        Ok(r.map(|b| bytes_out(py, b)))
+    }
+    /// The previous value's pickle, if any.
+    fn insert(&self, py: Python<'_>, k: &[u8], v: &[u8]) -> PyResult<Option<Py<PyBytes>>> {
+        let r = py
+            .allow_threads(|| self.d.insert(k.to_vec(), v.to_vec()))
+            .map_err(|e| to_py(py, e))?;
+        Ok(r.map(|b| bytes_out(py, b)))
+    }
+    fn remove(&self, py: Python<'_>, k: &[u8]) -> PyResult<Option<Py<PyBytes>>> {
+        let r = py
+            .allow_threads(|| self.d.remove(&k.to_vec()))
+            .map_err(|e| to_py(py, e))?;
+        Ok(r.map(|b| bytes_out(py, b)))
+    }
+    fn contains(&self, py: Python<'_>, k: &[u8]) -> PyResult<bool> {
+        py.allow_threads(|| self.d.contains_key(&k.to_vec()))
+            .map_err(|e| to_py(py, e))
+    }
+    /// Atomically: the value of `k`, storing `v` first if `k` is absent.
+    fn setdefault(&self, py: Python<'_>, k: &[u8], v: &[u8]) -> PyResult<Py<PyBytes>> {
+        let mut v = Some(v.to_vec());
+        let r = py
+            .allow_threads(|| self.d.update(k.to_vec(), |old| old.or_else(|| v.take())))
+            .map_err(|e| to_py(py, e))?;
+        // The closure never returns None, so the key is present afterwards.
+        Ok(bytes_out(py, r.unwrap_or_default()))
+    }
+    fn __len__(&self) -> usize {
+        self.d.len()
+    }
+    fn clear(&self, py: Python<'_>) -> PyResult<()> {
+        py.allow_threads(|| self.d.clear())
+            .map_err(|e| to_py(py, e))
+    }
+    /// A snapshot of every `(key, value)` pickle pair.
+    fn items(&self, py: Python<'_>) -> PyResult<Vec<(Py<PyBytes>, Py<PyBytes>)>> {
+        let r = py
+            .allow_threads(|| self.d.items())
+            .map_err(|e| to_py(py, e))?;
+        Ok(r.into_iter()
+            .map(|(k, v)| (bytes_out(py, k), bytes_out(py, v)))
+            .collect())
+    }
+    fn keys(&self, py: Python<'_>) -> PyResult<Vec<Py<PyBytes>>> {
+        let r = py
+            .allow_threads(|| self.d.keys())
+            .map_err(|e| to_py(py, e))?;
+        Ok(r.into_iter().map(|k| bytes_out(py, k)).collect())
+    }
+    fn values(&self, py: Python<'_>) -> PyResult<Vec<Py<PyBytes>>> {
+        let r = py
+            .allow_threads(|| self.d.values())
+            .map_err(|e| to_py(py, e))?;
+        Ok(r.into_iter().map(|v| bytes_out(py, v)).collect())
+    }
+    fn name(&self) -> String {
+        self.d.name().to_owned()
+    }
+}
+
+/// A crate `List<Vec<u8>>` of pickles. Indices here are non-negative; the Python
+/// half resolves negative ones. An index past the end is an `IndexError`.
+#[pyclass(module = "multiproc._native", frozen)]
+struct NList {
+    l: List<Vec<u8>>,
+}
+
+/// `IndexError` for an index past the end of list `name`, else the usual mapping.
+fn list_err(py: Python<'_>, name: &str, e: Error) -> PyErr {
+    match e {
+        Error::InvalidArgument { .. } => {
+            PyIndexError::new_err(format!("list '{name}' index out of range"))
+        }
+        e => to_py(py, e),
+    }
+}
+
+#[pymethods]
+impl NList {
+    #[staticmethod]
+    fn create(py: Python<'_>, name: &str) -> PyResult<Self> {
+        py.allow_threads(|| List::create(name))
+            .map(|l| NList { l })
+            .map_err(|e| to_py(py, e))
+    }
+    #[staticmethod]
+    fn open(py: Python<'_>, name: &str) -> PyResult<Self> {
+        py.allow_threads(|| List::open(name))
+            .map(|l| NList { l })
+            .map_err(|e| to_py(py, e))
+    }
+    fn append(&self, py: Python<'_>, x: &[u8]) -> PyResult<()> {
+        py.allow_threads(|| self.l.push(x.to_vec()))
+            .map_err(|e| to_py(py, e))
+    }
+    /// Appends every pickle in one all-or-nothing call.
+    fn extend(&self, py: Python<'_>, xs: Vec<Bound<'_, PyBytes>>) -> PyResult<()> {
+        let xs: Vec<Vec<u8>> = xs.iter().map(|x| x.as_bytes().to_vec()).collect();
+        py.allow_threads(|| self.l.extend(xs))
+            .map_err(|e| to_py(py, e))
+    }
+    fn get(&self, py: Python<'_>, i: usize) -> PyResult<Py<PyBytes>> {
+        match py.allow_threads(|| self.l.get(i)) {
+            Ok(Some(b)) => Ok(bytes_out(py, b)),
+            Ok(None) => Err(list_err(
+                py,
+                self.l.name(),
+                Error::InvalidArgument {
+                    detail: String::new(),
+                },
+            )),
+            Err(e) => Err(to_py(py, e)),
+        }
+    }
+    fn set(&self, py: Python<'_>, i: usize, x: &[u8]) -> PyResult<()> {
+        py.allow_threads(|| self.l.set(i, x.to_vec()))
+            .map_err(|e| list_err(py, self.l.name(), e))
+    }
+    fn insert(&self, py: Python<'_>, i: usize, x: &[u8]) -> PyResult<()> {
+        py.allow_threads(|| self.l.insert(i, x.to_vec()))
+            .map_err(|e| list_err(py, self.l.name(), e))
+    }
+    /// Removes and returns item `i`, or the last item when `i` is `None`.
+    #[pyo3(signature = (i=None))]
+    fn pop(&self, py: Python<'_>, i: Option<usize>) -> PyResult<Py<PyBytes>> {
+        let r = match i {
+            Some(i) => py.allow_threads(|| self.l.remove(i).map(Some)),
+            None => py.allow_threads(|| self.l.pop()),
+        };
+        match r.map_err(|e| list_err(py, self.l.name(), e))? {
+            Some(b) => Ok(bytes_out(py, b)),
+            None => Err(PyIndexError::new_err(format!(
+                "pop from empty list '{}'",
+                self.l.name()
+            ))),
+        }
+    }
+    fn __len__(&self) -> usize {
+        self.l.len()
+    }
+    fn clear(&self, py: Python<'_>) -> PyResult<()> {
+        py.allow_threads(|| self.l.clear())
+            .map_err(|e| to_py(py, e))
+    }
+    /// A snapshot of every item's pickle.
+    fn to_list(&self, py: Python<'_>) -> PyResult<Vec<Py<PyBytes>>> {
+        let r = py
+            .allow_threads(|| self.l.to_vec())
+            .map_err(|e| to_py(py, e))?;
+        Ok(r.into_iter().map(|b| bytes_out(py, b)).collect())
+    }
+    fn name(&self) -> String {
+        self.l.name().to_owned()
+    }
+}
+
 use pyo3::exceptions::PyTimeoutError as PyTimeoutErr;
 
 /// The kinds `describe` may name that the Python classes open generically.
@@ -1177,6 +1367,8 @@ fn kinds() -> Vec<&'static str> {
         ObjectKind::RLock,
         ObjectKind::Value,
         ObjectKind::Array,
+        ObjectKind::Dict,
+        ObjectKind::List,
     ]
     .iter()
     .map(|k| k.name())
@@ -1201,5 +1393,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<NValue>()?;
     m.add_class::<NArray>()?;
     m.add_class::<NConn>()?;
+    m.add_class::<NDict>()?;
+    m.add_class::<NList>()?;
     Ok(())
 }

@@ -91,3 +91,19 @@ def use_every_handle(lock, v, q, ev, a, sem):
     sem.release()
     q.put(("from", os.getpid()))
     ev.set()
+
+
+def square_into_dict(lock, d, i):
+    with lock:
+        d[i] = i * i
+
+
+def append_results(l, start, n):
+    for i in range(start, start + n):
+        l.append((os.getpid(), i))
+
+
+def count_in_dict(d, key, n):
+    for _ in range(n):
+        d.setdefault(key, 0)
+        d[("seen", os.getpid())] = True
