@@ -527,8 +527,8 @@ fn the_dict_grows_to_a_million_entries_across_processes() {
     });
 }
 
-/// ≥ 1 GiB of values from two processes (ignored by default: it writes 1 GiB to
-/// /dev/shm; run with `cargo test --release --test dict -- --ignored`).
+/// ≥ 1 GiB of values from two processes (ignored by the debug `cargo test`, where it
+/// is too slow; `.ci/run` runs it with `cargo test --release --test dict -- --ignored`).
 #[test]
 #[ignore]
 fn the_dict_grows_past_a_gibibyte_of_values_across_processes() {

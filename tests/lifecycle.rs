@@ -126,6 +126,8 @@ fn a_killed_creator_of_each_kind_leaves_an_orphan_that_gc_removes_and_nothing_el
     let live = unique("orph-live");
     let live_lock = Lock::create(&live).unwrap();
     let kept = unique("orph-persisted");
+    // Persisted, so nothing else removes it: unlinked even if an assertion fails.
+    let _unlink_kept = UnlinkOnDrop(kept.clone());
     let c = fork({
         let kept = kept.clone();
         move || {
@@ -258,6 +260,15 @@ fn holders(name: &str) -> usize {
 
 /// SIGKILLs a process that is not our child (a grandchild) when dropped, so that a
 /// failing test leaves nothing running.
+/// Unlinks a name when dropped (also when the test fails before its end).
+struct UnlinkOnDrop(String);
+
+impl Drop for UnlinkOnDrop {
+    fn drop(&mut self) {
+        let _ = unlink(&self.0);
+    }
+}
+
 struct KillOnDrop(libc::pid_t);
 
 impl Drop for KillOnDrop {
