@@ -271,14 +271,17 @@ impl<T: Pod> Array<T> {
     /// this call.
     pub fn anonymous(len: usize) -> Result<Array<T>> {
         let words = words_or_invalid::<T>("array", "", len)?;
-        let obj = Object::<RawArray>::anonymous(Array::<T>::spec(len, words), |_, _| Ok(()))?;
+        let obj = Object::<RawArray>::anonymous(
+            Array::<T>::spec(len, words, TypeInfo::of::<T>()),
+            |_, _| Ok(()),
+        )?;
         Ok(Array::from_obj(obj, len, words))
     }
 
-    fn spec(len: usize, words: usize) -> ObjectSpec {
+    fn spec(len: usize, words: usize, ty: TypeInfo) -> ObjectSpec {
         ObjectSpec {
             kind: ObjectKind::Array,
-            ty: TypeInfo::of::<T>(),
+            ty,
             params: elem_params::<T>(len, words),
             trailing: words * 8,
         }
@@ -289,7 +292,7 @@ impl<T: Pod> Array<T> {
         let obj = Object::create(
             name,
             opts,
-            Array::<T>::spec(len, words),
+            Array::<T>::spec(len, words, opts.element_type::<T>()),
             |raw: &RawArray, trailing| {
                 if let Some(items) = items {
                     let p =
@@ -320,11 +323,17 @@ impl<T: Pod> Array<T> {
             words_or_invalid::<T>("array", name, 0)?;
         }
         let mut len = 0;
-        let obj = Object::open(name, opts, ObjectKind::Array, TypeInfo::of::<T>(), |img| {
-            let (n, bytes) = check_elem_params::<T>(name, img)?;
-            len = n;
-            Ok(bytes)
-        })?;
+        let obj = Object::open(
+            name,
+            opts,
+            ObjectKind::Array,
+            opts.element_type::<T>(),
+            |img| {
+                let (n, bytes) = check_elem_params::<T>(name, img)?;
+                len = n;
+                Ok(bytes)
+            },
+        )?;
         let words = obj.trailing_len() / 8;
         Ok(Array::from_obj(obj, len, words))
     }

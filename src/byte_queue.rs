@@ -75,19 +75,36 @@ thread_local! {
     static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
-fn spec(what: &str, capacity: usize, max_message_len: usize) -> Result<RingSpec> {
+/// The ring of a byte queue of `kind` (ByteQueue or JoinableByteQueue).
+pub(crate) fn byte_spec(
+    kind: ObjectKind,
+    what: &str,
+    capacity: usize,
+    max_message_len: usize,
+) -> Result<RingSpec> {
     if max_message_len == 0 || max_message_len > MAX_MESSAGE_LEN {
         return Err(Error::invalid(format!(
             "{what}: a maximum message length of {max_message_len} bytes is not in 1..={MAX_MESSAGE_LEN}"
         )));
     }
     Ok(RingSpec {
-        kind: ObjectKind::ByteQueue,
+        kind,
         ty: TypeInfo::NONE,
         cap: check_capacity(what, capacity)?,
         payload_words: 1 + words_for(max_message_len),
         extra: max_message_len as u64,
     })
+}
+
+/// A stored maximum message length, checked.
+pub(crate) fn check_max(name: &str, m: u64) -> Result<usize> {
+    if m == 0 || m > MAX_MESSAGE_LEN as u64 {
+        return Err(Error::corrupt(
+            name,
+            format!("a maximum message length of {m} bytes is impossible"),
+        ));
+    }
+    Ok(m as usize)
 }
 
 /// The length word of a payload, checked against `max`.
@@ -121,7 +138,12 @@ impl ByteQueue {
         max_message_len: usize,
         opts: &Options,
     ) -> Result<ByteQueue> {
-        let spec = spec(&format!("byte queue '{name}'"), capacity, max_message_len)?;
+        let spec = byte_spec(
+            ObjectKind::ByteQueue,
+            &format!("byte queue '{name}'"),
+            capacity,
+            max_message_len,
+        )?;
         Ok(ByteQueue {
             h: RingHandle::create(name, opts, spec)?,
             max: max_message_len,
@@ -129,7 +151,12 @@ impl ByteQueue {
     }
     /// An unnamed queue shared only with children forked after this call.
     pub fn anonymous(capacity: usize, max_message_len: usize) -> Result<ByteQueue> {
-        let spec = spec("anonymous byte queue", capacity, max_message_len)?;
+        let spec = byte_spec(
+            ObjectKind::ByteQueue,
+            "anonymous byte queue",
+            capacity,
+            max_message_len,
+        )?;
         Ok(ByteQueue {
             h: RingHandle::anonymous(spec)?,
             max: max_message_len,
@@ -143,13 +170,7 @@ impl ByteQueue {
     pub fn open_with(name: &str, opts: &Options) -> Result<ByteQueue> {
         let mut max = 0;
         let h = RingHandle::open(name, opts, ObjectKind::ByteQueue, TypeInfo::NONE, |m| {
-            if m == 0 || m > MAX_MESSAGE_LEN as u64 {
-                return Err(Error::corrupt(
-                    name,
-                    format!("a maximum message length of {m} bytes is impossible"),
-                ));
-            }
-            max = m as usize;
+            max = check_max(name, m)?;
             Ok(1 + words_for(max))
         })?;
         Ok(ByteQueue { h, max })
@@ -173,7 +194,12 @@ impl ByteQueue {
         max_message_len: usize,
         opts: &Options,
     ) -> Result<ByteQueue> {
-        let want = spec(&format!("byte queue '{name}'"), capacity, max_message_len)?;
+        let want = byte_spec(
+            ObjectKind::ByteQueue,
+            &format!("byte queue '{name}'"),
+            capacity,
+            max_message_len,
+        )?;
         segment::open_or_create(
             || ByteQueue::create_with(name, capacity, max_message_len, opts),
             || {
@@ -486,7 +512,7 @@ impl ByteQueue {
 
 /// Writes a length word and the bytes.
 #[inline]
-fn write_msg(msg: &[u8]) -> impl FnMut(&[AtomicU64]) + '_ {
+pub(crate) fn write_msg(msg: &[u8]) -> impl FnMut(&[AtomicU64]) + '_ {
     move |p| {
         p[0].store(msg.len() as u64, Ordering::Relaxed);
         store_bytes(&p[1..], msg);

@@ -34,7 +34,7 @@ const JOIN_PROBE_FACTOR: u32 = 5;
 
 /// A [`Take`] that counts the task as held by the calling thread from just before
 /// its claim.
-struct Counted<'j, X> {
+pub(crate) struct Counted<'j, X> {
     inner: X,
     join: &'j RawJoin,
     holder: Holder,
@@ -127,9 +127,7 @@ impl<T> Drop for JoinableQueue<T> {
         // unfinished for others to finish (Python's global count). A panicking thread
         // is treated as one that died: its tasks will be abandoned.
         if !std::thread::panicking() {
-            // `try_with`: a handle may drop while thread-locals are being destroyed.
-            let hint = HINT.try_with(Cell::get).unwrap_or(0);
-            self.h.raw().join.hand_over(current_identity(), hint);
+            Tasks(&self.h).let_go();
         }
     }
 }
@@ -234,21 +232,6 @@ impl<T: Pod> JoinableQueue<T> {
         self.h.persist()
     }
 
-    fn join_state(&self) -> &RawJoin {
-        &self.h.raw().join
-    }
-
-    fn holder(&self, me: Identity) -> Holder {
-        let hint = HINT.with(Cell::get);
-        let h = self.join_state().holder(me, hint);
-        if let Holder::Entry(i) = h {
-            if i != hint {
-                HINT.with(|c| c.set(i));
-            }
-        }
-        h
-    }
-
     // ---- producers: as Queue -------------------------------------------------------
 
     /// Puts `v` (one more unfinished task), waiting for room.
@@ -282,14 +265,9 @@ impl<T: Pod> JoinableQueue<T> {
     /// Takes the oldest value if there is one now: `Err(Empty)` otherwise.
     pub fn try_get(&self) -> Result<T> {
         let me = current_identity();
-        let (join, holder) = (self.join_state(), self.holder(me));
+        let tasks = Tasks(&self.h);
         self.h.try_get_with(|ring, probe| {
-            let mut t = Counted {
-                inner: TakeWith(read_pod::<T>),
-                join,
-                holder,
-            };
-            ring.try_get(me, probe, &mut t)
+            ring.try_get(me, probe, &mut tasks.counted(me, TakeWith(read_pod::<T>)))
         })
     }
     /// Takes the oldest value, waiting at most `timeout`: `Err(Timeout)` after that.
@@ -298,32 +276,21 @@ impl<T: Pod> JoinableQueue<T> {
     }
     fn get_deadline(&self, deadline: Deadline) -> Result<T> {
         let me = current_identity();
-        let holder = self.holder(me);
-        let join = self.join_state();
+        let tasks = Tasks(&self.h);
         self.h.blocking(deadline, |ring, policy, d| {
-            let mut t = Counted {
-                inner: TakeWith(read_pod::<T>),
-                join,
-                holder,
-            };
-            ring.get(me, d, policy, &mut t)
+            ring.get(
+                me,
+                d,
+                policy,
+                &mut tasks.counted(me, TakeWith(read_pod::<T>)),
+            )
         })
     }
 
     /// Marks one task finished. `Err(InvalidArgument)` if called more often than
     /// values were got (across all consumers).
     pub fn task_done(&self) -> Result<()> {
-        let hint = HINT.with(Cell::get);
-        let r = self
-            .join_state()
-            .task_done(current_identity(), hint)
-            .map_err(|_| {
-                Error::invalid(format!(
-                    "task_done() called more times than values were got from '{}'",
-                    self.name()
-                ))
-            });
-        self.h.intact(r)
+        Tasks(&self.h).task_done()
     }
 
     /// Lets go of the tasks the calling thread got and has not marked done: they
@@ -332,8 +299,7 @@ impl<T: Pod> JoinableQueue<T> {
     /// automatically when the thread drops a handle (unless it is panicking).
     /// Returns how many tasks were handed over.
     pub fn hand_over(&self) -> u64 {
-        self.join_state()
-            .hand_over(current_identity(), HINT.with(Cell::get))
+        Tasks(&self.h).hand_over()
     }
 
     /// Waits until every task put so far is finished (Python's `join`). Tasks held by
@@ -347,33 +313,23 @@ impl<T: Pod> JoinableQueue<T> {
         self.join_deadline(deadline(timeout))
     }
     fn join_deadline(&self, deadline: Deadline) -> bool {
-        let Ok(ring) = self.h.ring() else {
-            return false;
-        };
-        let probe = self.h.policy().probe.saturating_mul(JOIN_PROBE_FACTOR);
-        // Once the segment is broken, join reports false: its tasks are lost.
-        self.join_state()
-            .join(&ring, deadline, probe)
-            .unwrap_or(false)
-            && !self.h.is_broken()
+        Tasks(&self.h).join(deadline)
     }
 
     /// Unfinished tasks now: values queued, plus values got and not marked done by
     /// live consumers (a snapshot; does not check for dead consumers).
     pub fn unfinished_tasks(&self) -> usize {
-        self.h.ring().map_or(0, |ring| {
-            usize::try_from(self.join_state().unfinished(&ring, false)).unwrap_or(usize::MAX)
-        })
+        Tasks(&self.h).unfinished()
     }
     /// Unfinished tasks that their getters let go of (see
     /// [`hand_over`](JoinableQueue::hand_over)), waiting for anyone's `task_done`
     /// (a snapshot).
     pub fn handed_over_tasks(&self) -> u64 {
-        self.join_state().handed()
+        self.h.raw().join.handed()
     }
     /// Tasks abandoned so far by consumers that died holding them.
     pub fn abandoned_tasks(&self) -> u64 {
-        self.join_state().abandoned()
+        self.h.raw().join.abandoned()
     }
 
     // ---- state ---------------------------------------------------------------------
@@ -413,5 +369,83 @@ impl<T: Pod> JoinableQueue<T> {
     /// [`BROKEN_CHECK_EVERY`](crate::segment::BROKEN_CHECK_EVERY).
     pub fn is_broken(&self) -> bool {
         self.h.is_broken()
+    }
+}
+
+/// The task accounting shared by [`JoinableQueue`] and
+/// [`JoinableByteQueue`](crate::JoinableByteQueue): both are a ring plus a [`RawJoin`].
+pub(crate) struct Tasks<'h>(pub &'h RingHandle<RawJoinableQueue>);
+
+impl Tasks<'_> {
+    fn join_state(&self) -> &RawJoin {
+        &self.0.raw().join
+    }
+
+    fn holder(&self, me: Identity) -> Holder {
+        let hint = HINT.with(Cell::get);
+        let h = self.join_state().holder(me, hint);
+        if let Holder::Entry(i) = h {
+            if i != hint {
+                HINT.with(|c| c.set(i));
+            }
+        }
+        h
+    }
+
+    /// `inner`, counting the value it takes as held by `me` from just before its claim.
+    pub fn counted<X: Take>(&self, me: Identity, inner: X) -> Counted<'_, X> {
+        Counted {
+            inner,
+            join: self.join_state(),
+            holder: self.holder(me),
+        }
+    }
+
+    /// See [`JoinableQueue::task_done`].
+    pub fn task_done(&self) -> Result<()> {
+        let hint = HINT.with(Cell::get);
+        let r = self
+            .join_state()
+            .task_done(current_identity(), hint)
+            .map_err(|_| {
+                Error::invalid(format!(
+                    "task_done() called more times than values were got from '{}'",
+                    self.0.name()
+                ))
+            });
+        self.0.intact(r)
+    }
+
+    /// See [`JoinableQueue::hand_over`].
+    pub fn hand_over(&self) -> u64 {
+        self.join_state()
+            .hand_over(current_identity(), HINT.with(Cell::get))
+    }
+
+    /// A handle's drop: the calling thread lets go of its tasks.
+    pub fn let_go(&self) {
+        // `try_with`: a handle may drop while thread-locals are being destroyed.
+        let hint = HINT.try_with(Cell::get).unwrap_or(0);
+        self.join_state().hand_over(current_identity(), hint);
+    }
+
+    /// See [`JoinableQueue::join_timeout`].
+    pub fn join(&self, deadline: Deadline) -> bool {
+        let Ok(ring) = self.0.ring() else {
+            return false;
+        };
+        let probe = self.0.policy().probe.saturating_mul(JOIN_PROBE_FACTOR);
+        // Once the segment is broken, join reports false: its tasks are lost.
+        self.join_state()
+            .join(&ring, deadline, probe)
+            .unwrap_or(false)
+            && !self.0.is_broken()
+    }
+
+    /// See [`JoinableQueue::unfinished_tasks`].
+    pub fn unfinished(&self) -> usize {
+        self.0.ring().map_or(0, |ring| {
+            usize::try_from(self.join_state().unfinished(&ring, false)).unwrap_or(usize::MAX)
+        })
     }
 }

@@ -102,6 +102,8 @@ mod event;
 #[cfg(all(feature = "std", not(loom)))]
 mod handle_serde;
 #[cfg(all(feature = "std", not(loom)))]
+mod joinable_byte_queue;
+#[cfg(all(feature = "std", not(loom)))]
 mod joinable_queue;
 #[cfg(all(feature = "std", not(loom)))]
 mod list;
@@ -140,6 +142,8 @@ pub use dict::{Dict, DictGuard};
 pub use error::{Error, Result};
 #[cfg(all(feature = "std", not(loom)))]
 pub use event::Event;
+#[cfg(all(feature = "std", not(loom)))]
+pub use joinable_byte_queue::JoinableByteQueue;
 #[cfg(all(feature = "std", not(loom)))]
 pub use joinable_queue::JoinableQueue;
 #[cfg(all(feature = "std", not(loom)))]

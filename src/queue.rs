@@ -382,10 +382,15 @@ pub(crate) fn read_pod<T: Pod>(p: &[AtomicU64]) -> T {
     v
 }
 
-fn queue_spec<T: Pod>(kind: ObjectKind, what: &str, capacity: usize) -> Result<RingSpec> {
+fn queue_spec<T: Pod>(
+    kind: ObjectKind,
+    what: &str,
+    capacity: usize,
+    ty: TypeInfo,
+) -> Result<RingSpec> {
     Ok(RingSpec {
         kind,
-        ty: TypeInfo::of::<T>(),
+        ty,
         cap: check_capacity(what, capacity)?,
         payload_words: words_for(core::mem::size_of::<T>()),
         extra: core::mem::size_of::<T>() as u64,
@@ -414,7 +419,12 @@ pub(crate) fn create_ring<T: Pod, R: HasRing>(
     capacity: usize,
     opts: &Options,
 ) -> Result<RingHandle<R>> {
-    let spec = queue_spec::<T>(kind, &format!("queue '{name}'"), capacity)?;
+    let spec = queue_spec::<T>(
+        kind,
+        &format!("queue '{name}'"),
+        capacity,
+        opts.element_type::<T>(),
+    )?;
     RingHandle::create(name, opts, spec)
 }
 
@@ -422,7 +432,7 @@ pub(crate) fn anonymous_ring<T: Pod, R: HasRing>(
     kind: ObjectKind,
     capacity: usize,
 ) -> Result<RingHandle<R>> {
-    let spec = queue_spec::<T>(kind, "anonymous queue", capacity)?;
+    let spec = queue_spec::<T>(kind, "anonymous queue", capacity, TypeInfo::of::<T>())?;
     RingHandle::anonymous(spec)
 }
 
@@ -436,7 +446,7 @@ pub(crate) fn open_or_create_ring<T: Pod, R: HasRing>(
     opts: &Options,
 ) -> Result<RingHandle<R>> {
     // Bad arguments are refused whether or not the queue exists.
-    let want = queue_spec::<T>(kind, &format!("queue '{name}'"), capacity)?.cap;
+    let want = check_capacity(&format!("queue '{name}'"), capacity)?;
     segment::open_or_create(
         || create_ring::<T, R>(kind, name, capacity, opts),
         || {
@@ -456,7 +466,13 @@ pub(crate) fn open_ring<T: Pod, R: HasRing>(
     name: &str,
     opts: &Options,
 ) -> Result<RingHandle<R>> {
-    RingHandle::open(name, opts, kind, TypeInfo::of::<T>(), check_elem::<T>(name))
+    RingHandle::open(
+        name,
+        opts,
+        kind,
+        opts.element_type::<T>(),
+        check_elem::<T>(name),
+    )
 }
 
 /// A bounded multi-producer multi-consumer queue of `T: Pod` values in shared memory,

@@ -100,11 +100,11 @@ impl<T> fmt::Debug for Value<T> {
     }
 }
 
-fn value_spec<T>() -> Result<ObjectSpec> {
+fn value_spec<T>(ty: TypeInfo) -> Result<ObjectSpec> {
     let words = words_or_invalid::<T>("value", "", 1)?;
     Ok(ObjectSpec {
         kind: ObjectKind::Value,
-        ty: TypeInfo::of::<T>(),
+        ty,
         params: elem_params::<T>(1, words),
         trailing: words * 8,
     })
@@ -127,15 +127,18 @@ impl<T: Pod> Value<T> {
     /// [`create`](Value::create) with explicit segment [`Options`].
     pub fn create_with(name: &str, init: T, opts: &Options) -> Result<Value<T>> {
         words_or_invalid::<T>("value", name, 1)?;
-        let obj = Object::create(name, opts, value_spec::<T>()?, |raw, trailing| {
-            Value::<T>::init(raw, trailing, init)
-        })?;
+        let obj = Object::create(
+            name,
+            opts,
+            value_spec::<T>(opts.element_type::<T>())?,
+            |raw, trailing| Value::<T>::init(raw, trailing, init),
+        )?;
         Ok(Value::from_obj(obj))
     }
 
     /// An unnamed value holding `init`, shared with children forked after this call.
     pub fn anonymous(init: T) -> Result<Value<T>> {
-        let obj = Object::anonymous(value_spec::<T>()?, |raw, trailing| {
+        let obj = Object::anonymous(value_spec::<T>(TypeInfo::of::<T>())?, |raw, trailing| {
             Value::<T>::init(raw, trailing, init)
         })?;
         Ok(Value::from_obj(obj))
@@ -161,16 +164,22 @@ impl<T: Pod> Value<T> {
     /// [`open`](Value::open) with explicit [`Options`] (init timeout, trusted owners).
     pub fn open_with(name: &str, opts: &Options) -> Result<Value<T>> {
         words_or_invalid::<T>("value", name, 1)?;
-        let obj = Object::open(name, opts, ObjectKind::Value, TypeInfo::of::<T>(), |img| {
-            let (len, bytes) = check_elem_params::<T>(name, img)?;
-            if len != 1 {
-                return Err(Error::corrupt(
-                    name,
-                    format!("a value holds 1 element, its header says {len}"),
-                ));
-            }
-            Ok(bytes)
-        })?;
+        let obj = Object::open(
+            name,
+            opts,
+            ObjectKind::Value,
+            opts.element_type::<T>(),
+            |img| {
+                let (len, bytes) = check_elem_params::<T>(name, img)?;
+                if len != 1 {
+                    return Err(Error::corrupt(
+                        name,
+                        format!("a value holds 1 element, its header says {len}"),
+                    ));
+                }
+                Ok(bytes)
+            },
+        )?;
         Ok(Value::from_obj(obj))
     }
 

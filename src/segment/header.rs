@@ -66,6 +66,8 @@ pub enum ObjectKind {
     /// A [`Shared<R>`](crate::Shared): a third party's own state, told apart by the
     /// user's tag (parameter 0) and the type fingerprint.
     User = 19,
+    /// [`JoinableByteQueue`](crate::JoinableByteQueue).
+    JoinableByteQueue = 20,
 }
 
 impl ObjectKind {
@@ -91,6 +93,7 @@ impl ObjectKind {
             ObjectKind::Dict => "Dict",
             ObjectKind::List => "List",
             ObjectKind::User => "User",
+            ObjectKind::JoinableByteQueue => "JoinableByteQueue",
         }
     }
 
@@ -117,31 +120,79 @@ impl ObjectKind {
             17 => Dict,
             18 => List,
             19 => User,
+            20 => JoinableByteQueue,
             _ => return None,
         })
     }
 }
 
 /// The element type an object was created for: size, alignment and a hash of its name.
+///
+/// Two programs agree on an element type when they agree on all three. The name is
+/// Rust's `type_name::<T>()` by default ([`of`](TypeInfo::of)), which is the same in
+/// every program for the primitive types (`"u64"`) but not for a struct (it includes
+/// the defining crate and module, and Rust does not promise it stays the same across
+/// compiler versions). For types shared between unrelated programs, give a stable
+/// name: implement [`SharedType`](crate::segment::SharedType) (then
+/// [`shared`](TypeInfo::shared)), or pass
+/// [`Options::type_name`](crate::Options::type_name) when creating and opening.
+/// Element types described at run time (the Python bindings' typecodes) use
+/// [`named`](TypeInfo::named) and get the same fingerprint as the Rust type.
+///
+/// ```
+/// use multiproc::segment::{SharedType, TypeInfo};
+/// // A run-time description of a 64-bit signed integer is the Rust type's fingerprint.
+/// assert_eq!(TypeInfo::named("i64", 8, 8), TypeInfo::of::<i64>());
+/// assert_eq!(TypeInfo::shared::<i64>(), TypeInfo::of::<i64>());
+/// assert_eq!(<[u8; 4] as SharedType>::NAME, "[u8; 4]");
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TypeInfo {
     /// `size_of::<T>()`.
     pub size: u32,
     /// `align_of::<T>()`.
     pub align: u32,
-    /// FNV-1a of `type_name::<T>()`.
+    /// FNV-1a of the type's name.
     pub hash: u64,
-    /// `type_name::<T>()`, for messages.
+    /// The type's name (stored in the header, shown in messages; the first 88 bytes
+    /// are stored, the whole name is hashed).
     pub name: &'static str,
 }
 
 impl TypeInfo {
-    /// The fingerprint of `T`.
+    /// The fingerprint of `T` under Rust's `type_name::<T>()`.
     pub fn of<T>() -> TypeInfo {
-        let name = core::any::type_name::<T>();
+        TypeInfo::named(
+            core::any::type_name::<T>(),
+            core::mem::size_of::<T>(),
+            core::mem::align_of::<T>(),
+        )
+    }
+
+    /// The fingerprint of `T` under its stable [`SharedType::NAME`](crate::segment::SharedType::NAME).
+    pub const fn shared<T: super::SharedType>() -> TypeInfo {
+        TypeInfo::named(
+            T::NAME,
+            core::mem::size_of::<T>(),
+            core::mem::align_of::<T>(),
+        )
+    }
+
+    /// The fingerprint of an element type described at run time: its stable `name`,
+    /// size and alignment in bytes. `named(N, size_of::<T>(), align_of::<T>())` equals
+    /// the fingerprint of a `T` whose name is `N` (sizes beyond `u32::MAX` saturate).
+    pub const fn named(name: &'static str, size: usize, align: usize) -> TypeInfo {
         TypeInfo {
-            size: core::mem::size_of::<T>() as u32,
-            align: core::mem::align_of::<T>() as u32,
+            size: if size > u32::MAX as usize {
+                u32::MAX
+            } else {
+                size as u32
+            },
+            align: if align > u32::MAX as usize {
+                u32::MAX
+            } else {
+                align as u32
+            },
             hash: fnv1a(name.as_bytes()),
             name,
         }
@@ -157,11 +208,13 @@ impl TypeInfo {
 }
 
 /// FNV-1a, 64 bit: stable across builds and platforms.
-pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
+pub(crate) const fn fnv1a(bytes: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in bytes {
-        h ^= u64::from(b);
+    let mut i = 0;
+    while i < bytes.len() {
+        h ^= bytes[i] as u64;
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        i += 1;
     }
     h
 }

@@ -283,7 +283,7 @@ fn live_state(kind: ObjectKind, seg: &Segment) -> std::result::Result<Fields, St
                 s.push(("slot_bytes", (p[1] * 8).to_string()));
             }
         }
-        ObjectKind::JoinableQueue => {
+        ObjectKind::JoinableQueue | ObjectKind::JoinableByteQueue => {
             let q: &RawJoinableQueue = raw(seg)?;
             ring_state(
                 &mut s,
@@ -291,6 +291,9 @@ fn live_state(kind: ObjectKind, seg: &Segment) -> std::result::Result<Fields, St
                 words::<RawJoinableQueue>(seg, ring_words(p)?)?,
                 p,
             )?;
+            if kind == ObjectKind::JoinableByteQueue {
+                s.push(("slot_bytes", (p[1] * 8).to_string()));
+            }
             s.push(("tasks_held", q.join.held().to_string()));
             s.push(("tasks_abandoned", q.join.abandoned().to_string()));
         }

@@ -16,6 +16,7 @@ mod header;
 mod inspect;
 mod lifecycle;
 mod object;
+mod shared_type;
 
 pub use describe::{describe, Description};
 pub(crate) use header::{HeaderImage, INITIALISING, READY};
@@ -25,6 +26,7 @@ pub use inspect::{inspect, Inspection};
 pub use lifecycle::set_attachment_tracking;
 pub use lifecycle::{gc, info, list, ObjectInfo, Status, GC_MIN_AGE};
 pub(crate) use object::{Object, ObjectSpec};
+pub use shared_type::SharedType;
 
 use crate::sys::clock::{deadline_after, Deadline, Instant};
 use crate::sys::{ident, shm, sigbus};
@@ -127,6 +129,8 @@ pub struct Options {
     init_timeout: Duration,
     trusted_owners: Vec<u32>,
     trusted_groups: Vec<u32>,
+    /// The element type's stable name, instead of Rust's `type_name`.
+    type_name: Option<&'static str>,
 }
 
 impl Default for Options {
@@ -136,6 +140,7 @@ impl Default for Options {
             init_timeout: DEFAULT_INIT_TIMEOUT,
             trusted_owners: Vec::new(),
             trusted_groups: Vec::new(),
+            type_name: None,
         }
     }
 }
@@ -169,6 +174,41 @@ impl Options {
     pub fn trust_group(mut self, gid: u32) -> Options {
         self.trusted_groups.push(gid);
         self
+    }
+
+    /// The element type's stable name: `create` records it (with the element's size
+    /// and alignment) instead of Rust's `type_name`, and `open` requires it, so
+    /// programs that define the element type differently (another struct name,
+    /// crate or compiler) agree on it. For `Queue`, `JoinableQueue`, `Value` and
+    /// `Array`; other objects have no element type or ignore it. See
+    /// [`SharedType`](crate::segment::SharedType), and
+    /// [`shared_type`](Options::shared_type) to take the name from one.
+    ///
+    /// ```
+    /// # fn main() -> multiproc::Result<()> {
+    /// use multiproc::{Error, Options, Value};
+    /// let name = format!("doc-type-name-{}", std::process::id());
+    /// let opts = Options::new().type_name("doc.Counter");
+    /// let v: Value<u64> = Value::create_with(&name, 7, &opts)?;
+    /// assert_eq!(Value::<u64>::open_with(&name, &opts)?.get(), 7);
+    /// // Without the name (or with another), it is another type.
+    /// assert!(matches!(Value::<u64>::open(&name), Err(Error::WrongType { .. })));
+    /// # Ok(()) }
+    /// ```
+    pub fn type_name(mut self, name: &'static str) -> Options {
+        self.type_name = Some(name);
+        self
+    }
+    /// [`type_name`](Options::type_name)`(T::NAME)`.
+    pub fn shared_type<T: SharedType>(self) -> Options {
+        self.type_name(T::NAME)
+    }
+    /// The fingerprint of element type `T` under these options.
+    pub(crate) fn element_type<T>(&self) -> TypeInfo {
+        match self.type_name {
+            Some(n) => TypeInfo::named(n, core::mem::size_of::<T>(), core::mem::align_of::<T>()),
+            None => TypeInfo::of::<T>(),
+        }
     }
 
     /// Refuses a segment file that is neither the caller's nor trusted, or that is not
