@@ -229,11 +229,22 @@ impl Barrier {
     }
 
     fn wait_until(&self, deadline: Deadline) -> Result<u32> {
+        self.wait_until_unless(deadline, &|| false)
+    }
+
+    /// `wait_until`, also giving up when `interrupt` says so at a probe.
+    fn wait_until_unless(&self, deadline: Deadline, interrupt: &dyn Fn() -> bool) -> Result<u32> {
         let raw = self.obj.raw();
         let me = current_identity();
         // A probe also checks for truncation: a waiter on a lost page is woken by
         // nobody, and its zero-page replacement never sees the round end.
-        let stop = || self.obj.is_broken();
+        let interrupted = core::cell::Cell::new(false);
+        let stop = || {
+            self.obj.is_broken() || {
+                interrupted.set(interrupt());
+                interrupted.get()
+            }
+        };
         let r = match &self.action {
             None => raw.wait_unless(me, self.parties, deadline, self.probe, None, &stop),
             Some(action) => {
@@ -249,6 +260,12 @@ impl Barrier {
                 )
             }
         };
+        if interrupted.get() && r.is_err() {
+            // The caller gave up while counted in: the round can never complete
+            // without it, so it breaks, as if the caller had died.
+            self.abort();
+            return Err(Error::Broken);
+        }
         self.obj.intact(r.map_err(|e| match e {
             BarrierError::Broken | BarrierError::Releasing => Error::Broken,
             BarrierError::Corrupt => Error::corrupt(
@@ -273,6 +290,22 @@ impl Barrier {
     /// breaks, for the caller (`Err(Broken)`) and every other waiter alike.
     pub fn wait_timeout(&self, timeout: Duration) -> Result<u32> {
         self.wait_until(deadline_after(timeout))
+    }
+
+    /// As [`wait`](Barrier::wait) (with `timeout`, or the default timeout if `None`),
+    /// calling `interrupt` at every probe (see
+    /// [`with_probe_interval`](Barrier::with_probe_interval)) while it waits: when it
+    /// returns true the caller gives up and the barrier breaks for every party (as when
+    /// a party dies: the round cannot complete without it); the result is then
+    /// `Err(Broken)`. For callers that must react to something else while they wait —
+    /// the Python bindings check for Ctrl-C.
+    pub fn wait_interruptible(
+        &self,
+        timeout: Option<Duration>,
+        interrupt: &dyn Fn() -> bool,
+    ) -> Result<u32> {
+        let deadline = timeout.or(self.timeout).and_then(deadline_after);
+        self.wait_until_unless(deadline, interrupt)
     }
 
     /// Breaks the barrier: current and later waiters get `Err(Broken)` until

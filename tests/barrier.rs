@@ -327,3 +327,35 @@ fn a_party_killed_in_the_action_breaks_the_barrier() {
     assert!(matches!(r, Err(Error::Broken)), "{r:?}");
     assert!(b.is_broken());
 }
+
+#[test]
+fn an_interrupted_wait_gives_up_and_breaks_the_barrier_for_the_others() {
+    let name = unique("bar-interrupt");
+    let b = Barrier::create(&name, 3)
+        .unwrap()
+        .with_probe_interval(Duration::from_millis(2));
+    let other = b.clone();
+    let t = std::thread::spawn(move || other.wait());
+    let start = Instant::now();
+    let b2 = b.clone();
+    let r = watchdog(Duration::from_secs(60), move || {
+        b2.wait_interruptible(None, &|| start.elapsed() > Duration::from_millis(20))
+    });
+    assert!(matches!(r, Err(Error::Broken)), "{r:?}");
+    assert!(matches!(t.join().unwrap(), Err(Error::Broken)));
+    assert!(b.is_broken());
+    b.reset();
+    assert!(!b.is_broken());
+}
+
+#[test]
+fn an_interruptible_wait_that_is_never_interrupted_is_a_wait() {
+    let name = unique("bar-uninterrupted");
+    let b = Barrier::create(&name, 2).unwrap();
+    let other = b.clone();
+    let t = std::thread::spawn(move || other.wait());
+    let r = b.wait_interruptible(Some(Duration::from_secs(30)), &|| false);
+    let mut idx = [r.unwrap(), t.join().unwrap().unwrap()];
+    idx.sort();
+    assert_eq!(idx, [0, 1]);
+}
