@@ -12,12 +12,19 @@
 //! py_interop lock-check NAME        acquires and releases Lock NAME; prints "ok"
 //! py_interop lock-hold NAME         acquires Lock NAME, prints "held", waits to be killed
 //! py_interop describe NAME          prints the kind and element type NAME holds
+//! py_interop create-stable-value NAME X   Value<i64> holding X under the stable name
+//!                                   of i64 (SharedType), persisted
+//! py_interop create-app-queue NAME  Queue<u64> under the stable name "app.Job.v1",
+//!                                   persisted
+//! py_interop type-of TYPE           prints name, size, align and hash of the Rust
+//!                                   primitive TYPE's fingerprint (TypeInfo::of)
 //! ```
 //!
 //! In Python, the same objects are `mp.Queue.open(name)` (ints),
 //! `mp.Queue.open(name, raw=True)` (bytes), `mp.Value.open(name, 'q')`, `mp.Lock.open(name)`.
 
-use multiproc::{ByteQueue, Lock, Queue, Value};
+use multiproc::segment::TypeInfo;
+use multiproc::{ByteQueue, Lock, Options, Queue, Value};
 use std::io::Write;
 
 fn main() -> multiproc::Result<()> {
@@ -90,6 +97,34 @@ fn main() -> multiproc::Result<()> {
         "describe" => {
             let d = multiproc::segment::describe(name)?;
             writeln!(out, "{} {}", d.kind.name(), d.type_name)?;
+        }
+        "create-stable-value" => {
+            let x: i64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(0);
+            Value::create_with(name, x, &Options::new().shared_type::<i64>())?.persist();
+        }
+        "create-app-queue" => {
+            let q: Queue<u64> =
+                Queue::create_with(name, 4, &Options::new().type_name("app.Job.v1"))?;
+            q.persist();
+        }
+        "type-of" => {
+            let t = match name {
+                "i8" => TypeInfo::of::<i8>(),
+                "u8" => TypeInfo::of::<u8>(),
+                "i16" => TypeInfo::of::<i16>(),
+                "u16" => TypeInfo::of::<u16>(),
+                "i32" => TypeInfo::of::<i32>(),
+                "u32" => TypeInfo::of::<u32>(),
+                "i64" => TypeInfo::of::<i64>(),
+                "u64" => TypeInfo::of::<u64>(),
+                "f32" => TypeInfo::of::<f32>(),
+                "f64" => TypeInfo::of::<f64>(),
+                other => {
+                    eprintln!("py_interop: no primitive {other:?}");
+                    std::process::exit(2);
+                }
+            };
+            writeln!(out, "{} {} {} {}", t.name, t.size, t.align, t.hash)?;
         }
         other => {
             eprintln!("py_interop: unknown command {other:?}");

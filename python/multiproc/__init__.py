@@ -108,8 +108,9 @@ class Queue:
                  max_message_len=DEFAULT_MAX_MESSAGE_LEN):
         if maxsize < 0:
             raise ValueError("maxsize must be >= 0")
-        name = name or _auto_name("queue")
-        native = _n.ByteQ.create(name, maxsize or DEFAULT_QUEUE_CAPACITY, max_message_len)
+        name = name or _auto_name(self._what)
+        native = _n.ByteQ.create(name, maxsize or DEFAULT_QUEUE_CAPACITY, max_message_len,
+                                 self._joinable)
         self._setup(native, "bytes" if raw else "pickle")
 
     @classmethod
@@ -117,14 +118,19 @@ class Queue:
         """Attaches to the queue ``name``: a Rust ``Queue<u64>``/``Queue<i64>``
         carries ints, a ``ByteQueue`` pickles (or ``bytes`` with ``raw=True``)."""
         kind, ty, _size = _n.describe(name)
-        if kind == "Queue":
+        if cls._joinable or kind == "JoinableByteQueue":
+            if kind != "JoinableByteQueue" or not cls._joinable:
+                raise TypeError("%r is a %s: open it with mp.%s.open" % (
+                    name, kind, "JoinableQueue" if kind == "JoinableByteQueue" else "Queue"))
+            native, mode = _n.ByteQ.open(name, True), ("bytes" if raw else "pickle")
+        elif kind == "Queue":
             if ty not in ("u64", "i64"):
                 raise TypeError(
                     "queue %r holds %s: Python opens queues of u64 or i64 (ints) "
                     "and ByteQueues" % (name, ty))
             native, mode = _n.IntQ.open(name, ty == "i64"), "int"
         elif kind == "ByteQueue":
-            native, mode = _n.ByteQ.open(name), ("bytes" if raw else "pickle")
+            native, mode = _n.ByteQ.open(name, False), ("bytes" if raw else "pickle")
         else:
             raise TypeError("%r is a %s, not a Queue: open it with mp.%s.open"
                             % (name, kind, kind))
@@ -145,36 +151,14 @@ class Queue:
         self._q = native
         self._mode = mode
         self._name = native.name()
-        q = native
+        # The native methods themselves: no Python frame per call. They pickle with
+        # the highest protocol straight into the ring (and out of a reused buffer),
+        # raise ValueError for a closed queue or an item over max_message_len, and
+        # take Python's block/timeout arguments.
         if mode == "pickle":
-            limit = native.max_message_len()
-            dumps, loads = _pickle.dumps, _pickle.loads
-
-            def put(obj, block=True, timeout=None):
-                data = dumps(obj, _PROTOCOL)
-                if len(data) > limit:
-                    raise ValueError(
-                        "queue %r: this item pickles to %d bytes, more than its "
-                        "max_message_len of %d: create the queue with "
-                        "mp.Queue(max_message_len=...) large enough, or send it "
-                        "through an mp.Pipe (any size)" % (self._name, len(data), limit))
-                try:
-                    q.put(data, block, _timeout_arg(block, timeout))
-                except EOFError:
-                    raise ValueError("queue %r is closed" % self._name) from None
-
-            def get(block=True, timeout=None):
-                return loads(q.get(block, _timeout_arg(block, timeout)))
+            self.put, self.get = native.put_obj, native.get_obj
         else:
-            def put(obj, block=True, timeout=None):
-                try:
-                    q.put(obj, block, _timeout_arg(block, timeout))
-                except EOFError:
-                    raise ValueError("queue %r is closed" % self._name) from None
-
-            def get(block=True, timeout=None):
-                return q.get(block, _timeout_arg(block, timeout))
-        self.put, self.get = put, get
+            self.put, self.get = native.put, native.get
 
     @property
     def name(self):
@@ -236,6 +220,9 @@ class Queue:
     def __repr__(self):
         return "<multiproc.%s %r (%s)>" % (type(self).__name__, self._name, self._mode)
 
+    _what = "queue"
+    _joinable = False
+
 
 def _reopen_queue(cls, name, raw):
     return cls.open(name, raw=raw)
@@ -243,169 +230,108 @@ def _reopen_queue(cls, name, raw):
 
 class SimpleQueue(Queue):
     """``multiprocessing.SimpleQueue``: ``put``, ``get``, ``empty``, ``close``."""
+    _what = "squeue"
 
 
 class JoinableQueue(Queue):
     """``multiprocessing.JoinableQueue``: a Queue whose ``join()`` waits until every
-    item put has been marked ``task_done()``. The count of unfinished tasks is a
-    shared ``Value('q')`` named ``<name>.tasks``."""
+    item put has been marked ``task_done()``, by any process.
 
-    def __init__(self, maxsize=0, name=None, *, raw=False,
-                 max_message_len=DEFAULT_MAX_MESSAGE_LEN):
-        name = name or _auto_name("jqueue")
-        super().__init__(maxsize, name, raw=raw, max_message_len=max_message_len)
-        self._tasks = Value("q", 0, name=name + ".tasks", lock=False)
-        self._wrap()
-
-    @classmethod
-    def open(cls, name, *, raw=False):
-        self = super().open(name, raw=raw)
-        self._tasks = Value.open(name + ".tasks", "q")
-        self._wrap()
-        return self
-
-    def _wrap(self):
-        inner_put, tasks = self.put, self._tasks
-
-        def put(obj, block=True, timeout=None):
-            tasks.fetch_add(1)
-            try:
-                inner_put(obj, block, timeout)
-            except BaseException:
-                tasks.fetch_sub(1)
-                raise
-        self.put = put
+    Built on the crate's ``JoinableByteQueue``: the count of unfinished tasks is kept
+    with the ring, ``join`` sleeps on a futex (interruptible by Ctrl-C, GIL released)
+    rather than polling, and a **consumer that dies** holding tasks (got, not yet
+    marked done: killed, crashed, or exited without letting go of the queue) has them
+    *abandoned*: ``join`` stops waiting for them within about 50 ms and
+    ``abandoned_tasks()`` counts them -- where Python's ``join`` would wait forever. A
+    value it was still taking is re-delivered to another consumer."""
+    _what = "jqueue"
+    _joinable = True
 
     def task_done(self):
-        if self._tasks.fetch_sub(1) <= 0:
-            self._tasks.fetch_add(1)
-            raise ValueError("task_done() called too many times")
+        """Marks one task done; ``ValueError`` if called more often than items were
+        got."""
+        self._q.task_done()
 
     def join(self, timeout=None):
-        """Waits until every item put has been marked done; False on timeout (the
-        wait polls the shared count every millisecond, interruptibly)."""
-        deadline = None if timeout is None else _time.monotonic() + timeout
-        while self._tasks.value > 0:
-            if deadline is not None and _time.monotonic() >= deadline:
-                return False
-            _time.sleep(0.001)
-        return True
+        """Waits until every item put has been marked done (or was held by a
+        consumer that died); with ``timeout``, False if it passed first."""
+        return self._q.join(timeout)
+
+    def unfinished_tasks(self):
+        """Tasks put and not yet marked done (a snapshot)."""
+        return self._q.unfinished_tasks()
+
+    def abandoned_tasks(self):
+        """Tasks that consumers which died were holding (never marked done)."""
+        return self._q.abandoned_tasks()
 
 
 # ---------------------------------------------------------------- locks
 
-class _LockBase:
-    _native = None
+class _NativeLock:
+    """Python's constructor, ``open``, pickling and repr for the native lock classes
+    (``acquire``, ``release``, ``with``, ``recovered`` and ``name`` are native)."""
+    __slots__ = ()
     _what = "lock"
 
-    def __init__(self, name=None):
-        self._l = self._native.create(name or _auto_name(self._what))
-        self._name = self._l.name()
-        self.recovered = False
-        self.release = self._l.release  # one call less on the hot path
+    def __new__(cls, name=None):
+        return super().__new__(cls, name or _auto_name(cls._what), 0)
 
     @classmethod
     def open(cls, name):
-        self = cls.__new__(cls)
-        self._l = cls._native.open(name)
-        self._name = name
-        self.recovered = False
-        self.release = self._l.release
-        return self
-
-    @property
-    def name(self):
-        return self._name
-
-    def acquire(self, block=True, timeout=None):
-        """Takes the lock; False if ``block`` is false or ``timeout`` passed first.
-        A lock taken over from a holder that died sets ``self.recovered`` and warns
-        (``RuntimeWarning``)."""
-        ok, rec = self._l.acquire(block, _timeout_arg(block, timeout))
-        if ok:
-            self.recovered = rec
-            if rec:
-                _warn_recovered(self._what, self._name)
-        return ok
-
-    def release(self):
-        self._l.release()
-
-    def __enter__(self):
-        self.acquire()
-        return self
-
-    def __exit__(self, *exc):
-        self.release()
+        """Attaches to the object ``name`` (made by this or any other process)."""
+        return super().__new__(cls, name, 1)
 
     def __reduce__(self):
-        return (type(self).open, (self._name,))
+        return (type(self).open, (self.name,))
 
     def __repr__(self):
-        return "<multiproc.%s %r>" % (type(self).__name__, self._name)
+        return "<multiproc.%s %r>" % (type(self).__name__, self.name)
 
 
-class Lock(_LockBase):
+class Lock(_NativeLock, _n.NLock):
     """A non-recursive lock, as ``multiprocessing.Lock``: any thread or process may
-    release it."""
-    _native = _n.NLock
+    release it. ``acquire(block=True, timeout=None)``, ``release()`` and ``with`` are
+    native. A lock taken over from a holder that died sets ``recovered`` and warns
+    (``RuntimeWarning``). Releasing it while unlocked raises ``LockNotHeldError``, a
+    ``ValueError`` (as ``multiprocessing``) and a ``RuntimeError`` (as ``threading``)."""
+    __slots__ = ()
     _what = "lock"
 
-    def __init__(self, name=None):
-        super().__init__(name)
-        self.acquire = self._l.acquire_bool  # no Python frame on the hot path
 
-    @classmethod
-    def open(cls, name):
-        self = super().open(name)
-        self.acquire = self._l.acquire_bool
-        return self
-
-    @property
-    def recovered(self):
-        """True if the last acquire took the lock over from a holder that died."""
-        return self._l.recovered()
-
-    @recovered.setter
-    def recovered(self, _value):
-        pass  # kept by the native lock
-
-    def __enter__(self):
-        self.acquire()
-        return self
-
-    def locked(self):
-        return self._l.locked()
-
-
-class RLock(_LockBase):
-    """A re-entrant lock, as ``multiprocessing.RLock``: only its holder releases it."""
-    _native = _n.NRLock
+class RLock(_NativeLock, _n.NRLock):
+    """A re-entrant lock, as ``multiprocessing.RLock``: only its holder releases it
+    (else ``RLockNotOwnedError``, an ``AssertionError`` as ``multiprocessing`` and a
+    ``RuntimeError`` as ``threading``)."""
+    __slots__ = ()
     _what = "rlock"
 
+    @classmethod
+    def _open_or_create(cls, name):
+        return super().__new__(cls, name, 2)
+
     def _is_owned(self):
-        return self._l.is_owned()
+        return self.is_owned()
 
 
-class Condition(_LockBase):
+class Condition(_NativeLock, _n.NCondition):
     """A condition variable with its own re-entrant lock, as
     ``multiprocessing.Condition`` (which may share another lock: this one may not).
 
     ``wait`` may return early (after at most 50 ms), as Python's documentation
     allows: loop on the predicate, or use ``wait_for``."""
-    _native = _n.NCondition
+    __slots__ = ("_rec",)
     _what = "condition"
 
-    def __init__(self, lock=None, name=None):
+    def __new__(cls, lock=None, name=None):
         if lock is not None:
             raise ValueError("a multiproc Condition owns its lock: pass lock=None")
-        super().__init__(name)
+        return super().__new__(cls, name)
 
     def wait(self, timeout=None):
-        notified, rec = self._l.wait_once(timeout)
+        notified, rec = self.wait_once(timeout)
         if rec:
-            self.recovered = True
-            _warn_recovered(self._what, self._name)
+            _warn_recovered(self._what, self.name)
         if notified:
             return True
         return timeout is None or timeout > 0.05
@@ -425,45 +351,66 @@ class Condition(_LockBase):
         return result
 
     def notify(self, n=1):
-        if not self._l.is_owned():
+        if not self.is_owned():
             raise RuntimeError("cannot notify on un-acquired lock")
-        self._l.notify(n)
+        super().notify(n)
 
     def notify_all(self):
-        if not self._l.is_owned():
+        if not self.is_owned():
             raise RuntimeError("cannot notify on un-acquired lock")
-        self._l.notify_all()
+        super().notify_all()
 
 
-class Semaphore:
-    """A counting semaphore, as ``multiprocessing.Semaphore``."""
-    _bounded = False
+class _Named:
+    """``open(name)``, ``name`` and pickling as the name, for a class whose native
+    handle is ``self._h`` (made by ``cls._native.create``/``open``)."""
+    _native = None
 
-    def __init__(self, value=1, name=None):
-        if value < 0:
-            raise ValueError("semaphore initial value must be >= 0")
-        self._s = _n.NSemaphore.create(name or _auto_name("sem"), value, self._bounded)
-        self._name = self._s.name()
+    def _attach(self, native):
+        self._h = native
+        self._name = native.name()
 
     @classmethod
-    def open(cls, name):
+    def _open_native(cls, name, *args):
+        return cls._native.open(name, *args)
+
+    @classmethod
+    def open(cls, name, *args):
+        """Attaches to the object ``name`` (made by this or any other process)."""
         self = cls.__new__(cls)
-        self._s = _n.NSemaphore.open(name, cls._bounded)
-        self._name = name
+        self._attach(cls._open_native(name, *args))
         return self
 
     @property
     def name(self):
         return self._name
 
+    def __reduce__(self):
+        return (type(self).open, (self._name,))
+
+
+class Semaphore(_Named):
+    """A counting semaphore, as ``multiprocessing.Semaphore``."""
+    _bounded = False
+    _native = _n.NSemaphore
+
+    def __init__(self, value=1, name=None):
+        if value < 0:
+            raise ValueError("semaphore initial value must be >= 0")
+        self._attach(_n.NSemaphore.create(name or _auto_name("sem"), value, self._bounded))
+
+    @classmethod
+    def _open_native(cls, name):
+        return _n.NSemaphore.open(name, cls._bounded)
+
     def acquire(self, block=True, timeout=None):
-        return self._s.acquire(block, _timeout_arg(block, timeout))
+        return self._h.acquire(block, _timeout_arg(block, timeout))
 
     def release(self):
-        self._s.release()
+        self._h.release()
 
     def get_value(self):
-        return self._s.get_value()
+        return self._h.get_value()
 
     def __enter__(self):
         self.acquire()
@@ -471,9 +418,6 @@ class Semaphore:
 
     def __exit__(self, *exc):
         self.release()
-
-    def __reduce__(self):
-        return (type(self).open, (self._name,))
 
     def __repr__(self):
         return "<multiproc.%s %r value=%d>" % (type(self).__name__, self._name, self.get_value())
@@ -484,92 +428,87 @@ class BoundedSemaphore(Semaphore):
     _bounded = True
 
 
-class Event:
+class Event(_Named):
     """As ``multiprocessing.Event``."""
+    _native = _n.NEvent
 
     def __init__(self, name=None):
-        self._e = _n.NEvent.create(name or _auto_name("event"))
-        self._name = self._e.name()
-
-    @classmethod
-    def open(cls, name):
-        self = cls.__new__(cls)
-        self._e = _n.NEvent.open(name)
-        self._name = name
-        return self
-
-    @property
-    def name(self):
-        return self._name
+        self._attach(_n.NEvent.create(name or _auto_name("event")))
 
     def is_set(self):
-        return self._e.is_set()
+        return self._h.is_set()
 
     def set(self):
-        self._e.set()
+        self._h.set()
 
     def clear(self):
-        self._e.clear()
+        self._h.clear()
 
     def wait(self, timeout=None):
-        return self._e.wait(None if timeout is None else max(timeout, 0.0))
-
-    def __reduce__(self):
-        return (Event.open, (self._name,))
+        return self._h.wait(None if timeout is None else max(timeout, 0.0))
 
     def __repr__(self):
         return "<multiproc.Event %r set=%s>" % (self._name, self.is_set())
 
 
-class Barrier:
-    """As ``multiprocessing.Barrier`` (without ``action``). A party that dies, a
-    timeout or ``abort()`` breaks it: ``threading.BrokenBarrierError``. ``wait``
-    is not interruptible by Ctrl-C (giving up part-way would break the barrier);
-    pass a timeout to bound it."""
+class Barrier(_Named):
+    """As ``multiprocessing.Barrier(parties, action=None, timeout=None)``.
+
+    ``action`` (a callable, or None) runs once per round, in the last party to
+    arrive, before any party is released; every process's handle carries it (it is
+    pickled with the barrier, so it must be picklable to reach a spawn child). An
+    exception in it is raised in that party and breaks the barrier for the others.
+    A party that dies, a timeout or ``abort()`` breaks it:
+    ``threading.BrokenBarrierError``. ``wait`` releases the GIL and Ctrl-C interrupts
+    it within a few milliseconds; the interrupted party gives up and, as a dead
+    party would, breaks the barrier for the others (Python's own leaves the round
+    instead)."""
+    _native = _n.NBarrier
 
     def __init__(self, parties, action=None, timeout=None, name=None):
-        if action is not None:
-            raise ValueError("a multiproc Barrier runs no action: call it after wait() "
-                             "returns 0 in the party that should run it")
-        self._b = _n.NBarrier.create(name or _auto_name("barrier"), parties)
-        self._name = self._b.name()
-        self._timeout = timeout
+        if action is not None and not callable(action):
+            raise TypeError("action must be callable or None")
+        self._attach(_n.NBarrier.create(name or _auto_name("barrier"), parties, action))
+        self._action, self._timeout = action, timeout
 
     @classmethod
-    def open(cls, name, timeout=None):
+    def open(cls, name, timeout=None, action=None):
         self = cls.__new__(cls)
-        self._b = _n.NBarrier.open(name)
-        self._name = name
-        self._timeout = timeout
+        self._attach(_n.NBarrier.open(name, action))
+        self._action, self._timeout = action, timeout
         return self
 
-    @property
-    def name(self):
-        return self._name
-
     def wait(self, timeout=None):
-        return self._b.wait(self._timeout if timeout is None else timeout)
+        return self._h.wait(self._timeout if timeout is None else timeout)
 
     def abort(self):
-        self._b.abort()
+        self._h.abort()
 
     def reset(self):
-        self._b.reset()
+        self._h.reset()
 
     @property
     def parties(self):
-        return self._b.parties()
+        return self._h.parties()
 
     @property
     def n_waiting(self):
-        return self._b.n_waiting()
+        return self._h.n_waiting()
 
     @property
     def broken(self):
-        return self._b.broken()
+        return self._h.broken()
+
+    @property
+    def action(self):
+        return self._action
 
     def __reduce__(self):
-        return (Barrier.open, (self._name, self._timeout))
+        return (_open_barrier, (self._name, self._timeout, self._action))
+
+
+def _open_barrier(name, timeout, action):
+    return Barrier.open(name, timeout, action)
 
 
 # ---------------------------------------------------------------- values and arrays
@@ -620,75 +559,46 @@ def _open_typed(cls, kind, name, typecode):
 
 
 class _Shared:
+    """``get_lock()`` for Value and Array."""
+    __slots__ = ()
+
     def get_lock(self):
-        """The lock guarding this object for read-modify-write sequences (an
-        ``RLock`` named ``<name>.lock``)."""
+        """The lock guarding this object for read-modify-write sequences: the native
+        ``RLock`` named ``<name>.lock`` (made by whoever asks first if the creator
+        made none)."""
         if self._lock is None:
-            try:
-                self._lock = RLock.open(self._name + ".lock")
-            except FileNotFoundError:
-                # Made by a program that made no lock: whoever asks first creates it.
-                l = RLock.__new__(RLock)
-                l._l = _n.NRLock.open_or_create(self._name + ".lock")
-                l._name, l.recovered = self._name + ".lock", False
-                self._lock = l
+            self._lock = RLock._open_or_create(self.name + ".lock")
         return self._lock
 
-    @property
-    def name(self):
-        return self._name
 
-    @property
-    def typecode(self):
-        return self._tc
-
-
-class Value(_Shared):
+class Value(_Shared, _n.NValue):
     """A shared number, as ``multiprocessing.Value(typecode, value)``: ``.value``
-    reads and writes it atomically; ``fetch_add`` increments without a lock;
-    ``get_lock()`` guards longer read-modify-write sequences."""
+    reads and writes it atomically (a native property); ``fetch_add`` increments
+    without a lock; ``get_lock()`` guards longer read-modify-write sequences."""
+    __slots__ = ("_lock",)
 
-    def __init__(self, typecode_or_type, *args, lock=True, name=None):
+    def __new__(cls, typecode_or_type, *args, lock=True, name=None):
         tc = _typecode(typecode_or_type)
         init = args[0] if args else (b"\0" if tc == "c" else 0)
-        if tc == "c":
-            init = _char_in(init)
         name = name or _auto_name("value")
-        self._v = _n.NValue.create(_CANONICAL[tc], name, init)
-        self._name, self._tc = name, tc
+        self = super().__new__(cls, _CANONICAL[tc], name, init, tc, False)
         self._lock = RLock(name + ".lock") if lock else None
+        return self
 
     @classmethod
     def open(cls, name, typecode=None):
         """Attaches to the Value ``name``; ``TypeError`` naming both types if it
         holds another type than ``typecode`` says."""
         tc = _open_typed(cls, "Value", name, typecode)
-        self = cls.__new__(cls)
-        self._v = _n.NValue.open(_CANONICAL[tc], name)
-        self._name, self._tc, self._lock = name, tc, None
+        self = _n.NValue.__new__(cls, _CANONICAL[tc], name, 0, tc, True)
+        self._lock = None
         return self
 
-    @property
-    def value(self):
-        v = self._v.get()
-        return bytes((v,)) if self._tc == "c" else v
-
-    @value.setter
-    def value(self, x):
-        self._v.set(_char_in(x) if self._tc == "c" else x)
-
-    def fetch_add(self, x=1):
-        """Adds ``x`` atomically (wrapping); returns the previous value."""
-        return self._v.fetch_add(x)
-
-    def fetch_sub(self, x=1):
-        return self._v.fetch_sub(x)
-
     def __reduce__(self):
-        return (Value.open, (self._name, self._tc))
+        return (Value.open, (self.name, self.typecode))
 
     def __repr__(self):
-        return "<multiproc.Value %r %r value=%r>" % (self._name, self._tc, self.value)
+        return "<multiproc.Value %r %r value=%r>" % (self.name, self.typecode, self.value)
 
 
 def _char_in(x):
@@ -761,6 +671,14 @@ class Array(_Shared):
 
     def __reduce__(self):
         return (Array.open, (self._name, self._tc))
+
+    @property
+    def name(self):
+        return self._name
+
+    @property
+    def typecode(self):
+        return self._tc
 
     def __repr__(self):
         return "<multiproc.Array %r %r %r>" % (self._name, self._tc, self[:])
@@ -881,7 +799,7 @@ def _dumps(x):
 _loads = _pickle.loads
 
 
-class Dict:
+class Dict(_Named):
     """A shared dict, as ``Manager().dict()`` without a server process: keys and
     values are pickled into the crate's ``Dict`` in shared memory, and every call is
     all-or-nothing even if the process is killed in the middle of it.
@@ -893,60 +811,49 @@ class Dict:
     keys. Views (``keys()``, ``values()``, ``items()``) are snapshots (lists)."""
 
     def __init__(self, *args, name=None, **kwargs):
-        self._d = _n.NDict.create(name or _auto_name("dict"))
-        self._name = self._d.name()
+        self._attach(_n.NDict.create(name or _auto_name("dict")))
         if args or kwargs:
             self.update(*args, **kwargs)
 
-    @classmethod
-    def open(cls, name):
-        """Attaches to the dict ``name`` (made by this or any other process)."""
-        self = cls.__new__(cls)
-        self._d = _n.NDict.open(name)
-        self._name = name
-        return self
-
-    @property
-    def name(self):
-        return self._name
+    _native = _n.NDict
 
     def __getitem__(self, k):
-        v = self._d.get(_key(k))
+        v = self._h.get(_key(k))
         if v is None:
             raise KeyError(k)
         return _loads(v)
 
     def get(self, k, default=None):
-        v = self._d.get(_key(k))
+        v = self._h.get(_key(k))
         return default if v is None else _loads(v)
 
     def __setitem__(self, k, v):
-        self._d.insert(_key(k), _dumps(v))
+        self._h.insert(_key(k), _dumps(v))
 
     def __delitem__(self, k):
-        if self._d.remove(_key(k)) is None:
+        if self._h.remove(_key(k)) is None:
             raise KeyError(k)
 
     def __contains__(self, k):
-        return self._d.contains(_key(k))
+        return self._h.contains(_key(k))
 
     def __len__(self):
-        return len(self._d)
+        return len(self._h)
 
     def __iter__(self):
         return iter(self.keys())
 
     def keys(self):
-        return [_loads(k) for k in self._d.keys()]
+        return [_loads(k) for k in self._h.keys()]
 
     def values(self):
-        return [_loads(v) for v in self._d.values()]
+        return [_loads(v) for v in self._h.values()]
 
     def items(self):
-        return [(_loads(k), _loads(v)) for k, v in self._d.items()]
+        return [(_loads(k), _loads(v)) for k, v in self._h.items()]
 
     def pop(self, k, default=_MISSING):
-        v = self._d.remove(_key(k))
+        v = self._h.remove(_key(k))
         if v is None:
             if default is _MISSING:
                 raise KeyError(k)
@@ -955,7 +862,7 @@ class Dict:
 
     def setdefault(self, k, default=None):
         """Atomically: ``self[k]``, storing ``default`` first if ``k`` is absent."""
-        return _loads(self._d.setdefault(_key(k), _dumps(default)))
+        return _loads(self._h.setdefault(_key(k), _dumps(default)))
 
     def update(self, *args, **kwargs):
         if len(args) > 1:
@@ -969,7 +876,7 @@ class Dict:
             self[k] = v
 
     def clear(self):
-        self._d.clear()
+        self._h.clear()
 
     def copy(self):
         """A plain ``dict`` snapshot."""
@@ -982,56 +889,42 @@ class Dict:
 
     __hash__ = None
 
-    def __reduce__(self):
-        return (Dict.open, (self._name,))
-
     def __repr__(self):
         return "<multiproc.Dict %r %r>" % (self._name, dict(self.items()))
 
 
-class List:
+class List(_Named):
     """A shared list, as ``Manager().list()`` without a server process: items are
     pickled into the crate's ``List`` in shared memory; every call is all-or-nothing
     even if the process is killed in the middle of it. Iteration and ``list(l)`` take
     a snapshot. Slices are not supported (index one item at a time)."""
 
     def __init__(self, iterable=(), name=None):
-        self._l = _n.NList.create(name or _auto_name("list"))
-        self._name = self._l.name()
+        self._attach(_n.NList.create(name or _auto_name("list")))
         if iterable:
             self.extend(iterable)
 
-    @classmethod
-    def open(cls, name):
-        """Attaches to the list ``name`` (made by this or any other process)."""
-        self = cls.__new__(cls)
-        self._l = _n.NList.open(name)
-        self._name = name
-        return self
-
-    @property
-    def name(self):
-        return self._name
+    _native = _n.NList
 
     def _index(self, i):
         i = _operator.index(i)
         if i < 0:
-            i += len(self._l)
+            i += len(self._h)
             if i < 0:
                 raise IndexError("list %r index out of range" % self._name)
         return i
 
     def __getitem__(self, i):
-        return _loads(self._l.get(self._index(i)))
+        return _loads(self._h.get(self._index(i)))
 
     def __setitem__(self, i, x):
-        self._l.set(self._index(i), _dumps(x))
+        self._h.set(self._index(i), _dumps(x))
 
     def __delitem__(self, i):
-        self._l.pop(self._index(i))
+        self._h.pop(self._index(i))
 
     def __len__(self):
-        return len(self._l)
+        return len(self._h)
 
     def __iter__(self):
         return iter(self._snapshot())
@@ -1040,29 +933,29 @@ class List:
         return x in self._snapshot()
 
     def _snapshot(self):
-        return [_loads(b) for b in self._l.to_list()]
+        return [_loads(b) for b in self._h.to_list()]
 
     def append(self, x):
-        self._l.append(_dumps(x))
+        self._h.append(_dumps(x))
 
     def extend(self, iterable):
         """Appends every item in one all-or-nothing call."""
-        self._l.extend([_dumps(x) for x in iterable])
+        self._h.extend([_dumps(x) for x in iterable])
 
     def insert(self, i, x):
         """Inserts ``x`` before item ``i``, clamped to the list as Python does."""
         i = _operator.index(i)
-        n = len(self._l)
+        n = len(self._h)
         if i < 0:
             i = max(i + n, 0)
-        self._l.insert(min(i, n), _dumps(x))
+        self._h.insert(min(i, n), _dumps(x))
 
     def pop(self, i=None):
         """Removes and returns item ``i`` (the last by default); IndexError if none."""
-        return _loads(self._l.pop(None if i is None else self._index(i)))
+        return _loads(self._h.pop(None if i is None else self._index(i)))
 
     def clear(self):
-        self._l.clear()
+        self._h.clear()
 
     def __eq__(self, other):
         if isinstance(other, (List, list)):
@@ -1070,9 +963,6 @@ class List:
         return NotImplemented
 
     __hash__ = None
-
-    def __reduce__(self):
-        return (List.open, (self._name,))
 
     def __repr__(self):
         return "<multiproc.List %r %r>" % (self._name, self._snapshot())

@@ -13,17 +13,20 @@
 // pyo3 0.22's macros expand `?` on PyErr, which recent clippy calls useless.
 #![allow(clippy::useless_conversion)]
 
-use multiproc::segment::{describe as describe_name, ObjectKind};
+use multiproc::segment::{describe as describe_name, ObjectKind, TypeInfo};
 use multiproc::{
-    Array, Barrier, BoundedSemaphore, ByteQueue, Condition, Dict, Error, Event, List, Lock, Pipe,
-    Queue, RLock, Semaphore, TryLockError, Value,
+    Array, Barrier, BoundedSemaphore, ByteQueue, Condition, Dict, Error, Event, JoinableByteQueue,
+    List, Lock, Pipe, Queue, RLock, Semaphore, TryLockError, Value,
 };
 use pyo3::exceptions::{
     PyEOFError, PyFileExistsError, PyFileNotFoundError, PyIndexError, PyOSError, PyRuntimeError,
     PyTypeError, PyValueError,
 };
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyList};
+use pyo3::sync::GILOnceCell;
+use pyo3::types::{PyBytes, PyList, PyType};
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -82,6 +85,16 @@ fn wait_sliced<T: Send>(
     timeout: Option<f64>,
     op: impl Fn(Duration) -> Step<T> + Sync,
 ) -> PyResult<Option<T>> {
+    wait_sliced_with(py, timeout, op, &to_py)
+}
+
+/// [`wait_sliced`], turning a crate error into Python's with `on_err`.
+fn wait_sliced_with<T: Send>(
+    py: Python<'_>,
+    timeout: Option<f64>,
+    op: impl Fn(Duration) -> Step<T> + Sync,
+    on_err: &dyn Fn(Python<'_>, Error) -> PyErr,
+) -> PyResult<Option<T>> {
     let deadline = match timeout {
         Some(t) if t.is_nan() || t < 0.0 => {
             return Err(PyValueError::new_err(
@@ -105,7 +118,7 @@ fn wait_sliced<T: Send>(
         match py.allow_threads(|| op(slice)) {
             Ok(Some(v)) => return Ok(Some(v)),
             Ok(None) => py.check_signals()?,
-            Err(e) => return Err(to_py(py, e)),
+            Err(e) => return Err(on_err(py, e)),
         }
     }
 }
@@ -134,71 +147,265 @@ fn unlink(py: Python<'_>, name: &str) -> PyResult<()> {
 
 // ---------------------------------------------------------------- queues
 
-/// A queue of byte strings (the crate's `ByteQueue`).
+/// A queue of byte strings: the crate's `ByteQueue`, or its `JoinableByteQueue`
+/// (the same ring, with task accounting: Python's `JoinableQueue`).
+enum Bytes {
+    Plain(ByteQueue),
+    Joinable(JoinableByteQueue),
+}
+
+macro_rules! bytes_q {
+    ($self:expr, $q:ident => $body:expr) => {
+        match &$self.q {
+            Bytes::Plain($q) => $body,
+            Bytes::Joinable($q) => $body,
+        }
+    };
+}
+
+thread_local! {
+    /// Where a get copies a message before Python gets it: no allocation per call.
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// `f` on this thread's scratch buffer (a fresh one if `f` re-enters, e.g. through an
+/// unpickler that gets from a queue).
+fn with_scratch<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => f(&mut buf),
+        Err(_) => f(&mut Vec::new()),
+    })
+}
+
+/// `pickle.dumps`, `pickle.loads` and `pickle.HIGHEST_PROTOCOL`, looked up once.
+static PICKLE: GILOnceCell<(PyObject, PyObject, u8)> = GILOnceCell::new();
+
+fn pickle(py: Python<'_>) -> PyResult<&(PyObject, PyObject, u8)> {
+    PICKLE.get_or_try_init(py, || {
+        let m = py.import_bound("pickle")?;
+        Ok((
+            m.getattr("dumps")?.unbind(),
+            m.getattr("loads")?.unbind(),
+            m.getattr("HIGHEST_PROTOCOL")?.extract()?,
+        ))
+    })
+}
+
+/// Python's `timeout` argument: `None` or negative (with `block`) waits forever; a
+/// negative one without `block` is a `ValueError`, as in Python's queues and locks.
+fn timeout_arg(block: bool, timeout: Option<f64>) -> PyResult<Option<f64>> {
+    match timeout {
+        Some(t) if t < 0.0 && block => Ok(None),
+        Some(t) if t < 0.0 => Err(PyValueError::new_err(
+            "'timeout' must be a non-negative number",
+        )),
+        t => Ok(t),
+    }
+}
+
+/// The error of a put on queue `name`: a closed queue is a `ValueError`, as Python's
+/// closed queues raise.
+fn put_err(py: Python<'_>, name: &str, e: Error) -> PyErr {
+    match e {
+        Error::Closed => PyValueError::new_err(format!("queue '{name}' is closed")),
+        e => to_py(py, e),
+    }
+}
+
+/// A put in Python's style: one try with the GIL held, then (if `block`) sliced waits.
+fn put_with<T: Copy + Send + Sync>(
+    py: Python<'_>,
+    name: &str,
+    v: T,
+    block: bool,
+    timeout: Option<f64>,
+    try_put: impl Fn(T) -> Result<(), Error>,
+    put_timeout: impl Fn(T, Duration) -> Result<(), Error> + Sync,
+) -> PyResult<()> {
+    match try_put(v) {
+        Err(Error::Full) if block => {}
+        r => return r.map_err(|e| put_err(py, name, e)),
+    }
+    let timeout = timeout_arg(block, timeout)?;
+    wait_sliced_with(py, timeout, |d| not_yet(put_timeout(v, d)), &|py, e| {
+        put_err(py, name, e)
+    })?
+    .ok_or_else(|| to_py(py, Error::Full))
+}
+
+impl ByteQ {
+    fn put_bytes(&self, py: Python<'_>, msg: &[u8], block: bool, t: Option<f64>) -> PyResult<()> {
+        bytes_q!(self, q => put_with(py, q.name(), msg, block, t, |m| q.try_put(m), |m, d| q.put_timeout(m, d)))
+    }
+
+    /// Gets one message into the scratch buffer and hands it to `out`.
+    fn get_with(
+        &self,
+        py: Python<'_>,
+        block: bool,
+        timeout: Option<f64>,
+        out: impl FnOnce(&[u8]) -> PyResult<PyObject>,
+    ) -> PyResult<PyObject> {
+        with_scratch(|buf| {
+            let r = bytes_q!(self, q => q.try_get_into_vec(buf));
+            match r {
+                Err(Error::Empty) if block => {
+                    let timeout = timeout_arg(block, timeout)?;
+                    let b = Mutex::new(&mut *buf);
+                    wait_sliced(py, timeout, |d| {
+                        let mut b = b.lock().unwrap_or_else(|e| e.into_inner());
+                        not_yet(bytes_q!(self, q => q.get_into_vec_timeout(&mut b, d)))
+                    })?
+                    .ok_or_else(|| to_py(py, Error::Empty))?;
+                }
+                r => {
+                    r.map_err(|e| to_py(py, e))?;
+                }
+            }
+            out(buf)
+        })
+    }
+
+    fn joinable(&self) -> PyResult<&JoinableByteQueue> {
+        match &self.q {
+            Bytes::Joinable(q) => Ok(q),
+            Bytes::Plain(q) => Err(PyTypeError::new_err(format!(
+                "queue '{}' is not joinable: create it as a JoinableQueue",
+                q.name()
+            ))),
+        }
+    }
+}
+
+/// A queue of byte strings or pickles (the crate's `ByteQueue` or
+/// `JoinableByteQueue`).
 #[pyclass(module = "multiproc._native", frozen)]
 struct ByteQ {
-    q: ByteQueue,
+    q: Bytes,
 }
 
 #[pymethods]
 impl ByteQ {
     #[staticmethod]
-    fn create(py: Python<'_>, name: &str, capacity: usize, max_len: usize) -> PyResult<Self> {
-        ByteQueue::create(name, capacity, max_len)
-            .map(|q| ByteQ { q })
-            .map_err(|e| to_py(py, e))
+    fn create(
+        py: Python<'_>,
+        name: &str,
+        capacity: usize,
+        max_len: usize,
+        joinable: bool,
+    ) -> PyResult<Self> {
+        let q = if joinable {
+            JoinableByteQueue::create(name, capacity, max_len).map(Bytes::Joinable)
+        } else {
+            ByteQueue::create(name, capacity, max_len).map(Bytes::Plain)
+        };
+        q.map(|q| ByteQ { q }).map_err(|e| to_py(py, e))
     }
     #[staticmethod]
-    fn open(py: Python<'_>, name: &str) -> PyResult<Self> {
-        ByteQueue::open(name)
-            .map(|q| ByteQ { q })
-            .map_err(|e| to_py(py, e))
+    fn open(py: Python<'_>, name: &str, joinable: bool) -> PyResult<Self> {
+        let q = if joinable {
+            JoinableByteQueue::open(name).map(Bytes::Joinable)
+        } else {
+            ByteQueue::open(name).map(Bytes::Plain)
+        };
+        q.map(|q| ByteQ { q }).map_err(|e| to_py(py, e))
     }
+    /// Puts the bytes `msg`; `ValueError` once the queue is closed.
     #[pyo3(signature = (msg, block=true, timeout=None))]
     fn put(&self, py: Python<'_>, msg: &[u8], block: bool, timeout: Option<f64>) -> PyResult<()> {
-        match self.q.try_put(msg) {
-            Err(Error::Full) if block => {}
-            r => return r.map_err(|e| to_py(py, e)),
-        }
-        let q = &self.q;
-        wait_sliced(py, timeout, |d| not_yet(q.put_timeout(msg, d)))?
-            .ok_or_else(|| to_py(py, Error::Full))
+        self.put_bytes(py, msg, block, timeout)
     }
     #[pyo3(signature = (block=true, timeout=None))]
-    fn get(&self, py: Python<'_>, block: bool, timeout: Option<f64>) -> PyResult<Py<PyBytes>> {
-        let v = match self.q.try_get() {
-            Err(Error::Empty) if block => {
-                let q = &self.q;
-                wait_sliced(py, timeout, |d| not_yet(q.get_timeout(d)))?
-                    .ok_or_else(|| to_py(py, Error::Empty))?
-            }
-            r => r.map_err(|e| to_py(py, e))?,
-        };
-        Ok(PyBytes::new_bound(py, &v).unbind())
+    fn get(&self, py: Python<'_>, block: bool, timeout: Option<f64>) -> PyResult<PyObject> {
+        self.get_with(py, block, timeout, |b| {
+            Ok(PyBytes::new_bound(py, b).into_any().unbind())
+        })
+    }
+    /// Pickles `obj` (highest protocol) and puts the pickle; a pickle longer than the
+    /// queue's maximum message length is a `ValueError` saying what to do.
+    #[pyo3(signature = (obj, block=true, timeout=None))]
+    fn put_obj(
+        &self,
+        py: Python<'_>,
+        obj: &Bound<'_, PyAny>,
+        block: bool,
+        timeout: Option<f64>,
+    ) -> PyResult<()> {
+        let (dumps, _, proto) = pickle(py)?;
+        let data = dumps.bind(py).call1((obj, *proto))?;
+        let msg = data.downcast::<PyBytes>()?.as_bytes();
+        let (max, name) = bytes_q!(self, q => (q.max_message_len(), q.name()));
+        if msg.len() > max {
+            return Err(PyValueError::new_err(format!(
+                "queue '{name}': this item pickles to {} bytes, more than its \
+                 max_message_len of {max}: create the queue with \
+                 mp.Queue(max_message_len=...) large enough, or send it through an \
+                 mp.Pipe (any size)",
+                msg.len()
+            )));
+        }
+        self.put_bytes(py, msg, block, timeout)
+    }
+    /// Gets one pickle and unpickles it.
+    #[pyo3(signature = (block=true, timeout=None))]
+    fn get_obj(&self, py: Python<'_>, block: bool, timeout: Option<f64>) -> PyResult<PyObject> {
+        let loads = &pickle(py)?.1;
+        self.get_with(py, block, timeout, |b| {
+            loads.call1(py, (PyBytes::new_bound(py, b),))
+        })
+    }
+    /// Marks one task done (joinable queues); `ValueError` if called more often than
+    /// items were got.
+    fn task_done(&self, py: Python<'_>) -> PyResult<()> {
+        let q = self.joinable()?;
+        q.task_done().map_err(|e| match e {
+            Error::InvalidArgument { .. } => PyValueError::new_err(format!(
+                "task_done() called too many times: more often than items were got from \
+                 queue '{}'",
+                q.name()
+            )),
+            e => to_py(py, e),
+        })
+    }
+    /// Waits (sleeping, interruptibly) until every task is done: False on timeout.
+    /// Tasks of consumers that died holding them count as done.
+    #[pyo3(signature = (timeout=None))]
+    fn join(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<bool> {
+        let q = self.joinable()?;
+        if q.join_timeout(Duration::ZERO) {
+            return Ok(true);
+        }
+        Ok(wait_sliced(py, timeout, |d| Ok(q.join_timeout(d).then_some(())))?.is_some())
+    }
+    fn unfinished_tasks(&self) -> PyResult<usize> {
+        Ok(self.joinable()?.unfinished_tasks())
+    }
+    fn abandoned_tasks(&self) -> PyResult<u64> {
+        Ok(self.joinable()?.abandoned_tasks())
     }
     fn qsize(&self) -> usize {
-        self.q.len()
+        bytes_q!(self, q => q.len())
     }
     fn empty(&self) -> bool {
-        self.q.is_empty()
+        bytes_q!(self, q => q.is_empty())
     }
     fn full(&self) -> bool {
-        self.q.is_full()
+        bytes_q!(self, q => q.is_full())
     }
     fn capacity(&self) -> usize {
-        self.q.capacity()
+        bytes_q!(self, q => q.capacity())
     }
     fn max_message_len(&self) -> usize {
-        self.q.max_message_len()
+        bytes_q!(self, q => q.max_message_len())
     }
     fn close(&self) {
-        self.q.close()
+        bytes_q!(self, q => q.close())
     }
     fn is_closed(&self) -> bool {
-        self.q.is_closed()
+        bytes_q!(self, q => q.is_closed())
     }
     fn name(&self) -> String {
-        self.q.name().to_owned()
+        bytes_q!(self, q => q.name().to_owned())
     }
 }
 
@@ -256,19 +463,14 @@ impl IntQ {
     ) -> PyResult<()> {
         intq!(self, q => {
             let v = v.extract()?;
-            match q.try_put(v) {
-                Err(Error::Full) if block => {}
-                r => return r.map_err(|e| to_py(py, e)),
-            }
-            wait_sliced(py, timeout, |d| not_yet(q.put_timeout(v, d)))?
-                .ok_or_else(|| to_py(py, Error::Full))
+            put_with(py, q.name(), v, block, timeout, |v| q.try_put(v), |v, d| q.put_timeout(v, d))
         })
     }
     #[pyo3(signature = (block=true, timeout=None))]
     fn get(&self, py: Python<'_>, block: bool, timeout: Option<f64>) -> PyResult<PyObject> {
         intq!(self, q => {
             let v = match q.try_get() {
-                Err(Error::Empty) if block => wait_sliced(py, timeout, |d| not_yet(q.get_timeout(d)))?
+                Err(Error::Empty) if block => wait_sliced(py, timeout_arg(block, timeout)?, |d| not_yet(q.get_timeout(d)))?
                     .ok_or_else(|| to_py(py, Error::Empty))?,
                 r => r.map_err(|e| to_py(py, e))?,
             };
@@ -343,15 +545,6 @@ impl IntQ {
 
 // ---------------------------------------------------------------- locks
 
-/// A lock in Python's style: acquired in one call, released in another (by any
-/// thread, as Python's `Lock` allows).
-#[pyclass(module = "multiproc._native", frozen)]
-struct NLock {
-    lock: Lock,
-    /// Whether the last acquire took the lock over from a dead holder.
-    recovered: std::sync::atomic::AtomicBool,
-}
-
 /// Warns (`RuntimeWarning`) that `what` named `name` was taken over from a dead holder.
 fn warn_recovered(py: Python<'_>, what: &str, name: &str) -> PyResult<()> {
     let msg = format!(
@@ -364,162 +557,276 @@ fn warn_recovered(py: Python<'_>, what: &str, name: &str) -> PyResult<()> {
     Ok(())
 }
 
-/// One attempt on a `Lock`: `Ok(Some(recovered))` when taken.
-fn lock_step(lock: &Lock, d: Option<Duration>) -> Step<bool> {
-    // The word naming this very thread means it holds the lock already (Python's
-    // `Lock` is not re-entrant: it waits, for another thread to release it). The
-    // crate would take such a hold over as an impossible one, so wait here instead.
-    if lock.raw().holder() == Some(multiproc::sys::ident::current().tid) {
-        if let Some(d) = d {
-            std::thread::sleep(d.min(Duration::from_millis(1)));
-        }
-        return Ok(None);
+/// A crate lock guard that the bindings keep held past the call (Python releases in
+/// another call): given up without releasing.
+trait Keep {
+    fn keep(self);
+}
+
+impl Keep for multiproc::LockGuard<'_> {
+    fn keep(self) {
+        self.forget()
     }
-    let r = match d {
-        None => lock.try_acquire(),
-        Some(d) => lock.acquire_timeout(d),
-    };
+}
+
+impl Keep for multiproc::RLockGuard<'_> {
+    fn keep(self) {
+        self.leak()
+    }
+}
+
+impl Keep for multiproc::ConditionGuard<'_> {
+    fn keep(self) {
+        self.leak()
+    }
+}
+
+/// One attempt's outcome, kept held: `Some(recovered)` when taken.
+fn kept<G: Keep>(r: multiproc::TryLockResult<G>) -> Step<bool> {
     match r {
         Ok(g) => {
-            g.forget();
+            g.keep();
             Ok(Some(false))
         }
         Err(TryLockError::OwnerDied(g)) => {
-            g.into_inner().forget();
+            g.into_inner().keep();
             Ok(Some(true))
         }
         Err(TryLockError::WouldBlock) => Ok(None),
     }
 }
 
-impl NLock {
-    fn new(lock: Lock) -> Self {
-        NLock {
-            lock,
-            recovered: false.into(),
+/// The acquire/release protocol shared by the native `Lock`, `RLock` and `Condition`.
+trait Hold: Sync {
+    /// What the kind is called in messages.
+    const WHAT: &'static str;
+    /// One attempt, waiting at most `d` (`None`: not at all).
+    fn step(&self, d: Option<Duration>) -> Step<bool>;
+    /// Gives one hold back.
+    fn give_back(&self, py: Python<'_>) -> PyResult<()>;
+    /// Whether the last acquire took the lock over from a dead holder.
+    fn recovered_flag(&self) -> &AtomicBool;
+    fn obj_name(&self) -> &str;
+}
+
+/// Python's `acquire(block=True, timeout=-1) -> bool`. The first attempt runs with
+/// the GIL held and costs no clock read, allocation or syscall; only a lock that is
+/// held sends the caller into sliced, interruptible waits without the GIL. A lock
+/// taken over from a dead holder sets `recovered` and warns.
+fn acquire_hold<L: Hold>(
+    py: Python<'_>,
+    l: &L,
+    block: bool,
+    timeout: Option<f64>,
+) -> PyResult<bool> {
+    let rec = match l.step(None).map_err(|e| to_py(py, e))? {
+        Some(rec) => rec,
+        None if !block => {
+            timeout_arg(block, timeout)?;
+            return Ok(false);
         }
+        None => match wait_sliced(py, timeout_arg(block, timeout)?, |d| l.step(Some(d)))? {
+            Some(rec) => rec,
+            None => return Ok(false),
+        },
+    };
+    let flag = l.recovered_flag();
+    if rec || flag.load(Ordering::Relaxed) {
+        flag.store(rec, Ordering::Relaxed);
+    }
+    if rec {
+        warn_recovered(py, L::WHAT, l.obj_name())?;
+    }
+    Ok(true)
+}
+
+/// How a native lock class is made: create, open by name, or (for the lock of a
+/// Value made by a program that made none) open or create.
+fn made<T>(
+    py: Python<'_>,
+    mode: u8,
+    create: impl FnOnce() -> Result<T, Error>,
+    open: impl FnOnce() -> Result<T, Error>,
+    open_or_create: impl FnOnce() -> Result<T, Error>,
+) -> PyResult<T> {
+    match mode {
+        0 => create(),
+        1 => open(),
+        _ => open_or_create(),
+    }
+    .map_err(|e| to_py(py, e))
+}
+
+/// The error of releasing a lock the caller may not release: an exception class that
+/// is both what `threading` raises (`RuntimeError`) and what `multiprocessing` raises
+/// (`ValueError` for a Lock, `AssertionError` for an RLock), so either's handlers
+/// catch it.
+fn release_err(py: Python<'_>, rlock: bool, msg: String) -> PyErr {
+    static CLASSES: GILOnceCell<(Py<PyType>, Py<PyType>)> = GILOnceCell::new();
+    let made = CLASSES.get_or_try_init(py, || -> PyResult<_> {
+        let m = py.import_bound("multiproc._native")?;
+        Ok((
+            m.getattr("LockNotHeldError")?.downcast_into::<PyType>()?.unbind(),
+            m.getattr("RLockNotOwnedError")?.downcast_into::<PyType>()?.unbind(),
+        ))
+    });
+    match made {
+        Ok((lock, rl)) => PyErr::from_type_bound(if rlock { rl } else { lock }.bind(py).clone(), msg),
+        Err(e) => e,
     }
 }
 
-#[pymethods]
-impl NLock {
-    #[staticmethod]
-    fn create(py: Python<'_>, name: &str) -> PyResult<Self> {
-        Lock::create(name).map(NLock::new).map_err(|e| to_py(py, e))
-    }
-    #[staticmethod]
-    fn open(py: Python<'_>, name: &str) -> PyResult<Self> {
-        Lock::open(name).map(NLock::new).map_err(|e| to_py(py, e))
-    }
-    /// `(acquired, recovered)`: recovered means taken over from a holder that died.
-    #[pyo3(signature = (block=true, timeout=None))]
-    fn acquire(&self, py: Python<'_>, block: bool, timeout: Option<f64>) -> PyResult<(bool, bool)> {
-        if let Some(r) = lock_step(&self.lock, None).map_err(|e| to_py(py, e))? {
-            return Ok((true, r));
-        }
-        if !block {
-            return Ok((false, false));
-        }
-        let lock = &self.lock;
-        Ok(wait_sliced(py, timeout, |d| lock_step(lock, Some(d)))?
-            .map_or((false, false), |r| (true, r)))
-    }
-    /// Python's `acquire(block=True, timeout=-1) -> bool`; a lock taken over from a
-    /// dead holder warns and sets `recovered`.
-    #[pyo3(signature = (block=true, timeout=None))]
-    fn acquire_bool(&self, py: Python<'_>, block: bool, timeout: Option<f64>) -> PyResult<bool> {
-        let timeout = match timeout {
-            Some(t) if t < 0.0 && block => None,
-            Some(t) if t < 0.0 => {
-                return Err(PyValueError::new_err(
-                    "'timeout' must be a non-negative number",
-                ))
+/// The `#[pymethods]` of a native lock class `$cls` (a [`Hold`]): Python's acquire,
+/// release, context manager, `recovered` and `name`, plus the class's own `$extra`.
+macro_rules! native_lock_methods {
+    ($cls:ident, $($extra:tt)*) => {
+        #[pymethods]
+        impl $cls {
+            #[pyo3(signature = (block=true, timeout=None))]
+            fn acquire(&self, py: Python<'_>, block: bool, timeout: Option<f64>) -> PyResult<bool> {
+                acquire_hold(py, self, block, timeout)
             }
-            t => t,
-        };
-        let (ok, rec) = self.acquire(py, block, timeout)?;
-        if ok {
-            self.recovered
-                .store(rec, std::sync::atomic::Ordering::Relaxed);
-            if rec {
-                warn_recovered(py, "lock", self.lock.name())?;
+            fn release(&self, py: Python<'_>) -> PyResult<()> {
+                self.give_back(py)
             }
+            fn __enter__(slf: &Bound<'_, Self>) -> PyResult<Py<Self>> {
+                acquire_hold(slf.py(), slf.get(), true, None)?;
+                Ok(slf.clone().unbind())
+            }
+            fn __exit__(
+                &self,
+                py: Python<'_>,
+                _t: &Bound<'_, PyAny>,
+                _v: &Bound<'_, PyAny>,
+                _tb: &Bound<'_, PyAny>,
+            ) -> PyResult<bool> {
+                self.give_back(py)?;
+                Ok(false)
+            }
+            /// True if the last acquire took the lock over from a holder that died.
+            #[getter]
+            fn recovered(&self) -> bool {
+                self.recovered_flag().load(Ordering::Relaxed)
+            }
+            #[getter]
+            fn name(&self) -> &str {
+                self.obj_name()
+            }
+            $($extra)*
         }
-        Ok(ok)
+    };
+}
+
+/// A lock in Python's style: acquired in one call, released in another (by any
+/// thread, as Python's `Lock` allows). A context manager; subclassed by
+/// `multiproc.Lock`.
+#[pyclass(module = "multiproc._native", frozen, subclass)]
+struct NLock {
+    lock: Lock,
+    recovered: AtomicBool,
+}
+
+impl Hold for NLock {
+    const WHAT: &'static str = "lock";
+    fn step(&self, d: Option<Duration>) -> Step<bool> {
+        // The word naming this very thread means it holds the lock already (Python's
+        // `Lock` is not re-entrant: it waits, for another thread to release it). The
+        // crate would take such a hold over as an impossible one, so wait here instead.
+        if self.lock.raw().holder() == Some(multiproc::sys::ident::current().tid) {
+            if let Some(d) = d {
+                std::thread::sleep(d.min(Duration::from_millis(1)));
+            }
+            return Ok(None);
+        }
+        kept(match d {
+            None => self.lock.try_acquire(),
+            Some(d) => self.lock.acquire_timeout(d),
+        })
     }
-    fn recovered(&self) -> bool {
-        self.recovered.load(std::sync::atomic::Ordering::Relaxed)
+    fn give_back(&self, py: Python<'_>) -> PyResult<()> {
+        self.lock.release_unowned().map_err(|_| {
+            release_err(
+                py,
+                false,
+                format!("release unlocked lock '{}'", self.lock.name()),
+            )
+        })
     }
-    fn release(&self, py: Python<'_>) -> PyResult<()> {
-        self.lock.release_unowned().map_err(|e| to_py(py, e))
+    fn recovered_flag(&self) -> &AtomicBool {
+        &self.recovered
+    }
+    fn obj_name(&self) -> &str {
+        self.lock.name()
+    }
+}
+
+native_lock_methods! {
+    NLock,
+    /// `mode`: 0 create `name`, 1 open it, 2 open or create it.
+    #[new]
+    fn new(py: Python<'_>, name: &str, mode: u8) -> PyResult<Self> {
+        let lock = made(py, mode, || Lock::create(name), || Lock::open(name), || {
+            Lock::open_or_create(name)
+        })?;
+        Ok(NLock {
+            lock,
+            recovered: false.into(),
+        })
     }
     fn locked(&self) -> bool {
         self.lock.is_locked()
     }
-    fn name(&self) -> String {
-        self.lock.name().to_owned()
-    }
 }
 
-/// The re-entrant lock: holds belong to the acquiring thread.
-#[pyclass(module = "multiproc._native", frozen)]
+/// The re-entrant lock: holds belong to the acquiring thread. A context manager;
+/// subclassed by `multiproc.RLock`.
+#[pyclass(module = "multiproc._native", frozen, subclass)]
 struct NRLock {
     lock: RLock,
+    recovered: AtomicBool,
 }
 
-fn rlock_step(lock: &RLock, d: Option<Duration>) -> Step<bool> {
-    let r = match d {
-        None => lock.try_acquire(),
-        Some(d) => lock.acquire_timeout(d),
-    };
-    match r {
-        Ok(g) => {
-            g.leak();
-            Ok(Some(false))
-        }
-        Err(TryLockError::OwnerDied(g)) => {
-            g.into_inner().leak();
-            Ok(Some(true))
-        }
-        Err(TryLockError::WouldBlock) => Ok(None),
+impl Hold for NRLock {
+    const WHAT: &'static str = "rlock";
+    fn step(&self, d: Option<Duration>) -> Step<bool> {
+        // Holds belong to the OS thread: allow_threads runs the wait on this one.
+        kept(match d {
+            None => self.lock.try_acquire(),
+            Some(d) => self.lock.acquire_timeout(d),
+        })
+    }
+    fn give_back(&self, py: Python<'_>) -> PyResult<()> {
+        self.lock.release().map_err(|_| {
+            release_err(
+                py,
+                true,
+                format!(
+                    "cannot release un-acquired lock: rlock '{}' is not held by this thread",
+                    self.lock.name()
+                ),
+            )
+        })
+    }
+    fn recovered_flag(&self) -> &AtomicBool {
+        &self.recovered
+    }
+    fn obj_name(&self) -> &str {
+        self.lock.name()
     }
 }
 
-#[pymethods]
-impl NRLock {
-    #[staticmethod]
-    fn create(py: Python<'_>, name: &str) -> PyResult<Self> {
-        RLock::create(name)
-            .map(|lock| NRLock { lock })
-            .map_err(|e| to_py(py, e))
-    }
-    #[staticmethod]
-    fn open(py: Python<'_>, name: &str) -> PyResult<Self> {
-        RLock::open(name)
-            .map(|lock| NRLock { lock })
-            .map_err(|e| to_py(py, e))
-    }
-    #[staticmethod]
-    fn open_or_create(py: Python<'_>, name: &str) -> PyResult<Self> {
-        RLock::open_or_create(name)
-            .map(|lock| NRLock { lock })
-            .map_err(|e| to_py(py, e))
-    }
-    #[pyo3(signature = (block=true, timeout=None))]
-    fn acquire(&self, py: Python<'_>, block: bool, timeout: Option<f64>) -> PyResult<(bool, bool)> {
-        if let Some(r) = rlock_step(&self.lock, None).map_err(|e| to_py(py, e))? {
-            return Ok((true, r));
-        }
-        if !block {
-            return Ok((false, false));
-        }
-        let lock = &self.lock;
-        // Holds belong to the OS thread: allow_threads runs the closure on this one.
-        Ok(wait_sliced(py, timeout, |d| rlock_step(lock, Some(d)))?
-            .map_or((false, false), |r| (true, r)))
-    }
-    fn release(&self, py: Python<'_>) -> PyResult<()> {
-        self.lock.release().map_err(|e| to_py(py, e))
+native_lock_methods! {
+    NRLock,
+    /// `mode`: 0 create `name`, 1 open it, 2 open or create it.
+    #[new]
+    fn new(py: Python<'_>, name: &str, mode: u8) -> PyResult<Self> {
+        let lock = made(py, mode, || RLock::create(name), || RLock::open(name), || {
+            RLock::open_or_create(name)
+        })?;
+        Ok(NRLock {
+            lock,
+            recovered: false.into(),
+        })
     }
     fn is_owned(&self) -> bool {
         self.lock.is_owned()
@@ -527,63 +834,56 @@ impl NRLock {
     fn locked(&self) -> bool {
         self.lock.is_locked()
     }
-    fn name(&self) -> String {
-        self.lock.name().to_owned()
-    }
 }
 
-/// A condition variable with its own re-entrant lock.
-#[pyclass(module = "multiproc._native", frozen)]
+/// A condition variable with its own re-entrant lock. A context manager;
+/// subclassed by `multiproc.Condition`.
+#[pyclass(module = "multiproc._native", frozen, subclass)]
 struct NCondition {
     c: Condition,
+    recovered: AtomicBool,
 }
 
-fn cond_step(c: &Condition, d: Option<Duration>) -> Step<bool> {
-    let r = match d {
-        None => c.try_acquire(),
-        Some(d) => c.acquire_timeout(d),
-    };
-    match r {
-        Ok(g) => {
-            g.leak();
-            Ok(Some(false))
-        }
-        Err(TryLockError::OwnerDied(g)) => {
-            g.into_inner().leak();
-            Ok(Some(true))
-        }
-        Err(TryLockError::WouldBlock) => Ok(None),
+impl Hold for NCondition {
+    const WHAT: &'static str = "condition";
+    fn step(&self, d: Option<Duration>) -> Step<bool> {
+        kept(match d {
+            None => self.c.try_acquire(),
+            Some(d) => self.c.acquire_timeout(d),
+        })
+    }
+    fn give_back(&self, py: Python<'_>) -> PyResult<()> {
+        self.c.release().map_err(|_| {
+            release_err(
+                py,
+                true,
+                format!(
+                    "cannot release un-acquired lock: condition '{}' is not held by this thread",
+                    self.c.name()
+                ),
+            )
+        })
+    }
+    fn recovered_flag(&self) -> &AtomicBool {
+        &self.recovered
+    }
+    fn obj_name(&self) -> &str {
+        self.c.name()
     }
 }
 
-#[pymethods]
-impl NCondition {
-    #[staticmethod]
-    fn create(py: Python<'_>, name: &str) -> PyResult<Self> {
-        Condition::create(name)
-            .map(|c| NCondition { c })
-            .map_err(|e| to_py(py, e))
-    }
-    #[staticmethod]
-    fn open(py: Python<'_>, name: &str) -> PyResult<Self> {
-        Condition::open(name)
-            .map(|c| NCondition { c })
-            .map_err(|e| to_py(py, e))
-    }
-    #[pyo3(signature = (block=true, timeout=None))]
-    fn acquire(&self, py: Python<'_>, block: bool, timeout: Option<f64>) -> PyResult<(bool, bool)> {
-        if let Some(r) = cond_step(&self.c, None).map_err(|e| to_py(py, e))? {
-            return Ok((true, r));
-        }
-        if !block {
-            return Ok((false, false));
-        }
-        let c = &self.c;
-        Ok(wait_sliced(py, timeout, |d| cond_step(c, Some(d)))?
-            .map_or((false, false), |r| (true, r)))
-    }
-    fn release(&self, py: Python<'_>) -> PyResult<()> {
-        self.c.release().map_err(|e| to_py(py, e))
+native_lock_methods! {
+    NCondition,
+    /// `mode`: 0 create `name`, 1 open it.
+    #[new]
+    fn new(py: Python<'_>, name: &str, mode: u8) -> PyResult<Self> {
+        let c = made(py, mode, || Condition::create(name), || Condition::open(name), || {
+            Condition::open_or_create(name)
+        })?;
+        Ok(NCondition {
+            c,
+            recovered: false.into(),
+        })
     }
     fn is_owned(&self) -> bool {
         self.c.is_owned()
@@ -619,9 +919,6 @@ impl NCondition {
     }
     fn notify_all(&self) {
         self.c.notify_all()
-    }
-    fn name(&self) -> String {
-        self.c.name().to_owned()
     }
 }
 
@@ -730,34 +1027,96 @@ impl NEvent {
     }
 }
 
+/// A barrier with Python's `action` (run by the last party to arrive, before any
+/// party is released) and a `wait` that Ctrl-C interrupts.
 #[pyclass(module = "multiproc._native", frozen)]
 struct NBarrier {
     b: Barrier,
 }
 
+thread_local! {
+    /// The exception this thread's barrier action raised (the action runs in the
+    /// waiting thread, inside the crate's wait).
+    static ACTION_ERR: RefCell<Option<PyErr>> = const { RefCell::new(None) };
+}
+
+/// How often a barrier wait checks for Ctrl-C (and dead parties).
+const BARRIER_PROBE: Duration = Duration::from_millis(5);
+
+impl NBarrier {
+    fn new(b: Barrier, action: Option<PyObject>) -> Self {
+        let b = b.with_probe_interval(BARRIER_PROBE);
+        let b = match action {
+            None => b,
+            Some(action) => b.with_action(move || {
+                Python::with_gil(|py| {
+                    if let Err(e) = action.call0(py) {
+                        ACTION_ERR.with(|c| *c.borrow_mut() = Some(e));
+                        // Tells the crate the action failed (it breaks the barrier);
+                        // resume_unwind runs no panic hook, so nothing is printed.
+                        std::panic::resume_unwind(Box::new(()));
+                    }
+                })
+            }),
+        };
+        NBarrier { b }
+    }
+}
+
 #[pymethods]
 impl NBarrier {
     #[staticmethod]
-    fn create(py: Python<'_>, name: &str, parties: u32) -> PyResult<Self> {
+    #[pyo3(signature = (name, parties, action=None))]
+    fn create(
+        py: Python<'_>,
+        name: &str,
+        parties: u32,
+        action: Option<PyObject>,
+    ) -> PyResult<Self> {
         Barrier::create(name, parties)
-            .map(|b| NBarrier { b })
+            .map(|b| NBarrier::new(b, action))
             .map_err(|e| to_py(py, e))
     }
     #[staticmethod]
-    fn open(py: Python<'_>, name: &str) -> PyResult<Self> {
+    #[pyo3(signature = (name, action=None))]
+    fn open(py: Python<'_>, name: &str, action: Option<PyObject>) -> PyResult<Self> {
         Barrier::open(name)
-            .map(|b| NBarrier { b })
+            .map(|b| NBarrier::new(b, action))
             .map_err(|e| to_py(py, e))
     }
-    /// Not sliced: a barrier wait that gives up breaks the barrier (Python's rule),
-    /// so it waits in one piece with the GIL released.
+    /// Waits for every party with the GIL released; the arrival index. Ctrl-C
+    /// interrupts within a few ms: the interrupted party gives up and the barrier
+    /// breaks (as when a party dies: the round cannot complete without it), so the
+    /// others get `BrokenBarrierError`. An exception in the action is raised in the
+    /// party that ran it, and breaks the barrier for the others.
     #[pyo3(signature = (timeout=None))]
     fn wait(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<u32> {
+        let timeout = match timeout {
+            Some(t) if t.is_nan() => {
+                return Err(PyValueError::new_err("timeout must be a number"));
+            }
+            Some(t) => Some(Duration::from_secs_f64(t.clamp(0.0, 1e9))),
+            None => None,
+        };
+        let signal: Mutex<Option<PyErr>> = Mutex::new(None);
         let b = &self.b;
-        let r = py.allow_threads(|| match timeout {
-            None => b.wait(),
-            Some(t) => b.wait_timeout(Duration::from_secs_f64(t.max(0.0))),
+        let r = py.allow_threads(|| {
+            b.wait_interruptible(timeout, &|| {
+                Python::with_gil(|py| match py.check_signals() {
+                    Ok(()) => false,
+                    Err(e) => {
+                        *signal.lock().unwrap_or_else(|e| e.into_inner()) = Some(e);
+                        true
+                    }
+                })
+            })
         });
+        if let Some(e) = signal.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            return Err(e);
+        }
+        if let Some(e) = ACTION_ERR.with(|c| c.borrow_mut().take()) {
+            return Err(e);
+        }
         r.map_err(|e| to_py(py, e))
     }
     fn abort(&self) {
@@ -801,6 +1160,11 @@ macro_rules! define_typed {
         /// The Rust element type name of a (canonical) typecode.
         fn rust_type(code: &str) -> Option<&'static str> {
             match code { $($code => Some(stringify!($t)),)* _ => None }
+        }
+        /// The Rust element type of a (canonical) typecode: its name and size (the
+        /// size is also its alignment: every typecode is a primitive).
+        fn elem_type(code: &str) -> Option<(&'static str, usize)> {
+            match code { $($code => Some((stringify!($t), core::mem::size_of::<$t>())),)* _ => None }
         }
         /// The canonical typecode of a Rust element type name.
         fn typecode_of(rust: &str) -> Option<&'static str> {
@@ -894,6 +1258,15 @@ fn bad_code(code: &str) -> PyErr {
     ))
 }
 
+/// The element-type fingerprint a typecode stands for, described at run time
+/// (`TypeInfo::named`): `(name, size, align, hash)`, the same as the Rust type's.
+#[pyfunction]
+fn type_info(code: &str) -> PyResult<(&'static str, u32, u32, u64)> {
+    let (name, size) = elem_type(code).ok_or_else(|| bad_code(code))?;
+    let t = TypeInfo::named(name, size, size);
+    Ok((t.name, t.size, t.align, t.hash))
+}
+
 /// The Rust element type name for a typecode (`None` for an unknown one).
 #[pyfunction(name = "rust_type")]
 fn py_rust_type(code: &str) -> Option<&'static str> {
@@ -906,41 +1279,87 @@ fn py_typecode_of(rust: &str) -> Option<&'static str> {
     typecode_of(rust)
 }
 
-#[pyclass(module = "multiproc._native", frozen)]
+/// A shared number; subclassed by `multiproc.Value`, whose `.value` is this class's
+/// native property (no Python frame, no allocation beyond the int itself).
+#[pyclass(module = "multiproc._native", frozen, subclass)]
 struct NValue {
     v: AnyValue,
+    /// Python's typecode (`'c'`: one byte, read and written as a bytes object of
+    /// length 1).
+    tc: String,
+}
+
+/// A `'c'` value written from Python: one byte, or its int.
+fn char_in<'py>(x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    if let Ok(b) = x.downcast::<PyBytes>() {
+        if let [c] = b.as_bytes() {
+            return Ok(c.into_py(x.py()).into_bound(x.py()));
+        }
+    }
+    if x.extract::<u8>().is_ok() {
+        return Ok(x.clone());
+    }
+    Err(PyTypeError::new_err("a 'c' value is one byte (bytes of length 1)"))
 }
 
 #[pymethods]
 impl NValue {
-    #[staticmethod]
-    fn create(py: Python<'_>, code: &str, name: &str, init: &Bound<'_, PyAny>) -> PyResult<Self> {
-        AnyValue::create(code, name, init)?
-            .map(|v| NValue { v })
-            .map_err(|e| to_py(py, e))
+    /// `code`: the stored type's canonical typecode; `tc`: the typecode as given;
+    /// `open`: attach to `name` rather than create it (`init` unused).
+    #[new]
+    fn new(
+        py: Python<'_>,
+        code: &str,
+        name: &str,
+        init: &Bound<'_, PyAny>,
+        tc: String,
+        open: bool,
+    ) -> PyResult<Self> {
+        let v = if open {
+            AnyValue::open(code, name)?
+        } else if tc == "c" {
+            AnyValue::create(code, name, &char_in(init)?)?
+        } else {
+            AnyValue::create(code, name, init)?
+        };
+        v.map(|v| NValue { v, tc }).map_err(|e| to_py(py, e))
     }
-    #[staticmethod]
-    fn open(py: Python<'_>, code: &str, name: &str) -> PyResult<Self> {
-        AnyValue::open(code, name)?
-            .map(|v| NValue { v })
-            .map_err(|e| to_py(py, e))
+    #[getter]
+    fn value(&self, py: Python<'_>) -> PyObject {
+        let v = self.v.get(py);
+        if self.tc == "c" {
+            if let Ok(b) = v.extract::<u8>(py) {
+                return PyBytes::new_bound(py, &[b]).into_any().unbind();
+            }
+        }
+        v
     }
-    fn get(&self, py: Python<'_>) -> PyObject {
-        self.v.get(py)
-    }
-    fn set(&self, x: &Bound<'_, PyAny>) -> PyResult<()> {
+    #[setter]
+    fn set_value(&self, x: &Bound<'_, PyAny>) -> PyResult<()> {
+        if self.tc == "c" {
+            return self.v.set(&char_in(x)?);
+        }
         self.v.set(x)
     }
-    /// Adds `x` atomically (wrapping), returning the previous value.
-    fn fetch_add(&self, py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<PyObject> {
-        int_ops!(self, x, fetch_add, py)
+    /// Adds `x` (default 1) atomically (wrapping), returning the previous value.
+    #[pyo3(signature = (x=None))]
+    fn fetch_add(&self, py: Python<'_>, x: Option<&Bound<'_, PyAny>>) -> PyResult<PyObject> {
+        let one = 1u8.into_py(py).into_bound(py);
+        int_ops!(self, x.unwrap_or(&one), fetch_add, py)
     }
-    /// Subtracts `x` atomically (wrapping), returning the previous value.
-    fn fetch_sub(&self, py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<PyObject> {
-        int_ops!(self, x, fetch_sub, py)
+    /// Subtracts `x` (default 1) atomically (wrapping), returning the previous value.
+    #[pyo3(signature = (x=None))]
+    fn fetch_sub(&self, py: Python<'_>, x: Option<&Bound<'_, PyAny>>) -> PyResult<PyObject> {
+        let one = 1u8.into_py(py).into_bound(py);
+        int_ops!(self, x.unwrap_or(&one), fetch_sub, py)
     }
-    fn name(&self) -> String {
-        self.v.name().to_owned()
+    #[getter]
+    fn name(&self) -> &str {
+        self.v.name()
+    }
+    #[getter]
+    fn typecode(&self) -> &str {
+        &self.tc
     }
 }
 
@@ -1363,6 +1782,7 @@ fn kinds() -> Vec<&'static str> {
     [
         ObjectKind::Queue,
         ObjectKind::ByteQueue,
+        ObjectKind::JoinableByteQueue,
         ObjectKind::Lock,
         ObjectKind::RLock,
         ObjectKind::Value,
@@ -1382,6 +1802,20 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(py_rust_type, m)?)?;
     m.add_function(wrap_pyfunction!(py_typecode_of, m)?)?;
     m.add_function(wrap_pyfunction!(kinds, m)?)?;
+    m.add_function(wrap_pyfunction!(type_info, m)?)?;
+    // Releasing a lock one may not release: what threading raises (RuntimeError) and
+    // what multiprocessing raises (ValueError for Lock, AssertionError for RLock).
+    let py = m.py();
+    let ty = py.get_type_bound::<PyType>();
+    for (name, base) in [
+        ("LockNotHeldError", py.get_type_bound::<pyo3::exceptions::PyValueError>()),
+        ("RLockNotOwnedError", py.get_type_bound::<pyo3::exceptions::PyAssertionError>()),
+    ] {
+        let bases = (py.get_type_bound::<PyRuntimeError>(), base);
+        let ns = pyo3::types::PyDict::new_bound(py);
+        ns.set_item("__module__", "multiproc")?;
+        m.add(name, ty.call1((name, bases, ns))?)?;
+    }
     m.add_class::<ByteQ>()?;
     m.add_class::<IntQ>()?;
     m.add_class::<NLock>()?;

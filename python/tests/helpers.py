@@ -107,3 +107,31 @@ def count_in_dict(d, key, n):
     for _ in range(n):
         d.setdefault(key, 0)
         d[("seen", os.getpid())] = True
+
+
+def bump(counter):
+    """A barrier action: counts the rounds it ran in."""
+    counter.fetch_add(1)
+
+
+def barrier_rounds(b, counter, rounds, out):
+    """Waits `rounds` times; after each, the action has run for that round."""
+    seen = []
+    for r in range(1, rounds + 1):
+        b.wait(30)
+        seen.append(counter.value >= r)
+    out.put(all(seen))
+
+
+def take_and_hold(q, n, holding):
+    """Gets `n` items, never marks them done, and waits to be killed."""
+    for _ in range(n):
+        q.get(timeout=20)
+    holding.set()
+    time.sleep(60)
+
+
+def get_then_done(q, n):
+    for _ in range(n):
+        q.get(timeout=20)
+        q.task_done()
