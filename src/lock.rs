@@ -479,6 +479,19 @@ impl Lock {
         Ok(())
     }
 
+    /// Takes the lock if it is free now, without a guard: the hold is released with
+    /// [`release_unowned`](Lock::release_unowned), as a [`forget`](LockGuard::forget)-ten
+    /// guard's (Python's `acquire` / `release` in separate calls). `Some(false)`:
+    /// taken; `Some(true)`: taken, but the segment is broken (see
+    /// [`is_broken`](Lock::is_broken): as `Err(OwnerDied)` from `try_acquire`);
+    /// `None`: not free — use [`try_acquire`](Lock::try_acquire) or a waiting acquire,
+    /// which also recover a lock from a dead holder. One CAS, no syscall.
+    #[inline]
+    pub fn try_acquire_unowned(&self) -> Option<bool> {
+        let me = crate::sync::current_identity();
+        self.obj.raw().try_lock_fast(me).then(|| self.obj.broken())
+    }
+
     /// True once another process truncated the lock's segment (see
     /// [`Segment::is_broken`](crate::Segment::is_broken)): the lock then excludes
     /// only this process's threads, and every acquire returns `Err(OwnerDied(..))`.

@@ -352,3 +352,21 @@ fn a_forgotten_hold_is_released_by_another_process() {
         Err(multiproc::Error::NotOwner)
     ));
 }
+
+#[test]
+fn try_acquire_unowned_takes_a_free_lock_that_release_unowned_releases() {
+    let name = unique("lock-unowned");
+    let lock = Lock::create(&name).unwrap();
+    assert_eq!(lock.try_acquire_unowned(), Some(false));
+    assert!(lock.is_locked());
+    assert_eq!(lock.try_acquire_unowned(), None, "held: not free");
+    let other = lock.clone();
+    std::thread::spawn(move || other.release_unowned().unwrap())
+        .join()
+        .unwrap();
+    assert!(!lock.is_locked());
+    assert!(matches!(
+        lock.release_unowned(),
+        Err(multiproc::Error::NotOwner)
+    ));
+}

@@ -666,12 +666,18 @@ fn release_err(py: Python<'_>, rlock: bool, msg: String) -> PyErr {
     let made = CLASSES.get_or_try_init(py, || -> PyResult<_> {
         let m = py.import_bound("multiproc._native")?;
         Ok((
-            m.getattr("LockNotHeldError")?.downcast_into::<PyType>()?.unbind(),
-            m.getattr("RLockNotOwnedError")?.downcast_into::<PyType>()?.unbind(),
+            m.getattr("LockNotHeldError")?
+                .downcast_into::<PyType>()?
+                .unbind(),
+            m.getattr("RLockNotOwnedError")?
+                .downcast_into::<PyType>()?
+                .unbind(),
         ))
     });
     match made {
-        Ok((lock, rl)) => PyErr::from_type_bound(if rlock { rl } else { lock }.bind(py).clone(), msg),
+        Ok((lock, rl)) => {
+            PyErr::from_type_bound(if rlock { rl } else { lock }.bind(py).clone(), msg)
+        }
         Err(e) => e,
     }
 }
@@ -717,6 +723,249 @@ macro_rules! native_lock_methods {
     };
 }
 
+/// Raw CPython entry points for the hottest calls of the native locks: `acquire`,
+/// `release`, `__enter__` and `__exit__`. Through pyo3's generated methods each call
+/// pays a type-object lookup, a subtype check and an argument table — together about
+/// what the lock itself costs, and half of what `multiprocessing.Lock` pays in all.
+/// These are plain `METH_FASTCALL` / `METH_NOARGS` functions installed as method
+/// descriptors of the native class (CPython checks the receiver's type when it binds
+/// or calls them), which run the same [`acquire_hold`] / [`Hold::give_back`] code.
+mod fastcall {
+    use super::{acquire_hold, Hold};
+    use pyo3::exceptions::PyTypeError;
+    use pyo3::ffi;
+    use pyo3::panic::PanicException;
+    use pyo3::prelude::*;
+    use pyo3::PyClass;
+    use std::os::raw::c_int;
+    use std::ptr::null_mut;
+
+    /// Runs `f` with the GIL the caller holds, turning an error or a panic into a
+    /// raised Python exception (a panic must not unwind into CPython).
+    ///
+    /// # Safety
+    /// The calling thread holds the GIL (CPython calls method functions with it).
+    unsafe fn guarded(
+        f: impl FnOnce(Python<'_>) -> PyResult<*mut ffi::PyObject>,
+    ) -> *mut ffi::PyObject {
+        // SAFETY: the caller holds the GIL (this function's contract).
+        let py = unsafe { Python::assume_gil_acquired() };
+        let err = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(py))) {
+            Ok(Ok(p)) => return p,
+            Ok(Err(e)) => e,
+            Err(_) => PanicException::new_err("a multiproc lock call panicked"),
+        };
+        err.restore(py);
+        null_mut()
+    }
+
+    /// The Rust lock behind `slf`.
+    ///
+    /// # Safety
+    /// `slf` is a live instance of `L`'s class or a subclass (CPython's method
+    /// descriptor checked it), and the GIL is held.
+    unsafe fn this<'a, L: PyClass<Frozen = pyo3::pyclass::boolean_struct::True> + Sync>(
+        py: Python<'a>,
+        slf: &'a *mut ffi::PyObject,
+    ) -> &'a L {
+        // SAFETY: `slf` is a live object of `L`'s class or a subclass, per the
+        // contract, borrowed by the caller for the whole call (which outlives 'a's
+        // uses here); frozen classes hand out shared references to their value.
+        unsafe {
+            let value: *const L = pyo3::Borrowed::from_ptr(py, *slf)
+                .downcast_unchecked::<L>()
+                .get();
+            &*value
+        }
+    }
+
+    fn py_bool(b: bool) -> *mut ffi::PyObject {
+        // SAFETY: the GIL is held by our callers; True/False are immortal singletons
+        // (a new reference is handed out).
+        unsafe {
+            let p = if b { ffi::Py_True() } else { ffi::Py_False() };
+            ffi::Py_INCREF(p);
+            p
+        }
+    }
+
+    /// `acquire(block=True, timeout=None)`, with positional or keyword arguments.
+    ///
+    /// # Safety
+    /// Called by CPython as a `METH_FASTCALL | METH_KEYWORDS` method of `L`'s class.
+    pub unsafe extern "C" fn acquire<
+        L: Hold + PyClass<Frozen = pyo3::pyclass::boolean_struct::True>,
+    >(
+        slf: *mut ffi::PyObject,
+        args: *const *mut ffi::PyObject,
+        nargs: ffi::Py_ssize_t,
+        kwnames: *mut ffi::PyObject,
+    ) -> *mut ffi::PyObject {
+        // SAFETY: CPython holds the GIL for the call and passes `nargs` positional
+        // arguments followed by one per name in `kwnames`, all live for the call.
+        unsafe {
+            guarded(|py| {
+                let l = this::<L>(py, &slf);
+                let (mut block, mut timeout) = (true, None);
+                if nargs != 0 || !kwnames.is_null() {
+                    let nkw = if kwnames.is_null() {
+                        0
+                    } else {
+                        ffi::PyTuple_GET_SIZE(kwnames)
+                    };
+                    if nargs > 2 {
+                        return Err(PyTypeError::new_err("acquire() takes at most 2 arguments"));
+                    }
+                    for i in 0..nargs + nkw {
+                        let v = pyo3::Borrowed::from_ptr(py, *args.offset(i));
+                        let which = if i < nargs {
+                            i
+                        } else {
+                            let k = pyo3::Borrowed::from_ptr(
+                                py,
+                                ffi::PyTuple_GET_ITEM(kwnames, i - nargs),
+                            );
+                            match k.extract::<&str>()? {
+                                "block" | "blocking" => 0,
+                                "timeout" => 1,
+                                other => {
+                                    return Err(PyTypeError::new_err(format!(
+                                        "acquire() got an unexpected keyword argument '{other}'"
+                                    )))
+                                }
+                            }
+                        };
+                        if which == 0 {
+                            block = v.is_truthy()?;
+                        } else {
+                            timeout = v.extract::<Option<f64>>()?;
+                        }
+                    }
+                }
+                acquire_hold(py, l, block, timeout).map(py_bool)
+            })
+        }
+    }
+
+    /// `release()`.
+    ///
+    /// # Safety
+    /// Called by CPython as a `METH_NOARGS` method of `L`'s class.
+    pub unsafe extern "C" fn release<
+        L: Hold + PyClass<Frozen = pyo3::pyclass::boolean_struct::True>,
+    >(
+        slf: *mut ffi::PyObject,
+        _noargs: *mut ffi::PyObject,
+    ) -> *mut ffi::PyObject {
+        // SAFETY: CPython holds the GIL for the call; `slf` is checked by the descriptor.
+        unsafe {
+            guarded(|py| {
+                this::<L>(py, &slf).give_back(py)?;
+                let none = ffi::Py_None();
+                ffi::Py_INCREF(none);
+                Ok(none)
+            })
+        }
+    }
+
+    /// `__enter__()`: acquire (waiting), then the lock itself.
+    ///
+    /// # Safety
+    /// Called by CPython as a `METH_NOARGS` method of `L`'s class.
+    pub unsafe extern "C" fn enter<
+        L: Hold + PyClass<Frozen = pyo3::pyclass::boolean_struct::True>,
+    >(
+        slf: *mut ffi::PyObject,
+        _noargs: *mut ffi::PyObject,
+    ) -> *mut ffi::PyObject {
+        // SAFETY: as for `release`.
+        unsafe {
+            guarded(|py| {
+                acquire_hold(py, this::<L>(py, &slf), true, None)?;
+                ffi::Py_INCREF(slf);
+                Ok(slf)
+            })
+        }
+    }
+
+    /// `__exit__(*exc)`: release; never swallows the exception (returns False).
+    ///
+    /// # Safety
+    /// Called by CPython as a `METH_FASTCALL` method of `L`'s class.
+    pub unsafe extern "C" fn exit<
+        L: Hold + PyClass<Frozen = pyo3::pyclass::boolean_struct::True>,
+    >(
+        slf: *mut ffi::PyObject,
+        _args: *mut *mut ffi::PyObject,
+        _nargs: ffi::Py_ssize_t,
+    ) -> *mut ffi::PyObject {
+        // SAFETY: as for `release`.
+        unsafe {
+            guarded(|py| {
+                this::<L>(py, &slf).give_back(py)?;
+                Ok(py_bool(false))
+            })
+        }
+    }
+
+    /// Installs the four functions as methods of `L`'s class (replacing pyo3's).
+    pub fn install<L: Hold + PyClass<Frozen = pyo3::pyclass::boolean_struct::True>>(
+        py: Python<'_>,
+    ) -> PyResult<()> {
+        let ty = py.get_type_bound::<L>();
+        let defs: [(&'static std::ffi::CStr, ffi::PyMethodDefPointer, c_int); 4] = [
+            (
+                c"acquire",
+                ffi::PyMethodDefPointer {
+                    _PyCFunctionFastWithKeywords: acquire::<L>,
+                },
+                ffi::METH_FASTCALL | ffi::METH_KEYWORDS,
+            ),
+            (
+                c"release",
+                ffi::PyMethodDefPointer {
+                    PyCFunction: release::<L>,
+                },
+                ffi::METH_NOARGS,
+            ),
+            (
+                c"__enter__",
+                ffi::PyMethodDefPointer {
+                    PyCFunction: enter::<L>,
+                },
+                ffi::METH_NOARGS,
+            ),
+            (
+                c"__exit__",
+                ffi::PyMethodDefPointer {
+                    _PyCFunctionFast: exit::<L>,
+                },
+                ffi::METH_FASTCALL,
+            ),
+        ];
+        for (name, meth, flags) in defs {
+            // Leaked on purpose: a method definition must outlive its descriptor,
+            // which lives as long as the class (the process).
+            let def: &'static mut ffi::PyMethodDef = Box::leak(Box::new(ffi::PyMethodDef {
+                ml_name: name.as_ptr(),
+                ml_meth: meth,
+                ml_flags: flags,
+                ml_doc: std::ptr::null(),
+            }));
+            // SAFETY: `ty` is a live type object; `def` lives forever. The new
+            // reference is owned by the Bound made from it.
+            let descr = unsafe {
+                Bound::from_owned_ptr_or_err(
+                    py,
+                    ffi::PyDescr_NewMethod(ty.as_ptr().cast::<ffi::PyTypeObject>(), def),
+                )?
+            };
+            ty.setattr(name.to_str().expect("ASCII names"), descr)?;
+        }
+        Ok(())
+    }
+}
+
 /// A lock in Python's style: acquired in one call, released in another (by any
 /// thread, as Python's `Lock` allows). A context manager; subclassed by
 /// `multiproc.Lock`.
@@ -729,10 +978,17 @@ struct NLock {
 impl Hold for NLock {
     const WHAT: &'static str = "lock";
     fn step(&self, d: Option<Duration>) -> Step<bool> {
+        // The fast path: one CAS, no guard to make and forget (Python releases in
+        // another call, with `release_unowned`).
+        if let Some(recovered) = self.lock.try_acquire_unowned() {
+            return Ok(Some(recovered));
+        }
+        let raw = self.lock.raw();
+        let me = multiproc::sync::current_identity();
         // The word naming this very thread means it holds the lock already (Python's
         // `Lock` is not re-entrant: it waits, for another thread to release it). The
         // crate would take such a hold over as an impossible one, so wait here instead.
-        if self.lock.raw().holder() == Some(multiproc::sys::ident::current().tid) {
+        if raw.holder() == Some(me.tid) {
             if let Some(d) = d {
                 std::thread::sleep(d.min(Duration::from_millis(1)));
             }
@@ -1299,7 +1555,9 @@ fn char_in<'py>(x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
     if x.extract::<u8>().is_ok() {
         return Ok(x.clone());
     }
-    Err(PyTypeError::new_err("a 'c' value is one byte (bytes of length 1)"))
+    Err(PyTypeError::new_err(
+        "a 'c' value is one byte (bytes of length 1)",
+    ))
 }
 
 #[pymethods]
@@ -1808,8 +2066,14 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     let ty = py.get_type_bound::<PyType>();
     for (name, base) in [
-        ("LockNotHeldError", py.get_type_bound::<pyo3::exceptions::PyValueError>()),
-        ("RLockNotOwnedError", py.get_type_bound::<pyo3::exceptions::PyAssertionError>()),
+        (
+            "LockNotHeldError",
+            py.get_type_bound::<pyo3::exceptions::PyValueError>(),
+        ),
+        (
+            "RLockNotOwnedError",
+            py.get_type_bound::<pyo3::exceptions::PyAssertionError>(),
+        ),
     ] {
         let bases = (py.get_type_bound::<PyRuntimeError>(), base);
         let ns = pyo3::types::PyDict::new_bound(py);
@@ -1821,6 +2085,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<NLock>()?;
     m.add_class::<NRLock>()?;
     m.add_class::<NCondition>()?;
+    fastcall::install::<NLock>(py)?;
+    fastcall::install::<NRLock>(py)?;
+    fastcall::install::<NCondition>(py)?;
     m.add_class::<NSemaphore>()?;
     m.add_class::<NEvent>()?;
     m.add_class::<NBarrier>()?;
