@@ -139,13 +139,21 @@ def contended(n, body):
 
 
 def pipe_roundtrip(make_pipe, n):
+    """Round trips/s: this process sends a 100-byte message, the child receives it
+    and sends it back, this process receives the echo -- one round trip, counted
+    once (two messages). Every echo is checked, and the child must have echoed
+    exactly `n` messages (its exit code says so), so a broken echo cannot pass for
+    speed."""
     a, b = make_pipe()
     ready = CTX.Event()
 
     def child():
         ready.set()
+        echoed = 0
         for _ in range(n):
             b.send_bytes(b.recv_bytes())
+            echoed += 1
+        os._exit(0 if echoed == n else 3)
 
     p = CTX.Process(target=child)
     p.start()
@@ -153,9 +161,11 @@ def pipe_roundtrip(make_pipe, n):
     t0 = time.monotonic()
     for _ in range(n):
         a.send_bytes(MSG100)
-        a.recv_bytes()
+        if a.recv_bytes() != MSG100:
+            raise AssertionError("the echo differs from the message sent")
     dt = time.monotonic() - t0
     p.join(60)
+    assert p.exitcode == 0, "pipe bench child failed (exit code %r)" % p.exitcode
     return n / dt
 
 
@@ -225,7 +235,7 @@ def main():
     row("Lock acquire+release, 2 processes", contended(n, lock_body(mp.Lock())),
         contended(n, lock_body(std.Lock())))
 
-    # Pipe round trip of 100 bytes.
+    # Pipe round trip of 100 bytes (send, echo, receive: one round trip).
     n = n_of(50_000)
     row("Pipe round trip, 100 bytes",
         pipe_roundtrip(mp.Pipe, n), pipe_roundtrip(std.Pipe, n_of(20_000)))

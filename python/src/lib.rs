@@ -74,6 +74,38 @@ fn queue_exc(py: Python<'_>, which: &str, msg: &'static str) -> PyErr {
     }
 }
 
+/// The slices of a wait of Python's `timeout` (seconds; `None`: forever).
+struct Slices {
+    deadline: Option<Instant>,
+}
+
+impl Slices {
+    fn new(timeout: Option<f64>) -> PyResult<Slices> {
+        let deadline = match timeout {
+            Some(t) if t.is_nan() || t < 0.0 => {
+                return Err(PyValueError::new_err(
+                    "timeout must be a non-negative number",
+                ))
+            }
+            Some(t) => Some(Instant::now() + Duration::from_secs_f64(t.min(1e9))),
+            None => None,
+        };
+        Ok(Slices { deadline })
+    }
+
+    /// How long the next slice may wait: at most [`SLICE`]; `None` once the
+    /// deadline has passed.
+    fn next(&self) -> Option<Duration> {
+        match self.deadline {
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                (!left.is_zero()).then(|| left.min(SLICE))
+            }
+            None => Some(SLICE),
+        }
+    }
+}
+
 /// One slice of a wait: `Ok(Some(v))` done, `Ok(None)` not yet (try again).
 type Step<T> = Result<Option<T>, Error>;
 
@@ -95,25 +127,10 @@ fn wait_sliced_with<T: Send>(
     op: impl Fn(Duration) -> Step<T> + Sync,
     on_err: &dyn Fn(Python<'_>, Error) -> PyErr,
 ) -> PyResult<Option<T>> {
-    let deadline = match timeout {
-        Some(t) if t.is_nan() || t < 0.0 => {
-            return Err(PyValueError::new_err(
-                "timeout must be a non-negative number",
-            ))
-        }
-        Some(t) => Some(Instant::now() + Duration::from_secs_f64(t.min(1e9))),
-        None => None,
-    };
+    let slices = Slices::new(timeout)?;
     loop {
-        let slice = match deadline {
-            Some(d) => {
-                let left = d.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    return Ok(None);
-                }
-                left.min(SLICE)
-            }
-            None => SLICE,
+        let Some(slice) = slices.next() else {
+            return Ok(None);
         };
         match py.allow_threads(|| op(slice)) {
             Ok(Some(v)) => return Ok(Some(v)),
@@ -189,6 +206,17 @@ fn pickle(py: Python<'_>) -> PyResult<&(PyObject, PyObject, u8)> {
             m.getattr("HIGHEST_PROTOCOL")?.extract()?,
         ))
     })
+}
+
+/// `a()` if `first`, else `b()`: a handle class's choice between two crate types
+/// (signed or unsigned ints, bounded or not, joinable or not), errors as Python's.
+fn pick<T>(
+    py: Python<'_>,
+    first: bool,
+    a: impl FnOnce() -> Result<T, Error>,
+    b: impl FnOnce() -> Result<T, Error>,
+) -> PyResult<T> {
+    if first { a() } else { b() }.map_err(|e| to_py(py, e))
 }
 
 /// Python's `timeout` argument: `None` or negative (with `block`) waits forever; a
@@ -294,21 +322,23 @@ impl ByteQ {
         max_len: usize,
         joinable: bool,
     ) -> PyResult<Self> {
-        let q = if joinable {
-            JoinableByteQueue::create(name, capacity, max_len).map(Bytes::Joinable)
-        } else {
-            ByteQueue::create(name, capacity, max_len).map(Bytes::Plain)
-        };
-        q.map(|q| ByteQ { q }).map_err(|e| to_py(py, e))
+        pick(
+            py,
+            joinable,
+            || JoinableByteQueue::create(name, capacity, max_len).map(Bytes::Joinable),
+            || ByteQueue::create(name, capacity, max_len).map(Bytes::Plain),
+        )
+        .map(|q| ByteQ { q })
     }
     #[staticmethod]
     fn open(py: Python<'_>, name: &str, joinable: bool) -> PyResult<Self> {
-        let q = if joinable {
-            JoinableByteQueue::open(name).map(Bytes::Joinable)
-        } else {
-            ByteQueue::open(name).map(Bytes::Plain)
-        };
-        q.map(|q| ByteQ { q }).map_err(|e| to_py(py, e))
+        pick(
+            py,
+            joinable,
+            || JoinableByteQueue::open(name).map(Bytes::Joinable),
+            || ByteQueue::open(name).map(Bytes::Plain),
+        )
+        .map(|q| ByteQ { q })
     }
     /// Puts the bytes `msg`; `ValueError` once the queue is closed.
     #[pyo3(signature = (msg, block=true, timeout=None))]
@@ -434,21 +464,23 @@ impl IntQ {
     /// `signed`: a `Queue<i64>` rather than `Queue<u64>`.
     #[staticmethod]
     fn create(py: Python<'_>, name: &str, capacity: usize, signed: bool) -> PyResult<Self> {
-        let q = if signed {
-            Queue::create(name, capacity).map(IntQueue::I)
-        } else {
-            Queue::create(name, capacity).map(IntQueue::U)
-        };
-        q.map(|q| IntQ { q }).map_err(|e| to_py(py, e))
+        pick(
+            py,
+            signed,
+            || Queue::create(name, capacity).map(IntQueue::I),
+            || Queue::create(name, capacity).map(IntQueue::U),
+        )
+        .map(|q| IntQ { q })
     }
     #[staticmethod]
     fn open(py: Python<'_>, name: &str, signed: bool) -> PyResult<Self> {
-        let q = if signed {
-            Queue::open(name).map(IntQueue::I)
-        } else {
-            Queue::open(name).map(IntQueue::U)
-        };
-        q.map(|q| IntQ { q }).map_err(|e| to_py(py, e))
+        pick(
+            py,
+            signed,
+            || Queue::open(name).map(IntQueue::I),
+            || Queue::open(name).map(IntQueue::U),
+        )
+        .map(|q| IntQ { q })
     }
     fn signed(&self) -> bool {
         matches!(self.q, IntQueue::I(_))
@@ -640,23 +672,6 @@ fn acquire_hold<L: Hold>(
     Ok(true)
 }
 
-/// How a native lock class is made: create, open by name, or (for the lock of a
-/// Value made by a program that made none) open or create.
-fn made<T>(
-    py: Python<'_>,
-    mode: u8,
-    create: impl FnOnce() -> Result<T, Error>,
-    open: impl FnOnce() -> Result<T, Error>,
-    open_or_create: impl FnOnce() -> Result<T, Error>,
-) -> PyResult<T> {
-    match mode {
-        0 => create(),
-        1 => open(),
-        _ => open_or_create(),
-    }
-    .map_err(|e| to_py(py, e))
-}
-
 /// The error of releasing a lock the caller may not release: an exception class that
 /// is both what `threading` raises (`RuntimeError`) and what `multiprocessing` raises
 /// (`ValueError` for a Lock, `AssertionError` for an RLock), so either's handlers
@@ -682,12 +697,64 @@ fn release_err(py: Python<'_>, rlock: bool, msg: String) -> PyErr {
     }
 }
 
-/// The `#[pymethods]` of a native lock class `$cls` (a [`Hold`]): Python's acquire,
-/// release, context manager, `recovered` and `name`, plus the class's own `$extra`.
+/// [`Hold`] for a class over a re-entrant crate lock (`RLock`, `Condition`): holds
+/// belong to the acquiring OS thread (allow_threads runs a wait on the same one),
+/// and only it releases.
+macro_rules! reentrant_hold {
+    ($cls:ident, $what:literal) => {
+        impl Hold for $cls {
+            const WHAT: &'static str = $what;
+            fn step(&self, d: Option<Duration>) -> Step<bool> {
+                kept(match d {
+                    None => self.lock.try_acquire(),
+                    Some(d) => self.lock.acquire_timeout(d),
+                })
+            }
+            fn give_back(&self, py: Python<'_>) -> PyResult<()> {
+                self.lock.release().map_err(|_| {
+                    release_err(
+                        py,
+                        true,
+                        format!(
+                            "cannot release un-acquired lock: {} '{}' is not held by this thread",
+                            $what,
+                            self.lock.name()
+                        ),
+                    )
+                })
+            }
+            fn recovered_flag(&self) -> &AtomicBool {
+                &self.recovered
+            }
+            fn obj_name(&self) -> &str {
+                self.lock.name()
+            }
+        }
+    };
+}
+
+/// The `#[pymethods]` of a native lock class `$cls` (a [`Hold`] over the crate's
+/// `$handle`): its constructor, Python's acquire, release, context manager,
+/// `recovered` and `name`, plus the class's own `$extra`. (The hot four are replaced
+/// at import by [`fastcall`]'s raw functions over the same code.)
 macro_rules! native_lock_methods {
-    ($cls:ident, $($extra:tt)*) => {
+    ($cls:ident($handle:ident), $($extra:tt)*) => {
         #[pymethods]
         impl $cls {
+            /// `mode`: 0 create `name`, 1 open it, 2 open or create it.
+            #[new]
+            fn new(py: Python<'_>, name: &str, mode: u8) -> PyResult<Self> {
+                let lock = match mode {
+                    0 => $handle::create(name),
+                    1 => $handle::open(name),
+                    _ => $handle::open_or_create(name),
+                }
+                .map_err(|e| to_py(py, e))?;
+                Ok($cls {
+                    lock,
+                    recovered: false.into(),
+                })
+            }
             #[pyo3(signature = (block=true, timeout=None))]
             fn acquire(&self, py: Python<'_>, block: bool, timeout: Option<f64>) -> PyResult<bool> {
                 acquire_hold(py, self, block, timeout)
@@ -1017,18 +1084,7 @@ impl Hold for NLock {
 }
 
 native_lock_methods! {
-    NLock,
-    /// `mode`: 0 create `name`, 1 open it, 2 open or create it.
-    #[new]
-    fn new(py: Python<'_>, name: &str, mode: u8) -> PyResult<Self> {
-        let lock = made(py, mode, || Lock::create(name), || Lock::open(name), || {
-            Lock::open_or_create(name)
-        })?;
-        Ok(NLock {
-            lock,
-            recovered: false.into(),
-        })
-    }
+    NLock(Lock),
     fn locked(&self) -> bool {
         self.lock.is_locked()
     }
@@ -1042,48 +1098,10 @@ struct NRLock {
     recovered: AtomicBool,
 }
 
-impl Hold for NRLock {
-    const WHAT: &'static str = "rlock";
-    fn step(&self, d: Option<Duration>) -> Step<bool> {
-        // Holds belong to the OS thread: allow_threads runs the wait on this one.
-        kept(match d {
-            None => self.lock.try_acquire(),
-            Some(d) => self.lock.acquire_timeout(d),
-        })
-    }
-    fn give_back(&self, py: Python<'_>) -> PyResult<()> {
-        self.lock.release().map_err(|_| {
-            release_err(
-                py,
-                true,
-                format!(
-                    "cannot release un-acquired lock: rlock '{}' is not held by this thread",
-                    self.lock.name()
-                ),
-            )
-        })
-    }
-    fn recovered_flag(&self) -> &AtomicBool {
-        &self.recovered
-    }
-    fn obj_name(&self) -> &str {
-        self.lock.name()
-    }
-}
+reentrant_hold!(NRLock, "rlock");
 
 native_lock_methods! {
-    NRLock,
-    /// `mode`: 0 create `name`, 1 open it, 2 open or create it.
-    #[new]
-    fn new(py: Python<'_>, name: &str, mode: u8) -> PyResult<Self> {
-        let lock = made(py, mode, || RLock::create(name), || RLock::open(name), || {
-            RLock::open_or_create(name)
-        })?;
-        Ok(NRLock {
-            lock,
-            recovered: false.into(),
-        })
-    }
+    NRLock(RLock),
     fn is_owned(&self) -> bool {
         self.lock.is_owned()
     }
@@ -1096,64 +1114,27 @@ native_lock_methods! {
 /// subclassed by `multiproc.Condition`.
 #[pyclass(module = "multiproc._native", frozen, subclass)]
 struct NCondition {
-    c: Condition,
+    lock: Condition,
     recovered: AtomicBool,
 }
 
-impl Hold for NCondition {
-    const WHAT: &'static str = "condition";
-    fn step(&self, d: Option<Duration>) -> Step<bool> {
-        kept(match d {
-            None => self.c.try_acquire(),
-            Some(d) => self.c.acquire_timeout(d),
-        })
-    }
-    fn give_back(&self, py: Python<'_>) -> PyResult<()> {
-        self.c.release().map_err(|_| {
-            release_err(
-                py,
-                true,
-                format!(
-                    "cannot release un-acquired lock: condition '{}' is not held by this thread",
-                    self.c.name()
-                ),
-            )
-        })
-    }
-    fn recovered_flag(&self) -> &AtomicBool {
-        &self.recovered
-    }
-    fn obj_name(&self) -> &str {
-        self.c.name()
-    }
-}
+reentrant_hold!(NCondition, "condition");
 
 native_lock_methods! {
-    NCondition,
-    /// `mode`: 0 create `name`, 1 open it.
-    #[new]
-    fn new(py: Python<'_>, name: &str, mode: u8) -> PyResult<Self> {
-        let c = made(py, mode, || Condition::create(name), || Condition::open(name), || {
-            Condition::open_or_create(name)
-        })?;
-        Ok(NCondition {
-            c,
-            recovered: false.into(),
-        })
-    }
+    NCondition(Condition),
     fn is_owned(&self) -> bool {
-        self.c.is_owned()
+        self.lock.is_owned()
     }
     /// One wait of at most `min(timeout, 50 ms)` with the lock released:
     /// `(notified, recovered)`. The caller loops (Python's `wait` may return early,
     /// as its documentation allows: re-check the predicate).
     #[pyo3(signature = (timeout=None))]
     fn wait_once(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<(bool, bool)> {
-        if !self.c.is_owned() {
+        if !self.lock.is_owned() {
             return Err(PyRuntimeError::new_err("cannot wait on un-acquired lock"));
         }
         let d = Duration::from_secs_f64(timeout.unwrap_or(0.05).clamp(0.0, 0.05));
-        let c = &self.c;
+        let c = &self.lock;
         let r = py.allow_threads(|| {
             // One more hold of ours (re-entry, no waiting); the wait gives up every
             // hold and takes them back; dropping the guard gives up the extra one.
@@ -1171,10 +1152,10 @@ native_lock_methods! {
     }
     #[pyo3(signature = (n=1))]
     fn notify(&self, n: usize) {
-        self.c.notify(n)
+        self.lock.notify(n)
     }
     fn notify_all(&self) {
-        self.c.notify_all()
+        self.lock.notify_all()
     }
 }
 
@@ -1203,21 +1184,23 @@ macro_rules! sem {
 impl NSemaphore {
     #[staticmethod]
     fn create(py: Python<'_>, name: &str, value: u32, bounded: bool) -> PyResult<Self> {
-        let s = if bounded {
-            BoundedSemaphore::create(name, value).map(Sem::Bounded)
-        } else {
-            Semaphore::create(name, value).map(Sem::Plain)
-        };
-        s.map(|s| NSemaphore { s }).map_err(|e| to_py(py, e))
+        pick(
+            py,
+            bounded,
+            || BoundedSemaphore::create(name, value).map(Sem::Bounded),
+            || Semaphore::create(name, value).map(Sem::Plain),
+        )
+        .map(|s| NSemaphore { s })
     }
     #[staticmethod]
     fn open(py: Python<'_>, name: &str, bounded: bool) -> PyResult<Self> {
-        let s = if bounded {
-            BoundedSemaphore::open(name).map(Sem::Bounded)
-        } else {
-            Semaphore::open(name).map(Sem::Plain)
-        };
-        s.map(|s| NSemaphore { s }).map_err(|e| to_py(py, e))
+        pick(
+            py,
+            bounded,
+            || BoundedSemaphore::open(name).map(Sem::Bounded),
+            || Semaphore::open(name).map(Sem::Plain),
+        )
+        .map(|s| NSemaphore { s })
     }
     #[pyo3(signature = (block=true, timeout=None))]
     fn acquire(&self, py: Python<'_>, block: bool, timeout: Option<f64>) -> PyResult<bool> {
@@ -1729,25 +1712,10 @@ impl NConn {
         timeout: Option<f64>,
         op: impl Fn(&mut Pipe, Duration) -> Step<T> + Sync,
     ) -> PyResult<Option<T>> {
-        let deadline = match timeout {
-            Some(t) if t.is_nan() || t < 0.0 => {
-                return Err(PyValueError::new_err(
-                    "timeout must be a non-negative number",
-                ))
-            }
-            Some(t) => Some(Instant::now() + Duration::from_secs_f64(t.min(1e9))),
-            None => None,
-        };
+        let slices = Slices::new(timeout)?;
         loop {
-            let slice = match deadline {
-                Some(d) => {
-                    let left = d.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return Ok(None);
-                    }
-                    left.min(SLICE)
-                }
-                None => SLICE,
+            let Some(slice) = slices.next() else {
+                return Ok(None);
             };
             match self.nogil(py, |p| op(p, slice))? {
                 Some(v) => return Ok(Some(v)),

@@ -168,31 +168,41 @@ def test_barrier_action_must_be_callable():
         mp.Barrier(2, action=3)
 
 
-_BLOCKED_BARRIER = textwrap.dedent("""
-    import sys, time
-    import multiproc as mp
-    b = mp.Barrier.open(sys.argv[1])
-    print("ready", flush=True)
-    try:
-        b.wait()
-    except KeyboardInterrupt:
-        print("interrupted", time.monotonic(), flush=True)
-        sys.exit(0)
-    print("passed the barrier?", flush=True)
-    sys.exit(1)
-""")
+def _blocked(open_it, wait):
+    """A script that opens an object by the name in argv[1] (`open_it`), prints
+    "ready", blocks in `wait`, and prints "interrupted <monotonic time>" on
+    KeyboardInterrupt."""
+    return textwrap.dedent("""
+        import sys, time
+        import multiproc as mp
+        x = %s(sys.argv[1])
+        print("ready", flush=True)
+        try:
+            x.%s
+        except KeyboardInterrupt:
+            print("interrupted", time.monotonic(), flush=True)
+            sys.exit(0)
+        print("it returned?", flush=True)
+        sys.exit(1)
+    """) % (open_it, wait)
 
 
-def test_keyboard_interrupt_ends_a_barrier_wait_promptly_and_breaks_it(uname):
-    b = mp.Barrier(2, name=uname("barrier"))
-    child = subprocess.Popen([sys.executable, "-c", _BLOCKED_BARRIER, b.name],
+_BLOCKED_BARRIER = _blocked("mp.Barrier.open", "wait()")
+
+
+
+def _interrupt_latency(script, name, ready=lambda: True):
+    """Runs `script` (which prints "ready", blocks, and prints "interrupted <time>"
+    on KeyboardInterrupt) on the object `name`, sends it SIGINT once `ready()` and
+    a little more have passed, and returns how long the interrupt took (s)."""
+    child = subprocess.Popen([sys.executable, "-c", script, name],
                              stdout=subprocess.PIPE, text=True)
     try:
         assert child.stdout.readline().strip() == "ready"
         deadline = time.monotonic() + 20
-        while b.n_waiting < 1 and time.monotonic() < deadline:
+        while not ready() and time.monotonic() < deadline:
             time.sleep(0.005)
-        assert b.n_waiting == 1
+        assert ready()
         time.sleep(0.1)  # well inside the wait
         sent = time.monotonic()
         child.send_signal(signal.SIGINT)
@@ -200,7 +210,12 @@ def test_keyboard_interrupt_ends_a_barrier_wait_promptly_and_breaks_it(uname):
     finally:
         child.kill()
     assert child.returncode == 0 and out[0] == "interrupted", out
-    latency = float(out[1]) - sent
+    return float(out[1]) - sent
+
+
+def test_keyboard_interrupt_ends_a_barrier_wait_promptly_and_breaks_it(uname):
+    b = mp.Barrier(2, name=uname("barrier"))
+    latency = _interrupt_latency(_BLOCKED_BARRIER, b.name, lambda: b.n_waiting == 1)
     print("KeyboardInterrupt in Barrier.wait after %.1f ms" % (latency * 1e3))
     assert latency < 1.0
     assert b.broken, "the interrupted party breaks the round for the others"
@@ -285,35 +300,15 @@ def test_join_returns_when_a_consumer_dies_holding_tasks(ctx):
     assert q.join(timeout=5)
 
 
-_BLOCKED_JOIN = textwrap.dedent("""
-    import sys, time
-    import multiproc as mp
-    q = mp.JoinableQueue.open(sys.argv[1])
-    print("ready", flush=True)
-    try:
-        q.join()
-    except KeyboardInterrupt:
-        print("interrupted", time.monotonic(), flush=True)
-        sys.exit(0)
-    sys.exit(1)
-""")
+_BLOCKED_JOIN = _blocked("mp.JoinableQueue.open", "join()")
 
 
 def test_keyboard_interrupt_ends_an_untimed_join(uname):
     q = mp.JoinableQueue(name=uname("jq"))
     q.put("unfinished")
-    child = subprocess.Popen([sys.executable, "-c", _BLOCKED_JOIN, q.name],
-                             stdout=subprocess.PIPE, text=True)
-    try:
-        assert child.stdout.readline().strip() == "ready"
-        time.sleep(0.2)
-        sent = time.monotonic()
-        child.send_signal(signal.SIGINT)
-        out = child.communicate(timeout=20)[0].split()
-    finally:
-        child.kill()
-    assert child.returncode == 0 and out[0] == "interrupted", out
-    assert float(out[1]) - sent < 1.0
+    latency = _interrupt_latency(_BLOCKED_JOIN, q.name)
+    print("KeyboardInterrupt in JoinableQueue.join after %.1f ms" % (latency * 1e3))
+    assert latency < 1.0
 
 
 # ---------------------------------------------------------------- type identity
