@@ -181,7 +181,7 @@ impl Options {
     /// programs that define the element type differently (another struct name,
     /// crate or compiler) agree on it. For `Queue`, `JoinableQueue`, `Value` and
     /// `Array`; other objects have no element type or ignore it. See
-    /// [`SharedType`](crate::segment::SharedType), and
+    /// [`SharedType`], and
     /// [`shared_type`](Options::shared_type) to take the name from one.
     ///
     /// ```
