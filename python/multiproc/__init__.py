@@ -125,10 +125,14 @@ class Queue:
         """Attaches to the queue ``name``: a Rust ``Queue<u64>``/``Queue<i64>``
         carries ints, a ``ByteQueue`` pickles (or ``bytes`` with ``raw=True``)."""
         kind, ty, _size = _n.describe(name)
-        if cls._joinable or kind == "JoinableByteQueue":
-            if kind != "JoinableByteQueue" or not cls._joinable:
-                raise TypeError("%r is a %s: open it with mp.%s.open" % (
-                    name, kind, "JoinableQueue" if kind == "JoinableByteQueue" else "Queue"))
+        if cls._joinable != (kind == "JoinableByteQueue"):
+            if kind == "JoinableQueue":
+                raise TypeError("%r is a Rust JoinableQueue of %s: Python's JoinableQueue "
+                                "is a JoinableByteQueue (of pickles or bytes)" % (name, ty))
+            opener = {"Queue": "Queue", "ByteQueue": "Queue",
+                      "JoinableByteQueue": "JoinableQueue"}.get(kind, kind)
+            raise TypeError("%r is a %s: open it with mp.%s.open" % (name, kind, opener))
+        if kind == "JoinableByteQueue":
             native, mode = _n.ByteQ.open(name, True), ("bytes" if raw else "pickle")
         elif kind == "Queue":
             if ty not in ("u64", "i64"):
