@@ -331,7 +331,7 @@ class Condition(_NativeLock, _n.NCondition):
 
     ``wait`` may return early (after at most 50 ms), as Python's documentation
     allows: loop on the predicate, or use ``wait_for``."""
-    __slots__ = ("_rec",)
+    __slots__ = ()
     _what = "condition"
 
     def __new__(cls, lock=None, name=None):
