@@ -18,7 +18,7 @@
 use crate::raw::frame::{
     self, decode, frame_len, header, padded, ABORT, MAX_MESSAGE_LEN, OVERHEAD, PIECE, START, WHOLE,
 };
-use crate::raw::lock::spin_until;
+use crate::raw::wait::spin_until;
 use crate::raw::lock::DEFAULT_PROBE;
 use crate::raw::spsc::{
     Consumer, Geometry, Producer, RegionMemory, RingCorrupt, Stop, CONSUMER_CLOSED, MAX_RING_BYTES,

@@ -64,7 +64,7 @@
 //! out-of-bounds access. Slot offsets are always masked by the capacity, which comes
 //! from the caller's validated [`Geometry`], never from the region.
 
-use super::lock::Spin;
+use super::wait::Spin;
 pub use super::spsc_memory::{RegionMemory, RingMemory};
 use super::CachePadded;
 use crate::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
