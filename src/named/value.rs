@@ -1,10 +1,10 @@
 //! `Value<T>`: one `T: Pod` shared by name between processes.
 
-use crate::array::{
+use super::array::{
     acquire_elems, check_elem_params, elem_params, refuse_self_deadlock, under_lock,
     words_or_invalid, words_ptr, words_slice,
 };
-use crate::lock::{held_here, Held};
+use super::lock::{held_here, Held};
 use crate::raw::array::is_word_sized;
 use crate::raw::lock::{Acquire, DEFAULT_PROBE};
 use crate::raw::{Integer, RawValue, ValueRef};

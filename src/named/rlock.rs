@@ -1,6 +1,6 @@
 //! [`RLock`]: a named, robust, re-entrant lock.
 
-use crate::lock::{
+use super::lock::{
     lock_result, try_result, try_unless_broken, unless_broken, LockResult, TryLockResult,
 };
 use crate::raw::lock::DEFAULT_PROBE;

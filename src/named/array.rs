@@ -1,6 +1,6 @@
 //! `Array<T>`: a fixed-length array of `T: Pod` shared by name between processes.
 
-use crate::lock::{held_here, Held, HeldHere};
+use super::lock::{held_here, Held, HeldHere};
 use crate::raw::array::{is_word_sized, words_for, ArrayRef, Integer, RawArray};
 use crate::raw::lock::{Acquire, DEFAULT_PROBE};
 use crate::segment::{self, HeaderImage, Object, ObjectKind, ObjectSpec, Options, TypeInfo};
