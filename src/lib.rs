@@ -85,30 +85,33 @@ pub mod sys;
 
 pub use raw::Integer;
 
-/// Puts every item it is given behind the one condition under which the std layer
-/// exists (feature `std`, and not a loom build), so that condition is written once.
-macro_rules! std_only {
-    ($($item:item)*) => {
+// The std layer exists under one condition (feature `std`, and not a loom build),
+// written once here. The macro has `cfg_if!`'s name and syntax so that rustfmt,
+// which reads `cfg_if!` bodies for modules, still formats the files below.
+macro_rules! cfg_if {
+    (if #[cfg($meta:meta)] { $($item:item)* }) => {
         $(
-            #[cfg(all(feature = "std", not(loom)))]
+            #[cfg($meta)]
             $item
         )*
     };
 }
 
-std_only! {
-    mod error;
-    mod named;
-    pub mod process;
-    pub mod segment;
+cfg_if! {
+    if #[cfg(all(feature = "std", not(loom)))] {
+        mod error;
+        mod named;
+        pub mod process;
+        pub mod segment;
 
-    pub use error::{Error, Result};
-    pub use named::*;
-    pub use process::{
-        active_children, cpu_count, current_process, forkserver_pid, get_start_method, init,
-        set_start_method, AsyncResult, CurrentProcess, Imap, IntoExitCode, Pool, PoolBuilder,
-        Process, ProcessBuilder, StartMethod,
-    };
-    pub use segment::{gc, list, unlink, ObjectInfo, Options, Segment};
-    pub use sys::sigbus;
+        pub use error::{Error, Result};
+        pub use named::*;
+        pub use process::{
+            active_children, cpu_count, current_process, forkserver_pid, get_start_method, init,
+            set_start_method, AsyncResult, CurrentProcess, Imap, IntoExitCode, Pool, PoolBuilder,
+            Process, ProcessBuilder, StartMethod,
+        };
+        pub use segment::{gc, list, unlink, ObjectInfo, Options, Segment};
+        pub use sys::sigbus;
+    }
 }
