@@ -4,7 +4,7 @@
 //! It is the same crash-consistent ring as [`Queue<T>`](crate::Queue), with slots of
 //! one length word plus `max_message_len` bytes.
 
-use super::queue::{check_capacity, deadline, RingHandle, RingSpec};
+use super::common::{check_capacity, deadline, RingHandle, RingSpec};
 use crate::raw::queue::{
     load_bytes, store_bytes, words_for, QueueError, RawQueue, RecoveryStats, Take,
 };

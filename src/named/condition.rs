@@ -1,6 +1,6 @@
 //! [`Condition`]: a named condition variable that owns its robust, re-entrant lock.
 
-use super::lock::{
+use super::common::{
     held_here, lock_result, try_result, try_unless_broken, unless_broken, HeldHere, LockResult,
     OwnerDied, TryLockResult,
 };

@@ -1,7 +1,7 @@
 //! [`JoinableQueue<T>`]: a [`Queue<T>`](crate::Queue) that also counts unfinished
 //! tasks, for `task_done` / `join` (Python's `multiprocessing.JoinableQueue`).
 
-use super::queue::{
+use super::common::{
     anonymous_ring, create_ring, deadline, open_or_create_ring, open_ring, read_pod, write_pod,
     HasRing, RingHandle,
 };

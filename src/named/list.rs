@@ -1,7 +1,7 @@
 //! `List<T>`: Python's `Manager().list()` in named shared memory, no server.
 
+use super::common::Held;
 use super::container::{copy_bytes, decode, encode, Container, DEFAULT_MAX_BYTES};
-use super::lock::Held;
 use crate::raw::heap::HeapError;
 use crate::raw::list as raw;
 use crate::segment::{self, ObjectKind, Options, TypeInfo};

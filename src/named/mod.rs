@@ -3,6 +3,8 @@
 //! name is re-exported at the crate root (`multiproc::Queue`, `multiproc::LockGuard`,
 //! ...); this module itself is private.
 
+mod common;
+
 mod array;
 mod barrier;
 mod byte_queue;
@@ -25,12 +27,13 @@ mod value;
 pub use array::{Array, ArrayGuard};
 pub use barrier::Barrier;
 pub use byte_queue::ByteQueue;
+pub use common::{LockResult, OwnerDied, TryLockError, TryLockResult};
 pub use condition::{Condition, ConditionGuard};
 pub use dict::{Dict, DictGuard};
 pub use event::Event;
 pub use joinable_queue::JoinableQueue;
 pub use list::{List, ListGuard};
-pub use lock::{Lock, LockGuard, LockResult, OwnerDied, TryLockError, TryLockResult};
+pub use lock::{Lock, LockGuard};
 pub use pipe::{Pipe, PipeEnd, PipeReceiver, PipeSender};
 pub use queue::Queue;
 pub use rlock::{RLock, RLockGuard};

@@ -1,6 +1,6 @@
 //! [`RLock`]: a named, robust, re-entrant lock.
 
-use super::lock::{
+use super::common::{
     lock_result, try_result, try_unless_broken, unless_broken, LockResult, TryLockResult,
 };
 use crate::raw::lock::DEFAULT_PROBE;

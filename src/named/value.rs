@@ -1,10 +1,9 @@
 //! `Value<T>`: one `T: Pod` shared by name between processes.
 
-use super::array::{
-    acquire_elems, check_elem_params, elem_params, refuse_self_deadlock, under_lock,
-    words_or_invalid, words_ptr, words_slice,
+use super::common::{
+    acquire_elems, check_elem_params, elem_params, held_here, refuse_self_deadlock, under_lock,
+    words_or_invalid, words_ptr, words_slice, Held,
 };
-use super::lock::{held_here, Held};
 use crate::raw::array::is_word_sized;
 use crate::raw::lock::{Acquire, DEFAULT_PROBE};
 use crate::raw::{Integer, RawValue, ValueRef};

@@ -1,0 +1,458 @@
+//! The named ring under every MPMC queue handle ([`Queue`](crate::Queue),
+//! [`JoinableQueue`](crate::JoinableQueue), [`ByteQueue`](crate::ByteQueue)): its
+//! header parameters, validation at open, wait tuning, and the mapping of ring
+//! errors to the crate's.
+
+use crate::raw::lock::DEFAULT_PROBE;
+use crate::raw::queue::{
+    load_bytes, region_words, store_bytes, words_for, QueueError, RawQueue, RecoveryStats, Ring,
+    WaitPolicy, MAX_CAPACITY, SLOT_HEADER_WORDS,
+};
+use crate::raw::wait::SpinBudget;
+use crate::raw::SharedState;
+use crate::segment::{self, HeaderImage, Object, ObjectKind, ObjectSpec, Options, TypeInfo};
+use crate::sync::atomic::{AtomicU64, Ordering};
+use crate::sys::clock::{deadline_after, Deadline};
+use crate::{Error, Result};
+use bytemuck::Pod;
+use std::time::Duration;
+
+/// Version of the queue layout, stored in the header parameters. Format 2 stores
+/// the requested capacity (the limit; the ring has the next power of two of slots);
+/// format 1 stored the slot count, a power of two, which was also the limit.
+const QUEUE_FORMAT: u64 = 2;
+/// The oldest format this build still opens.
+const QUEUE_FORMAT_MIN: u64 = 1;
+
+/// A raw state struct that contains a ring header.
+pub(crate) trait HasRing: SharedState {
+    fn ring_header(&self) -> &RawQueue;
+}
+
+impl HasRing for RawQueue {
+    fn ring_header(&self) -> &RawQueue {
+        self
+    }
+}
+
+/// Checks a requested capacity (in messages): 0 or more than [`MAX_CAPACITY`] is an
+/// error. The ring gets [`ring_slots`] slots for it.
+pub(crate) fn check_capacity(what: &str, capacity: usize) -> Result<usize> {
+    if capacity == 0 {
+        return Err(Error::invalid(format!(
+            "{what} needs a capacity of at least 1"
+        )));
+    }
+    if capacity > MAX_CAPACITY {
+        return Err(Error::invalid(format!(
+            "{what}: a capacity of {capacity} is over the limit of {MAX_CAPACITY} slots"
+        )));
+    }
+    Ok(capacity)
+}
+
+/// Slots of the ring that holds at most `capacity` messages: the next power of two.
+pub(crate) fn ring_slots(capacity: usize) -> usize {
+    capacity.next_power_of_two()
+}
+
+/// Bytes of the slot region for `capacity` slots of `payload_words` words.
+pub(crate) fn region_bytes(what: &str, capacity: usize, payload_words: usize) -> Result<usize> {
+    region_words(capacity, payload_words)
+        .and_then(|w| w.checked_mul(8))
+        .ok_or_else(|| {
+            Error::invalid(format!(
+                "{what}: {capacity} slots of {payload_words} words do not fit in memory"
+            ))
+        })
+}
+
+/// A named ring: the segment, the validated geometry and the wait tuning. Shared by
+/// every MPMC queue type.
+pub(crate) struct RingHandle<R> {
+    obj: Object<R>,
+    /// Slots of the ring (a power of two).
+    cap: usize,
+    /// Most messages at once (`1..=cap`): the capacity asked for.
+    limit: usize,
+    payload_words: usize,
+    probe: Duration,
+    spin: SpinBudget,
+    /// When a non-blocking get last probed for dead claimants (monotonic ns;
+    /// process-local).
+    last_probe: AtomicU64,
+}
+
+impl<R> Clone for RingHandle<R> {
+    fn clone(&self) -> Self {
+        RingHandle {
+            obj: self.obj.clone(),
+            cap: self.cap,
+            limit: self.limit,
+            payload_words: self.payload_words,
+            probe: self.probe,
+            spin: self.spin.clone(),
+            last_probe: AtomicU64::new(self.last_probe.load(Ordering::Relaxed)),
+        }
+    }
+}
+
+/// What a queue type stores in its header: kind, element type, parameters.
+pub(crate) struct RingSpec {
+    pub kind: ObjectKind,
+    pub ty: TypeInfo,
+    /// Capacity in messages, as asked (checked); the ring has [`ring_slots`] slots.
+    pub cap: usize,
+    pub payload_words: usize,
+    /// Kind-specific parameter (element size, max message length).
+    pub extra: u64,
+}
+
+impl RingSpec {
+    fn object_spec(&self, what: &str) -> Result<ObjectSpec> {
+        Ok(ObjectSpec {
+            kind: self.kind,
+            ty: self.ty,
+            params: [
+                self.cap as u64,
+                self.payload_words as u64,
+                self.extra,
+                QUEUE_FORMAT,
+            ],
+            trailing: region_bytes(what, ring_slots(self.cap), self.payload_words)?,
+        })
+    }
+}
+
+impl<R: HasRing> RingHandle<R> {
+    pub fn create(name: &str, opts: &Options, spec: RingSpec) -> Result<Self> {
+        let ospec = spec.object_spec(&format!("queue '{name}'"))?;
+        let obj = Object::create(name, opts, ospec, |_, _| Ok(()))?;
+        Ok(Self::from_obj(obj, spec.cap, spec.payload_words))
+    }
+
+    pub fn anonymous(spec: RingSpec) -> Result<Self> {
+        let ospec = spec.object_spec("anonymous queue")?;
+        let obj = Object::anonymous(ospec, |_, _| Ok(()))?;
+        Ok(Self::from_obj(obj, spec.cap, spec.payload_words))
+    }
+
+    /// Opens `name`; `check_extra` validates the kind-specific parameter and returns
+    /// the payload words it implies.
+    pub fn open(
+        name: &str,
+        opts: &Options,
+        kind: ObjectKind,
+        ty: TypeInfo,
+        check_extra: impl FnOnce(u64) -> Result<usize>,
+    ) -> Result<Self> {
+        let mut geometry = (0, 0);
+        let obj = Object::open(name, opts, kind, ty, |img: &HeaderImage| {
+            let [cap, words, extra, format] = img.params;
+            if !(QUEUE_FORMAT_MIN..=QUEUE_FORMAT).contains(&format) {
+                return Err(Error::corrupt(
+                    name,
+                    format!(
+                        "queue format {format} (this build reads formats {QUEUE_FORMAT_MIN} to {QUEUE_FORMAT})"
+                    ),
+                ));
+            }
+            let cap = usize::try_from(cap).unwrap_or(usize::MAX);
+            if cap == 0 || cap > MAX_CAPACITY || (format == 1 && !cap.is_power_of_two()) {
+                return Err(Error::corrupt(
+                    name,
+                    format!("a capacity of {cap} slots is impossible"),
+                ));
+            }
+            let want = check_extra(extra)?;
+            if words != want as u64 {
+                return Err(Error::corrupt(
+                    name,
+                    format!("slots of {words} words, but its element needs {want}"),
+                ));
+            }
+            geometry = (cap, want);
+            region_bytes(name, ring_slots(cap), want)
+        })?;
+        Ok(Self::from_obj(obj, geometry.0, geometry.1))
+    }
+
+    /// `limit`: the capacity in messages (validated); the ring has
+    /// [`ring_slots`]`(limit)` slots.
+    fn from_obj(obj: Object<R>, limit: usize, payload_words: usize) -> Self {
+        RingHandle {
+            obj,
+            cap: ring_slots(limit),
+            limit,
+            payload_words,
+            probe: DEFAULT_PROBE,
+            spin: SpinBudget::adaptive(),
+            last_probe: AtomicU64::new(0),
+        }
+    }
+
+    /// The ring view. Geometry comes from the validated private copy.
+    #[inline]
+    pub fn ring(&self) -> Result<Ring<'_>> {
+        let n = self.cap * (SLOT_HEADER_WORDS + self.payload_words);
+        // SAFETY: the trailing region is LINE-aligned and holds exactly `n` u64 words
+        // (its length was computed from this geometry at create, and checked against
+        // the file at open); AtomicU64 tolerates concurrent writes from any process,
+        // and the region lives as long as `self.obj`.
+        let words =
+            unsafe { core::slice::from_raw_parts(self.obj.trailing() as *const AtomicU64, n) };
+        Ring::new(
+            self.obj.raw().ring_header(),
+            words,
+            self.cap,
+            self.payload_words,
+        )
+        .and_then(|r| r.with_limit(self.limit))
+        .ok_or_else(|| self.corrupt("its geometry is invalid"))
+    }
+
+    pub fn raw(&self) -> &R {
+        self.obj.raw()
+    }
+
+    pub fn name(&self) -> &str {
+        self.obj.name()
+    }
+
+    pub fn persist(&self) {
+        self.obj.persist()
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.limit
+    }
+
+    pub fn set_probe(&mut self, probe: Duration) {
+        self.probe = probe.max(Duration::from_micros(100));
+    }
+
+    pub fn set_spin(&mut self, spin: Option<u32>) {
+        self.spin = match spin {
+            Some(n) => SpinBudget::fixed(n),
+            None => SpinBudget::adaptive(),
+        };
+    }
+
+    pub fn policy(&self) -> WaitPolicy {
+        WaitPolicy::new(self.spin.limit(), self.probe)
+    }
+
+    /// True at most once per probe interval: time for a non-blocking get that found
+    /// nothing to check for dead claimants (a syscall, and a scan of the ring).
+    pub fn probe_due(&self) -> bool {
+        let now = crate::sys::clock::Instant::now().as_nanos();
+        let last = self.last_probe.load(Ordering::Relaxed);
+        let every = u64::try_from(self.probe.as_nanos()).unwrap_or(u64::MAX);
+        if now.saturating_sub(last) < every {
+            return false;
+        }
+        self.last_probe.store(now, Ordering::Relaxed);
+        true
+    }
+
+    /// A non-blocking get: `attempt(probe)` without probing first; when that finds
+    /// nothing and a probe is due, once more with probing.
+    #[inline]
+    pub fn try_get_with<X>(
+        &self,
+        mut attempt: impl FnMut(&Ring<'_>, bool) -> core::result::Result<X, QueueError>,
+    ) -> Result<X> {
+        let ring = self.ring()?;
+        match attempt(&ring, false) {
+            Err(QueueError::Empty) if self.probe_due() => attempt(&ring, true),
+            r => r,
+        }
+        .map_or_else(|e| self.done(Err(e)), |x| self.done(Ok(x)))
+    }
+
+    /// A ring call's result as the crate's, unless the segment broke meanwhile: then
+    /// `Err(Corrupt)` (what it read or wrote was a process-private zero page).
+    #[inline]
+    pub fn done<X>(&self, r: core::result::Result<X, QueueError>) -> Result<X> {
+        self.obj.segment().intact(r.map_err(|e| self.err(e)))
+    }
+
+    pub fn record(&self, policy: &WaitPolicy) {
+        self.spin.record(policy.slept);
+    }
+
+    pub fn corrupt(&self, detail: &str) -> Error {
+        Error::corrupt(self.name(), detail)
+    }
+
+    /// Maps a ring error to the crate's error, naming the object.
+    pub fn err(&self, e: QueueError) -> Error {
+        match e {
+            QueueError::Full => Error::Full,
+            QueueError::Empty => Error::Empty,
+            QueueError::Closed => Error::Closed,
+            QueueError::Timeout => Error::Timeout,
+            QueueError::WontFit(len) => Error::TooLarge {
+                len: usize::try_from(len).unwrap_or(usize::MAX),
+                max: 0,
+            },
+            QueueError::Corrupt(d) => self.corrupt(d),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.ring().map_or(0, |r| r.len())
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.ring().map_or(true, |r| r.is_closed())
+    }
+
+    pub fn close(&self) {
+        if let Ok(r) = self.ring() {
+            r.close()
+        }
+    }
+
+    pub fn recovery_stats(&self) -> RecoveryStats {
+        self.ring().map(|r| r.recovery_stats()).unwrap_or_default()
+    }
+
+    pub fn is_broken(&self) -> bool {
+        self.obj.is_broken()
+    }
+
+    /// Runs a blocking ring call with this handle's policy, recording whether it slept.
+    #[inline]
+    /// An unbounded call runs in slices that check for truncation
+    /// ([`Segment::sliced`](crate::segment::Segment)).
+    pub fn blocking<X>(
+        &self,
+        deadline: Deadline,
+        f: impl FnMut(&Ring<'_>, &mut WaitPolicy, Deadline) -> core::result::Result<X, QueueError>,
+    ) -> Result<X> {
+        self.done(self.blocking_raw(deadline, f)?)
+    }
+
+    /// [`blocking`](Self::blocking), handing back the ring's own result (the caller
+    /// passes it through [`done`](Self::done) or [`intact`](Self::intact)).
+    pub fn blocking_raw<X>(
+        &self,
+        deadline: Deadline,
+        mut f: impl FnMut(&Ring<'_>, &mut WaitPolicy, Deadline) -> core::result::Result<X, QueueError>,
+    ) -> Result<core::result::Result<X, QueueError>> {
+        let ring = self.ring()?;
+        let mut policy = self.policy();
+        let r = self.obj.segment().sliced(
+            deadline,
+            true,
+            |d| f(&ring, &mut policy, d),
+            |r| matches!(r, Err(QueueError::Timeout)),
+        );
+        self.record(&policy);
+        r
+    }
+
+    /// `r`, unless the segment broke: see [`Segment::intact`](crate::segment::Segment).
+    #[inline]
+    pub fn intact<X>(&self, r: Result<X>) -> Result<X> {
+        self.obj.segment().intact(r)
+    }
+}
+
+/// Deadline for a `*_timeout` call.
+#[inline]
+pub(crate) fn deadline(timeout: Duration) -> Deadline {
+    deadline_after(timeout)
+}
+
+/// Copies a plain value into payload words.
+#[inline]
+pub(crate) fn write_pod<T: Pod>(v: &T) -> impl FnMut(&[AtomicU64]) + '_ {
+    move |p| store_bytes(p, bytemuck::bytes_of(v))
+}
+
+/// Copies a plain value out of payload words.
+#[inline]
+pub(crate) fn read_pod<T: Pod>(p: &[AtomicU64]) -> T {
+    let mut v = T::zeroed();
+    load_bytes(p, bytemuck::bytes_of_mut(&mut v));
+    v
+}
+
+fn queue_spec<T: Pod>(kind: ObjectKind, what: &str, capacity: usize) -> Result<RingSpec> {
+    Ok(RingSpec {
+        kind,
+        ty: TypeInfo::of::<T>(),
+        cap: check_capacity(what, capacity)?,
+        payload_words: words_for(core::mem::size_of::<T>()),
+        extra: core::mem::size_of::<T>() as u64,
+    })
+}
+
+pub(crate) fn check_elem<T>(name: &str) -> impl FnOnce(u64) -> Result<usize> + '_ {
+    move |size| {
+        if size != core::mem::size_of::<T>() as u64 {
+            return Err(Error::corrupt(
+                name,
+                format!(
+                    "elements of {size} bytes recorded, but {} is {} bytes",
+                    core::any::type_name::<T>(),
+                    core::mem::size_of::<T>()
+                ),
+            ));
+        }
+        Ok(words_for(core::mem::size_of::<T>()))
+    }
+}
+
+pub(crate) fn create_ring<T: Pod, R: HasRing>(
+    kind: ObjectKind,
+    name: &str,
+    capacity: usize,
+    opts: &Options,
+) -> Result<RingHandle<R>> {
+    let spec = queue_spec::<T>(kind, &format!("queue '{name}'"), capacity)?;
+    RingHandle::create(name, opts, spec)
+}
+
+pub(crate) fn anonymous_ring<T: Pod, R: HasRing>(
+    kind: ObjectKind,
+    capacity: usize,
+) -> Result<RingHandle<R>> {
+    let spec = queue_spec::<T>(kind, "anonymous queue", capacity)?;
+    RingHandle::anonymous(spec)
+}
+
+/// The shared `open_or_create` of `Queue` and `JoinableQueue`: an existing queue is
+/// returned only if its capacity is `capacity` (capacities are exact, as `create`
+/// makes them).
+pub(crate) fn open_or_create_ring<T: Pod, R: HasRing>(
+    kind: ObjectKind,
+    name: &str,
+    capacity: usize,
+    opts: &Options,
+) -> Result<RingHandle<R>> {
+    // Bad arguments are refused whether or not the queue exists.
+    let want = queue_spec::<T>(kind, &format!("queue '{name}'"), capacity)?.cap;
+    segment::open_or_create(
+        || create_ring::<T, R>(kind, name, capacity, opts),
+        || {
+            let h = open_ring::<T, R>(kind, name, opts)?;
+            segment::same_shape(
+                name,
+                kind,
+                &[segment::param("capacity", h.capacity(), want)],
+            )?;
+            Ok(h)
+        },
+    )
+}
+
+pub(crate) fn open_ring<T: Pod, R: HasRing>(
+    kind: ObjectKind,
+    name: &str,
+    opts: &Options,
+) -> Result<RingHandle<R>> {
+    RingHandle::open(name, opts, kind, TypeInfo::of::<T>(), check_elem::<T>(name))
+}
