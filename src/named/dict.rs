@@ -1,7 +1,7 @@
 //! `Dict<K, V>`: Python's `Manager().dict()` in named shared memory, no server.
 
+use super::common::container::{copy_bytes, decode, encode, Container, DEFAULT_MAX_BYTES};
 use super::common::Held;
-use super::container::{copy_bytes, decode, encode, Container, DEFAULT_MAX_BYTES};
 use crate::raw::dict as raw;
 use crate::raw::heap::Heap;
 use crate::segment::{self, ObjectKind, Options, TypeInfo};

@@ -1,7 +1,7 @@
 //! `List<T>`: Python's `Manager().list()` in named shared memory, no server.
 
+use super::common::container::{copy_bytes, decode, encode, Container, DEFAULT_MAX_BYTES};
 use super::common::Held;
-use super::container::{copy_bytes, decode, encode, Container, DEFAULT_MAX_BYTES};
 use crate::raw::heap::HeapError;
 use crate::raw::list as raw;
 use crate::segment::{self, ObjectKind, Options, TypeInfo};

@@ -9,7 +9,6 @@ mod array;
 mod barrier;
 mod byte_queue;
 mod condition;
-mod container;
 mod dict;
 mod event;
 mod handle_serde;

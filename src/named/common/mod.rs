@@ -1,7 +1,9 @@
 //! What the handle files share, so that no handle file borrows from another: lock
 //! holds and their results ([`hold`]), the element segments of `Value` and `Array`
-//! ([`elems`]), and the named ring of the MPMC queues ([`ring`]).
+//! ([`elems`]), the named ring of the MPMC queues ([`ring`]), and the heap segment
+//! under `Dict` and `List` ([`container`]).
 
+pub mod container;
 pub mod elems;
 pub mod hold;
 pub mod ring;

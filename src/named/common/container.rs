@@ -2,7 +2,7 @@
 //! holding a [`RawHeap`], optimistic reads, locked crash-consistent writes, and the
 //! mapping of heap errors to [`Error`]s that name the object.
 
-use super::common::Held;
+use super::hold::Held;
 use crate::raw::heap::{Heap, HeapError, RawHeap, Txn};
 use crate::raw::lock::DEFAULT_PROBE;
 use crate::segment::{self, Object, ObjectKind, ObjectSpec, Options, TypeInfo};
