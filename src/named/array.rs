@@ -1,8 +1,8 @@
 //! `Array<T>`: a fixed-length array of `T: Pod` shared by name between processes.
 
 use super::common::{
-    acquire_elems, check_elem_params, elem_params, held_here, refuse_self_deadlock, under_lock,
-    words_or_invalid, words_ptr, words_slice, Held,
+    acquire_elems, check_elem_params, elem_params, held_here, named_handle, refuse_self_deadlock,
+    under_lock, words_or_invalid, words_ptr, words_slice, Held,
 };
 use crate::raw::array::{is_word_sized, ArrayRef, Integer, RawArray};
 use crate::raw::lock::{Acquire, DEFAULT_PROBE};
@@ -70,6 +70,34 @@ pub struct Array<T> {
     _t: PhantomData<fn() -> T>,
 }
 
+named_handle! {
+    impl[T: Pod] Array<T>: "array" (anonymous), obj;
+    debug[T] "Array" {
+        "type" => |_| core::any::type_name::<T>(),
+        "len" => |a| a.len,
+    };
+    /// Creates an array of `len` zeroed elements named `name`.
+    /// `Err(AlreadyExists)` if the name is taken; `Err(InvalidArgument)` for a zero-sized
+    /// `T` or an absurd length.
+    create(len: usize);
+    /// Opens the array `name`. `Err(WrongKind)` if it is not an array, `Err(WrongType)`
+    /// if its elements are not `T`, `Err(Corrupt)` if its header is inconsistent.
+    open();
+    /// Opens `name` if it exists with `len` elements, or creates it with `len` zeroed
+    /// elements if it does not exist. `Err(Mismatch)` if it exists with another
+    /// length (it is left alone); `Err(WrongType)` if its elements are not `T`.
+    open_or_create(len: usize);
+    /// How often a waiter for the lock checks that its holder is alive: the bound on
+    /// how long a dead writer can delay others (default 10 ms).
+    with_probe_interval => probe;
+    /// True once another process truncated the array's segment (see
+    /// [`Segment::is_broken`](crate::Segment::is_broken)). Operations returning a
+    /// `Result` then return `Err(Corrupt)` and `get` returns `None`; `to_vec`, `fill`
+    /// and guards work on zero pages private to this process (guards report
+    /// [`recovered`](ArrayGuard::recovered)).
+    is_broken;
+}
+
 // SAFETY: the pointers point into the mapping that `obj` keeps alive; everything they
 // reach is atomics (SharedState), usable from any thread. T: Pod is plain data.
 unsafe impl<T: Pod> Send for Array<T> {}
@@ -89,28 +117,7 @@ impl<T> Clone for Array<T> {
     }
 }
 
-impl<T> fmt::Debug for Array<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Array")
-            .field("name", &self.obj.name())
-            .field("type", &core::any::type_name::<T>())
-            .field("len", &self.len)
-            .finish()
-    }
-}
-
 impl<T: Pod> Array<T> {
-    /// Creates an array of `len` zeroed elements named `name`.
-    /// `Err(AlreadyExists)` if the name is taken; `Err(InvalidArgument)` for a zero-sized
-    /// `T` or an absurd length.
-    ///
-    /// A name left behind by a crashed creator (an orphan: creator gone, not
-    /// persisted, held by no live process) is reclaimed and created afresh, so a
-    /// restarted service just creates; see [`gc`](crate::gc).
-    pub fn create(name: &str, len: usize) -> Result<Array<T>> {
-        Array::create_with(name, len, &Options::default())
-    }
-
     /// [`create`](Array::create) with explicit segment [`Options`].
     pub fn create_with(name: &str, len: usize, opts: &Options) -> Result<Array<T>> {
         Array::build(name, len, opts, None)
@@ -167,12 +174,6 @@ impl<T: Pod> Array<T> {
         Ok(Array::from_obj(obj, len, words))
     }
 
-    /// Opens the array `name`. `Err(WrongKind)` if it is not an array, `Err(WrongType)`
-    /// if its elements are not `T`, `Err(Corrupt)` if its header is inconsistent.
-    pub fn open(name: &str) -> Result<Array<T>> {
-        Array::open_with(name, &Options::default())
-    }
-
     /// [`open`](Array::open) with explicit [`Options`] (init timeout, trusted owners).
     pub fn open_with(name: &str, opts: &Options) -> Result<Array<T>> {
         if size_of::<T>() == 0 {
@@ -186,13 +187,6 @@ impl<T: Pod> Array<T> {
         })?;
         let words = obj.trailing_len() / 8;
         Ok(Array::from_obj(obj, len, words))
-    }
-
-    /// Opens `name` if it exists with `len` elements, or creates it with `len` zeroed
-    /// elements if it does not exist. `Err(Mismatch)` if it exists with another
-    /// length (it is left alone); `Err(WrongType)` if its elements are not `T`.
-    pub fn open_or_create(name: &str, len: usize) -> Result<Array<T>> {
-        Array::open_or_create_with(name, len, &Options::default())
     }
 
     /// [`open_or_create`](Array::open_or_create) with explicit segment [`Options`].
@@ -221,24 +215,6 @@ impl<T: Pod> Array<T> {
             probe: DEFAULT_PROBE,
             _t: PhantomData,
         }
-    }
-
-    /// How often a waiter for the lock checks that its holder is alive: the bound on
-    /// how long a dead writer can delay others (default 10 ms).
-    pub fn with_probe_interval(mut self, probe: Duration) -> Array<T> {
-        self.probe = probe.max(Duration::from_micros(100));
-        self
-    }
-
-    /// The array's name ("" for an anonymous one).
-    pub fn name(&self) -> &str {
-        self.obj.name()
-    }
-
-    /// Keeps the name after this (creating) handle drops; [`unlink`](crate::unlink)
-    /// removes it.
-    pub fn persist(&self) {
-        self.obj.persist()
     }
 
     /// The segment holding the array.
@@ -321,15 +297,6 @@ impl<T: Pod> Array<T> {
         } else {
             self.obj.intact(Err(self.out_of_range(i)))
         }
-    }
-
-    /// True once another process truncated the array's segment (see
-    /// [`Segment::is_broken`](crate::Segment::is_broken)). Operations returning a
-    /// `Result` then return `Err(Corrupt)` and `get` returns `None`; `to_vec`, `fill`
-    /// and guards work on zero pages private to this process (guards report
-    /// [`recovered`](ArrayGuard::recovered)).
-    pub fn is_broken(&self) -> bool {
-        self.obj.is_broken()
     }
 
     /// Atomically replaces element `i` with what `f` makes of it; returns `f`'s result.

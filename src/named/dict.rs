@@ -1,7 +1,7 @@
 //! `Dict<K, V>`: Python's `Manager().dict()` in named shared memory, no server.
 
 use super::common::container::{copy_bytes, decode, encode, Container, DEFAULT_MAX_BYTES};
-use super::common::Held;
+use super::common::{named_handle, Held};
 use crate::raw::dict as raw;
 use crate::raw::heap::Heap;
 use crate::segment::{self, ObjectKind, Options, TypeInfo};
@@ -52,22 +52,28 @@ pub struct Dict<K, V> {
     _t: PhantomData<Marker<K, V>>,
 }
 
+named_handle! {
+    impl[K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned] Dict<K, V>: "dict", c;
+    debug[K, V] "Dict" {
+        "key" => |_| core::any::type_name::<K>(),
+        "value" => |_| core::any::type_name::<V>(),
+    };
+    /// Opens the dict `name`. `Err(WrongKind)` if it is not a dict, `Err(WrongType)`
+    /// if it was created with other key or value types (the message names both).
+    open();
+    /// Opens `name`, creating it empty if it does not exist.
+    open_or_create();
+    /// How often a writer waiting for the lock checks that its holder is alive: the
+    /// bound on how long a dead writer can delay others (default 10 ms).
+    with_probe_interval => c.probe;
+}
+
 impl<K, V> Clone for Dict<K, V> {
     fn clone(&self) -> Self {
         Dict {
             c: self.c.clone(),
             _t: PhantomData,
         }
-    }
-}
-
-impl<K, V> fmt::Debug for Dict<K, V> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Dict")
-            .field("name", &self.c.name())
-            .field("key", &core::any::type_name::<K>())
-            .field("value", &core::any::type_name::<V>())
-            .finish()
     }
 }
 
@@ -108,28 +114,18 @@ where
         Ok(Dict { c, _t: PhantomData })
     }
 
-    /// Opens the dict `name`. `Err(WrongKind)` if it is not a dict, `Err(WrongType)`
-    /// if it was created with other key or value types (the message names both).
-    pub fn open(name: &str) -> Result<Dict<K, V>> {
-        Dict::open_with(name, &Options::default())
-    }
-
     /// [`open`](Dict::open) with explicit [`Options`] (the init timeout).
     pub fn open_with(name: &str, opts: &Options) -> Result<Dict<K, V>> {
         let c = Container::open(name, ObjectKind::Dict, Self::ty(), opts)?;
         Ok(Dict { c, _t: PhantomData })
     }
 
-    /// Opens `name`, creating it empty if it does not exist.
-    pub fn open_or_create(name: &str) -> Result<Dict<K, V>> {
-        segment::open_or_create(|| Dict::create(name), || Dict::open(name))
-    }
-
-    /// How often a writer waiting for the lock checks that its holder is alive: the
-    /// bound on how long a dead writer can delay others (default 10 ms).
-    pub fn with_probe_interval(mut self, probe: Duration) -> Dict<K, V> {
-        self.c = self.c.with_probe(probe);
-        self
+    /// [`open_or_create`](Dict::open_or_create) with explicit segment [`Options`].
+    pub fn open_or_create_with(name: &str, opts: &Options) -> Result<Dict<K, V>> {
+        segment::open_or_create(
+            || Dict::create_with(name, DEFAULT_MAX_BYTES, opts),
+            || Dict::open_with(name, opts),
+        )
     }
 
     /// How long an operation waits for the writer lock before it returns
@@ -139,16 +135,6 @@ where
     pub fn with_lock_timeout(mut self, timeout: Duration) -> Dict<K, V> {
         self.c = self.c.with_lock_timeout(timeout);
         self
-    }
-
-    /// The dict's name.
-    pub fn name(&self) -> &str {
-        self.c.name()
-    }
-
-    /// Keeps the name after this (creating) handle drops.
-    pub fn persist(&self) {
-        self.c.persist()
     }
 
     /// The segment holding the dict.

@@ -1,10 +1,9 @@
 //! [`Event`]: a named event flag.
 
+use super::common::named_handle;
 use crate::raw::RawEvent;
-use crate::segment::{self, Object, ObjectKind, Options};
+use crate::segment::{Object, ObjectKind};
 use crate::sys::clock::deadline_after;
-use crate::Result;
-use core::fmt;
 use std::time::Duration;
 
 /// A flag shared by name between processes, as Python's `multiprocessing.Event`:
@@ -36,60 +35,21 @@ pub struct Event {
     obj: Object<RawEvent>,
 }
 
-impl fmt::Debug for Event {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Event")
-            .field("name", &self.name())
-            .field("set", &self.is_set())
-            .finish()
-    }
+named_handle! {
+    impl[] Event: "event", obj;
+    debug[] "Event" { "set" => |e| e.is_set() };
+    /// Creates a new, clear event named `name`.
+    plain(ObjectKind::Event) => from_obj;
+    /// True once another process truncated the event's segment (see
+    /// [`Segment::is_broken`](crate::Segment::is_broken)). `set`, `clear` and
+    /// `is_set` then act on a zero page private to this process, which no other
+    /// process sees; `wait` returns and `wait_timeout` returns false.
+    is_broken;
 }
 
 impl Event {
-    /// Creates a new, clear event named `name`.
-    ///
-    /// A name left behind by a crashed creator (an orphan: creator gone, not
-    /// persisted, held by no live process) is reclaimed and created afresh, so a
-    /// restarted service just creates; see [`gc`](crate::gc).
-    pub fn create(name: &str) -> Result<Event> {
-        Event::create_with(name, &Options::default())
-    }
-    /// [`create`](Event::create) with explicit segment [`Options`].
-    pub fn create_with(name: &str, opts: &Options) -> Result<Event> {
-        let obj = Object::create_plain(name, opts, ObjectKind::Event)?;
-        Ok(Event { obj })
-    }
-    /// Opens the event `name`.
-    pub fn open(name: &str) -> Result<Event> {
-        Event::open_with(name, &Options::default())
-    }
-    /// [`open`](Event::open) with explicit [`Options`] (init timeout, trusted owners).
-    pub fn open_with(name: &str, opts: &Options) -> Result<Event> {
-        let obj = Object::open_plain(name, opts, ObjectKind::Event)?;
-        Ok(Event { obj })
-    }
-    /// Opens `name`, creating it (clear) if it does not exist. An Event has no
-    /// creation parameters, so any existing Event of that name is returned, in
-    /// whatever state it is; `Err(WrongKind)` if the name holds another kind of object.
-    pub fn open_or_create(name: &str) -> Result<Event> {
-        Event::open_or_create_with(name, &Options::default())
-    }
-
-    /// [`open_or_create`](Event::open_or_create) with explicit segment [`Options`].
-    pub fn open_or_create_with(name: &str, opts: &Options) -> Result<Event> {
-        segment::open_or_create(
-            || Event::create_with(name, opts),
-            || Event::open_with(name, opts),
-        )
-    }
-
-    /// The event's name.
-    pub fn name(&self) -> &str {
-        self.obj.name()
-    }
-    /// Keeps the name after this (creating) handle drops.
-    pub fn persist(&self) {
-        self.obj.persist()
+    fn from_obj(obj: Object<RawEvent>) -> Event {
+        Event { obj }
     }
 
     /// Sets the flag and wakes every waiter.
@@ -123,13 +83,6 @@ impl Event {
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
         let set = self.obj.raw().wait(deadline_after(timeout));
         set && !self.obj.broken()
-    }
-    /// True once another process truncated the event's segment (see
-    /// [`Segment::is_broken`](crate::Segment::is_broken)). `set`, `clear` and
-    /// `is_set` then act on a zero page private to this process, which no other
-    /// process sees; `wait` returns and `wait_timeout` returns false.
-    pub fn is_broken(&self) -> bool {
-        self.obj.is_broken()
     }
     /// The raw event inside the segment.
     pub fn raw(&self) -> &RawEvent {

@@ -2,8 +2,8 @@
 //! tasks, for `task_done` / `join` (Python's `multiprocessing.JoinableQueue`).
 
 use super::common::{
-    anonymous_ring, create_ring, deadline, open_or_create_ring, open_ring, read_pod, write_pod,
-    HasRing, RingHandle,
+    anonymous_ring, create_ring, deadline, named_handle, open_or_create_ring, open_ring, read_pod,
+    write_pod, HasRing, RingHandle,
 };
 use crate::raw::queue::{RawQueue, RecoveryStats, Take, TakeWith};
 use crate::raw::queue_join::{Holder, RawJoin, RawJoinableQueue};
@@ -13,7 +13,6 @@ use crate::sync::{current_identity, Identity};
 use crate::sys::clock::Deadline;
 use crate::{Error, Result};
 use bytemuck::Pod;
-use core::fmt;
 use core::marker::PhantomData;
 use std::cell::Cell;
 use std::time::Duration;
@@ -112,6 +111,35 @@ pub struct JoinableQueue<T> {
     _t: PhantomData<fn(T) -> T>,
 }
 
+named_handle! {
+    impl[T: Pod] JoinableQueue<T>: "queue" (anonymous), h;
+    debug[T: Pod] "JoinableQueue" {
+        "type" => |_| core::any::type_name::<T>(),
+        "len" => |q| q.len(),
+        "capacity" => |q| q.capacity(),
+        "unfinished" => |q| q.unfinished_tasks(),
+        "closed" => |q| q.is_closed(),
+    };
+    /// Creates an empty joinable queue of at most `capacity` values (exactly as many
+    /// as asked, as [`Queue::create`](crate::Queue::create)). Errors as `Queue::create`.
+    create(capacity: usize);
+    /// Opens the joinable queue `name`.
+    open();
+    /// Opens `name` if it exists with exactly this capacity, or creates it if it
+    /// does not exist. Errors as
+    /// [`Queue::open_or_create`](crate::Queue::open_or_create): `Err(Mismatch)` if it
+    /// exists with another capacity.
+    open_or_create(capacity: usize);
+    /// How often a blocked call checks dead peers (default 10 ms; `join` checks every
+    /// 5 intervals).
+    with_probe_interval => h.probe;
+    /// True once another process truncated the queue's segment (see
+    /// [`Segment::is_broken`](crate::Segment::is_broken)); every operation that
+    /// returns a `Result` then returns `Err(Corrupt)`, blocking ones within
+    /// [`BROKEN_CHECK_EVERY`](crate::segment::BROKEN_CHECK_EVERY).
+    is_broken;
+}
+
 impl<T> Clone for JoinableQueue<T> {
     fn clone(&self) -> Self {
         JoinableQueue {
@@ -134,29 +162,7 @@ impl<T> Drop for JoinableQueue<T> {
     }
 }
 
-impl<T: Pod> fmt::Debug for JoinableQueue<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("JoinableQueue")
-            .field("name", &self.name())
-            .field("type", &core::any::type_name::<T>())
-            .field("len", &self.len())
-            .field("capacity", &self.capacity())
-            .field("unfinished", &self.unfinished_tasks())
-            .field("closed", &self.is_closed())
-            .finish()
-    }
-}
-
 impl<T: Pod> JoinableQueue<T> {
-    /// Creates an empty joinable queue of at most `capacity` values (exactly as many
-    /// as asked, as [`Queue::create`](crate::Queue::create)). Errors as `Queue::create`.
-    ///
-    /// A name left behind by a crashed creator (an orphan: creator gone, not
-    /// persisted, held by no live process) is reclaimed and created afresh, so a
-    /// restarted service just creates; see [`gc`](crate::gc).
-    pub fn create(name: &str, capacity: usize) -> Result<JoinableQueue<T>> {
-        JoinableQueue::create_with(name, capacity, &Options::default())
-    }
     /// [`create`](JoinableQueue::create) with explicit segment [`Options`].
     pub fn create_with(name: &str, capacity: usize, opts: &Options) -> Result<JoinableQueue<T>> {
         Ok(JoinableQueue::wrap(create_ring::<T, RawJoinableQueue>(
@@ -173,10 +179,6 @@ impl<T: Pod> JoinableQueue<T> {
             capacity,
         )?))
     }
-    /// Opens the joinable queue `name`.
-    pub fn open(name: &str) -> Result<JoinableQueue<T>> {
-        JoinableQueue::open_with(name, &Options::default())
-    }
     /// [`open`](JoinableQueue::open) with explicit [`Options`].
     pub fn open_with(name: &str, opts: &Options) -> Result<JoinableQueue<T>> {
         Ok(JoinableQueue::wrap(open_ring::<T, RawJoinableQueue>(
@@ -184,13 +186,6 @@ impl<T: Pod> JoinableQueue<T> {
             name,
             opts,
         )?))
-    }
-    /// Opens `name` if it exists with exactly this capacity, or creates it if it
-    /// does not exist. Errors as
-    /// [`Queue::open_or_create`](crate::Queue::open_or_create): `Err(Mismatch)` if it
-    /// exists with another capacity.
-    pub fn open_or_create(name: &str, capacity: usize) -> Result<JoinableQueue<T>> {
-        JoinableQueue::open_or_create_with(name, capacity, &Options::default())
     }
     /// [`open_or_create`](JoinableQueue::open_or_create) with explicit segment
     /// [`Options`].
@@ -213,25 +208,10 @@ impl<T: Pod> JoinableQueue<T> {
         JoinableQueue { h, _t: PhantomData }
     }
 
-    /// How often a blocked call checks dead peers (default 10 ms; `join` checks every
-    /// 5 intervals).
-    pub fn with_probe_interval(mut self, probe: Duration) -> JoinableQueue<T> {
-        self.h.set_probe(probe);
-        self
-    }
     /// Polls before a blocking call sleeps: `Some(n)` fixed, `None` adaptive.
     pub fn with_spin_limit(mut self, spin: Option<u32>) -> JoinableQueue<T> {
         self.h.set_spin(spin);
         self
-    }
-
-    /// The queue's name ("" for an anonymous queue).
-    pub fn name(&self) -> &str {
-        self.h.name()
-    }
-    /// Keeps the name after this (creating) handle drops.
-    pub fn persist(&self) {
-        self.h.persist()
     }
 
     fn join_state(&self) -> &RawJoin {
@@ -406,12 +386,5 @@ impl<T: Pod> JoinableQueue<T> {
     /// What crash recovery has done on this queue so far.
     pub fn recovery_stats(&self) -> RecoveryStats {
         self.h.recovery_stats()
-    }
-    /// True once another process truncated the queue's segment (see
-    /// [`Segment::is_broken`](crate::Segment::is_broken)); every operation that
-    /// returns a `Result` then returns `Err(Corrupt)`, blocking ones within
-    /// [`BROKEN_CHECK_EVERY`](crate::segment::BROKEN_CHECK_EVERY).
-    pub fn is_broken(&self) -> bool {
-        self.h.is_broken()
     }
 }

@@ -1,7 +1,7 @@
 //! `List<T>`: Python's `Manager().list()` in named shared memory, no server.
 
 use super::common::container::{copy_bytes, decode, encode, Container, DEFAULT_MAX_BYTES};
-use super::common::Held;
+use super::common::{named_handle, Held};
 use crate::raw::heap::HeapError;
 use crate::raw::list as raw;
 use crate::segment::{self, ObjectKind, Options, TypeInfo};
@@ -40,21 +40,25 @@ pub struct List<T> {
     _t: PhantomData<fn(T) -> T>,
 }
 
+named_handle! {
+    impl[T: Serialize + DeserializeOwned] List<T>: "list", c;
+    debug[T] "List" { "type" => |_| core::any::type_name::<T>() };
+    /// Opens the list `name`. `Err(WrongKind)` if it is not a list, `Err(WrongType)`
+    /// if it holds another item type (the message names both).
+    open();
+    /// Opens `name`, creating it empty if it does not exist.
+    open_or_create();
+    /// How often a writer waiting for the lock checks that its holder is alive
+    /// (default 10 ms).
+    with_probe_interval => c.probe;
+}
+
 impl<T> Clone for List<T> {
     fn clone(&self) -> Self {
         List {
             c: self.c.clone(),
             _t: PhantomData,
         }
-    }
-}
-
-impl<T> fmt::Debug for List<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("List")
-            .field("name", &self.c.name())
-            .field("type", &core::any::type_name::<T>())
-            .finish()
     }
 }
 
@@ -83,28 +87,18 @@ impl<T: Serialize + DeserializeOwned> List<T> {
         Ok(List { c, _t: PhantomData })
     }
 
-    /// Opens the list `name`. `Err(WrongKind)` if it is not a list, `Err(WrongType)`
-    /// if it holds another item type (the message names both).
-    pub fn open(name: &str) -> Result<List<T>> {
-        List::open_with(name, &Options::default())
-    }
-
     /// [`open`](List::open) with explicit [`Options`] (the init timeout).
     pub fn open_with(name: &str, opts: &Options) -> Result<List<T>> {
         let c = Container::open(name, ObjectKind::List, Self::ty(), opts)?;
         Ok(List { c, _t: PhantomData })
     }
 
-    /// Opens `name`, creating it empty if it does not exist.
-    pub fn open_or_create(name: &str) -> Result<List<T>> {
-        segment::open_or_create(|| List::create(name), || List::open(name))
-    }
-
-    /// How often a writer waiting for the lock checks that its holder is alive
-    /// (default 10 ms).
-    pub fn with_probe_interval(mut self, probe: Duration) -> List<T> {
-        self.c = self.c.with_probe(probe);
-        self
+    /// [`open_or_create`](List::open_or_create) with explicit segment [`Options`].
+    pub fn open_or_create_with(name: &str, opts: &Options) -> Result<List<T>> {
+        segment::open_or_create(
+            || List::create_with(name, DEFAULT_MAX_BYTES, opts),
+            || List::open_with(name, opts),
+        )
     }
 
     /// How long an operation waits for the writer lock before it returns
@@ -114,16 +108,6 @@ impl<T: Serialize + DeserializeOwned> List<T> {
     pub fn with_lock_timeout(mut self, timeout: Duration) -> List<T> {
         self.c = self.c.with_lock_timeout(timeout);
         self
-    }
-
-    /// The list's name.
-    pub fn name(&self) -> &str {
-        self.c.name()
-    }
-
-    /// Keeps the name after this (creating) handle drops.
-    pub fn persist(&self) {
-        self.c.persist()
     }
 
     /// The segment holding the list.

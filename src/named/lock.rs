@@ -3,12 +3,12 @@
 //! [`common`](super::common).
 
 use super::common::{
-    acquire_raw, lock_result, try_acquire_raw, try_result, try_unless_broken, unless_broken, Held,
-    LockResult, TryLockResult,
+    acquire_raw, lock_result, named_handle, try_acquire_raw, try_result, try_unless_broken,
+    unless_broken, Held, LockResult, TryLockResult,
 };
 use crate::raw::lock::DEFAULT_PROBE;
 use crate::raw::RawLock;
-use crate::segment::{self, Object, ObjectKind, Options};
+use crate::segment::{Object, ObjectKind};
 use crate::sync::Identity;
 use crate::sys::clock::deadline_after;
 use crate::Result;
@@ -57,13 +57,18 @@ pub struct Lock {
     probe: Duration,
 }
 
-impl fmt::Debug for Lock {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Lock")
-            .field("name", &self.name())
-            .field("locked", &self.is_locked())
-            .finish()
-    }
+named_handle! {
+    impl[] Lock: "lock", obj;
+    debug[] "Lock" { "locked" => |l| l.is_locked() };
+    /// Creates a new, unlocked lock named `name`.
+    plain(ObjectKind::Lock) => from_obj;
+    /// How often a waiter checks that the holder is alive: the bound on how long a
+    /// dead holder can delay the next acquirer (default 10 ms).
+    with_probe_interval => probe;
+    /// True once another process truncated the lock's segment (see
+    /// [`Segment::is_broken`](crate::Segment::is_broken)): the lock then excludes
+    /// only this process's threads, and every acquire returns `Err(OwnerDied(..))`.
+    is_broken;
 }
 
 /// Held [`Lock`]; releases it on drop.
@@ -94,66 +99,11 @@ impl fmt::Debug for LockGuard<'_> {
 }
 
 impl Lock {
-    /// Creates a new, unlocked lock named `name`.
-    ///
-    /// A name left behind by a crashed creator (an orphan: creator gone, not
-    /// persisted, held by no live process) is reclaimed and created afresh, so a
-    /// restarted service just creates; see [`gc`](crate::gc).
-    pub fn create(name: &str) -> Result<Lock> {
-        Lock::create_with(name, &Options::default())
-    }
-    /// [`create`](Lock::create) with explicit segment [`Options`].
-    pub fn create_with(name: &str, opts: &Options) -> Result<Lock> {
-        Ok(Lock::from_obj(Object::create_plain(
-            name,
-            opts,
-            ObjectKind::Lock,
-        )?))
-    }
-    /// Opens the lock `name`.
-    pub fn open(name: &str) -> Result<Lock> {
-        Lock::open_with(name, &Options::default())
-    }
-    /// [`open`](Lock::open) with explicit [`Options`] (init timeout, trusted owners).
-    pub fn open_with(name: &str, opts: &Options) -> Result<Lock> {
-        let obj = Object::open_plain(name, opts, ObjectKind::Lock)?;
-        Ok(Lock::from_obj(obj))
-    }
-    /// Opens `name`, creating it if it does not exist. A Lock has no
-    /// creation parameters, so any existing Lock of that name is returned, in
-    /// whatever state it is; `Err(WrongKind)` if the name holds another kind of object.
-    pub fn open_or_create(name: &str) -> Result<Lock> {
-        Lock::open_or_create_with(name, &Options::default())
-    }
-
-    /// [`open_or_create`](Lock::open_or_create) with explicit segment [`Options`].
-    pub fn open_or_create_with(name: &str, opts: &Options) -> Result<Lock> {
-        segment::open_or_create(
-            || Lock::create_with(name, opts),
-            || Lock::open_with(name, opts),
-        )
-    }
     fn from_obj(obj: Object<RawLock>) -> Lock {
         Lock {
             obj,
             probe: DEFAULT_PROBE,
         }
-    }
-
-    /// How often a waiter checks that the holder is alive: the bound on how long a
-    /// dead holder can delay the next acquirer (default 10 ms).
-    pub fn with_probe_interval(mut self, probe: Duration) -> Lock {
-        self.probe = probe.max(Duration::from_micros(100));
-        self
-    }
-
-    /// The lock's name.
-    pub fn name(&self) -> &str {
-        self.obj.name()
-    }
-    /// Keeps the name after this (creating) handle drops.
-    pub fn persist(&self) {
-        self.obj.persist()
     }
 
     /// Blocks until the lock is held. `Err(OwnerDied(guard))` means it was taken over
@@ -203,13 +153,6 @@ impl Lock {
         // word still names `tid`; the start time is not consulted.
         unsafe { raw.unlock(Identity { tid, start: 0 }) };
         Ok(())
-    }
-
-    /// True once another process truncated the lock's segment (see
-    /// [`Segment::is_broken`](crate::Segment::is_broken)): the lock then excludes
-    /// only this process's threads, and every acquire returns `Err(OwnerDied(..))`.
-    pub fn is_broken(&self) -> bool {
-        self.obj.is_broken()
     }
 
     /// The raw lock inside the segment.

@@ -4,8 +4,8 @@
 //! [`common::ring`](super::common::ring).
 
 use super::common::{
-    anonymous_ring, create_ring, deadline, open_or_create_ring, open_ring, read_pod, write_pod,
-    RingHandle,
+    anonymous_ring, create_ring, deadline, named_handle, open_or_create_ring, open_ring, read_pod,
+    write_pod, RingHandle,
 };
 use crate::raw::queue::{store_bytes, QueueError, RawQueue, RecoveryStats, TakeWith};
 use crate::segment::{ObjectKind, Options};
@@ -13,7 +13,6 @@ use crate::sync::current_identity;
 use crate::sys::clock::Deadline;
 use crate::{Error, Result};
 use bytemuck::Pod;
-use core::fmt;
 use core::marker::PhantomData;
 use std::time::Duration;
 
@@ -59,6 +58,35 @@ pub struct Queue<T> {
     _t: PhantomData<fn(T) -> T>,
 }
 
+named_handle! {
+    impl[T: Pod] Queue<T>: "queue" (anonymous), h;
+    debug[T: Pod] "Queue" {
+        "type" => |_| core::any::type_name::<T>(),
+        "len" => |q| q.len(),
+        "capacity" => |q| q.capacity(),
+        "closed" => |q| q.is_closed(),
+    };
+    /// Creates an empty queue named `name` holding at most `capacity` values (exactly
+    /// as many as asked). `Err(AlreadyExists)` if the name is taken,
+    /// `Err(InvalidArgument)` for a capacity of 0 or over 2^30.
+    create(capacity: usize);
+    /// Opens the queue `name`. `Err(WrongType)` if it holds another element type.
+    open();
+    /// Opens `name` if it exists with exactly this capacity, or creates it if it does
+    /// not exist. `Err(Mismatch)` if it
+    /// exists with another capacity (it is left alone); `Err(WrongType)` if it holds
+    /// another element type; `Err(InvalidArgument)` for a capacity `create` refuses.
+    open_or_create(capacity: usize);
+    /// How often a blocked `get` checks that a producer stalled mid-`put` is still
+    /// alive: the bound on how long a dead producer delays consumers (default 10 ms).
+    with_probe_interval => h.probe;
+    /// True once another process truncated the queue's segment (see
+    /// [`Segment::is_broken`](crate::Segment::is_broken)); every operation that
+    /// returns a `Result` then returns `Err(Corrupt)`, blocking ones within
+    /// [`BROKEN_CHECK_EVERY`](crate::segment::BROKEN_CHECK_EVERY).
+    is_broken;
+}
+
 impl<T> Clone for Queue<T> {
     fn clone(&self) -> Self {
         Queue {
@@ -68,29 +96,7 @@ impl<T> Clone for Queue<T> {
     }
 }
 
-impl<T: Pod> fmt::Debug for Queue<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Queue")
-            .field("name", &self.name())
-            .field("type", &core::any::type_name::<T>())
-            .field("len", &self.len())
-            .field("capacity", &self.capacity())
-            .field("closed", &self.is_closed())
-            .finish()
-    }
-}
-
 impl<T: Pod> Queue<T> {
-    /// Creates an empty queue named `name` holding at most `capacity` values (exactly
-    /// as many as asked). `Err(AlreadyExists)` if the name is taken,
-    /// `Err(InvalidArgument)` for a capacity of 0 or over 2^30.
-    ///
-    /// A name left behind by a crashed creator (an orphan: creator gone, not
-    /// persisted, held by no live process) is reclaimed and created afresh, so a
-    /// restarted service just creates; see [`gc`](crate::gc).
-    pub fn create(name: &str, capacity: usize) -> Result<Queue<T>> {
-        Queue::create_with(name, capacity, &Options::default())
-    }
     /// [`create`](Queue::create) with explicit segment [`Options`].
     pub fn create_with(name: &str, capacity: usize, opts: &Options) -> Result<Queue<T>> {
         Ok(Queue::wrap(create_ring::<T, RawQueue>(
@@ -107,10 +113,6 @@ impl<T: Pod> Queue<T> {
             capacity,
         )?))
     }
-    /// Opens the queue `name`. `Err(WrongType)` if it holds another element type.
-    pub fn open(name: &str) -> Result<Queue<T>> {
-        Queue::open_with(name, &Options::default())
-    }
     /// [`open`](Queue::open) with explicit [`Options`] (init timeout, trusted owners).
     pub fn open_with(name: &str, opts: &Options) -> Result<Queue<T>> {
         Ok(Queue::wrap(open_ring::<T, RawQueue>(
@@ -118,13 +120,6 @@ impl<T: Pod> Queue<T> {
             name,
             opts,
         )?))
-    }
-    /// Opens `name` if it exists with exactly this capacity, or creates it if it does
-    /// not exist. `Err(Mismatch)` if it
-    /// exists with another capacity (it is left alone); `Err(WrongType)` if it holds
-    /// another element type; `Err(InvalidArgument)` for a capacity `create` refuses.
-    pub fn open_or_create(name: &str, capacity: usize) -> Result<Queue<T>> {
-        Queue::open_or_create_with(name, capacity, &Options::default())
     }
     /// [`open_or_create`](Queue::open_or_create) with explicit segment [`Options`].
     pub fn open_or_create_with(name: &str, capacity: usize, opts: &Options) -> Result<Queue<T>> {
@@ -140,28 +135,12 @@ impl<T: Pod> Queue<T> {
         Queue { h, _t: PhantomData }
     }
 
-    /// How often a blocked `get` checks that a producer stalled mid-`put` is still
-    /// alive: the bound on how long a dead producer delays consumers (default 10 ms).
-    pub fn with_probe_interval(mut self, probe: Duration) -> Queue<T> {
-        self.h.set_probe(probe);
-        self
-    }
-
     /// How many times a blocking call polls before it sleeps: `Some(n)` fixes it
     /// (`Some(u32::MAX)`: spin, never sleep — lowest latency, burns a core), `None`
     /// restores the default adaptive spinning.
     pub fn with_spin_limit(mut self, spin: Option<u32>) -> Queue<T> {
         self.h.set_spin(spin);
         self
-    }
-
-    /// The queue's name ("" for an anonymous queue).
-    pub fn name(&self) -> &str {
-        self.h.name()
-    }
-    /// Keeps the name after this (creating) handle drops.
-    pub fn persist(&self) {
-        self.h.persist()
     }
 
     /// Puts `v`, waiting for room. `Err(Closed)` once the queue is closed.
@@ -318,12 +297,5 @@ impl<T: Pod> Queue<T> {
     /// What crash recovery has done on this queue so far.
     pub fn recovery_stats(&self) -> RecoveryStats {
         self.h.recovery_stats()
-    }
-    /// True once another process truncated the queue's segment (see
-    /// [`Segment::is_broken`](crate::Segment::is_broken)); every operation that
-    /// returns a `Result` then returns `Err(Corrupt)`, blocking ones within
-    /// [`BROKEN_CHECK_EVERY`](crate::segment::BROKEN_CHECK_EVERY).
-    pub fn is_broken(&self) -> bool {
-        self.h.is_broken()
     }
 }

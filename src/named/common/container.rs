@@ -18,7 +18,9 @@ pub const DEFAULT_MAX_BYTES: u64 = 64 << 30;
 /// A sparse heap segment.
 pub(crate) struct Container {
     obj: Object<RawHeap>,
-    probe: Duration,
+    /// How often a writer waiting for the lock checks that its holder is alive (set
+    /// by the handle's `with_probe_interval`).
+    pub(crate) probe: Duration,
     /// How long an operation waits for the writer lock; `None`: as long as it takes.
     lock_timeout: Option<Duration>,
     what: &'static str,
@@ -95,11 +97,6 @@ impl Container {
 
     pub fn segment(&self) -> &segment::Segment {
         self.obj.segment()
-    }
-
-    pub fn with_probe(mut self, probe: Duration) -> Self {
-        self.probe = probe.max(Duration::from_micros(100));
-        self
     }
 
     #[inline]

@@ -76,7 +76,9 @@ pub(crate) struct RingHandle<R> {
     /// Most messages at once (`1..=cap`): the capacity asked for.
     limit: usize,
     payload_words: usize,
-    probe: Duration,
+    /// How often a blocked call checks for dead claimants (set by the handle's
+    /// `with_probe_interval`).
+    pub(crate) probe: Duration,
     spin: SpinBudget,
     /// When a non-blocking get last probed for dead claimants (monotonic ns;
     /// process-local).
@@ -225,10 +227,6 @@ impl<R: HasRing> RingHandle<R> {
 
     pub fn capacity(&self) -> usize {
         self.limit
-    }
-
-    pub fn set_probe(&mut self, probe: Duration) {
-        self.probe = probe.max(Duration::from_micros(100));
     }
 
     pub fn set_spin(&mut self, spin: Option<u32>) {
