@@ -4,10 +4,8 @@
 //! It is the same crash-consistent ring as [`Queue<T>`](crate::Queue), with slots of
 //! one length word plus `max_message_len` bytes.
 
-use super::common::{check_capacity, deadline, named_handle, RingHandle, RingSpec};
-use crate::raw::queue::{
-    load_bytes, store_bytes, words_for, QueueError, RawQueue, RecoveryStats, Take,
-};
+use super::common::{check_capacity, deadline, named_handle, ring_surface, RingHandle, RingSpec};
+use crate::raw::queue::{load_bytes, store_bytes, words_for, QueueError, RawQueue, Take};
 use crate::segment::{self, ObjectKind, Options, TypeInfo};
 use crate::sync::atomic::{AtomicU64, Ordering};
 use crate::sync::current_identity;
@@ -87,6 +85,8 @@ named_handle! {
     /// [`BROKEN_CHECK_EVERY`](crate::segment::BROKEN_CHECK_EVERY).
     is_broken;
 }
+
+ring_surface!(impl[] ByteQueue: "messages", close: "Wakes every sleeper. Cannot be undone.");
 
 thread_local! {
     /// Scratch buffer for typed send/recv: no allocation per message once warm.
@@ -180,13 +180,6 @@ impl ByteQueue {
                 Ok(q)
             },
         )
-    }
-
-    /// Polls before a blocking call sleeps: `Some(n)` fixed (`u32::MAX`: never
-    /// sleep), `None` adaptive (the default).
-    pub fn with_spin_limit(mut self, spin: Option<u32>) -> ByteQueue {
-        self.h.set_spin(spin);
-        self
     }
 
     /// The longest message accepted, in bytes.
@@ -419,38 +412,6 @@ impl ByteQueue {
             Ok((_, rest)) => Err(bad(format!("{} bytes left over", rest.len()))),
             Err(e) => Err(bad(e.to_string())),
         }
-    }
-
-    // ---- state -------------------------------------------------------------------
-
-    /// Messages in the queue (see [`Queue::len`](crate::Queue::len)).
-    pub fn len(&self) -> usize {
-        self.h.len()
-    }
-    /// `len() == 0`.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-    /// `len() == capacity()`.
-    pub fn is_full(&self) -> bool {
-        self.len() == self.capacity()
-    }
-    /// How many messages the queue holds when full: the capacity it was created with.
-    pub fn capacity(&self) -> usize {
-        self.h.capacity()
-    }
-    /// Closes the queue: puts fail with `Closed`; gets drain it, then fail with
-    /// `Closed`. Wakes every sleeper.
-    pub fn close(&self) {
-        self.h.close()
-    }
-    /// True once [`close`](ByteQueue::close) was called (by any process).
-    pub fn is_closed(&self) -> bool {
-        self.h.is_closed()
-    }
-    /// What crash recovery has done on this queue so far.
-    pub fn recovery_stats(&self) -> RecoveryStats {
-        self.h.recovery_stats()
     }
 }
 

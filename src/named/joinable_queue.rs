@@ -3,9 +3,9 @@
 
 use super::common::{
     anonymous_ring, create_ring, deadline, named_handle, open_or_create_ring, open_ring, read_pod,
-    write_pod, HasRing, RingHandle,
+    ring_surface, write_pod, HasRing, RingHandle,
 };
-use crate::raw::queue::{RawQueue, RecoveryStats, Take, TakeWith};
+use crate::raw::queue::{RawQueue, Take, TakeWith};
 use crate::raw::queue_join::{Holder, RawJoin, RawJoinableQueue};
 use crate::segment::{ObjectKind, Options};
 use crate::sync::atomic::AtomicU64;
@@ -140,6 +140,8 @@ named_handle! {
     is_broken;
 }
 
+ring_surface!(impl[T: Pod] JoinableQueue<T>: "values", close: "Wakes every sleeper. Unfinished tasks stay unfinished.");
+
 impl<T> Clone for JoinableQueue<T> {
     fn clone(&self) -> Self {
         JoinableQueue {
@@ -206,12 +208,6 @@ impl<T: Pod> JoinableQueue<T> {
     }
     fn wrap(h: RingHandle<RawJoinableQueue>) -> JoinableQueue<T> {
         JoinableQueue { h, _t: PhantomData }
-    }
-
-    /// Polls before a blocking call sleeps: `Some(n)` fixed, `None` adaptive.
-    pub fn with_spin_limit(mut self, spin: Option<u32>) -> JoinableQueue<T> {
-        self.h.set_spin(spin);
-        self
     }
 
     fn join_state(&self) -> &RawJoin {
@@ -354,37 +350,5 @@ impl<T: Pod> JoinableQueue<T> {
     /// Tasks abandoned so far by consumers that died holding them.
     pub fn abandoned_tasks(&self) -> u64 {
         self.join_state().abandoned()
-    }
-
-    // ---- state ---------------------------------------------------------------------
-
-    /// Values in the queue (see [`Queue::len`](crate::Queue::len)).
-    pub fn len(&self) -> usize {
-        self.h.len()
-    }
-    /// `len() == 0`.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-    /// `len() == capacity()`.
-    pub fn is_full(&self) -> bool {
-        self.len() == self.capacity()
-    }
-    /// How many values the queue holds when full.
-    pub fn capacity(&self) -> usize {
-        self.h.capacity()
-    }
-    /// Closes the queue: puts fail with `Closed`; gets drain it, then fail with
-    /// `Closed`. Unfinished tasks stay unfinished.
-    pub fn close(&self) {
-        self.h.close()
-    }
-    /// True once closed (by any process).
-    pub fn is_closed(&self) -> bool {
-        self.h.is_closed()
-    }
-    /// What crash recovery has done on this queue so far.
-    pub fn recovery_stats(&self) -> RecoveryStats {
-        self.h.recovery_stats()
     }
 }

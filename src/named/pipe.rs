@@ -312,6 +312,85 @@ pub struct PipeReceiver {
     scratch: Vec<u8>,
 }
 
+/// Writes what the two halves of an end share (each over its own cursor field, half
+/// index and cursor builder): `Debug`, `name`, `end`, `is_closed`, `is_broken`,
+/// `close`, and claiming the end on first use.
+macro_rules! half_surface {
+    ($ty:ident, $cur:ident, $half:ident, $build:ident) => {
+        impl fmt::Debug for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($ty))
+                    .field("name", &self.shared.name())
+                    .field("end", &self.shared.end)
+                    .field("closed", &self.closed)
+                    .finish()
+            }
+        }
+
+        impl $ty {
+            /// The pipe's name ("" for an anonymous pipe).
+            pub fn name(&self) -> &str {
+                self.shared.name()
+            }
+
+            /// Which end this half belongs to.
+            pub fn end(&self) -> PipeEnd {
+                self.shared.end
+            }
+
+            /// True once [`close`](Self::close) was called on this half or on its
+            /// [`Pipe`].
+            pub fn is_closed(&self) -> bool {
+                self.closed
+            }
+
+            /// True once another process truncated the pipe's segment (as
+            /// [`Pipe::is_broken`]).
+            pub fn is_broken(&self) -> bool {
+                self.shared.obj.is_broken()
+            }
+
+            #[doc = concat!(
+                "Closes this half (see [`", stringify!($ty), "`]); further calls on it fail ",
+                "with `Err(Closed)`.\nDropping it closes it too. Idempotent."
+            )]
+            pub fn close(&mut self) {
+                if !self.closed {
+                    self.closed = true;
+                    self.shared.close_half($half);
+                }
+            }
+
+            /// Claims the end on first use in this process (from either half; anonymous
+            /// ends, fork-inherited handles) and builds this half's cursor.
+            #[inline]
+            fn ready(&mut self) -> Result<()> {
+                if self.closed {
+                    return Err(Error::Closed);
+                }
+                if self.generation != fork_generation() {
+                    self.claim()?;
+                }
+                Ok(())
+            }
+
+            #[cold]
+            fn claim(&mut self) -> Result<()> {
+                let taken_over = self.shared.claim()?;
+                let mut cur = self.shared.$build(taken_over, self.probe)?;
+                if let Some(c) = cur.as_mut() {
+                    // The end may have been claimed long ago by the other half: the
+                    // peer is checked at the first call, as it would have been by then.
+                    c.next_check = Instant::coarse_now();
+                }
+                self.$cur = cur;
+                self.generation = fork_generation();
+                Ok(())
+            }
+        }
+    };
+}
+
 /// Half indices of [`EndShared::half_closed`].
 const SENDING: usize = 0;
 const RECEIVING: usize = 1;
@@ -1071,78 +1150,13 @@ impl Drop for Pipe {
     }
 }
 
-impl fmt::Debug for PipeSender {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PipeSender")
-            .field("name", &self.shared.name())
-            .field("end", &self.shared.end)
-            .field("closed", &self.closed)
-            .finish()
-    }
-}
+half_surface!(PipeSender, tx, SENDING, sender_cursor);
 
 impl PipeSender {
-    /// The pipe's name ("" for an anonymous pipe).
-    pub fn name(&self) -> &str {
-        self.shared.name()
-    }
-
-    /// Which end this half belongs to.
-    pub fn end(&self) -> PipeEnd {
-        self.shared.end
-    }
-
     /// True if this end may send (false for the wrong end of a one-way pipe, whose
     /// calls fail with `Err(InvalidArgument)`).
     pub fn can_send(&self) -> bool {
         self.shared.can_send()
-    }
-
-    /// True once [`close`](PipeSender::close) was called on this half or on its [`Pipe`].
-    pub fn is_closed(&self) -> bool {
-        self.closed
-    }
-
-    /// True once another process truncated the pipe's segment (as
-    /// [`Pipe::is_broken`]).
-    pub fn is_broken(&self) -> bool {
-        self.shared.obj.is_broken()
-    }
-
-    /// Closes this half (see [`PipeSender`]); further calls on it fail with `Err(Closed)`.
-    /// Dropping it closes it too. Idempotent.
-    pub fn close(&mut self) {
-        if !self.closed {
-            self.closed = true;
-            self.shared.close_half(SENDING);
-        }
-    }
-
-    /// Claims the end on first use in this process (from either half; anonymous
-    /// ends, fork-inherited handles) and builds this half's cursor.
-    #[inline]
-    fn ready(&mut self) -> Result<()> {
-        if self.closed {
-            return Err(Error::Closed);
-        }
-        if self.generation != fork_generation() {
-            self.claim()?;
-        }
-        Ok(())
-    }
-
-    #[cold]
-    fn claim(&mut self) -> Result<()> {
-        let taken_over = self.shared.claim()?;
-        let mut cur = self.shared.sender_cursor(taken_over, self.probe)?;
-        if let Some(c) = cur.as_mut() {
-            // The end may have been claimed long ago by the other half: the peer is
-            // checked at the first call, as it would have been by then.
-            c.next_check = Instant::coarse_now();
-        }
-        self.tx = cur;
-        self.generation = fork_generation();
-        Ok(())
     }
 
     /// Sends one message of any length, waiting for room as needed.
@@ -1362,78 +1376,13 @@ impl Drop for PipeSender {
     }
 }
 
-impl fmt::Debug for PipeReceiver {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PipeReceiver")
-            .field("name", &self.shared.name())
-            .field("end", &self.shared.end)
-            .field("closed", &self.closed)
-            .finish()
-    }
-}
+half_surface!(PipeReceiver, rx, RECEIVING, receiver_cursor);
 
 impl PipeReceiver {
-    /// The pipe's name ("" for an anonymous pipe).
-    pub fn name(&self) -> &str {
-        self.shared.name()
-    }
-
-    /// Which end this half belongs to.
-    pub fn end(&self) -> PipeEnd {
-        self.shared.end
-    }
-
     /// True if this end may recv (false for the wrong end of a one-way pipe, whose
     /// calls fail with `Err(InvalidArgument)`).
     pub fn can_recv(&self) -> bool {
         self.shared.can_recv()
-    }
-
-    /// True once [`close`](PipeReceiver::close) was called on this half or on its [`Pipe`].
-    pub fn is_closed(&self) -> bool {
-        self.closed
-    }
-
-    /// True once another process truncated the pipe's segment (as
-    /// [`Pipe::is_broken`]).
-    pub fn is_broken(&self) -> bool {
-        self.shared.obj.is_broken()
-    }
-
-    /// Closes this half (see [`PipeReceiver`]); further calls on it fail with `Err(Closed)`.
-    /// Dropping it closes it too. Idempotent.
-    pub fn close(&mut self) {
-        if !self.closed {
-            self.closed = true;
-            self.shared.close_half(RECEIVING);
-        }
-    }
-
-    /// Claims the end on first use in this process (from either half; anonymous
-    /// ends, fork-inherited handles) and builds this half's cursor.
-    #[inline]
-    fn ready(&mut self) -> Result<()> {
-        if self.closed {
-            return Err(Error::Closed);
-        }
-        if self.generation != fork_generation() {
-            self.claim()?;
-        }
-        Ok(())
-    }
-
-    #[cold]
-    fn claim(&mut self) -> Result<()> {
-        let taken_over = self.shared.claim()?;
-        let mut cur = self.shared.receiver_cursor(taken_over, self.probe)?;
-        if let Some(c) = cur.as_mut() {
-            // The end may have been claimed long ago by the other half: the peer is
-            // checked at the first call, as it would have been by then.
-            c.next_check = Instant::coarse_now();
-        }
-        self.rx = cur;
-        self.generation = fork_generation();
-        Ok(())
     }
 
     /// Refuses (and skips) incoming messages longer than `max` bytes (as

@@ -5,9 +5,9 @@
 
 use super::common::{
     anonymous_ring, create_ring, deadline, named_handle, open_or_create_ring, open_ring, read_pod,
-    write_pod, RingHandle,
+    ring_surface, write_pod, RingHandle,
 };
-use crate::raw::queue::{store_bytes, QueueError, RawQueue, RecoveryStats, TakeWith};
+use crate::raw::queue::{store_bytes, QueueError, RawQueue, TakeWith};
 use crate::segment::{ObjectKind, Options};
 use crate::sync::current_identity;
 use crate::sys::clock::Deadline;
@@ -87,6 +87,8 @@ named_handle! {
     is_broken;
 }
 
+ring_surface!(impl[T: Pod] Queue<T>: "values", close: "Wakes every sleeper. Cannot be undone.");
+
 impl<T> Clone for Queue<T> {
     fn clone(&self) -> Self {
         Queue {
@@ -133,14 +135,6 @@ impl<T: Pod> Queue<T> {
 
     fn wrap(h: RingHandle<RawQueue>) -> Queue<T> {
         Queue { h, _t: PhantomData }
-    }
-
-    /// How many times a blocking call polls before it sleeps: `Some(n)` fixes it
-    /// (`Some(u32::MAX)`: spin, never sleep — lowest latency, burns a core), `None`
-    /// restores the default adaptive spinning.
-    pub fn with_spin_limit(mut self, spin: Option<u32>) -> Queue<T> {
-        self.h.set_spin(spin);
-        self
     }
 
     /// Puts `v`, waiting for room. `Err(Closed)` once the queue is closed.
@@ -265,37 +259,5 @@ impl<T: Pod> Queue<T> {
             }
             r => self.h.done(r),
         }
-    }
-
-    /// Values in the queue: puts begun minus gets begun, as one consistent snapshot
-    /// (see [`Ring::len`](crate::raw::queue::Ring::len)). Exact whenever no put or get
-    /// is in flight; never more than [`capacity`](Queue::capacity).
-    pub fn len(&self) -> usize {
-        self.h.len()
-    }
-    /// `len() == 0`.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-    /// `len() == capacity()`.
-    pub fn is_full(&self) -> bool {
-        self.len() == self.capacity()
-    }
-    /// How many values the queue holds when full: the capacity it was created with.
-    pub fn capacity(&self) -> usize {
-        self.h.capacity()
-    }
-    /// Closes the queue: puts fail with `Closed`; gets drain it, then fail with
-    /// `Closed`. Wakes every sleeper. Cannot be undone.
-    pub fn close(&self) {
-        self.h.close()
-    }
-    /// True once [`close`](Queue::close) was called (by any process).
-    pub fn is_closed(&self) -> bool {
-        self.h.is_closed()
-    }
-    /// What crash recovery has done on this queue so far.
-    pub fn recovery_stats(&self) -> RecoveryStats {
-        self.h.recovery_stats()
     }
 }

@@ -454,3 +454,63 @@ pub(crate) fn open_ring<T: Pod, R: HasRing>(
 ) -> Result<RingHandle<R>> {
     RingHandle::open(name, opts, kind, TypeInfo::of::<T>(), check_elem::<T>(name))
 }
+
+/// Writes the state and tuning surface every MPMC queue handle shares (its
+/// `h: RingHandle` field): `with_spin_limit`, `len`, `is_empty`, `is_full`,
+/// `capacity`, `close`, `is_closed`, `recovery_stats`, each with its docs. `$items`
+/// names what the queue holds ("values", "messages"); `$closing` is what `close`
+/// does besides closing.
+macro_rules! ring_surface {
+    (impl[$($g:tt)*] $ty:ty : $items:literal, close: $closing:literal) => {
+        impl<$($g)*> $ty {
+            /// How many times a blocking call polls before it sleeps: `Some(n)` fixes it
+            /// (`Some(u32::MAX)`: spin, never sleep — lowest latency, burns a core),
+            /// `None` restores the default adaptive spinning.
+            pub fn with_spin_limit(mut self, spin: Option<u32>) -> $ty {
+                self.h.set_spin(spin);
+                self
+            }
+
+            #[doc = concat!(
+                "The ", $items, " in the queue: puts begun minus gets begun, as one ",
+                "consistent snapshot\n(see [`Ring::len`](crate::raw::queue::Ring::len)). ",
+                "Exact whenever no put or get\nis in flight; never more than ",
+                "[`capacity`](Self::capacity)."
+            )]
+            pub fn len(&self) -> usize {
+                self.h.len()
+            }
+            /// `len() == 0`.
+            pub fn is_empty(&self) -> bool {
+                self.len() == 0
+            }
+            /// `len() == capacity()`.
+            pub fn is_full(&self) -> bool {
+                self.len() == self.capacity()
+            }
+            #[doc = concat!(
+                "How many ", $items, " the queue holds when full: the capacity it was ",
+                "created with."
+            )]
+            pub fn capacity(&self) -> usize {
+                self.h.capacity()
+            }
+            #[doc = concat!(
+                "Closes the queue: puts fail with `Closed`; gets drain it, then fail with\n",
+                "`Closed`. ", $closing
+            )]
+            pub fn close(&self) {
+                self.h.close()
+            }
+            /// True once [`close`](Self::close) was called (by any process).
+            pub fn is_closed(&self) -> bool {
+                self.h.is_closed()
+            }
+            /// What crash recovery has done on this queue so far.
+            pub fn recovery_stats(&self) -> $crate::raw::queue::RecoveryStats {
+                self.h.recovery_stats()
+            }
+        }
+    };
+}
+pub(crate) use ring_surface;
