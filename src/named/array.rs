@@ -1,8 +1,8 @@
 //! `Array<T>`: a fixed-length array of `T: Pod` shared by name between processes.
 
 use super::common::{
-    acquire_elems, check_elem_params, elem_params, held_here, named_handle, refuse_self_deadlock,
-    under_lock, words_or_invalid, words_ptr, words_slice, Held,
+    acquire_elems, check_elem_params, elem_params, named_handle, refuse_self_deadlock,
+    try_lock_elems, under_lock, words_or_invalid, words_ptr, words_slice, Locked,
 };
 use crate::raw::array::{is_word_sized, ArrayRef, Integer, RawArray};
 use crate::raw::lock::{Acquire, DEFAULT_PROBE};
@@ -410,12 +410,7 @@ impl<T: Pod> Array<T> {
 
     /// [`lock`](Array::lock), unless another thread holds the lock: then `None`.
     pub fn try_lock(&self) -> Option<ArrayGuard<'_, T>> {
-        let me = crate::sync::current_identity();
-        let lock = self.raw().raw_lock();
-        if lock.holder() == Some(me.tid) && held_here(lock, me) {
-            return None; // our own guard holds it
-        }
-        let a = self.raw().try_lock(me);
+        let (a, me) = try_lock_elems(self.raw());
         a.is_held().then(|| self.guard(a, me))
     }
 
@@ -434,17 +429,11 @@ impl<T: Pod> Array<T> {
     }
 
     fn guard(&self, a: Acquire, me: Identity) -> ArrayGuard<'_, T> {
-        // SAFETY: called right after `me` acquired the lock.
-        let held = unsafe { Held::new(self.raw().raw_lock(), me) };
-        let mut orig = vec![T::zeroed(); self.len];
-        self.view().read_locked(&mut orig);
+        let orig = vec![T::zeroed(); self.len];
         ArrayGuard {
-            copy: orig.clone(),
-            orig,
-            dirty: false,
-            recovered: a == Acquire::Recovered || self.obj.broken(),
             array: self,
-            _held: held,
+            // SAFETY: called right after `me` acquired the lock.
+            locked: unsafe { Locked::new(self.raw(), self.view(), a, me, self.obj.broken(), orig) },
         }
     }
 }
@@ -495,12 +484,7 @@ impl<T: Integer> Array<T> {
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct ArrayGuard<'a, T: Pod> {
     array: &'a Array<T>,
-    orig: Vec<T>,
-    copy: Vec<T>,
-    dirty: bool,
-    recovered: bool,
-    // Dropped after `drop` wrote back: releases the lock.
-    _held: Held<'a>,
+    locked: Locked<'a, T, Vec<T>>,
 }
 
 impl<T: Pod> ArrayGuard<'_, T> {
@@ -508,31 +492,20 @@ impl<T: Pod> ArrayGuard<'_, T> {
     /// write back only when they drop, so only a writer killed during its write-back
     /// (or bulk write) can have left elements half-updated.
     pub fn recovered(&self) -> bool {
-        self.recovered
+        self.locked.recovered()
     }
 }
 
 impl<T: Pod> Deref for ArrayGuard<'_, T> {
     type Target = [T];
     fn deref(&self) -> &[T] {
-        &self.copy
+        self.locked.copy()
     }
 }
 
 impl<T: Pod> DerefMut for ArrayGuard<'_, T> {
     fn deref_mut(&mut self) -> &mut [T] {
-        self.dirty = true;
-        &mut self.copy
-    }
-}
-
-impl<T: Pod> Drop for ArrayGuard<'_, T> {
-    fn drop(&mut self) {
-        if self.dirty {
-            self.array
-                .view()
-                .write_changed_locked(&self.orig, &self.copy);
-        }
+        self.locked.copy_mut()
     }
 }
 
@@ -540,7 +513,7 @@ impl<T: Pod + fmt::Debug> fmt::Debug for ArrayGuard<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ArrayGuard")
             .field("array", &self.array.name())
-            .field("elements", &&self.copy[..])
+            .field("elements", &self.locked.copy().as_slice())
             .finish()
     }
 }

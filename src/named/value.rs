@@ -1,8 +1,8 @@
 //! `Value<T>`: one `T: Pod` shared by name between processes.
 
 use super::common::{
-    acquire_elems, check_elem_params, elem_params, held_here, named_handle, refuse_self_deadlock,
-    under_lock, words_or_invalid, words_ptr, words_slice, Held,
+    acquire_elems, check_elem_params, elem_params, named_handle, refuse_self_deadlock,
+    try_lock_elems, under_lock, words_or_invalid, words_ptr, words_slice, Locked,
 };
 use crate::raw::array::is_word_sized;
 use crate::raw::lock::{Acquire, DEFAULT_PROBE};
@@ -325,12 +325,7 @@ impl<T: Pod> Value<T> {
 
     /// [`lock`](Value::lock), unless another thread holds the lock: then `None`.
     pub fn try_lock(&self) -> Option<ValueGuard<'_, T>> {
-        let me = crate::sync::current_identity();
-        let lock = self.raw().raw_lock();
-        if lock.holder() == Some(me.tid) && held_here(lock, me) {
-            return None; // our own guard holds it
-        }
-        let a = self.raw().try_lock(me);
+        let (a, me) = try_lock_elems(self.raw().as_array());
         a.is_held().then(|| self.guard(a, me))
     }
 
@@ -349,17 +344,11 @@ impl<T: Pod> Value<T> {
     }
 
     fn guard(&self, a: Acquire, me: Identity) -> ValueGuard<'_, T> {
-        // SAFETY: called right after `me` acquired the lock.
-        let held = unsafe { Held::new(self.raw().raw_lock(), me) };
-        let mut orig = [T::zeroed()];
-        self.view().as_array().read_locked(&mut orig);
+        let (raw, view) = (self.raw().as_array(), self.view().as_array());
         ValueGuard {
             value: self,
-            orig: orig[0],
-            copy: orig[0],
-            dirty: false,
-            recovered: a == Acquire::Recovered || self.obj.broken(),
-            _held: held,
+            // SAFETY: called right after `me` acquired the lock.
+            locked: unsafe { Locked::new(raw, view, a, me, self.obj.broken(), [T::zeroed()]) },
         }
     }
 }
@@ -412,12 +401,7 @@ impl<T: Integer> Value<T> {
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct ValueGuard<'a, T: Pod> {
     value: &'a Value<T>,
-    orig: T,
-    copy: T,
-    dirty: bool,
-    recovered: bool,
-    // Dropped after `drop` wrote back: releases the lock.
-    _held: Held<'a>,
+    locked: Locked<'a, T, [T; 1]>,
 }
 
 impl<T: Pod> ValueGuard<'_, T> {
@@ -425,32 +409,20 @@ impl<T: Pod> ValueGuard<'_, T> {
     /// write back only when they drop, so only a writer killed during its write-back
     /// can have left a multi-word value half-updated.
     pub fn recovered(&self) -> bool {
-        self.recovered
+        self.locked.recovered()
     }
 }
 
 impl<T: Pod> Deref for ValueGuard<'_, T> {
     type Target = T;
     fn deref(&self) -> &T {
-        &self.copy
+        &self.locked.copy()[0]
     }
 }
 
 impl<T: Pod> DerefMut for ValueGuard<'_, T> {
     fn deref_mut(&mut self) -> &mut T {
-        self.dirty = true;
-        &mut self.copy
-    }
-}
-
-impl<T: Pod> Drop for ValueGuard<'_, T> {
-    fn drop(&mut self) {
-        if self.dirty {
-            self.value
-                .view()
-                .as_array()
-                .write_changed_locked(&[self.orig], &[self.copy]);
-        }
+        &mut self.locked.copy_mut()[0]
     }
 }
 
@@ -458,7 +430,7 @@ impl<T: Pod + fmt::Debug> fmt::Debug for ValueGuard<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ValueGuard")
             .field("value", &self.value.name())
-            .field("copy", &self.copy)
+            .field("copy", &self.locked.copy()[0])
             .finish()
     }
 }

@@ -1,14 +1,15 @@
 //! The element segments of [`Value`](crate::Value) and [`Array`](crate::Array):
 //! their header parameters, their word region, and taking their lock.
 
-use super::hold::{held_here, HeldHere};
-use crate::raw::array::{words_for, RawArray};
+use super::hold::{held_here, Held, HeldHere};
+use crate::raw::array::{words_for, ArrayRef, RawArray};
 use crate::raw::lock::Acquire;
 use crate::segment::{self, HeaderImage, Object};
 use crate::sync::atomic::AtomicU64;
 use crate::sync::Identity;
 use crate::sys::clock::Deadline;
 use crate::{Error, Result};
+use bytemuck::Pod;
 use core::mem::size_of;
 use core::ptr::NonNull;
 use std::time::Duration;
@@ -154,5 +155,83 @@ pub(crate) fn under_lock<'a, T, R>(
     move |v| {
         let _here = HeldHere::new(lock, me);
         f(v)
+    }
+}
+
+/// As [`RawArray::try_lock`] for the calling thread: `WouldBlock` if a live guard of
+/// this thread holds it (as another thread's would).
+pub(crate) fn try_lock_elems(raw: &RawArray) -> (Acquire, Identity) {
+    let me = crate::sync::current_identity();
+    let lock = raw.raw_lock();
+    if lock.holder() == Some(me.tid) && held_here(lock, me) {
+        return (Acquire::WouldBlock, me); // our own guard holds it
+    }
+    (raw.try_lock(me), me)
+}
+
+/// The core of [`ValueGuard`](crate::ValueGuard) and [`ArrayGuard`](crate::ArrayGuard):
+/// a private copy (`B`: `[T; 1]` or `Vec<T>`) of the elements, read under the lock.
+/// Dropping it writes back the elements that changed (as one seqlock write, only if
+/// it was mutably borrowed), then releases the lock.
+pub(crate) struct Locked<'a, T: Pod, B: AsRef<[T]>> {
+    view: ArrayRef<'a, T>,
+    orig: B,
+    copy: B,
+    dirty: bool,
+    recovered: bool,
+    // Dropped after `drop` wrote back: releases the lock.
+    _held: Held<'a>,
+}
+
+impl<'a, T: Pod, B: AsRef<[T]> + AsMut<[T]> + Clone> Locked<'a, T, B> {
+    /// Reads the elements of `view` into `orig` (their count) and keeps a copy.
+    ///
+    /// # Safety
+    /// The calling thread `me` just acquired the lock of `raw` (`a`), the header of
+    /// `view`.
+    pub(crate) unsafe fn new(
+        raw: &'a RawArray,
+        view: ArrayRef<'a, T>,
+        a: Acquire,
+        me: Identity,
+        broken: bool,
+        mut orig: B,
+    ) -> Self {
+        // SAFETY: `me` holds the lock, per the contract.
+        let held = unsafe { Held::new(raw.raw_lock(), me) };
+        view.read_locked(orig.as_mut());
+        Locked {
+            view,
+            copy: orig.clone(),
+            orig,
+            dirty: false,
+            recovered: a == Acquire::Recovered || broken,
+            _held: held,
+        }
+    }
+
+    /// True if the lock was taken over from a dead holder (or the segment is broken).
+    pub(crate) fn recovered(&self) -> bool {
+        self.recovered
+    }
+
+    /// The private copy.
+    pub(crate) fn copy(&self) -> &B {
+        &self.copy
+    }
+
+    /// The private copy, to change: it is written back on drop.
+    pub(crate) fn copy_mut(&mut self) -> &mut B {
+        self.dirty = true;
+        &mut self.copy
+    }
+}
+
+impl<T: Pod, B: AsRef<[T]>> Drop for Locked<'_, T, B> {
+    fn drop(&mut self) {
+        if self.dirty {
+            self.view
+                .write_changed_locked(self.orig.as_ref(), self.copy.as_ref());
+        }
     }
 }
