@@ -79,11 +79,6 @@ named_handle! {
     /// How often a blocked `get` checks that a producer stalled mid-`put` is alive
     /// (default 10 ms).
     with_probe_interval => h.probe;
-    /// True once another process truncated the queue's segment (see
-    /// [`Segment::is_broken`](crate::Segment::is_broken)); every operation that
-    /// returns a `Result` then returns `Err(Corrupt)`, blocking ones within
-    /// [`BROKEN_CHECK_EVERY`](crate::segment::BROKEN_CHECK_EVERY).
-    is_broken;
 }
 
 ring_surface!(impl[] ByteQueue: "messages", close: "Wakes every sleeper. Cannot be undone.");

@@ -1,16 +1,17 @@
 //! `Dict<K, V>`: Python's `Manager().dict()` in named shared memory, no server.
 
-use super::common::container::{copy_bytes, decode, encode, Container, DEFAULT_MAX_BYTES};
+use super::common::container::{
+    container_surface, copy_bytes, decode, encode, Container, DEFAULT_MAX_BYTES,
+};
 use super::common::{named_handle, Held};
 use crate::raw::dict as raw;
 use crate::raw::heap::Heap;
-use crate::segment::{self, ObjectKind, Options, TypeInfo};
+use crate::segment::{ObjectKind, Options, TypeInfo};
 use crate::Result;
 use core::fmt;
 use core::marker::PhantomData;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use std::time::Duration;
 
 /// A hash map shared by name between processes, like Python's `Manager().dict()` —
 /// without a server process: the entries live in the segment itself.
@@ -68,6 +69,8 @@ named_handle! {
     with_probe_interval => c.probe;
 }
 
+container_surface!(impl[K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned] Dict<K, V>: "dict");
+
 impl<K, V> Clone for Dict<K, V> {
     fn clone(&self) -> Self {
         Dict {
@@ -118,46 +121,6 @@ where
     pub fn open_with(name: &str, opts: &Options) -> Result<Dict<K, V>> {
         let c = Container::open(name, ObjectKind::Dict, Self::ty(), opts)?;
         Ok(Dict { c, _t: PhantomData })
-    }
-
-    /// [`open_or_create`](Dict::open_or_create) with explicit segment [`Options`].
-    pub fn open_or_create_with(name: &str, opts: &Options) -> Result<Dict<K, V>> {
-        segment::open_or_create(
-            || Dict::create_with(name, DEFAULT_MAX_BYTES, opts),
-            || Dict::open_with(name, opts),
-        )
-    }
-
-    /// How long an operation waits for the writer lock before it returns
-    /// `Err(Timeout)` (default: as long as it takes, like every plain-named call). A
-    /// dead holder is recovered within the probe interval either way; the timeout
-    /// bounds the wait for a live one (or a forged one: shared memory is untrusted).
-    pub fn with_lock_timeout(mut self, timeout: Duration) -> Dict<K, V> {
-        self.c = self.c.with_lock_timeout(timeout);
-        self
-    }
-
-    /// The segment holding the dict.
-    pub fn segment(&self) -> &segment::Segment {
-        self.c.segment()
-    }
-
-    /// Bytes of the segment handed out to entries and index so far (including freed
-    /// blocks waiting for reuse): what the dict occupies in `/dev/shm`, roughly.
-    pub fn allocated_bytes(&self) -> u64 {
-        self.c.allocated_bytes()
-    }
-
-    /// Checks the allocator's internal lists under the lock; returns the bytes on
-    /// them (for tests and fuzzing: `Err(Corrupt)` if they are broken).
-    #[doc(hidden)]
-    pub fn check_heap(&self) -> Result<u64> {
-        self.c.check()
-    }
-
-    /// The byte limit the dict was created with.
-    pub fn max_bytes(&self) -> u64 {
-        self.c.max_bytes()
     }
 
     fn key_bytes(&self, k: &K) -> Result<(Vec<u8>, u64)> {

@@ -2,12 +2,11 @@
 //! tasks, for `task_done` / `join` (Python's `multiprocessing.JoinableQueue`).
 
 use super::common::{
-    anonymous_ring, create_ring, deadline, named_handle, open_or_create_ring, open_ring, read_pod,
-    ring_surface, write_pod, HasRing, RingHandle,
+    deadline, named_handle, pod_ring, read_pod, ring_surface, write_pod, HasRing, RingHandle,
 };
 use crate::raw::queue::{RawQueue, Take, TakeWith};
 use crate::raw::queue_join::{Holder, RawJoin, RawJoinableQueue};
-use crate::segment::{ObjectKind, Options};
+use crate::segment::ObjectKind;
 use crate::sync::atomic::AtomicU64;
 use crate::sync::{current_identity, Identity};
 use crate::sys::clock::Deadline;
@@ -133,23 +132,15 @@ named_handle! {
     /// How often a blocked call checks dead peers (default 10 ms; `join` checks every
     /// 5 intervals).
     with_probe_interval => h.probe;
-    /// True once another process truncated the queue's segment (see
-    /// [`Segment::is_broken`](crate::Segment::is_broken)); every operation that
-    /// returns a `Result` then returns `Err(Corrupt)`, blocking ones within
-    /// [`BROKEN_CHECK_EVERY`](crate::segment::BROKEN_CHECK_EVERY).
-    is_broken;
 }
 
+pod_ring!(
+    JoinableQueue,
+    RawJoinableQueue,
+    ObjectKind::JoinableQueue,
+    "joinable queue"
+);
 ring_surface!(impl[T: Pod] JoinableQueue<T>: "values", close: "Wakes every sleeper. Unfinished tasks stay unfinished.");
-
-impl<T> Clone for JoinableQueue<T> {
-    fn clone(&self) -> Self {
-        JoinableQueue {
-            h: self.h.clone(),
-            _t: PhantomData,
-        }
-    }
-}
 
 impl<T> Drop for JoinableQueue<T> {
     fn drop(&mut self) {
@@ -165,51 +156,6 @@ impl<T> Drop for JoinableQueue<T> {
 }
 
 impl<T: Pod> JoinableQueue<T> {
-    /// [`create`](JoinableQueue::create) with explicit segment [`Options`].
-    pub fn create_with(name: &str, capacity: usize, opts: &Options) -> Result<JoinableQueue<T>> {
-        Ok(JoinableQueue::wrap(create_ring::<T, RawJoinableQueue>(
-            ObjectKind::JoinableQueue,
-            name,
-            capacity,
-            opts,
-        )?))
-    }
-    /// An unnamed joinable queue shared only with children forked after this call.
-    pub fn anonymous(capacity: usize) -> Result<JoinableQueue<T>> {
-        Ok(JoinableQueue::wrap(anonymous_ring::<T, RawJoinableQueue>(
-            ObjectKind::JoinableQueue,
-            capacity,
-        )?))
-    }
-    /// [`open`](JoinableQueue::open) with explicit [`Options`].
-    pub fn open_with(name: &str, opts: &Options) -> Result<JoinableQueue<T>> {
-        Ok(JoinableQueue::wrap(open_ring::<T, RawJoinableQueue>(
-            ObjectKind::JoinableQueue,
-            name,
-            opts,
-        )?))
-    }
-    /// [`open_or_create`](JoinableQueue::open_or_create) with explicit segment
-    /// [`Options`].
-    pub fn open_or_create_with(
-        name: &str,
-        capacity: usize,
-        opts: &Options,
-    ) -> Result<JoinableQueue<T>> {
-        Ok(JoinableQueue::wrap(open_or_create_ring::<
-            T,
-            RawJoinableQueue,
-        >(
-            ObjectKind::JoinableQueue,
-            name,
-            capacity,
-            opts,
-        )?))
-    }
-    fn wrap(h: RingHandle<RawJoinableQueue>) -> JoinableQueue<T> {
-        JoinableQueue { h, _t: PhantomData }
-    }
-
     fn join_state(&self) -> &RawJoin {
         &self.h.raw().join
     }

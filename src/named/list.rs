@@ -1,16 +1,17 @@
 //! `List<T>`: Python's `Manager().list()` in named shared memory, no server.
 
-use super::common::container::{copy_bytes, decode, encode, Container, DEFAULT_MAX_BYTES};
+use super::common::container::{
+    container_surface, copy_bytes, decode, encode, Container, DEFAULT_MAX_BYTES,
+};
 use super::common::{named_handle, Held};
 use crate::raw::heap::HeapError;
 use crate::raw::list as raw;
-use crate::segment::{self, ObjectKind, Options, TypeInfo};
+use crate::segment::{ObjectKind, Options, TypeInfo};
 use crate::{Error, Result};
 use core::fmt;
 use core::marker::PhantomData;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use std::time::Duration;
 
 /// A vector shared by name between processes, like Python's `Manager().list()` —
 /// without a server process: the items live in the segment itself.
@@ -53,6 +54,8 @@ named_handle! {
     with_probe_interval => c.probe;
 }
 
+container_surface!(impl[T: Serialize + DeserializeOwned] List<T>: "list");
+
 impl<T> Clone for List<T> {
     fn clone(&self) -> Self {
         List {
@@ -91,46 +94,6 @@ impl<T: Serialize + DeserializeOwned> List<T> {
     pub fn open_with(name: &str, opts: &Options) -> Result<List<T>> {
         let c = Container::open(name, ObjectKind::List, Self::ty(), opts)?;
         Ok(List { c, _t: PhantomData })
-    }
-
-    /// [`open_or_create`](List::open_or_create) with explicit segment [`Options`].
-    pub fn open_or_create_with(name: &str, opts: &Options) -> Result<List<T>> {
-        segment::open_or_create(
-            || List::create_with(name, DEFAULT_MAX_BYTES, opts),
-            || List::open_with(name, opts),
-        )
-    }
-
-    /// How long an operation waits for the writer lock before it returns
-    /// `Err(Timeout)` (default: as long as it takes, like every plain-named call). A
-    /// dead holder is recovered within the probe interval either way; the timeout
-    /// bounds the wait for a live one (or a forged one: shared memory is untrusted).
-    pub fn with_lock_timeout(mut self, timeout: Duration) -> List<T> {
-        self.c = self.c.with_lock_timeout(timeout);
-        self
-    }
-
-    /// The segment holding the list.
-    pub fn segment(&self) -> &segment::Segment {
-        self.c.segment()
-    }
-
-    /// Bytes of the segment handed out to entries and index so far (including freed
-    /// blocks waiting for reuse): what the list occupies in `/dev/shm`, roughly.
-    pub fn allocated_bytes(&self) -> u64 {
-        self.c.allocated_bytes()
-    }
-
-    /// Checks the allocator's internal lists under the lock; returns the bytes on
-    /// them (for tests and fuzzing: `Err(Corrupt)` if they are broken).
-    #[doc(hidden)]
-    pub fn check_heap(&self) -> Result<u64> {
-        self.c.check()
-    }
-
-    /// The byte limit the list was created with.
-    pub fn max_bytes(&self) -> u64 {
-        self.c.max_bytes()
     }
 
     fn enc(&self, x: &T) -> Result<Vec<u8>> {

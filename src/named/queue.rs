@@ -4,11 +4,10 @@
 //! [`common::ring`](super::common::ring).
 
 use super::common::{
-    anonymous_ring, create_ring, deadline, named_handle, open_or_create_ring, open_ring, read_pod,
-    ring_surface, write_pod, RingHandle,
+    deadline, named_handle, pod_ring, read_pod, ring_surface, write_pod, RingHandle,
 };
 use crate::raw::queue::{store_bytes, QueueError, RawQueue, TakeWith};
-use crate::segment::{ObjectKind, Options};
+use crate::segment::ObjectKind;
 use crate::sync::current_identity;
 use crate::sys::clock::Deadline;
 use crate::{Error, Result};
@@ -80,63 +79,12 @@ named_handle! {
     /// How often a blocked `get` checks that a producer stalled mid-`put` is still
     /// alive: the bound on how long a dead producer delays consumers (default 10 ms).
     with_probe_interval => h.probe;
-    /// True once another process truncated the queue's segment (see
-    /// [`Segment::is_broken`](crate::Segment::is_broken)); every operation that
-    /// returns a `Result` then returns `Err(Corrupt)`, blocking ones within
-    /// [`BROKEN_CHECK_EVERY`](crate::segment::BROKEN_CHECK_EVERY).
-    is_broken;
 }
 
+pod_ring!(Queue, RawQueue, ObjectKind::Queue, "queue");
 ring_surface!(impl[T: Pod] Queue<T>: "values", close: "Wakes every sleeper. Cannot be undone.");
 
-impl<T> Clone for Queue<T> {
-    fn clone(&self) -> Self {
-        Queue {
-            h: self.h.clone(),
-            _t: PhantomData,
-        }
-    }
-}
-
 impl<T: Pod> Queue<T> {
-    /// [`create`](Queue::create) with explicit segment [`Options`].
-    pub fn create_with(name: &str, capacity: usize, opts: &Options) -> Result<Queue<T>> {
-        Ok(Queue::wrap(create_ring::<T, RawQueue>(
-            ObjectKind::Queue,
-            name,
-            capacity,
-            opts,
-        )?))
-    }
-    /// An unnamed queue shared only with children forked after this call.
-    pub fn anonymous(capacity: usize) -> Result<Queue<T>> {
-        Ok(Queue::wrap(anonymous_ring::<T, RawQueue>(
-            ObjectKind::Queue,
-            capacity,
-        )?))
-    }
-    /// [`open`](Queue::open) with explicit [`Options`] (init timeout, trusted owners).
-    pub fn open_with(name: &str, opts: &Options) -> Result<Queue<T>> {
-        Ok(Queue::wrap(open_ring::<T, RawQueue>(
-            ObjectKind::Queue,
-            name,
-            opts,
-        )?))
-    }
-    /// [`open_or_create`](Queue::open_or_create) with explicit segment [`Options`].
-    pub fn open_or_create_with(name: &str, capacity: usize, opts: &Options) -> Result<Queue<T>> {
-        Ok(Queue::wrap(open_or_create_ring::<T, RawQueue>(
-            ObjectKind::Queue,
-            name,
-            capacity,
-            opts,
-        )?))
-    }
-
-    fn wrap(h: RingHandle<RawQueue>) -> Queue<T> {
-        Queue { h, _t: PhantomData }
-    }
-
     /// Puts `v`, waiting for room. `Err(Closed)` once the queue is closed.
     #[inline]
     pub fn put(&self, v: T) -> Result<()> {

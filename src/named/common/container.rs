@@ -280,3 +280,62 @@ pub(crate) fn copy_bytes(
     h.copy_out(off, &mut v)?;
     Ok(v)
 }
+
+/// Writes what [`Dict`](crate::Dict) and [`List`](crate::List) share over their
+/// `c: Container` field, with docs: `open_or_create_with`, `with_lock_timeout`,
+/// `segment`, `allocated_bytes`, `check_heap` and `max_bytes`. `$what` names the
+/// container ("dict", "list").
+macro_rules! container_surface {
+    (impl[$($g:tt)*] $ty:ident<$($p:ident),+> : $what:literal) => {
+        impl<$($g)*> $ty<$($p),+> {
+            /// [`open_or_create`](Self::open_or_create) with explicit segment
+            /// [`Options`](crate::Options).
+            pub fn open_or_create_with(
+                name: &str,
+                opts: &$crate::Options,
+            ) -> $crate::Result<$ty<$($p),+>> {
+                $crate::segment::open_or_create(
+                    || $ty::create_with(name, DEFAULT_MAX_BYTES, opts),
+                    || $ty::open_with(name, opts),
+                )
+            }
+
+            /// How long an operation waits for the writer lock before it returns
+            /// `Err(Timeout)` (default: as long as it takes, like every plain-named
+            /// call). A dead holder is recovered within the probe interval either way;
+            /// the timeout bounds the wait for a live one (or a forged one: shared
+            /// memory is untrusted).
+            pub fn with_lock_timeout(mut self, timeout: std::time::Duration) -> $ty<$($p),+> {
+                self.c = self.c.with_lock_timeout(timeout);
+                self
+            }
+
+            #[doc = concat!("The segment holding the ", $what, ".")]
+            pub fn segment(&self) -> &$crate::Segment {
+                self.c.segment()
+            }
+
+            #[doc = concat!(
+                "Bytes of the segment handed out to entries and index so far (including ",
+                "freed\nblocks waiting for reuse): what the ", $what, " occupies in ",
+                "`/dev/shm`, roughly."
+            )]
+            pub fn allocated_bytes(&self) -> u64 {
+                self.c.allocated_bytes()
+            }
+
+            /// Checks the allocator's internal lists under the lock; returns the bytes on
+            /// them (for tests and fuzzing: `Err(Corrupt)` if they are broken).
+            #[doc(hidden)]
+            pub fn check_heap(&self) -> $crate::Result<u64> {
+                self.c.check()
+            }
+
+            #[doc = concat!("The byte limit the ", $what, " was created with.")]
+            pub fn max_bytes(&self) -> u64 {
+                self.c.max_bytes()
+            }
+        }
+    };
+}
+pub(crate) use container_surface;

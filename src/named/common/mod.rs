@@ -12,6 +12,6 @@ pub mod skeleton;
 
 pub(crate) use elems::*;
 pub use hold::*;
-pub(crate) use ring::ring_surface;
 pub(crate) use ring::*;
+pub(crate) use ring::{pod_ring, ring_surface};
 pub(crate) use skeleton::named_handle;

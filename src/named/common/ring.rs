@@ -457,7 +457,7 @@ pub(crate) fn open_ring<T: Pod, R: HasRing>(
 
 /// Writes the state and tuning surface every MPMC queue handle shares (its
 /// `h: RingHandle` field): `with_spin_limit`, `len`, `is_empty`, `is_full`,
-/// `capacity`, `close`, `is_closed`, `recovery_stats`, each with its docs. `$items`
+/// `capacity`, `close`, `is_closed`, `recovery_stats`, `is_broken`, each with its docs. `$items`
 /// names what the queue holds ("values", "messages"); `$closing` is what `close`
 /// does besides closing.
 macro_rules! ring_surface {
@@ -510,7 +510,76 @@ macro_rules! ring_surface {
             pub fn recovery_stats(&self) -> $crate::raw::queue::RecoveryStats {
                 self.h.recovery_stats()
             }
+            /// True once another process truncated the queue's segment (see
+            /// [`Segment::is_broken`](crate::Segment::is_broken)); every operation that
+            /// returns a `Result` then returns `Err(Corrupt)`, blocking ones within
+            /// [`BROKEN_CHECK_EVERY`](crate::segment::BROKEN_CHECK_EVERY).
+            pub fn is_broken(&self) -> bool {
+                self.h.is_broken()
+            }
         }
     };
 }
 pub(crate) use ring_surface;
+
+/// Writes how a queue of `T: Pod` over a ring of raw type `$raw` (object kind
+/// `$kind`) is made: `Clone`, `create_with`, `anonymous`, `open_with`,
+/// `open_or_create_with` and the private `wrap`. The type is a struct of
+/// `h: RingHandle<$raw>` and `_t: PhantomData`.
+macro_rules! pod_ring {
+    ($ty:ident, $raw:ty, $kind:expr, $what:literal) => {
+        impl<T> Clone for $ty<T> {
+            fn clone(&self) -> Self {
+                $ty {
+                    h: self.h.clone(),
+                    _t: core::marker::PhantomData,
+                }
+            }
+        }
+
+        impl<T: bytemuck::Pod> $ty<T> {
+            /// [`create`](Self::create) with explicit segment [`Options`](crate::Options).
+            pub fn create_with(
+                name: &str,
+                capacity: usize,
+                opts: &$crate::Options,
+            ) -> $crate::Result<$ty<T>> {
+                let h = $crate::named::common::create_ring::<T, $raw>($kind, name, capacity, opts)?;
+                Ok($ty::wrap(h))
+            }
+            #[doc = concat!(
+                        "An unnamed ", $what, " shared only with children forked after this call."
+                    )]
+            pub fn anonymous(capacity: usize) -> $crate::Result<$ty<T>> {
+                let h = $crate::named::common::anonymous_ring::<T, $raw>($kind, capacity)?;
+                Ok($ty::wrap(h))
+            }
+            /// [`open`](Self::open) with explicit [`Options`](crate::Options) (init
+            /// timeout, trusted owners).
+            pub fn open_with(name: &str, opts: &$crate::Options) -> $crate::Result<$ty<T>> {
+                let h = $crate::named::common::open_ring::<T, $raw>($kind, name, opts)?;
+                Ok($ty::wrap(h))
+            }
+            /// [`open_or_create`](Self::open_or_create) with explicit segment
+            /// [`Options`](crate::Options).
+            pub fn open_or_create_with(
+                name: &str,
+                capacity: usize,
+                opts: &$crate::Options,
+            ) -> $crate::Result<$ty<T>> {
+                let h = $crate::named::common::open_or_create_ring::<T, $raw>(
+                    $kind, name, capacity, opts,
+                )?;
+                Ok($ty::wrap(h))
+            }
+
+            fn wrap(h: $crate::named::common::RingHandle<$raw>) -> $ty<T> {
+                $ty {
+                    h,
+                    _t: core::marker::PhantomData,
+                }
+            }
+        }
+    };
+}
+pub(crate) use pod_ring;
