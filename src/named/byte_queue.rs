@@ -57,12 +57,6 @@ pub struct ByteQueue {
 
 named_handle! {
     impl[] ByteQueue: "queue" (anonymous), h;
-    debug[] "ByteQueue" {
-        "len" => |q| q.len(),
-        "capacity" => |q| q.capacity(),
-        "max_message_len" => |q| q.max,
-        "closed" => |q| q.is_closed(),
-    };
     /// Creates an empty queue named `name` of at most `capacity` messages (exactly as
     /// many as asked, as [`Queue`](crate::Queue)) of up to `max_message_len` bytes each.
     /// `Err(InvalidArgument)` for a capacity of 0 or over 2^30, a maximum length of 0
@@ -81,7 +75,10 @@ named_handle! {
     with_probe_interval => h.probe;
 }
 
-ring_surface!(impl[] ByteQueue: "messages", close: "Wakes every sleeper. Cannot be undone.");
+ring_surface! {
+    impl[] ByteQueue: "messages", close: "Wakes every sleeper. Cannot be undone.",
+    debug: "ByteQueue" [] ["max_message_len" => |q| q.max]
+}
 
 thread_local! {
     /// Scratch buffer for typed send/recv: no allocation per message once warm.

@@ -69,7 +69,10 @@ named_handle! {
     with_probe_interval => c.probe;
 }
 
-container_surface!(impl[K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned] Dict<K, V>: "dict");
+container_surface! {
+    impl[K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned]
+    Dict<K, V>: "dict", "entries"
+}
 
 impl<K, V> Clone for Dict<K, V> {
     fn clone(&self) -> Self {
@@ -187,21 +190,6 @@ where
             }
         })?;
         old.map(|b| decode(self.name(), &b)).transpose()
-    }
-
-    /// Number of entries.
-    pub fn len(&self) -> usize {
-        self.c.len()
-    }
-
-    /// True if the dict has no entries.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Removes every entry (one atomic call: all or nothing).
-    pub fn clear(&self) -> Result<()> {
-        self.c.write(|txn| txn.reset())
     }
 
     /// Atomic read-modify-write: `f` sees the current value (or `None`) and returns

@@ -112,13 +112,6 @@ pub struct JoinableQueue<T> {
 
 named_handle! {
     impl[T: Pod] JoinableQueue<T>: "queue" (anonymous), h;
-    debug[T: Pod] "JoinableQueue" {
-        "type" => |_| core::any::type_name::<T>(),
-        "len" => |q| q.len(),
-        "capacity" => |q| q.capacity(),
-        "unfinished" => |q| q.unfinished_tasks(),
-        "closed" => |q| q.is_closed(),
-    };
     /// Creates an empty joinable queue of at most `capacity` values (exactly as many
     /// as asked, as [`Queue::create`](crate::Queue::create)). Errors as `Queue::create`.
     create(capacity: usize);
@@ -140,7 +133,13 @@ pod_ring!(
     ObjectKind::JoinableQueue,
     "joinable queue"
 );
-ring_surface!(impl[T: Pod] JoinableQueue<T>: "values", close: "Wakes every sleeper. Unfinished tasks stay unfinished.");
+ring_surface! {
+    impl[T: Pod] JoinableQueue<T>: "values",
+    close: "Wakes every sleeper. Unfinished tasks stay unfinished.",
+    debug: "JoinableQueue"
+        ["type" => |_| core::any::type_name::<T>()]
+        ["unfinished" => |q| q.unfinished_tasks()]
+}
 
 impl<T> Drop for JoinableQueue<T> {
     fn drop(&mut self) {

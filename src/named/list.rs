@@ -54,7 +54,7 @@ named_handle! {
     with_probe_interval => c.probe;
 }
 
-container_surface!(impl[T: Serialize + DeserializeOwned] List<T>: "list");
+container_surface!(impl[T: Serialize + DeserializeOwned] List<T>: "list", "items");
 
 impl<T> Clone for List<T> {
     fn clone(&self) -> Self {
@@ -196,21 +196,6 @@ impl<T: Serialize + DeserializeOwned> List<T> {
             return Err(self.past_end(i, len));
         }
         self.c.txn_locked(|txn| raw::insert(txn, i as u64, &b))
-    }
-
-    /// Number of items.
-    pub fn len(&self) -> usize {
-        self.c.len()
-    }
-
-    /// True if the list is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Removes every item (one atomic call).
-    pub fn clear(&self) -> Result<()> {
-        self.c.write(|txn| txn.reset())
     }
 
     /// All items, as one consistent snapshot.

@@ -59,12 +59,6 @@ pub struct Queue<T> {
 
 named_handle! {
     impl[T: Pod] Queue<T>: "queue" (anonymous), h;
-    debug[T: Pod] "Queue" {
-        "type" => |_| core::any::type_name::<T>(),
-        "len" => |q| q.len(),
-        "capacity" => |q| q.capacity(),
-        "closed" => |q| q.is_closed(),
-    };
     /// Creates an empty queue named `name` holding at most `capacity` values (exactly
     /// as many as asked). `Err(AlreadyExists)` if the name is taken,
     /// `Err(InvalidArgument)` for a capacity of 0 or over 2^30.
@@ -82,7 +76,10 @@ named_handle! {
 }
 
 pod_ring!(Queue, RawQueue, ObjectKind::Queue, "queue");
-ring_surface!(impl[T: Pod] Queue<T>: "values", close: "Wakes every sleeper. Cannot be undone.");
+ring_surface! {
+    impl[T: Pod] Queue<T>: "values", close: "Wakes every sleeper. Cannot be undone.",
+    debug: "Queue" ["type" => |_| core::any::type_name::<T>()] []
+}
 
 impl<T: Pod> Queue<T> {
     /// Puts `v`, waiting for room. `Err(Closed)` once the queue is closed.

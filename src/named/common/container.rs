@@ -283,11 +283,26 @@ pub(crate) fn copy_bytes(
 
 /// Writes what [`Dict`](crate::Dict) and [`List`](crate::List) share over their
 /// `c: Container` field, with docs: `open_or_create_with`, `with_lock_timeout`,
-/// `segment`, `allocated_bytes`, `check_heap` and `max_bytes`. `$what` names the
-/// container ("dict", "list").
+/// `segment`, `allocated_bytes`, `check_heap`, `max_bytes`, `len`, `is_empty` and
+/// `clear`. `$what` names the container ("dict", "list"), `$items` what it holds.
 macro_rules! container_surface {
-    (impl[$($g:tt)*] $ty:ident<$($p:ident),+> : $what:literal) => {
+    (impl[$($g:tt)*] $ty:ident<$($p:ident),+> : $what:literal, $items:literal) => {
         impl<$($g)*> $ty<$($p),+> {
+            #[doc = concat!("Number of ", $items, ".")]
+            pub fn len(&self) -> usize {
+                self.c.len()
+            }
+
+            #[doc = concat!("True if the ", $what, " has no ", $items, ".")]
+            pub fn is_empty(&self) -> bool {
+                self.len() == 0
+            }
+
+            #[doc = concat!("Removes all ", $items, " (one atomic call: all or nothing).")]
+            pub fn clear(&self) -> $crate::Result<()> {
+                self.c.write(|txn| txn.reset())
+            }
+
             /// [`open_or_create`](Self::open_or_create) with explicit segment
             /// [`Options`](crate::Options).
             pub fn open_or_create_with(

@@ -457,11 +457,30 @@ pub(crate) fn open_ring<T: Pod, R: HasRing>(
 
 /// Writes the state and tuning surface every MPMC queue handle shares (its
 /// `h: RingHandle` field): `with_spin_limit`, `len`, `is_empty`, `is_full`,
-/// `capacity`, `close`, `is_closed`, `recovery_stats`, `is_broken`, each with its docs. `$items`
-/// names what the queue holds ("values", "messages"); `$closing` is what `close`
-/// does besides closing.
+/// `capacity`, `close`, `is_closed`, `recovery_stats`, `is_broken`, each with its
+/// docs, and `Debug` (name, the fields listed first, len, capacity, the fields listed
+/// second, closed). `$items` names what the queue holds ("values", "messages");
+/// `$closing` is what `close` does besides closing.
 macro_rules! ring_surface {
-    (impl[$($g:tt)*] $ty:ty : $items:literal, close: $closing:literal) => {
+    (
+        impl[$($g:tt)*] $ty:ty : $items:literal, close: $closing:literal,
+        debug: $dname:literal
+            [$($pl:literal => $pv:expr),* $(,)?]
+            [$($ql:literal => $qv:expr),* $(,)?]
+    ) => {
+        impl<$($g)*> core::fmt::Debug for $ty {
+            fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                f.debug_struct($dname)
+                    .field("name", &self.h.name())
+                    $(.field($pl, &$crate::named::common::skeleton::view(self, $pv)))*
+                    .field("len", &self.len())
+                    .field("capacity", &self.capacity())
+                    $(.field($ql, &$crate::named::common::skeleton::view(self, $qv)))*
+                    .field("closed", &self.is_closed())
+                    .finish()
+            }
+        }
+
         impl<$($g)*> $ty {
             /// How many times a blocking call polls before it sleeps: `Some(n)` fixes it
             /// (`Some(u32::MAX)`: spin, never sleep — lowest latency, burns a core),

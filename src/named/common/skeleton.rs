@@ -47,8 +47,9 @@ pub(crate) fn view<H, R>(h: &H, f: impl FnOnce(&H) -> R) -> R {
 /// ```
 ///
 /// The field (`h` above) is what holds the object: an `Object<R>`, a ring handle or
-/// a container, anything with `name()`, `persist()` and `is_broken()`; `name`,
-/// `persist` and `Debug` (the name, then the fields listed) are always written. A type with no creation parameters writes
+/// a container, anything with `name()`, `persist()` and `is_broken()`; `name` and
+/// `persist` are always written, `Debug` (the name, then the fields listed) when a
+/// `debug` line follows the first. A type with no creation parameters writes
 /// `plain(ObjectKind::Lock) => from_obj;` instead of `create`/`open`/`open_or_create`:
 /// that also writes the three `*_with` forms over `Object::create_plain` /
 /// `Object::open_plain` and `from_obj`. Every entry is optional.
@@ -67,6 +68,16 @@ macro_rules! named_handle {
             }
         }
 
+        $crate::named::common::named_handle! {
+            impl[$($g)*] $ty: $what $(($anon))?, $($inner).+;
+            $($rest)*
+        }
+    };
+
+    (
+        impl[$($g:tt)*] $ty:ty : $what:literal $(($anon:ident))?, $($inner:ident).+;
+        $($rest:tt)*
+    ) => {
         impl<$($g)*> $ty {
             #[doc = concat!(
                 "The ", $what, "'s name",
