@@ -430,9 +430,45 @@ struct EndShared {
     closed: AtomicBool,
 }
 
+/// What a call that may wait on one ring of an end works with, borrowed from the
+/// end's [`EndShared`].
+struct Wire<'a> {
+    name: &'a str,
+    raw: &'a RawPipe,
+    /// Waits' probes also check for truncation: nobody wakes a lost page.
+    seg: &'a segment::Segment,
+    ring: &'a crate::raw::RawSpsc,
+    peer: usize,
+    duplex: bool,
+    local: Option<&'a LocalEnds>,
+}
+
 impl EndShared {
     fn name(&self) -> &str {
         self.obj.name()
+    }
+
+    /// The [`Wire`] of ring `ring_i` of this end.
+    fn wire(&self, ring_i: usize) -> Wire<'_> {
+        let raw = self.obj.raw();
+        Wire {
+            name: self.obj.name(),
+            raw,
+            seg: self.obj.segment(),
+            ring: &raw.rings[ring_i],
+            peer: self.peer(),
+            duplex: self.duplex,
+            local: self.local.as_deref(),
+        }
+    }
+
+    /// A call in the direction this end of a one-way pipe does not have; `this` is
+    /// the direction it has ("sending", "receiving").
+    fn wrong_end(&self, this: &str) -> Error {
+        Error::invalid(format!(
+            "pipe '{}': this is the {this} end of a one-way pipe",
+            self.name()
+        ))
     }
 
     fn can_send(&self) -> bool {
@@ -1221,10 +1257,7 @@ impl PipeSender {
     fn send_until(&mut self, msg: &[u8], deadline: Deadline, wait: bool) -> Result<()> {
         self.ready()?;
         if !self.shared.can_send() {
-            return Err(Error::invalid(format!(
-                "pipe '{}': this is the receiving end of a one-way pipe",
-                self.shared.name()
-            )));
+            return Err(self.shared.wrong_end("receiving"));
         }
         let len = msg.len() as u64;
         if len > MAX_MESSAGE_LEN {
@@ -1233,18 +1266,16 @@ impl PipeSender {
                 max: MAX_MESSAGE_LEN as usize,
             });
         }
-        let name = self.shared.obj.name();
-        let raw = self.shared.obj.raw();
-        // Waits' probes also check for truncation: nobody wakes a lost page.
-        let seg = self.shared.obj.segment();
-        let (ring_i, peer, probe, duplex) = (
-            self.shared.send_ring(),
-            self.shared.peer(),
-            self.probe,
-            self.shared.duplex,
-        );
-        let local = self.shared.local.as_deref();
-        let ring = &raw.rings[ring_i];
+        let probe = self.probe;
+        let Wire {
+            name,
+            raw,
+            seg,
+            ring,
+            peer,
+            duplex,
+            local,
+        } = self.shared.wire(self.shared.send_ring());
         let Some(tx) = self.tx.as_mut() else {
             unreachable!("a claimed pipe end that can send has its cursor: claim builds it")
         };
@@ -1493,24 +1524,18 @@ impl PipeReceiver {
         out.clear();
         self.ready()?;
         if !self.shared.can_recv() {
-            return Err(Error::invalid(format!(
-                "pipe '{}': this is the sending end of a one-way pipe",
-                self.shared.name()
-            )));
+            return Err(self.shared.wrong_end("sending"));
         }
-        let name = self.shared.obj.name();
-        let raw = self.shared.obj.raw();
-        // Waits' probes also check for truncation: nobody wakes a lost page.
-        let seg = self.shared.obj.segment();
-        let (ring_i, peer, probe, max, duplex) = (
-            self.shared.recv_ring(),
-            self.shared.peer(),
-            self.probe,
-            self.max_message,
-            self.shared.duplex,
-        );
-        let local = self.shared.local.as_deref();
-        let ring = &raw.rings[ring_i];
+        let (probe, max) = (self.probe, self.max_message);
+        let Wire {
+            name,
+            raw,
+            seg,
+            ring,
+            peer,
+            duplex,
+            local,
+        } = self.shared.wire(self.shared.recv_ring());
         let Some(rx) = self.rx.as_mut() else {
             unreachable!("a claimed pipe end that can receive has its cursor: claim builds it")
         };
@@ -1666,23 +1691,18 @@ impl PipeReceiver {
     fn poll_inner(&mut self, timeout: Option<Duration>) -> Result<bool> {
         self.ready()?;
         if !self.shared.can_recv() {
-            return Err(Error::invalid(format!(
-                "pipe '{}': this is the sending end of a one-way pipe",
-                self.shared.name()
-            )));
+            return Err(self.shared.wrong_end("sending"));
         }
-        let name = self.shared.obj.name();
-        let raw = self.shared.obj.raw();
-        // Waits' probes also check for truncation: nobody wakes a lost page.
-        let seg = self.shared.obj.segment();
-        let (ring_i, peer, probe, duplex) = (
-            self.shared.recv_ring(),
-            self.shared.peer(),
-            self.probe,
-            self.shared.duplex,
-        );
-        let local = self.shared.local.as_deref();
-        let ring = &raw.rings[ring_i];
+        let probe = self.probe;
+        let Wire {
+            name,
+            raw,
+            seg,
+            ring,
+            peer,
+            duplex,
+            local,
+        } = self.shared.wire(self.shared.recv_ring());
         let Some(rx) = self.rx.as_mut() else {
             unreachable!("a claimed pipe end that can receive has its cursor: claim builds it")
         };
@@ -1767,22 +1787,32 @@ const STREAMING_COPY: u64 = 8 << 20;
 
 /// As [`take_into`], with streaming stores (see [`STREAMING_COPY`]).
 fn take_into_streaming(cur: &mut Consumer<RegionMemory>, out: &mut Vec<u8>, n: u64) {
-    let n = n as usize;
-    if out.capacity() - out.len() < n {
-        out.reserve(n);
-    }
-    let len = out.len();
-    let spare = out.spare_capacity_mut();
-    let n = n.min(spare.len());
-    let got = cur.take_uninit_streaming(&mut spare[..n]);
-    // SAFETY: take_uninit_streaming initialised the first `got` spare bytes.
-    unsafe { out.set_len(len + got) };
+    // SAFETY: take_uninit_streaming initialises the first bytes it counts, at most
+    // as many as it was given.
+    unsafe { append_with(out, n, |spare| cur.take_uninit_streaming(spare)) }
 }
 
 /// Appends `n` readable bytes of the ring to `out` (whose spare capacity is at least
 /// `n`).
 #[inline(always)]
 fn take_into(cur: &mut Consumer<RegionMemory>, out: &mut Vec<u8>, n: u64) {
+    // SAFETY: take_uninit initialises the first bytes it counts, at most as many as
+    // it was given.
+    unsafe { append_with(out, n, |spare| cur.take_uninit(spare)) }
+}
+
+/// Appends up to `n` bytes to `out` with `take`, which fills a prefix of the spare
+/// capacity it is given and returns how many bytes that prefix has.
+///
+/// # Safety
+/// `take` initialises the first bytes it returns the count of (no more than it was
+/// given).
+#[inline(always)]
+unsafe fn append_with(
+    out: &mut Vec<u8>,
+    n: u64,
+    take: impl FnOnce(&mut [core::mem::MaybeUninit<u8>]) -> usize,
+) {
     let n = n as usize;
     if out.capacity() - out.len() < n {
         out.reserve(n);
@@ -1790,8 +1820,8 @@ fn take_into(cur: &mut Consumer<RegionMemory>, out: &mut Vec<u8>, n: u64) {
     let len = out.len();
     let spare = out.spare_capacity_mut();
     let n = n.min(spare.len());
-    let got = cur.take_uninit(&mut spare[..n]);
-    // SAFETY: take_uninit initialised the first `got` spare bytes.
+    let got = take(&mut spare[..n]);
+    // SAFETY: `take` initialised the first `got` spare bytes, per the contract.
     unsafe { out.set_len(len + got) };
 }
 
