@@ -313,10 +313,19 @@ pub struct PipeReceiver {
 }
 
 /// Writes what the two halves of an end share (each over its own cursor field, half
-/// index and cursor builder): `Debug`, `name`, `end`, `is_closed`, `is_broken`,
-/// `close`, and claiming the end on first use.
+/// index and cursor builder): `Debug`, `Drop`, `name`, `end`, `is_closed`,
+/// `is_broken`, `close`, claiming the end on first use, and what a call works with.
 macro_rules! half_surface {
-    ($ty:ident, $cur:ident, $half:ident, $build:ident) => {
+    (
+        $ty:ident, $cur:ident: $cur_ty:ty, $half:ident, $build:ident,
+        $can:ident ($verb:literal), $ring:ident, $other:literal
+    ) => {
+        impl Drop for $ty {
+            fn drop(&mut self) {
+                self.close();
+            }
+        }
+
         impl fmt::Debug for $ty {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.debug_struct(stringify!($ty))
@@ -372,6 +381,24 @@ macro_rules! half_surface {
                     self.claim()?;
                 }
                 Ok(())
+            }
+
+            /// Claims the end if needed and hands out what a call on this half works
+            /// with: the [`Wire`] of its ring and its cursor. `Err(InvalidArgument)`
+            /// on the wrong end of a one-way pipe.
+            #[inline]
+            fn wired(&mut self) -> Result<(Wire<'_>, &mut $cur_ty)> {
+                self.ready()?;
+                if !self.shared.$can() {
+                    return Err(self.shared.wrong_end($other));
+                }
+                let wire = self.shared.wire(self.shared.$ring());
+                let Some(cur) = self.$cur.as_mut() else {
+                    unreachable!(concat!(
+                        "a claimed pipe end that can ", $verb, " has its cursor: claim builds it"
+                    ))
+                };
+                Ok((wire, cur))
             }
 
             #[cold]
@@ -1186,7 +1213,9 @@ impl Drop for Pipe {
     }
 }
 
-half_surface!(PipeSender, tx, SENDING, sender_cursor);
+half_surface!(
+    PipeSender, tx: Tx, SENDING, sender_cursor, can_send("send"), send_ring, "receiving"
+);
 
 impl PipeSender {
     /// True if this end may send (false for the wrong end of a one-way pipe, whose
@@ -1255,10 +1284,8 @@ impl PipeSender {
 
     #[inline(never)]
     fn send_until(&mut self, msg: &[u8], deadline: Deadline, wait: bool) -> Result<()> {
-        self.ready()?;
-        if !self.shared.can_send() {
-            return Err(self.shared.wrong_end("receiving"));
-        }
+        let probe = self.probe;
+        let (w, tx) = self.wired()?;
         let len = msg.len() as u64;
         if len > MAX_MESSAGE_LEN {
             return Err(Error::TooLarge {
@@ -1266,35 +1293,22 @@ impl PipeSender {
                 max: MAX_MESSAGE_LEN as usize,
             });
         }
-        let probe = self.probe;
-        let Wire {
-            name,
-            raw,
-            seg,
-            ring,
-            peer,
-            duplex,
-            local,
-        } = self.shared.wire(self.shared.send_ring());
-        let Some(tx) = self.tx.as_mut() else {
-            unreachable!("a claimed pipe end that can send has its cursor: claim builds it")
-        };
         let now = Instant::coarse_now();
         if now >= tx.next_check && !tx.peer_gone {
             tx.next_check = now.add(probe);
-            if peer_gone(raw, peer, local) {
+            if peer_gone(w.raw, w.peer, w.local) {
                 tx.peer_gone = true;
-                close_end(raw, peer, duplex);
+                close_end(w.raw, w.peer, w.duplex);
             }
         }
-        if tx.peer_gone || ring.closed() != 0 {
+        if tx.peer_gone || w.ring.closed() != 0 {
             return Err(Error::Closed);
         }
         let cap = tx.cur.geometry().capacity();
-        let corrupt = |c: RingCorrupt| Error::corrupt(name, c.detail);
+        let corrupt = |c: RingCorrupt| Error::corrupt(w.name, c.detail);
         // Waits for `want` free bytes; the error to return otherwise.
         let room = |tx: &mut Tx, want: u64| -> core::result::Result<(), Error> {
-            match tx.cur.free_for(ring, want) {
+            match tx.cur.free_for(w.ring, want) {
                 Ok(f) if f >= want => return Ok(()),
                 Ok(_) => {}
                 Err(c) => return Err(corrupt(c)),
@@ -1302,14 +1316,14 @@ impl PipeSender {
             if !wait {
                 return Err(Error::Full);
             }
-            match tx.cur.wait_free(ring, want, deadline, probe, || {
-                peer_gone(raw, peer, local) || seg.is_broken()
+            match tx.cur.wait_free(w.ring, want, deadline, probe, || {
+                peer_gone(w.raw, w.peer, w.local) || w.seg.is_broken()
             }) {
                 Ok(_) => Ok(()),
                 Err(Stop::TimedOut) => Err(Error::Timeout),
                 Err(s @ (Stop::Closed | Stop::Gone)) => {
                     if s == Stop::Gone {
-                        close_end(raw, peer, duplex);
+                        close_end(w.raw, w.peer, w.duplex);
                     }
                     tx.peer_gone = true;
                     Err(Error::Closed)
@@ -1320,13 +1334,13 @@ impl PipeSender {
         if tx.need_abort {
             room(tx, OVERHEAD)?;
             tx.frame(ABORT, 0, &[]);
-            tx.cur.publish(ring);
+            tx.cur.publish(w.ring);
             tx.need_abort = false;
         }
         if frame_len(len) <= cap {
             room(tx, frame_len(len))?;
             tx.frame(WHOLE, len, msg);
-            tx.cur.publish(ring);
+            tx.cur.publish(w.ring);
             return Ok(());
         }
         if !wait {
@@ -1356,7 +1370,7 @@ impl PipeSender {
             let fits = (tx.cur.free() - OVERHEAD) & !7;
             let n = left.min(fits).min(piece - OVERHEAD);
             tx.frame(PIECE, n, &msg[sent as usize..(sent + n) as usize]);
-            tx.cur.publish(ring);
+            tx.cur.publish(w.ring);
             sent += n;
         }
         Ok(())
@@ -1401,13 +1415,9 @@ impl PipeSender {
     }
 }
 
-impl Drop for PipeSender {
-    fn drop(&mut self) {
-        self.close();
-    }
-}
-
-half_surface!(PipeReceiver, rx, RECEIVING, receiver_cursor);
+half_surface!(
+    PipeReceiver, rx: Rx, RECEIVING, receiver_cursor, can_recv("receive"), recv_ring, "sending"
+);
 
 impl PipeReceiver {
     /// True if this end may recv (false for the wrong end of a one-way pipe, whose
@@ -1522,24 +1532,9 @@ impl PipeReceiver {
     #[inline(never)]
     fn recv_until(&mut self, out: &mut Vec<u8>, deadline: Deadline, wait: bool) -> Result<usize> {
         out.clear();
-        self.ready()?;
-        if !self.shared.can_recv() {
-            return Err(self.shared.wrong_end("sending"));
-        }
         let (probe, max) = (self.probe, self.max_message);
-        let Wire {
-            name,
-            raw,
-            seg,
-            ring,
-            peer,
-            duplex,
-            local,
-        } = self.shared.wire(self.shared.recv_ring());
-        let Some(rx) = self.rx.as_mut() else {
-            unreachable!("a claimed pipe end that can receive has its cursor: claim builds it")
-        };
-        let corrupt = |detail: &str| Error::corrupt(name, detail);
+        let (w, rx) = self.wired()?;
+        let corrupt = |detail: &str| Error::corrupt(w.name, detail);
         if rx.msg.is_some() {
             core::mem::swap(out, &mut rx.partial);
         }
@@ -1552,24 +1547,26 @@ impl PipeReceiver {
                     let stop = if rx.eof {
                         Some(Stop::Closed)
                     } else if !wait {
-                        let closed = ring.closed() & PRODUCER_CLOSED != 0;
+                        let closed = w.ring.closed() & PRODUCER_CLOSED != 0;
                         if rx.stamped() {
                             None
                         } else if closed {
                             Some(Stop::Closed)
-                        } else if rx.check_due(probe) && peer_gone(raw, peer, local) {
+                        } else if rx.check_due(probe) && peer_gone(w.raw, w.peer, w.local) {
                             Some(Stop::Gone)
                         } else {
                             Some(Stop::TimedOut)
                         }
                     } else {
                         // Spin on the stamp, then sleep on the ring's `tail`.
-                        if spin_until(ring.consumer_spin_hint(), || rx.stamped()) {
+                        if spin_until(w.ring.consumer_spin_hint(), || rx.stamped()) {
                             None
                         } else {
-                            let r = rx.cur.wait_available(ring, OVERHEAD, deadline, probe, || {
-                                peer_gone(raw, peer, local) || seg.is_broken()
-                            });
+                            let r =
+                                rx.cur
+                                    .wait_available(w.ring, OVERHEAD, deadline, probe, || {
+                                        peer_gone(w.raw, w.peer, w.local) || w.seg.is_broken()
+                                    });
                             match r {
                                 Ok(_) if rx.stamped() => None,
                                 Ok(_) => {
@@ -1591,7 +1588,7 @@ impl PipeReceiver {
                             if s == Stop::Gone {
                                 // The connection is over for both sides: our sends
                                 // fail too, and nobody takes the dead end over.
-                                close_end(raw, peer, duplex);
+                                close_end(w.raw, w.peer, w.duplex);
                             }
                             // Frames stamped before the close still count.
                             if rx.stamped() {
@@ -1612,7 +1609,7 @@ impl PipeReceiver {
                 if frame.kind == PIECE && rx.msg.is_none() {
                     // The rest of a message the previous holder was assembling.
                     rx.cur.skip(v);
-                    rx.finish_frame(ring, v);
+                    rx.finish_frame(w.ring, v);
                     continue;
                 }
                 rx.resync = false;
@@ -1621,14 +1618,14 @@ impl PipeReceiver {
                 (WHOLE, None) => {
                     if v > max || out.try_reserve_exact(v as usize).is_err() {
                         rx.cur.skip(v);
-                        rx.finish_frame(ring, v);
+                        rx.finish_frame(w.ring, v);
                         return Err(Error::TooLarge {
                             len: v as usize,
                             max: max as usize,
                         });
                     }
                     take_into(&mut rx.cur, out, v);
-                    rx.finish_frame(ring, v);
+                    rx.finish_frame(w.ring, v);
                     return Ok(v as usize);
                 }
                 (START, None) => {
@@ -1638,7 +1635,7 @@ impl PipeReceiver {
                         got: 0,
                         discard: refuse,
                     });
-                    rx.finish_frame(ring, 0);
+                    rx.finish_frame(w.ring, 0);
                     if refuse {
                         // Its pieces are skipped as they come.
                         return Err(Error::TooLarge {
@@ -1660,7 +1657,7 @@ impl PipeReceiver {
                     }
                     m.got += v;
                     let done = *m;
-                    rx.finish_frame(ring, v);
+                    rx.finish_frame(w.ring, v);
                     if done.got == done.len {
                         rx.msg = None;
                         if !done.discard {
@@ -1672,7 +1669,7 @@ impl PipeReceiver {
                     // The sender gave up on the message it was streaming.
                     rx.msg = None;
                     out.clear();
-                    rx.finish_frame(ring, 0);
+                    rx.finish_frame(w.ring, 0);
                 }
                 _ => return Err(corrupt("a pipe frame arrived out of order")),
             }
@@ -1689,51 +1686,38 @@ impl PipeReceiver {
     }
 
     fn poll_inner(&mut self, timeout: Option<Duration>) -> Result<bool> {
-        self.ready()?;
-        if !self.shared.can_recv() {
-            return Err(self.shared.wrong_end("sending"));
-        }
         let probe = self.probe;
-        let Wire {
-            name,
-            raw,
-            seg,
-            ring,
-            peer,
-            duplex,
-            local,
-        } = self.shared.wire(self.shared.recv_ring());
-        let Some(rx) = self.rx.as_mut() else {
-            unreachable!("a claimed pipe end that can receive has its cursor: claim builds it")
-        };
+        let (w, rx) = self.wired()?;
         if rx.eof || rx.stamped() {
             return Ok(true);
         }
         if timeout == Some(Duration::ZERO) {
-            if ring.closed() & PRODUCER_CLOSED != 0 {
+            if w.ring.closed() & PRODUCER_CLOSED != 0 {
                 return Ok(true);
             }
-            let gone = peer_gone(raw, peer, local);
+            let gone = peer_gone(w.raw, w.peer, w.local);
             if gone {
-                close_end(raw, peer, duplex);
+                close_end(w.raw, w.peer, w.duplex);
             }
             return Ok(gone);
         }
-        if spin_until(ring.consumer_spin_hint(), || rx.stamped()) {
+        if spin_until(w.ring.consumer_spin_hint(), || rx.stamped()) {
             return Ok(true);
         }
         let deadline = timeout.and_then(deadline_after);
-        match rx.cur.wait_available(ring, OVERHEAD, deadline, probe, || {
-            peer_gone(raw, peer, local) || seg.is_broken()
-        }) {
+        match rx
+            .cur
+            .wait_available(w.ring, OVERHEAD, deadline, probe, || {
+                peer_gone(w.raw, w.peer, w.local) || w.seg.is_broken()
+            }) {
             Ok(_) | Err(Stop::Closed) => Ok(true),
             Err(Stop::Gone) => {
                 // As in recv: the connection is over, and recv now says so at once.
-                close_end(raw, peer, duplex);
+                close_end(w.raw, w.peer, w.duplex);
                 Ok(true)
             }
             Err(Stop::TimedOut) => Ok(false),
-            Err(Stop::Corrupt(c)) => Err(Error::corrupt(name, c.detail)),
+            Err(Stop::Corrupt(c)) => Err(Error::corrupt(w.name, c.detail)),
         }
     }
 
@@ -1772,12 +1756,6 @@ impl PipeReceiver {
         });
         self.scratch = buf;
         r
-    }
-}
-
-impl Drop for PipeReceiver {
-    fn drop(&mut self) {
-        self.close();
     }
 }
 

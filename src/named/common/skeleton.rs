@@ -31,22 +31,22 @@ pub(crate) fn view<H, R>(h: &H, f: impl FnOnce(&H) -> R) -> R {
 ///
 /// ```text
 /// named_handle! {
-///     impl[T: Pod] Queue<T>: "queue" (anonymous), h;     // generics, type, noun, field
-///     debug[T] "Queue" { "type" => |_| type_name::<T>(), "len" => |q| q.len() };
+///     impl[T: Pod] Array<T>: "array" (anonymous), obj;  // generics, type, noun, field
+///     debug[T] "Array" { "len" => |a| a.len };          // optional: Debug's fields
 ///     /// Creates ... (the type's own docs)
-///     create(capacity: usize);                          // -> create_with(name, capacity, &default)
+///     create(len: usize);              // -> create_with(name, len, &default)
 ///     /// Opens ...
-///     open();                                           // -> open_with(name, &default)
+///     open();                          // -> open_with(name, &default)
 ///     /// Opens or creates ...
-///     open_or_create(capacity: usize);                  // -> open_or_create_with(..)
+///     open_or_create(len: usize);      // -> open_or_create_with(name, len, &default)
 ///     /// How often ...
-///     with_probe_interval => h.probe;                   // sets that field, at least MIN_PROBE
+///     with_probe_interval => probe;    // sets that field, at least MIN_PROBE
 ///     /// True once ...
-///     is_broken;                                        // the field's is_broken()
+///     is_broken;                       // the field's is_broken()
 /// }
 /// ```
 ///
-/// The field (`h` above) is what holds the object: an `Object<R>`, a ring handle or
+/// The field (`obj` above) is what holds the object: an `Object<R>`, a ring handle or
 /// a container, anything with `name()`, `persist()` and `is_broken()`; `name` and
 /// `persist` are always written, `Debug` (the name, then the fields listed) when a
 /// `debug` line follows the first. A type with no creation parameters writes
