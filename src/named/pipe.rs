@@ -15,6 +15,7 @@
 //! it is complete: a sender that dies, closes or gives up mid-message never delivers
 //! a partial one.
 
+use super::common::named_handle;
 use crate::raw::frame::{
     self, decode, frame_len, header, padded, ABORT, MAX_MESSAGE_LEN, OVERHEAD, PIECE, START, WHOLE,
 };
@@ -252,6 +253,34 @@ pub struct Pipe {
     tx: PipeSender,
     /// Its receiving half (the cursor of the ring this end reads).
     rx: PipeReceiver,
+}
+
+named_handle! {
+    impl[] Pipe: "pipe" (anonymous), tx.shared.obj;
+    debug[] "Pipe" {
+        "end" => |p| p.end(),
+        "duplex" => |p| p.is_duplex(),
+        "capacity" => |p| p.capacity(),
+        "closed" => |p| p.is_closed(),
+    };
+    /// Creates the named duplex pipe `name` and returns its end A; another process
+    /// gets end B with [`open`](Pipe::open). `Err(AlreadyExists)` if the name is
+    /// taken. The name is unlinked when this handle drops (unless
+    /// [`persist`](Pipe::persist)ed).
+    create(capacity_bytes: usize);
+    /// Opens end B of the named pipe `name`. `Err(Busy)` if a live process holds end
+    /// B already; `Err(Closed)` if end B was closed (or its peer found its process
+    /// dead); an end B whose process exited unnoticed is taken over.
+    open();
+    /// Opens end B of `name` if it is a duplex pipe of this capacity (rounded as
+    /// `create` rounds it), or creates the (duplex) pipe and returns its end A if it
+    /// does not exist: see [`end`](Pipe::end). `Err(Mismatch)` if it exists with
+    /// another capacity or is one-way (it is left alone, end B unclaimed).
+    open_or_create(capacity_bytes: usize);
+    /// True once another process truncated the pipe's segment (see
+    /// [`Segment::is_broken`](crate::Segment::is_broken)); sends, receives and polls
+    /// then return `Err(Corrupt)` (waiting ones within a probe interval).
+    is_broken;
 }
 
 /// The sending half of a pipe end, from [`Pipe::split`]: it has the end's send
@@ -713,18 +742,6 @@ impl EndShared {
     }
 }
 
-impl fmt::Debug for Pipe {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Pipe")
-            .field("name", &self.name())
-            .field("end", &self.end())
-            .field("duplex", &self.is_duplex())
-            .field("capacity", &self.capacity())
-            .field("closed", &self.is_closed())
-            .finish()
-    }
-}
-
 fn geometry(capacity: usize) -> Result<Geometry> {
     if capacity == 0 {
         return Err(Error::invalid("a pipe needs a capacity of at least 1 byte"));
@@ -828,18 +845,6 @@ impl Pipe {
         Ok((a, b))
     }
 
-    /// Creates the named duplex pipe `name` and returns its end A; another process
-    /// gets end B with [`open`](Pipe::open). `Err(AlreadyExists)` if the name is
-    /// taken. The name is unlinked when this handle drops (unless
-    /// [`persist`](Pipe::persist)ed).
-    ///
-    /// A name left behind by a crashed creator (an orphan: creator gone, not
-    /// persisted, held by no live process) is reclaimed and created afresh, so a
-    /// restarted service just creates; see [`gc`](crate::gc).
-    pub fn create(name: &str, capacity_bytes: usize) -> Result<Pipe> {
-        Pipe::create_with(name, capacity_bytes, &Options::default())
-    }
-
     /// [`create`](Pipe::create) with explicit segment [`Options`].
     pub fn create_with(name: &str, capacity_bytes: usize, opts: &Options) -> Result<Pipe> {
         Pipe::create_named(name, capacity_bytes, true, opts)
@@ -865,13 +870,6 @@ impl Pipe {
         let mut p = Pipe::from_obj(obj, PipeEnd::A, geo, duplex, None);
         p.claim()?;
         Ok(p)
-    }
-
-    /// Opens end B of the named pipe `name`. `Err(Busy)` if a live process holds end
-    /// B already; `Err(Closed)` if end B was closed (or its peer found its process
-    /// dead); an end B whose process exited unnoticed is taken over.
-    pub fn open(name: &str) -> Result<Pipe> {
-        Pipe::open_with(name, &Options::default())
     }
 
     /// [`open`](Pipe::open) with explicit [`Options`] (init timeout, trusted owners).
@@ -905,14 +903,6 @@ impl Pipe {
         let mut p = Pipe::from_obj(obj, PipeEnd::B, geo, duplex, None);
         p.claim()?;
         Ok(p)
-    }
-
-    /// Opens end B of `name` if it is a duplex pipe of this capacity (rounded as
-    /// `create` rounds it), or creates the (duplex) pipe and returns its end A if it
-    /// does not exist: see [`end`](Pipe::end). `Err(Mismatch)` if it exists with
-    /// another capacity or is one-way (it is left alone, end B unclaimed).
-    pub fn open_or_create(name: &str, capacity_bytes: usize) -> Result<Pipe> {
-        Pipe::open_or_create_with(name, capacity_bytes, &Options::default())
     }
 
     /// [`open_or_create`](Pipe::open_or_create) with explicit segment [`Options`].
@@ -1019,16 +1009,6 @@ impl Pipe {
         self
     }
 
-    /// The pipe's name ("" for an anonymous pipe).
-    pub fn name(&self) -> &str {
-        self.tx.shared.name()
-    }
-
-    /// Keeps the name after the creating handle drops.
-    pub fn persist(&self) {
-        self.tx.shared.obj.persist()
-    }
-
     /// Which end this handle is.
     pub fn end(&self) -> PipeEnd {
         self.tx.shared.end
@@ -1058,13 +1038,6 @@ impl Pipe {
     /// True once [`close`](Pipe::close) was called on this handle.
     pub fn is_closed(&self) -> bool {
         self.tx.closed
-    }
-
-    /// True once another process truncated the pipe's segment (see
-    /// [`Segment::is_broken`](crate::Segment::is_broken)); sends, receives and polls
-    /// then return `Err(Corrupt)` (waiting ones within a probe interval).
-    pub fn is_broken(&self) -> bool {
-        self.tx.shared.obj.is_broken()
     }
 
     /// Claims this end for the calling process and builds its cursors (`create` and

@@ -84,6 +84,7 @@ macro_rules! named_handle {
                 $(" (\"\" for an ", stringify!($anon), " one)",)?
                 "."
             )]
+            #[inline]
             pub fn name(&self) -> &str {
                 self.$($inner).+.name()
             }
