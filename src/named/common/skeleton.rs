@@ -144,10 +144,10 @@ macro_rules! named_handle {
             #[doc = concat!("Opens the ", $what, " `name`.")]
             open();
             #[doc = concat!(
-                "Opens `name`, creating it if it does not exist. A ", stringify!($ty),
-                " has no\ncreation parameters, so any existing ", stringify!($ty),
-                " of that name is returned, in\nwhatever state it is; `Err(WrongKind)` if ",
-                "the name holds another kind of object."
+                "Opens `name`, creating it if it does not exist. This kind of object has ",
+                "no\ncreation parameters, so any existing ", $what, " of that name is ",
+                "returned, in\nwhatever state it is; `Err(WrongKind)` if the name holds ",
+                "another kind of object."
             )]
             open_or_create();
         );
