@@ -1,12 +1,11 @@
-//! [`Lock`]: a named, robust, process-shared mutex, and the guard/error types every
-//! lock-like object shares ([`OwnerDied`], [`TryLockError`], ...).
+//! Holds on a robust lock, shared by every lock-like handle: the public result
+//! types ([`OwnerDied`], [`TryLockError`], [`LockResult`], [`TryLockResult`]), the
+//! guard core [`Held`], and this thread's record of the locks it holds
+//! ([`HeldHere`], [`held_here`]) that tells a real hold from a forged lock word.
 
-use crate::raw::lock::DEFAULT_PROBE;
 use crate::raw::{Acquire, RawLock};
-use crate::segment::{self, Object, ObjectKind, Options};
 use crate::sync::Identity;
-use crate::sys::clock::{deadline_after, Deadline};
-use crate::Result;
+use crate::sys::clock::Deadline;
 use core::fmt;
 use core::marker::PhantomData;
 use std::cell::RefCell;
@@ -157,6 +156,17 @@ impl<'a> Held<'a> {
     }
 }
 
+impl Held<'_> {
+    /// Keeps the lock held past this value: drops only this thread's record of the
+    /// hold (see [`LockGuard::forget`](crate::LockGuard::forget)).
+    pub(crate) fn forget(self) {
+        let mut h = core::mem::ManuallyDrop::new(self);
+        // SAFETY: `h` is never used or dropped again; this drops only its record of
+        // the hold (plain data whose drop edits a thread-local list), not the hold.
+        unsafe { core::ptr::drop_in_place(&mut h._here) };
+    }
+}
+
 impl Drop for Held<'_> {
     #[inline]
     fn drop(&mut self) {
@@ -284,218 +294,4 @@ pub(crate) fn try_acquire_raw(raw: &RawLock) -> (Acquire, Identity) {
         return (Acquire::WouldBlock, me);
     }
     (raw.try_lock(me), me)
-}
-
-/// A robust mutex shared by name between processes.
-///
-/// When a holder dies (SIGKILL, crash, its thread exits), the next acquirer gets the
-/// lock with `Err(OwnerDied(guard))` within the probe interval (10 ms by default, see
-/// [`with_probe_interval`](Lock::with_probe_interval)). Owners are identified by
-/// thread id *and* thread start time, so a dead holder whose TID was reused by a
-/// thread started in another clock tick (10 ms) is still found dead; a TID reused
-/// within the same tick passes for the holder until that thread exits (see
-/// [`sys::ident`](crate::sys::ident)). A lock word naming a kernel thread, or the
-/// acquiring thread itself without a live guard of it, cannot be real (another
-/// process forged it): it is taken over as from a dead holder. Uncontended
-/// acquire + release is two CAS instructions and no syscall.
-///
-/// **Released elsewhere (Python's `mp.Lock`, a semaphore underneath, may be released
-/// by any process).** A guard releases in the thread that acquired. For hand-off
-/// patterns, [`LockGuard::forget`] keeps the lock held past the guard, and
-/// [`release_unowned`](Lock::release_unowned) releases it from any thread or process
-/// (`Err(NotOwner)` if it is not held). The lock still records the *acquiring*
-/// thread: if that thread dies before the release, the next acquirer recovers the
-/// lock (`OwnerDied`), as for any dead holder.
-///
-/// If another process truncates the lock's file, this process survives: the lock
-/// then excludes only this process's threads, every acquire returns
-/// `Err(OwnerDied(guard))`, and [`is_broken`](Lock::is_broken) says why.
-///
-/// ```
-/// # fn main() -> multiproc::Result<()> {
-/// use multiproc::Lock;
-/// let lock = Lock::create(&format!("doc-lock-{}", std::process::id()))?;
-/// {
-///     let _g = lock.acquire().unwrap_or_else(|died| died.into_inner());
-///     assert!(lock.is_locked());
-/// }
-/// assert!(!lock.is_locked());
-/// # Ok(()) }
-/// ```
-#[derive(Clone)]
-pub struct Lock {
-    obj: Object<RawLock>,
-    probe: Duration,
-}
-
-impl fmt::Debug for Lock {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Lock")
-            .field("name", &self.name())
-            .field("locked", &self.is_locked())
-            .finish()
-    }
-}
-
-/// Held [`Lock`]; releases it on drop.
-#[must_use = "the lock is released as soon as the guard is dropped"]
-pub struct LockGuard<'a> {
-    _held: Held<'a>,
-}
-
-impl LockGuard<'_> {
-    /// Keeps the lock held after the guard is gone, for
-    /// [`Lock::release_unowned`] to release later — from this thread, another one,
-    /// or another process (Python's `lock.acquire()` … `lock.release()`).
-    ///
-    /// The hold is no longer this thread's own (it keeps no record of it), so this
-    /// thread acquiring the lock again before it is released takes it over as from
-    /// an impossible holder (`OwnerDied`) rather than waiting: to wait for a release
-    /// by another thread (Python's signal-by-lock idiom), use a
-    /// [`Semaphore`](crate::Semaphore) of 0.
-    pub fn forget(self) {
-        let mut g = core::mem::ManuallyDrop::new(self);
-        // SAFETY: `g` is never used or dropped again; this drops only its record of
-        // the hold (plain data whose drop edits a thread-local list), not the hold.
-        unsafe { core::ptr::drop_in_place(&mut g._held._here) };
-    }
-}
-
-impl fmt::Debug for LockGuard<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LockGuard").finish_non_exhaustive()
-    }
-}
-
-impl Lock {
-    /// Creates a new, unlocked lock named `name`.
-    ///
-    /// A name left behind by a crashed creator (an orphan: creator gone, not
-    /// persisted, held by no live process) is reclaimed and created afresh, so a
-    /// restarted service just creates; see [`gc`](crate::gc).
-    pub fn create(name: &str) -> Result<Lock> {
-        Lock::create_with(name, &Options::default())
-    }
-    /// [`create`](Lock::create) with explicit segment [`Options`].
-    pub fn create_with(name: &str, opts: &Options) -> Result<Lock> {
-        Ok(Lock::from_obj(Object::create_plain(
-            name,
-            opts,
-            ObjectKind::Lock,
-        )?))
-    }
-    /// Opens the lock `name`.
-    pub fn open(name: &str) -> Result<Lock> {
-        Lock::open_with(name, &Options::default())
-    }
-    /// [`open`](Lock::open) with explicit [`Options`] (init timeout, trusted owners).
-    pub fn open_with(name: &str, opts: &Options) -> Result<Lock> {
-        let obj = Object::open_plain(name, opts, ObjectKind::Lock)?;
-        Ok(Lock::from_obj(obj))
-    }
-    /// Opens `name`, creating it if it does not exist. A Lock has no
-    /// creation parameters, so any existing Lock of that name is returned, in
-    /// whatever state it is; `Err(WrongKind)` if the name holds another kind of object.
-    pub fn open_or_create(name: &str) -> Result<Lock> {
-        Lock::open_or_create_with(name, &Options::default())
-    }
-
-    /// [`open_or_create`](Lock::open_or_create) with explicit segment [`Options`].
-    pub fn open_or_create_with(name: &str, opts: &Options) -> Result<Lock> {
-        segment::open_or_create(
-            || Lock::create_with(name, opts),
-            || Lock::open_with(name, opts),
-        )
-    }
-    fn from_obj(obj: Object<RawLock>) -> Lock {
-        Lock {
-            obj,
-            probe: DEFAULT_PROBE,
-        }
-    }
-
-    /// How often a waiter checks that the holder is alive: the bound on how long a
-    /// dead holder can delay the next acquirer (default 10 ms).
-    pub fn with_probe_interval(mut self, probe: Duration) -> Lock {
-        self.probe = probe.max(Duration::from_micros(100));
-        self
-    }
-
-    /// The lock's name.
-    pub fn name(&self) -> &str {
-        self.obj.name()
-    }
-    /// Keeps the name after this (creating) handle drops.
-    pub fn persist(&self) {
-        self.obj.persist()
-    }
-
-    /// Blocks until the lock is held. `Err(OwnerDied(guard))` means it was taken over
-    /// from a holder that died (or from an impossible one, see [`Lock`]): the caller
-    /// holds it either way.
-    ///
-    /// # Panics
-    /// If the calling thread holds the lock already (a live guard): waiting would
-    /// deadlock (use an [`RLock`](crate::RLock) for re-entry). Only this process's own
-    /// guards count, so no other process can cause the panic.
-    #[inline]
-    pub fn acquire(&self) -> LockResult<LockGuard<'_>> {
-        let (a, me) = acquire_raw(self.obj.raw(), None, self.probe);
-        unless_broken(self.obj.broken(), lock_result(a, || self.guard(me)))
-    }
-
-    /// Takes the lock only if that needs no waiting.
-    #[inline]
-    pub fn try_acquire(&self) -> TryLockResult<LockGuard<'_>> {
-        let (a, me) = try_acquire_raw(self.obj.raw());
-        try_unless_broken(self.obj.broken(), try_result(a, || self.guard(me)))
-    }
-
-    /// Waits at most `timeout` for the lock; `Err(WouldBlock)` after that, or at once
-    /// if the calling thread holds it already (a live guard).
-    pub fn acquire_timeout(&self, timeout: Duration) -> TryLockResult<LockGuard<'_>> {
-        let (a, me) = acquire_raw(self.obj.raw(), deadline_after(timeout), self.probe);
-        try_unless_broken(self.obj.broken(), try_result(a, || self.guard(me)))
-    }
-
-    /// True while any thread holds the lock (a snapshot).
-    pub fn is_locked(&self) -> bool {
-        self.obj.raw().is_locked()
-    }
-
-    /// Releases the lock whoever holds it, as Python's `Lock.release()` may: for a
-    /// lock whose guard was [`forget`](LockGuard::forget)-ten, from any thread or
-    /// process. `Err(NotOwner)` if the lock is not held (Python's "release unlocked
-    /// lock"). A guard still alive for that hold does nothing when dropped later.
-    pub fn release_unowned(&self) -> Result<()> {
-        let raw = self.obj.raw();
-        let Some(tid) = raw.holder() else {
-            return Err(crate::Error::NotOwner);
-        };
-        // SAFETY: the caller releases a hold it took over (a forgotten guard's), so
-        // nothing relies on the lock staying held. `unlock` releases only while the
-        // word still names `tid`; the start time is not consulted.
-        unsafe { raw.unlock(Identity { tid, start: 0 }) };
-        Ok(())
-    }
-
-    /// True once another process truncated the lock's segment (see
-    /// [`Segment::is_broken`](crate::Segment::is_broken)): the lock then excludes
-    /// only this process's threads, and every acquire returns `Err(OwnerDied(..))`.
-    pub fn is_broken(&self) -> bool {
-        self.obj.is_broken()
-    }
-
-    /// The raw lock inside the segment.
-    pub fn raw(&self) -> &RawLock {
-        self.obj.raw()
-    }
-
-    #[inline]
-    fn guard(&self, me: Identity) -> LockGuard<'_> {
-        LockGuard {
-            // SAFETY: called only right after `me` acquired the lock.
-            _held: unsafe { Held::new(self.obj.raw(), me) },
-        }
-    }
 }
