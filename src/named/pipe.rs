@@ -19,13 +19,13 @@ use super::common::named_handle;
 use crate::raw::frame::{
     self, decode, frame_len, header, padded, ABORT, MAX_MESSAGE_LEN, OVERHEAD, PIECE, START, WHOLE,
 };
-use crate::raw::wait::spin_until;
 use crate::raw::lock::DEFAULT_PROBE;
 use crate::raw::spsc::{
     Consumer, Geometry, Producer, RegionMemory, RingCorrupt, Stop, CONSUMER_CLOSED, MAX_RING_BYTES,
     PRODUCER_CLOSED,
 };
 use crate::raw::spsc_role::{ClaimError, Claimed, RawPipe, RoleStatus};
+use crate::raw::wait::spin_until;
 use crate::segment::{self, Object, ObjectKind, ObjectSpec, Options, TypeInfo};
 use crate::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use crate::sys::clock::{deadline_after, Deadline, Instant};
