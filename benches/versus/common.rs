@@ -1,4 +1,5 @@
-//! Shared bench machinery: forked peers, the physical floor, Python, and row printing.
+//! Shared bench machinery: forked peers, the physical floor, Python, and row printing
+//! (every printed row is also recorded, see `record.rs`).
 #![allow(dead_code)]
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -36,19 +37,21 @@ impl Ctx {
     }
 
     pub fn print_floor(&self) {
-        println!("== physical floor (measured in this run, best of {BEST_OF})");
+        section(&format!(
+            "physical floor (measured in this run, best of {BEST_OF})"
+        ));
         println!("   (every row set against the floor is the best of {BEST_OF} runs too)");
-        println!(
-            "  raw spin ping-pong, 2 processes: {:>10} per round trip",
-            fmt_dur(self.floor_rtt)
+        value(
+            "raw spin ping-pong, 2 processes",
+            format!("{:>10} per round trip", fmt_dur(self.floor_rtt)),
         );
-        println!(
-            "  raw SPSC u64 ring, 2 processes:  {:>10} msgs/s",
-            fmt_rate(self.floor_spsc_rate)
+        value(
+            "raw SPSC u64 ring, 2 processes",
+            format!("{:>10} msgs/s", fmt_rate(self.floor_spsc_rate)),
         );
-        println!(
-            "  memcpy, 64 MiB:                  {:>10}B/s",
-            fmt_rate(self.memcpy_bw)
+        value(
+            "memcpy, 64 MiB",
+            format!("{:>10}B/s", fmt_rate(self.memcpy_bw)),
         );
         match &self.python {
             Some(_) => println!("  python3: found (multiprocessing rows will run)"),
@@ -108,13 +111,15 @@ pub enum Goal {
 
 /// Prints a section heading.
 pub fn section(title: &str) {
+    crate::record::begin_section(title);
     println!();
     println!("== {title}");
 }
 
-/// Prints a measurement.
+/// Prints a measurement (and records it, see [`crate::record`]).
 pub fn value(label: &str, text: String) {
-    println!("  {label:<58} {text}");
+    let before = crate::record::value(label, &text);
+    println!("  {label:<58} {text}{before}");
 }
 
 /// Prints `ours / theirs` as a ratio with its goal.
@@ -125,7 +130,9 @@ pub fn ratio(label: &str, ours: f64, theirs: f64, goal: Goal) {
         Goal::AtLeast(g) => format!(" (goal >= {g}x: {})", if r >= g { "met" } else { "MISSED" }),
         Goal::None => String::new(),
     };
-    println!("  {label:<58} {}{verdict}", fmt_ratio(r));
+    let text = format!("{}{verdict}", fmt_ratio(r));
+    let before = crate::record::ratio(label, r, goal, &text);
+    println!("  {label:<58} {text}{before}");
 }
 
 /// A ratio printed with sensible precision: 0.031x, 1.52x, 312x.
