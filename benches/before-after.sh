@@ -27,7 +27,10 @@ if ! sha=$(git -C "$root" rev-parse --verify --quiet "$rev^{commit}"); then
     echo "before-after: '$rev' is not a revision of $root (try a commit, a branch or HEAD~1)" >&2
     exit 2
 fi
-name="$rev ($(git -C "$root" rev-parse --short "$sha"))"
+short=$(git -C "$root" rev-parse --short "$sha")
+name="$rev ($short)"
+case "$short" in "$rev"*) name=$short ;; esac
+case "$rev" in "$short"*) name=$short ;; esac
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/multiproc-before.XXXXXX")
 cleanup() {

@@ -548,7 +548,16 @@ pub fn summary(rows: &[Row], before: Option<&str>) -> String {
     let goals: Vec<&Row> = rows.iter().filter(|r| !r.goal.is_empty()).collect();
     let met = goals.iter().filter(|r| r.verdict == "met").count();
     let missed = goals.len() - met;
-    let mut s = format!("== goals: {met} met, {missed} MISSED\n");
+    // A row that could not be measured (a peer missing or timing out) may hide a goal.
+    let skipped: Vec<&Row> = rows
+        .iter()
+        .filter(|r| r.kind == "value" && r.text.starts_with("skipped"))
+        .collect();
+    let count = match skipped.len() {
+        0 => format!("== goals: {met} met, {missed} MISSED\n"),
+        n => format!("== goals: {met} met, {missed} MISSED ({n} rows skipped)\n"),
+    };
+    let mut s = count.clone();
     for r in &goals {
         let goal = r.goal.replace("<=", "<= ").replace(">=", ">= ");
         let ratio = r.value.map(crate::common::fmt_ratio).unwrap_or_default();
@@ -570,6 +579,16 @@ pub fn summary(rows: &[Row], before: Option<&str>) -> String {
         }
         s.push('\n');
     }
+    for r in &skipped {
+        let _ = writeln!(
+            s,
+            "  {:<6} {:<11} {:<76} {}",
+            "skip",
+            r.section,
+            short_display(&r.display, 76),
+            r.text
+        );
+    }
     if let Some(name) = before {
         let newly = goals
             .iter()
@@ -584,7 +603,7 @@ pub fn summary(rows: &[Row], before: Option<&str>) -> String {
             "  (before = {name}, judged by this run's goals: {newly} newly met, {lost} newly MISSED)"
         );
     }
-    let _ = writeln!(s, "== goals: {met} met, {missed} MISSED");
+    s.push_str(&count);
     s
 }
 
