@@ -22,10 +22,11 @@ const NO_GOAL: RGBColor = RGBColor(160, 160, 160);
 const GRID: RGBColor = RGBColor(225, 225, 225);
 
 /// One bar: `speed` is ours against theirs with right better (a ratio of times
-/// inverted), likewise the goal and the before figure.
+/// inverted), likewise the goal and the before figure. A row that could not be
+/// measured (`skipped: ...`) is drawn without a bar (`speed` is `None`).
 struct Bar<'a> {
     row: &'a Row,
-    speed: f64,
+    speed: Option<f64>,
     goal: Option<f64>,
     before: Option<f64>,
 }
@@ -42,12 +43,22 @@ fn as_speed(row: &Row, r: f64) -> f64 {
 pub fn write_svg(rows: &[Row], path: &Path, before: Option<&str>) -> Result<(), String> {
     let bars: Vec<Bar> = rows
         .iter()
-        .filter(|r| r.kind == "ratio")
         .filter_map(|row| {
+            if row.kind == "value" && row.text.starts_with("skipped") {
+                return Some(Bar {
+                    row,
+                    speed: None,
+                    goal: None,
+                    before: None,
+                });
+            }
+            if row.kind != "ratio" {
+                return None;
+            }
             let r = row.value.filter(|v| v.is_finite() && *v > 0.0)?;
             Some(Bar {
                 row,
-                speed: as_speed(row, r),
+                speed: Some(as_speed(row, r)),
                 goal: row
                     .goal_bound()
                     .filter(|g| *g > 0.0)
@@ -59,7 +70,7 @@ pub fn write_svg(rows: &[Row], path: &Path, before: Option<&str>) -> Result<(), 
             })
         })
         .collect();
-    if bars.is_empty() {
+    if bars.iter().all(|b| b.speed.is_none()) {
         return Err("no ratio rows in this run".into());
     }
     let mut sections: Vec<&str> = Vec::new();
@@ -73,7 +84,7 @@ pub fn write_svg(rows: &[Row], path: &Path, before: Option<&str>) -> Result<(), 
     // The axis spans whole decades around every value drawn.
     let all = bars
         .iter()
-        .flat_map(|b| [Some(b.speed), b.goal, b.before])
+        .flat_map(|b| [b.speed, b.goal, b.before])
         .flatten()
         .chain([1.0]);
     let (lo, hi) = all.fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)));
@@ -109,8 +120,13 @@ pub fn write_svg(rows: &[Row], path: &Path, before: Option<&str>) -> Result<(), 
     // Title and legend.
     let goals = bars.iter().filter(|b| !b.row.verdict.is_empty()).count();
     let met = bars.iter().filter(|b| b.row.verdict == "met").count();
+    let skipped = match bars.iter().filter(|b| b.speed.is_none()).count() {
+        0 => String::new(),
+        1 => ", 1 row skipped".to_owned(),
+        n => format!(", {n} rows skipped"),
+    };
     let title = format!(
-        "multiproc against the floor and its peers: cargo bench --bench versus  ({met} of {goals} goals met)"
+        "multiproc against the floor and its peers: cargo bench --bench versus  ({met} of {goals} goals met{skipped})"
     );
     root.draw(&Text::new(title, (10, 18), left(17.0)))
         .map_err(e)?;
@@ -216,15 +232,22 @@ pub fn write_svg(rows: &[Row], path: &Path, before: Option<&str>) -> Result<(), 
             right(12.0),
         ))
         .map_err(e)?;
-        let (x0, x1) = (
-            x(1.0).min(x(b.speed)),
-            x(1.0).max(x(b.speed)).max(x(1.0).min(x(b.speed)) + 2),
-        );
-        root.draw(&Rectangle::new(
-            [(x0, y + 3), (x1, y + ROW_H - 3)],
-            colour.filled(),
-        ))
-        .map_err(e)?;
+        if let Some(speed) = b.speed {
+            // At least 4 px, so that a ratio near 1x still shows its colour.
+            let (x0, x1) = (x(1.0).min(x(speed)), x(1.0).max(x(speed)));
+            let (x0, x1) = if x1 - x0 >= 4 {
+                (x0, x1)
+            } else if speed >= 1.0 {
+                (x0, x0 + 4)
+            } else {
+                (x1 - 4, x1)
+            };
+            root.draw(&Rectangle::new(
+                [(x0, y + 3), (x1, y + ROW_H - 3)],
+                colour.filled(),
+            ))
+            .map_err(e)?;
+        }
         if let Some(g) = b.goal {
             root.draw(&PathElement::new(
                 vec![(x(g), y + 1), (x(g), y + ROW_H - 1)],

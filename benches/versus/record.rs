@@ -555,6 +555,7 @@ pub fn summary(rows: &[Row], before: Option<&str>) -> String {
         .collect();
     let count = match skipped.len() {
         0 => format!("== goals: {met} met, {missed} MISSED\n"),
+        1 => format!("== goals: {met} met, {missed} MISSED (1 row skipped)\n"),
         n => format!("== goals: {met} met, {missed} MISSED ({n} rows skipped)\n"),
     };
     let mut s = count.clone();
