@@ -83,95 +83,35 @@ pub mod raw;
 pub mod sync;
 pub mod sys;
 
-#[cfg(all(feature = "std", not(loom)))]
-mod array;
-#[cfg(all(feature = "std", not(loom)))]
-mod barrier;
-#[cfg(all(feature = "std", not(loom)))]
-mod byte_queue;
-#[cfg(all(feature = "std", not(loom)))]
-mod condition;
-#[cfg(all(feature = "std", not(loom)))]
-mod container;
-#[cfg(all(feature = "std", not(loom)))]
-mod dict;
-#[cfg(all(feature = "std", not(loom)))]
-mod error;
-#[cfg(all(feature = "std", not(loom)))]
-mod event;
-#[cfg(all(feature = "std", not(loom)))]
-mod handle_serde;
-#[cfg(all(feature = "std", not(loom)))]
-mod joinable_byte_queue;
-#[cfg(all(feature = "std", not(loom)))]
-mod joinable_queue;
-#[cfg(all(feature = "std", not(loom)))]
-mod list;
-#[cfg(all(feature = "std", not(loom)))]
-mod lock;
-#[cfg(all(feature = "std", not(loom)))]
-mod pipe;
-#[cfg(all(feature = "std", not(loom)))]
-pub mod process;
-#[cfg(all(feature = "std", not(loom)))]
-mod queue;
-#[cfg(all(feature = "std", not(loom)))]
-mod rlock;
-#[cfg(all(feature = "std", not(loom)))]
-pub mod segment;
-#[cfg(all(feature = "std", not(loom)))]
-mod semaphore;
-#[cfg(all(feature = "std", not(loom)))]
-mod shared;
-#[cfg(all(feature = "std", not(loom)))]
-mod spsc_queue;
-#[cfg(all(feature = "std", not(loom)))]
-mod value;
-
-#[cfg(all(feature = "std", not(loom)))]
-pub use array::{Array, ArrayGuard};
-#[cfg(all(feature = "std", not(loom)))]
-pub use barrier::Barrier;
-#[cfg(all(feature = "std", not(loom)))]
-pub use byte_queue::ByteQueue;
-#[cfg(all(feature = "std", not(loom)))]
-pub use condition::{Condition, ConditionGuard};
-#[cfg(all(feature = "std", not(loom)))]
-pub use dict::{Dict, DictGuard};
-#[cfg(all(feature = "std", not(loom)))]
-pub use error::{Error, Result};
-#[cfg(all(feature = "std", not(loom)))]
-pub use event::Event;
-#[cfg(all(feature = "std", not(loom)))]
-pub use joinable_byte_queue::JoinableByteQueue;
-#[cfg(all(feature = "std", not(loom)))]
-pub use joinable_queue::JoinableQueue;
-#[cfg(all(feature = "std", not(loom)))]
-pub use list::{List, ListGuard};
-#[cfg(all(feature = "std", not(loom)))]
-pub use lock::{Lock, LockGuard, LockResult, OwnerDied, TryLockError, TryLockResult};
-#[cfg(all(feature = "std", not(loom)))]
-pub use pipe::{Pipe, PipeEnd, PipeReceiver, PipeSender};
-#[cfg(all(feature = "std", not(loom)))]
-pub use process::{
-    active_children, cpu_count, current_process, forkserver_pid, get_start_method, init,
-    set_start_method, AsyncResult, CurrentProcess, Imap, IntoExitCode, Pool, PoolBuilder, Process,
-    ProcessBuilder, StartMethod,
-};
-#[cfg(all(feature = "std", not(loom)))]
-pub use queue::Queue;
 pub use raw::Integer;
-#[cfg(all(feature = "std", not(loom)))]
-pub use rlock::{RLock, RLockGuard};
-#[cfg(all(feature = "std", not(loom)))]
-pub use segment::{gc, list, unlink, ObjectInfo, Options, Segment};
-#[cfg(all(feature = "std", not(loom)))]
-pub use semaphore::{BoundedSemaphore, Semaphore};
-#[cfg(all(feature = "std", not(loom)))]
-pub use shared::Shared;
-#[cfg(all(feature = "std", not(loom)))]
-pub use spsc_queue::{Role, SpscConsumer, SpscProducer, SpscQueue};
-#[cfg(all(feature = "std", not(loom)))]
-pub use sys::sigbus;
-#[cfg(all(feature = "std", not(loom)))]
-pub use value::{Value, ValueGuard};
+
+// The std layer exists under one condition (feature `std`, and not a loom build),
+// written once here. The macro has `cfg_if!`'s name and syntax so that rustfmt,
+// which reads `cfg_if!` bodies for modules, still formats the files below.
+macro_rules! cfg_if {
+    (if #[cfg($meta:meta)] { $($item:item)* }) => {
+        $(
+            #[cfg($meta)]
+            $item
+        )*
+    };
+}
+
+cfg_if! {
+    if #[cfg(all(feature = "std", not(loom)))] {
+        mod error;
+        mod named;
+        pub mod process;
+        pub mod segment;
+
+        pub use error::{Error, Result};
+        pub use named::*;
+        pub use process::{
+            active_children, cpu_count, current_process, forkserver_pid, get_start_method, init,
+            set_start_method, AsyncResult, CurrentProcess, Imap, IntoExitCode, Pool, PoolBuilder,
+            Process, ProcessBuilder, StartMethod,
+        };
+        pub use segment::{gc, list, unlink, ObjectInfo, Options, Segment};
+        pub use sys::sigbus;
+    }
+}

@@ -1,4 +1,5 @@
-//! Shared bench machinery: forked peers, the physical floor, Python, and row printing.
+//! Shared bench machinery: forked peers, the physical floor, Python, and row printing
+//! (every printed row is also recorded, see `record.rs`).
 #![allow(dead_code)]
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,27 +29,29 @@ impl Ctx {
         // The floor is the best of three: on a shared VM a single run can land both
         // processes on one core and report a "floor" slower than real traffic.
         Ctx {
-            floor_rtt: best_time(|| floor_ping_pong(200_000)),
-            floor_spsc_rate: best_rate(|| floor_spsc(20_000_000)),
+            floor_rtt: best_time(|| floor_ping_pong(200_000, FLOOR_BUDGET)),
+            floor_spsc_rate: best_rate(|| floor_spsc(20_000_000, FLOOR_BUDGET)),
             memcpy_bw: memcpy_bandwidth(),
             python,
         }
     }
 
     pub fn print_floor(&self) {
-        println!("== physical floor (measured in this run, best of {BEST_OF})");
+        section(&format!(
+            "physical floor (measured in this run, best of {BEST_OF})"
+        ));
         println!("   (every row set against the floor is the best of {BEST_OF} runs too)");
-        println!(
-            "  raw spin ping-pong, 2 processes: {:>10} per round trip",
-            fmt_dur(self.floor_rtt)
+        value(
+            "raw spin ping-pong, 2 processes",
+            format!("{:>10} per round trip", fmt_dur(self.floor_rtt)),
         );
-        println!(
-            "  raw SPSC u64 ring, 2 processes:  {:>10} msgs/s",
-            fmt_rate(self.floor_spsc_rate)
+        value(
+            "raw SPSC u64 ring, 2 processes",
+            format!("{:>10} msgs/s", fmt_rate(self.floor_spsc_rate)),
         );
-        println!(
-            "  memcpy, 64 MiB:                  {:>10}B/s",
-            fmt_rate(self.memcpy_bw)
+        value(
+            "memcpy, 64 MiB",
+            format!("{:>10}B/s", fmt_rate(self.memcpy_bw)),
         );
         match &self.python {
             Some(_) => println!("  python3: found (multiprocessing rows will run)"),
@@ -108,13 +111,15 @@ pub enum Goal {
 
 /// Prints a section heading.
 pub fn section(title: &str) {
+    crate::record::begin_section(title);
     println!();
     println!("== {title}");
 }
 
-/// Prints a measurement.
+/// Prints a measurement (and records it, see [`crate::record`]).
 pub fn value(label: &str, text: String) {
-    println!("  {label:<58} {text}");
+    let before = crate::record::value(label, &text);
+    println!("  {label:<58} {text}{before}");
 }
 
 /// Prints `ours / theirs` as a ratio with its goal.
@@ -125,7 +130,9 @@ pub fn ratio(label: &str, ours: f64, theirs: f64, goal: Goal) {
         Goal::AtLeast(g) => format!(" (goal >= {g}x: {})", if r >= g { "met" } else { "MISSED" }),
         Goal::None => String::new(),
     };
-    println!("  {label:<58} {}{verdict}", fmt_ratio(r));
+    let text = format!("{}{verdict}", fmt_ratio(r));
+    let before = crate::record::ratio(label, r, goal, &text);
+    println!("  {label:<58} {text}{before}");
 }
 
 /// A ratio printed with sensible precision: 0.031x, 1.52x, 312x.
@@ -272,37 +279,63 @@ pub fn best_time(mut f: impl FnMut() -> Duration) -> Duration {
     (0..BEST_OF).map(|_| f()).min().unwrap_or_default()
 }
 
-/// Raw spin ping-pong: the ball goes 2i -> 2i+1 (peer) -> 2i+2 (us).
-pub fn floor_ping_pong(rounds: u64) -> Duration {
+/// How long one run of a floor measurement may take. On a quiet machine every run
+/// finishes its count well within it (20 M ring messages in about 1.4 s, 200 k round
+/// trips in about 0.3 s), so the floor is measured exactly as before; on an
+/// oversubscribed one two spinning processes can share a core and crawl (one run took
+/// 20 s) and the messages done by then give the figure. A 0.5 s budget measured a
+/// lower ring rate than a full run in 3 of 4 interleaved pairs, so the budget stays
+/// above a quiet run's length rather than cutting it.
+pub const FLOOR_BUDGET: Duration = Duration::from_secs(2);
+
+/// The ball's value that tells the floor's peer to stop.
+const STOP: u64 = u64::MAX;
+
+/// Raw spin ping-pong: the ball goes 2i -> 2i+1 (peer) -> 2i+2 (us), for `rounds`
+/// round trips or about `budget`, whichever ends first.
+pub fn floor_ping_pong(rounds: u64, budget: Duration) -> Duration {
     let map = SharedMap::new(4096);
     let ball = map.atomic(0);
     let peer = fork_peer(|| {
-        for i in 0..rounds {
-            while ball.load(Ordering::Acquire) != 2 * i + 1 {
-                std::hint::spin_loop();
+        let mut i = 0;
+        loop {
+            match ball.load(Ordering::Acquire) {
+                STOP => break,
+                v if v == 2 * i + 1 => {
+                    ball.store(2 * i + 2, Ordering::Release);
+                    i += 1;
+                }
+                _ => std::hint::spin_loop(),
             }
-            ball.store(2 * i + 2, Ordering::Release);
         }
     });
     let t = Instant::now();
+    let mut done = rounds;
     for i in 0..rounds {
         ball.store(2 * i + 1, Ordering::Release);
         while ball.load(Ordering::Acquire) != 2 * i + 2 {
             std::hint::spin_loop();
         }
+        if i % 64 == 63 && t.elapsed() >= budget {
+            done = i + 1;
+            break;
+        }
     }
     let d = t.elapsed();
+    ball.store(STOP, Ordering::Release);
     peer.join();
-    d / rounds as u32
+    d / done as u32
 }
 
-/// Raw Lamport SPSC ring of u64 with cached indices, producer in a forked peer.
-pub fn floor_spsc(n: u64) -> f64 {
+/// Raw Lamport SPSC ring of u64 with cached indices, producer in a forked peer: the
+/// rate of `n` messages or of those received in about `budget`, whichever ends first.
+pub fn floor_spsc(n: u64, budget: Duration) -> f64 {
     const CAP: u64 = 4096;
-    // head at 0, tail at 128, slots from 256
+    // head at 0, tail at 128, stop at 192, slots from 256
     let map = SharedMap::new(256 + CAP as usize * 8);
     let head = map.atomic(0);
     let tail = map.atomic(128);
+    let stop = map.atomic(192);
     let slots = map.ptr() as usize + 256;
     let start = Instant::now();
     let peer = fork_peer(|| {
@@ -312,10 +345,13 @@ pub fn floor_spsc(n: u64) -> f64 {
             if t - cached_head == CAP {
                 loop {
                     cached_head = head.load(Ordering::Acquire);
-                    if t - cached_head < CAP {
+                    if t - cached_head < CAP || stop.load(Ordering::Relaxed) != 0 {
                         break;
                     }
                     std::hint::spin_loop();
+                }
+                if t - cached_head == CAP {
+                    return; // stopped while the ring was full
                 }
             }
             let slot = (slots + ((t % CAP) * 8) as usize) as *const AtomicU64;
@@ -343,11 +379,15 @@ pub fn floor_spsc(n: u64) -> f64 {
         sum = sum.wrapping_add(unsafe { &*slot }.load(Ordering::Relaxed));
         h += 1;
         head.store(h, Ordering::Release);
+        if h % CAP == 0 && start.elapsed() >= budget {
+            break;
+        }
     }
     let d = start.elapsed();
+    stop.store(1, Ordering::Relaxed);
     peer.join();
-    assert_eq!(sum, n * (n - 1) / 2);
-    n as f64 / d.as_secs_f64()
+    assert_eq!(sum, h * (h - 1) / 2);
+    h as f64 / d.as_secs_f64()
 }
 
 /// memcpy bandwidth over 64 MiB buffers (best of 5).

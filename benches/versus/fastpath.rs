@@ -49,7 +49,7 @@ pub fn run(_ctx: &mut Ctx) {
 
 fn row(label: &str, mut f: impl FnMut()) {
     let best = (0..5)
-        .map(|_| time_per_op(Duration::from_millis(200), &mut f))
+        .map(|_| time_per_op(Duration::from_millis(100), &mut f))
         .min()
         .unwrap();
     value(label, format!("{:>10}", fmt_dur(best)));

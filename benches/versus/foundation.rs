@@ -35,15 +35,15 @@ fn segment_cycle(ctx: &mut Ctx) {
         drop(s);
     };
     for _ in 0..3 {
-        let d = time_per_op(Duration::from_millis(250), || cycle(&mut i));
+        let d = time_per_op(Duration::from_millis(150), || cycle(&mut i));
         ours = ours.min(d);
         // The same without attachment tracking (no OFD read lock, no name re-check):
         // what knowing who holds an object costs.
         multiproc::segment::set_attachment_tracking(false);
-        let d = time_per_op(Duration::from_millis(250), || cycle(&mut i));
+        let d = time_per_op(Duration::from_millis(150), || cycle(&mut i));
         multiproc::segment::set_attachment_tracking(true);
         untracked = untracked.min(d);
-        let d = time_per_op(Duration::from_millis(250), || {
+        let d = time_per_op(Duration::from_millis(150), || {
             let name = std::ffi::CString::new(format!("/{base}-raw-{i}")).unwrap();
             i += 1;
             raw_segment_cycle(&name, 256 + 4096);
@@ -241,7 +241,7 @@ fn fetch_add_two_processes(ctx: &mut Ctx) {
 
 /// Reads of a 64-byte value while another process rewrites it as fast as it can.
 fn seqlock_reads(ctx: &mut Ctx) {
-    const BUDGET: Duration = Duration::from_millis(1000);
+    const BUDGET: Duration = Duration::from_millis(500);
     let v: Value<[u64; 8]> = Value::anonymous([0; 8]).unwrap();
     let map = SharedMap::new(4096);
     let stop = map.atomic(0);
@@ -289,7 +289,7 @@ fn seqlock_reads(ctx: &mut Ctx) {
         format!("{:>10}reads/s (may be torn)", fmt_rate(floor)),
     );
     ratio("  seqlock read rate / floor", ours, floor, Goal::None);
-    let py = ctx.python("foundation_array.py", &["1.0"]);
+    let py = ctx.python("foundation_array.py", &["0.5"]);
     if let Some(theirs) = py_get(&py, "rate") {
         value(
             "  python mp.Array('Q', 8)[:] under get_lock(), writer running",

@@ -8,7 +8,14 @@
 //!
 //! Absolute times on a shared VM mean little; the ratios, measured back to back in
 //! one run, are what to read.
+//!
+//! At the end: every goal row with its verdict, counted; the time each section took;
+//! the rows file `target/versus/rows.tsv` and the chart `target/versus/versus.svg`
+//! (see `record.rs` and `chart.rs`). `-- --chart-only[=ROWS.tsv]` redraws the chart
+//! from a rows file without measuring anything. `MULTIPROC_BENCH_BEFORE=FILE` shows
+//! another build's rows beside these (`benches/before-after.sh REV` does it all).
 
+mod chart;
 mod common;
 mod containers;
 mod fastpath;
@@ -16,17 +23,22 @@ mod foundation;
 mod pipe;
 mod pool;
 mod queue;
+mod record;
 mod start;
 mod sync;
 
 use common::Ctx;
 
 fn main() {
-    let filters: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with("--"))
-        .collect();
+    let start = std::time::Instant::now();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(a) = args.iter().find(|a| a.starts_with("--chart-only")) {
+        let rows = a.strip_prefix("--chart-only=").map(Into::into);
+        std::process::exit(chart_only(rows));
+    }
+    let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
     let want = |s: &str| filters.is_empty() || filters.iter().any(|f| s.contains(f.as_str()));
+    record::load_before();
     let mut ctx = Ctx::new();
     ctx.print_floor();
     if want("fastpath") {
@@ -52,5 +64,39 @@ fn main() {
     }
     if want("containers") {
         containers::run(&mut ctx);
+    }
+    record::finish(start);
+}
+
+/// Redraws the chart from a rows file (default: this build's last run's).
+fn chart_only(rows: Option<std::path::PathBuf>) -> i32 {
+    let path = rows.unwrap_or_else(|| record::out_dir().join("rows.tsv"));
+    let (rows, before) = match std::fs::read_to_string(&path) {
+        Ok(text) => match record::parse_rows(&text) {
+            Some(parsed) => parsed,
+            None => {
+                eprintln!("{} is not a rows file of this bench", path.display());
+                return 1;
+            }
+        },
+        Err(e) => {
+            eprintln!(
+                "cannot read {}: {e} (run the bench once first)",
+                path.display()
+            );
+            return 1;
+        }
+    };
+    let svg = path.with_file_name("versus.svg");
+    print!("{}", record::summary(&rows, before.as_deref()));
+    match chart::write_svg(&rows, &svg, before.as_deref()) {
+        Ok(()) => {
+            println!("chart: {}", svg.display());
+            0
+        }
+        Err(e) => {
+            eprintln!("chart not written: {e}");
+            1
+        }
     }
 }

@@ -104,7 +104,7 @@ fn pipe_rtt(rounds: u64, spin: bool) -> Duration {
 }
 
 fn ping_pong_spinning(ctx: &Ctx, pipe2: Duration, socketpair: Duration) {
-    let rtt = best_time(|| pipe_rtt(200_000, true));
+    let rtt = best_time(|| pipe_rtt(100_000, true));
     value("Pipe 8 B round trip, spinning recv", fmt_dur(rtt));
     let r = rtt.as_secs_f64();
     ratio(

@@ -1,5 +1,6 @@
 //! [`Process`], [`ProcessBuilder`] and the fork machinery the pool shares.
 
+use super::exit::{exit_child, IntoExitCode, PANIC_EXIT_CODE};
 use super::record::ChildInner;
 use super::start::{self, Job, StartMethod};
 use super::{current, forkserver, registry};
@@ -11,49 +12,6 @@ use std::mem::ManuallyDrop;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// What a child's closure may return: its exit code.
-///
-/// `()` is 0, an `i32`/`u8` is the code itself (the kernel keeps the low 8 bits), and
-/// `Result<T, E>` is `T`'s code or, for `Err(e)`, prints `Error: {e:?}` on stderr and
-/// exits with 1 — like a Rust `main`.
-pub trait IntoExitCode {
-    /// The exit code the child ends with.
-    fn into_exit_code(self) -> i32;
-}
-
-impl IntoExitCode for () {
-    fn into_exit_code(self) -> i32 {
-        0
-    }
-}
-
-impl IntoExitCode for i32 {
-    fn into_exit_code(self) -> i32 {
-        self
-    }
-}
-
-impl IntoExitCode for u8 {
-    fn into_exit_code(self) -> i32 {
-        i32::from(self)
-    }
-}
-
-impl<T: IntoExitCode, E: fmt::Debug> IntoExitCode for core::result::Result<T, E> {
-    fn into_exit_code(self) -> i32 {
-        match self {
-            Ok(t) => t.into_exit_code(),
-            Err(e) => {
-                eprintln!("Error: {e:?}");
-                1
-            }
-        }
-    }
-}
-
-/// Exit code of a child whose closure panicked (Python's code for an uncaught exception).
-pub const PANIC_EXIT_CODE: i32 = 1;
 
 /// A child process started by [`Process::fork`], [`ProcessBuilder::fork`] or
 /// [`ProcessBuilder::start`] (Python's `multiprocessing.Process`, with `start()`
@@ -391,12 +349,4 @@ fn child_main(
     let code =
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)).unwrap_or(PANIC_EXIT_CODE);
     exit_child(code)
-}
-
-/// Ends a forked child: Python's exit behaviour for its own children, flush, `_exit`.
-pub(crate) fn exit_child(code: i32) -> ! {
-    registry::cleanup_at_exit();
-    let _ = io::stdout().flush();
-    let _ = io::stderr().flush();
-    os::exit_now(code)
 }

@@ -23,6 +23,7 @@
 //! `waitpid`, the reply pipe and a counter — nothing a forked child ever uses.
 
 use super::registry::ForkLocal;
+use super::relay::{Relay, Relayed, SignalRelay};
 use super::start::{self, Job};
 use crate::sys::ident::getpid;
 use crate::sys::process as os;
@@ -63,75 +64,6 @@ enum Reply {
     },
 }
 
-/// The exit status of a child of the server, as the requester learns it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Relayed {
-    Running,
-    Exited(i32),
-    /// The server died first: the code is unknown.
-    Lost,
-}
-
-/// A child of the server: its status, filled in by the requester's reader thread.
-pub(crate) struct Relay {
-    status: Mutex<Relayed>,
-    cond: Condvar,
-    client: Weak<Client>,
-}
-
-impl Relay {
-    fn lock(&self) -> MutexGuard<'_, Relayed> {
-        self.status.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn set(&self, s: Relayed) {
-        let mut g = self.lock();
-        if *g == Relayed::Running {
-            *g = s;
-        }
-        drop(g);
-        self.cond.notify_all();
-    }
-
-    /// The status now.
-    pub fn status(&self) -> Relayed {
-        *self.lock()
-    }
-
-    /// Waits until the child is no longer running, at most until `deadline`.
-    pub fn wait(&self, deadline: Option<Instant>) -> Relayed {
-        let mut g = self.lock();
-        while *g == Relayed::Running {
-            match deadline {
-                None => g = self.cond.wait(g).unwrap_or_else(|e| e.into_inner()),
-                Some(d) => {
-                    let left = d.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        break;
-                    }
-                    g = self
-                        .cond
-                        .wait_timeout(g, left)
-                        .unwrap_or_else(|e| e.into_inner())
-                        .0;
-                }
-            }
-        }
-        *g
-    }
-
-    /// Asks the server to send `sig` to child `pid` unless it has been reaped.
-    pub fn signal(&self, pid: u32, sig: i32) -> Result<()> {
-        if self.status() != Relayed::Running {
-            return Ok(());
-        }
-        match self.client.upgrade() {
-            Some(c) => c.send(&Request::Signal { pid, sig }),
-            None => Ok(()),
-        }
-    }
-}
-
 /// The requester's connection to its fork server.
 pub(crate) struct Client {
     /// The process this connection belongs to (a forked child must not use it).
@@ -140,6 +72,12 @@ pub(crate) struct Client {
     tx: Mutex<Pipe>,
     state: Mutex<ClientState>,
     cond: Condvar,
+}
+
+impl SignalRelay for Client {
+    fn signal(&self, pid: u32, sig: i32) -> Result<()> {
+        self.send(&Request::Signal { pid, sig })
+    }
 }
 
 #[derive(Default)]
@@ -218,11 +156,8 @@ impl Client {
             let mut s = self.lock();
             match reply {
                 Reply::Started { id, pid } => {
-                    let relay = Arc::new(Relay {
-                        status: Mutex::new(Relayed::Running),
-                        cond: Condvar::new(),
-                        client: Arc::downgrade(&self),
-                    });
+                    let server: Weak<dyn SignalRelay> = Arc::downgrade(&self) as Weak<Client>;
+                    let relay = Arc::new(Relay::new(server));
                     s.children.insert(pid, relay.clone());
                     s.answers.insert(id, Ok((pid, relay)));
                 }

@@ -70,19 +70,35 @@
 
 mod child;
 mod current;
+mod exit;
 mod forkserver;
 mod pool;
 mod record;
 mod registry;
+mod relay;
 mod start;
 
-pub use child::{IntoExitCode, Process, ProcessBuilder, PANIC_EXIT_CODE};
+pub use child::{Process, ProcessBuilder};
 pub use current::{current_process, CurrentProcess};
+pub use exit::{IntoExitCode, PANIC_EXIT_CODE};
 pub use forkserver::forkserver_pid;
 pub use pool::{default_chunksize, AsyncResult, Imap, Pool, PoolBuilder, DEFAULT_MAX_MESSAGE_LEN};
 pub use start::{
-    get_start_method, init, set_start_method, thread_count, StartMethod, SPAWN_REFUSED_EXIT_CODE,
+    get_start_method, set_start_method, thread_count, StartMethod, SPAWN_REFUSED_EXIT_CODE,
 };
+
+/// Call as the first line of `main`: runs this process's job if it is a spawned
+/// child (and never returns then), and starts the fork server while the program is
+/// still single-threaded. Harmless if called twice.
+///
+/// Test binaries and examples do not need it: an `.init_array` constructor of this
+/// crate dispatches spawned children before `main` in any binary that links it.
+pub fn init() {
+    start::dispatch();
+    if thread_count() == Some(1) {
+        forkserver::start_early();
+    }
+}
 
 /// The number of CPUs this process may run on (honours CPU affinity and cgroup
 /// quotas, like Python 3.13's `os.process_cpu_count()`); at least 1.

@@ -3,7 +3,7 @@
 //!
 //! [`Process`]: super::Process
 
-use super::forkserver::{Relay, Relayed};
+use super::relay::{Relay, Relayed};
 use crate::sys::clock::std_deadline_after;
 use crate::sys::process as os;
 use crate::Error;

@@ -19,8 +19,8 @@
 //! a message (refused) on the reply pipe, runs the job and exits. The user's `main`
 //! never runs in a spawned child.
 
-use super::child::{exit_child, IntoExitCode, PANIC_EXIT_CODE};
 use super::current;
+use super::exit::{exit_child, IntoExitCode, PANIC_EXIT_CODE};
 use crate::sys::process as os;
 use crate::{Error, Result};
 use serde::de::DeserializeOwned;
@@ -104,19 +104,6 @@ pub fn thread_count() -> Option<usize> {
         .lines()
         .find_map(|l| l.strip_prefix("Threads:"))
         .and_then(|v| v.trim().parse().ok())
-}
-
-/// Call as the first line of `main`: runs this process's job if it is a spawned
-/// child (and never returns then), and starts the fork server while the program is
-/// still single-threaded. Harmless if called twice.
-///
-/// Test binaries and examples do not need it: an `.init_array` constructor of this
-/// crate dispatches spawned children before `main` in any binary that links it.
-pub fn init() {
-    dispatch();
-    if thread_count() == Some(1) {
-        super::forkserver::start_early();
-    }
 }
 
 /// Environment variable that marks a spawned child: `<job fd>:<reply fd>`.

@@ -28,12 +28,9 @@
 //! doubling intervals up to the probe interval) to check that the holder lives.
 //!
 //! The blocking helpers every primitive shares (`Spin` / `spin_until`, `Probes`)
-//! live in `raw::wait`; they are re-exported here for the modules that still name
-//! them by this path.
+//! live in the crate-private `raw::wait` module.
 
-#[cfg(all(feature = "std", not(loom)))]
-pub(crate) use super::wait::spin_until;
-pub(crate) use super::wait::{Probes, Spin};
+use super::wait::{Probes, Spin};
 use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use crate::sync::{
     futex_wait, futex_wake, owner_is_dead, spin_hint, Deadline, Identity, SPIN_LIMIT,

@@ -64,8 +64,8 @@
 //! out-of-bounds access. Slot offsets are always masked by the capacity, which comes
 //! from the caller's validated [`Geometry`], never from the region.
 
-use super::lock::Spin;
 pub use super::spsc_memory::{RegionMemory, RingMemory};
+use super::wait::Spin;
 use super::CachePadded;
 use crate::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 use crate::sync::{futex_wait, futex_wake_all, spin_hint, Deadline, Instant};

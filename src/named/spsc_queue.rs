@@ -1,6 +1,7 @@
 //! [`SpscQueue<T>`]: a named single-producer single-consumer queue of `Pod` records —
 //! the fastest path for 1:1 traffic between two processes.
 
+use super::common::named_handle;
 use crate::raw::lock::DEFAULT_PROBE;
 use crate::raw::spsc::{
     Consumer, Geometry, Producer, RegionMemory, RingCorrupt, Stop, CONSUMER_CLOSED, PRODUCER_CLOSED,
@@ -95,16 +96,32 @@ pub struct SpscQueue<T: Pod> {
     _t: PhantomData<fn() -> T>,
 }
 
-impl<T: Pod> fmt::Debug for SpscQueue<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SpscQueue")
-            .field("name", &self.name())
-            .field("type", &core::any::type_name::<T>())
-            .field("role", &self.role)
-            .field("len", &self.len())
-            .field("capacity", &self.capacity())
-            .finish()
-    }
+named_handle! {
+    impl[T: Pod] SpscQueue<T>: "queue" (anonymous), obj;
+    debug[T: Pod] "SpscQueue" {
+        "type" => |_| core::any::type_name::<T>(),
+        "role" => |q| q.role,
+        "len" => |q| q.len(),
+        "capacity" => |q| q.capacity(),
+    };
+    /// Creates the queue `name` with room for `capacity` records (rounded up to a
+    /// power of two) and claims `role` in it. `Err(AlreadyExists)` if the name is taken.
+    create(capacity: usize, role: Role);
+    /// Opens the queue `name` and claims `role` in it: `Err(Busy)` if a live process
+    /// holds that role; a dead holder's role is taken over.
+    open(role: Role);
+    /// Opens `name` if it exists with this capacity (rounded up to a power of two),
+    /// or creates it if it does not exist, and claims `role`. `Err(Mismatch)` if it
+    /// exists with another capacity (it is left alone, the role unclaimed);
+    /// `Err(InvalidArgument)` for a capacity `create` refuses, whether or not it exists.
+    open_or_create(capacity: usize, role: Role);
+    /// How often a sleeping side wakes to re-check (default 10 ms).
+    with_probe_interval => probe;
+    /// True once another process truncated the queue's segment (see
+    /// [`Segment::is_broken`](crate::Segment::is_broken)); every operation that
+    /// returns a `Result` then returns `Err(Corrupt)`, blocking ones within
+    /// [`BROKEN_CHECK_EVERY`](crate::segment::BROKEN_CHECK_EVERY).
+    is_broken;
 }
 
 fn geometry<T>(capacity: usize) -> Result<Geometry> {
@@ -132,16 +149,6 @@ fn geometry<T>(capacity: usize) -> Result<Geometry> {
 }
 
 impl<T: Pod> SpscQueue<T> {
-    /// Creates the queue `name` with room for `capacity` records (rounded up to a
-    /// power of two) and claims `role` in it. `Err(AlreadyExists)` if the name is taken.
-    ///
-    /// A name left behind by a crashed creator (an orphan: creator gone, not
-    /// persisted, held by no live process) is reclaimed and created afresh, so a
-    /// restarted service just creates; see [`gc`](crate::gc).
-    pub fn create(name: &str, capacity: usize, role: Role) -> Result<SpscQueue<T>> {
-        SpscQueue::create_with(name, capacity, role, &Options::default())
-    }
-
     /// [`create`](SpscQueue::create) with explicit segment [`Options`].
     pub fn create_with(
         name: &str,
@@ -154,12 +161,6 @@ impl<T: Pod> SpscQueue<T> {
         let mut q = SpscQueue::from_obj(obj, geo, role);
         q.claim()?;
         Ok(q)
-    }
-
-    /// Opens the queue `name` and claims `role` in it: `Err(Busy)` if a live process
-    /// holds that role; a dead holder's role is taken over.
-    pub fn open(name: &str, role: Role) -> Result<SpscQueue<T>> {
-        SpscQueue::open_with(name, role, &Options::default())
     }
 
     /// [`open`](SpscQueue::open) with explicit [`Options`] (init timeout, trusted owners).
@@ -200,14 +201,6 @@ impl<T: Pod> SpscQueue<T> {
         let mut q = SpscQueue::from_obj(obj, geo, role);
         q.claim()?;
         Ok(q)
-    }
-
-    /// Opens `name` if it exists with this capacity (rounded up to a power of two),
-    /// or creates it if it does not exist, and claims `role`. `Err(Mismatch)` if it
-    /// exists with another capacity (it is left alone, the role unclaimed);
-    /// `Err(InvalidArgument)` for a capacity `create` refuses, whether or not it exists.
-    pub fn open_or_create(name: &str, capacity: usize, role: Role) -> Result<SpscQueue<T>> {
-        SpscQueue::open_or_create_with(name, capacity, role, &Options::default())
     }
 
     /// [`open_or_create`](SpscQueue::open_or_create) with explicit segment [`Options`].
@@ -270,22 +263,6 @@ impl<T: Pod> SpscQueue<T> {
         }
     }
 
-    /// How often a sleeping side wakes to re-check (default 10 ms).
-    pub fn with_probe_interval(mut self, probe: Duration) -> SpscQueue<T> {
-        self.probe = probe.max(Duration::from_micros(100));
-        self
-    }
-
-    /// The queue's name ("" for an anonymous queue).
-    pub fn name(&self) -> &str {
-        self.obj.name()
-    }
-
-    /// Keeps the name after the creating handle drops.
-    pub fn persist(&self) {
-        self.obj.persist()
-    }
-
     /// The role this handle plays.
     pub fn role(&self) -> Role {
         self.role
@@ -320,14 +297,6 @@ impl<T: Pod> SpscQueue<T> {
     /// True once the queue was closed.
     pub fn is_closed(&self) -> bool {
         self.obj.raw().ring.closed() != 0
-    }
-
-    /// True once another process truncated the queue's segment (see
-    /// [`Segment::is_broken`](crate::Segment::is_broken)); every operation that
-    /// returns a `Result` then returns `Err(Corrupt)`, blocking ones within
-    /// [`BROKEN_CHECK_EVERY`](crate::segment::BROKEN_CHECK_EVERY).
-    pub fn is_broken(&self) -> bool {
-        self.obj.is_broken()
     }
 
     fn role_record(&self) -> &RawRole {

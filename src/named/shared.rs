@@ -5,11 +5,11 @@
 //! struct `R`: any process attaches by name, and `open` checks the kind (a user
 //! object), the caller's tag and `R`'s type fingerprint before handing out `&R`.
 
+use super::common::named_handle;
 use crate::raw::SharedState;
 use crate::segment::{self, HeaderImage, Object, ObjectKind, ObjectSpec, Options, TypeInfo};
 use crate::{Error, Result, Segment};
 use core::ops::Deref;
-use std::fmt;
 
 /// A named shared-memory object holding the caller's own state `R`.
 ///
@@ -64,22 +64,26 @@ pub struct Shared<R> {
     tag: u32,
 }
 
+named_handle! {
+    impl[R: SharedState] Shared<R>: "object", obj;
+    debug[R: SharedState] "Shared" {
+        "tag" => |s| s.tag,
+        "type" => |_| core::any::type_name::<R>(),
+    };
+    /// Opens the object `name`, checking that it is a user object with tag `tag`
+    /// holding an `R`: `Err(NotFound)`, `Err(WrongKind)` (another kind, or another
+    /// tag), `Err(WrongType)` (another state type) or `Err(Corrupt)`.
+    open(tag: u32);
+    /// Opens `name`, creating it (all zeroes) if it does not exist.
+    open_or_create(tag: u32);
+}
+
 impl<R> Clone for Shared<R> {
     fn clone(&self) -> Self {
         Shared {
             obj: self.obj.clone(),
             tag: self.tag,
         }
-    }
-}
-
-impl<R: SharedState> fmt::Debug for Shared<R> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Shared")
-            .field("name", &self.obj.name())
-            .field("tag", &self.tag)
-            .field("type", &core::any::type_name::<R>())
-            .finish()
     }
 }
 
@@ -118,24 +122,12 @@ impl<R: SharedState> Shared<R> {
         Ok(Shared { obj, tag })
     }
 
-    /// Opens the object `name`, checking that it is a user object with tag `tag`
-    /// holding an `R`: `Err(NotFound)`, `Err(WrongKind)` (another kind, or another
-    /// tag), `Err(WrongType)` (another state type) or `Err(Corrupt)`.
-    pub fn open(name: &str, tag: u32) -> Result<Shared<R>> {
-        Shared::open_with(name, tag, &Options::default())
-    }
-
     /// [`open`](Shared::open) with explicit [`Options`] (init timeout, ...).
     pub fn open_with(name: &str, tag: u32, opts: &Options) -> Result<Shared<R>> {
         let obj = Object::open(name, opts, ObjectKind::User, TypeInfo::of::<R>(), |img| {
             check_params(name, tag, img)
         })?;
         Ok(Shared { obj, tag })
-    }
-
-    /// Opens `name`, creating it (all zeroes) if it does not exist.
-    pub fn open_or_create(name: &str, tag: u32) -> Result<Shared<R>> {
-        Shared::open_or_create_with(name, tag, &Options::default())
     }
 
     /// [`open_or_create`](Shared::open_or_create) with explicit [`Options`].
@@ -152,21 +144,10 @@ impl<R: SharedState> Shared<R> {
         self.obj.raw()
     }
 
-    /// The object's name.
-    #[inline]
-    pub fn name(&self) -> &str {
-        self.obj.name()
-    }
-
     /// The tag the object was created (and validated) with.
     #[inline]
     pub fn tag(&self) -> u32 {
         self.tag
-    }
-
-    /// Keeps the name after the creator's handle drops.
-    pub fn persist(&self) {
-        self.obj.persist()
     }
 
     /// The underlying segment (for its length, broken flag, ...).

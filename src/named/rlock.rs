@@ -1,11 +1,12 @@
 //! [`RLock`]: a named, robust, re-entrant lock.
 
-use crate::lock::{
-    lock_result, try_result, try_unless_broken, unless_broken, LockResult, TryLockResult,
+use super::common::{
+    lock_result, named_handle, try_result, try_unless_broken, unless_broken, LockResult,
+    TryLockResult,
 };
 use crate::raw::lock::DEFAULT_PROBE;
 use crate::raw::RawRLock;
-use crate::segment::{self, Object, ObjectKind, Options};
+use crate::segment::{Object, ObjectKind};
 use crate::sync::{current_identity, Identity};
 use crate::sys::clock::deadline_after;
 use crate::{Error, Result};
@@ -51,13 +52,18 @@ pub struct RLock {
     probe: Duration,
 }
 
-impl fmt::Debug for RLock {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RLock")
-            .field("name", &self.name())
-            .field("locked", &self.is_locked())
-            .finish()
-    }
+named_handle! {
+    impl[] RLock: "re-entrant lock", obj;
+    debug[] "RLock" { "locked" => |l| l.is_locked() };
+    /// Creates a new, unlocked re-entrant lock named `name`.
+    plain(ObjectKind::RLock) => from_obj;
+    /// How often a waiter checks that the holder is alive: the bound on how long a
+    /// dead holder can delay the next acquirer (default 10 ms, at least 100 µs).
+    with_probe_interval => probe;
+    /// True once another process truncated the lock's segment: as for
+    /// [`Lock::is_broken`](crate::Lock::is_broken) (acquires return `Err(OwnerDied)`,
+    /// `release` returns `Err(Corrupt)`).
+    is_broken;
 }
 
 /// One hold on an [`RLock`]; gives it up on drop.
@@ -97,66 +103,11 @@ impl Drop for RLockGuard<'_> {
 }
 
 impl RLock {
-    /// Creates a new, unlocked re-entrant lock named `name`.
-    ///
-    /// A name left behind by a crashed creator (an orphan: creator gone, not
-    /// persisted, held by no live process) is reclaimed and created afresh, so a
-    /// restarted service just creates; see [`gc`](crate::gc).
-    pub fn create(name: &str) -> Result<RLock> {
-        RLock::create_with(name, &Options::default())
-    }
-    /// [`create`](RLock::create) with explicit segment [`Options`].
-    pub fn create_with(name: &str, opts: &Options) -> Result<RLock> {
-        Ok(RLock::from_obj(Object::create_plain(
-            name,
-            opts,
-            ObjectKind::RLock,
-        )?))
-    }
-    /// Opens the re-entrant lock `name`.
-    pub fn open(name: &str) -> Result<RLock> {
-        RLock::open_with(name, &Options::default())
-    }
-    /// [`open`](RLock::open) with explicit [`Options`] (init timeout, trusted owners).
-    pub fn open_with(name: &str, opts: &Options) -> Result<RLock> {
-        let obj = Object::open_plain(name, opts, ObjectKind::RLock)?;
-        Ok(RLock::from_obj(obj))
-    }
-    /// Opens `name`, creating it if it does not exist. A RLock has no
-    /// creation parameters, so any existing RLock of that name is returned, in
-    /// whatever state it is; `Err(WrongKind)` if the name holds another kind of object.
-    pub fn open_or_create(name: &str) -> Result<RLock> {
-        RLock::open_or_create_with(name, &Options::default())
-    }
-
-    /// [`open_or_create`](RLock::open_or_create) with explicit segment [`Options`].
-    pub fn open_or_create_with(name: &str, opts: &Options) -> Result<RLock> {
-        segment::open_or_create(
-            || RLock::create_with(name, opts),
-            || RLock::open_with(name, opts),
-        )
-    }
     fn from_obj(obj: Object<RawRLock>) -> RLock {
         RLock {
             obj,
             probe: DEFAULT_PROBE,
         }
-    }
-
-    /// How often a waiter checks that the holder is alive: the bound on how long a
-    /// dead holder can delay the next acquirer (default 10 ms, at least 100 µs).
-    pub fn with_probe_interval(mut self, probe: Duration) -> RLock {
-        self.probe = probe.max(Duration::from_micros(100));
-        self
-    }
-
-    /// The lock's name.
-    pub fn name(&self) -> &str {
-        self.obj.name()
-    }
-    /// Keeps the name after this (creating) handle drops.
-    pub fn persist(&self) {
-        self.obj.persist()
     }
 
     /// Blocks until the calling thread holds the lock (at once if it holds it
@@ -198,13 +149,6 @@ impl RLock {
             Err(_) => Err(Error::NotOwner),
         };
         self.obj.intact(r)
-    }
-
-    /// True once another process truncated the lock's segment: as for
-    /// [`Lock::is_broken`](crate::Lock::is_broken) (acquires return `Err(OwnerDied)`,
-    /// `release` returns `Err(Corrupt)`).
-    pub fn is_broken(&self) -> bool {
-        self.obj.is_broken()
     }
 
     /// True while any thread holds the lock (a snapshot).

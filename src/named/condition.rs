@@ -1,13 +1,13 @@
 //! [`Condition`]: a named condition variable that owns its robust, re-entrant lock.
 
-use crate::lock::{
-    held_here, lock_result, try_result, try_unless_broken, unless_broken, HeldHere, LockResult,
-    OwnerDied, TryLockResult,
+use super::common::{
+    held_here, lock_result, named_handle, try_result, try_unless_broken, unless_broken, HeldHere,
+    LockResult, OwnerDied, TryLockResult,
 };
 use crate::raw::lock::DEFAULT_PROBE;
 use crate::raw::Acquire;
 use crate::raw::RawCondition;
-use crate::segment::{self, Object, ObjectKind, Options};
+use crate::segment::{Object, ObjectKind};
 use crate::sync::{current_identity, Identity};
 use crate::sys::clock::{deadline_after, Deadline};
 use crate::{Error, Result};
@@ -61,14 +61,20 @@ pub struct Condition {
     probe: Duration,
 }
 
-impl fmt::Debug for Condition {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Condition")
-            .field("name", &self.name())
-            .field("locked", &self.is_locked())
-            .field("waiting", &self.n_waiting())
-            .finish()
-    }
+named_handle! {
+    impl[] Condition: "condition", obj;
+    debug[] "Condition" { "locked" => |c| c.is_locked(), "waiting" => |c| c.n_waiting() };
+    /// Creates a new condition (and its unlocked lock) named `name`.
+    plain(ObjectKind::Condition) => from_obj;
+    /// How often a thread waiting for the lock checks that its holder is alive
+    /// (default 10 ms, at least 100 µs).
+    with_probe_interval => probe;
+    /// True once another process truncated the condition's segment (see
+    /// [`Segment::is_broken`](crate::Segment::is_broken)). Its lock then excludes only
+    /// this process's threads; acquires and waits return `Err(OwnerDied(..))`, and
+    /// waits return at once (no notify can reach them any more), so `wait_while`
+    /// returns even while its predicate holds.
+    is_broken;
 }
 
 /// One hold on a [`Condition`]'s lock; gives it up on drop. Pass it to the
@@ -120,63 +126,11 @@ fn relocked<T>(value: T, recovered: bool) -> LockResult<T> {
 }
 
 impl Condition {
-    /// Creates a new condition (and its unlocked lock) named `name`.
-    ///
-    /// A name left behind by a crashed creator (an orphan: creator gone, not
-    /// persisted, held by no live process) is reclaimed and created afresh, so a
-    /// restarted service just creates; see [`gc`](crate::gc).
-    pub fn create(name: &str) -> Result<Condition> {
-        Condition::create_with(name, &Options::default())
-    }
-    /// [`create`](Condition::create) with explicit segment [`Options`].
-    pub fn create_with(name: &str, opts: &Options) -> Result<Condition> {
-        let obj = Object::create_plain(name, opts, ObjectKind::Condition)?;
-        Ok(Condition::from_obj(obj))
-    }
-    /// Opens the condition `name`.
-    pub fn open(name: &str) -> Result<Condition> {
-        Condition::open_with(name, &Options::default())
-    }
-    /// [`open`](Condition::open) with explicit [`Options`] (init timeout, trusted owners).
-    pub fn open_with(name: &str, opts: &Options) -> Result<Condition> {
-        let obj = Object::open_plain(name, opts, ObjectKind::Condition)?;
-        Ok(Condition::from_obj(obj))
-    }
-    /// Opens `name`, creating it if it does not exist. A Condition has no
-    /// creation parameters, so any existing Condition of that name is returned, in
-    /// whatever state it is; `Err(WrongKind)` if the name holds another kind of object.
-    pub fn open_or_create(name: &str) -> Result<Condition> {
-        Condition::open_or_create_with(name, &Options::default())
-    }
-
-    /// [`open_or_create`](Condition::open_or_create) with explicit segment [`Options`].
-    pub fn open_or_create_with(name: &str, opts: &Options) -> Result<Condition> {
-        segment::open_or_create(
-            || Condition::create_with(name, opts),
-            || Condition::open_with(name, opts),
-        )
-    }
     fn from_obj(obj: Object<RawCondition>) -> Condition {
         Condition {
             obj,
             probe: DEFAULT_PROBE,
         }
-    }
-
-    /// How often a thread waiting for the lock checks that its holder is alive
-    /// (default 10 ms, at least 100 µs).
-    pub fn with_probe_interval(mut self, probe: Duration) -> Condition {
-        self.probe = probe.max(Duration::from_micros(100));
-        self
-    }
-
-    /// The condition's name.
-    pub fn name(&self) -> &str {
-        self.obj.name()
-    }
-    /// Keeps the name after this (creating) handle drops.
-    pub fn persist(&self) {
-        self.obj.persist()
     }
 
     /// Blocks until the calling thread holds the condition's lock (at once, one
@@ -403,15 +357,6 @@ impl Condition {
     /// True while any thread holds the lock (a snapshot).
     pub fn is_locked(&self) -> bool {
         self.obj.raw().lock().is_locked()
-    }
-
-    /// True once another process truncated the condition's segment (see
-    /// [`Segment::is_broken`](crate::Segment::is_broken)). Its lock then excludes only
-    /// this process's threads; acquires and waits return `Err(OwnerDied(..))`, and
-    /// waits return at once (no notify can reach them any more), so `wait_while`
-    /// returns even while its predicate holds.
-    pub fn is_broken(&self) -> bool {
-        self.obj.is_broken()
     }
 
     /// The raw condition inside the segment.

@@ -1,10 +1,9 @@
 //! `Value<T>`: one `T: Pod` shared by name between processes.
 
-use crate::array::{
-    acquire_elems, check_elem_params, elem_params, refuse_self_deadlock, under_lock,
-    words_or_invalid, words_ptr, words_slice,
+use super::common::{
+    acquire_elems, check_elem_params, elem_params, named_handle, refuse_self_deadlock,
+    try_lock_elems, under_lock, words_or_invalid, words_ptr, words_slice, Locked,
 };
-use crate::lock::{held_here, Held};
 use crate::raw::array::is_word_sized;
 use crate::raw::lock::{Acquire, DEFAULT_PROBE};
 use crate::raw::{Integer, RawValue, ValueRef};
@@ -74,6 +73,32 @@ pub struct Value<T> {
     _t: PhantomData<fn() -> T>,
 }
 
+named_handle! {
+    impl[T: Pod] Value<T>: "value" (anonymous), obj;
+    debug[T] "Value" { "type" => |_| core::any::type_name::<T>() };
+    /// Creates the value `name` holding `init`. `Err(AlreadyExists)` if the name is
+    /// taken; `Err(InvalidArgument)` for a zero-sized `T`.
+    create(init: T);
+    /// Opens the value `name`. `Err(WrongKind)` if it is not a value, `Err(WrongType)`
+    /// if it holds another type than `T` (the message names both), `Err(Corrupt)` if
+    /// its header is inconsistent.
+    open();
+    /// Opens `name`, creating it holding `init` if it does not exist. An existing
+    /// value of type `T` is returned as it is: `init` is a starting value (state), not
+    /// a creation parameter, so it is not compared. `Err(WrongType)` if it holds
+    /// another type.
+    open_or_create(init: T);
+    /// How often a waiter for the lock checks that its holder is alive: the bound on
+    /// how long a dead writer can delay others (default 10 ms).
+    with_probe_interval => probe;
+    /// True once another process truncated the value's segment (see
+    /// [`Segment::is_broken`](crate::Segment::is_broken)). No operation of a `Value`
+    /// returns an error, so they go on, on a zero page private to this process: what
+    /// it writes, no other process sees, and guards report
+    /// [`recovered`](ValueGuard::recovered). Check this where it matters.
+    is_broken;
+}
+
 // SAFETY: `words` points into the mapping that `obj` keeps alive; everything it reaches
 // is atomics (SharedState), usable from any thread. T: Pod is plain data.
 unsafe impl<T: Pod> Send for Value<T> {}
@@ -91,15 +116,6 @@ impl<T> Clone for Value<T> {
     }
 }
 
-impl<T> fmt::Debug for Value<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Value")
-            .field("name", &self.obj.name())
-            .field("type", &core::any::type_name::<T>())
-            .finish()
-    }
-}
-
 fn value_spec<T>(ty: TypeInfo) -> Result<ObjectSpec> {
     let words = words_or_invalid::<T>("value", "", 1)?;
     Ok(ObjectSpec {
@@ -113,16 +129,6 @@ fn value_spec<T>(ty: TypeInfo) -> Result<ObjectSpec> {
 impl<T: Pod> Value<T> {
     /// Number of storage words.
     const WORDS: usize = size_of::<T>().div_ceil(8);
-
-    /// Creates the value `name` holding `init`. `Err(AlreadyExists)` if the name is
-    /// taken; `Err(InvalidArgument)` for a zero-sized `T`.
-    ///
-    /// A name left behind by a crashed creator (an orphan: creator gone, not
-    /// persisted, held by no live process) is reclaimed and created afresh, so a
-    /// restarted service just creates; see [`gc`](crate::gc).
-    pub fn create(name: &str, init: T) -> Result<Value<T>> {
-        Value::create_with(name, init, &Options::default())
-    }
 
     /// [`create`](Value::create) with explicit segment [`Options`].
     pub fn create_with(name: &str, init: T, opts: &Options) -> Result<Value<T>> {
@@ -154,13 +160,6 @@ impl<T: Pod> Value<T> {
         Ok(())
     }
 
-    /// Opens the value `name`. `Err(WrongKind)` if it is not a value, `Err(WrongType)`
-    /// if it holds another type than `T` (the message names both), `Err(Corrupt)` if
-    /// its header is inconsistent.
-    pub fn open(name: &str) -> Result<Value<T>> {
-        Value::open_with(name, &Options::default())
-    }
-
     /// [`open`](Value::open) with explicit [`Options`] (init timeout, trusted owners).
     pub fn open_with(name: &str, opts: &Options) -> Result<Value<T>> {
         words_or_invalid::<T>("value", name, 1)?;
@@ -183,14 +182,6 @@ impl<T: Pod> Value<T> {
         Ok(Value::from_obj(obj))
     }
 
-    /// Opens `name`, creating it holding `init` if it does not exist. An existing
-    /// value of type `T` is returned as it is: `init` is a starting value (state), not
-    /// a creation parameter, so it is not compared. `Err(WrongType)` if it holds
-    /// another type.
-    pub fn open_or_create(name: &str, init: T) -> Result<Value<T>> {
-        Value::open_or_create_with(name, init, &Options::default())
-    }
-
     /// [`open_or_create`](Value::open_or_create) with explicit segment [`Options`].
     pub fn open_or_create_with(name: &str, init: T, opts: &Options) -> Result<Value<T>> {
         segment::open_or_create(
@@ -208,36 +199,9 @@ impl<T: Pod> Value<T> {
         }
     }
 
-    /// How often a waiter for the lock checks that its holder is alive: the bound on
-    /// how long a dead writer can delay others (default 10 ms).
-    pub fn with_probe_interval(mut self, probe: Duration) -> Value<T> {
-        self.probe = probe.max(Duration::from_micros(100));
-        self
-    }
-
-    /// The value's name ("" for an anonymous one).
-    pub fn name(&self) -> &str {
-        self.obj.name()
-    }
-
-    /// Keeps the name after this (creating) handle drops; [`unlink`](crate::unlink)
-    /// removes it.
-    pub fn persist(&self) {
-        self.obj.persist()
-    }
-
     /// The segment holding the value.
     pub fn segment(&self) -> &segment::Segment {
         self.obj.segment()
-    }
-
-    /// True once another process truncated the value's segment (see
-    /// [`Segment::is_broken`](crate::Segment::is_broken)). No operation of a `Value`
-    /// returns an error, so they go on, on a zero page private to this process: what
-    /// it writes, no other process sees, and guards report
-    /// [`recovered`](ValueGuard::recovered). Check this where it matters.
-    pub fn is_broken(&self) -> bool {
-        self.obj.is_broken()
     }
 
     /// The raw header inside the segment.
@@ -370,12 +334,7 @@ impl<T: Pod> Value<T> {
 
     /// [`lock`](Value::lock), unless another thread holds the lock: then `None`.
     pub fn try_lock(&self) -> Option<ValueGuard<'_, T>> {
-        let me = crate::sync::current_identity();
-        let lock = self.raw().raw_lock();
-        if lock.holder() == Some(me.tid) && held_here(lock, me) {
-            return None; // our own guard holds it
-        }
-        let a = self.raw().try_lock(me);
+        let (a, me) = try_lock_elems(self.raw().as_array());
         a.is_held().then(|| self.guard(a, me))
     }
 
@@ -394,17 +353,11 @@ impl<T: Pod> Value<T> {
     }
 
     fn guard(&self, a: Acquire, me: Identity) -> ValueGuard<'_, T> {
-        // SAFETY: called right after `me` acquired the lock.
-        let held = unsafe { Held::new(self.raw().raw_lock(), me) };
-        let mut orig = [T::zeroed()];
-        self.view().as_array().read_locked(&mut orig);
+        let (raw, view) = (self.raw().as_array(), self.view().as_array());
         ValueGuard {
             value: self,
-            orig: orig[0],
-            copy: orig[0],
-            dirty: false,
-            recovered: a == Acquire::Recovered || self.obj.broken(),
-            _held: held,
+            // SAFETY: called right after `me` acquired the lock.
+            locked: unsafe { Locked::new(raw, view, a, me, self.obj.broken(), [T::zeroed()]) },
         }
     }
 }
@@ -457,12 +410,7 @@ impl<T: Integer> Value<T> {
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct ValueGuard<'a, T: Pod> {
     value: &'a Value<T>,
-    orig: T,
-    copy: T,
-    dirty: bool,
-    recovered: bool,
-    // Dropped after `drop` wrote back: releases the lock.
-    _held: Held<'a>,
+    locked: Locked<'a, T, [T; 1]>,
 }
 
 impl<T: Pod> ValueGuard<'_, T> {
@@ -470,32 +418,20 @@ impl<T: Pod> ValueGuard<'_, T> {
     /// write back only when they drop, so only a writer killed during its write-back
     /// can have left a multi-word value half-updated.
     pub fn recovered(&self) -> bool {
-        self.recovered
+        self.locked.recovered()
     }
 }
 
 impl<T: Pod> Deref for ValueGuard<'_, T> {
     type Target = T;
     fn deref(&self) -> &T {
-        &self.copy
+        &self.locked.copy()[0]
     }
 }
 
 impl<T: Pod> DerefMut for ValueGuard<'_, T> {
     fn deref_mut(&mut self) -> &mut T {
-        self.dirty = true;
-        &mut self.copy
-    }
-}
-
-impl<T: Pod> Drop for ValueGuard<'_, T> {
-    fn drop(&mut self) {
-        if self.dirty {
-            self.value
-                .view()
-                .as_array()
-                .write_changed_locked(&[self.orig], &[self.copy]);
-        }
+        &mut self.locked.copy_mut()[0]
     }
 }
 
@@ -503,7 +439,7 @@ impl<T: Pod + fmt::Debug> fmt::Debug for ValueGuard<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ValueGuard")
             .field("value", &self.value.name())
-            .field("copy", &self.copy)
+            .field("copy", &self.locked.copy()[0])
             .finish()
     }
 }

@@ -15,16 +15,17 @@
 //! it is complete: a sender that dies, closes or gives up mid-message never delivers
 //! a partial one.
 
+use super::common::named_handle;
 use crate::raw::frame::{
     self, decode, frame_len, header, padded, ABORT, MAX_MESSAGE_LEN, OVERHEAD, PIECE, START, WHOLE,
 };
-use crate::raw::lock::spin_until;
 use crate::raw::lock::DEFAULT_PROBE;
 use crate::raw::spsc::{
     Consumer, Geometry, Producer, RegionMemory, RingCorrupt, Stop, CONSUMER_CLOSED, MAX_RING_BYTES,
     PRODUCER_CLOSED,
 };
 use crate::raw::spsc_role::{ClaimError, Claimed, RawPipe, RoleStatus};
+use crate::raw::wait::spin_until;
 use crate::segment::{self, Object, ObjectKind, ObjectSpec, Options, TypeInfo};
 use crate::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use crate::sys::clock::{deadline_after, Deadline, Instant};
@@ -254,6 +255,34 @@ pub struct Pipe {
     rx: PipeReceiver,
 }
 
+named_handle! {
+    impl[] Pipe: "pipe" (anonymous), tx.shared.obj;
+    debug[] "Pipe" {
+        "end" => |p| p.end(),
+        "duplex" => |p| p.is_duplex(),
+        "capacity" => |p| p.capacity(),
+        "closed" => |p| p.is_closed(),
+    };
+    /// Creates the named duplex pipe `name` and returns its end A; another process
+    /// gets end B with [`open`](Pipe::open). `Err(AlreadyExists)` if the name is
+    /// taken. The name is unlinked when this handle drops (unless
+    /// [`persist`](Pipe::persist)ed).
+    create(capacity_bytes: usize);
+    /// Opens end B of the named pipe `name`. `Err(Busy)` if a live process holds end
+    /// B already; `Err(Closed)` if end B was closed (or its peer found its process
+    /// dead); an end B whose process exited unnoticed is taken over.
+    open();
+    /// Opens end B of `name` if it is a duplex pipe of this capacity (rounded as
+    /// `create` rounds it), or creates the (duplex) pipe and returns its end A if it
+    /// does not exist: see [`end`](Pipe::end). `Err(Mismatch)` if it exists with
+    /// another capacity or is one-way (it is left alone, end B unclaimed).
+    open_or_create(capacity_bytes: usize);
+    /// True once another process truncated the pipe's segment (see
+    /// [`Segment::is_broken`](crate::Segment::is_broken)); sends, receives and polls
+    /// then return `Err(Corrupt)` (waiting ones within a probe interval).
+    is_broken;
+}
+
 /// The sending half of a pipe end, from [`Pipe::split`]: it has the end's send
 /// methods and no receive methods, and may be moved to another thread than the
 /// [`PipeReceiver`] of the same end. `Send` and `Sync`.
@@ -312,6 +341,112 @@ pub struct PipeReceiver {
     scratch: Vec<u8>,
 }
 
+/// Writes what the two halves of an end share (each over its own cursor field, half
+/// index and cursor builder): `Debug`, `Drop`, `name`, `end`, `is_closed`,
+/// `is_broken`, `close`, claiming the end on first use, and what a call works with.
+macro_rules! half_surface {
+    (
+        $ty:ident, $cur:ident: $cur_ty:ty, $half:ident, $build:ident,
+        $can:ident ($verb:literal), $ring:ident, $other:literal
+    ) => {
+        impl Drop for $ty {
+            fn drop(&mut self) {
+                self.close();
+            }
+        }
+
+        impl fmt::Debug for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($ty))
+                    .field("name", &self.shared.name())
+                    .field("end", &self.shared.end)
+                    .field("closed", &self.closed)
+                    .finish()
+            }
+        }
+
+        impl $ty {
+            /// The pipe's name ("" for an anonymous pipe).
+            pub fn name(&self) -> &str {
+                self.shared.name()
+            }
+
+            /// Which end this half belongs to.
+            pub fn end(&self) -> PipeEnd {
+                self.shared.end
+            }
+
+            /// True once [`close`](Self::close) was called on this half or on its
+            /// [`Pipe`].
+            pub fn is_closed(&self) -> bool {
+                self.closed
+            }
+
+            /// True once another process truncated the pipe's segment (as
+            /// [`Pipe::is_broken`]).
+            pub fn is_broken(&self) -> bool {
+                self.shared.obj.is_broken()
+            }
+
+            #[doc = concat!(
+                "Closes this half (see [`", stringify!($ty), "`]); further calls on it fail ",
+                "with `Err(Closed)`.\nDropping it closes it too. Idempotent."
+            )]
+            pub fn close(&mut self) {
+                if !self.closed {
+                    self.closed = true;
+                    self.shared.close_half($half);
+                }
+            }
+
+            /// Claims the end on first use in this process (from either half; anonymous
+            /// ends, fork-inherited handles) and builds this half's cursor.
+            #[inline]
+            fn ready(&mut self) -> Result<()> {
+                if self.closed {
+                    return Err(Error::Closed);
+                }
+                if self.generation != fork_generation() {
+                    self.claim()?;
+                }
+                Ok(())
+            }
+
+            /// Claims the end if needed and hands out what a call on this half works
+            /// with: the [`Wire`] of its ring and its cursor. `Err(InvalidArgument)`
+            /// on the wrong end of a one-way pipe.
+            #[inline]
+            fn wired(&mut self) -> Result<(Wire<'_>, &mut $cur_ty)> {
+                self.ready()?;
+                if !self.shared.$can() {
+                    return Err(self.shared.wrong_end($other));
+                }
+                let wire = self.shared.wire(self.shared.$ring());
+                let Some(cur) = self.$cur.as_mut() else {
+                    unreachable!(concat!(
+                        "a claimed pipe end that can ", $verb, " has its cursor: claim builds it"
+                    ))
+                };
+                Ok((wire, cur))
+            }
+
+            #[cold]
+            fn claim(&mut self) -> Result<()> {
+                let taken_over = self.shared.claim()?;
+                let mut cur = self.shared.$build(taken_over, self.probe)?;
+                if let Some(c) = cur.as_mut() {
+                    // The end may have been claimed long ago by the other half: the
+                    // peer is checked at the first call, as it would have been by then.
+                    c.next_check = Instant::coarse_now();
+                }
+                self.$cur = cur;
+                self.generation = fork_generation();
+                Ok(())
+            }
+        }
+    };
+}
+
 /// Half indices of [`EndShared::half_closed`].
 const SENDING: usize = 0;
 const RECEIVING: usize = 1;
@@ -351,9 +486,45 @@ struct EndShared {
     closed: AtomicBool,
 }
 
+/// What a call that may wait on one ring of an end works with, borrowed from the
+/// end's [`EndShared`].
+struct Wire<'a> {
+    name: &'a str,
+    raw: &'a RawPipe,
+    /// Waits' probes also check for truncation: nobody wakes a lost page.
+    seg: &'a segment::Segment,
+    ring: &'a crate::raw::RawSpsc,
+    peer: usize,
+    duplex: bool,
+    local: Option<&'a LocalEnds>,
+}
+
 impl EndShared {
     fn name(&self) -> &str {
         self.obj.name()
+    }
+
+    /// The [`Wire`] of ring `ring_i` of this end.
+    fn wire(&self, ring_i: usize) -> Wire<'_> {
+        let raw = self.obj.raw();
+        Wire {
+            name: self.obj.name(),
+            raw,
+            seg: self.obj.segment(),
+            ring: &raw.rings[ring_i],
+            peer: self.peer(),
+            duplex: self.duplex,
+            local: self.local.as_deref(),
+        }
+    }
+
+    /// A call in the direction this end of a one-way pipe does not have; `this` is
+    /// the direction it has ("sending", "receiving").
+    fn wrong_end(&self, this: &str) -> Error {
+        Error::invalid(format!(
+            "pipe '{}': this is the {this} end of a one-way pipe",
+            self.name()
+        ))
     }
 
     fn can_send(&self) -> bool {
@@ -571,18 +742,6 @@ impl EndShared {
     }
 }
 
-impl fmt::Debug for Pipe {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Pipe")
-            .field("name", &self.name())
-            .field("end", &self.end())
-            .field("duplex", &self.is_duplex())
-            .field("capacity", &self.capacity())
-            .field("closed", &self.is_closed())
-            .finish()
-    }
-}
-
 fn geometry(capacity: usize) -> Result<Geometry> {
     if capacity == 0 {
         return Err(Error::invalid("a pipe needs a capacity of at least 1 byte"));
@@ -686,18 +845,6 @@ impl Pipe {
         Ok((a, b))
     }
 
-    /// Creates the named duplex pipe `name` and returns its end A; another process
-    /// gets end B with [`open`](Pipe::open). `Err(AlreadyExists)` if the name is
-    /// taken. The name is unlinked when this handle drops (unless
-    /// [`persist`](Pipe::persist)ed).
-    ///
-    /// A name left behind by a crashed creator (an orphan: creator gone, not
-    /// persisted, held by no live process) is reclaimed and created afresh, so a
-    /// restarted service just creates; see [`gc`](crate::gc).
-    pub fn create(name: &str, capacity_bytes: usize) -> Result<Pipe> {
-        Pipe::create_with(name, capacity_bytes, &Options::default())
-    }
-
     /// [`create`](Pipe::create) with explicit segment [`Options`].
     pub fn create_with(name: &str, capacity_bytes: usize, opts: &Options) -> Result<Pipe> {
         Pipe::create_named(name, capacity_bytes, true, opts)
@@ -723,13 +870,6 @@ impl Pipe {
         let mut p = Pipe::from_obj(obj, PipeEnd::A, geo, duplex, None);
         p.claim()?;
         Ok(p)
-    }
-
-    /// Opens end B of the named pipe `name`. `Err(Busy)` if a live process holds end
-    /// B already; `Err(Closed)` if end B was closed (or its peer found its process
-    /// dead); an end B whose process exited unnoticed is taken over.
-    pub fn open(name: &str) -> Result<Pipe> {
-        Pipe::open_with(name, &Options::default())
     }
 
     /// [`open`](Pipe::open) with explicit [`Options`] (init timeout, trusted owners).
@@ -763,14 +903,6 @@ impl Pipe {
         let mut p = Pipe::from_obj(obj, PipeEnd::B, geo, duplex, None);
         p.claim()?;
         Ok(p)
-    }
-
-    /// Opens end B of `name` if it is a duplex pipe of this capacity (rounded as
-    /// `create` rounds it), or creates the (duplex) pipe and returns its end A if it
-    /// does not exist: see [`end`](Pipe::end). `Err(Mismatch)` if it exists with
-    /// another capacity or is one-way (it is left alone, end B unclaimed).
-    pub fn open_or_create(name: &str, capacity_bytes: usize) -> Result<Pipe> {
-        Pipe::open_or_create_with(name, capacity_bytes, &Options::default())
     }
 
     /// [`open_or_create`](Pipe::open_or_create) with explicit segment [`Options`].
@@ -877,16 +1009,6 @@ impl Pipe {
         self
     }
 
-    /// The pipe's name ("" for an anonymous pipe).
-    pub fn name(&self) -> &str {
-        self.tx.shared.name()
-    }
-
-    /// Keeps the name after the creating handle drops.
-    pub fn persist(&self) {
-        self.tx.shared.obj.persist()
-    }
-
     /// Which end this handle is.
     pub fn end(&self) -> PipeEnd {
         self.tx.shared.end
@@ -916,13 +1038,6 @@ impl Pipe {
     /// True once [`close`](Pipe::close) was called on this handle.
     pub fn is_closed(&self) -> bool {
         self.tx.closed
-    }
-
-    /// True once another process truncated the pipe's segment (see
-    /// [`Segment::is_broken`](crate::Segment::is_broken)); sends, receives and polls
-    /// then return `Err(Corrupt)` (waiting ones within a probe interval).
-    pub fn is_broken(&self) -> bool {
-        self.tx.shared.obj.is_broken()
     }
 
     /// Claims this end for the calling process and builds its cursors (`create` and
@@ -1071,78 +1186,15 @@ impl Drop for Pipe {
     }
 }
 
-impl fmt::Debug for PipeSender {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PipeSender")
-            .field("name", &self.shared.name())
-            .field("end", &self.shared.end)
-            .field("closed", &self.closed)
-            .finish()
-    }
-}
+half_surface!(
+    PipeSender, tx: Tx, SENDING, sender_cursor, can_send("send"), send_ring, "receiving"
+);
 
 impl PipeSender {
-    /// The pipe's name ("" for an anonymous pipe).
-    pub fn name(&self) -> &str {
-        self.shared.name()
-    }
-
-    /// Which end this half belongs to.
-    pub fn end(&self) -> PipeEnd {
-        self.shared.end
-    }
-
     /// True if this end may send (false for the wrong end of a one-way pipe, whose
     /// calls fail with `Err(InvalidArgument)`).
     pub fn can_send(&self) -> bool {
         self.shared.can_send()
-    }
-
-    /// True once [`close`](PipeSender::close) was called on this half or on its [`Pipe`].
-    pub fn is_closed(&self) -> bool {
-        self.closed
-    }
-
-    /// True once another process truncated the pipe's segment (as
-    /// [`Pipe::is_broken`]).
-    pub fn is_broken(&self) -> bool {
-        self.shared.obj.is_broken()
-    }
-
-    /// Closes this half (see [`PipeSender`]); further calls on it fail with `Err(Closed)`.
-    /// Dropping it closes it too. Idempotent.
-    pub fn close(&mut self) {
-        if !self.closed {
-            self.closed = true;
-            self.shared.close_half(SENDING);
-        }
-    }
-
-    /// Claims the end on first use in this process (from either half; anonymous
-    /// ends, fork-inherited handles) and builds this half's cursor.
-    #[inline]
-    fn ready(&mut self) -> Result<()> {
-        if self.closed {
-            return Err(Error::Closed);
-        }
-        if self.generation != fork_generation() {
-            self.claim()?;
-        }
-        Ok(())
-    }
-
-    #[cold]
-    fn claim(&mut self) -> Result<()> {
-        let taken_over = self.shared.claim()?;
-        let mut cur = self.shared.sender_cursor(taken_over, self.probe)?;
-        if let Some(c) = cur.as_mut() {
-            // The end may have been claimed long ago by the other half: the peer is
-            // checked at the first call, as it would have been by then.
-            c.next_check = Instant::coarse_now();
-        }
-        self.tx = cur;
-        self.generation = fork_generation();
-        Ok(())
     }
 
     /// Sends one message of any length, waiting for room as needed.
@@ -1205,13 +1257,8 @@ impl PipeSender {
 
     #[inline(never)]
     fn send_until(&mut self, msg: &[u8], deadline: Deadline, wait: bool) -> Result<()> {
-        self.ready()?;
-        if !self.shared.can_send() {
-            return Err(Error::invalid(format!(
-                "pipe '{}': this is the receiving end of a one-way pipe",
-                self.shared.name()
-            )));
-        }
+        let probe = self.probe;
+        let (w, tx) = self.wired()?;
         let len = msg.len() as u64;
         if len > MAX_MESSAGE_LEN {
             return Err(Error::TooLarge {
@@ -1219,37 +1266,22 @@ impl PipeSender {
                 max: MAX_MESSAGE_LEN as usize,
             });
         }
-        let name = self.shared.obj.name();
-        let raw = self.shared.obj.raw();
-        // Waits' probes also check for truncation: nobody wakes a lost page.
-        let seg = self.shared.obj.segment();
-        let (ring_i, peer, probe, duplex) = (
-            self.shared.send_ring(),
-            self.shared.peer(),
-            self.probe,
-            self.shared.duplex,
-        );
-        let local = self.shared.local.as_deref();
-        let ring = &raw.rings[ring_i];
-        let Some(tx) = self.tx.as_mut() else {
-            unreachable!("a claimed pipe end that can send has its cursor: claim builds it")
-        };
         let now = Instant::coarse_now();
         if now >= tx.next_check && !tx.peer_gone {
             tx.next_check = now.add(probe);
-            if peer_gone(raw, peer, local) {
+            if peer_gone(w.raw, w.peer, w.local) {
                 tx.peer_gone = true;
-                close_end(raw, peer, duplex);
+                close_end(w.raw, w.peer, w.duplex);
             }
         }
-        if tx.peer_gone || ring.closed() != 0 {
+        if tx.peer_gone || w.ring.closed() != 0 {
             return Err(Error::Closed);
         }
         let cap = tx.cur.geometry().capacity();
-        let corrupt = |c: RingCorrupt| Error::corrupt(name, c.detail);
+        let corrupt = |c: RingCorrupt| Error::corrupt(w.name, c.detail);
         // Waits for `want` free bytes; the error to return otherwise.
         let room = |tx: &mut Tx, want: u64| -> core::result::Result<(), Error> {
-            match tx.cur.free_for(ring, want) {
+            match tx.cur.free_for(w.ring, want) {
                 Ok(f) if f >= want => return Ok(()),
                 Ok(_) => {}
                 Err(c) => return Err(corrupt(c)),
@@ -1257,14 +1289,14 @@ impl PipeSender {
             if !wait {
                 return Err(Error::Full);
             }
-            match tx.cur.wait_free(ring, want, deadline, probe, || {
-                peer_gone(raw, peer, local) || seg.is_broken()
+            match tx.cur.wait_free(w.ring, want, deadline, probe, || {
+                peer_gone(w.raw, w.peer, w.local) || w.seg.is_broken()
             }) {
                 Ok(_) => Ok(()),
                 Err(Stop::TimedOut) => Err(Error::Timeout),
                 Err(s @ (Stop::Closed | Stop::Gone)) => {
                     if s == Stop::Gone {
-                        close_end(raw, peer, duplex);
+                        close_end(w.raw, w.peer, w.duplex);
                     }
                     tx.peer_gone = true;
                     Err(Error::Closed)
@@ -1275,13 +1307,13 @@ impl PipeSender {
         if tx.need_abort {
             room(tx, OVERHEAD)?;
             tx.frame(ABORT, 0, &[]);
-            tx.cur.publish(ring);
+            tx.cur.publish(w.ring);
             tx.need_abort = false;
         }
         if frame_len(len) <= cap {
             room(tx, frame_len(len))?;
             tx.frame(WHOLE, len, msg);
-            tx.cur.publish(ring);
+            tx.cur.publish(w.ring);
             return Ok(());
         }
         if !wait {
@@ -1311,7 +1343,7 @@ impl PipeSender {
             let fits = (tx.cur.free() - OVERHEAD) & !7;
             let n = left.min(fits).min(piece - OVERHEAD);
             tx.frame(PIECE, n, &msg[sent as usize..(sent + n) as usize]);
-            tx.cur.publish(ring);
+            tx.cur.publish(w.ring);
             sent += n;
         }
         Ok(())
@@ -1356,84 +1388,15 @@ impl PipeSender {
     }
 }
 
-impl Drop for PipeSender {
-    fn drop(&mut self) {
-        self.close();
-    }
-}
-
-impl fmt::Debug for PipeReceiver {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PipeReceiver")
-            .field("name", &self.shared.name())
-            .field("end", &self.shared.end)
-            .field("closed", &self.closed)
-            .finish()
-    }
-}
+half_surface!(
+    PipeReceiver, rx: Rx, RECEIVING, receiver_cursor, can_recv("receive"), recv_ring, "sending"
+);
 
 impl PipeReceiver {
-    /// The pipe's name ("" for an anonymous pipe).
-    pub fn name(&self) -> &str {
-        self.shared.name()
-    }
-
-    /// Which end this half belongs to.
-    pub fn end(&self) -> PipeEnd {
-        self.shared.end
-    }
-
     /// True if this end may recv (false for the wrong end of a one-way pipe, whose
     /// calls fail with `Err(InvalidArgument)`).
     pub fn can_recv(&self) -> bool {
         self.shared.can_recv()
-    }
-
-    /// True once [`close`](PipeReceiver::close) was called on this half or on its [`Pipe`].
-    pub fn is_closed(&self) -> bool {
-        self.closed
-    }
-
-    /// True once another process truncated the pipe's segment (as
-    /// [`Pipe::is_broken`]).
-    pub fn is_broken(&self) -> bool {
-        self.shared.obj.is_broken()
-    }
-
-    /// Closes this half (see [`PipeReceiver`]); further calls on it fail with `Err(Closed)`.
-    /// Dropping it closes it too. Idempotent.
-    pub fn close(&mut self) {
-        if !self.closed {
-            self.closed = true;
-            self.shared.close_half(RECEIVING);
-        }
-    }
-
-    /// Claims the end on first use in this process (from either half; anonymous
-    /// ends, fork-inherited handles) and builds this half's cursor.
-    #[inline]
-    fn ready(&mut self) -> Result<()> {
-        if self.closed {
-            return Err(Error::Closed);
-        }
-        if self.generation != fork_generation() {
-            self.claim()?;
-        }
-        Ok(())
-    }
-
-    #[cold]
-    fn claim(&mut self) -> Result<()> {
-        let taken_over = self.shared.claim()?;
-        let mut cur = self.shared.receiver_cursor(taken_over, self.probe)?;
-        if let Some(c) = cur.as_mut() {
-            // The end may have been claimed long ago by the other half: the peer is
-            // checked at the first call, as it would have been by then.
-            c.next_check = Instant::coarse_now();
-        }
-        self.rx = cur;
-        self.generation = fork_generation();
-        Ok(())
     }
 
     /// Refuses (and skips) incoming messages longer than `max` bytes (as
@@ -1542,30 +1505,9 @@ impl PipeReceiver {
     #[inline(never)]
     fn recv_until(&mut self, out: &mut Vec<u8>, deadline: Deadline, wait: bool) -> Result<usize> {
         out.clear();
-        self.ready()?;
-        if !self.shared.can_recv() {
-            return Err(Error::invalid(format!(
-                "pipe '{}': this is the sending end of a one-way pipe",
-                self.shared.name()
-            )));
-        }
-        let name = self.shared.obj.name();
-        let raw = self.shared.obj.raw();
-        // Waits' probes also check for truncation: nobody wakes a lost page.
-        let seg = self.shared.obj.segment();
-        let (ring_i, peer, probe, max, duplex) = (
-            self.shared.recv_ring(),
-            self.shared.peer(),
-            self.probe,
-            self.max_message,
-            self.shared.duplex,
-        );
-        let local = self.shared.local.as_deref();
-        let ring = &raw.rings[ring_i];
-        let Some(rx) = self.rx.as_mut() else {
-            unreachable!("a claimed pipe end that can receive has its cursor: claim builds it")
-        };
-        let corrupt = |detail: &str| Error::corrupt(name, detail);
+        let (probe, max) = (self.probe, self.max_message);
+        let (w, rx) = self.wired()?;
+        let corrupt = |detail: &str| Error::corrupt(w.name, detail);
         if rx.msg.is_some() {
             core::mem::swap(out, &mut rx.partial);
         }
@@ -1578,24 +1520,26 @@ impl PipeReceiver {
                     let stop = if rx.eof {
                         Some(Stop::Closed)
                     } else if !wait {
-                        let closed = ring.closed() & PRODUCER_CLOSED != 0;
+                        let closed = w.ring.closed() & PRODUCER_CLOSED != 0;
                         if rx.stamped() {
                             None
                         } else if closed {
                             Some(Stop::Closed)
-                        } else if rx.check_due(probe) && peer_gone(raw, peer, local) {
+                        } else if rx.check_due(probe) && peer_gone(w.raw, w.peer, w.local) {
                             Some(Stop::Gone)
                         } else {
                             Some(Stop::TimedOut)
                         }
                     } else {
                         // Spin on the stamp, then sleep on the ring's `tail`.
-                        if spin_until(ring.consumer_spin_hint(), || rx.stamped()) {
+                        if spin_until(w.ring.consumer_spin_hint(), || rx.stamped()) {
                             None
                         } else {
-                            let r = rx.cur.wait_available(ring, OVERHEAD, deadline, probe, || {
-                                peer_gone(raw, peer, local) || seg.is_broken()
-                            });
+                            let r =
+                                rx.cur
+                                    .wait_available(w.ring, OVERHEAD, deadline, probe, || {
+                                        peer_gone(w.raw, w.peer, w.local) || w.seg.is_broken()
+                                    });
                             match r {
                                 Ok(_) if rx.stamped() => None,
                                 Ok(_) => {
@@ -1617,7 +1561,7 @@ impl PipeReceiver {
                             if s == Stop::Gone {
                                 // The connection is over for both sides: our sends
                                 // fail too, and nobody takes the dead end over.
-                                close_end(raw, peer, duplex);
+                                close_end(w.raw, w.peer, w.duplex);
                             }
                             // Frames stamped before the close still count.
                             if rx.stamped() {
@@ -1638,7 +1582,7 @@ impl PipeReceiver {
                 if frame.kind == PIECE && rx.msg.is_none() {
                     // The rest of a message the previous holder was assembling.
                     rx.cur.skip(v);
-                    rx.finish_frame(ring, v);
+                    rx.finish_frame(w.ring, v);
                     continue;
                 }
                 rx.resync = false;
@@ -1647,14 +1591,14 @@ impl PipeReceiver {
                 (WHOLE, None) => {
                     if v > max || out.try_reserve_exact(v as usize).is_err() {
                         rx.cur.skip(v);
-                        rx.finish_frame(ring, v);
+                        rx.finish_frame(w.ring, v);
                         return Err(Error::TooLarge {
                             len: v as usize,
                             max: max as usize,
                         });
                     }
                     take_into(&mut rx.cur, out, v);
-                    rx.finish_frame(ring, v);
+                    rx.finish_frame(w.ring, v);
                     return Ok(v as usize);
                 }
                 (START, None) => {
@@ -1664,7 +1608,7 @@ impl PipeReceiver {
                         got: 0,
                         discard: refuse,
                     });
-                    rx.finish_frame(ring, 0);
+                    rx.finish_frame(w.ring, 0);
                     if refuse {
                         // Its pieces are skipped as they come.
                         return Err(Error::TooLarge {
@@ -1686,7 +1630,7 @@ impl PipeReceiver {
                     }
                     m.got += v;
                     let done = *m;
-                    rx.finish_frame(ring, v);
+                    rx.finish_frame(w.ring, v);
                     if done.got == done.len {
                         rx.msg = None;
                         if !done.discard {
@@ -1698,7 +1642,7 @@ impl PipeReceiver {
                     // The sender gave up on the message it was streaming.
                     rx.msg = None;
                     out.clear();
-                    rx.finish_frame(ring, 0);
+                    rx.finish_frame(w.ring, 0);
                 }
                 _ => return Err(corrupt("a pipe frame arrived out of order")),
             }
@@ -1715,56 +1659,38 @@ impl PipeReceiver {
     }
 
     fn poll_inner(&mut self, timeout: Option<Duration>) -> Result<bool> {
-        self.ready()?;
-        if !self.shared.can_recv() {
-            return Err(Error::invalid(format!(
-                "pipe '{}': this is the sending end of a one-way pipe",
-                self.shared.name()
-            )));
-        }
-        let name = self.shared.obj.name();
-        let raw = self.shared.obj.raw();
-        // Waits' probes also check for truncation: nobody wakes a lost page.
-        let seg = self.shared.obj.segment();
-        let (ring_i, peer, probe, duplex) = (
-            self.shared.recv_ring(),
-            self.shared.peer(),
-            self.probe,
-            self.shared.duplex,
-        );
-        let local = self.shared.local.as_deref();
-        let ring = &raw.rings[ring_i];
-        let Some(rx) = self.rx.as_mut() else {
-            unreachable!("a claimed pipe end that can receive has its cursor: claim builds it")
-        };
+        let probe = self.probe;
+        let (w, rx) = self.wired()?;
         if rx.eof || rx.stamped() {
             return Ok(true);
         }
         if timeout == Some(Duration::ZERO) {
-            if ring.closed() & PRODUCER_CLOSED != 0 {
+            if w.ring.closed() & PRODUCER_CLOSED != 0 {
                 return Ok(true);
             }
-            let gone = peer_gone(raw, peer, local);
+            let gone = peer_gone(w.raw, w.peer, w.local);
             if gone {
-                close_end(raw, peer, duplex);
+                close_end(w.raw, w.peer, w.duplex);
             }
             return Ok(gone);
         }
-        if spin_until(ring.consumer_spin_hint(), || rx.stamped()) {
+        if spin_until(w.ring.consumer_spin_hint(), || rx.stamped()) {
             return Ok(true);
         }
         let deadline = timeout.and_then(deadline_after);
-        match rx.cur.wait_available(ring, OVERHEAD, deadline, probe, || {
-            peer_gone(raw, peer, local) || seg.is_broken()
-        }) {
+        match rx
+            .cur
+            .wait_available(w.ring, OVERHEAD, deadline, probe, || {
+                peer_gone(w.raw, w.peer, w.local) || w.seg.is_broken()
+            }) {
             Ok(_) | Err(Stop::Closed) => Ok(true),
             Err(Stop::Gone) => {
                 // As in recv: the connection is over, and recv now says so at once.
-                close_end(raw, peer, duplex);
+                close_end(w.raw, w.peer, w.duplex);
                 Ok(true)
             }
             Err(Stop::TimedOut) => Ok(false),
-            Err(Stop::Corrupt(c)) => Err(Error::corrupt(name, c.detail)),
+            Err(Stop::Corrupt(c)) => Err(Error::corrupt(w.name, c.detail)),
         }
     }
 
@@ -1806,34 +1732,38 @@ impl PipeReceiver {
     }
 }
 
-impl Drop for PipeReceiver {
-    fn drop(&mut self) {
-        self.close();
-    }
-}
-
 /// Messages at least this long are copied out of the ring with streaming stores:
 /// their destination is far larger than the cache.
 const STREAMING_COPY: u64 = 8 << 20;
 
 /// As [`take_into`], with streaming stores (see [`STREAMING_COPY`]).
 fn take_into_streaming(cur: &mut Consumer<RegionMemory>, out: &mut Vec<u8>, n: u64) {
-    let n = n as usize;
-    if out.capacity() - out.len() < n {
-        out.reserve(n);
-    }
-    let len = out.len();
-    let spare = out.spare_capacity_mut();
-    let n = n.min(spare.len());
-    let got = cur.take_uninit_streaming(&mut spare[..n]);
-    // SAFETY: take_uninit_streaming initialised the first `got` spare bytes.
-    unsafe { out.set_len(len + got) };
+    // SAFETY: take_uninit_streaming initialises the first bytes it counts, at most
+    // as many as it was given.
+    unsafe { append_with(out, n, |spare| cur.take_uninit_streaming(spare)) }
 }
 
 /// Appends `n` readable bytes of the ring to `out` (whose spare capacity is at least
 /// `n`).
 #[inline(always)]
 fn take_into(cur: &mut Consumer<RegionMemory>, out: &mut Vec<u8>, n: u64) {
+    // SAFETY: take_uninit initialises the first bytes it counts, at most as many as
+    // it was given.
+    unsafe { append_with(out, n, |spare| cur.take_uninit(spare)) }
+}
+
+/// Appends up to `n` bytes to `out` with `take`, which fills a prefix of the spare
+/// capacity it is given and returns how many bytes that prefix has.
+///
+/// # Safety
+/// `take` initialises the first bytes it returns the count of (no more than it was
+/// given).
+#[inline(always)]
+unsafe fn append_with(
+    out: &mut Vec<u8>,
+    n: u64,
+    take: impl FnOnce(&mut [core::mem::MaybeUninit<u8>]) -> usize,
+) {
     let n = n as usize;
     if out.capacity() - out.len() < n {
         out.reserve(n);
@@ -1841,8 +1771,8 @@ fn take_into(cur: &mut Consumer<RegionMemory>, out: &mut Vec<u8>, n: u64) {
     let len = out.len();
     let spare = out.spare_capacity_mut();
     let n = n.min(spare.len());
-    let got = cur.take_uninit(&mut spare[..n]);
-    // SAFETY: take_uninit initialised the first `got` spare bytes.
+    let got = take(&mut spare[..n]);
+    // SAFETY: `take` initialised the first `got` spare bytes, per the contract.
     unsafe { out.set_len(len + got) };
 }
 

@@ -1,12 +1,15 @@
 //! `Array<T>`: a fixed-length array of `T: Pod` shared by name between processes.
 
-use crate::lock::{held_here, Held, HeldHere};
-use crate::raw::array::{is_word_sized, words_for, ArrayRef, Integer, RawArray};
+use super::common::{
+    acquire_elems, check_elem_params, elem_params, named_handle, refuse_self_deadlock,
+    try_lock_elems, under_lock, words_or_invalid, words_ptr, words_slice, Locked,
+};
+use crate::raw::array::{is_word_sized, ArrayRef, Integer, RawArray};
 use crate::raw::lock::{Acquire, DEFAULT_PROBE};
-use crate::segment::{self, HeaderImage, Object, ObjectKind, ObjectSpec, Options, TypeInfo};
+use crate::segment::{self, Object, ObjectKind, ObjectSpec, Options, TypeInfo};
 use crate::sync::atomic::AtomicU64;
 use crate::sync::Identity;
-use crate::sys::clock::{deadline_after, Deadline};
+use crate::sys::clock::deadline_after;
 use crate::{Error, Result};
 use bytemuck::Pod;
 use core::fmt;
@@ -15,150 +18,6 @@ use core::mem::size_of;
 use core::ptr::NonNull;
 use std::ops::{Deref, DerefMut};
 use std::time::Duration;
-
-/// Header parameters shared by `Value` and `Array`:
-/// `[len, element size, words, check]`, where `check` is a hash of the other three so
-/// that a corrupted length that still fits the file is caught too.
-pub(crate) fn elem_params<T>(len: usize, words: usize) -> [u64; 4] {
-    let (len, size, words) = (len as u64, size_of::<T>() as u64, words as u64);
-    [len, size, words, params_check(len, size, words)]
-}
-
-fn params_check(len: u64, size: u64, words: u64) -> u64 {
-    let mut h: u64 = 0x6d70_7261_7272_6179; // "mprarray"
-    for x in [len, size, words] {
-        h = (h ^ x).wrapping_mul(0x0000_0100_0000_01b3).rotate_left(29);
-    }
-    h
-}
-
-/// The number of words `len` elements of `T` need, or `InvalidArgument` naming the
-/// object: zero-sized `T` and lengths whose byte size overflows are refused.
-pub(crate) fn words_or_invalid<T>(what: &str, name: &str, len: usize) -> Result<usize> {
-    if size_of::<T>() == 0 {
-        return Err(Error::invalid(format!(
-            "{what} '{name}': the element type {} is zero-sized and would hold no data",
-            core::any::type_name::<T>()
-        )));
-    }
-    let words = words_for::<T>(len)
-        .filter(|w| {
-            w.checked_mul(8)
-                .is_some_and(|b| b as u64 <= segment::MAX_SEGMENT_LEN)
-        })
-        .ok_or_else(|| {
-            Error::invalid(format!(
-                "{what} '{name}': {len} elements of {} ({} bytes each) exceed the \
-                 segment limit of {} bytes",
-                core::any::type_name::<T>(),
-                size_of::<T>(),
-                segment::MAX_SEGMENT_LEN
-            ))
-        })?;
-    Ok(words)
-}
-
-/// Validates the parameters of an opened `Value`/`Array` header; returns the element
-/// count and the trailing length they imply.
-pub(crate) fn check_elem_params<T>(name: &str, img: &HeaderImage) -> Result<(usize, usize)> {
-    let [len, size, words, check] = img.params;
-    if size != size_of::<T>() as u64 || size != u64::from(img.type_size) {
-        return Err(Error::corrupt(
-            name,
-            format!(
-                "its parameters record {size}-byte elements but its type record says {} \
-                 and {} is {} bytes",
-                img.type_size,
-                core::any::type_name::<T>(),
-                size_of::<T>()
-            ),
-        ));
-    }
-    let len = usize::try_from(len)
-        .ok()
-        .filter(|_| size != 0)
-        .ok_or_else(|| Error::corrupt(name, format!("impossible element count {len}")))?;
-    let need = words_for::<T>(len).and_then(|w| w.checked_mul(8));
-    match need {
-        Some(bytes)
-            if words == (bytes / 8) as u64 && check == params_check(len as u64, size, words) =>
-        {
-            Ok((len, bytes))
-        }
-        _ => Err(Error::corrupt(
-            name,
-            format!(
-                "its parameters (len {len}, element size {size}, {words} words, check \
-                 {check:#x}) are inconsistent: {len} elements need {} words",
-                need.map_or_else(
-                    || "an impossible number of".to_owned(),
-                    |b| (b / 8).to_string()
-                )
-            ),
-        )),
-    }
-}
-
-/// The words of an object's trailing region.
-pub(crate) fn words_ptr<R: crate::raw::SharedState>(obj: &Object<R>) -> NonNull<AtomicU64> {
-    // The trailing region is LINE-aligned inside a mapping, hence non-null and aligned.
-    NonNull::new(obj.trailing().cast::<AtomicU64>()).unwrap_or(NonNull::dangling())
-}
-
-/// Builds `&[AtomicU64]` over `n` words at `p`.
-///
-/// # Safety
-/// `p` points at `n` 8-aligned words of a mapping that outlives `'a`.
-pub(crate) unsafe fn words_slice<'a>(p: NonNull<AtomicU64>, n: usize) -> &'a [AtomicU64] {
-    // SAFETY: per the contract; AtomicU64 tolerates concurrent foreign writes, and
-    // nobody ever forms a non-atomic or `&mut` reference to these bytes.
-    unsafe { core::slice::from_raw_parts(p.as_ptr(), n) }
-}
-
-/// Takes a raw array lock for the calling thread, refusing a self-deadlock (see
-/// [`refuse_self_deadlock`]). A lock word that names this thread without a live guard
-/// of it was forged: it is taken over ([`Acquire::Recovered`]).
-pub(crate) fn acquire_elems(
-    raw: &RawArray,
-    deadline: Deadline,
-    probe: Duration,
-    what: &str,
-) -> (Acquire, Identity) {
-    let me = refuse_self_deadlock(raw, what);
-    (raw.lock(me, deadline, probe), me)
-}
-
-/// The calling thread's identity, after checking that it does not hold `raw`'s lock
-/// through a live guard (or in a closure run under it): the callers are about to wait
-/// for that lock, which would deadlock — a bug in the caller, reported by a panic.
-/// Only this process's record of its guards is consulted ([`held_here`]), never the
-/// shared lock word alone, so no other process can cause the panic.
-pub(crate) fn refuse_self_deadlock(raw: &RawArray, what: &str) -> Identity {
-    let me = crate::sync::current_identity();
-    let lock = raw.raw_lock();
-    // Unreachable from shared memory: `held_here` is this thread's own record.
-    assert!(
-        !(lock.holder() == Some(me.tid) && held_here(lock, me)),
-        "this thread already holds the lock of {what} (a guard from lock() is alive): \
-         waiting for it would deadlock; use the guard instead"
-    );
-    me
-}
-
-/// Runs `f` (a user closure that the raw layer runs under the lock) with the lock
-/// recorded as held by this thread, so that a nested locking call in `f` is refused
-/// by [`refuse_self_deadlock`] rather than taking the lock over.
-pub(crate) fn under_lock<'a, T, R>(
-    raw: &'a RawArray,
-    me: Identity,
-    mut f: impl FnMut(&mut T) -> R + 'a,
-) -> impl FnMut(&mut T) -> R + 'a {
-    let lock = raw.raw_lock();
-    move |v| {
-        let _here = HeldHere::new(lock, me);
-        f(v)
-    }
-}
 
 /// A fixed-length array of `T` in named shared memory, like Python's
 /// `multiprocessing.Array` — any process can attach to it by name.
@@ -211,6 +70,34 @@ pub struct Array<T> {
     _t: PhantomData<fn() -> T>,
 }
 
+named_handle! {
+    impl[T: Pod] Array<T>: "array" (anonymous), obj;
+    debug[T] "Array" {
+        "type" => |_| core::any::type_name::<T>(),
+        "len" => |a| a.len,
+    };
+    /// Creates an array of `len` zeroed elements named `name`.
+    /// `Err(AlreadyExists)` if the name is taken; `Err(InvalidArgument)` for a zero-sized
+    /// `T` or an absurd length.
+    create(len: usize);
+    /// Opens the array `name`. `Err(WrongKind)` if it is not an array, `Err(WrongType)`
+    /// if its elements are not `T`, `Err(Corrupt)` if its header is inconsistent.
+    open();
+    /// Opens `name` if it exists with `len` elements, or creates it with `len` zeroed
+    /// elements if it does not exist. `Err(Mismatch)` if it exists with another
+    /// length (it is left alone); `Err(WrongType)` if its elements are not `T`.
+    open_or_create(len: usize);
+    /// How often a waiter for the lock checks that its holder is alive: the bound on
+    /// how long a dead writer can delay others (default 10 ms).
+    with_probe_interval => probe;
+    /// True once another process truncated the array's segment (see
+    /// [`Segment::is_broken`](crate::Segment::is_broken)). Operations returning a
+    /// `Result` then return `Err(Corrupt)` and `get` returns `None`; `to_vec`, `fill`
+    /// and guards work on zero pages private to this process (guards report
+    /// [`recovered`](ArrayGuard::recovered)).
+    is_broken;
+}
+
 // SAFETY: the pointers point into the mapping that `obj` keeps alive; everything they
 // reach is atomics (SharedState), usable from any thread. T: Pod is plain data.
 unsafe impl<T: Pod> Send for Array<T> {}
@@ -230,28 +117,7 @@ impl<T> Clone for Array<T> {
     }
 }
 
-impl<T> fmt::Debug for Array<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Array")
-            .field("name", &self.obj.name())
-            .field("type", &core::any::type_name::<T>())
-            .field("len", &self.len)
-            .finish()
-    }
-}
-
 impl<T: Pod> Array<T> {
-    /// Creates an array of `len` zeroed elements named `name`.
-    /// `Err(AlreadyExists)` if the name is taken; `Err(InvalidArgument)` for a zero-sized
-    /// `T` or an absurd length.
-    ///
-    /// A name left behind by a crashed creator (an orphan: creator gone, not
-    /// persisted, held by no live process) is reclaimed and created afresh, so a
-    /// restarted service just creates; see [`gc`](crate::gc).
-    pub fn create(name: &str, len: usize) -> Result<Array<T>> {
-        Array::create_with(name, len, &Options::default())
-    }
-
     /// [`create`](Array::create) with explicit segment [`Options`].
     pub fn create_with(name: &str, len: usize, opts: &Options) -> Result<Array<T>> {
         Array::build(name, len, opts, None)
@@ -311,12 +177,6 @@ impl<T: Pod> Array<T> {
         Ok(Array::from_obj(obj, len, words))
     }
 
-    /// Opens the array `name`. `Err(WrongKind)` if it is not an array, `Err(WrongType)`
-    /// if its elements are not `T`, `Err(Corrupt)` if its header is inconsistent.
-    pub fn open(name: &str) -> Result<Array<T>> {
-        Array::open_with(name, &Options::default())
-    }
-
     /// [`open`](Array::open) with explicit [`Options`] (init timeout, trusted owners).
     pub fn open_with(name: &str, opts: &Options) -> Result<Array<T>> {
         if size_of::<T>() == 0 {
@@ -336,13 +196,6 @@ impl<T: Pod> Array<T> {
         )?;
         let words = obj.trailing_len() / 8;
         Ok(Array::from_obj(obj, len, words))
-    }
-
-    /// Opens `name` if it exists with `len` elements, or creates it with `len` zeroed
-    /// elements if it does not exist. `Err(Mismatch)` if it exists with another
-    /// length (it is left alone); `Err(WrongType)` if its elements are not `T`.
-    pub fn open_or_create(name: &str, len: usize) -> Result<Array<T>> {
-        Array::open_or_create_with(name, len, &Options::default())
     }
 
     /// [`open_or_create`](Array::open_or_create) with explicit segment [`Options`].
@@ -371,24 +224,6 @@ impl<T: Pod> Array<T> {
             probe: DEFAULT_PROBE,
             _t: PhantomData,
         }
-    }
-
-    /// How often a waiter for the lock checks that its holder is alive: the bound on
-    /// how long a dead writer can delay others (default 10 ms).
-    pub fn with_probe_interval(mut self, probe: Duration) -> Array<T> {
-        self.probe = probe.max(Duration::from_micros(100));
-        self
-    }
-
-    /// The array's name ("" for an anonymous one).
-    pub fn name(&self) -> &str {
-        self.obj.name()
-    }
-
-    /// Keeps the name after this (creating) handle drops; [`unlink`](crate::unlink)
-    /// removes it.
-    pub fn persist(&self) {
-        self.obj.persist()
     }
 
     /// The segment holding the array.
@@ -471,15 +306,6 @@ impl<T: Pod> Array<T> {
         } else {
             self.obj.intact(Err(self.out_of_range(i)))
         }
-    }
-
-    /// True once another process truncated the array's segment (see
-    /// [`Segment::is_broken`](crate::Segment::is_broken)). Operations returning a
-    /// `Result` then return `Err(Corrupt)` and `get` returns `None`; `to_vec`, `fill`
-    /// and guards work on zero pages private to this process (guards report
-    /// [`recovered`](ArrayGuard::recovered)).
-    pub fn is_broken(&self) -> bool {
-        self.obj.is_broken()
     }
 
     /// Atomically replaces element `i` with what `f` makes of it; returns `f`'s result.
@@ -593,12 +419,7 @@ impl<T: Pod> Array<T> {
 
     /// [`lock`](Array::lock), unless another thread holds the lock: then `None`.
     pub fn try_lock(&self) -> Option<ArrayGuard<'_, T>> {
-        let me = crate::sync::current_identity();
-        let lock = self.raw().raw_lock();
-        if lock.holder() == Some(me.tid) && held_here(lock, me) {
-            return None; // our own guard holds it
-        }
-        let a = self.raw().try_lock(me);
+        let (a, me) = try_lock_elems(self.raw());
         a.is_held().then(|| self.guard(a, me))
     }
 
@@ -617,17 +438,11 @@ impl<T: Pod> Array<T> {
     }
 
     fn guard(&self, a: Acquire, me: Identity) -> ArrayGuard<'_, T> {
-        // SAFETY: called right after `me` acquired the lock.
-        let held = unsafe { Held::new(self.raw().raw_lock(), me) };
-        let mut orig = vec![T::zeroed(); self.len];
-        self.view().read_locked(&mut orig);
+        let orig = vec![T::zeroed(); self.len];
         ArrayGuard {
-            copy: orig.clone(),
-            orig,
-            dirty: false,
-            recovered: a == Acquire::Recovered || self.obj.broken(),
             array: self,
-            _held: held,
+            // SAFETY: called right after `me` acquired the lock.
+            locked: unsafe { Locked::new(self.raw(), self.view(), a, me, self.obj.broken(), orig) },
         }
     }
 }
@@ -678,12 +493,7 @@ impl<T: Integer> Array<T> {
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct ArrayGuard<'a, T: Pod> {
     array: &'a Array<T>,
-    orig: Vec<T>,
-    copy: Vec<T>,
-    dirty: bool,
-    recovered: bool,
-    // Dropped after `drop` wrote back: releases the lock.
-    _held: Held<'a>,
+    locked: Locked<'a, T, Vec<T>>,
 }
 
 impl<T: Pod> ArrayGuard<'_, T> {
@@ -691,31 +501,20 @@ impl<T: Pod> ArrayGuard<'_, T> {
     /// write back only when they drop, so only a writer killed during its write-back
     /// (or bulk write) can have left elements half-updated.
     pub fn recovered(&self) -> bool {
-        self.recovered
+        self.locked.recovered()
     }
 }
 
 impl<T: Pod> Deref for ArrayGuard<'_, T> {
     type Target = [T];
     fn deref(&self) -> &[T] {
-        &self.copy
+        self.locked.copy()
     }
 }
 
 impl<T: Pod> DerefMut for ArrayGuard<'_, T> {
     fn deref_mut(&mut self) -> &mut [T] {
-        self.dirty = true;
-        &mut self.copy
-    }
-}
-
-impl<T: Pod> Drop for ArrayGuard<'_, T> {
-    fn drop(&mut self) {
-        if self.dirty {
-            self.array
-                .view()
-                .write_changed_locked(&self.orig, &self.copy);
-        }
+        self.locked.copy_mut()
     }
 }
 
@@ -723,7 +522,7 @@ impl<T: Pod + fmt::Debug> fmt::Debug for ArrayGuard<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ArrayGuard")
             .field("array", &self.array.name())
-            .field("elements", &&self.copy[..])
+            .field("elements", &self.locked.copy().as_slice())
             .finish()
     }
 }

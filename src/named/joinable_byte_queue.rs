@@ -2,16 +2,15 @@
 //! tasks, for `task_done` / `join` — the joinable queue of variable-length messages
 //! (what Python's `JoinableQueue` of pickled objects is built on).
 
-use crate::byte_queue::{byte_spec, check_max, write_msg, IntoVec};
-use crate::joinable_queue::Tasks;
-use crate::queue::{deadline, RingHandle};
-use crate::raw::queue::{words_for, QueueError, RecoveryStats};
+use super::byte_queue::{byte_spec, check_max, write_msg, IntoVec};
+use super::common::{deadline, named_handle, ring_surface, RingHandle};
+use super::joinable_queue::Tasks;
+use crate::raw::queue::{words_for, QueueError};
 use crate::raw::queue_join::RawJoinableQueue;
 use crate::segment::{ObjectKind, Options, TypeInfo};
 use crate::sync::current_identity;
 use crate::sys::clock::Deadline;
 use crate::{Error, Result};
-use core::fmt;
 use std::time::Duration;
 
 /// A bounded MPMC queue of byte messages (as [`ByteQueue`](crate::ByteQueue): each
@@ -66,26 +65,28 @@ impl Drop for JoinableByteQueue {
     }
 }
 
-impl fmt::Debug for JoinableByteQueue {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("JoinableByteQueue")
-            .field("name", &self.name())
-            .field("len", &self.len())
-            .field("capacity", &self.capacity())
-            .field("max_message_len", &self.max)
-            .field("unfinished", &self.unfinished_tasks())
-            .field("closed", &self.is_closed())
-            .finish()
-    }
-}
-
-impl JoinableByteQueue {
+named_handle! {
+    impl[] JoinableByteQueue: "queue", h;
     /// Creates an empty joinable queue named `name` of at most `capacity` messages of
     /// up to `max_message_len` bytes each. Errors as
     /// [`ByteQueue::create`](crate::ByteQueue::create).
-    pub fn create(name: &str, capacity: usize, max_message_len: usize) -> Result<Self> {
-        JoinableByteQueue::create_with(name, capacity, max_message_len, &Options::default())
-    }
+    create(capacity: usize, max_message_len: usize);
+    /// Opens the joinable byte queue `name`.
+    open();
+    /// How often a blocked call checks dead peers (default 10 ms; `join` checks every
+    /// 5 intervals).
+    with_probe_interval => h.probe;
+}
+
+ring_surface! {
+    impl[] JoinableByteQueue: "messages",
+    close: "Wakes every sleeper. Unfinished tasks stay unfinished.",
+    debug: "JoinableByteQueue"
+        ["max_message_len" => |q| q.max]
+        ["unfinished" => |q| q.unfinished_tasks()]
+}
+
+impl JoinableByteQueue {
     /// [`create`](JoinableByteQueue::create) with explicit segment [`Options`].
     pub fn create_with(
         name: &str,
@@ -104,10 +105,6 @@ impl JoinableByteQueue {
             max: max_message_len,
         })
     }
-    /// Opens the joinable byte queue `name`.
-    pub fn open(name: &str) -> Result<Self> {
-        JoinableByteQueue::open_with(name, &Options::default())
-    }
     /// [`open`](JoinableByteQueue::open) with explicit [`Options`].
     pub fn open_with(name: &str, opts: &Options) -> Result<Self> {
         let mut max = 0;
@@ -124,21 +121,6 @@ impl JoinableByteQueue {
         Ok(JoinableByteQueue { h, max })
     }
 
-    /// How often a blocked call checks dead peers (default 10 ms; `join` checks every
-    /// 5 intervals).
-    pub fn with_probe_interval(mut self, probe: Duration) -> Self {
-        self.h.set_probe(probe);
-        self
-    }
-
-    /// The queue's name.
-    pub fn name(&self) -> &str {
-        self.h.name()
-    }
-    /// Keeps the name after this (creating) handle drops.
-    pub fn persist(&self) {
-        self.h.persist()
-    }
     /// The longest message accepted, in bytes.
     pub fn max_message_len(&self) -> usize {
         self.max
@@ -244,41 +226,5 @@ impl JoinableByteQueue {
     /// Tasks abandoned so far by consumers that died holding them.
     pub fn abandoned_tasks(&self) -> u64 {
         self.h.raw().join.abandoned()
-    }
-
-    // ---- state ---------------------------------------------------------------------
-
-    /// Messages in the queue.
-    pub fn len(&self) -> usize {
-        self.h.len()
-    }
-    /// `len() == 0`.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-    /// `len() == capacity()`.
-    pub fn is_full(&self) -> bool {
-        self.len() == self.capacity()
-    }
-    /// How many messages the queue holds when full.
-    pub fn capacity(&self) -> usize {
-        self.h.capacity()
-    }
-    /// Closes the queue: puts fail with `Closed`; gets drain it, then fail with
-    /// `Closed`. Unfinished tasks stay unfinished.
-    pub fn close(&self) {
-        self.h.close()
-    }
-    /// True once closed (by any process).
-    pub fn is_closed(&self) -> bool {
-        self.h.is_closed()
-    }
-    /// What crash recovery has done on this queue so far.
-    pub fn recovery_stats(&self) -> RecoveryStats {
-        self.h.recovery_stats()
-    }
-    /// True once another process truncated the queue's segment.
-    pub fn is_broken(&self) -> bool {
-        self.h.is_broken()
     }
 }

@@ -1,10 +1,10 @@
 //! [`Semaphore`] and [`BoundedSemaphore`]: named counting semaphores.
 
+use super::common::named_handle;
 use crate::raw::RawSemaphore;
 use crate::segment::{self, HeaderImage, Object, ObjectKind, ObjectSpec, Options, TypeInfo};
 use crate::sys::clock::deadline_after;
 use crate::{Error, Result};
-use core::fmt;
 use std::time::Duration;
 
 /// What both semaphores share: the object and the value `release` may not pass.
@@ -68,6 +68,50 @@ impl Sem {
         self.obj
             .intact(if got { Ok(()) } else { Err(Error::Timeout) })
     }
+
+    /// Adds a permit unless the value is at `max`; `refused` words the error then.
+    #[inline]
+    fn release(&self, refused: impl FnOnce(&str, u32) -> String) -> Result<()> {
+        // On a broken segment the release went to a private page: intact says so.
+        if self.obj.raw().release(self.max) || self.obj.broken() {
+            self.obj.intact(Ok(()))
+        } else {
+            Err(Error::invalid(refused(self.obj.name(), self.max)))
+        }
+    }
+}
+
+/// The operations both semaphores share, with their docs: everything but
+/// `release`, whose bound and error differ.
+macro_rules! semaphore_ops {
+    ($ty:ident) => {
+        impl $ty {
+            /// Takes a permit, waiting as long as it takes. `Err(Corrupt)` once another
+            /// process truncated the semaphore's segment.
+            #[inline]
+            pub fn acquire(&self) -> Result<()> {
+                self.sem.acquire()
+            }
+            /// Takes a permit if one is available now (never once the segment is broken).
+            #[inline]
+            pub fn try_acquire(&self) -> bool {
+                self.sem.obj.raw().try_acquire() && !self.sem.obj.broken()
+            }
+            /// Takes a permit, waiting at most `timeout`; false if none came.
+            pub fn acquire_timeout(&self, timeout: Duration) -> bool {
+                self.sem.acquire_timeout(timeout)
+            }
+            /// The permits available now (a snapshot).
+            #[inline]
+            pub fn value(&self) -> u32 {
+                self.sem.obj.raw().value()
+            }
+            /// The raw semaphore inside the segment.
+            pub fn raw(&self) -> &RawSemaphore {
+                self.sem.obj.raw()
+            }
+        }
+    };
 }
 
 /// A counting semaphore shared by name between processes, as Python's
@@ -102,32 +146,30 @@ pub struct Semaphore {
     sem: Sem,
 }
 
-impl fmt::Debug for Semaphore {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Semaphore")
-            .field("name", &self.name())
-            .field("value", &self.value())
-            .finish()
-    }
+named_handle! {
+    impl[] Semaphore: "semaphore", sem.obj;
+    debug[] "Semaphore" { "value" => |s| s.value() };
+    /// Creates a semaphore named `name` holding `initial` permits.
+    create(initial: u32);
+    /// Opens the semaphore `name`.
+    open();
+    /// Opens `name` if it exists and was created with `initial` permits, or creates
+    /// it with `initial` permits if it does not exist. `Err(Mismatch)` if it was
+    /// created with another initial value (it is left alone). Only the initial value
+    /// is compared: the current count is state, whatever acquires and releases made it.
+    open_or_create(initial: u32);
+    /// True once another process truncated the semaphore's segment (see
+    /// [`Segment::is_broken`](crate::Segment::is_broken)): `acquire` and `release`
+    /// then return `Err(Corrupt)`, `try_acquire` and `acquire_timeout` false.
+    is_broken;
 }
+semaphore_ops!(Semaphore);
 
 impl Semaphore {
-    /// Creates a semaphore named `name` holding `initial` permits.
-    ///
-    /// A name left behind by a crashed creator (an orphan: creator gone, not
-    /// persisted, held by no live process) is reclaimed and created afresh, so a
-    /// restarted service just creates; see [`gc`](crate::gc).
-    pub fn create(name: &str, initial: u32) -> Result<Semaphore> {
-        Semaphore::create_with(name, initial, &Options::default())
-    }
     /// [`create`](Semaphore::create) with explicit segment [`Options`].
     pub fn create_with(name: &str, initial: u32, opts: &Options) -> Result<Semaphore> {
         let obj = Sem::create(name, opts, ObjectKind::Semaphore, initial)?;
         Ok(Semaphore::from_obj(obj))
-    }
-    /// Opens the semaphore `name`.
-    pub fn open(name: &str) -> Result<Semaphore> {
-        Semaphore::open_with(name, &Options::default())
     }
     /// [`open`](Semaphore::open) with explicit [`Options`] (init timeout, trusted owners).
     pub fn open_with(name: &str, opts: &Options) -> Result<Semaphore> {
@@ -136,13 +178,6 @@ impl Semaphore {
             opts,
             ObjectKind::Semaphore,
         )?))
-    }
-    /// Opens `name` if it exists and was created with `initial` permits, or creates
-    /// it with `initial` permits if it does not exist. `Err(Mismatch)` if it was
-    /// created with another initial value (it is left alone). Only the initial value
-    /// is compared: the current count is state, whatever acquires and releases made it.
-    pub fn open_or_create(name: &str, initial: u32) -> Result<Semaphore> {
-        Semaphore::open_or_create_with(name, initial, &Options::default())
     }
     /// [`open_or_create`](Semaphore::open_or_create) with explicit segment [`Options`].
     pub fn open_or_create_with(name: &str, initial: u32, opts: &Options) -> Result<Semaphore> {
@@ -161,59 +196,13 @@ impl Semaphore {
         }
     }
 
-    /// The semaphore's name.
-    pub fn name(&self) -> &str {
-        self.sem.obj.name()
-    }
-    /// Keeps the name after this (creating) handle drops.
-    pub fn persist(&self) {
-        self.sem.obj.persist()
-    }
-
-    /// Takes a permit, waiting as long as it takes. `Err(Corrupt)` once another
-    /// process truncated the semaphore's segment.
-    #[inline]
-    pub fn acquire(&self) -> Result<()> {
-        self.sem.acquire()
-    }
-    /// Takes a permit if one is available now (never once the segment is broken).
-    #[inline]
-    pub fn try_acquire(&self) -> bool {
-        self.sem.obj.raw().try_acquire() && !self.sem.obj.broken()
-    }
-    /// True once another process truncated the semaphore's segment (see
-    /// [`Segment::is_broken`](crate::Segment::is_broken)): `acquire` and `release`
-    /// then return `Err(Corrupt)`, `try_acquire` and `acquire_timeout` false.
-    pub fn is_broken(&self) -> bool {
-        self.sem.obj.is_broken()
-    }
-    /// Takes a permit, waiting at most `timeout`; false if none came.
-    pub fn acquire_timeout(&self, timeout: Duration) -> bool {
-        self.sem.acquire_timeout(timeout)
-    }
     /// Adds a permit, waking one waiter. `Err(InvalidArgument)` only if the value
     /// would pass `u32::MAX`.
     #[inline]
     pub fn release(&self) -> Result<()> {
-        // On a broken segment the release went to a private page: intact says so.
-        if self.sem.obj.raw().release(self.sem.max) || self.sem.obj.broken() {
-            self.sem.obj.intact(Ok(()))
-        } else {
-            Err(Error::invalid(format!(
-                "semaphore '{}' is at its largest value {}: release would overflow it",
-                self.name(),
-                self.sem.max
-            )))
-        }
-    }
-    /// The permits available now (a snapshot).
-    #[inline]
-    pub fn value(&self) -> u32 {
-        self.sem.obj.raw().value()
-    }
-    /// The raw semaphore inside the segment.
-    pub fn raw(&self) -> &RawSemaphore {
-        self.sem.obj.raw()
+        self.sem.release(|name, max| {
+            format!("semaphore '{name}' is at its largest value {max}: release would overflow it")
+        })
     }
 }
 
@@ -237,34 +226,34 @@ pub struct BoundedSemaphore {
     sem: Sem,
 }
 
-impl fmt::Debug for BoundedSemaphore {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("BoundedSemaphore")
-            .field("name", &self.name())
-            .field("value", &self.value())
-            .field("max", &self.sem.max)
-            .finish()
-    }
-}
-
-impl BoundedSemaphore {
+named_handle! {
+    impl[] BoundedSemaphore: "semaphore", sem.obj;
+    debug[] "BoundedSemaphore" {
+        "value" => |s| s.value(),
+        "max" => |s| s.sem.max,
+    };
     /// Creates a bounded semaphore named `name` holding `initial` permits, which is
     /// also the most it will ever hold.
-    ///
-    /// A name left behind by a crashed creator (an orphan: creator gone, not
-    /// persisted, held by no live process) is reclaimed and created afresh, so a
-    /// restarted service just creates; see [`gc`](crate::gc).
-    pub fn create(name: &str, initial: u32) -> Result<BoundedSemaphore> {
-        BoundedSemaphore::create_with(name, initial, &Options::default())
-    }
+    create(initial: u32);
+    /// Opens the bounded semaphore `name` (its bound is the one it was created with).
+    open();
+    /// Opens `name` if it exists and was created with `initial` permits (its bound),
+    /// or creates it with `initial` permits if it does not exist. `Err(Mismatch)` if
+    /// it was created with another bound (it is left alone); the current count is
+    /// state and not compared.
+    open_or_create(initial: u32);
+    /// True once another process truncated the semaphore's segment (see
+    /// [`Segment::is_broken`](crate::Segment::is_broken)): `acquire` and `release`
+    /// then return `Err(Corrupt)`, `try_acquire` and `acquire_timeout` false.
+    is_broken;
+}
+semaphore_ops!(BoundedSemaphore);
+
+impl BoundedSemaphore {
     /// [`create`](BoundedSemaphore::create) with explicit segment [`Options`].
     pub fn create_with(name: &str, initial: u32, opts: &Options) -> Result<BoundedSemaphore> {
         let obj = Sem::create(name, opts, ObjectKind::BoundedSemaphore, initial)?;
         Ok(BoundedSemaphore::from_obj(obj))
-    }
-    /// Opens the bounded semaphore `name` (its bound is the one it was created with).
-    pub fn open(name: &str) -> Result<BoundedSemaphore> {
-        BoundedSemaphore::open_with(name, &Options::default())
     }
     /// [`open`](BoundedSemaphore::open) with explicit [`Options`] (init timeout, trusted owners).
     pub fn open_with(name: &str, opts: &Options) -> Result<BoundedSemaphore> {
@@ -273,13 +262,6 @@ impl BoundedSemaphore {
             opts,
             ObjectKind::BoundedSemaphore,
         )?))
-    }
-    /// Opens `name` if it exists and was created with `initial` permits (its bound),
-    /// or creates it with `initial` permits if it does not exist. `Err(Mismatch)` if
-    /// it was created with another bound (it is left alone); the current count is
-    /// state and not compared.
-    pub fn open_or_create(name: &str, initial: u32) -> Result<BoundedSemaphore> {
-        BoundedSemaphore::open_or_create_with(name, initial, &Options::default())
     }
     /// [`open_or_create`](BoundedSemaphore::open_or_create) with explicit segment
     /// [`Options`].
@@ -306,62 +288,19 @@ impl BoundedSemaphore {
         }
     }
 
-    /// The semaphore's name.
-    pub fn name(&self) -> &str {
-        self.sem.obj.name()
-    }
-    /// Keeps the name after this (creating) handle drops.
-    pub fn persist(&self) {
-        self.sem.obj.persist()
-    }
-
-    /// Takes a permit, waiting as long as it takes. `Err(Corrupt)` once another
-    /// process truncated the semaphore's segment.
-    #[inline]
-    pub fn acquire(&self) -> Result<()> {
-        self.sem.acquire()
-    }
-    /// Takes a permit if one is available now (never once the segment is broken).
-    #[inline]
-    pub fn try_acquire(&self) -> bool {
-        self.sem.obj.raw().try_acquire() && !self.sem.obj.broken()
-    }
-    /// True once another process truncated the semaphore's segment (see
-    /// [`Segment::is_broken`](crate::Segment::is_broken)): `acquire` and `release`
-    /// then return `Err(Corrupt)`, `try_acquire` and `acquire_timeout` false.
-    pub fn is_broken(&self) -> bool {
-        self.sem.obj.is_broken()
-    }
-    /// Takes a permit, waiting at most `timeout`; false if none came.
-    pub fn acquire_timeout(&self, timeout: Duration) -> bool {
-        self.sem.acquire_timeout(timeout)
-    }
     /// Adds a permit, waking one waiter; `Err(InvalidArgument)` (and no change) if
     /// the value is already at its initial value.
     #[inline]
     pub fn release(&self) -> Result<()> {
-        // On a broken segment the release went to a private page: intact says so.
-        if self.sem.obj.raw().release(self.sem.max) || self.sem.obj.broken() {
-            self.sem.obj.intact(Ok(()))
-        } else {
-            Err(Error::invalid(format!(
-                "bounded semaphore '{}' already holds its initial {} permits: release without a matching acquire",
-                self.name(),
-                self.sem.max
-            )))
-        }
-    }
-    /// The permits available now (a snapshot).
-    #[inline]
-    pub fn value(&self) -> u32 {
-        self.sem.obj.raw().value()
+        self.sem.release(|name, max| {
+            format!(
+                "bounded semaphore '{name}' already holds its initial {max} permits: release \
+                 without a matching acquire"
+            )
+        })
     }
     /// The initial value: the most permits it may hold.
     pub fn max_value(&self) -> u32 {
         self.sem.max
-    }
-    /// The raw semaphore inside the segment.
-    pub fn raw(&self) -> &RawSemaphore {
-        self.sem.obj.raw()
     }
 }

@@ -1,16 +1,17 @@
 //! `List<T>`: Python's `Manager().list()` in named shared memory, no server.
 
-use crate::container::{copy_bytes, decode, encode, Container, DEFAULT_MAX_BYTES};
-use crate::lock::Held;
+use super::common::container::{
+    container_surface, copy_bytes, decode, encode, Container, DEFAULT_MAX_BYTES,
+};
+use super::common::{named_handle, Held};
 use crate::raw::heap::HeapError;
 use crate::raw::list as raw;
-use crate::segment::{self, ObjectKind, Options, TypeInfo};
+use crate::segment::{ObjectKind, Options, TypeInfo};
 use crate::{Error, Result};
 use core::fmt;
 use core::marker::PhantomData;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use std::time::Duration;
 
 /// A vector shared by name between processes, like Python's `Manager().list()` —
 /// without a server process: the items live in the segment itself.
@@ -40,21 +41,27 @@ pub struct List<T> {
     _t: PhantomData<fn(T) -> T>,
 }
 
+named_handle! {
+    impl[T: Serialize + DeserializeOwned] List<T>: "list", c;
+    debug[T] "List" { "type" => |_| core::any::type_name::<T>() };
+    /// Opens the list `name`. `Err(WrongKind)` if it is not a list, `Err(WrongType)`
+    /// if it holds another item type (the message names both).
+    open();
+    /// Opens `name`, creating it empty if it does not exist.
+    open_or_create();
+    /// How often a writer waiting for the lock checks that its holder is alive
+    /// (default 10 ms).
+    with_probe_interval => c.probe;
+}
+
+container_surface!(impl[T: Serialize + DeserializeOwned] List<T>: "list", "items");
+
 impl<T> Clone for List<T> {
     fn clone(&self) -> Self {
         List {
             c: self.c.clone(),
             _t: PhantomData,
         }
-    }
-}
-
-impl<T> fmt::Debug for List<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("List")
-            .field("name", &self.c.name())
-            .field("type", &core::any::type_name::<T>())
-            .finish()
     }
 }
 
@@ -83,70 +90,10 @@ impl<T: Serialize + DeserializeOwned> List<T> {
         Ok(List { c, _t: PhantomData })
     }
 
-    /// Opens the list `name`. `Err(WrongKind)` if it is not a list, `Err(WrongType)`
-    /// if it holds another item type (the message names both).
-    pub fn open(name: &str) -> Result<List<T>> {
-        List::open_with(name, &Options::default())
-    }
-
     /// [`open`](List::open) with explicit [`Options`] (the init timeout).
     pub fn open_with(name: &str, opts: &Options) -> Result<List<T>> {
         let c = Container::open(name, ObjectKind::List, Self::ty(), opts)?;
         Ok(List { c, _t: PhantomData })
-    }
-
-    /// Opens `name`, creating it empty if it does not exist.
-    pub fn open_or_create(name: &str) -> Result<List<T>> {
-        segment::open_or_create(|| List::create(name), || List::open(name))
-    }
-
-    /// How often a writer waiting for the lock checks that its holder is alive
-    /// (default 10 ms).
-    pub fn with_probe_interval(mut self, probe: Duration) -> List<T> {
-        self.c = self.c.with_probe(probe);
-        self
-    }
-
-    /// How long an operation waits for the writer lock before it returns
-    /// `Err(Timeout)` (default: as long as it takes, like every plain-named call). A
-    /// dead holder is recovered within the probe interval either way; the timeout
-    /// bounds the wait for a live one (or a forged one: shared memory is untrusted).
-    pub fn with_lock_timeout(mut self, timeout: Duration) -> List<T> {
-        self.c = self.c.with_lock_timeout(timeout);
-        self
-    }
-
-    /// The list's name.
-    pub fn name(&self) -> &str {
-        self.c.name()
-    }
-
-    /// Keeps the name after this (creating) handle drops.
-    pub fn persist(&self) {
-        self.c.persist()
-    }
-
-    /// The segment holding the list.
-    pub fn segment(&self) -> &segment::Segment {
-        self.c.segment()
-    }
-
-    /// Bytes of the segment handed out to entries and index so far (including freed
-    /// blocks waiting for reuse): what the list occupies in `/dev/shm`, roughly.
-    pub fn allocated_bytes(&self) -> u64 {
-        self.c.allocated_bytes()
-    }
-
-    /// Checks the allocator's internal lists under the lock; returns the bytes on
-    /// them (for tests and fuzzing: `Err(Corrupt)` if they are broken).
-    #[doc(hidden)]
-    pub fn check_heap(&self) -> Result<u64> {
-        self.c.check()
-    }
-
-    /// The byte limit the list was created with.
-    pub fn max_bytes(&self) -> u64 {
-        self.c.max_bytes()
     }
 
     fn enc(&self, x: &T) -> Result<Vec<u8>> {
@@ -249,21 +196,6 @@ impl<T: Serialize + DeserializeOwned> List<T> {
             return Err(self.past_end(i, len));
         }
         self.c.txn_locked(|txn| raw::insert(txn, i as u64, &b))
-    }
-
-    /// Number of items.
-    pub fn len(&self) -> usize {
-        self.c.len()
-    }
-
-    /// True if the list is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Removes every item (one atomic call).
-    pub fn clear(&self) -> Result<()> {
-        self.c.write(|txn| txn.reset())
     }
 
     /// All items, as one consistent snapshot.

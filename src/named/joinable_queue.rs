@@ -1,19 +1,17 @@
 //! [`JoinableQueue<T>`]: a [`Queue<T>`](crate::Queue) that also counts unfinished
 //! tasks, for `task_done` / `join` (Python's `multiprocessing.JoinableQueue`).
 
-use crate::queue::{
-    anonymous_ring, create_ring, deadline, open_or_create_ring, open_ring, read_pod, write_pod,
-    HasRing, RingHandle,
+use super::common::{
+    deadline, named_handle, pod_ring, read_pod, ring_surface, write_pod, HasRing, RingHandle,
 };
-use crate::raw::queue::{RawQueue, RecoveryStats, Take, TakeWith};
+use crate::raw::queue::{RawQueue, Take, TakeWith};
 use crate::raw::queue_join::{Holder, RawJoin, RawJoinableQueue};
-use crate::segment::{ObjectKind, Options};
+use crate::segment::ObjectKind;
 use crate::sync::atomic::AtomicU64;
 use crate::sync::{current_identity, Identity};
 use crate::sys::clock::Deadline;
 use crate::{Error, Result};
 use bytemuck::Pod;
-use core::fmt;
 use core::marker::PhantomData;
 use std::cell::Cell;
 use std::time::Duration;
@@ -112,13 +110,35 @@ pub struct JoinableQueue<T> {
     _t: PhantomData<fn(T) -> T>,
 }
 
-impl<T> Clone for JoinableQueue<T> {
-    fn clone(&self) -> Self {
-        JoinableQueue {
-            h: self.h.clone(),
-            _t: PhantomData,
-        }
-    }
+named_handle! {
+    impl[T: Pod] JoinableQueue<T>: "queue" (anonymous), h;
+    /// Creates an empty joinable queue of at most `capacity` values (exactly as many
+    /// as asked, as [`Queue::create`](crate::Queue::create)). Errors as `Queue::create`.
+    create(capacity: usize);
+    /// Opens the joinable queue `name`.
+    open();
+    /// Opens `name` if it exists with exactly this capacity, or creates it if it
+    /// does not exist. Errors as
+    /// [`Queue::open_or_create`](crate::Queue::open_or_create): `Err(Mismatch)` if it
+    /// exists with another capacity.
+    open_or_create(capacity: usize);
+    /// How often a blocked call checks dead peers (default 10 ms; `join` checks every
+    /// 5 intervals).
+    with_probe_interval => h.probe;
+}
+
+pod_ring!(
+    JoinableQueue,
+    RawJoinableQueue,
+    ObjectKind::JoinableQueue,
+    "joinable queue"
+);
+ring_surface! {
+    impl[T: Pod] JoinableQueue<T>: "values",
+    close: "Wakes every sleeper. Unfinished tasks stay unfinished.",
+    debug: "JoinableQueue"
+        ["type" => |_| core::any::type_name::<T>()]
+        ["unfinished" => |q| q.unfinished_tasks()]
 }
 
 impl<T> Drop for JoinableQueue<T> {
@@ -132,106 +152,7 @@ impl<T> Drop for JoinableQueue<T> {
     }
 }
 
-impl<T: Pod> fmt::Debug for JoinableQueue<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("JoinableQueue")
-            .field("name", &self.name())
-            .field("type", &core::any::type_name::<T>())
-            .field("len", &self.len())
-            .field("capacity", &self.capacity())
-            .field("unfinished", &self.unfinished_tasks())
-            .field("closed", &self.is_closed())
-            .finish()
-    }
-}
-
 impl<T: Pod> JoinableQueue<T> {
-    /// Creates an empty joinable queue of at most `capacity` values (exactly as many
-    /// as asked, as [`Queue::create`](crate::Queue::create)). Errors as `Queue::create`.
-    ///
-    /// A name left behind by a crashed creator (an orphan: creator gone, not
-    /// persisted, held by no live process) is reclaimed and created afresh, so a
-    /// restarted service just creates; see [`gc`](crate::gc).
-    pub fn create(name: &str, capacity: usize) -> Result<JoinableQueue<T>> {
-        JoinableQueue::create_with(name, capacity, &Options::default())
-    }
-    /// [`create`](JoinableQueue::create) with explicit segment [`Options`].
-    pub fn create_with(name: &str, capacity: usize, opts: &Options) -> Result<JoinableQueue<T>> {
-        Ok(JoinableQueue::wrap(create_ring::<T, RawJoinableQueue>(
-            ObjectKind::JoinableQueue,
-            name,
-            capacity,
-            opts,
-        )?))
-    }
-    /// An unnamed joinable queue shared only with children forked after this call.
-    pub fn anonymous(capacity: usize) -> Result<JoinableQueue<T>> {
-        Ok(JoinableQueue::wrap(anonymous_ring::<T, RawJoinableQueue>(
-            ObjectKind::JoinableQueue,
-            capacity,
-        )?))
-    }
-    /// Opens the joinable queue `name`.
-    pub fn open(name: &str) -> Result<JoinableQueue<T>> {
-        JoinableQueue::open_with(name, &Options::default())
-    }
-    /// [`open`](JoinableQueue::open) with explicit [`Options`].
-    pub fn open_with(name: &str, opts: &Options) -> Result<JoinableQueue<T>> {
-        Ok(JoinableQueue::wrap(open_ring::<T, RawJoinableQueue>(
-            ObjectKind::JoinableQueue,
-            name,
-            opts,
-        )?))
-    }
-    /// Opens `name` if it exists with exactly this capacity, or creates it if it
-    /// does not exist. Errors as
-    /// [`Queue::open_or_create`](crate::Queue::open_or_create): `Err(Mismatch)` if it
-    /// exists with another capacity.
-    pub fn open_or_create(name: &str, capacity: usize) -> Result<JoinableQueue<T>> {
-        JoinableQueue::open_or_create_with(name, capacity, &Options::default())
-    }
-    /// [`open_or_create`](JoinableQueue::open_or_create) with explicit segment
-    /// [`Options`].
-    pub fn open_or_create_with(
-        name: &str,
-        capacity: usize,
-        opts: &Options,
-    ) -> Result<JoinableQueue<T>> {
-        Ok(JoinableQueue::wrap(open_or_create_ring::<
-            T,
-            RawJoinableQueue,
-        >(
-            ObjectKind::JoinableQueue,
-            name,
-            capacity,
-            opts,
-        )?))
-    }
-    fn wrap(h: RingHandle<RawJoinableQueue>) -> JoinableQueue<T> {
-        JoinableQueue { h, _t: PhantomData }
-    }
-
-    /// How often a blocked call checks dead peers (default 10 ms; `join` checks every
-    /// 5 intervals).
-    pub fn with_probe_interval(mut self, probe: Duration) -> JoinableQueue<T> {
-        self.h.set_probe(probe);
-        self
-    }
-    /// Polls before a blocking call sleeps: `Some(n)` fixed, `None` adaptive.
-    pub fn with_spin_limit(mut self, spin: Option<u32>) -> JoinableQueue<T> {
-        self.h.set_spin(spin);
-        self
-    }
-
-    /// The queue's name ("" for an anonymous queue).
-    pub fn name(&self) -> &str {
-        self.h.name()
-    }
-    /// Keeps the name after this (creating) handle drops.
-    pub fn persist(&self) {
-        self.h.persist()
-    }
-
     // ---- producers: as Queue -------------------------------------------------------
 
     /// Puts `v` (one more unfinished task), waiting for room.
@@ -330,45 +251,6 @@ impl<T: Pod> JoinableQueue<T> {
     /// Tasks abandoned so far by consumers that died holding them.
     pub fn abandoned_tasks(&self) -> u64 {
         self.h.raw().join.abandoned()
-    }
-
-    // ---- state ---------------------------------------------------------------------
-
-    /// Values in the queue (see [`Queue::len`](crate::Queue::len)).
-    pub fn len(&self) -> usize {
-        self.h.len()
-    }
-    /// `len() == 0`.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-    /// `len() == capacity()`.
-    pub fn is_full(&self) -> bool {
-        self.len() == self.capacity()
-    }
-    /// How many values the queue holds when full.
-    pub fn capacity(&self) -> usize {
-        self.h.capacity()
-    }
-    /// Closes the queue: puts fail with `Closed`; gets drain it, then fail with
-    /// `Closed`. Unfinished tasks stay unfinished.
-    pub fn close(&self) {
-        self.h.close()
-    }
-    /// True once closed (by any process).
-    pub fn is_closed(&self) -> bool {
-        self.h.is_closed()
-    }
-    /// What crash recovery has done on this queue so far.
-    pub fn recovery_stats(&self) -> RecoveryStats {
-        self.h.recovery_stats()
-    }
-    /// True once another process truncated the queue's segment (see
-    /// [`Segment::is_broken`](crate::Segment::is_broken)); every operation that
-    /// returns a `Result` then returns `Err(Corrupt)`, blocking ones within
-    /// [`BROKEN_CHECK_EVERY`](crate::segment::BROKEN_CHECK_EVERY).
-    pub fn is_broken(&self) -> bool {
-        self.h.is_broken()
     }
 }
 

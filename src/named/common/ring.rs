@@ -1,22 +1,20 @@
-//! [`Queue<T>`]: a named, bounded, lock-free MPMC queue of plain-data values that
-//! survives any producer or consumer being killed; and the ring handle shared with
-//! [`JoinableQueue`](crate::JoinableQueue) and [`ByteQueue`](crate::ByteQueue).
+//! The named ring under every MPMC queue handle ([`Queue`](crate::Queue),
+//! [`JoinableQueue`](crate::JoinableQueue), [`ByteQueue`](crate::ByteQueue)): its
+//! header parameters, validation at open, wait tuning, and the mapping of ring
+//! errors to the crate's.
 
 use crate::raw::lock::DEFAULT_PROBE;
 use crate::raw::queue::{
     load_bytes, region_words, store_bytes, words_for, QueueError, RawQueue, RecoveryStats, Ring,
-    TakeWith, WaitPolicy, MAX_CAPACITY, SLOT_HEADER_WORDS,
+    WaitPolicy, MAX_CAPACITY, SLOT_HEADER_WORDS,
 };
 use crate::raw::wait::SpinBudget;
 use crate::raw::SharedState;
 use crate::segment::{self, HeaderImage, Object, ObjectKind, ObjectSpec, Options, TypeInfo};
 use crate::sync::atomic::{AtomicU64, Ordering};
-use crate::sync::current_identity;
 use crate::sys::clock::{deadline_after, Deadline};
 use crate::{Error, Result};
 use bytemuck::Pod;
-use core::fmt;
-use core::marker::PhantomData;
 use std::time::Duration;
 
 /// Version of the queue layout, stored in the header parameters. Format 2 stores
@@ -78,7 +76,9 @@ pub(crate) struct RingHandle<R> {
     /// Most messages at once (`1..=cap`): the capacity asked for.
     limit: usize,
     payload_words: usize,
-    probe: Duration,
+    /// How often a blocked call checks for dead claimants (set by the handle's
+    /// `with_probe_interval`).
+    pub(crate) probe: Duration,
     spin: SpinBudget,
     /// When a non-blocking get last probed for dead claimants (monotonic ns;
     /// process-local).
@@ -227,10 +227,6 @@ impl<R: HasRing> RingHandle<R> {
 
     pub fn capacity(&self) -> usize {
         self.limit
-    }
-
-    pub fn set_probe(&mut self, probe: Duration) {
-        self.probe = probe.max(Duration::from_micros(100));
     }
 
     pub fn set_spin(&mut self, spin: Option<u32>) {
@@ -475,313 +471,150 @@ pub(crate) fn open_ring<T: Pod, R: HasRing>(
     )
 }
 
-/// A bounded multi-producer multi-consumer queue of `T: Pod` values in shared memory,
-/// shared by name between processes (Python's `multiprocessing.Queue`, without the
-/// feeder thread: `put` has finished in shared memory when it returns).
-///
-/// * **Lock-free**: put and get are a few atomic operations on the slot and an index;
-///   no syscall unless someone sleeps (blocking calls spin briefly, adaptively, and
-///   then sleep on a shared futex; a waker calls `futex_wake` only when someone
-///   sleeps).
-/// * **Crash-consistent**: a producer or consumer killed at any instruction never
-///   wedges the queue. A message whose `put` returned `Ok` is delivered exactly once
-///   — unless the consumer that took it died before its `get` returned; then it is
-///   delivered again (to another consumer, out of order). A put cut short by its
-///   producer's death delivers nothing. Values are never torn.
-/// * **Capacity** is exact, as Python's `Queue(maxsize)`: `Queue::create(name, 6)`
-///   holds 6 values and the 7th `try_put` is `Err(Full)`, also with concurrent
-///   producers. The ring underneath has the next power of two of slots (each slot
-///   takes 16 bytes plus `size_of::<T>()` rounded up to 8); a power-of-two capacity
-///   skips the limit check entirely. 0 or more than 2^30 is `InvalidArgument`.
-/// * **FIFO** per producer: values put by one thread are got in the order put (a
-///   re-delivered value excepted).
-/// * **Close**: after [`close`](Queue::close), puts fail with `Closed`; gets drain what
-///   is left, then fail with `Closed`. Every sleeper wakes.
-///
-/// ```
-/// # fn main() -> multiproc::Result<()> {
-/// use multiproc::Queue;
-/// let name = format!("doc-queue-{}", std::process::id());
-/// let q: Queue<u64> = Queue::create(&name, 1000)?;    // holds exactly 1000
-/// assert_eq!(q.capacity(), 1000);
-/// q.put(7)?;
-/// let other: Queue<u64> = Queue::open(&name)?;        // from any process
-/// assert_eq!(other.get()?, 7);
-/// assert!(matches!(other.try_get(), Err(multiproc::Error::Empty)));
-/// q.close();
-/// assert!(matches!(other.get(), Err(multiproc::Error::Closed)));
-/// # Ok(()) }
-/// ```
-pub struct Queue<T> {
-    h: RingHandle<RawQueue>,
-    _t: PhantomData<fn(T) -> T>,
-}
-
-impl<T> Clone for Queue<T> {
-    fn clone(&self) -> Self {
-        Queue {
-            h: self.h.clone(),
-            _t: PhantomData,
+/// Writes the state and tuning surface every MPMC queue handle shares (its
+/// `h: RingHandle` field): `with_spin_limit`, `len`, `is_empty`, `is_full`,
+/// `capacity`, `close`, `is_closed`, `recovery_stats`, `is_broken`, each with its
+/// docs, and `Debug` (name, the fields listed first, len, capacity, the fields listed
+/// second, closed). `$items` names what the queue holds ("values", "messages");
+/// `$closing` is what `close` does besides closing.
+macro_rules! ring_surface {
+    (
+        impl[$($g:tt)*] $ty:ty : $items:literal, close: $closing:literal,
+        debug: $dname:literal
+            [$($pl:literal => $pv:expr),* $(,)?]
+            [$($ql:literal => $qv:expr),* $(,)?]
+    ) => {
+        impl<$($g)*> core::fmt::Debug for $ty {
+            fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                f.debug_struct($dname)
+                    .field("name", &self.h.name())
+                    $(.field($pl, &$crate::named::common::skeleton::view(self, $pv)))*
+                    .field("len", &self.len())
+                    .field("capacity", &self.capacity())
+                    $(.field($ql, &$crate::named::common::skeleton::view(self, $qv)))*
+                    .field("closed", &self.is_closed())
+                    .finish()
+            }
         }
-    }
+
+        impl<$($g)*> $ty {
+            /// How many times a blocking call polls before it sleeps: `Some(n)` fixes it
+            /// (`Some(u32::MAX)`: spin, never sleep — lowest latency, burns a core),
+            /// `None` restores the default adaptive spinning.
+            pub fn with_spin_limit(mut self, spin: Option<u32>) -> $ty {
+                self.h.set_spin(spin);
+                self
+            }
+
+            #[doc = concat!(
+                "The ", $items, " in the queue: puts begun minus gets begun, as one ",
+                "consistent snapshot\n(see [`Ring::len`](crate::raw::queue::Ring::len)). ",
+                "Exact whenever no put or get\nis in flight; never more than ",
+                "[`capacity`](Self::capacity)."
+            )]
+            pub fn len(&self) -> usize {
+                self.h.len()
+            }
+            /// `len() == 0`.
+            pub fn is_empty(&self) -> bool {
+                self.len() == 0
+            }
+            /// `len() == capacity()`.
+            pub fn is_full(&self) -> bool {
+                self.len() == self.capacity()
+            }
+            #[doc = concat!(
+                "How many ", $items, " the queue holds when full: the capacity it was ",
+                "created with."
+            )]
+            pub fn capacity(&self) -> usize {
+                self.h.capacity()
+            }
+            #[doc = concat!(
+                "Closes the queue: puts fail with `Closed`; gets drain it, then fail with\n",
+                "`Closed`. ", $closing
+            )]
+            pub fn close(&self) {
+                self.h.close()
+            }
+            /// True once [`close`](Self::close) was called (by any process).
+            pub fn is_closed(&self) -> bool {
+                self.h.is_closed()
+            }
+            /// What crash recovery has done on this queue so far.
+            pub fn recovery_stats(&self) -> $crate::raw::queue::RecoveryStats {
+                self.h.recovery_stats()
+            }
+            /// True once another process truncated the queue's segment (see
+            /// [`Segment::is_broken`](crate::Segment::is_broken)); every operation that
+            /// returns a `Result` then returns `Err(Corrupt)`, blocking ones within
+            /// [`BROKEN_CHECK_EVERY`](crate::segment::BROKEN_CHECK_EVERY).
+            pub fn is_broken(&self) -> bool {
+                self.h.is_broken()
+            }
+        }
+    };
 }
+pub(crate) use ring_surface;
 
-impl<T: Pod> fmt::Debug for Queue<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Queue")
-            .field("name", &self.name())
-            .field("type", &core::any::type_name::<T>())
-            .field("len", &self.len())
-            .field("capacity", &self.capacity())
-            .field("closed", &self.is_closed())
-            .finish()
-    }
-}
-
-impl<T: Pod> Queue<T> {
-    /// Creates an empty queue named `name` holding at most `capacity` values (exactly
-    /// as many as asked). `Err(AlreadyExists)` if the name is taken,
-    /// `Err(InvalidArgument)` for a capacity of 0 or over 2^30.
-    ///
-    /// A name left behind by a crashed creator (an orphan: creator gone, not
-    /// persisted, held by no live process) is reclaimed and created afresh, so a
-    /// restarted service just creates; see [`gc`](crate::gc).
-    pub fn create(name: &str, capacity: usize) -> Result<Queue<T>> {
-        Queue::create_with(name, capacity, &Options::default())
-    }
-    /// [`create`](Queue::create) with explicit segment [`Options`].
-    pub fn create_with(name: &str, capacity: usize, opts: &Options) -> Result<Queue<T>> {
-        Ok(Queue::wrap(create_ring::<T, RawQueue>(
-            ObjectKind::Queue,
-            name,
-            capacity,
-            opts,
-        )?))
-    }
-    /// An unnamed queue shared only with children forked after this call.
-    pub fn anonymous(capacity: usize) -> Result<Queue<T>> {
-        Ok(Queue::wrap(anonymous_ring::<T, RawQueue>(
-            ObjectKind::Queue,
-            capacity,
-        )?))
-    }
-    /// Opens the queue `name`. `Err(WrongType)` if it holds another element type.
-    pub fn open(name: &str) -> Result<Queue<T>> {
-        Queue::open_with(name, &Options::default())
-    }
-    /// [`open`](Queue::open) with explicit [`Options`] (init timeout, trusted owners).
-    pub fn open_with(name: &str, opts: &Options) -> Result<Queue<T>> {
-        Ok(Queue::wrap(open_ring::<T, RawQueue>(
-            ObjectKind::Queue,
-            name,
-            opts,
-        )?))
-    }
-    /// Opens `name` if it exists with exactly this capacity, or creates it if it does
-    /// not exist. `Err(Mismatch)` if it
-    /// exists with another capacity (it is left alone); `Err(WrongType)` if it holds
-    /// another element type; `Err(InvalidArgument)` for a capacity `create` refuses.
-    pub fn open_or_create(name: &str, capacity: usize) -> Result<Queue<T>> {
-        Queue::open_or_create_with(name, capacity, &Options::default())
-    }
-    /// [`open_or_create`](Queue::open_or_create) with explicit segment [`Options`].
-    pub fn open_or_create_with(name: &str, capacity: usize, opts: &Options) -> Result<Queue<T>> {
-        Ok(Queue::wrap(open_or_create_ring::<T, RawQueue>(
-            ObjectKind::Queue,
-            name,
-            capacity,
-            opts,
-        )?))
-    }
-
-    fn wrap(h: RingHandle<RawQueue>) -> Queue<T> {
-        Queue { h, _t: PhantomData }
-    }
-
-    /// How often a blocked `get` checks that a producer stalled mid-`put` is still
-    /// alive: the bound on how long a dead producer delays consumers (default 10 ms).
-    pub fn with_probe_interval(mut self, probe: Duration) -> Queue<T> {
-        self.h.set_probe(probe);
-        self
-    }
-
-    /// How many times a blocking call polls before it sleeps: `Some(n)` fixes it
-    /// (`Some(u32::MAX)`: spin, never sleep — lowest latency, burns a core), `None`
-    /// restores the default adaptive spinning.
-    pub fn with_spin_limit(mut self, spin: Option<u32>) -> Queue<T> {
-        self.h.set_spin(spin);
-        self
-    }
-
-    /// The queue's name ("" for an anonymous queue).
-    pub fn name(&self) -> &str {
-        self.h.name()
-    }
-    /// Keeps the name after this (creating) handle drops.
-    pub fn persist(&self) {
-        self.h.persist()
-    }
-
-    /// Puts `v`, waiting for room. `Err(Closed)` once the queue is closed.
-    #[inline]
-    pub fn put(&self, v: T) -> Result<()> {
-        self.put_deadline(v, None)
-    }
-    /// Puts `v` if there is room now: `Err(Full)` otherwise.
-    #[inline]
-    pub fn try_put(&self, v: T) -> Result<()> {
-        let ring = self.h.ring()?;
-        ring.try_put(current_identity(), write_pod(&v))
-            .map_or_else(|e| self.h.done(Err(e)), |x| self.h.done(Ok(x)))
-    }
-    /// Puts `v`, waiting at most `timeout` for room: `Err(Timeout)` after that.
-    pub fn put_timeout(&self, v: T, timeout: Duration) -> Result<()> {
-        self.put_deadline(v, deadline(timeout))
-    }
-    #[inline]
-    fn put_deadline(&self, v: T, deadline: Deadline) -> Result<()> {
-        let me = current_identity();
-        self.h.blocking(deadline, |ring, policy, d| {
-            ring.put(me, d, policy, write_pod(&v))
-        })
-    }
-
-    /// Takes the oldest value, waiting for one. `Err(Closed)` once the queue is
-    /// closed and drained.
-    #[inline]
-    pub fn get(&self) -> Result<T> {
-        self.get_deadline(None)
-    }
-    /// Takes the oldest value if there is one now: `Err(Empty)` otherwise (also while
-    /// the oldest put is still copying its value in), `Err(Closed)` when closed and
-    /// drained.
-    #[inline]
-    pub fn try_get(&self) -> Result<T> {
-        let me = current_identity();
-        self.h
-            .try_get_with(|ring, probe| ring.try_get(me, probe, &mut TakeWith(read_pod::<T>)))
-    }
-    /// Takes the oldest value, waiting at most `timeout`: `Err(Timeout)` after that.
-    pub fn get_timeout(&self, timeout: Duration) -> Result<T> {
-        self.get_deadline(deadline(timeout))
-    }
-    #[inline]
-    fn get_deadline(&self, deadline: Deadline) -> Result<T> {
-        let me = current_identity();
-        self.h.blocking(deadline, |ring, policy, d| {
-            ring.get(me, d, policy, &mut TakeWith(read_pod::<T>))
-        })
-    }
-
-    /// Puts every value of `items` in order, waiting for room as needed; wakes
-    /// consumers once per batch rather than once per value. On error (`Closed`) a
-    /// prefix of `items` may have been put; use [`try_put_many`](Queue::try_put_many)
-    /// to know exactly how much.
-    pub fn put_many(&self, items: &[T]) -> Result<()> {
-        self.put_many_deadline(items, None).map(|_| ())
-    }
-    /// [`put_many`](Queue::put_many), waiting for room at most `timeout` in all:
-    /// returns how many values were put, fewer than `items.len()` only when the time
-    /// ran out (the rest were not put). `Err(Closed)` as `put_many`.
-    pub fn put_many_timeout(&self, items: &[T], timeout: Duration) -> Result<usize> {
-        self.put_many_deadline(items, deadline(timeout))
-    }
-    fn put_many_deadline(&self, items: &[T], deadline: Deadline) -> Result<usize> {
-        let mut done = 0;
-        while done < items.len() {
-            done += self.try_put_many(&items[done..])?;
-            if done < items.len() {
-                // Full: wait for room for the next one the ordinary way.
-                match self.put_deadline(items[done], deadline) {
-                    Ok(()) => done += 1,
-                    Err(Error::Timeout) => break,
-                    Err(e) => return Err(e),
+/// Writes how a queue of `T: Pod` over a ring of raw type `$raw` (object kind
+/// `$kind`) is made: `Clone`, `create_with`, `anonymous`, `open_with`,
+/// `open_or_create_with` and the private `wrap`. The type is a struct of
+/// `h: RingHandle<$raw>` and `_t: PhantomData`.
+macro_rules! pod_ring {
+    ($ty:ident, $raw:ty, $kind:expr, $what:literal) => {
+        impl<T> Clone for $ty<T> {
+            fn clone(&self) -> Self {
+                $ty {
+                    h: self.h.clone(),
+                    _t: core::marker::PhantomData,
                 }
             }
         }
-        Ok(done)
-    }
-    /// Puts the longest prefix of `items` that fits now; returns its length (0 when
-    /// full). `Err(Closed)` if closed.
-    pub fn try_put_many(&self, items: &[T]) -> Result<usize> {
-        let ring = self.h.ring()?;
-        ring.try_put_many(current_identity(), items.len(), |i, p| {
-            store_bytes(p, bytemuck::bytes_of(&items[i]))
-        })
-        .map_or_else(|e| self.h.done(Err(e)), |x| self.h.done(Ok(x)))
-    }
-    /// Waits for at least one value, then takes as many as are available, up to
-    /// `buf.len()`; returns how many. `Err(Closed)` when closed and drained.
-    pub fn get_many(&self, buf: &mut [T]) -> Result<usize> {
-        self.get_many_deadline(buf, None)
-    }
-    /// [`get_many`](Queue::get_many), waiting at most `timeout` for the first value:
-    /// `Err(Timeout)` if none came (with an empty `buf`, `Ok(0)` at once).
-    pub fn get_many_timeout(&self, buf: &mut [T], timeout: Duration) -> Result<usize> {
-        self.get_many_deadline(buf, deadline(timeout))
-    }
-    fn get_many_deadline(&self, buf: &mut [T], deadline: Deadline) -> Result<usize> {
-        let me = current_identity();
-        self.h.blocking(deadline, |ring, policy, d| {
-            ring.get_many(me, d, policy, buf.len(), |i, p| buf[i] = read_pod(p))
-        })
-    }
-    /// Takes up to `buf.len()` values that are available now; returns how many (0
-    /// when empty). `Err(Closed)` when closed and drained.
-    pub fn try_get_many(&self, buf: &mut [T]) -> Result<usize> {
-        let ring = self.h.ring()?;
-        let me = current_identity();
-        match ring.try_get_many(me, buf.len(), |i, p| buf[i] = read_pod(p)) {
-            Ok(0) if !buf.is_empty() && self.h.probe_due() => {
-                match ring.try_get(me, true, &mut TakeWith(read_pod::<T>)) {
-                    Ok(v) => {
-                        buf[0] = v;
-                        Ok(1)
-                    }
-                    Err(QueueError::Empty) => Ok(0),
-                    Err(e) => self.h.done(Err(e)),
+
+        impl<T: bytemuck::Pod> $ty<T> {
+            /// [`create`](Self::create) with explicit segment [`Options`](crate::Options).
+            pub fn create_with(
+                name: &str,
+                capacity: usize,
+                opts: &$crate::Options,
+            ) -> $crate::Result<$ty<T>> {
+                let h = $crate::named::common::create_ring::<T, $raw>($kind, name, capacity, opts)?;
+                Ok($ty::wrap(h))
+            }
+            #[doc = concat!(
+                        "An unnamed ", $what, " shared only with children forked after this call."
+                    )]
+            pub fn anonymous(capacity: usize) -> $crate::Result<$ty<T>> {
+                let h = $crate::named::common::anonymous_ring::<T, $raw>($kind, capacity)?;
+                Ok($ty::wrap(h))
+            }
+            /// [`open`](Self::open) with explicit [`Options`](crate::Options) (init
+            /// timeout, trusted owners).
+            pub fn open_with(name: &str, opts: &$crate::Options) -> $crate::Result<$ty<T>> {
+                let h = $crate::named::common::open_ring::<T, $raw>($kind, name, opts)?;
+                Ok($ty::wrap(h))
+            }
+            /// [`open_or_create`](Self::open_or_create) with explicit segment
+            /// [`Options`](crate::Options).
+            pub fn open_or_create_with(
+                name: &str,
+                capacity: usize,
+                opts: &$crate::Options,
+            ) -> $crate::Result<$ty<T>> {
+                let h = $crate::named::common::open_or_create_ring::<T, $raw>(
+                    $kind, name, capacity, opts,
+                )?;
+                Ok($ty::wrap(h))
+            }
+
+            fn wrap(h: $crate::named::common::RingHandle<$raw>) -> $ty<T> {
+                $ty {
+                    h,
+                    _t: core::marker::PhantomData,
                 }
             }
-            r => self.h.done(r),
         }
-    }
-
-    /// Values in the queue: puts begun minus gets begun, as one consistent snapshot
-    /// (see [`Ring::len`]). Exact whenever no put or get is in flight; never more than
-    /// [`capacity`](Queue::capacity).
-    pub fn len(&self) -> usize {
-        self.h.len()
-    }
-    /// `len() == 0`.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-    /// `len() == capacity()`.
-    pub fn is_full(&self) -> bool {
-        self.len() == self.capacity()
-    }
-    /// How many values the queue holds when full: the capacity it was created with.
-    pub fn capacity(&self) -> usize {
-        self.h.capacity()
-    }
-    /// Closes the queue: puts fail with `Closed`; gets drain it, then fail with
-    /// `Closed`. Wakes every sleeper. Cannot be undone.
-    pub fn close(&self) {
-        self.h.close()
-    }
-    /// True once [`close`](Queue::close) was called (by any process).
-    pub fn is_closed(&self) -> bool {
-        self.h.is_closed()
-    }
-    /// What crash recovery has done on this queue so far.
-    pub fn recovery_stats(&self) -> RecoveryStats {
-        self.h.recovery_stats()
-    }
-    /// True once another process truncated the queue's segment (see
-    /// [`Segment::is_broken`](crate::Segment::is_broken)); every operation that
-    /// returns a `Result` then returns `Err(Corrupt)`, blocking ones within
-    /// [`BROKEN_CHECK_EVERY`](crate::segment::BROKEN_CHECK_EVERY).
-    pub fn is_broken(&self) -> bool {
-        self.h.is_broken()
-    }
+    };
 }
+pub(crate) use pod_ring;

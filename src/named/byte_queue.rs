@@ -4,16 +4,13 @@
 //! It is the same crash-consistent ring as [`Queue<T>`](crate::Queue), with slots of
 //! one length word plus `max_message_len` bytes.
 
-use crate::queue::{check_capacity, deadline, RingHandle, RingSpec};
-use crate::raw::queue::{
-    load_bytes, store_bytes, words_for, QueueError, RawQueue, RecoveryStats, Take,
-};
+use super::common::{check_capacity, deadline, named_handle, ring_surface, RingHandle, RingSpec};
+use crate::raw::queue::{load_bytes, store_bytes, words_for, QueueError, RawQueue, Take};
 use crate::segment::{self, ObjectKind, Options, TypeInfo};
 use crate::sync::atomic::{AtomicU64, Ordering};
 use crate::sync::current_identity;
 use crate::sys::clock::Deadline;
 use crate::{Error, Result};
-use core::fmt;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::cell::RefCell;
@@ -58,16 +55,29 @@ pub struct ByteQueue {
     max: usize,
 }
 
-impl fmt::Debug for ByteQueue {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ByteQueue")
-            .field("name", &self.name())
-            .field("len", &self.len())
-            .field("capacity", &self.capacity())
-            .field("max_message_len", &self.max)
-            .field("closed", &self.is_closed())
-            .finish()
-    }
+named_handle! {
+    impl[] ByteQueue: "queue" (anonymous), h;
+    /// Creates an empty queue named `name` of at most `capacity` messages (exactly as
+    /// many as asked, as [`Queue`](crate::Queue)) of up to `max_message_len` bytes each.
+    /// `Err(InvalidArgument)` for a capacity of 0 or over 2^30, a maximum length of 0
+    /// or over 1 GiB, or a total that does not fit in memory.
+    create(capacity: usize, max_message_len: usize);
+    /// Opens the byte queue `name`.
+    open();
+    /// Opens `name` if it exists with exactly this capacity and maximum message
+    /// length, or creates it if it does not exist.
+    /// `Err(Mismatch)` naming both if it exists with another capacity or maximum
+    /// length (it is left alone); `Err(InvalidArgument)` for arguments `create`
+    /// refuses, whether or not it exists.
+    open_or_create(capacity: usize, max_message_len: usize);
+    /// How often a blocked `get` checks that a producer stalled mid-`put` is alive
+    /// (default 10 ms).
+    with_probe_interval => h.probe;
+}
+
+ring_surface! {
+    impl[] ByteQueue: "messages", close: "Wakes every sleeper. Cannot be undone.",
+    debug: "ByteQueue" [] ["max_message_len" => |q| q.max]
 }
 
 thread_local! {
@@ -120,17 +130,6 @@ fn message_len(p: &[AtomicU64], max: usize) -> core::result::Result<usize, Queue
 }
 
 impl ByteQueue {
-    /// Creates an empty queue named `name` of at most `capacity` messages (exactly as
-    /// many as asked, as [`Queue`](crate::Queue)) of up to `max_message_len` bytes each.
-    /// `Err(InvalidArgument)` for a capacity of 0 or over 2^30, a maximum length of 0
-    /// or over 1 GiB, or a total that does not fit in memory.
-    ///
-    /// A name left behind by a crashed creator (an orphan: creator gone, not
-    /// persisted, held by no live process) is reclaimed and created afresh, so a
-    /// restarted service just creates; see [`gc`](crate::gc).
-    pub fn create(name: &str, capacity: usize, max_message_len: usize) -> Result<ByteQueue> {
-        ByteQueue::create_with(name, capacity, max_message_len, &Options::default())
-    }
     /// [`create`](ByteQueue::create) with explicit segment [`Options`].
     pub fn create_with(
         name: &str,
@@ -162,10 +161,6 @@ impl ByteQueue {
             max: max_message_len,
         })
     }
-    /// Opens the byte queue `name`.
-    pub fn open(name: &str) -> Result<ByteQueue> {
-        ByteQueue::open_with(name, &Options::default())
-    }
     /// [`open`](ByteQueue::open) with explicit [`Options`] (init timeout, trusted owners).
     pub fn open_with(name: &str, opts: &Options) -> Result<ByteQueue> {
         let mut max = 0;
@@ -174,18 +169,6 @@ impl ByteQueue {
             Ok(1 + words_for(max))
         })?;
         Ok(ByteQueue { h, max })
-    }
-    /// Opens `name` if it exists with exactly this capacity and maximum message
-    /// length, or creates it if it does not exist.
-    /// `Err(Mismatch)` naming both if it exists with another capacity or maximum
-    /// length (it is left alone); `Err(InvalidArgument)` for arguments `create`
-    /// refuses, whether or not it exists.
-    pub fn open_or_create(
-        name: &str,
-        capacity: usize,
-        max_message_len: usize,
-    ) -> Result<ByteQueue> {
-        ByteQueue::open_or_create_with(name, capacity, max_message_len, &Options::default())
     }
     /// [`open_or_create`](ByteQueue::open_or_create) with explicit segment [`Options`].
     pub fn open_or_create_with(
@@ -217,27 +200,6 @@ impl ByteQueue {
         )
     }
 
-    /// How often a blocked `get` checks that a producer stalled mid-`put` is alive
-    /// (default 10 ms).
-    pub fn with_probe_interval(mut self, probe: Duration) -> ByteQueue {
-        self.h.set_probe(probe);
-        self
-    }
-    /// Polls before a blocking call sleeps: `Some(n)` fixed (`u32::MAX`: never
-    /// sleep), `None` adaptive (the default).
-    pub fn with_spin_limit(mut self, spin: Option<u32>) -> ByteQueue {
-        self.h.set_spin(spin);
-        self
-    }
-
-    /// The queue's name ("" for an anonymous queue).
-    pub fn name(&self) -> &str {
-        self.h.name()
-    }
-    /// Keeps the name after this (creating) handle drops.
-    pub fn persist(&self) {
-        self.h.persist()
-    }
     /// The longest message accepted, in bytes.
     pub fn max_message_len(&self) -> usize {
         self.max
@@ -468,45 +430,6 @@ impl ByteQueue {
             Ok((_, rest)) => Err(bad(format!("{} bytes left over", rest.len()))),
             Err(e) => Err(bad(e.to_string())),
         }
-    }
-
-    // ---- state -------------------------------------------------------------------
-
-    /// Messages in the queue (see [`Queue::len`](crate::Queue::len)).
-    pub fn len(&self) -> usize {
-        self.h.len()
-    }
-    /// `len() == 0`.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-    /// `len() == capacity()`.
-    pub fn is_full(&self) -> bool {
-        self.len() == self.capacity()
-    }
-    /// How many messages the queue holds when full: the capacity it was created with.
-    pub fn capacity(&self) -> usize {
-        self.h.capacity()
-    }
-    /// Closes the queue: puts fail with `Closed`; gets drain it, then fail with
-    /// `Closed`. Wakes every sleeper.
-    pub fn close(&self) {
-        self.h.close()
-    }
-    /// True once [`close`](ByteQueue::close) was called (by any process).
-    pub fn is_closed(&self) -> bool {
-        self.h.is_closed()
-    }
-    /// What crash recovery has done on this queue so far.
-    pub fn recovery_stats(&self) -> RecoveryStats {
-        self.h.recovery_stats()
-    }
-    /// True once another process truncated the queue's segment (see
-    /// [`Segment::is_broken`](crate::Segment::is_broken)); every operation that
-    /// returns a `Result` then returns `Err(Corrupt)`, blocking ones within
-    /// [`BROKEN_CHECK_EVERY`](crate::segment::BROKEN_CHECK_EVERY).
-    pub fn is_broken(&self) -> bool {
-        self.h.is_broken()
     }
 }
 

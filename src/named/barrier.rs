@@ -1,5 +1,6 @@
 //! [`Barrier`]: a named, reusable barrier that breaks when a party dies.
 
+use super::common::named_handle;
 use crate::raw::barrier::{BarrierError, MAX_PARTIES};
 use crate::raw::lock::DEFAULT_PROBE;
 use crate::raw::RawBarrier;
@@ -7,7 +8,6 @@ use crate::segment::{self, HeaderImage, Object, ObjectKind, ObjectSpec, Options,
 use crate::sync::current_identity;
 use crate::sys::clock::{deadline_after, Deadline};
 use crate::{Error, Result};
-use core::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -68,17 +68,28 @@ pub struct Barrier {
     timeout: Option<Duration>,
 }
 
-impl fmt::Debug for Barrier {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Barrier")
-            .field("name", &self.name())
-            .field("parties", &self.parties)
-            .field("n_waiting", &self.n_waiting())
-            .field("broken", &self.is_broken())
-            .field("action", &self.action.is_some())
-            .field("timeout", &self.timeout)
-            .finish()
-    }
+named_handle! {
+    impl[] Barrier: "barrier", obj;
+    debug[] "Barrier" {
+        "parties" => |b| b.parties,
+        "n_waiting" => |b| b.n_waiting(),
+        "broken" => |b| b.is_broken(),
+        "action" => |b| b.action.is_some(),
+        "timeout" => |b| b.timeout,
+    };
+    /// Creates a barrier named `name` for `parties` parties (`1..=64`, else
+    /// `Err(InvalidArgument)`).
+    create(parties: u32);
+    /// Opens the barrier `name` (with the party count it was created with).
+    open();
+    /// Opens `name` if it exists for `parties` parties, or creates it for `parties`
+    /// if it does not exist. `Err(Mismatch)` if it exists for another number of
+    /// parties (it is left alone); `Err(InvalidArgument)` for a count `create`
+    /// refuses, whether or not it exists.
+    open_or_create(parties: u32);
+    /// How often waiters check that the other waiting parties are alive: the bound
+    /// on how long a dead party can go unnoticed (default 10 ms, at least 100 µs).
+    with_probe_interval => probe;
 }
 
 fn check_parties(parties: u64) -> core::result::Result<u32, String> {
@@ -95,15 +106,6 @@ impl Barrier {
     /// The most parties a barrier may have.
     pub const MAX_PARTIES: u32 = MAX_PARTIES;
 
-    /// Creates a barrier named `name` for `parties` parties (`1..=64`, else
-    /// `Err(InvalidArgument)`).
-    ///
-    /// A name left behind by a crashed creator (an orphan: creator gone, not
-    /// persisted, held by no live process) is reclaimed and created afresh, so a
-    /// restarted service just creates; see [`gc`](crate::gc).
-    pub fn create(name: &str, parties: u32) -> Result<Barrier> {
-        Barrier::create_with(name, parties, &Options::default())
-    }
     /// [`create`](Barrier::create) with explicit segment [`Options`].
     pub fn create_with(name: &str, parties: u32, opts: &Options) -> Result<Barrier> {
         let parties = check_parties(u64::from(parties))
@@ -116,10 +118,6 @@ impl Barrier {
         };
         let obj = Object::create(name, opts, spec, |_, _| Ok(()))?;
         Ok(Barrier::from_obj(obj))
-    }
-    /// Opens the barrier `name` (with the party count it was created with).
-    pub fn open(name: &str) -> Result<Barrier> {
-        Barrier::open_with(name, &Options::default())
     }
     /// [`open`](Barrier::open) with explicit [`Options`] (init timeout, trusted owners).
     pub fn open_with(name: &str, opts: &Options) -> Result<Barrier> {
@@ -134,13 +132,6 @@ impl Barrier {
             },
         )?;
         Ok(Barrier::from_obj(obj))
-    }
-    /// Opens `name` if it exists for `parties` parties, or creates it for `parties`
-    /// if it does not exist. `Err(Mismatch)` if it exists for another number of
-    /// parties (it is left alone); `Err(InvalidArgument)` for a count `create`
-    /// refuses, whether or not it exists.
-    pub fn open_or_create(name: &str, parties: u32) -> Result<Barrier> {
-        Barrier::open_or_create_with(name, parties, &Options::default())
     }
     /// [`open_or_create`](Barrier::open_or_create) with explicit segment [`Options`].
     pub fn open_or_create_with(name: &str, parties: u32, opts: &Options) -> Result<Barrier> {
@@ -210,22 +201,6 @@ impl Barrier {
     /// The default timeout of [`wait`](Barrier::wait), if one was set.
     pub fn timeout(&self) -> Option<Duration> {
         self.timeout
-    }
-
-    /// How often waiters check that the other waiting parties are alive: the bound
-    /// on how long a dead party can go unnoticed (default 10 ms, at least 100 µs).
-    pub fn with_probe_interval(mut self, probe: Duration) -> Barrier {
-        self.probe = probe.max(Duration::from_micros(100));
-        self
-    }
-
-    /// The barrier's name.
-    pub fn name(&self) -> &str {
-        self.obj.name()
-    }
-    /// Keeps the name after this (creating) handle drops.
-    pub fn persist(&self) {
-        self.obj.persist()
     }
 
     fn wait_until(&self, deadline: Deadline) -> Result<u32> {

@@ -1,16 +1,17 @@
 //! `Dict<K, V>`: Python's `Manager().dict()` in named shared memory, no server.
 
-use crate::container::{copy_bytes, decode, encode, Container, DEFAULT_MAX_BYTES};
-use crate::lock::Held;
+use super::common::container::{
+    container_surface, copy_bytes, decode, encode, Container, DEFAULT_MAX_BYTES,
+};
+use super::common::{named_handle, Held};
 use crate::raw::dict as raw;
 use crate::raw::heap::Heap;
-use crate::segment::{self, ObjectKind, Options, TypeInfo};
+use crate::segment::{ObjectKind, Options, TypeInfo};
 use crate::Result;
 use core::fmt;
 use core::marker::PhantomData;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use std::time::Duration;
 
 /// A hash map shared by name between processes, like Python's `Manager().dict()` —
 /// without a server process: the entries live in the segment itself.
@@ -52,22 +53,33 @@ pub struct Dict<K, V> {
     _t: PhantomData<Marker<K, V>>,
 }
 
+named_handle! {
+    impl[K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned] Dict<K, V>: "dict", c;
+    debug[K, V] "Dict" {
+        "key" => |_| core::any::type_name::<K>(),
+        "value" => |_| core::any::type_name::<V>(),
+    };
+    /// Opens the dict `name`. `Err(WrongKind)` if it is not a dict, `Err(WrongType)`
+    /// if it was created with other key or value types (the message names both).
+    open();
+    /// Opens `name`, creating it empty if it does not exist.
+    open_or_create();
+    /// How often a writer waiting for the lock checks that its holder is alive: the
+    /// bound on how long a dead writer can delay others (default 10 ms).
+    with_probe_interval => c.probe;
+}
+
+container_surface! {
+    impl[K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned]
+    Dict<K, V>: "dict", "entries"
+}
+
 impl<K, V> Clone for Dict<K, V> {
     fn clone(&self) -> Self {
         Dict {
             c: self.c.clone(),
             _t: PhantomData,
         }
-    }
-}
-
-impl<K, V> fmt::Debug for Dict<K, V> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Dict")
-            .field("name", &self.c.name())
-            .field("key", &core::any::type_name::<K>())
-            .field("value", &core::any::type_name::<V>())
-            .finish()
     }
 }
 
@@ -108,70 +120,10 @@ where
         Ok(Dict { c, _t: PhantomData })
     }
 
-    /// Opens the dict `name`. `Err(WrongKind)` if it is not a dict, `Err(WrongType)`
-    /// if it was created with other key or value types (the message names both).
-    pub fn open(name: &str) -> Result<Dict<K, V>> {
-        Dict::open_with(name, &Options::default())
-    }
-
     /// [`open`](Dict::open) with explicit [`Options`] (the init timeout).
     pub fn open_with(name: &str, opts: &Options) -> Result<Dict<K, V>> {
         let c = Container::open(name, ObjectKind::Dict, Self::ty(), opts)?;
         Ok(Dict { c, _t: PhantomData })
-    }
-
-    /// Opens `name`, creating it empty if it does not exist.
-    pub fn open_or_create(name: &str) -> Result<Dict<K, V>> {
-        segment::open_or_create(|| Dict::create(name), || Dict::open(name))
-    }
-
-    /// How often a writer waiting for the lock checks that its holder is alive: the
-    /// bound on how long a dead writer can delay others (default 10 ms).
-    pub fn with_probe_interval(mut self, probe: Duration) -> Dict<K, V> {
-        self.c = self.c.with_probe(probe);
-        self
-    }
-
-    /// How long an operation waits for the writer lock before it returns
-    /// `Err(Timeout)` (default: as long as it takes, like every plain-named call). A
-    /// dead holder is recovered within the probe interval either way; the timeout
-    /// bounds the wait for a live one (or a forged one: shared memory is untrusted).
-    pub fn with_lock_timeout(mut self, timeout: Duration) -> Dict<K, V> {
-        self.c = self.c.with_lock_timeout(timeout);
-        self
-    }
-
-    /// The dict's name.
-    pub fn name(&self) -> &str {
-        self.c.name()
-    }
-
-    /// Keeps the name after this (creating) handle drops.
-    pub fn persist(&self) {
-        self.c.persist()
-    }
-
-    /// The segment holding the dict.
-    pub fn segment(&self) -> &segment::Segment {
-        self.c.segment()
-    }
-
-    /// Bytes of the segment handed out to entries and index so far (including freed
-    /// blocks waiting for reuse): what the dict occupies in `/dev/shm`, roughly.
-    pub fn allocated_bytes(&self) -> u64 {
-        self.c.allocated_bytes()
-    }
-
-    /// Checks the allocator's internal lists under the lock; returns the bytes on
-    /// them (for tests and fuzzing: `Err(Corrupt)` if they are broken).
-    #[doc(hidden)]
-    pub fn check_heap(&self) -> Result<u64> {
-        self.c.check()
-    }
-
-    /// The byte limit the dict was created with.
-    pub fn max_bytes(&self) -> u64 {
-        self.c.max_bytes()
     }
 
     fn key_bytes(&self, k: &K) -> Result<(Vec<u8>, u64)> {
@@ -238,21 +190,6 @@ where
             }
         })?;
         old.map(|b| decode(self.name(), &b)).transpose()
-    }
-
-    /// Number of entries.
-    pub fn len(&self) -> usize {
-        self.c.len()
-    }
-
-    /// True if the dict has no entries.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Removes every entry (one atomic call: all or nothing).
-    pub fn clear(&self) -> Result<()> {
-        self.c.write(|txn| txn.reset())
     }
 
     /// Atomic read-modify-write: `f` sees the current value (or `None`) and returns

@@ -2,7 +2,7 @@
 //! holding a [`RawHeap`], optimistic reads, locked crash-consistent writes, and the
 //! mapping of heap errors to [`Error`]s that name the object.
 
-use crate::lock::Held;
+use super::hold::Held;
 use crate::raw::heap::{Heap, HeapError, RawHeap, Txn};
 use crate::raw::lock::DEFAULT_PROBE;
 use crate::segment::{self, Object, ObjectKind, ObjectSpec, Options, TypeInfo};
@@ -18,7 +18,9 @@ pub const DEFAULT_MAX_BYTES: u64 = 64 << 30;
 /// A sparse heap segment.
 pub(crate) struct Container {
     obj: Object<RawHeap>,
-    probe: Duration,
+    /// How often a writer waiting for the lock checks that its holder is alive (set
+    /// by the handle's `with_probe_interval`).
+    pub(crate) probe: Duration,
     /// How long an operation waits for the writer lock; `None`: as long as it takes.
     lock_timeout: Option<Duration>,
     what: &'static str,
@@ -95,11 +97,6 @@ impl Container {
 
     pub fn segment(&self) -> &segment::Segment {
         self.obj.segment()
-    }
-
-    pub fn with_probe(mut self, probe: Duration) -> Self {
-        self.probe = probe.max(Duration::from_micros(100));
-        self
     }
 
     #[inline]
@@ -283,3 +280,77 @@ pub(crate) fn copy_bytes(
     h.copy_out(off, &mut v)?;
     Ok(v)
 }
+
+/// Writes what [`Dict`](crate::Dict) and [`List`](crate::List) share over their
+/// `c: Container` field, with docs: `open_or_create_with`, `with_lock_timeout`,
+/// `segment`, `allocated_bytes`, `check_heap`, `max_bytes`, `len`, `is_empty` and
+/// `clear`. `$what` names the container ("dict", "list"), `$items` what it holds.
+macro_rules! container_surface {
+    (impl[$($g:tt)*] $ty:ident<$($p:ident),+> : $what:literal, $items:literal) => {
+        impl<$($g)*> $ty<$($p),+> {
+            #[doc = concat!("Number of ", $items, ".")]
+            pub fn len(&self) -> usize {
+                self.c.len()
+            }
+
+            #[doc = concat!("True if the ", $what, " has no ", $items, ".")]
+            pub fn is_empty(&self) -> bool {
+                self.len() == 0
+            }
+
+            #[doc = concat!("Removes all ", $items, " (one atomic call: all or nothing).")]
+            pub fn clear(&self) -> $crate::Result<()> {
+                self.c.write(|txn| txn.reset())
+            }
+
+            /// [`open_or_create`](Self::open_or_create) with explicit segment
+            /// [`Options`](crate::Options).
+            pub fn open_or_create_with(
+                name: &str,
+                opts: &$crate::Options,
+            ) -> $crate::Result<$ty<$($p),+>> {
+                $crate::segment::open_or_create(
+                    || $ty::create_with(name, DEFAULT_MAX_BYTES, opts),
+                    || $ty::open_with(name, opts),
+                )
+            }
+
+            /// How long an operation waits for the writer lock before it returns
+            /// `Err(Timeout)` (default: as long as it takes, like every plain-named
+            /// call). A dead holder is recovered within the probe interval either way;
+            /// the timeout bounds the wait for a live one (or a forged one: shared
+            /// memory is untrusted).
+            pub fn with_lock_timeout(mut self, timeout: std::time::Duration) -> $ty<$($p),+> {
+                self.c = self.c.with_lock_timeout(timeout);
+                self
+            }
+
+            #[doc = concat!("The segment holding the ", $what, ".")]
+            pub fn segment(&self) -> &$crate::Segment {
+                self.c.segment()
+            }
+
+            #[doc = concat!(
+                "Bytes of the segment handed out to entries and index so far (including ",
+                "freed\nblocks waiting for reuse): what the ", $what, " occupies in ",
+                "`/dev/shm`, roughly."
+            )]
+            pub fn allocated_bytes(&self) -> u64 {
+                self.c.allocated_bytes()
+            }
+
+            /// Checks the allocator's internal lists under the lock; returns the bytes on
+            /// them (for tests and fuzzing: `Err(Corrupt)` if they are broken).
+            #[doc(hidden)]
+            pub fn check_heap(&self) -> $crate::Result<u64> {
+                self.c.check()
+            }
+
+            #[doc = concat!("The byte limit the ", $what, " was created with.")]
+            pub fn max_bytes(&self) -> u64 {
+                self.c.max_bytes()
+            }
+        }
+    };
+}
+pub(crate) use container_surface;
