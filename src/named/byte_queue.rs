@@ -4,7 +4,9 @@
 //! It is the same crash-consistent ring as [`Queue<T>`](crate::Queue), with slots of
 //! one length word plus `max_message_len` bytes.
 
-use super::common::{check_capacity, deadline, named_handle, ring_surface, RingHandle, RingSpec};
+use super::common::{
+    check_capacity, deadline, named_handle, ring_surface, HasRing, RingHandle, RingSpec,
+};
 use crate::raw::queue::{load_bytes, store_bytes, words_for, QueueError, RawQueue, Take};
 use crate::segment::{self, ObjectKind, Options, TypeInfo};
 use crate::sync::atomic::{AtomicU64, Ordering};
@@ -205,16 +207,6 @@ impl ByteQueue {
         self.max
     }
 
-    fn check_len(&self, msg: &[u8]) -> Result<()> {
-        if msg.len() > self.max {
-            return Err(Error::TooLarge {
-                len: msg.len(),
-                max: self.max,
-            });
-        }
-        Ok(())
-    }
-
     // ---- bytes -------------------------------------------------------------------
 
     /// Puts `msg`, waiting for room. `Err(TooLarge)` beyond the maximum length,
@@ -224,21 +216,14 @@ impl ByteQueue {
     }
     /// Puts `msg` if there is room now: `Err(Full)` otherwise.
     pub fn try_put(&self, msg: &[u8]) -> Result<()> {
-        self.check_len(msg)?;
-        let ring = self.h.ring()?;
-        ring.try_put(current_identity(), write_msg(msg))
-            .map_or_else(|e| self.h.done(Err(e)), |x| self.h.done(Ok(x)))
+        Puts(&self.h, self.max).try_put(msg)
     }
     /// Puts `msg`, waiting at most `timeout` for room: `Err(Timeout)` after that.
     pub fn put_timeout(&self, msg: &[u8], timeout: Duration) -> Result<()> {
         self.put_deadline(msg, deadline(timeout))
     }
     fn put_deadline(&self, msg: &[u8], deadline: Deadline) -> Result<()> {
-        self.check_len(msg)?;
-        let me = current_identity();
-        self.h.blocking(deadline, |ring, policy, d| {
-            ring.put(me, d, policy, write_msg(msg))
-        })
+        Puts(&self.h, self.max).put(msg, deadline)
     }
 
     /// Takes the oldest message, waiting for one. `Err(Closed)` once closed and
@@ -430,6 +415,39 @@ impl ByteQueue {
             Ok((_, rest)) => Err(bad(format!("{} bytes left over", rest.len()))),
             Err(e) => Err(bad(e.to_string())),
         }
+    }
+}
+
+/// The puts of a byte ring (ByteQueue's and JoinableByteQueue's): messages of at
+/// most the given length, checked before anything is claimed.
+pub(crate) struct Puts<'h, R>(pub &'h RingHandle<R>, pub usize);
+
+impl<R: HasRing> Puts<'_, R> {
+    fn check_len(&self, msg: &[u8]) -> Result<()> {
+        if msg.len() > self.1 {
+            return Err(Error::TooLarge {
+                len: msg.len(),
+                max: self.1,
+            });
+        }
+        Ok(())
+    }
+
+    /// Puts `msg` if there is room now: `Err(Full)` otherwise.
+    pub fn try_put(&self, msg: &[u8]) -> Result<()> {
+        self.check_len(msg)?;
+        let ring = self.0.ring()?;
+        ring.try_put(current_identity(), write_msg(msg))
+            .map_or_else(|e| self.0.done(Err(e)), |x| self.0.done(Ok(x)))
+    }
+
+    /// Puts `msg`, waiting for room until `deadline`.
+    pub fn put(&self, msg: &[u8], deadline: Deadline) -> Result<()> {
+        self.check_len(msg)?;
+        let me = current_identity();
+        self.0.blocking(deadline, |ring, policy, d| {
+            ring.put(me, d, policy, write_msg(msg))
+        })
     }
 }
 

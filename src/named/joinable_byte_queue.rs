@@ -2,7 +2,7 @@
 //! tasks, for `task_done` / `join` — the joinable queue of variable-length messages
 //! (what Python's `JoinableQueue` of pickled objects is built on).
 
-use super::byte_queue::{byte_spec, check_max, write_msg, IntoVec};
+use super::byte_queue::{byte_spec, check_max, IntoVec, Puts};
 use super::common::{deadline, named_handle, ring_surface, RingHandle};
 use super::joinable_queue::Tasks;
 use crate::raw::queue::{words_for, QueueError};
@@ -10,7 +10,7 @@ use crate::raw::queue_join::RawJoinableQueue;
 use crate::segment::{ObjectKind, Options, TypeInfo};
 use crate::sync::current_identity;
 use crate::sys::clock::Deadline;
-use crate::{Error, Result};
+use crate::Result;
 use std::time::Duration;
 
 /// A bounded MPMC queue of byte messages (as [`ByteQueue`](crate::ByteQueue): each
@@ -135,30 +135,14 @@ impl JoinableByteQueue {
     }
     /// Puts `msg` if there is room now: `Err(Full)` otherwise.
     pub fn try_put(&self, msg: &[u8]) -> Result<()> {
-        self.check_len(msg)?;
-        let ring = self.h.ring()?;
-        ring.try_put(current_identity(), write_msg(msg))
-            .map_or_else(|e| self.h.done(Err(e)), |x| self.h.done(Ok(x)))
+        Puts(&self.h, self.max).try_put(msg)
     }
     /// Puts `msg`, waiting at most `timeout` for room: `Err(Timeout)` after that.
     pub fn put_timeout(&self, msg: &[u8], timeout: Duration) -> Result<()> {
         self.put_deadline(msg, deadline(timeout))
     }
     fn put_deadline(&self, msg: &[u8], deadline: Deadline) -> Result<()> {
-        self.check_len(msg)?;
-        let me = current_identity();
-        self.h.blocking(deadline, |ring, policy, d| {
-            ring.put(me, d, policy, write_msg(msg))
-        })
-    }
-    fn check_len(&self, msg: &[u8]) -> Result<()> {
-        if msg.len() > self.max {
-            return Err(Error::TooLarge {
-                len: msg.len(),
-                max: self.max,
-            });
-        }
-        Ok(())
+        Puts(&self.h, self.max).put(msg, deadline)
     }
 
     // ---- consumers -----------------------------------------------------------------
