@@ -83,7 +83,7 @@ pub fn get_start_method() -> StartMethod {
         2 => StartMethod::Spawn,
         3 => StartMethod::ForkServer,
         _ => {
-            if thread_count() == Some(1) {
+            if only_thread() {
                 StartMethod::Fork
             } else {
                 StartMethod::ForkServer
@@ -106,6 +106,13 @@ pub fn thread_count() -> Option<usize> {
         .and_then(|v| v.trim().parse().ok())
 }
 
+/// True when the calling thread is the process's only one, not counting the death
+/// watcher (`crate::sys::watch`), which is fork-safe: a child never touches its state.
+fn only_thread() -> bool {
+    let ours = usize::from(crate::sys::watch::runs_here());
+    thread_count().map(|n| n.saturating_sub(ours)) == Some(1)
+}
+
 /// Call as the first line of `main`: runs this process's job if it is a spawned
 /// child (and never returns then), and starts the fork server while the program is
 /// still single-threaded. Harmless if called twice.
@@ -114,7 +121,7 @@ pub fn thread_count() -> Option<usize> {
 /// crate dispatches spawned children before `main` in any binary that links it.
 pub fn init() {
     dispatch();
-    if thread_count() == Some(1) {
+    if only_thread() {
         super::forkserver::start_early();
     }
 }

@@ -43,14 +43,17 @@
 //!
 //! # While sleeping: probes
 //! [`Probes`] schedules the liveness checks of a waiter whose wake-up could be owed
-//! by a peer that died: every sleep is bounded by the next probe. Under loom only a
-//! timed-out wait is due for a probe, and a timed wait times out only past its
-//! deadline or once a model declared a thread dead, so probes never stand in for a
-//! lost wake-up in a model.
+//! by a peer that died: every sleep is bounded by the next probe, and a waiter that
+//! watches its peers (`Probes::watch`) is woken for a probe as soon as one exits
+//! (the death watcher's shared futex wake on the word it sleeps on, with `std`).
+//! Under loom only a timed-out wait is due for a probe (nothing watches), and a
+//! timed wait times out only past its deadline or once a model declared a thread
+//! dead, so probes never stand in for a lost wake-up in a model.
 
 use crate::sync::atomic::{AtomicU32, Ordering};
 use crate::sync::{
-    futex_wait, futex_wake, futex_wake_all, spin_hint, Deadline, WaitResult, SPIN_LIMIT,
+    futex_wait, futex_wake, futex_wake_all, spin_hint, watch_exit, Deadline, Task, WaitResult,
+    Watch, SPIN_LIMIT,
 };
 use core::time::Duration;
 
@@ -278,28 +281,38 @@ pub(crate) fn spin_until(hint: &AtomicU32, mut ready: impl FnMut() -> bool) -> b
     false
 }
 
-/// When a waiter next checks that a peer is alive: first after an eighth of the
+/// When a waiter next checks that a peer is alive: first after a sixteenth of the
 /// probe interval (at least [`FIRST_PROBE`]), then at doubling intervals up to the
 /// full interval. A peer that died *before* the wait began is thus found within about
-/// a millisecond, and a long wait costs one `/proc` read per probe interval.
+/// half a millisecond, and a long wait costs one `/proc` read per probe interval.
+///
+/// A waiter may also [`watch`](Self::watch) the peers it probes: with `std`, the
+/// death watcher (`crate::sys::watch`) then wakes it as soon as one of them exits,
+/// and [`due`](Self::due) says a probe is due at once. So a peer that dies *during* a
+/// long wait is found within a fraction of a millisecond instead of within the
+/// current interval, at no extra CPU cost while it lives; the timed probes stay as
+/// the fallback (no pidfd support, no descriptors left, a peer that changed while
+/// the waiter slept) and their schedule is the upper bound.
 #[derive(Debug)]
-pub(crate) struct Probes {
+pub(crate) struct Probes<'a> {
     interval: Duration,
     max: Duration,
     next: crate::sync::Instant,
+    watch: Option<Watch<'a>>,
 }
 
 /// The shortest first probe delay.
 pub(crate) const FIRST_PROBE: Duration = Duration::from_micros(500);
 
-impl Probes {
+impl<'a> Probes<'a> {
     /// A schedule whose intervals grow to `max`.
-    pub(crate) fn new(max: Duration) -> Probes {
-        let interval = (max / 8).max(FIRST_PROBE).min(max);
+    pub(crate) fn new(max: Duration) -> Probes<'a> {
+        let interval = (max / 16).max(FIRST_PROBE).min(max);
         Probes {
             interval,
             max,
             next: crate::sync::Instant::now().add(interval),
+            watch: None,
         }
     }
 
@@ -313,7 +326,8 @@ impl Probes {
     }
 
     /// After a wait ended with `r`: true when the caller should probe its peers and
-    /// check its deadline now (and schedules the next probe).
+    /// check its deadline now (and schedules the next probe) — on schedule, or at once
+    /// when a watched peer exited.
     #[inline]
     pub(crate) fn due(&mut self, r: WaitResult, deadline: Deadline) -> bool {
         // Under loom only a timed-out wait is due (see the loom futex model in
@@ -325,8 +339,33 @@ impl Probes {
             self.next = crate::sync::Instant::now().add(self.interval);
             true
         } else {
-            false
+            // Early, out of schedule: the watch's wake-up (the schedule is kept).
+            self.watch.as_ref().is_some_and(|w| w.fired().is_some())
         }
+    }
+
+    /// Has the sleeper on `word` woken as soon as any of `tasks` exits (see the type's
+    /// docs), replacing the previous watch unless it covers the same tasks and has not
+    /// fired. Call it when a probe is due, *before* probing those tasks: a task that
+    /// exits after the watch started wakes the sleeper, one that exited (or whose id
+    /// was reused) before is found by the probe. Empty `tasks` ends the watch.
+    #[inline]
+    pub(crate) fn watch(&mut self, word: &'a AtomicU32, tasks: &[Task]) {
+        if tasks.is_empty() {
+            self.watch = None;
+            return;
+        }
+        if self.watch.as_ref().is_some_and(|w| w.covers(tasks)) {
+            return;
+        }
+        self.watch = None;
+        self.watch = watch_exit(word, tasks);
+    }
+
+    /// The id of a watched task seen exiting since the last [`watch`](Self::watch).
+    #[inline]
+    pub(crate) fn fired(&self) -> Option<u32> {
+        self.watch.as_ref().and_then(|w| w.fired())
     }
 }
 
