@@ -21,12 +21,13 @@ use crate::raw::frame::{
 use crate::raw::lock::spin_until;
 use crate::raw::lock::DEFAULT_PROBE;
 use crate::raw::spsc::{
-    Consumer, Geometry, Producer, RegionMemory, RingCorrupt, Stop, CONSUMER_CLOSED, MAX_RING_BYTES,
-    PRODUCER_CLOSED,
+    Consumer, Geometry, PeerProbe, Producer, RegionMemory, RingCorrupt, Stop, CONSUMER_CLOSED,
+    MAX_RING_BYTES, PRODUCER_CLOSED,
 };
 use crate::raw::spsc_role::{ClaimError, Claimed, RawPipe, RoleStatus};
 use crate::segment::{self, Object, ObjectKind, ObjectSpec, Options, TypeInfo};
 use crate::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use crate::sync::Task;
 use crate::sys::clock::{deadline_after, Deadline, Instant};
 use crate::sys::ident::{current_process, fork_generation, forks_so_far};
 use crate::{Error, Result};
@@ -616,6 +617,26 @@ fn peer_gone(raw: &RawPipe, peer: usize, local: Option<&LocalEnds>) -> bool {
         RoleStatus::Closed => true,
         RoleStatus::Dead(_) => !local.is_some_and(|l| l.holds(peer)),
         RoleStatus::Free | RoleStatus::Held { .. } => false,
+    }
+}
+
+/// A waiting end's view of its peer `peer` for the ring's wait (`PeerProbe`): gone
+/// as [`peer_gone`] judges it, or the segment broken; the process holding the end is
+/// watched meanwhile, so its exit ends a long wait at once.
+struct PeerEnd<'a> {
+    raw: &'a RawPipe,
+    peer: usize,
+    local: Option<&'a LocalEnds>,
+    seg: &'a segment::Segment,
+}
+
+impl PeerProbe for PeerEnd<'_> {
+    fn gone(&mut self) -> bool {
+        peer_gone(self.raw, self.peer, self.local) || self.seg.is_broken()
+    }
+    fn task(&mut self) -> Option<Task> {
+        let holder = self.raw.ends[self.peer].holder()?;
+        Some(Task::Process(holder.tid))
     }
 }
 
@@ -1257,9 +1278,13 @@ impl PipeSender {
             if !wait {
                 return Err(Error::Full);
             }
-            match tx.cur.wait_free(ring, want, deadline, probe, || {
-                peer_gone(raw, peer, local) || seg.is_broken()
-            }) {
+            let end = PeerEnd {
+                raw,
+                peer,
+                local,
+                seg,
+            };
+            match tx.cur.wait_free(ring, want, deadline, probe, end) {
                 Ok(_) => Ok(()),
                 Err(Stop::TimedOut) => Err(Error::Timeout),
                 Err(s @ (Stop::Closed | Stop::Gone)) => {
@@ -1593,9 +1618,13 @@ impl PipeReceiver {
                         if spin_until(ring.consumer_spin_hint(), || rx.stamped()) {
                             None
                         } else {
-                            let r = rx.cur.wait_available(ring, OVERHEAD, deadline, probe, || {
-                                peer_gone(raw, peer, local) || seg.is_broken()
-                            });
+                            let end = PeerEnd {
+                                raw,
+                                peer,
+                                local,
+                                seg,
+                            };
+                            let r = rx.cur.wait_available(ring, OVERHEAD, deadline, probe, end);
                             match r {
                                 Ok(_) if rx.stamped() => None,
                                 Ok(_) => {
@@ -1754,9 +1783,13 @@ impl PipeReceiver {
             return Ok(true);
         }
         let deadline = timeout.and_then(deadline_after);
-        match rx.cur.wait_available(ring, OVERHEAD, deadline, probe, || {
-            peer_gone(raw, peer, local) || seg.is_broken()
-        }) {
+        let end = PeerEnd {
+            raw,
+            peer,
+            local,
+            seg,
+        };
+        match rx.cur.wait_available(ring, OVERHEAD, deadline, probe, end) {
             Ok(_) | Err(Stop::Closed) => Ok(true),
             Err(Stop::Gone) => {
                 // As in recv: the connection is over, and recv now says so at once.
