@@ -304,10 +304,17 @@ pub(crate) struct Probes<'a> {
 /// The shortest first probe delay.
 pub(crate) const FIRST_PROBE: Duration = Duration::from_micros(500);
 
+/// The first interval of a [`Probes`] schedule growing to `max` (for waits that keep
+/// their own schedule).
+#[inline]
+pub(crate) fn first_probe(max: Duration) -> Duration {
+    (max / 16).max(FIRST_PROBE).min(max)
+}
+
 impl<'a> Probes<'a> {
     /// A schedule whose intervals grow to `max`.
     pub(crate) fn new(max: Duration) -> Probes<'a> {
-        let interval = (max / 16).max(FIRST_PROBE).min(max);
+        let interval = first_probe(max);
         Probes {
             interval,
             max,
