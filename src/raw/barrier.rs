@@ -597,7 +597,7 @@ impl RawBarrier {
                 n += 1;
             }
         }
-        probes.watch(&self.word, &tasks[..n]);
+        let _ = probes.watch(&self.word, &tasks[..n]);
         if let Some(tid) = probes.fired() {
             for slot in &self.slots {
                 let v = slot.load(Ordering::Relaxed);

@@ -294,9 +294,11 @@ impl RawLock {
             if probes.due(r, deadline) {
                 let now = self.word.load(Ordering::Relaxed);
                 // Watch the holder first, then probe it (see `Probes::watch`): its
-                // death from now on wakes us at once.
-                probes.watch(&self.word, &holder_task(now));
-                if holder_tid(now) != 0 && self.holder_is_dead(now) && self.take(now, me) {
+                // death from now on wakes us at once. A holder watched since an earlier
+                // probe and not seen exiting is alive: no `/proc` read.
+                let alive = probes.watch(&self.word, &holder_task(now));
+                if !alive && holder_tid(now) != 0 && self.holder_is_dead(now) && self.take(now, me)
+                {
                     return Acquire::Recovered;
                 }
                 if expired(deadline) {

@@ -467,10 +467,12 @@ impl RawSpsc {
             }
             let r = futex_wait(word, ASLEEP, Some(probes.next_wake(deadline)));
             if probes.due(r, deadline) {
-                match peer.task() {
+                // `gone` also checks more than liveness (a truncated segment): it runs
+                // even when the watch was kept.
+                let _ = match peer.task() {
                     Some(t) => probes.watch(word, &[t]),
                     None => probes.watch(word, &[]),
-                }
+                };
                 if peer.gone() {
                     // One last look: what arrived before the peer went still counts.
                     match ready() {

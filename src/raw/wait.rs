@@ -356,17 +356,23 @@ impl<'a> Probes<'a> {
     /// fired. Call it when a probe is due, *before* probing those tasks: a task that
     /// exits after the watch started wakes the sleeper, one that exited (or whose id
     /// was reused) before is found by the probe. Empty `tasks` ends the watch.
+    ///
+    /// True when the previous watch was kept: it covers exactly `tasks`, was probed
+    /// when it started, and none of them has exited since (a pidfd names the task it
+    /// was opened on, never a reuse of its id) — the caller may skip reading `/proc`
+    /// for them. The watcher's wake-up, moments after an exit, prompts the probe.
     #[inline]
-    pub(crate) fn watch(&mut self, word: &'a AtomicU32, tasks: &[Task]) {
+    pub(crate) fn watch(&mut self, word: &'a AtomicU32, tasks: &[Task]) -> bool {
         if tasks.is_empty() {
             self.watch = None;
-            return;
+            return false;
         }
         if self.watch.as_ref().is_some_and(|w| w.covers(tasks)) {
-            return;
+            return true;
         }
         self.watch = None;
         self.watch = watch_exit(word, tasks);
+        false
     }
 
     /// The id of a watched task seen exiting since the last [`watch`](Self::watch).
