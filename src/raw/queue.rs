@@ -1021,6 +1021,7 @@ impl<'a> Ring<'a> {
         // The claimants seen at the last scan, watched (see `raw::wait::Probes`): one
         // that dies wakes us for a scan at once.
         let mut watch: Option<Watch<'_>> = None;
+        let mut fire_seen = false;
         // Sleeps grow to `policy.probe` as `Probes` schedules them, so that the first
         // probe (and the watch it starts) comes early in a long wait.
         let mut sleep_for = first_probe(policy.probe);
@@ -1042,7 +1043,9 @@ impl<'a> Ring<'a> {
                             scan_every = (scan_every * 2).min(64);
                             // Watch the claimants first, then probe them: a death
                             // after this wakes us, one before is found by the scan.
-                            self.watch_claimants(&mut watch);
+                            if self.watch_claimants(&mut watch) {
+                                fire_seen = false;
+                            }
                             if let Some(r) = self.take_stranded(me, t)? {
                                 break r;
                             }
@@ -1093,8 +1096,9 @@ impl<'a> Ring<'a> {
                 last_probe = Some(crate::sys::clock::Instant::now());
                 probe_due = true;
                 sleep_for = sleep_for.saturating_mul(2).min(policy.probe);
-            } else if watch.as_ref().is_some_and(|w| w.fired().is_some()) {
-                // A watched claimant exited: scan now, out of schedule.
+            } else if !fire_seen && watch.as_ref().is_some_and(|w| w.fired().is_some()) {
+                // A watched claimant exited: scan now, out of schedule (once).
+                fire_seen = true;
                 probe_due = true;
                 idle_probes = scan_every;
             }
@@ -1393,9 +1397,10 @@ impl<'a> Ring<'a> {
     }
 
     /// Replaces `watch` by a watch on the threads that hold claims now (up to
-    /// [`WATCHED_CLAIMANTS`] of them; `WRITING` and `READING` slots), unless it covers
-    /// the same ones and has not fired. Scans the ring (no `/proc` read).
-    fn watch_claimants(&self, watch: &mut Option<Watch<'a>>) {
+    /// [`WATCHED_CLAIMANTS`] of them; `WRITING` and `READING` slots), unless it is on
+    /// the same ones (fired or not: see `Probes::watch`); true if it replaced it.
+    /// Scans the ring (no `/proc` read).
+    fn watch_claimants(&self, watch: &mut Option<Watch<'a>>) -> bool {
         let mut tasks = [Task::Thread(0); WATCHED_CLAIMANTS];
         let mut n = 0;
         for i in 0..self.cap {
@@ -1414,10 +1419,11 @@ impl<'a> Ring<'a> {
             }
         }
         if watch.as_ref().is_some_and(|w| w.covers(&tasks[..n])) {
-            return;
+            return false;
         }
         *watch = None;
         *watch = watch_exit(&self.q.not_empty.word, &tasks[..n]);
+        true
     }
 
     /// Messages stranded by dead consumers (READING slots whose owner died): the

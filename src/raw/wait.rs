@@ -299,6 +299,8 @@ pub(crate) struct Probes<'a> {
     max: Duration,
     next: crate::sync::Instant,
     watch: Option<Watch<'a>>,
+    /// The watch's exit report was acted on (it brings one probe forward, not more).
+    fire_seen: bool,
 }
 
 /// The shortest first probe delay.
@@ -320,6 +322,7 @@ impl<'a> Probes<'a> {
             max,
             next: crate::sync::Instant::now().add(interval),
             watch: None,
+            fire_seen: false,
         }
     }
 
@@ -345,9 +348,12 @@ impl<'a> Probes<'a> {
             self.interval = self.interval.saturating_mul(2).min(self.max);
             self.next = crate::sync::Instant::now().add(self.interval);
             true
-        } else {
+        } else if !self.fire_seen && self.fired().is_some() {
             // Early, out of schedule: the watch's wake-up (the schedule is kept).
-            self.watch.as_ref().is_some_and(|w| w.fired().is_some())
+            self.fire_seen = true;
+            true
+        } else {
+            false
         }
     }
 
@@ -357,21 +363,30 @@ impl<'a> Probes<'a> {
     /// exits after the watch started wakes the sleeper, one that exited (or whose id
     /// was reused) before is found by the probe. Empty `tasks` ends the watch.
     ///
-    /// True when the previous watch was kept: it covers exactly `tasks`, was probed
-    /// when it started, and none of them has exited since (a pidfd names the task it
-    /// was opened on, never a reuse of its id) — the caller may skip reading `/proc`
-    /// for them. The watcher's wake-up, moments after an exit, prompts the probe.
+    /// A watch on the same tasks is kept even once it fired: a task that exited
+    /// yet does not count as gone (`/proc` cannot tell, or an end still held in this
+    /// process) brings one probe forward, then the schedule rules again — re-watching
+    /// it would wake the waiter over and over.
+    ///
+    /// True when the previous watch was kept and has not fired: it is on exactly
+    /// `tasks`, was probed when it started, and none of them has exited since (a
+    /// pidfd names the task it was opened on, never a reuse of its id) — the caller
+    /// may skip reading `/proc` for them. The watcher's wake-up, moments after an
+    /// exit, prompts the probe.
     #[inline]
     pub(crate) fn watch(&mut self, word: &'a AtomicU32, tasks: &[Task]) -> bool {
         if tasks.is_empty() {
             self.watch = None;
             return false;
         }
-        if self.watch.as_ref().is_some_and(|w| w.covers(tasks)) {
-            return true;
+        if let Some(w) = &self.watch {
+            if w.covers(tasks) {
+                return w.fired().is_none();
+            }
         }
         self.watch = None;
         self.watch = watch_exit(word, tasks);
+        self.fire_seen = false;
         false
     }
 
@@ -436,5 +451,34 @@ impl Clone for SpinBudget {
             min: self.min,
             max: self.max,
         }
+    }
+}
+
+#[cfg(all(test, feature = "std", not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fired_watch_brings_one_probe_forward_not_more() {
+        // A watched thread that exited but that the caller does not count as gone (as
+        // a pipe end still held in this process): one early probe, then the schedule.
+        let word = AtomicU32::new(0);
+        let tid = std::thread::spawn(crate::sys::ident::gettid)
+            .join()
+            .unwrap();
+        let mut probes = Probes::new(Duration::from_secs(10));
+        assert!(!probes.watch(&word, &[Task::Thread(tid)]), "a new watch");
+        let t = std::time::Instant::now();
+        while probes.fired().is_none() {
+            assert!(t.elapsed() < Duration::from_secs(10), "never fired");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(probes.due(WaitResult::Woken, None), "the early probe");
+        assert!(!probes.due(WaitResult::Woken, None), "only one");
+        assert!(
+            !probes.watch(&word, &[Task::Thread(tid)]),
+            "kept, not alive"
+        );
+        assert!(!probes.due(WaitResult::Woken, None), "still only one");
     }
 }

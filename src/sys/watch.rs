@@ -110,10 +110,10 @@ impl Watch<'_> {
         }
     }
 
-    /// True if this watch covers exactly `tasks` (in order) and has not fired.
+    /// True if this watch is on exactly `tasks` (in order), fired or not.
     #[inline]
     pub fn covers(&self, tasks: &[Task]) -> bool {
-        self.entry.tasks == tasks && self.fired().is_none()
+        self.entry.tasks == tasks
     }
 }
 
