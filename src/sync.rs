@@ -126,7 +126,7 @@ pub fn owner_is_dead(owner: Identity) -> bool {
 }
 
 /// A request that the sleeper on a word be woken as soon as a task it waits for
-/// exits: the death watcher's [`Watch`](crate::sys::watch::Watch) with `std`; never
+/// exits: the death watcher's `Watch` (`crate::sys::watch`) with `std`; never
 /// fires without it, or under loom (where deaths are declared by the model).
 #[cfg(all(feature = "std", not(loom)))]
 pub use crate::sys::watch::Watch;
