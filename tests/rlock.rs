@@ -39,12 +39,17 @@ fn other_thread_waits_until_every_hold_is_given_up() {
     let outer = lock.acquire().unwrap();
     let inner = lock.acquire().unwrap();
     let l2 = lock.clone();
+    let (checked_tx, checked_rx) = std::sync::mpsc::channel();
     let t = std::thread::spawn(move || {
         assert!(matches!(l2.try_acquire(), Err(TryLockError::WouldBlock)));
         assert!(!l2.is_owned());
+        checked_tx.send(()).unwrap();
         let _g = l2.acquire().unwrap();
         assert_eq!(l2.depth(), 1);
     });
+    // Both holds stay until the other thread found the lock held (a thread started
+    // late on a loaded machine would otherwise find it free).
+    checked_rx.recv().unwrap();
     std::thread::sleep(Duration::from_millis(10));
     drop(inner);
     std::thread::sleep(Duration::from_millis(10));
