@@ -509,3 +509,34 @@ fn a_forked_child_waiter_is_woken_by_its_own_death_watcher() {
         "the child waited {waited:?}: not woken by a death watcher of its own"
     );
 }
+
+#[test]
+fn a_waiter_without_free_descriptors_still_recovers_by_probing() {
+    // No descriptor left for a pidfd (or the watcher's eventfd): the timed probes
+    // remain, and a holder thread that exits during the wait is still recovered.
+    let name = unique("lock-nofd");
+    let lock = Lock::create(&name)
+        .unwrap()
+        .with_probe_interval(Duration::from_millis(20));
+    let child = fork(move || {
+        let lock = Lock::open(&name)
+            .unwrap()
+            .with_probe_interval(Duration::from_millis(20));
+        let (held_tx, held_rx) = std::sync::mpsc::channel();
+        let l2 = lock.clone();
+        let holder = std::thread::spawn(move || {
+            std::mem::forget(l2.acquire().unwrap());
+            held_tx.send(()).unwrap();
+            std::thread::sleep(Duration::from_millis(300));
+        });
+        held_rx.recv().unwrap();
+        // Use up every descriptor.
+        // SAFETY: dup of stdin; the copies are never used and die with the process.
+        while unsafe { libc::dup(0) } >= 0 {}
+        let recovered = lock.acquire().is_err();
+        holder.join().unwrap();
+        i32::from(!recovered)
+    });
+    child.join_ok(WATCHDOG);
+    drop(lock);
+}
