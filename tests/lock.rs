@@ -531,8 +531,15 @@ fn a_waiter_without_free_descriptors_still_recovers_by_probing() {
         });
         held_rx.recv().unwrap();
         // Use up every descriptor.
-        // SAFETY: dup of stdin; the copies are never used and die with the process.
-        while unsafe { libc::dup(0) } >= 0 {}
+        let null = std::fs::File::open("/dev/null").unwrap();
+        // SAFETY: dups of a descriptor we own; the copies are never used and die with
+        // the process.
+        while unsafe { libc::dup(std::os::fd::AsRawFd::as_raw_fd(&null)) } >= 0 {}
+        assert_eq!(
+            std::io::Error::last_os_error().raw_os_error(),
+            Some(libc::EMFILE),
+            "descriptors used up"
+        );
         let recovered = lock.acquire().is_err();
         holder.join().unwrap();
         i32::from(!recovered)
