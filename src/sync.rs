@@ -33,7 +33,7 @@
 
 pub use crate::sys::clock::{Deadline, Instant};
 pub use crate::sys::futex::WaitResult;
-pub use crate::sys::ident::Identity;
+pub use crate::sys::ident::{Identity, Task};
 
 /// Atomics: `core`'s, or loom's under `--cfg loom`.
 pub mod atomic {
@@ -122,6 +122,47 @@ pub fn owner_is_dead(owner: Identity) -> bool {
     #[cfg(loom)]
     {
         loom_ident::is_dead(owner)
+    }
+}
+
+/// A request that the sleeper on a word be woken as soon as a task it waits for
+/// exits: the death watcher's `Watch` (`crate::sys::watch`) with `std`; never
+/// fires without it, or under loom (where deaths are declared by the model).
+#[cfg(all(feature = "std", not(loom)))]
+pub use crate::sys::watch::Watch;
+
+/// A request that never fires (no death watcher without `std`, or under loom).
+#[cfg(not(all(feature = "std", not(loom))))]
+#[derive(Debug)]
+pub struct Watch<'a>(core::marker::PhantomData<&'a AtomicU32>);
+
+#[cfg(not(all(feature = "std", not(loom))))]
+impl Watch<'_> {
+    /// Never: nothing watches.
+    #[inline]
+    pub fn fired(&self) -> Option<u32> {
+        None
+    }
+    /// Never: nothing watches.
+    #[inline]
+    pub fn covers(&self, _tasks: &[Task]) -> bool {
+        false
+    }
+}
+
+/// Asks for a shared futex wake on `word` as soon as any of `tasks` exits (see
+/// `crate::sys::watch`); `None` when nothing watches (no `std`, loom, or the watch
+/// could not start): the caller's timed probes remain.
+#[inline]
+pub fn watch_exit<'a>(word: &'a AtomicU32, tasks: &[Task]) -> Option<Watch<'a>> {
+    #[cfg(all(feature = "std", not(loom)))]
+    {
+        crate::sys::watch::watch(word, tasks)
+    }
+    #[cfg(not(all(feature = "std", not(loom))))]
+    {
+        let _ = (word, tasks);
+        None
     }
 }
 

@@ -359,3 +359,57 @@ fn an_interruptible_wait_that_is_never_interrupted_is_a_wait() {
     idx.sort();
     assert_eq!(idx, [0, 1]);
 }
+
+/// With a 10 s probe interval a waiter's timed probes fall at about 0.6, 1.9, 4.4 and
+/// 9.4 s into its wait: a party that dies 4.5 s in would be found at 9.4 s by them.
+const SLOW_PROBE: Duration = Duration::from_secs(10);
+/// When the victim dies, counted from when both waiters are seen waiting.
+const DIES_AFTER: Duration = Duration::from_millis(4500);
+
+#[test]
+fn a_party_killed_during_a_long_wait_breaks_the_barrier_before_the_next_timed_probe() {
+    let name = unique("barrier-watch");
+    let b = Barrier::create(&name, 3).unwrap();
+    let victim = {
+        let name = name.clone();
+        fork(move || {
+            let b = Barrier::open(&name)
+                .unwrap()
+                .with_probe_interval(SLOW_PROBE);
+            let _ = b.wait();
+            0
+        })
+    };
+    let seg = Segment::create(&format!("{name}.t"), 8).unwrap();
+    let s2 = seg.clone();
+    let survivor = fork(move || {
+        let b = Barrier::open(&name)
+            .unwrap()
+            .with_probe_interval(SLOW_PROBE);
+        let broken = matches!(b.wait(), Err(Error::Broken));
+        // When it learned, on the monotonic clock both processes share.
+        slot(&s2, 0).store(now_ns(), Ordering::Release);
+        i32::from(!broken)
+    });
+    wait_for("two waiters", || b.n_waiting() == 2);
+    std::thread::sleep(DIES_AFTER);
+    let killed = now_ns();
+    victim.kill();
+    survivor.join_ok(WATCHDOG);
+    let took = Duration::from_nanos(slot(&seg, 0).load(Ordering::Acquire) - killed);
+    assert!(
+        took < Duration::from_secs(2),
+        "broken {took:?} after the kill: not woken by the death watcher"
+    );
+}
+
+/// CLOCK_MONOTONIC in ns (the same clock in every process).
+fn now_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid out-pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}

@@ -343,3 +343,37 @@ fn notify_never_waits_for_the_lock() {
     squatter.kill();
     waiter.join_ok(WATCHDOG);
 }
+
+/// A holder SIGKILLed 4.5 s into a wait with a 10 s probe interval (whose timed probes
+/// fall at about 0.6, 1.9, 4.4 and 9.4 s) is recovered long before the 9.4 s probe:
+/// the death watcher woke the waiter.
+#[test]
+fn holder_killed_during_a_long_wait_is_recovered_before_the_next_timed_probe() {
+    let name = unique("condition-watch");
+    let lock = Condition::create(&name)
+        .unwrap()
+        .with_probe_interval(Duration::from_secs(10));
+    let mut child = fork(move || {
+        let lock = Condition::open(&name).unwrap();
+        std::mem::forget(lock.acquire().unwrap());
+        std::thread::sleep(WATCHDOG);
+        0
+    });
+    while !lock.is_locked() {
+        assert!(child.wait_timeout(Duration::from_millis(1)).is_none());
+    }
+    // Err(OwnerDied) is the only error `acquire` has.
+    let waiter = std::thread::spawn(move || lock.acquire().is_err());
+    std::thread::sleep(Duration::from_millis(4500));
+    let killed = Instant::now();
+    child.kill();
+    assert!(
+        watchdog(WATCHDOG, move || waiter.join().unwrap()),
+        "OwnerDied"
+    );
+    let took = killed.elapsed();
+    assert!(
+        took < Duration::from_secs(2),
+        "recovered {took:?} after the kill: not woken by the death watcher"
+    );
+}

@@ -330,3 +330,20 @@ fn array_lock_naming_a_kernel_thread_is_taken_over() {
         assert!(!a.is_locked());
     });
 }
+
+#[test]
+fn lock_word_naming_a_live_unrelated_process_is_waited_for_not_taken_over() {
+    // Process 1 lives as long as this PID namespace: a real (if unlikely) holder. The
+    // waiter's watch on it never fires and its probes find it alive, so the wait ends
+    // at its deadline, from its first probe to its last.
+    let lock = Lock::create(&unique("forged-init"))
+        .unwrap()
+        .with_probe_interval(Duration::from_millis(20));
+    forge(lock.raw(), Identity { tid: 1, start: 0 });
+    watchdog(WATCHDOG, move || {
+        assert!(matches!(
+            lock.acquire_timeout(Duration::from_millis(300)),
+            Err(TryLockError::WouldBlock)
+        ));
+    });
+}

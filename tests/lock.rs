@@ -370,3 +370,198 @@ fn try_acquire_unowned_takes_a_free_lock_that_release_unowned_releases() {
         Err(multiproc::Error::NotOwner)
     ));
 }
+
+/// With a 10 s probe interval a waiter's timed probes fall at about 0.6, 1.9, 4.4 and
+/// 9.4 s into its wait; a holder that dies 4.5 s in would be found at 9.4 s by them.
+const SLOW_PROBE: Duration = Duration::from_secs(10);
+/// When the holder dies, counted from just before the waiter starts waiting.
+const DIES_AFTER: Duration = Duration::from_millis(4500);
+/// Well before the next timed probe (4.9 s after the death): only the death watcher's
+/// wake-up can recover the lock this soon.
+const WATCHED_RECOVERY: Duration = Duration::from_secs(2);
+
+#[test]
+fn holder_killed_during_a_long_wait_is_recovered_before_the_next_timed_probe() {
+    let name = unique("lock-watch");
+    let lock = Lock::create(&name).unwrap().with_probe_interval(SLOW_PROBE);
+    let mut child = fork(move || {
+        let lock = Lock::open(&name).unwrap();
+        std::mem::forget(lock.acquire().unwrap());
+        std::thread::sleep(Duration::from_secs(60));
+        0
+    });
+    while !lock.is_locked() {
+        assert!(child.wait_timeout(Duration::from_millis(1)).is_none());
+    }
+    // Err(OwnerDied) is the only error `acquire` has.
+    let waiter = std::thread::spawn(move || lock.acquire().is_err());
+    std::thread::sleep(DIES_AFTER);
+    let killed = Instant::now();
+    child.kill();
+    let died = watchdog(WATCHDOG, move || waiter.join().unwrap());
+    assert!(died, "the waiter must be told the holder died");
+    let took = killed.elapsed();
+    assert!(
+        took < WATCHED_RECOVERY,
+        "recovered {took:?} after the kill: not woken by the death watcher"
+    );
+}
+
+#[test]
+fn holder_thread_exiting_during_a_long_wait_is_recovered_before_the_next_timed_probe() {
+    // Thread death without process death: the holder is another thread of this process.
+    let lock = Lock::create(&unique("lock-watch-thread"))
+        .unwrap()
+        .with_probe_interval(SLOW_PROBE);
+    let (held_tx, held_rx) = std::sync::mpsc::channel();
+    let (exit_tx, exit_rx) = std::sync::mpsc::channel::<()>();
+    let l2 = lock.clone();
+    let holder = std::thread::spawn(move || {
+        std::mem::forget(l2.acquire().unwrap());
+        held_tx.send(()).unwrap();
+        let _ = exit_rx.recv();
+    });
+    held_rx.recv().unwrap();
+    // Err(OwnerDied) is the only error `acquire` has.
+    let waiter = std::thread::spawn(move || lock.acquire().is_err());
+    std::thread::sleep(DIES_AFTER);
+    let exited = Instant::now();
+    drop(exit_tx);
+    holder.join().unwrap();
+    let died = watchdog(WATCHDOG, move || waiter.join().unwrap());
+    assert!(died, "the waiter must be told the holder died");
+    let took = exited.elapsed();
+    assert!(
+        took < WATCHED_RECOVERY,
+        "recovered {took:?} after the holder exited: not woken by the death watcher"
+    );
+}
+
+#[test]
+fn a_live_holder_watched_by_a_waiter_is_never_taken_over() {
+    // The waiter watches the holder (from its first probe on) for the whole timeout;
+    // the holder lives, so the wait times out instead of recovering.
+    let name = unique("lock-watch-live");
+    let lock = Lock::create(&name)
+        .unwrap()
+        .with_probe_interval(Duration::from_millis(20));
+    let mut child = fork(move || {
+        let lock = Lock::open(&name).unwrap();
+        let _g = lock.acquire().unwrap();
+        std::thread::sleep(Duration::from_secs(60));
+        0
+    });
+    while !lock.is_locked() {
+        assert!(child.wait_timeout(Duration::from_millis(1)).is_none());
+    }
+    watchdog(WATCHDOG, move || {
+        assert!(matches!(
+            lock.acquire_timeout(Duration::from_millis(500)),
+            Err(TryLockError::WouldBlock)
+        ));
+    });
+    child.kill();
+}
+
+#[test]
+fn a_forked_child_waiter_is_woken_by_its_own_death_watcher() {
+    // The parent's watcher thread is not copied into a child: the child starts its own.
+    let name = unique("lock-watch-fork");
+    let lock = Lock::create(&name).unwrap().with_probe_interval(SLOW_PROBE);
+    // Start this process's watcher: a short watched wait on a lock held by a thread.
+    let warm = Lock::create(&format!("{name}.warm"))
+        .unwrap()
+        .with_probe_interval(Duration::from_millis(20));
+    let w2 = warm.clone();
+    let (held_tx, held_rx) = std::sync::mpsc::channel();
+    let (exit_tx, exit_rx) = std::sync::mpsc::channel::<()>();
+    let holder = std::thread::spawn(move || {
+        let _g = w2.acquire().unwrap();
+        held_tx.send(()).unwrap();
+        let _ = exit_rx.recv();
+    });
+    held_rx.recv().unwrap();
+    assert!(matches!(
+        warm.acquire_timeout(Duration::from_millis(50)),
+        Err(TryLockError::WouldBlock)
+    ));
+    drop(exit_tx);
+    holder.join().unwrap();
+
+    let seg = Segment::create(&format!("{name}.n"), 16).unwrap();
+    let (n2, s2) = (name.clone(), seg.clone());
+    let mut holder = fork(move || {
+        let lock = Lock::open(&n2).unwrap();
+        std::mem::forget(lock.acquire().unwrap());
+        slot(&s2, 0).store(1, Ordering::Release);
+        std::thread::sleep(Duration::from_secs(60));
+        0
+    });
+    while slot(&seg, 0).load(Ordering::Acquire) == 0 {
+        assert!(holder.wait_timeout(Duration::from_millis(1)).is_none());
+    }
+    let s3 = seg.clone();
+    let waiter = fork(move || {
+        let t = Instant::now();
+        slot(&s3, 1).store(1, Ordering::Release);
+        let code = match lock.acquire() {
+            Err(died) => {
+                drop(died.into_inner());
+                0
+            }
+            Ok(_) => 1,
+        };
+        // Milliseconds of waiting, for the parent to compare with the kill time.
+        slot(&s3, 1).store(2 + t.elapsed().as_millis() as u64, Ordering::Release);
+        code
+    });
+    while slot(&seg, 1).load(Ordering::Acquire) == 0 {
+        std::thread::yield_now();
+    }
+    std::thread::sleep(DIES_AFTER);
+    holder.kill();
+    waiter.join_ok(WATCHDOG);
+    let waited = Duration::from_millis(slot(&seg, 1).load(Ordering::Acquire) - 2);
+    assert!(
+        waited < DIES_AFTER + WATCHED_RECOVERY,
+        "the child waited {waited:?}: not woken by a death watcher of its own"
+    );
+}
+
+#[test]
+fn a_waiter_without_free_descriptors_still_recovers_by_probing() {
+    // No descriptor left for a pidfd (or the watcher's eventfd): the timed probes
+    // remain, and a holder thread that exits during the wait is still recovered.
+    let name = unique("lock-nofd");
+    let lock = Lock::create(&name)
+        .unwrap()
+        .with_probe_interval(Duration::from_millis(20));
+    let child = fork(move || {
+        let lock = Lock::open(&name)
+            .unwrap()
+            .with_probe_interval(Duration::from_millis(20));
+        let (held_tx, held_rx) = std::sync::mpsc::channel();
+        let l2 = lock.clone();
+        let holder = std::thread::spawn(move || {
+            std::mem::forget(l2.acquire().unwrap());
+            held_tx.send(()).unwrap();
+            std::thread::sleep(Duration::from_millis(300));
+        });
+        held_rx.recv().unwrap();
+        // Use up every descriptor.
+        let null = std::fs::File::open("/dev/null").unwrap();
+        // SAFETY: dups of a descriptor we own; the copies are never used and die with
+        // the process.
+        while unsafe { libc::dup(std::os::fd::AsRawFd::as_raw_fd(&null)) } >= 0 {}
+        assert_eq!(
+            std::io::Error::last_os_error().raw_os_error(),
+            Some(libc::EMFILE),
+            "descriptors used up"
+        );
+        let recovered = lock.acquire().is_err();
+        holder.join().unwrap();
+        i32::from(!recovered)
+    });
+    child.join_ok(WATCHDOG);
+    drop(lock);
+}

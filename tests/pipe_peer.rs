@@ -387,3 +387,49 @@ fn try_recv_notices_a_sigkilled_peer_within_the_probe_interval() {
     assert!(matches!(a.try_recv_bytes(), Err(Error::Closed)));
     assert!(matches!(a.send_bytes(b"x"), Err(Error::Closed)));
 }
+
+/// With a 10 s probe interval a wait's timed probes fall at about 0.6, 1.9, 4.4 and
+/// 9.4 s into it: a peer that dies 4.5 s in would be found at 9.4 s by them.
+const SLOW_PROBE: Duration = Duration::from_secs(10);
+/// When the peer dies, counted from just before the wait starts.
+const DIES_AFTER: Duration = Duration::from_millis(4500);
+/// Well before the next timed probe: only the death watcher ends the wait this soon.
+const WATCHED: Duration = Duration::from_secs(2);
+
+#[test]
+fn a_recv_blocked_for_long_sees_a_sigkilled_peer_before_the_next_timed_probe() {
+    let (a, b) = Pipe::new(64 * 1024).unwrap();
+    let child = peer_that_says_hi(b);
+    let mut a = a.with_probe_interval(SLOW_PROBE);
+    assert_eq!(a.recv_bytes().unwrap(), b"hi");
+    let waiter = std::thread::spawn(move || matches!(a.recv_bytes(), Err(Error::Closed)));
+    std::thread::sleep(DIES_AFTER);
+    let killed = std::time::Instant::now();
+    child.kill();
+    assert!(watchdog(WATCHDOG, move || waiter.join().unwrap()), "Closed");
+    let took = killed.elapsed();
+    assert!(
+        took < WATCHED,
+        "recv ended {took:?} after the kill: not woken by the death watcher"
+    );
+}
+
+#[test]
+fn a_send_blocked_on_a_full_ring_sees_a_sigkilled_peer_before_the_next_timed_probe() {
+    let (a, b) = Pipe::new(4096).unwrap();
+    let child = peer_that_says_hi(b);
+    let mut a = a.with_probe_interval(SLOW_PROBE);
+    assert_eq!(a.recv_bytes().unwrap(), b"hi");
+    // Larger than the ring: the send blocks once the ring is full (nobody reads).
+    let waiter =
+        std::thread::spawn(move || matches!(a.send_bytes(&[7u8; 64 * 1024]), Err(Error::Closed)));
+    std::thread::sleep(DIES_AFTER);
+    let killed = std::time::Instant::now();
+    child.kill();
+    assert!(watchdog(WATCHDOG, move || waiter.join().unwrap()), "Closed");
+    let took = killed.elapsed();
+    assert!(
+        took < WATCHED,
+        "send ended {took:?} after the kill: not woken by the death watcher"
+    );
+}

@@ -382,3 +382,75 @@ fn consumer_killed_mid_copy_has_its_message_redelivered() {
         })
     });
 }
+
+/// With a 10 s probe interval a waiting get's timed probes fall at about 0.6, 1.9, 4.4
+/// and 9.4 s into its wait: a claimant that dies 4.5 s in would be found at 9.4 s.
+const SLOW_PROBE: Duration = Duration::from_secs(10);
+
+/// A ring of 4 one-word slots over a shared segment: the header, then the slots.
+fn ring_in(seg: &Segment) -> multiproc::raw::queue::Ring<'_> {
+    use multiproc::raw::queue::{region_words, RawQueue, Ring};
+    let hdr = std::mem::size_of::<RawQueue>().next_multiple_of(128);
+    let n = region_words(4, 1).unwrap();
+    assert!(hdr + n * 8 + 8 <= seg.len());
+    // SAFETY: the segment is 128-aligned, zero-filled (an empty ring) and long enough
+    // for the header and `n` words; it is only used atomically, while `seg` lives.
+    let (q, words) = unsafe {
+        (
+            &*(seg.as_ptr() as *const RawQueue),
+            std::slice::from_raw_parts(seg.as_ptr().add(hdr) as *const AtomicU64, n),
+        )
+    };
+    Ring::new(q, words, 4, 1).unwrap()
+}
+
+/// A word after the ring, for the test's own signals.
+fn flag_in(seg: &Segment) -> &AtomicU64 {
+    // SAFETY: within the segment (checked in `ring_in`'s sizing), 8-aligned.
+    unsafe { &*(seg.as_ptr().add(seg.len() - 8) as *const AtomicU64) }
+}
+
+#[test]
+fn a_consumer_killed_holding_its_claim_is_redelivered_to_a_long_wait_before_the_next_timed_probe() {
+    use multiproc::raw::queue::{region_words, RawQueue, TakeWith, WaitPolicy};
+    use multiproc::sys::ident::current;
+    let len =
+        std::mem::size_of::<RawQueue>().next_multiple_of(128) + region_words(4, 1).unwrap() * 8 + 8;
+    let seg = Segment::create(&unique("queue-watch"), len).unwrap();
+    ring_in(&seg)
+        .put(current(), None, &mut WaitPolicy::default(), |p| {
+            p[0].store(42, Ordering::Relaxed)
+        })
+        .unwrap();
+    let s2 = seg.clone();
+    let mut victim = fork(move || {
+        // Claims the message, then stalls inside the copy until killed.
+        let mut take = TakeWith(|_: &[AtomicU64]| {
+            flag_in(&s2).store(1, Ordering::SeqCst);
+            std::thread::sleep(WATCHDOG);
+        });
+        let _ = ring_in(&s2).get(current(), None, &mut WaitPolicy::default(), &mut take);
+        0
+    });
+    while flag_in(&seg).load(Ordering::SeqCst) == 0 {
+        assert!(victim.wait_timeout(Duration::from_millis(1)).is_none());
+    }
+    let s3 = seg.clone();
+    let waiter = std::thread::spawn(move || {
+        let mut policy = WaitPolicy::new(64, SLOW_PROBE);
+        let mut take = TakeWith(|p: &[AtomicU64]| p[0].load(Ordering::Relaxed));
+        ring_in(&s3)
+            .get(current(), None, &mut policy, &mut take)
+            .ok()
+    });
+    std::thread::sleep(Duration::from_millis(4500));
+    let killed = Instant::now();
+    victim.kill();
+    let got = watchdog(WATCHDOG, move || waiter.join().unwrap());
+    assert_eq!(got, Some(42), "the stranded message is delivered again");
+    let took = killed.elapsed();
+    assert!(
+        took < Duration::from_secs(2),
+        "redelivered {took:?} after the kill: not woken by the death watcher"
+    );
+}

@@ -39,12 +39,17 @@ fn other_thread_waits_until_every_hold_is_given_up() {
     let outer = lock.acquire().unwrap();
     let inner = lock.acquire().unwrap();
     let l2 = lock.clone();
+    let (checked_tx, checked_rx) = std::sync::mpsc::channel();
     let t = std::thread::spawn(move || {
         assert!(matches!(l2.try_acquire(), Err(TryLockError::WouldBlock)));
         assert!(!l2.is_owned());
+        checked_tx.send(()).unwrap();
         let _g = l2.acquire().unwrap();
         assert_eq!(l2.depth(), 1);
     });
+    // Both holds stay until the other thread found the lock held (a thread started
+    // late on a loaded machine would otherwise find it free).
+    checked_rx.recv().unwrap();
     std::thread::sleep(Duration::from_millis(10));
     drop(inner);
     std::thread::sleep(Duration::from_millis(10));
@@ -168,4 +173,38 @@ fn open_checks_kind_and_existence() {
     let _g = a.acquire().unwrap();
     assert!(b.is_locked());
     assert!(format!("{b:?}").contains(&name));
+}
+
+/// A holder SIGKILLed 4.5 s into a wait with a 10 s probe interval (whose timed probes
+/// fall at about 0.6, 1.9, 4.4 and 9.4 s) is recovered long before the 9.4 s probe:
+/// the death watcher woke the waiter.
+#[test]
+fn holder_killed_during_a_long_wait_is_recovered_before_the_next_timed_probe() {
+    let name = unique("rlock-watch");
+    let lock = RLock::create(&name)
+        .unwrap()
+        .with_probe_interval(Duration::from_secs(10));
+    let mut child = fork(move || {
+        let lock = RLock::open(&name).unwrap();
+        std::mem::forget(lock.acquire().unwrap());
+        std::thread::sleep(WATCHDOG);
+        0
+    });
+    while !lock.is_locked() {
+        assert!(child.wait_timeout(Duration::from_millis(1)).is_none());
+    }
+    // Err(OwnerDied) is the only error `acquire` has.
+    let waiter = std::thread::spawn(move || lock.acquire().is_err());
+    std::thread::sleep(Duration::from_millis(4500));
+    let killed = Instant::now();
+    child.kill();
+    assert!(
+        watchdog(WATCHDOG, move || waiter.join().unwrap()),
+        "OwnerDied"
+    );
+    let took = killed.elapsed();
+    assert!(
+        took < Duration::from_secs(2),
+        "recovered {took:?} after the kill: not woken by the death watcher"
+    );
 }

@@ -24,6 +24,43 @@ pub fn run(ctx: &mut Ctx) {
     ping_pong_blocking(pipe2, socketpair);
     bandwidth(ctx, 1 << 20, 256);
     bandwidth(ctx, 64 << 20, 6);
+    peer_death();
+}
+
+/// A peer SIGKILLed while this process's `recv` waits: time until the `recv` fails
+/// with `Closed`, against glibc's robust mutex. An end whose peer died is closed for
+/// good, so every trial gets a new pipe; the parent drops its copy of the child's end
+/// (a copy held here could still take the end over, so it would keep the pipe open).
+fn peer_death() {
+    use crate::sync::{glibc_recovery, recovery_latency, recovery_rows};
+    use std::cell::RefCell;
+    const TRIALS: u32 = 20;
+    let fresh = || {
+        let (a, b) = Pipe::new(4096).expect("pipe");
+        (a, Some(b))
+    };
+    let pair = RefCell::new(fresh());
+    let ours = recovery_latency(
+        TRIALS,
+        // The doomed child takes end b by sending on it.
+        || {
+            let mut p = pair.borrow_mut();
+            p.1.as_mut()
+                .expect("end b")
+                .send_bytes(b"hi")
+                .expect("send");
+        },
+        || {
+            let mut p = pair.borrow_mut();
+            p.1 = None;
+            assert_eq!(p.0.recv_bytes().expect("recv"), b"hi");
+            let closed = matches!(p.0.recv_bytes(), Err(multiproc::Error::Closed));
+            *p = fresh();
+            closed
+        },
+    );
+    let glibc = glibc_recovery(TRIALS);
+    recovery_rows("Pipe peer (blocked recv)", ours, glibc);
 }
 
 /// `SpscQueue<u64>`, one item per put/get, producer in a forked process: the same

@@ -158,6 +158,62 @@ pub fn run(ctx: &mut Ctx) {
             Goal::None,
         );
     }
+
+    claim_recovery();
+}
+
+/// A consumer SIGKILLed while it holds a claimed slot: time until a waiting `get`
+/// (another process) has the message delivered again, against glibc's robust mutex.
+/// The claimant stalls inside its copy, so the raw ring is used (the handles give no
+/// hook inside a copy), over a shared mapping.
+fn claim_recovery() {
+    use crate::sync::{glibc_recovery, recovery_latency_with, recovery_rows};
+    use multiproc::raw::queue::{region_words, RawQueue, Ring, TakeWith, WaitPolicy};
+    use multiproc::sys::ident::current;
+    use std::sync::atomic::AtomicU64;
+    const TRIALS: u32 = 20;
+    let hdr = std::mem::size_of::<RawQueue>().next_multiple_of(128);
+    let n = region_words(4, 1).expect("geometry");
+    let map = SharedMap::new(hdr + n * 8 + 128);
+    // SAFETY: the mapping is page-aligned, zero-filled (an empty ring), long enough
+    // for the header and `n` words, only used atomically, and outlives `ring`.
+    let ring = unsafe {
+        Ring::new(
+            &*(map.ptr() as *const RawQueue),
+            std::slice::from_raw_parts(map.ptr().add(hdr) as *const AtomicU64, n),
+            4,
+            1,
+        )
+    }
+    .expect("ring");
+    let put = || {
+        ring.put(current(), None, &mut WaitPolicy::default(), |p| {
+            p[0].store(42, Ordering::Relaxed)
+        })
+        .expect("put");
+    };
+    put();
+    let ours = recovery_latency_with(
+        TRIALS,
+        |holding| {
+            // The doomed child claims the message and stalls inside the copy.
+            let mut take = TakeWith(|_: &[AtomicU64]| {
+                holding.store(1, Ordering::SeqCst);
+                loop {
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+            });
+            let _ = ring.get(current(), None, &mut WaitPolicy::default(), &mut take);
+        },
+        || {
+            let mut take = TakeWith(|p: &[AtomicU64]| p[0].load(Ordering::Relaxed));
+            let got = ring.get(current(), None, &mut WaitPolicy::default(), &mut take);
+            put();
+            got == Ok(42)
+        },
+    );
+    let glibc = glibc_recovery(TRIALS);
+    recovery_rows("Queue claim (consumer dies mid-get)", ours, glibc);
 }
 
 /// One producer process puts `n` u64s; this process gets them.

@@ -3,10 +3,11 @@
 //! mutex; Event and Semaphore round trips against the spin floor and a futex-only
 //! ping-pong implemented here.
 use crate::common::{
-    fmt_dur, fmt_rate, fork_peer, median, py_get, ratio, section, value, Ctx, Goal, SharedMap,
+    fmt_dur, fmt_rate, fork_peer, py_get, ratio, section, value, Ctx, Goal, SharedMap,
 };
-use multiproc::sys::futex;
-use multiproc::{Event, Lock, Segment, Semaphore};
+use multiproc::sync::Identity;
+use multiproc::sys::{futex, ident};
+use multiproc::{Barrier, Condition, Event, Lock, RLock, Segment, Semaphore};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -58,6 +59,21 @@ impl RobustMutex {
             e => panic!("pthread_mutex_lock: {e}"),
         }
     }
+    /// Locks with a timeout (`pthread_mutex_timedlock`, CLOCK_REALTIME): 0,
+    /// `ETIMEDOUT`, or another error number.
+    fn timed_lock(&self, timeout: Duration) -> i32 {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `ts` is a valid out-pointer.
+        unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
+        let ns = ts.tv_nsec as u64 + timeout.subsec_nanos() as u64;
+        ts.tv_sec += timeout.as_secs() as libc::time_t + (ns / 1_000_000_000) as libc::time_t;
+        ts.tv_nsec = (ns % 1_000_000_000) as libc::c_long;
+        // SAFETY: initialised in `new`, mapped while `self` lives; `ts` outlives the call.
+        unsafe { libc::pthread_mutex_timedlock(self.ptr(), &ts) }
+    }
     fn unlock(&self) {
         // SAFETY: held by the calling thread.
         unsafe { libc::pthread_mutex_unlock(self.ptr()) };
@@ -103,18 +119,52 @@ fn two_process_increments(n: u64, crit: impl Fn(&AtomicU64)) -> f64 {
     (2 * n) as f64 / d.as_secs_f64()
 }
 
-/// Median time from SIGKILLing a holder to the waiting acquirer holding the lock.
-/// `hold` runs in the doomed child (it takes the lock and keeps it); `take` runs in
-/// the parent and must report that it recovered the lock from a dead owner.
-fn recovery_latency(trials: u32, hold: impl Fn(), take: impl Fn() -> bool) -> Duration {
+/// Median and 90th percentile of a set of latencies.
+#[derive(Clone, Copy)]
+pub struct Latency {
+    pub median: Duration,
+    pub p90: Duration,
+}
+
+impl Latency {
+    pub fn of(mut v: Vec<Duration>) -> Latency {
+        v.sort();
+        let p90 = (v.len() * 9 / 10).min(v.len() - 1);
+        Latency {
+            median: v[v.len() / 2],
+            p90: v[p90],
+        }
+    }
+}
+
+/// Time from SIGKILLing a holder to the waiting acquirer holding the lock, over
+/// `trials`. `hold` runs in the doomed child (it takes the lock and keeps it); `take`
+/// runs in the parent and must report that it recovered the lock from a dead owner.
+pub fn recovery_latency(trials: u32, hold: impl Fn(), take: impl Fn() -> bool) -> Latency {
+    recovery_latency_with(
+        trials,
+        |holding| {
+            hold();
+            holding.store(1, Ordering::SeqCst);
+        },
+        take,
+    )
+}
+
+/// [`recovery_latency`] for a `hold` that reports holding itself (stores 1 into its
+/// argument), e.g. from inside a call that never returns.
+pub fn recovery_latency_with(
+    trials: u32,
+    hold: impl Fn(&AtomicU64),
+    take: impl Fn() -> bool,
+) -> Latency {
     let map = SharedMap::new(4096);
     let holding = map.atomic(0);
     let mut lat = Vec::new();
     for trial in 0..trials {
         holding.store(0, Ordering::SeqCst);
         let holder = fork_peer(|| {
-            hold();
-            holding.store(1, Ordering::SeqCst);
+            hold(holding);
             loop {
                 std::thread::sleep(Duration::from_secs(1));
             }
@@ -138,7 +188,211 @@ fn recovery_latency(trials: u32, hold: impl Fn(), take: impl Fn() -> bool) -> Du
         lat.push(t1 - killer.join().unwrap());
         drop(holder); // reaps it
     }
-    median(lat)
+    Latency::of(lat)
+}
+
+/// Goal for the median time from a holder's death to the waiter's recovery.
+const RECOVERY_GOAL: Duration = Duration::from_millis(1);
+
+/// Prints a kind's recovery rows: median and p90, the median against the goal and
+/// against glibc's robust mutex.
+pub fn recovery_rows(kind: &str, ours: Latency, glibc: Latency) {
+    value(
+        &format!("{kind}: SIGKILL -> recovered, median / p90"),
+        format!("{} / {}", fmt_dur(ours.median), fmt_dur(ours.p90)),
+    );
+    ratio(
+        &format!("{kind} recovery median / 1 ms goal"),
+        ours.median.as_secs_f64(),
+        RECOVERY_GOAL.as_secs_f64(),
+        Goal::AtMost(1.0),
+    );
+    ratio(
+        &format!("{kind} recovery median / glibc robust mutex"),
+        ours.median.as_secs_f64(),
+        glibc.median.as_secs_f64(),
+        Goal::None,
+    );
+}
+
+/// glibc's robust mutex recovery latency (the kernel's robust list), the reference
+/// every recovery row is set against.
+pub fn glibc_recovery(trials: u32) -> Latency {
+    let pdead = RobustMutex::new(&format!("pthread-dead-{trials}"));
+    recovery_latency(
+        trials,
+        || assert!(!pdead.lock()),
+        || {
+            let died = pdead.lock();
+            pdead.unlock();
+            died
+        },
+    )
+}
+
+/// CPU time (user + system, every thread) of the calling process so far.
+fn cpu_time() -> Duration {
+    // SAFETY: an all-zero rusage is a valid out-parameter.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `ru` is writable.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// CPU share (in %) of a forked waiter process while `wait` waits about 1 s for a
+/// lock that a live holder (forked, running `hold`) keeps all along. Every thread
+/// of the waiter counts (the death watcher's too).
+fn waiter_cpu(hold: impl Fn(&AtomicU64), wait: impl Fn(&AtomicU64)) -> f64 {
+    let map = SharedMap::new(4096);
+    let (holding, info, out) = (map.atomic(0), map.atomic(128), map.atomic(256));
+    let holder = fork_peer(|| {
+        hold(info);
+        holding.store(1, Ordering::SeqCst);
+        loop {
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    });
+    while holding.load(Ordering::SeqCst) == 0 {
+        std::hint::spin_loop();
+    }
+    let waiter = fork_peer(|| {
+        let (c0, t0) = (cpu_time(), Instant::now());
+        wait(info);
+        let (cpu, wall) = (cpu_time() - c0, t0.elapsed());
+        out.store(
+            (cpu.as_secs_f64() / wall.as_secs_f64() * 1e9) as u64,
+            Ordering::SeqCst,
+        );
+    });
+    assert!(waiter.join(), "waiter failed");
+    drop(holder);
+    out.load(Ordering::SeqCst) as f64 / 1e7
+}
+
+/// The probe-only waiter as it was before the death watcher: futex sleeps on a word
+/// nobody changes, a `/proc` liveness probe after 1.25 ms, then at doubling intervals
+/// up to 10 ms (the default probe interval), for `total`.
+fn probe_only_wait(holder: Identity, total: Duration) {
+    let word = AtomicU32::new(1);
+    let end = Instant::now() + total;
+    let mut interval = Duration::from_micros(1250);
+    while Instant::now() < end {
+        let next = multiproc::sys::clock::Instant::now().add(interval);
+        futex::wait(&word, 1, Some(next));
+        assert!(!ident::is_dead(holder), "the live holder was judged dead");
+        interval = (interval * 2).min(Duration::from_millis(10));
+    }
+}
+
+/// Recovery from a dead holder, per kind, against glibc's robust mutex; and the CPU a
+/// waiter burns while a live holder keeps the lock.
+fn owner_death() {
+    const TRIALS: u32 = 20;
+    let glibc = glibc_recovery(TRIALS);
+    value(
+        "glibc robust mutex: SIGKILL -> EOWNERDEAD, median / p90",
+        format!("{} / {}", fmt_dur(glibc.median), fmt_dur(glibc.p90)),
+    );
+
+    let dead = Lock::create(&name("dead")).expect("lock");
+    let ours = recovery_latency(
+        TRIALS,
+        || std::mem::forget(dead.acquire()),
+        || match dead.acquire() {
+            Err(died) => {
+                drop(died.into_inner());
+                true
+            }
+            Ok(_) => false,
+        },
+    );
+    recovery_rows("Lock", ours, glibc);
+
+    let rdead = RLock::create(&name("rdead")).expect("rlock");
+    let ours = recovery_latency(
+        TRIALS,
+        || std::mem::forget(rdead.acquire()),
+        || match rdead.acquire() {
+            Err(died) => {
+                drop(died.into_inner());
+                true
+            }
+            Ok(_) => false,
+        },
+    );
+    recovery_rows("RLock", ours, glibc);
+
+    let cdead = Condition::create(&name("cdead")).expect("condition");
+    let ours = recovery_latency(
+        TRIALS,
+        || std::mem::forget(cdead.acquire()),
+        || match cdead.acquire() {
+            Err(died) => {
+                drop(died.into_inner());
+                true
+            }
+            Ok(_) => false,
+        },
+    );
+    recovery_rows("Condition's lock", ours, glibc);
+
+    // A party waits (a thread of the doomed child), the parent joins it; 3 parties,
+    // so nobody is released before the kill breaks the barrier.
+    let bdead = Barrier::create(&name("bdead"), 3).expect("barrier");
+    let ours = recovery_latency(
+        TRIALS,
+        || {
+            let b = bdead.clone();
+            std::thread::spawn(move || {
+                let _ = b.wait();
+            });
+            while bdead.n_waiting() == 0 {
+                std::hint::spin_loop();
+            }
+        },
+        || {
+            let broken = matches!(bdead.wait(), Err(multiproc::Error::Broken));
+            bdead.reset();
+            broken
+        },
+    );
+    recovery_rows("Barrier party (waiting)", ours, glibc);
+
+    // ---- waiter CPU while a live holder keeps the lock
+    const WAIT: Duration = Duration::from_secs(1);
+    let live = Lock::create(&name("live")).expect("lock");
+    let ours = waiter_cpu(
+        |_| std::mem::forget(live.acquire()),
+        |_| assert!(live.acquire_timeout(WAIT).is_err(), "the live holder lost"),
+    );
+    let before = waiter_cpu(
+        |info| info.store(ident::current().info(), Ordering::SeqCst),
+        |info| probe_only_wait(Identity::from_info(info.load(Ordering::SeqCst)), WAIT),
+    );
+    let plive = RobustMutex::new("pthread-live");
+    let glibc_cpu = waiter_cpu(
+        |_| assert!(!plive.lock()),
+        |_| assert_eq!(plive.timed_lock(WAIT), libc::ETIMEDOUT),
+    );
+    value(
+        "Lock waiter CPU over 1 s while a live holder keeps it",
+        format!("{ours:.3} %"),
+    );
+    value(
+        "  same, probe-only waiter on the pre-watcher schedule",
+        format!("{before:.3} %"),
+    );
+    value(
+        "  same, glibc robust mutex (pthread_mutex_timedlock)",
+        format!("{glibc_cpu:.3} %"),
+    );
+    ratio(
+        "Lock waiter CPU / probe-only waiter (goal: no higher)",
+        ours,
+        before,
+        Goal::AtMost(1.0),
+    );
 }
 
 /// Round trips of a ping-pong between this process and a forked peer, for about
@@ -237,49 +491,7 @@ pub fn run(ctx: &mut Ctx) {
         value("Python mp.Lock, same", format!("{}/s", fmt_rate(rate)));
     }
 
-    // ---- owner death
-    let dead = Lock::create(&name("dead")).expect("lock");
-    let ours = recovery_latency(
-        20,
-        || std::mem::forget(dead.acquire()),
-        || match dead.acquire() {
-            Err(died) => {
-                drop(died.into_inner());
-                true
-            }
-            Ok(_) => false,
-        },
-    );
-    let pdead = RobustMutex::new("pthread-dead");
-    let theirs = recovery_latency(
-        20,
-        || assert!(!pdead.lock()),
-        || {
-            let died = pdead.lock();
-            pdead.unlock();
-            died
-        },
-    );
-    value(
-        "holder SIGKILLed -> next acquirer holds Lock (median of 20)",
-        fmt_dur(ours),
-    );
-    value(
-        "  same, glibc robust mutex (kernel robust list, EOWNERDEAD)",
-        fmt_dur(theirs),
-    );
-    ratio(
-        "Lock recovery latency / 10 ms goal",
-        ours.as_secs_f64(),
-        0.010,
-        Goal::AtMost(1.0),
-    );
-    ratio(
-        "Lock recovery latency / glibc robust mutex",
-        ours.as_secs_f64(),
-        theirs.as_secs_f64(),
-        Goal::None,
-    );
+    owner_death();
 
     // ---- wake-up round trips
     let budget = Duration::from_millis(700);

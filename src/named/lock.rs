@@ -18,7 +18,9 @@ use std::time::Duration;
 /// A robust mutex shared by name between processes.
 ///
 /// When a holder dies (SIGKILL, crash, its thread exits), the next acquirer gets the
-/// lock with `Err(OwnerDied(guard))` within the probe interval (10 ms by default, see
+/// lock with `Err(OwnerDied(guard))` — as soon as the holder's thread exits, woken by
+/// the death watcher ([`sys::watch`](crate::sys::watch)), and within the probe
+/// interval at most (10 ms by default, see
 /// [`with_probe_interval`](Lock::with_probe_interval)). Owners are identified by
 /// thread id *and* thread start time, so a dead holder whose TID was reused by a
 /// thread started in another clock tick (10 ms) is still found dead; a TID reused

@@ -21,13 +21,14 @@ use crate::raw::frame::{
 };
 use crate::raw::lock::DEFAULT_PROBE;
 use crate::raw::spsc::{
-    Consumer, Geometry, Producer, RegionMemory, RingCorrupt, Stop, CONSUMER_CLOSED, MAX_RING_BYTES,
-    PRODUCER_CLOSED,
+    Consumer, Geometry, PeerProbe, Producer, RegionMemory, RingCorrupt, Stop, CONSUMER_CLOSED,
+    MAX_RING_BYTES, PRODUCER_CLOSED,
 };
 use crate::raw::spsc_role::{ClaimError, Claimed, RawPipe, RoleStatus};
 use crate::raw::wait::spin_until;
 use crate::segment::{self, Object, ObjectKind, ObjectSpec, Options, TypeInfo};
 use crate::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use crate::sync::Task;
 use crate::sys::clock::{deadline_after, Deadline, Instant};
 use crate::sys::ident::{current_process, fork_generation, forks_so_far};
 use crate::{Error, Result};
@@ -499,6 +500,18 @@ struct Wire<'a> {
     local: Option<&'a LocalEnds>,
 }
 
+impl<'a> Wire<'a> {
+    /// The peer end as a waiting ring sees it (gone, or its holder to watch).
+    fn peer_end(&self) -> PeerEnd<'a> {
+        PeerEnd {
+            raw: self.raw,
+            peer: self.peer,
+            local: self.local,
+            seg: self.seg,
+        }
+    }
+}
+
 impl EndShared {
     fn name(&self) -> &str {
         self.obj.name()
@@ -775,6 +788,26 @@ fn peer_gone(raw: &RawPipe, peer: usize, local: Option<&LocalEnds>) -> bool {
         RoleStatus::Closed => true,
         RoleStatus::Dead(_) => !local.is_some_and(|l| l.holds(peer)),
         RoleStatus::Free | RoleStatus::Held { .. } => false,
+    }
+}
+
+/// A waiting end's view of its peer `peer` for the ring's wait (`PeerProbe`): gone
+/// as [`peer_gone`] judges it, or the segment broken; the process holding the end is
+/// watched meanwhile, so its exit ends a long wait at once.
+struct PeerEnd<'a> {
+    raw: &'a RawPipe,
+    peer: usize,
+    local: Option<&'a LocalEnds>,
+    seg: &'a segment::Segment,
+}
+
+impl PeerProbe for PeerEnd<'_> {
+    fn gone(&mut self) -> bool {
+        peer_gone(self.raw, self.peer, self.local) || self.seg.is_broken()
+    }
+    fn task(&mut self) -> Option<Task> {
+        let holder = self.raw.ends[self.peer].holder()?;
+        Some(Task::Process(holder.tid))
     }
 }
 
@@ -1289,9 +1322,10 @@ impl PipeSender {
             if !wait {
                 return Err(Error::Full);
             }
-            match tx.cur.wait_free(w.ring, want, deadline, probe, || {
-                peer_gone(w.raw, w.peer, w.local) || w.seg.is_broken()
-            }) {
+            match tx
+                .cur
+                .wait_free(w.ring, want, deadline, probe, w.peer_end())
+            {
                 Ok(_) => Ok(()),
                 Err(Stop::TimedOut) => Err(Error::Timeout),
                 Err(s @ (Stop::Closed | Stop::Gone)) => {
@@ -1535,11 +1569,13 @@ impl PipeReceiver {
                         if spin_until(w.ring.consumer_spin_hint(), || rx.stamped()) {
                             None
                         } else {
-                            let r =
-                                rx.cur
-                                    .wait_available(w.ring, OVERHEAD, deadline, probe, || {
-                                        peer_gone(w.raw, w.peer, w.local) || w.seg.is_broken()
-                                    });
+                            let r = rx.cur.wait_available(
+                                w.ring,
+                                OVERHEAD,
+                                deadline,
+                                probe,
+                                w.peer_end(),
+                            );
                             match r {
                                 Ok(_) if rx.stamped() => None,
                                 Ok(_) => {
@@ -1680,9 +1716,8 @@ impl PipeReceiver {
         let deadline = timeout.and_then(deadline_after);
         match rx
             .cur
-            .wait_available(w.ring, OVERHEAD, deadline, probe, || {
-                peer_gone(w.raw, w.peer, w.local) || w.seg.is_broken()
-            }) {
+            .wait_available(w.ring, OVERHEAD, deadline, probe, w.peer_end())
+        {
             Ok(_) | Err(Stop::Closed) => Ok(true),
             Err(Stop::Gone) => {
                 // As in recv: the connection is over, and recv now says so at once.

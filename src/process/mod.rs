@@ -95,7 +95,7 @@ pub use start::{
 /// crate dispatches spawned children before `main` in any binary that links it.
 pub fn init() {
     start::dispatch();
-    if thread_count() == Some(1) {
+    if start::only_thread() {
         forkserver::start_early();
     }
 }

@@ -83,7 +83,7 @@ pub fn get_start_method() -> StartMethod {
         2 => StartMethod::Spawn,
         3 => StartMethod::ForkServer,
         _ => {
-            if thread_count() == Some(1) {
+            if only_thread() {
                 StartMethod::Fork
             } else {
                 StartMethod::ForkServer
@@ -104,6 +104,13 @@ pub fn thread_count() -> Option<usize> {
         .lines()
         .find_map(|l| l.strip_prefix("Threads:"))
         .and_then(|v| v.trim().parse().ok())
+}
+
+/// True when the calling thread is the process's only one, not counting the death
+/// watcher (`crate::sys::watch`), which is fork-safe: a child never touches its state.
+pub(crate) fn only_thread() -> bool {
+    let ours = usize::from(crate::sys::watch::runs_here());
+    thread_count().map(|n| n.saturating_sub(ours)) == Some(1)
 }
 
 /// Environment variable that marks a spawned child: `<job fd>:<reply fd>`.

@@ -82,10 +82,12 @@
 //! position the indices imply; anything impossible is reported as
 //! [`QueueError::Corrupt`], and every loop is bounded.
 
+use super::wait::first_probe;
 use super::CachePadded;
 use crate::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 use crate::sync::{
-    futex_wait, futex_wake_all, owner_is_dead, spin_hint, Deadline, Identity, WaitResult,
+    futex_wait, futex_wake_all, owner_is_dead, spin_hint, watch_exit, Deadline, Identity, Task,
+    WaitResult, Watch,
 };
 use crate::sys::clock::{expired, probe_deadline};
 use core::time::Duration;
@@ -417,6 +419,10 @@ impl Default for WaitPolicy {
         WaitPolicy::new(crate::sync::SPIN_LIMIT, super::lock::DEFAULT_PROBE)
     }
 }
+
+/// Most claimants a waiting consumer watches (see `Ring::watch_claimants`); a
+/// claimant beyond them is still found by the scans.
+const WATCHED_CLAIMANTS: usize = 16;
 
 /// Polls between clock reads while spinning (deadline and probe checks).
 const CLOCK_EVERY: u32 = 1024;
@@ -1012,6 +1018,13 @@ impl<'a> Ring<'a> {
         let mut last_probe: Option<crate::sys::clock::Instant> = None;
         let mut idle_probes = 0u32;
         let mut scan_every = 1u32;
+        // The claimants seen at the last scan, watched (see `raw::wait::Probes`): one
+        // that dies wakes us for a scan at once.
+        let mut watch: Option<Watch<'_>> = None;
+        let mut fire_seen = false;
+        // Sleeps grow to `policy.probe` as `Probes` schedules them, so that the first
+        // probe (and the watch it starts) comes early in a long wait.
+        let mut sleep_for = first_probe(policy.probe);
         let r = loop {
             let probing = core::mem::take(&mut probe_due);
             match self.get_attempt(me, probing, t) {
@@ -1028,6 +1041,11 @@ impl<'a> Ring<'a> {
                         if idle_probes >= scan_every {
                             idle_probes = 0;
                             scan_every = (scan_every * 2).min(64);
+                            // Watch the claimants first, then probe them: a death
+                            // after this wakes us, one before is found by the scan.
+                            if self.watch_claimants(&mut watch) {
+                                fire_seen = false;
+                            }
                             if let Some(r) = self.take_stranded(me, t)? {
                                 break r;
                             }
@@ -1072,11 +1090,17 @@ impl<'a> Ring<'a> {
             if expired(deadline) {
                 return Err(QueueError::Timeout);
             }
-            let until = probe_deadline(deadline, policy.probe);
+            let until = probe_deadline(deadline, sleep_for);
             policy.slept = true;
             if self.q.not_empty.sleep(seq, Some(until)) == WaitResult::TimedOut {
                 last_probe = Some(crate::sys::clock::Instant::now());
                 probe_due = true;
+                sleep_for = sleep_for.saturating_mul(2).min(policy.probe);
+            } else if !fire_seen && watch.as_ref().is_some_and(|w| w.fired().is_some()) {
+                // A watched claimant exited: scan now, out of schedule (once).
+                fire_seen = true;
+                probe_due = true;
+                idle_probes = scan_every;
             }
             spins = policy.spin.saturating_sub(policy.spin / 4);
         };
@@ -1370,6 +1394,36 @@ impl<'a> Ring<'a> {
             }
         }
         Ok(None)
+    }
+
+    /// Replaces `watch` by a watch on the threads that hold claims now (up to
+    /// [`WATCHED_CLAIMANTS`] of them; `WRITING` and `READING` slots), unless it is on
+    /// the same ones (fired or not: see `Probes::watch`); true if it replaced it.
+    /// Scans the ring (no `/proc` read).
+    fn watch_claimants(&self, watch: &mut Option<Watch<'a>>) -> bool {
+        let mut tasks = [Task::Thread(0); WATCHED_CLAIMANTS];
+        let mut n = 0;
+        for i in 0..self.cap {
+            let s = self.slot(i)[0].load(Ordering::Relaxed);
+            let tid = tid_of(s);
+            let tag = tag_of(s);
+            if (tag == READING || tag == WRITING) && tid != 0 {
+                let task = Task::Thread(tid);
+                if !tasks[..n].contains(&task) {
+                    tasks[n] = task;
+                    n += 1;
+                    if n == WATCHED_CLAIMANTS {
+                        break;
+                    }
+                }
+            }
+        }
+        if watch.as_ref().is_some_and(|w| w.covers(&tasks[..n])) {
+            return false;
+        }
+        *watch = None;
+        *watch = watch_exit(&self.q.not_empty.word, &tasks[..n]);
+        true
     }
 
     /// Messages stranded by dead consumers (READING slots whose owner died): the

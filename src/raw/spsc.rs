@@ -65,10 +65,10 @@
 //! from the caller's validated [`Geometry`], never from the region.
 
 pub use super::spsc_memory::{RegionMemory, RingMemory};
-use super::wait::Spin;
+use super::wait::{Probes, Spin};
 use super::CachePadded;
 use crate::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
-use crate::sync::{futex_wait, futex_wake_all, spin_hint, Deadline, Instant};
+use crate::sync::{futex_wait, futex_wake_all, spin_hint, Deadline, Instant, Task};
 use core::mem::MaybeUninit;
 use core::sync::atomic::compiler_fence;
 use core::time::Duration;
@@ -420,8 +420,10 @@ impl RawSpsc {
     /// Waits until `ready()` holds, sleeping on `word` (the caller's sleeper flag).
     ///
     /// Polls for the adaptive budget of the `spin` hint (if any), then raises the
-    /// flag and sleeps; `gone()` runs once
-    /// per `probe` while asleep and ends the wait with [`Stop::Gone`] when true.
+    /// flag and sleeps; `peer.gone()` runs at each probe while asleep (a `Probes`
+    /// schedule growing to `probe`) and ends the wait with [`Stop::Gone`] when true.
+    /// From the first probe on, the task `peer.task()` names is watched (see
+    /// `Probes::watch`): its exit wakes the sleep for a probe at once.
     fn wait_on(
         &self,
         word: &AtomicU32,
@@ -429,7 +431,7 @@ impl RawSpsc {
         deadline: Deadline,
         probe: Duration,
         mut ready: impl FnMut() -> Result<bool, Stop>,
-        mut gone: impl FnMut() -> bool,
+        mut peer: impl PeerProbe,
     ) -> Result<(), Stop> {
         if let Some(hint) = spin {
             let phase = Spin::start(hint);
@@ -442,7 +444,7 @@ impl RawSpsc {
             }
             phase.failed(hint);
         }
-        let mut next_probe = Instant::now().add(probe);
+        let mut probes = Probes::new(probe);
         let result = 'wait: loop {
             let was = word.swap(ASLEEP, Ordering::Relaxed);
             // SYNC(spsc-sleep): orders our flag before the re-check, against the
@@ -459,18 +461,18 @@ impl RawSpsc {
                     spin_hint();
                 }
             }
-            let now = Instant::now();
-            if deadline.is_some_and(|d| now >= d) {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
                 break Err(Stop::TimedOut);
             }
-            let mut until = next_probe;
-            if let Some(d) = deadline {
-                until = until.min(d);
-            }
-            let _ = futex_wait(word, ASLEEP, Some(until));
-            let now = Instant::now();
-            if now >= next_probe {
-                if gone() {
+            let r = futex_wait(word, ASLEEP, Some(probes.next_wake(deadline)));
+            if probes.due(r, deadline) {
+                // `gone` also checks more than liveness (a truncated segment): it runs
+                // even when the watch was kept.
+                let _ = match peer.task() {
+                    Some(t) => probes.watch(word, &[t]),
+                    None => probes.watch(word, &[]),
+                };
+                if peer.gone() {
                     // One last look: what arrived before the peer went still counts.
                     match ready() {
                         Ok(true) => break Ok(()),
@@ -478,11 +480,30 @@ impl RawSpsc {
                         Err(e) => break Err(e),
                     }
                 }
-                next_probe = now.add(probe);
             }
         };
         word.store(AWAKE, Ordering::Relaxed);
         result
+    }
+}
+
+/// What a waiting side of a ring asks about its peer: whether it is gone for good
+/// (at each probe), and which task to watch meanwhile, so that the peer's exit wakes
+/// the wait at once (`Probes::watch`). Any `FnMut() -> bool` is a `PeerProbe` that
+/// names no task (its probes stay on their schedule).
+pub trait PeerProbe {
+    /// True when the peer is gone for good (may read `/proc`).
+    fn gone(&mut self) -> bool;
+    /// The peer's thread or process, if one is known (a snapshot, no liveness check).
+    fn task(&mut self) -> Option<Task> {
+        None
+    }
+}
+
+impl<F: FnMut() -> bool> PeerProbe for F {
+    #[inline]
+    fn gone(&mut self) -> bool {
+        self()
     }
 }
 
@@ -772,14 +793,15 @@ impl<M: RingMemory> Producer<M> {
     }
 
     /// Waits until at least `want` units are free (`want <= capacity`), the ring is
-    /// closed, `gone()` reports the consumer gone, or `deadline` passes.
+    /// closed, `gone` reports the consumer gone (its task, if it names one, is watched
+    /// meanwhile: see [`PeerProbe`]), or `deadline` passes.
     pub fn wait_free(
         &mut self,
         ring: &RawSpsc,
         want: u64,
         deadline: Deadline,
         probe: Duration,
-        gone: impl FnMut() -> bool,
+        gone: impl PeerProbe,
     ) -> Result<u64, Stop> {
         let want = want.min(self.geo.cap);
         if ring.closed() != 0 {
@@ -1019,15 +1041,16 @@ impl<M: RingMemory> Consumer<M> {
     }
 
     /// Waits until at least `want` units are readable (`want <= capacity`), the
-    /// producer side is closed with fewer left ([`Stop::Closed`]), `gone()` reports
-    /// the producer gone (after a last look), or `deadline` passes.
+    /// producer side is closed with fewer left ([`Stop::Closed`]), `gone` reports
+    /// the producer gone (after a last look; its task, if it names one, is watched
+    /// meanwhile: see [`PeerProbe`]), or `deadline` passes.
     pub fn wait_available(
         &mut self,
         ring: &RawSpsc,
         want: u64,
         deadline: Deadline,
         probe: Duration,
-        gone: impl FnMut() -> bool,
+        gone: impl PeerProbe,
     ) -> Result<u64, Stop> {
         let want = want.min(self.geo.cap);
         if self.available_for(ring, want)? >= want {

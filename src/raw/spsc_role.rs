@@ -200,6 +200,16 @@ impl RawRole {
         self.state.load(Ordering::Acquire) & CLOSED != 0
     }
 
+    /// Who holds the role (provisionally or not), without judging liveness: a
+    /// snapshot, `None` when free or closed.
+    pub fn holder(&self) -> Option<Identity> {
+        if self.is_closed() {
+            return None;
+        }
+        let cur = self.holder.load(Ordering::Relaxed);
+        (cur & !PROVISIONAL != 0).then(|| identity(cur))
+    }
+
     /// Who holds the role, judging liveness (reads `/proc` when held).
     pub fn status(&self) -> RoleStatus {
         if self.is_closed() {

@@ -43,14 +43,17 @@
 //!
 //! # While sleeping: probes
 //! [`Probes`] schedules the liveness checks of a waiter whose wake-up could be owed
-//! by a peer that died: every sleep is bounded by the next probe. Under loom only a
-//! timed-out wait is due for a probe, and a timed wait times out only past its
-//! deadline or once a model declared a thread dead, so probes never stand in for a
-//! lost wake-up in a model.
+//! by a peer that died: every sleep is bounded by the next probe, and a waiter that
+//! watches its peers (`Probes::watch`) is woken for a probe as soon as one exits
+//! (the death watcher's shared futex wake on the word it sleeps on, with `std`).
+//! Under loom only a timed-out wait is due for a probe (nothing watches), and a
+//! timed wait times out only past its deadline or once a model declared a thread
+//! dead, so probes never stand in for a lost wake-up in a model.
 
 use crate::sync::atomic::{AtomicU32, Ordering};
 use crate::sync::{
-    futex_wait, futex_wake, futex_wake_all, spin_hint, Deadline, WaitResult, SPIN_LIMIT,
+    futex_wait, futex_wake, futex_wake_all, spin_hint, watch_exit, Deadline, Task, WaitResult,
+    Watch, SPIN_LIMIT,
 };
 use core::time::Duration;
 
@@ -278,28 +281,48 @@ pub(crate) fn spin_until(hint: &AtomicU32, mut ready: impl FnMut() -> bool) -> b
     false
 }
 
-/// When a waiter next checks that a peer is alive: first after an eighth of the
+/// When a waiter next checks that a peer is alive: first after a sixteenth of the
 /// probe interval (at least [`FIRST_PROBE`]), then at doubling intervals up to the
 /// full interval. A peer that died *before* the wait began is thus found within about
-/// a millisecond, and a long wait costs one `/proc` read per probe interval.
+/// half a millisecond, and a long wait costs one `/proc` read per probe interval.
+///
+/// A waiter may also [`watch`](Self::watch) the peers it probes: with `std`, the
+/// death watcher (`crate::sys::watch`) then wakes it as soon as one of them exits,
+/// and [`due`](Self::due) says a probe is due at once. So a peer that dies *during* a
+/// long wait is found within a fraction of a millisecond instead of within the
+/// current interval, at no extra CPU cost while it lives; the timed probes stay as
+/// the fallback (no pidfd support, no descriptors left, a peer that changed while
+/// the waiter slept) and their schedule is the upper bound.
 #[derive(Debug)]
-pub(crate) struct Probes {
+pub(crate) struct Probes<'a> {
     interval: Duration,
     max: Duration,
     next: crate::sync::Instant,
+    watch: Option<Watch<'a>>,
+    /// The watch's exit report was acted on (it brings one probe forward, not more).
+    fire_seen: bool,
 }
 
 /// The shortest first probe delay.
 pub(crate) const FIRST_PROBE: Duration = Duration::from_micros(500);
 
-impl Probes {
+/// The first interval of a [`Probes`] schedule growing to `max` (for waits that keep
+/// their own schedule).
+#[inline]
+pub(crate) fn first_probe(max: Duration) -> Duration {
+    (max / 16).max(FIRST_PROBE).min(max)
+}
+
+impl<'a> Probes<'a> {
     /// A schedule whose intervals grow to `max`.
-    pub(crate) fn new(max: Duration) -> Probes {
-        let interval = (max / 8).max(FIRST_PROBE).min(max);
+    pub(crate) fn new(max: Duration) -> Probes<'a> {
+        let interval = first_probe(max);
         Probes {
             interval,
             max,
             next: crate::sync::Instant::now().add(interval),
+            watch: None,
+            fire_seen: false,
         }
     }
 
@@ -313,7 +336,8 @@ impl Probes {
     }
 
     /// After a wait ended with `r`: true when the caller should probe its peers and
-    /// check its deadline now (and schedules the next probe).
+    /// check its deadline now (and schedules the next probe) — on schedule, or at once
+    /// when a watched peer exited.
     #[inline]
     pub(crate) fn due(&mut self, r: WaitResult, deadline: Deadline) -> bool {
         // Under loom only a timed-out wait is due (see the loom futex model in
@@ -324,9 +348,52 @@ impl Probes {
             self.interval = self.interval.saturating_mul(2).min(self.max);
             self.next = crate::sync::Instant::now().add(self.interval);
             true
+        } else if !self.fire_seen && self.fired().is_some() {
+            // Early, out of schedule: the watch's wake-up (the schedule is kept).
+            self.fire_seen = true;
+            true
         } else {
             false
         }
+    }
+
+    /// Has the sleeper on `word` woken as soon as any of `tasks` exits (see the type's
+    /// docs), replacing the previous watch unless it covers the same tasks and has not
+    /// fired. Call it when a probe is due, *before* probing those tasks: a task that
+    /// exits after the watch started wakes the sleeper, one that exited (or whose id
+    /// was reused) before is found by the probe. Empty `tasks` ends the watch.
+    ///
+    /// A watch on the same tasks is kept even once it fired: a task that exited
+    /// yet does not count as gone (`/proc` cannot tell, or an end still held in this
+    /// process) brings one probe forward, then the schedule rules again — re-watching
+    /// it would wake the waiter over and over.
+    ///
+    /// True when the previous watch was kept and has not fired: it is on exactly
+    /// `tasks`, was probed when it started, and none of them has exited since (a
+    /// pidfd names the task it was opened on, never a reuse of its id) — the caller
+    /// may skip reading `/proc` for them. The watcher's wake-up, moments after an
+    /// exit, prompts the probe.
+    #[inline]
+    pub(crate) fn watch(&mut self, word: &'a AtomicU32, tasks: &[Task]) -> bool {
+        if tasks.is_empty() {
+            self.watch = None;
+            return false;
+        }
+        if let Some(w) = &self.watch {
+            if w.covers(tasks) {
+                return w.fired().is_none();
+            }
+        }
+        self.watch = None;
+        self.watch = watch_exit(word, tasks);
+        self.fire_seen = false;
+        false
+    }
+
+    /// The id of a watched task seen exiting since the last [`watch`](Self::watch).
+    #[inline]
+    pub(crate) fn fired(&self) -> Option<u32> {
+        self.watch.as_ref().and_then(|w| w.fired())
     }
 }
 
@@ -384,5 +451,34 @@ impl Clone for SpinBudget {
             min: self.min,
             max: self.max,
         }
+    }
+}
+
+#[cfg(all(test, feature = "std", not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fired_watch_brings_one_probe_forward_not_more() {
+        // A watched thread that exited but that the caller does not count as gone (as
+        // a pipe end still held in this process): one early probe, then the schedule.
+        let word = AtomicU32::new(0);
+        let tid = std::thread::spawn(crate::sys::ident::gettid)
+            .join()
+            .unwrap();
+        let mut probes = Probes::new(Duration::from_secs(10));
+        assert!(!probes.watch(&word, &[Task::Thread(tid)]), "a new watch");
+        let t = std::time::Instant::now();
+        while probes.fired().is_none() {
+            assert!(t.elapsed() < Duration::from_secs(10), "never fired");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(probes.due(WaitResult::Woken, None), "the early probe");
+        assert!(!probes.due(WaitResult::Woken, None), "only one");
+        assert!(
+            !probes.watch(&word, &[Task::Thread(tid)]),
+            "kept, not alive"
+        );
+        assert!(!probes.due(WaitResult::Woken, None), "still only one");
     }
 }

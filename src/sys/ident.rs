@@ -51,6 +51,27 @@ impl Identity {
     }
 }
 
+/// A thread or a process, as a waiter names what it waits for the exit of (with `std`,
+/// the death watcher, `sys::watch`, wakes it when that task exits).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Task {
+    /// One thread (a lock holder, a queue claimant, a barrier party): gone when it
+    /// exits, even if its process lives on.
+    Thread(u32),
+    /// A whole process (a pipe end): gone when its last thread exits.
+    Process(u32),
+}
+
+impl Task {
+    /// The thread or process id.
+    #[inline]
+    pub fn id(self) -> u32 {
+        match self {
+            Task::Thread(t) | Task::Process(t) => t,
+        }
+    }
+}
+
 /// The calling thread's kernel TID (a syscall; see [`current`] for the cached form).
 #[inline]
 pub fn gettid() -> u32 {

@@ -1,8 +1,8 @@
 //! The operating-system layer: the only module that calls into `libc`.
 //!
 //! Everything here works without `std` except `shm`, which opens named POSIX
-//! shared memory for the segment layer, and `ofd`, the locks that track who has
-//! a segment mapped.
+//! shared memory for the segment layer, `ofd`, the locks that track who has
+//! a segment mapped, and `watch`, the thread that wakes waiters when a peer dies.
 
 pub mod clock;
 pub mod futex;
@@ -17,6 +17,8 @@ pub mod process;
 pub mod shm;
 #[cfg(feature = "std")]
 pub mod sigbus;
+#[cfg(all(feature = "std", not(loom)))]
+pub mod watch;
 
 /// The calling thread's `errno`.
 #[inline]
