@@ -75,6 +75,7 @@ mod blob;
 mod chan;
 mod engine;
 mod jobs;
+mod sink;
 mod slots;
 mod wire;
 mod worker;

@@ -17,7 +17,7 @@
 //! the front of `pending` (those never started), empties its inbox and forks a
 //! replacement. Nothing waits on a dead process, so the pool cannot hang on one.
 
-use super::blob::{self, Area, BLOB_MIN};
+use super::blob::{self, Area, Buf, BLOB_MIN};
 use super::chan::Chan;
 use super::jobs::{Chunk, Failure, Outcome, Shared, State};
 use super::slots::Slots;
@@ -805,7 +805,8 @@ impl Engine {
         let fit = WINDOW_TARGET.as_nanos() as f64 / w.service_ns.max(1.0);
         w.window = (1 + fit as usize).clamp(1, MAX_WINDOW);
         let parsed = if body.len() > BLOB_MIN {
-            Outcomes::parse_owned(std::mem::take(body), 16)
+            // Kept as it is (no copy); it returns to the spare buffers once read.
+            Outcomes::parse_owned(Buf::from(std::mem::take(body)), 16)
         } else {
             body.get(16..).and_then(Outcomes::parse)
         };

@@ -2,6 +2,7 @@
 //! chunks, each job's finished outcomes, the close/join/terminate requests) and the
 //! calls user threads make on it. The pool thread's side is in `engine.rs`.
 
+use super::blob::Buf;
 use super::chan::Chan;
 use super::wire::{self, Outcomes, Runner};
 use crate::process::start;
@@ -55,12 +56,13 @@ pub(super) enum Outcome {
     Failed(Failure),
 }
 
-/// A submitted chunk; `body` is the whole TASK message body.
+/// A submitted chunk; `body` is the whole TASK message body (a large one goes back
+/// to the spare buffers when the chunk is done).
 pub(super) struct Chunk {
     pub id: u64,
     pub job: u64,
     pub index: u64,
-    pub body: Vec<u8>,
+    pub body: Buf,
 }
 
 /// Starts a TASK body in `b` (cleared first): room for the id, then runner and
@@ -293,7 +295,7 @@ impl Shared {
                     id,
                     job,
                     index,
-                    body,
+                    body: Buf::from(body),
                 });
             }
         }
