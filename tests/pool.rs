@@ -739,3 +739,126 @@ fn many_small_tasks_between_large_ones_stay_correct() {
         }
     });
 }
+
+/// Sizes around every boundary a payload crosses: empty, one byte, each length whose
+/// task or result message is just under, at or just over the 64 KiB that moves it
+/// from the queue into a shared area, a few MiB, and a size that makes both areas
+/// grow after they served smaller messages.
+fn boundary_sizes() -> Vec<usize> {
+    let mut sizes = vec![0, 1, 4095, 4096, 4097];
+    // The messages add 24 to 40 bytes of framing to the payload: sweep all of them.
+    sizes.extend((64 << 10) - 48..=(64 << 10) + 8);
+    sizes.extend([(1 << 20) + 3, 3 << 20, 12 << 20]);
+    sizes
+}
+
+#[test]
+fn payloads_of_every_boundary_size_round_trip_exactly_through_fork_and_spawn_pools() {
+    use multiproc::StartMethod;
+    watchdog(Duration::from_secs(240), || {
+        for m in [StartMethod::Fork, StartMethod::Spawn] {
+            let pool = Pool::builder().workers(2).start_method(m).build().unwrap();
+            for (k, len) in boundary_sizes().into_iter().enumerate() {
+                // A byte string (one bulk copy each way) ...
+                let input = pattern(len, k as u8);
+                let out = pool.apply(plus_one, Bytes(input.clone()));
+                expect_plus_one(&input, &out.unwrap_or_else(|e| panic!("{m:?} {len}: {e}")));
+                // ... and a Vec<u8>, which serde writes one element at a time.
+                let (n, rev) = pool.apply(bytes_len_and_echo, input.clone()).unwrap();
+                assert_eq!(n, len, "{m:?}");
+                assert!(
+                    rev.iter().eq(input.iter().rev()),
+                    "{m:?} {len}: bytes differ"
+                );
+            }
+            // Large ones in flight on both workers at once come back in order.
+            let inputs: Vec<Vec<u8>> = (0..5).map(|k| pattern((2 << 20) + k, k as u8)).collect();
+            let outs = pool
+                .map_chunked(plus_one, inputs.iter().cloned().map(Bytes), 1)
+                .unwrap();
+            for (i, o) in inputs.iter().zip(&outs) {
+                expect_plus_one(i, o);
+            }
+        }
+    });
+}
+
+/// Serializes as a 1 MiB byte string followed by a field that refuses to serialize:
+/// fails midway, after more than 64 KiB were written.
+#[derive(Debug)]
+struct FailsMidway;
+
+impl serde::Serialize for FailsMidway {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{Error as _, SerializeTuple};
+        let mut t = s.serialize_tuple(2)?;
+        t.serialize_element(&Bytes(vec![0xAB; 1 << 20]))?;
+        t.serialize_element(&Refuses)?;
+        let _ = t.end();
+        Err(S::Error::custom("unreachable: Refuses always fails"))
+    }
+}
+
+struct Refuses;
+
+impl serde::Serialize for Refuses {
+    fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+        Err(serde::ser::Error::custom("this field refuses to serialize"))
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for FailsMidway {
+    fn deserialize<D: serde::Deserializer<'de>>(_: D) -> Result<FailsMidway, D::Error> {
+        Err(serde::de::Error::custom("never sent"))
+    }
+}
+
+/// A large result for odd `k`, one that fails midway through serialization for even.
+fn large_or_failing(k: u32) -> Result<Bytes, FailsMidway> {
+    if k % 2 == 1 {
+        Ok(Bytes(pattern((1 << 20) + k as usize, k as u8)))
+    } else {
+        Err(FailsMidway)
+    }
+}
+
+fn make_fails_midway(_: u32) -> FailsMidway {
+    FailsMidway
+}
+
+#[test]
+fn a_payload_whose_serialization_fails_midway_fails_alone_and_the_pool_goes_on() {
+    watchdog(WATCHDOG, || {
+        let pool = Pool::new(2).unwrap();
+        // postcard keeps no custom message, only that serde refused.
+        let refused = |m: &str| m.contains("could not serialize") && m.contains("Serde");
+        // An argument: refused before anything is submitted.
+        match pool.apply(|_: FailsMidway| 0u8, FailsMidway) {
+            Err(Error::InvalidArgument { detail }) => assert!(refused(&detail), "{detail}"),
+            other => panic!("expected InvalidArgument, got {other:?}"),
+        }
+        // A result, alone and in the middle of a chunk whose other results are large:
+        // only that item fails, with the reason; its neighbours arrive intact.
+        match pool.apply(make_fails_midway, 0) {
+            Err(Error::TaskFailed { message }) => assert!(refused(&message), "{message}"),
+            other => panic!("expected TaskFailed, got {:?}", other.map(|_| ())),
+        }
+        let got: Vec<_> = pool
+            .imap_chunked(large_or_failing, 0..6, 3)
+            .unwrap()
+            .collect();
+        assert_eq!(got.len(), 6);
+        for (k, r) in got.into_iter().enumerate() {
+            match (k % 2, r) {
+                (1, Ok(Ok(b))) => assert_eq!(b.0, pattern((1 << 20) + k, k as u8), "item {k}"),
+                (0, Err(Error::TaskFailed { message })) => {
+                    assert!(refused(&message), "item {k}: {message}")
+                }
+                (_, other) => panic!("item {k}: {:?}", other.map(|r| r.map(|b| b.0.len()))),
+            }
+        }
+        // The areas are in a usable state afterwards.
+        let input = pattern(5 << 20, 7);
+        expect_plus_one(&input, &pool.apply(plus_one, Bytes(input.clone())).unwrap());
+    });
+}
