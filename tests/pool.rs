@@ -862,3 +862,100 @@ fn a_payload_whose_serialization_fails_midway_fails_alone_and_the_pool_goes_on()
         expect_plus_one(&input, &pool.apply(plus_one, Bytes(input.clone())).unwrap());
     });
 }
+
+#[test]
+fn more_large_arguments_than_argument_areas_still_round_trip_in_order() {
+    watchdog(WATCHDOG, || {
+        // 2 workers have 6 argument areas: the other 14 arguments wait in private
+        // memory and go through the workers' own task areas.
+        let pool = Pool::new(2).unwrap();
+        let inputs: Vec<Vec<u8>> = (0..20).map(|k| pattern(200_000 + k, k as u8)).collect();
+        for _ in 0..2 {
+            let outs = pool
+                .map_chunked(plus_one, inputs.iter().cloned().map(Bytes), 1)
+                .unwrap();
+            assert_eq!(outs.len(), inputs.len());
+            for (i, o) in inputs.iter().zip(&outs) {
+                expect_plus_one(i, o);
+            }
+        }
+    });
+}
+
+/// Counts its runs in segment `.0` (word 0) and records its pid (word 1), then
+/// sleeps: a task with a large argument that a test kills while it runs.
+fn big_argument_then_sleep(arg: (String, Bytes)) -> usize {
+    let seg = Segment::open(&arg.0).unwrap();
+    // SAFETY: 16 bytes, accessed atomically.
+    let words = unsafe { &*(seg.as_ptr() as *const [AtomicU64; 2]) };
+    words[0].fetch_add(1, Ordering::SeqCst);
+    words[1].store(u64::from(std::process::id()), Ordering::SeqCst);
+    std::thread::sleep(Duration::from_secs(30));
+    arg.1 .0.len()
+}
+
+#[test]
+fn a_worker_killed_holding_a_large_argument_fails_that_chunk_once_and_leaves_no_area() {
+    const NAME: &str =
+        "a_worker_killed_holding_a_large_argument_fails_that_chunk_once_and_leaves_no_area";
+    if role().as_deref() == Some("arg-owner") {
+        let counter = unique("pool-arg-runs");
+        let seg = Segment::create(&counter, 16).unwrap();
+        // SAFETY: 16 bytes, accessed atomically.
+        let words = unsafe { &*(seg.as_ptr() as *const [AtomicU64; 2]) };
+        let pool = Pool::new(1).unwrap();
+        let doomed = pool
+            .apply_async(
+                big_argument_then_sleep,
+                (counter.clone(), Bytes(pattern(8 << 20, 1))),
+            )
+            .unwrap();
+        // Queued behind it, holding its own argument area meanwhile.
+        let input = pattern(3 << 20, 2);
+        let next = pool.apply_async(plus_one, Bytes(input.clone())).unwrap();
+        assert!(wait_until(WATCHDOG, || words[1].load(Ordering::SeqCst) != 0));
+        let pid = words[1].load(Ordering::SeqCst) as i32;
+        // SAFETY: SIGKILL to the worker running the task.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        match doomed.get() {
+            Err(Error::WorkerDied { pid: p }) => assert_eq!(p as i32, pid),
+            other => panic!("expected WorkerDied, got {other:?}"),
+        }
+        expect_plus_one(&input, &next.get().unwrap());
+        assert_eq!(
+            words[0].load(Ordering::SeqCst),
+            1,
+            "runs of the killed task"
+        );
+        drop((doomed, next));
+        drop(pool);
+        let prefix = format!("mp.multiproc-pool-{}-", std::process::id());
+        let left: Vec<String> = std::fs::read_dir("/dev/shm")
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|f| f.starts_with(&prefix))
+            .collect();
+        assert_eq!(left, Vec::<String>::new(), "areas left behind");
+        println!("done");
+        return;
+    }
+    let child = spawn_self(NAME, "arg-owner");
+    let owner = child.id();
+    let (code, out) = wait_self(child, WATCHDOG);
+    let prefix = format!("mp.multiproc-pool-{owner}-");
+    for e in std::fs::read_dir("/dev/shm").unwrap().flatten() {
+        let file = e.file_name().to_string_lossy().into_owned();
+        if let Some(name) = file
+            .strip_prefix("mp.")
+            .filter(|_| file.starts_with(&prefix))
+        {
+            let _ = multiproc::unlink(name);
+        }
+    }
+    assert_eq!(
+        (code, out.contains("done")),
+        (0, true),
+        "owner output: {out}"
+    );
+}

@@ -12,6 +12,14 @@
 //! | its TASKs                 | `{base}-a{worker}-{gen}`    | pool       | the worker has copied the last one out (`WorkerSlot::arg_taken`) |
 //! | its RESULTs (and others)  | `{base}-r{sender}-{gen}`    | worker     | the pool has copied the last one out (`WorkerSlot::res_taken`) |
 //!
+//! A large *argument* goes one step further: the user thread serializes it straight
+//! into an **argument area** of the pool (`{base}-p{id}-{gen}`, see [`ArgAreas`]),
+//! which the chunk holds until it is finished; its piece names the area (`area` =
+//! `id`, where 0 means the worker's own task area), and nobody copies it before the
+//! worker copies it out. Only when all the pool's argument areas (two per worker, plus
+//! two) are held does a large argument stay private and travel through the worker's
+//! task area as above.
+//!
 //! An area that is too small is replaced by a larger one under the next `gen`.
 //! The pool creates and holds the task areas (the name goes with the handle). A
 //! worker creates its result areas and persists them (it may exit before the pool
@@ -49,6 +57,11 @@ pub(super) fn task_area(base: &str, index: usize, gen: u64) -> String {
 /// Name of generation `gen` of worker incarnation `sender`'s result area.
 pub(super) fn result_area(base: &str, sender: u32, gen: u64) -> String {
     format!("{base}-r{sender:x}-{gen:x}")
+}
+
+/// Name of generation `gen` of the pool's argument area `id`.
+pub(super) fn arg_area(base: &str, id: u64, gen: u64) -> String {
+    format!("{base}-p{id:x}-{gen:x}")
 }
 
 /// An area of ours (or one we opened), with its generation.
@@ -117,6 +130,118 @@ pub(super) fn attach(
     }
     area.as_ref()
         .ok_or_else(|| Error::invalid("a pool area vanished"))
+}
+
+/// The pool's argument areas: created by user threads on demand (at most `max`), each
+/// held by one chunk from serialization until the chunk is finished, then kept for
+/// the next large argument (so its pages stay faulted in).
+pub(super) struct ArgAreas {
+    base: String,
+    max: usize,
+    state: Mutex<ArgState>,
+}
+
+#[derive(Default)]
+struct ArgState {
+    /// Areas no chunk holds, by id.
+    free: Vec<(u64, Area)>,
+    /// Areas that exist (free or held).
+    live: usize,
+    /// The id the next new area gets (ids start at 1: 0 names a worker's own area).
+    next_id: u64,
+}
+
+/// An argument area held by a chunk (or being written); back to its pool when dropped.
+pub(super) struct ArgArea {
+    pub id: u64,
+    pub area: Option<Area>,
+    home: std::sync::Arc<ArgAreas>,
+}
+
+impl ArgAreas {
+    /// At most `max` argument areas named after `base`.
+    pub fn new(base: String, max: usize) -> ArgAreas {
+        ArgAreas {
+            base,
+            max,
+            state: Mutex::new(ArgState {
+                next_id: 1,
+                ..ArgState::default()
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ArgState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Makes `held` an area of at least `len` bytes: grows it, or takes a free one
+    /// (the smallest that fits, else the largest, grown), or a new one. `None` when
+    /// all areas are held by other chunks or none can be created; `held` is then
+    /// empty (a failed growth loses the area).
+    pub fn ensure(
+        self: &std::sync::Arc<Self>,
+        held: &mut Option<ArgArea>,
+        len: usize,
+    ) -> Option<(*mut u8, usize)> {
+        if held.is_none() {
+            let mut s = self.lock();
+            let fits = (0..s.free.len())
+                .filter(|&i| s.free[i].1.seg.len() >= len)
+                .min_by_key(|&i| s.free[i].1.seg.len());
+            let pick = fits.or_else(|| (0..s.free.len()).max_by_key(|&i| s.free[i].1.seg.len()));
+            let (id, area) = match pick {
+                Some(i) => {
+                    let (id, area) = s.free.swap_remove(i);
+                    (id, Some(area))
+                }
+                None if s.live < self.max => {
+                    s.live += 1;
+                    s.next_id += 1;
+                    (s.next_id - 1, None)
+                }
+                None => return None,
+            };
+            *held = Some(ArgArea {
+                id,
+                area,
+                home: self.clone(),
+            });
+        }
+        let a = held.as_mut()?;
+        let (base, id) = (&self.base, a.id);
+        match ensure(&mut a.area, len, |g| arg_area(base, id, g)) {
+            Ok(area) => Some((area.seg.as_ptr(), area.seg.len())),
+            Err(_) => {
+                *held = None; // its Drop counts it gone (no area left)
+                None
+            }
+        }
+    }
+}
+
+impl Drop for ArgArea {
+    fn drop(&mut self) {
+        let mut s = self.home.lock();
+        match self.area.take() {
+            Some(area) => s.free.push((self.id, area)),
+            None => s.live -= 1,
+        }
+    }
+}
+
+impl ArgArea {
+    /// Overwrites the bytes at `at` with `b` (the chunk id, once it is known).
+    pub fn patch(&self, at: usize, b: &[u8]) {
+        let Some(area) = &self.area else {
+            return;
+        };
+        // Unreachable from shared data: callers patch the header they wrote.
+        assert!(at + b.len() <= area.seg.len(), "a pool area is too short");
+        // SAFETY: in bounds (checked above); no worker reads this area until the
+        // chunk's piece is sent, which happens after the chunk is submitted.
+        unsafe { std::ptr::copy_nonoverlapping(b.as_ptr(), area.seg.as_ptr().add(at), b.len()) };
+    }
 }
 
 /// Copies `body` into the start of `area`.
@@ -265,7 +390,8 @@ mod tests {
         let got = stock.take(BLOB_MIN + 1).unwrap();
         assert_eq!((got.as_ptr(), got.len()), (mid_at, 0));
         assert!(stock.take(5 * BLOB_MIN).is_none());
-        assert_eq!(stock.take(3 * BLOB_MIN).unwrap().as_ptr(), big_at);
+        let big = stock.take(3 * BLOB_MIN).unwrap();
+        assert_eq!(big.as_ptr(), big_at);
         assert!(stock.take(1).is_none());
     }
 

@@ -7,7 +7,7 @@
 //! A logical message longer than [`BLOB_MIN`](super::blob::BLOB_MIN) instead travels
 //! in a reused shared area (see `blob.rs`): its one piece carries [`BLOB`] and the
 //! body `tag u64` (the chunk id, for TASK and RESULT) + `len u64` + `gen u64` (the
-//! area's generation).
+//! area's generation) + `area u64` (which area: [`BlobRef`]).
 //!
 //! | kind           | direction       | body                                              |
 //! |----------------|-----------------|---------------------------------------------------|
@@ -22,7 +22,7 @@
 //! bytes of the result, or a UTF-8 message). All integers are little-endian.
 
 use super::blob::Buf;
-use super::sink::{Sink, SinkOut, VecOut};
+use super::sink::{Sink, SinkOut};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::cell::RefCell;
@@ -109,9 +109,22 @@ pub(super) fn piece(
     end
 }
 
+/// Where a [`BLOB`] piece's message is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct BlobRef {
+    /// The chunk id, for TASK and RESULT.
+    pub tag: u64,
+    pub len: u64,
+    /// The area's generation.
+    pub gen: u64,
+    /// 0: the receiving worker's task area (or the sender's result area); else the
+    /// pool's argument area of this id.
+    pub area: u64,
+}
+
 /// Writes into `buf` (cleared first) the one piece of a message of `len` bytes that
-/// travels in generation `gen` of an area.
-pub(super) fn blob_piece(kind: u8, sender: u32, tag: u64, len: usize, gen: u64, buf: &mut Vec<u8>) {
+/// travels in generation `gen` of area `area` (see [`BlobRef`]).
+pub(super) fn blob_piece(kind: u8, sender: u32, r: BlobRef, buf: &mut Vec<u8>) {
     buf.clear();
     buf.resize(HEADER_LEN, 0);
     FrameHeader {
@@ -120,18 +133,23 @@ pub(super) fn blob_piece(kind: u8, sender: u32, tag: u64, len: usize, gen: u64, 
         sender,
     }
     .write(buf);
-    buf.extend_from_slice(&tag.to_le_bytes());
-    buf.extend_from_slice(&(len as u64).to_le_bytes());
-    buf.extend_from_slice(&gen.to_le_bytes());
+    for w in [r.tag, r.len, r.gen, r.area] {
+        buf.extend_from_slice(&w.to_le_bytes());
+    }
 }
 
-/// The `(tag, len, gen)` of a [`BLOB`] piece's body; None if it is malformed.
-pub(super) fn blob_ref(body: &[u8]) -> Option<(u64, u64, u64)> {
+/// The [`BlobRef`] of a [`BLOB`] piece's body; None if it is malformed.
+pub(super) fn blob_ref(body: &[u8]) -> Option<BlobRef> {
     let word = |i: usize| Some(u64::from_le_bytes(body.get(i..i + 8)?.try_into().ok()?));
-    if body.len() != 24 {
+    if body.len() != 32 {
         return None;
     }
-    Some((word(0)?, word(8)?, word(16)?))
+    Some(BlobRef {
+        tag: word(0)?,
+        len: word(8)?,
+        gen: word(16)?,
+        area: word(24)?,
+    })
 }
 
 /// The chunk id at the start of a TASK or RESULT body (0 if it is too short).
@@ -140,18 +158,26 @@ pub(super) fn chunk_id(body: &[u8]) -> u64 {
         .map_or(0, |b| u64::from_le_bytes(b.try_into().unwrap_or_default()))
 }
 
-/// Appends `len u32` + the postcard bytes of `value` to `out`.
-pub(super) fn push_item<T: Serialize>(out: &mut Vec<u8>, value: &T) -> Result<(), String> {
+/// Appends `len u32` + the postcard bytes of `value` to `out` (nothing on error).
+pub(super) fn push_item<T: Serialize>(out: &mut Sink<'_>, value: &T) -> Result<(), String> {
     let at = out.len();
-    out.extend_from_slice(&[0; 4]);
-    if let Err(e) = postcard::serialize_with_flavor::<T, _, ()>(value, VecOut(out)) {
-        out.truncate(at);
-        return Err(format!("could not serialize a pool argument: {e}"));
+    out.extend(&[0; 4]);
+    let written = postcard::serialize_with_flavor::<T, _, ()>(value, SinkOut(out))
+        .map_err(|e| format!("could not serialize a pool argument: {e}"))
+        .and_then(|()| {
+            u32::try_from(out.len() - at - 4)
+                .map_err(|_| "a pool argument is larger than 4 GiB".to_owned())
+        });
+    match written {
+        Ok(len) => {
+            out.patch(at, &len.to_le_bytes());
+            Ok(())
+        }
+        Err(e) => {
+            out.truncate(at);
+            Err(e)
+        }
     }
-    let len = u32::try_from(out.len() - at - 4)
-        .map_err(|_| "a pool argument is larger than 4 GiB".to_owned())?;
-    out[at..at + 4].copy_from_slice(&len.to_le_bytes());
-    Ok(())
 }
 
 /// Iterates over a sequence of `len u32` + bytes; yields `None` once on malformed
@@ -381,12 +407,18 @@ mod tests {
     #[test]
     fn an_area_piece_carries_its_tag_length_and_generation_and_nothing_else_parses() {
         let mut buf = Vec::new();
-        blob_piece(RESULT, 9, 42, 8 << 20, 3, &mut buf);
+        let r = BlobRef {
+            tag: 42,
+            len: 8 << 20,
+            gen: 3,
+            area: 5,
+        };
+        blob_piece(RESULT, 9, r, &mut buf);
         let h = FrameHeader::read(&buf).unwrap();
         assert_eq!((h.flags, h.kind, h.sender), (BLOB, RESULT, 9));
-        assert_eq!(blob_ref(&buf[HEADER_LEN..]), Some((42, 8 << 20, 3)));
+        assert_eq!(blob_ref(&buf[HEADER_LEN..]), Some(r));
         // A forged piece of any other length is refused, not read past its end.
-        for n in [0, 8, 16, 23, 25, 40] {
+        for n in [0, 8, 16, 24, 31, 33, 40] {
             assert_eq!(blob_ref(&vec![1; n]), None, "{n} bytes");
         }
     }
@@ -397,7 +429,6 @@ mod tests {
         let mut sink = Sink::new(&mut body, None);
         sink.extend(&[0xee; 16]);
         push_outcome(&mut sink, OK, b"abc");
-        drop(sink);
         let o = Outcomes::parse_owned(Buf::from(body.clone()), 16).unwrap();
         assert!(matches!(o.iter().next(), Some(Item::Ok(b"abc"))));
         assert_eq!(o.iter().count(), 1);
@@ -436,8 +467,9 @@ mod tests {
     #[test]
     fn items_round_trip_and_reject_garbage() {
         let mut b = Vec::new();
-        push_item(&mut b, &5u32).unwrap();
-        push_item(&mut b, &"hello".to_owned()).unwrap();
+        let mut sink = Sink::new(&mut b, None);
+        push_item(&mut sink, &5u32).unwrap();
+        push_item(&mut sink, &"hello".to_owned()).unwrap();
         let all: Vec<_> = items(&b).collect();
         assert_eq!(all.len(), 2);
         assert_eq!(postcard::from_bytes::<u32>(all[0].unwrap()).unwrap(), 5);
@@ -454,15 +486,15 @@ mod tests {
     #[test]
     fn unary_runner_calls_the_function_per_item() {
         let mut input = Vec::new();
+        let mut sink = Sink::new(&mut input, None);
         for x in [1u64, 2, 3] {
-            push_item(&mut input, &x).unwrap();
+            push_item(&mut sink, &x).unwrap();
         }
         let mut out = Vec::new();
         let f: fn(u64) -> u64 = square;
         let mut sink = Sink::new(&mut out, None);
         // SAFETY: `f` is a fn(u64) -> u64.
         unsafe { run_unary::<u64, u64>(f as usize, &input, &mut sink) };
-        drop(sink);
         let got: Vec<u64> = Outcomes::parse(&out)
             .unwrap()
             .iter()

@@ -71,10 +71,16 @@ const QUEUE_FAILED: i32 = 2;
 /// Exit code of a worker whose initializer panicked.
 const INIT_FAILED: i32 = 3;
 
-/// The worker's ends of its two areas (see `blob.rs`).
+/// Most of the pool's argument areas a worker keeps mapped.
+const ARG_AREAS_MAPPED: usize = 8;
+
+/// The worker's ends of its two areas and of the pool's argument areas (see
+/// `blob.rs`).
 #[derive(Default)]
 struct Areas {
     task: Option<Area>,
+    /// Argument areas mapped, by id, most recently used last.
+    args: Vec<(u64, Option<Area>)>,
     /// Messages copied out of the task area.
     taken: u64,
     result: Option<Area>,
@@ -130,7 +136,13 @@ fn send_area(
     buf: &mut Vec<u8>,
 ) -> crate::Result<()> {
     let gen = areas.result.as_ref().map_or(0, |a| a.gen);
-    wire::blob_piece(kind, ctx.sender, tag, len, gen, buf);
+    let r = wire::BlobRef {
+        tag,
+        len: len as u64,
+        gen,
+        area: 0,
+    };
+    wire::blob_piece(kind, ctx.sender, r, buf);
     ctx.results.put(buf)?;
     areas.written += 1;
     areas.sent_gen = gen;
@@ -194,17 +206,38 @@ fn recv(
         };
         if h.flags & wire::BLOB != 0 {
             // A whole message in our task area.
-            let Some((_, len, gen)) = wire::blob_ref(&piece[HEADER_LEN..]) else {
+            let Some(r) = wire::blob_ref(&piece[HEADER_LEN..]) else {
                 return Err(crate::Error::corrupt(
                     "",
                     "a pool area message is malformed",
                 ));
             };
+            if r.area != 0 {
+                // In one of the pool's argument areas, which the chunk holds: copy it
+                // out; nobody waits for us to have done so.
+                let at = match areas.args.iter().position(|(id, _)| *id == r.area) {
+                    Some(at) => at,
+                    None => {
+                        if areas.args.len() >= ARG_AREAS_MAPPED {
+                            areas.args.remove(0);
+                        }
+                        areas.args.push((r.area, None));
+                        areas.args.len() - 1
+                    }
+                };
+                let entry = areas.args.remove(at);
+                areas.args.push(entry);
+                let (blobs, id) = (&ctx.blobs, r.area);
+                let slot = &mut areas.args.last_mut().expect("just pushed").1;
+                let area = blob::attach(slot, r.gen, false, |g| blob::arg_area(blobs, id, g))?;
+                blob::take(area, r.len, msg)?;
+                return Ok(h.kind);
+            }
             let (blobs, index) = (&ctx.blobs, ctx.index);
-            let area = blob::attach(&mut areas.task, gen, false, |g| {
+            let area = blob::attach(&mut areas.task, r.gen, false, |g| {
                 blob::task_area(blobs, index, g)
             })?;
-            blob::take(area, len, msg)?;
+            blob::take(area, r.len, msg)?;
             areas.taken += 1;
             // SYNC(arg-taken): the message is copied out before the pool may reuse
             // the area; pairs with its Acquire load.
@@ -329,7 +362,6 @@ pub(super) fn main(mut ctx: WorkerCtx) -> i32 {
         let service = started.elapsed().as_nanos().min(u128::from(u64::MAX)) as u64;
         sink.patch(8, &service.to_le_bytes());
         let (len, spilled) = (sink.len(), sink.spilled());
-        drop(sink);
         let sent = if spilled {
             send_area(&ctx, &mut areas, wire::RESULT, id, len, &mut buf)
         } else {
