@@ -67,9 +67,19 @@
 //! ## Large arguments and results
 //! Messages up to 64 KiB travel through the queues, cut into pieces when longer
 //! than the queues' maximum message length (4 KiB unless set with
-//! [`PoolBuilder::max_message_len`]). Longer ones are copied through a shared area
-//! each worker keeps for its tasks and one for its results (reused segments, so
-//! the copies run at memory speed), so any size works, for every start method.
+//! [`PoolBuilder::max_message_len`]). Longer ones go through reused shared areas, so
+//! any size works, for every start method, at memory speed: an argument is
+//! serialized straight into one of the pool's argument areas (two per worker, plus
+//! two) and a result straight into its worker's result area; the receiver copies
+//! it out once into private memory (serde never reads memory another process can
+//! write) and deserializes it from there. The areas, and the private buffers large
+//! messages are copied into, are faulted in once and kept, so a steady stream of
+//! large payloads pays no page faults. They stay as large as the largest payload
+//! seen while the pool lives.
+//!
+//! Byte buffers should serialize as byte strings (`serde_bytes::ByteBuf`, or a
+//! newtype whose `Serialize` calls `serialize_bytes`): serde writes and reads a
+//! plain `Vec<u8>` one element at a time, several times slower than copying it.
 
 mod blob;
 mod chan;

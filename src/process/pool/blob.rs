@@ -90,16 +90,22 @@ pub(super) fn ensure(
             .unwrap_or(len);
         *area = None;
         let seg = Segment::create(&name(gen), size)?;
+        // Fault its pages in now, in one call: the first message through it then
+        // copies at memory speed, and a full /dev/shm is an error here rather than a
+        // SIGBUS while copying. (EINVAL: a kernel before 5.14, which cannot say.)
         // SAFETY: the range is the segment's own mapping.
-        unsafe { crate::sys::shm::populate(seg.as_ptr(), seg.len(), true) }.map_err(|e| {
-            Error::Io(std::io::Error::new(
-                e.kind(),
-                format!(
-                    "could not back a {size}-byte pool area in shared memory ({e}): \
-                     free space in /dev/shm or pass smaller payloads"
-                ),
-            ))
-        })?;
+        match unsafe { crate::sys::shm::populate(seg.as_ptr(), seg.len(), true) } {
+            Err(e) if e.raw_os_error() != Some(libc::EINVAL) => {
+                return Err(Error::Io(std::io::Error::new(
+                    e.kind(),
+                    format!(
+                        "could not back a {size}-byte pool area in shared memory ({e}): \
+                         free space in /dev/shm or pass smaller payloads"
+                    ),
+                )))
+            }
+            _ => {}
+        }
         *area = Some(Area { gen, seg });
     }
     area.as_ref()

@@ -782,8 +782,10 @@ impl Engine {
         let w = &self.workers[i];
         let announced = self.slots.get(i).res_gen.load(Ordering::Acquire);
         let opened = w.result_area.as_ref().map_or(0, |a| a.gen);
-        // A corrupt generation must not make us loop for long.
-        for gen in opened + 1..=announced.min(opened + 16) {
+        // A corrupt generation must not make us loop for long. The worker removes
+        // the generations it outgrew itself; the last one announced is the one left.
+        let last = (announced > opened + 16).then_some(announced);
+        for gen in (opened + 1..=announced.min(opened + 16)).chain(last) {
             blob::remove(&blob::result_area(&self.blobs, w.sender(), gen));
         }
     }

@@ -85,9 +85,23 @@ impl<'a> Sink<'a> {
         self.len = end;
     }
 
-    /// Appends one byte.
+    /// Appends one byte (serde writes a `Vec<u8>` this way, byte by byte: the common
+    /// cases take no more than a bounds check).
+    #[inline]
     pub fn push(&mut self, b: u8) {
-        self.extend(&[b]);
+        match self.area {
+            Some((ptr, cap)) if self.len < cap => {
+                // SAFETY: `len < cap`, the area's length; it is ours to write (as in
+                // `extend`).
+                unsafe { ptr.add(self.len).write(b) };
+                self.len += 1;
+            }
+            None if self.len < BLOB_MIN || self.spill.is_none() => {
+                self.vec.push(b);
+                self.len += 1;
+            }
+            _ => self.extend(&[b]),
+        }
     }
 
     /// Overwrites the bytes at `at` (already written) with `b`.

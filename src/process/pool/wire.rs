@@ -210,10 +210,27 @@ pub(super) enum Item<'a> {
 }
 
 /// The outcomes of one chunk: `tag u8` + `len u32` + bytes per item, validated:
-/// the bytes of `.0` from `.1` on. Shared, so that an `AsyncResult` read twice does
-/// not copy a large result.
+/// the bytes of `.0` from `.1` on.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(super) struct Outcomes(Arc<Buf>, usize);
+pub(super) struct Outcomes(OutcomeBytes, usize);
+
+/// Where a chunk's outcomes are: a short message's own bytes, or a large message's
+/// buffer, shared so that an `AsyncResult` read twice does not copy it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum OutcomeBytes {
+    Short(Vec<u8>),
+    Large(Arc<Buf>),
+}
+
+impl std::ops::Deref for OutcomeBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            OutcomeBytes::Short(v) => v,
+            OutcomeBytes::Large(b) => b,
+        }
+    }
+}
 
 impl Outcomes {
     /// True if `b` is a well-formed outcomes part of a RESULT body.
@@ -235,12 +252,13 @@ impl Outcomes {
 
     /// Validates the outcomes part of a RESULT body. `None` on malformed input.
     pub fn parse(b: &[u8]) -> Option<Outcomes> {
-        Outcomes::valid(b).then(|| Outcomes(Arc::new(Buf::from(b.to_vec())), 0))
+        Outcomes::valid(b).then(|| Outcomes(OutcomeBytes::Short(b.to_vec()), 0))
     }
 
     /// [`parse`](Outcomes::parse) of `body[start..]`, keeping `body` (no copy).
     pub fn parse_owned(body: Buf, start: usize) -> Option<Outcomes> {
-        Outcomes::valid(body.get(start..)?).then(|| Outcomes(Arc::new(body), start))
+        Outcomes::valid(body.get(start..)?)
+            .then(|| Outcomes(OutcomeBytes::Large(Arc::new(body)), start))
     }
 
     /// `n` failures with the same message.
@@ -250,7 +268,7 @@ impl Outcomes {
         for _ in 0..n {
             push_outcome(&mut sink, PANICKED, msg.as_bytes());
         }
-        Outcomes(Arc::new(Buf::from(b)), 0)
+        Outcomes(OutcomeBytes::Short(b), 0)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = Item<'_>> {
