@@ -896,6 +896,7 @@ fn big_argument_then_sleep(arg: (String, Bytes)) -> usize {
 
 #[test]
 fn a_worker_killed_holding_a_large_argument_fails_that_chunk_once_and_leaves_no_area() {
+    // (and the result areas outgrown while a result is written leave no name either)
     const NAME: &str =
         "a_worker_killed_holding_a_large_argument_fails_that_chunk_once_and_leaves_no_area";
     if role().as_deref() == Some("arg-owner") {
@@ -927,6 +928,13 @@ fn a_worker_killed_holding_a_large_argument_fails_that_chunk_once_and_leaves_no_
             1,
             "runs of the killed task"
         );
+        // A Vec<u8> result is written byte by byte: a fresh worker's result area
+        // grows several times while it is written, and the outgrown ones must go too.
+        let fresh = Pool::new(1).unwrap();
+        let input = pattern(6 << 20, 3);
+        let (n, rev) = fresh.apply(bytes_len_and_echo, input.clone()).unwrap();
+        assert!(n == input.len() && rev.iter().eq(input.iter().rev()));
+        drop(fresh);
         drop((doomed, next));
         drop(pool);
         let prefix = format!("mp.multiproc-pool-{}-", std::process::id());
