@@ -739,3 +739,231 @@ fn many_small_tasks_between_large_ones_stay_correct() {
         }
     });
 }
+
+/// Sizes around every boundary a payload crosses: empty, one byte, each length whose
+/// task or result message is just under, at or just over the 64 KiB that moves it
+/// from the queue into a shared area, a few MiB, and a size that makes both areas
+/// grow after they served smaller messages.
+fn boundary_sizes() -> Vec<usize> {
+    let mut sizes = vec![0, 1, 4095, 4096, 4097];
+    // The messages add 24 to 40 bytes of framing to the payload: sweep all of them.
+    sizes.extend((64 << 10) - 48..=(64 << 10) + 8);
+    sizes.extend([(1 << 20) + 3, 3 << 20, 12 << 20]);
+    sizes
+}
+
+#[test]
+fn payloads_of_every_boundary_size_round_trip_exactly_through_fork_and_spawn_pools() {
+    use multiproc::StartMethod;
+    watchdog(Duration::from_secs(240), || {
+        for m in [StartMethod::Fork, StartMethod::Spawn] {
+            let pool = Pool::builder().workers(2).start_method(m).build().unwrap();
+            for (k, len) in boundary_sizes().into_iter().enumerate() {
+                // A byte string (one bulk copy each way) ...
+                let input = pattern(len, k as u8);
+                let out = pool.apply(plus_one, Bytes(input.clone()));
+                expect_plus_one(&input, &out.unwrap_or_else(|e| panic!("{m:?} {len}: {e}")));
+                // ... and a Vec<u8>, which serde writes one element at a time.
+                let (n, rev) = pool.apply(bytes_len_and_echo, input.clone()).unwrap();
+                assert_eq!(n, len, "{m:?}");
+                assert!(
+                    rev.iter().eq(input.iter().rev()),
+                    "{m:?} {len}: bytes differ"
+                );
+            }
+            // Large ones in flight on both workers at once come back in order.
+            let inputs: Vec<Vec<u8>> = (0..5).map(|k| pattern((2 << 20) + k, k as u8)).collect();
+            let outs = pool
+                .map_chunked(plus_one, inputs.iter().cloned().map(Bytes), 1)
+                .unwrap();
+            for (i, o) in inputs.iter().zip(&outs) {
+                expect_plus_one(i, o);
+            }
+        }
+    });
+}
+
+/// Serializes as a 1 MiB byte string followed by a field that refuses to serialize:
+/// fails midway, after more than 64 KiB were written.
+#[derive(Debug)]
+struct FailsMidway;
+
+impl serde::Serialize for FailsMidway {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{Error as _, SerializeTuple};
+        let mut t = s.serialize_tuple(2)?;
+        t.serialize_element(&Bytes(vec![0xAB; 1 << 20]))?;
+        t.serialize_element(&Refuses)?;
+        let _ = t.end();
+        Err(S::Error::custom("unreachable: Refuses always fails"))
+    }
+}
+
+struct Refuses;
+
+impl serde::Serialize for Refuses {
+    fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+        Err(serde::ser::Error::custom("this field refuses to serialize"))
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for FailsMidway {
+    fn deserialize<D: serde::Deserializer<'de>>(_: D) -> Result<FailsMidway, D::Error> {
+        Err(serde::de::Error::custom("never sent"))
+    }
+}
+
+/// A large result for odd `k`, one that fails midway through serialization for even.
+fn large_or_failing(k: u32) -> Result<Bytes, FailsMidway> {
+    if k % 2 == 1 {
+        Ok(Bytes(pattern((1 << 20) + k as usize, k as u8)))
+    } else {
+        Err(FailsMidway)
+    }
+}
+
+fn make_fails_midway(_: u32) -> FailsMidway {
+    FailsMidway
+}
+
+#[test]
+fn a_payload_whose_serialization_fails_midway_fails_alone_and_the_pool_goes_on() {
+    watchdog(WATCHDOG, || {
+        let pool = Pool::new(2).unwrap();
+        // postcard keeps no custom message, only that serde refused.
+        let refused = |m: &str| m.contains("could not serialize") && m.contains("Serde");
+        // An argument: refused before anything is submitted.
+        match pool.apply(|_: FailsMidway| 0u8, FailsMidway) {
+            Err(Error::InvalidArgument { detail }) => assert!(refused(&detail), "{detail}"),
+            other => panic!("expected InvalidArgument, got {other:?}"),
+        }
+        // A result, alone and in the middle of a chunk whose other results are large:
+        // only that item fails, with the reason; its neighbours arrive intact.
+        match pool.apply(make_fails_midway, 0) {
+            Err(Error::TaskFailed { message }) => assert!(refused(&message), "{message}"),
+            other => panic!("expected TaskFailed, got {:?}", other.map(|_| ())),
+        }
+        let got: Vec<_> = pool
+            .imap_chunked(large_or_failing, 0..6, 3)
+            .unwrap()
+            .collect();
+        assert_eq!(got.len(), 6);
+        for (k, r) in got.into_iter().enumerate() {
+            match (k % 2, r) {
+                (1, Ok(Ok(b))) => assert_eq!(b.0, pattern((1 << 20) + k, k as u8), "item {k}"),
+                (0, Err(Error::TaskFailed { message })) => {
+                    assert!(refused(&message), "item {k}: {message}")
+                }
+                (_, other) => panic!("item {k}: {:?}", other.map(|r| r.map(|b| b.0.len()))),
+            }
+        }
+        // The areas are in a usable state afterwards.
+        let input = pattern(5 << 20, 7);
+        expect_plus_one(&input, &pool.apply(plus_one, Bytes(input.clone())).unwrap());
+    });
+}
+
+#[test]
+fn more_large_arguments_than_argument_areas_still_round_trip_in_order() {
+    watchdog(WATCHDOG, || {
+        // 2 workers have 6 argument areas: the other 14 arguments wait in private
+        // memory and go through the workers' own task areas.
+        let pool = Pool::new(2).unwrap();
+        let inputs: Vec<Vec<u8>> = (0..20).map(|k| pattern(200_000 + k, k as u8)).collect();
+        for _ in 0..2 {
+            let outs = pool
+                .map_chunked(plus_one, inputs.iter().cloned().map(Bytes), 1)
+                .unwrap();
+            assert_eq!(outs.len(), inputs.len());
+            for (i, o) in inputs.iter().zip(&outs) {
+                expect_plus_one(i, o);
+            }
+        }
+    });
+}
+
+/// Counts its runs in segment `.0` (word 0) and records its pid (word 1), then
+/// sleeps: a task with a large argument that a test kills while it runs.
+fn big_argument_then_sleep(arg: (String, Bytes)) -> usize {
+    let seg = Segment::open(&arg.0).unwrap();
+    // SAFETY: 16 bytes, accessed atomically.
+    let words = unsafe { &*(seg.as_ptr() as *const [AtomicU64; 2]) };
+    words[0].fetch_add(1, Ordering::SeqCst);
+    words[1].store(u64::from(std::process::id()), Ordering::SeqCst);
+    std::thread::sleep(Duration::from_secs(30));
+    arg.1 .0.len()
+}
+
+#[test]
+fn a_worker_killed_holding_a_large_argument_fails_that_chunk_once_and_leaves_no_area() {
+    // (and the result areas outgrown while a result is written leave no name either)
+    const NAME: &str =
+        "a_worker_killed_holding_a_large_argument_fails_that_chunk_once_and_leaves_no_area";
+    if role().as_deref() == Some("arg-owner") {
+        let counter = unique("pool-arg-runs");
+        let seg = Segment::create(&counter, 16).unwrap();
+        // SAFETY: 16 bytes, accessed atomically.
+        let words = unsafe { &*(seg.as_ptr() as *const [AtomicU64; 2]) };
+        let pool = Pool::new(1).unwrap();
+        let doomed = pool
+            .apply_async(
+                big_argument_then_sleep,
+                (counter.clone(), Bytes(pattern(8 << 20, 1))),
+            )
+            .unwrap();
+        // Queued behind it, holding its own argument area meanwhile.
+        let input = pattern(3 << 20, 2);
+        let next = pool.apply_async(plus_one, Bytes(input.clone())).unwrap();
+        assert!(wait_until(WATCHDOG, || words[1].load(Ordering::SeqCst) != 0));
+        let pid = words[1].load(Ordering::SeqCst) as i32;
+        // SAFETY: SIGKILL to the worker running the task.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        match doomed.get() {
+            Err(Error::WorkerDied { pid: p }) => assert_eq!(p as i32, pid),
+            other => panic!("expected WorkerDied, got {other:?}"),
+        }
+        expect_plus_one(&input, &next.get().unwrap());
+        assert_eq!(
+            words[0].load(Ordering::SeqCst),
+            1,
+            "runs of the killed task"
+        );
+        // A Vec<u8> result is written byte by byte: a fresh worker's result area
+        // grows several times while it is written, and the outgrown ones must go too.
+        let fresh = Pool::new(1).unwrap();
+        let input = pattern(6 << 20, 3);
+        let (n, rev) = fresh.apply(bytes_len_and_echo, input.clone()).unwrap();
+        assert!(n == input.len() && rev.iter().eq(input.iter().rev()));
+        drop(fresh);
+        drop((doomed, next));
+        drop(pool);
+        let prefix = format!("mp.multiproc-pool-{}-", std::process::id());
+        let left: Vec<String> = std::fs::read_dir("/dev/shm")
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|f| f.starts_with(&prefix))
+            .collect();
+        assert_eq!(left, Vec::<String>::new(), "areas left behind");
+        println!("done");
+        return;
+    }
+    let child = spawn_self(NAME, "arg-owner");
+    let owner = child.id();
+    let (code, out) = wait_self(child, WATCHDOG);
+    let prefix = format!("mp.multiproc-pool-{owner}-");
+    for e in std::fs::read_dir("/dev/shm").unwrap().flatten() {
+        let file = e.file_name().to_string_lossy().into_owned();
+        if let Some(name) = file
+            .strip_prefix("mp.")
+            .filter(|_| file.starts_with(&prefix))
+        {
+            let _ = multiproc::unlink(name);
+        }
+    }
+    assert_eq!(
+        (code, out.contains("done")),
+        (0, true),
+        "owner output: {out}"
+    );
+}

@@ -1,6 +1,8 @@
 //! Rows for the pool section: `Pool::map` throughput and `Process::fork` + `join`
-//! latency, an 8 MiB argument + 8 MiB result round trip through `Pool::apply`,
-//! against Python's `multiprocessing` (fork start method) in the same run.
+//! latency, an 8 MiB argument + 8 MiB result round trip through `Pool::apply` (as a
+//! byte string, and for comparison as a plain `Vec<u8>`, which serde handles element
+//! by element), against Python's `multiprocessing` (fork start method) in the same
+//! run.
 use crate::common::{fmt_dur, fmt_rate, py_get, ratio, section, value, Ctx, Goal};
 use multiproc::{Pool, Process};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -63,8 +65,32 @@ fn echo(b: Bytes) -> Bytes {
     Bytes(out)
 }
 
+/// The same task over a plain `Vec<u8>`, which serde handles element by element.
+fn echo_vec(mut b: Vec<u8>) -> Vec<u8> {
+    if let Some(x) = b.first_mut() {
+        *x = x.wrapping_add(1);
+    }
+    b
+}
+
 /// Bytes each way in the payload row.
 const PAYLOAD: usize = 8 << 20;
+
+/// Median round trip of `Pool::apply(echo_vec, PAYLOAD bytes as a Vec<u8>)`.
+fn payload_vec_round_trip(pool: &Pool, rounds: usize) -> Duration {
+    let arg = vec![7u8; PAYLOAD];
+    let times = (0..rounds)
+        .map(|_| {
+            let a = arg.clone();
+            let t = Instant::now();
+            let r = pool.apply(echo_vec, a).expect("apply");
+            let d = t.elapsed();
+            assert_eq!((r.len(), r[0]), (PAYLOAD, 8));
+            d
+        })
+        .collect();
+    crate::common::median(times)
+}
 
 /// Median round trip of `Pool::apply(echo, PAYLOAD bytes)` over `rounds` calls.
 fn payload_round_trip(pool: &Pool, rounds: usize) -> Duration {
@@ -100,6 +126,8 @@ pub fn run(ctx: &mut Ctx) {
     let default = best_rate(5, || pool.map(cube, 0..N).expect("map").len());
     payload_round_trip(&pool, 2);
     let payload = payload_round_trip(&pool, 15);
+    payload_vec_round_trip(&pool, 1);
+    let payload_vec = payload_vec_round_trip(&pool, 5);
     drop(pool);
 
     let py = ctx.python("pool_map.py", &[&N.to_string(), &PAYLOAD.to_string()]);
@@ -169,6 +197,16 @@ pub fn run(ctx: &mut Ctx) {
         each_way,
         ctx.memcpy_bw,
         Goal::AtLeast(0.5),
+    );
+    value(
+        "Pool(2).apply, the same as Vec<u8> (serde: element by element)",
+        fmt_dur(payload_vec),
+    );
+    ratio(
+        "  Vec<u8> payload: 16 MiB / round trip vs memcpy",
+        2.0 * PAYLOAD as f64 / payload_vec.as_secs_f64(),
+        ctx.memcpy_bw,
+        Goal::None,
     );
     match py_get(&py, "apply_payload") {
         Some(theirs) => {

@@ -67,19 +67,30 @@
 //! ## Large arguments and results
 //! Messages up to 64 KiB travel through the queues, cut into pieces when longer
 //! than the queues' maximum message length (4 KiB unless set with
-//! [`PoolBuilder::max_message_len`]). Longer ones are copied through a shared area
-//! each worker keeps for its tasks and one for its results (reused segments, so
-//! the copies run at memory speed), so any size works, for every start method.
+//! [`PoolBuilder::max_message_len`]). Longer ones go through reused shared areas, so
+//! any size works, for every start method, at memory speed: an argument is
+//! serialized straight into one of the pool's argument areas (two per worker, plus
+//! two) and a result straight into its worker's result area; the receiver copies
+//! it out once into private memory (serde never reads memory another process can
+//! write) and deserializes it from there. The areas, and the private buffers large
+//! messages are copied into, are faulted in once and kept, so a steady stream of
+//! large payloads pays no page faults. They stay as large as the largest payload
+//! seen while the pool lives.
+//!
+//! Byte buffers should serialize as byte strings (`serde_bytes::ByteBuf`, or a
+//! newtype whose `Serialize` calls `serialize_bytes`): serde writes and reads a
+//! plain `Vec<u8>` one element at a time, several times slower than copying it.
 
 mod blob;
 mod chan;
 mod engine;
 mod jobs;
+mod sink;
 mod slots;
 mod wire;
 mod worker;
 
-use self::jobs::{task_body, task_header, Failure, Outcome, Shared};
+use self::jobs::{task_body, Body, Failure, Outcome, Shared};
 use self::wire::{Item, Outcomes, Runner};
 use super::start::{default_is_automatic, get_start_method, StartMethod};
 use crate::sys::clock::std_deadline_after;
@@ -284,30 +295,26 @@ fn decode<R: DeserializeOwned>(o: Item<'_>) -> Result<R> {
     }
 }
 
-/// Serializes `items` into chunk bodies of `chunksize` items each.
+/// Serializes `items` into chunk bodies of `chunksize` items each (large ones
+/// straight into shared memory).
 fn chunk_bodies<'a, T: Serialize + 'a>(
+    shared: &Shared,
     runner: Runner,
     f: usize,
     items: impl IntoIterator<Item = &'a T>,
     chunksize: usize,
-) -> Result<Vec<(u64, Vec<u8>, usize)>> {
+) -> Result<Vec<(u64, Body)>> {
     let mut out = Vec::new();
-    // Items are serialized straight into the body (a large argument is copied once).
-    let mut buf = Vec::new();
-    task_header(runner, f, &mut buf);
-    let mut n = 0;
-    for item in items {
-        wire::push_item(&mut buf, item).map_err(Error::invalid)?;
-        n += 1;
-        if n == chunksize {
-            let mut next = Vec::new();
-            task_header(runner, f, &mut next);
-            out.push((out.len() as u64, std::mem::replace(&mut buf, next), n));
-            n = 0;
-        }
-    }
-    if n > 0 {
-        out.push((out.len() as u64, buf, n));
+    let mut items = items.into_iter().peekable();
+    while items.peek().is_some() {
+        let (body, _) = task_body(&shared.args, runner, f, |sink| {
+            for item in items.by_ref().take(chunksize) {
+                wire::push_item(sink, item)?;
+            }
+            Ok(0)
+        })
+        .map_err(Error::invalid)?;
+        out.push((out.len() as u64, body));
     }
     Ok(out)
 }
@@ -348,13 +355,10 @@ impl Pool {
         if chunksize == 0 {
             return Err(Error::invalid("chunksize must be at least 1"));
         }
-        let chunks = chunk_bodies(runner, f, items, chunksize)?;
+        let chunks = chunk_bodies(&self.shared, runner, f, items, chunksize)?;
         let n_chunks = chunks.len() as u64;
         let job = self.shared.new_job()?;
-        if let Err(e) = self
-            .shared
-            .submit(job, chunks.into_iter().map(|(i, body, _)| (i, body)))
-        {
+        if let Err(e) = self.shared.submit(job, chunks) {
             self.shared.abandon(job);
             return Err(e);
         }
@@ -526,15 +530,14 @@ impl Pool {
         A: Serialize + DeserializeOwned,
         R: Serialize + DeserializeOwned,
     {
-        let chunks = chunk_bodies(wire::run_unary::<A, R>, f as usize, [&arg], 1)?;
+        let chunks = chunk_bodies(&self.shared, wire::run_unary::<A, R>, f as usize, [&arg], 1)?;
         let job = self.shared.new_job()?;
         let result = AsyncResult {
             shared: self.shared.clone(),
             job,
             _r: PhantomData,
         };
-        self.shared
-            .submit(job, chunks.into_iter().map(|(i, body, _)| (i, body)))?;
+        self.shared.submit(job, chunks)?;
         Ok(result)
     }
 
@@ -734,15 +737,18 @@ where
             let Some(input) = self.input.as_mut() else {
                 break;
             };
-            let mut items = Vec::new();
             let mut n = 0;
             let mut bad = None;
-            for item in input.by_ref().take(self.chunksize) {
-                n += 1;
-                if let Err(e) = wire::push_item(&mut items, &item) {
-                    bad = Some(e);
+            let chunksize = self.chunksize;
+            let body = task_body(&self.shared.args, self.runner, self.f, |sink| {
+                for item in input.by_ref().take(chunksize) {
+                    n += 1;
+                    if let Err(e) = wire::push_item(sink, &item) {
+                        bad = Some(e);
+                    }
                 }
-            }
+                Ok(n)
+            });
             if n == 0 {
                 self.input = None;
                 break;
@@ -750,13 +756,13 @@ where
             let index = self.submitted;
             self.submitted += 1;
             self.sizes.insert(index, n);
-            match bad {
-                Some(msg) => self.shared.record_local(
+            match (bad, body) {
+                (None, Ok((body, _))) => batch.push((index, body)),
+                (Some(msg), _) | (None, Err(msg)) => self.shared.record_local(
                     self.job,
                     index,
                     Outcome::Items(Outcomes::failed(&msg, n)),
                 ),
-                None => batch.push((index, task_body(self.runner, self.f, &items))),
             }
         }
         if !batch.is_empty() {

@@ -61,6 +61,36 @@ pub fn anonymous() -> io::Result<File> {
     Ok(unsafe { File::from_raw_fd(fd) })
 }
 
+/// Faults in `len` bytes of a shared mapping at `ptr` for writing (`write`) or
+/// reading, in one call (`MADV_POPULATE_WRITE`/`_READ`, Linux 5.14+), instead of one
+/// page fault per page at first touch. `Err` if the pages cannot be backed (e.g. the
+/// shared-memory filesystem is full) or the kernel is too old to say.
+///
+/// # Safety
+/// `ptr..ptr + len` must lie in a mapping of this process (populating never changes
+/// its contents).
+pub unsafe fn populate(ptr: *mut u8, len: usize, write: bool) -> io::Result<()> {
+    let advice = if write {
+        libc::MADV_POPULATE_WRITE
+    } else {
+        libc::MADV_POPULATE_READ
+    };
+    // madvise wants a page-aligned start: round down (the page is part of the mapping).
+    // SAFETY: sysconf has no preconditions.
+    let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) })
+        .ok()
+        .filter(|p| p.is_power_of_two())
+        .unwrap_or(4096);
+    let start = (ptr as usize) & !(page - 1);
+    let len = len + (ptr as usize - start);
+    // SAFETY: per the contract the range lies in our mapping; the advice only faults
+    // pages in.
+    if unsafe { libc::madvise(start as *mut libc::c_void, len, advice) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Removes `posix_name`; mappings that exist stay valid.
 pub fn unlink(posix_name: &str) -> io::Result<()> {
     let name = c_name(posix_name)?;

@@ -17,9 +17,9 @@
 //! the front of `pending` (those never started), empties its inbox and forks a
 //! replacement. Nothing waits on a dead process, so the pool cannot hang on one.
 
-use super::blob::{self, Area, BLOB_MIN};
+use super::blob::{self, Area, ArgAreas, Buf, BLOB_MIN};
 use super::chan::Chan;
-use super::jobs::{Chunk, Failure, Outcome, Shared, State};
+use super::jobs::{Body, Chunk, Failure, Outcome, Shared, State};
 use super::slots::Slots;
 use super::wire::{self, FrameHeader, Outcomes, HEADER_LEN};
 use super::worker::{self, WorkerCtx};
@@ -90,6 +90,7 @@ pub(super) fn start(cfg: Config) -> Result<(Arc<Shared>, std::thread::JoinHandle
         state: Mutex::new(State::default()),
         cond: Condvar::new(),
         results: results.clone(),
+        args: Arc::new(ArgAreas::new(blobs.clone(), 2 * cfg.workers + 2)),
         sleeping: AtomicBool::new(false),
         workers: cfg.workers,
     });
@@ -589,45 +590,65 @@ impl Engine {
             let Some(a) = w.assigned.get_mut(w.sent_chunks) else {
                 return progress;
             };
-            let body = &a.chunk.body;
-            let end = if body.len() > BLOB_MIN {
-                // SYNC(arg-taken): pairs with the worker's Release store once it has
-                // copied the last message out of its task area.
-                let taken = self.slots.get(i).arg_taken.load(Ordering::Acquire);
-                if taken < w.arg_written {
-                    // The area still holds a message the worker has not read.
-                    return progress;
+            let len = a.chunk.body.len();
+            let (end, own_area) = match &a.chunk.body {
+                Body::Area(arg, _) => {
+                    // Already in shared memory: only its piece travels.
+                    let r = wire::BlobRef {
+                        tag: a.chunk.id,
+                        len: len as u64,
+                        gen: arg.area.as_ref().map_or(0, |x| x.gen),
+                        area: arg.id,
+                    };
+                    wire::blob_piece(wire::TASK, 0, r, &mut self.buf);
+                    (len, false)
                 }
-                let (blobs, index) = (&self.blobs, w.index);
-                let area = match blob::ensure(&mut w.task_area, body.len(), |g| {
-                    blob::task_area(blobs, index, g)
-                }) {
-                    Ok(area) => area,
-                    Err(e) => {
-                        // Never given to the worker: fail it here, with the reason.
-                        if let Some(a) = w.assigned.remove(w.sent_chunks) {
-                            let why = Failure::Payload(e.to_string());
-                            self.batch
-                                .push((a.chunk.job, a.chunk.index, Outcome::Failed(why)));
-                        }
-                        progress = true;
-                        continue;
+                Body::Private(body) if len > BLOB_MIN => {
+                    // SYNC(arg-taken): pairs with the worker's Release store once it
+                    // has copied the last message out of its task area.
+                    let taken = self.slots.get(i).arg_taken.load(Ordering::Acquire);
+                    if taken < w.arg_written {
+                        // The area still holds a message the worker has not read.
+                        return progress;
                     }
-                };
-                blob::put(area, body);
-                let gen = area.gen;
-                wire::blob_piece(wire::TASK, 0, a.chunk.id, body.len(), gen, &mut self.buf);
-                body.len()
-            } else {
-                wire::piece(wire::TASK, 0, body, w.cursor, w.inbox.max(), &mut self.buf)
+                    let (blobs, index) = (&self.blobs, w.index);
+                    let area = match blob::ensure(&mut w.task_area, len, |g| {
+                        blob::task_area(blobs, index, g)
+                    }) {
+                        Ok(area) => area,
+                        Err(e) => {
+                            // Never given to the worker: fail it here, with the reason.
+                            if let Some(a) = w.assigned.remove(w.sent_chunks) {
+                                let why = Failure::Payload(e.to_string());
+                                self.batch
+                                    .push((a.chunk.job, a.chunk.index, Outcome::Failed(why)));
+                            }
+                            progress = true;
+                            continue;
+                        }
+                    };
+                    blob::put(area, body);
+                    let r = wire::BlobRef {
+                        tag: a.chunk.id,
+                        len: len as u64,
+                        gen: area.gen,
+                        area: 0,
+                    };
+                    wire::blob_piece(wire::TASK, 0, r, &mut self.buf);
+                    (len, true)
+                }
+                Body::Private(body) => (
+                    wire::piece(wire::TASK, 0, body, w.cursor, w.inbox.max(), &mut self.buf),
+                    false,
+                ),
             };
             match w.inbox.try_put(&self.buf) {
                 Ok(true) => {
                     progress = true;
-                    if body.len() > BLOB_MIN {
+                    if own_area {
                         w.arg_written += 1;
                     }
-                    if end >= body.len() {
+                    if end >= len {
                         w.sent_chunks += 1;
                         w.cursor = 0;
                     } else {
@@ -691,11 +712,11 @@ impl Engine {
         if let Some(r) = blob_ref {
             let (blobs, sender) = (&self.blobs, h.sender);
             let read = match r {
-                Some((_, len, gen)) => blob::attach(&mut w.result_area, gen, true, |g| {
+                Some(r) if r.area == 0 => blob::attach(&mut w.result_area, r.gen, true, |g| {
                     blob::result_area(blobs, sender, g)
                 })
-                .and_then(|area| blob::take(area, len, &mut body)),
-                None => Err(Error::corrupt("", "a pool area message is malformed")),
+                .and_then(|area| blob::take(area, r.len, &mut body)),
+                _ => Err(Error::corrupt("", "a pool area message is malformed")),
             };
             w.res_taken += 1;
             // SYNC(res-taken): the message is copied out before the worker may
@@ -705,7 +726,7 @@ impl Engine {
                 .res_taken
                 .store(w.res_taken, Ordering::Release);
             if let Err(e) = read {
-                let tag = r.map_or(0, |(tag, _, _)| tag);
+                let tag = r.map_or(0, |r| r.tag);
                 self.unreadable(index, h.kind, tag, e);
                 return;
             }
@@ -762,8 +783,10 @@ impl Engine {
         let w = &self.workers[i];
         let announced = self.slots.get(i).res_gen.load(Ordering::Acquire);
         let opened = w.result_area.as_ref().map_or(0, |a| a.gen);
-        // A corrupt generation must not make us loop for long.
-        for gen in opened + 1..=announced.min(opened + 16) {
+        // A corrupt generation must not make us loop for long. The worker removes
+        // the generations it outgrew itself; the last one announced is the one left.
+        let last = (announced > opened + 16).then_some(announced);
+        for gen in (opened + 1..=announced.min(opened + 16)).chain(last) {
             blob::remove(&blob::result_area(&self.blobs, w.sender(), gen));
         }
     }
@@ -806,7 +829,8 @@ impl Engine {
         let fit = WINDOW_TARGET.as_nanos() as f64 / w.service_ns.max(1.0);
         w.window = (1 + fit as usize).clamp(1, MAX_WINDOW);
         let parsed = if body.len() > BLOB_MIN {
-            Outcomes::parse_owned(std::mem::take(body), 16)
+            // Kept as it is (no copy); it returns to the spare buffers once read.
+            Outcomes::parse_owned(Buf::from(std::mem::take(body)), 16)
         } else {
             body.get(16..).and_then(Outcomes::parse)
         };

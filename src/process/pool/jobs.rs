@@ -2,7 +2,9 @@
 //! chunks, each job's finished outcomes, the close/join/terminate requests) and the
 //! calls user threads make on it. The pool thread's side is in `engine.rs`.
 
+use super::blob::{ArgArea, ArgAreas, Buf};
 use super::chan::Chan;
+use super::sink::Sink;
 use super::wire::{self, Outcomes, Runner};
 use crate::process::start;
 use crate::{Error, Result};
@@ -55,30 +57,65 @@ pub(super) enum Outcome {
     Failed(Failure),
 }
 
-/// A submitted chunk; `body` is the whole TASK message body.
+/// A submitted chunk and its whole TASK message body.
 pub(super) struct Chunk {
     pub id: u64,
     pub job: u64,
     pub index: u64,
-    pub body: Vec<u8>,
+    pub body: Body,
 }
 
-/// Starts a TASK body in `b` (cleared first): room for the id, then runner and
-/// function; the items are appended after it.
-pub(super) fn task_header(runner: Runner, f: usize, b: &mut Vec<u8>) {
-    b.clear();
-    b.extend_from_slice(&0u64.to_le_bytes());
+/// A TASK message body: room for the chunk id, runner, function, then the items.
+pub(super) enum Body {
+    /// In private memory (short, or no argument area was free); a large one goes
+    /// back to the spare buffers when the chunk is done.
+    Private(Buf),
+    /// The first `.1` bytes of an argument area, which the chunk holds until it is
+    /// done (see `blob.rs`).
+    Area(ArgArea, usize),
+}
+
+impl Body {
+    pub fn len(&self) -> usize {
+        match self {
+            Body::Private(b) => b.len(),
+            Body::Area(_, len) => *len,
+        }
+    }
+
+    /// Writes the chunk id at the start.
+    fn set_id(&mut self, id: u64) {
+        match self {
+            Body::Private(b) => b[..8].copy_from_slice(&id.to_le_bytes()),
+            Body::Area(a, _) => a.patch(0, &id.to_le_bytes()),
+        }
+    }
+}
+
+/// Serializes a TASK body: the header for `runner` and `f`, then the items `items`
+/// writes (it returns how many). A large body is written straight into an argument
+/// area of `args` when one is free. `Err`: an item could not be serialized.
+pub(super) fn task_body(
+    args: &std::sync::Arc<ArgAreas>,
+    runner: Runner,
+    f: usize,
+    items: impl FnOnce(&mut Sink<'_>) -> std::result::Result<usize, String>,
+) -> std::result::Result<(Body, usize), String> {
+    let mut held: Option<ArgArea> = None;
+    let mut spill = |len: usize| args.ensure(&mut held, len);
+    let mut vec = Vec::with_capacity(64);
+    let mut sink = Sink::new(&mut vec, Some(&mut spill));
+    sink.extend(&0u64.to_le_bytes());
     // Offsets, not addresses: a spawned worker maps this executable elsewhere.
-    b.extend_from_slice(&start::to_offset(runner as usize).to_le_bytes());
-    b.extend_from_slice(&start::to_offset(f).to_le_bytes());
-}
-
-/// Builds a TASK body: room for the id, then runner, function and `items`.
-pub(super) fn task_body(runner: Runner, f: usize, items: &[u8]) -> Vec<u8> {
-    let mut b = Vec::with_capacity(24 + items.len());
-    task_header(runner, f, &mut b);
-    b.extend_from_slice(items);
-    b
+    sink.extend(&start::to_offset(runner as usize).to_le_bytes());
+    sink.extend(&start::to_offset(f).to_le_bytes());
+    let n = items(&mut sink)?;
+    let (len, spilled) = (sink.len(), sink.spilled());
+    Ok(match held {
+        Some(area) if spilled => (Body::Area(area, len), n),
+        // An area that was let go of (the body stayed private) returns when dropped.
+        _ => (Body::Private(Buf::from(vec)), n),
+    })
 }
 
 /// A job's finished chunks, by chunk index: a window that slides forward as the
@@ -196,6 +233,8 @@ pub(super) struct Shared {
     pub(super) cond: Condvar,
     /// The result queue, for posting WAKE when the pool thread sleeps.
     pub(super) results: Chan,
+    /// Where user threads serialize large arguments.
+    pub(super) args: std::sync::Arc<ArgAreas>,
     pub(super) sleeping: AtomicBool,
     pub(super) workers: usize,
 }
@@ -269,7 +308,7 @@ impl Shared {
     }
 
     /// Submits chunks `(index, body)` of `job`.
-    pub fn submit(&self, job: u64, chunks: impl IntoIterator<Item = (u64, Vec<u8>)>) -> Result<()> {
+    pub fn submit(&self, job: u64, chunks: impl IntoIterator<Item = (u64, Body)>) -> Result<()> {
         {
             let mut s = self.lock();
             if s.finished || s.terminate_requested {
@@ -279,7 +318,7 @@ impl Shared {
             for (index, mut body) in chunks {
                 let id = s.next_chunk;
                 s.next_chunk += 1;
-                body[..8].copy_from_slice(&id.to_le_bytes());
+                body.set_id(id);
                 let Some(j) = s.jobs.get_mut(&job) else {
                     return Err(Error::Closed);
                 };

@@ -7,7 +7,7 @@
 //! A logical message longer than [`BLOB_MIN`](super::blob::BLOB_MIN) instead travels
 //! in a reused shared area (see `blob.rs`): its one piece carries [`BLOB`] and the
 //! body `tag u64` (the chunk id, for TASK and RESULT) + `len u64` + `gen u64` (the
-//! area's generation).
+//! area's generation) + `area u64` (which area: [`BlobRef`]).
 //!
 //! | kind           | direction       | body                                              |
 //! |----------------|-----------------|---------------------------------------------------|
@@ -21,9 +21,12 @@
 //! `tag u8` ([`OK`] / [`PANICKED`] / [`BAD_INPUT`]) + `len u32` + bytes (postcard
 //! bytes of the result, or a UTF-8 message). All integers are little-endian.
 
+use super::blob::Buf;
+use super::sink::{Sink, SinkOut};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::cell::RefCell;
+use std::sync::Arc;
 
 pub(super) const TASK: u8 = 1;
 pub(super) const STOP: u8 = 2;
@@ -106,9 +109,22 @@ pub(super) fn piece(
     end
 }
 
+/// Where a [`BLOB`] piece's message is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct BlobRef {
+    /// The chunk id, for TASK and RESULT.
+    pub tag: u64,
+    pub len: u64,
+    /// The area's generation.
+    pub gen: u64,
+    /// 0: the receiving worker's task area (or the sender's result area); else the
+    /// pool's argument area of this id.
+    pub area: u64,
+}
+
 /// Writes into `buf` (cleared first) the one piece of a message of `len` bytes that
-/// travels in generation `gen` of an area.
-pub(super) fn blob_piece(kind: u8, sender: u32, tag: u64, len: usize, gen: u64, buf: &mut Vec<u8>) {
+/// travels in generation `gen` of area `area` (see [`BlobRef`]).
+pub(super) fn blob_piece(kind: u8, sender: u32, r: BlobRef, buf: &mut Vec<u8>) {
     buf.clear();
     buf.resize(HEADER_LEN, 0);
     FrameHeader {
@@ -117,18 +133,23 @@ pub(super) fn blob_piece(kind: u8, sender: u32, tag: u64, len: usize, gen: u64, 
         sender,
     }
     .write(buf);
-    buf.extend_from_slice(&tag.to_le_bytes());
-    buf.extend_from_slice(&(len as u64).to_le_bytes());
-    buf.extend_from_slice(&gen.to_le_bytes());
+    for w in [r.tag, r.len, r.gen, r.area] {
+        buf.extend_from_slice(&w.to_le_bytes());
+    }
 }
 
-/// The `(tag, len, gen)` of a [`BLOB`] piece's body; None if it is malformed.
-pub(super) fn blob_ref(body: &[u8]) -> Option<(u64, u64, u64)> {
+/// The [`BlobRef`] of a [`BLOB`] piece's body; None if it is malformed.
+pub(super) fn blob_ref(body: &[u8]) -> Option<BlobRef> {
     let word = |i: usize| Some(u64::from_le_bytes(body.get(i..i + 8)?.try_into().ok()?));
-    if body.len() != 24 {
+    if body.len() != 32 {
         return None;
     }
-    Some((word(0)?, word(8)?, word(16)?))
+    Some(BlobRef {
+        tag: word(0)?,
+        len: word(8)?,
+        gen: word(16)?,
+        area: word(24)?,
+    })
 }
 
 /// The chunk id at the start of a TASK or RESULT body (0 if it is too short).
@@ -137,27 +158,26 @@ pub(super) fn chunk_id(body: &[u8]) -> u64 {
         .map_or(0, |b| u64::from_le_bytes(b.try_into().unwrap_or_default()))
 }
 
-/// Lets postcard append to a borrowed buffer.
-struct Appender<'a>(&'a mut Vec<u8>);
-
-impl Extend<u8> for Appender<'_> {
-    fn extend<I: IntoIterator<Item = u8>>(&mut self, iter: I) {
-        self.0.extend(iter)
-    }
-}
-
-/// Appends `len u32` + the postcard bytes of `value` to `out`.
-pub(super) fn push_item<T: Serialize>(out: &mut Vec<u8>, value: &T) -> Result<(), String> {
+/// Appends `len u32` + the postcard bytes of `value` to `out` (nothing on error).
+pub(super) fn push_item<T: Serialize>(out: &mut Sink<'_>, value: &T) -> Result<(), String> {
     let at = out.len();
-    out.extend_from_slice(&[0; 4]);
-    if let Err(e) = postcard::to_extend(value, Appender(out)) {
-        out.truncate(at);
-        return Err(format!("could not serialize a pool argument: {e}"));
+    out.extend(&[0; 4]);
+    let written = postcard::serialize_with_flavor::<T, _, ()>(value, SinkOut(out))
+        .map_err(|e| format!("could not serialize a pool argument: {e}"))
+        .and_then(|()| {
+            u32::try_from(out.len() - at - 4)
+                .map_err(|_| "a pool argument is larger than 4 GiB".to_owned())
+        });
+    match written {
+        Ok(len) => {
+            out.patch(at, &len.to_le_bytes());
+            Ok(())
+        }
+        Err(e) => {
+            out.truncate(at);
+            Err(e)
+        }
     }
-    let len = u32::try_from(out.len() - at - 4)
-        .map_err(|_| "a pool argument is larger than 4 GiB".to_owned())?;
-    out[at..at + 4].copy_from_slice(&len.to_le_bytes());
-    Ok(())
 }
 
 /// Iterates over a sequence of `len u32` + bytes; yields `None` once on malformed
@@ -189,10 +209,28 @@ pub(super) enum Item<'a> {
     Failed(&'a [u8]),
 }
 
-/// The outcomes of one chunk: `tag u8` + `len u32` + bytes per item, validated.
+/// The outcomes of one chunk: `tag u8` + `len u32` + bytes per item, validated:
+/// the bytes of `.0` from `.1` on.
 #[derive(Clone, Debug, PartialEq, Eq)]
-/// The bytes of `.0` from `.1` on.
-pub(super) struct Outcomes(Vec<u8>, usize);
+pub(super) struct Outcomes(OutcomeBytes, usize);
+
+/// Where a chunk's outcomes are: a short message's own bytes, or a large message's
+/// buffer, shared so that an `AsyncResult` read twice does not copy it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum OutcomeBytes {
+    Short(Vec<u8>),
+    Large(Arc<Buf>),
+}
+
+impl std::ops::Deref for OutcomeBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            OutcomeBytes::Short(v) => v,
+            OutcomeBytes::Large(b) => b,
+        }
+    }
+}
 
 impl Outcomes {
     /// True if `b` is a well-formed outcomes part of a RESULT body.
@@ -214,21 +252,23 @@ impl Outcomes {
 
     /// Validates the outcomes part of a RESULT body. `None` on malformed input.
     pub fn parse(b: &[u8]) -> Option<Outcomes> {
-        Outcomes::valid(b).then(|| Outcomes(b.to_vec(), 0))
+        Outcomes::valid(b).then(|| Outcomes(OutcomeBytes::Short(b.to_vec()), 0))
     }
 
     /// [`parse`](Outcomes::parse) of `body[start..]`, keeping `body` (no copy).
-    pub fn parse_owned(body: Vec<u8>, start: usize) -> Option<Outcomes> {
-        Outcomes::valid(body.get(start..)?).then_some(Outcomes(body, start))
+    pub fn parse_owned(body: Buf, start: usize) -> Option<Outcomes> {
+        Outcomes::valid(body.get(start..)?)
+            .then(|| Outcomes(OutcomeBytes::Large(Arc::new(body)), start))
     }
 
     /// `n` failures with the same message.
     pub fn failed(msg: &str, n: usize) -> Outcomes {
         let mut b = Vec::new();
+        let mut sink = Sink::new(&mut b, None);
         for _ in 0..n {
-            push_outcome(&mut b, PANICKED, msg.as_bytes());
+            push_outcome(&mut sink, PANICKED, msg.as_bytes());
         }
-        Outcomes(b, 0)
+        Outcomes(OutcomeBytes::Short(b), 0)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = Item<'_>> {
@@ -250,23 +290,26 @@ impl Outcomes {
     }
 }
 
-fn push_outcome(out: &mut Vec<u8>, tag: u8, bytes: &[u8]) {
+fn push_outcome(out: &mut Sink<'_>, tag: u8, bytes: &[u8]) {
     out.push(tag);
-    out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
-    out.extend_from_slice(bytes);
+    out.extend(&(bytes.len() as u32).to_le_bytes());
+    out.extend(bytes);
 }
 
 /// Appends an OK outcome with the postcard bytes of `r` (or a failure if `r` cannot
-/// be serialized).
-fn push_result<R: Serialize>(out: &mut Vec<u8>, r: &R) {
+/// be serialized, or its bytes would not fit the 4 GiB an outcome can hold).
+fn push_result<R: Serialize>(out: &mut Sink<'_>, r: &R) {
     let at = out.len();
     out.push(OK);
-    out.extend_from_slice(&[0; 4]);
-    match postcard::to_extend(r, Appender(out)) {
-        Ok(_) => {
-            let len = (out.len() - at - 5) as u32;
-            out[at + 1..at + 5].copy_from_slice(&len.to_le_bytes());
-        }
+    out.extend(&[0; 4]);
+    let written = postcard::serialize_with_flavor::<R, _, ()>(r, SinkOut(out))
+        .map_err(|e| e.to_string())
+        .and_then(|()| {
+            u32::try_from(out.len() - at - 5)
+                .map_err(|_| "the result is larger than 4 GiB".to_owned())
+        });
+    match written {
+        Ok(len) => out.patch(at + 1, &len.to_le_bytes()),
         Err(e) => {
             out.truncate(at);
             let msg = format!("could not serialize the result: {e}");
@@ -281,7 +324,7 @@ fn push_result<R: Serialize>(out: &mut Vec<u8>, r: &R) {
 /// # Safety
 /// `f` must be the address of a function of exactly the type the runner was
 /// instantiated for (the pool sends each runner together with such a function).
-pub(super) type Runner = unsafe fn(f: usize, input: &[u8], out: &mut Vec<u8>);
+pub(super) type Runner = unsafe fn(f: usize, input: &[u8], out: &mut Sink<'_>);
 
 thread_local! {
     /// The last panic's message, captured by the worker's panic hook.
@@ -291,8 +334,8 @@ thread_local! {
 /// Runs `call` on every item, catching panics per item.
 fn run_items<A: DeserializeOwned>(
     input: &[u8],
-    out: &mut Vec<u8>,
-    mut call: impl FnMut(A, &mut Vec<u8>),
+    out: &mut Sink<'_>,
+    mut call: impl FnMut(A, &mut Sink<'_>),
 ) {
     for item in items(input) {
         let Some(item) = item else {
@@ -313,7 +356,7 @@ fn run_items<A: DeserializeOwned>(
         let before = out.len();
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| call(arg, out)));
         if r.is_err() {
-            out.truncate(before.min(out.len()));
+            out.truncate(before);
             let msg = LAST_PANIC
                 .with(|p| p.borrow_mut().take())
                 .unwrap_or_else(|| "the task panicked".to_owned());
@@ -329,7 +372,7 @@ fn run_items<A: DeserializeOwned>(
 pub(super) unsafe fn run_unary<A: DeserializeOwned, R: Serialize>(
     f: usize,
     input: &[u8],
-    out: &mut Vec<u8>,
+    out: &mut Sink<'_>,
 ) {
     // SAFETY: per the contract, `f` came from a `fn(A) -> R` of this very binary.
     let f = unsafe { std::mem::transmute::<usize, fn(A) -> R>(f) };
@@ -346,7 +389,7 @@ pub(super) unsafe fn run_unary<A: DeserializeOwned, R: Serialize>(
 pub(super) unsafe fn run_binary<A: DeserializeOwned, B: DeserializeOwned, R: Serialize>(
     f: usize,
     input: &[u8],
-    out: &mut Vec<u8>,
+    out: &mut Sink<'_>,
 ) {
     // SAFETY: per the contract.
     let f = unsafe { std::mem::transmute::<usize, fn(A, B) -> R>(f) };
@@ -360,7 +403,7 @@ pub(super) unsafe fn run_binary<A: DeserializeOwned, B: DeserializeOwned, R: Ser
 ///
 /// # Safety
 /// `f` is the address of a `fn(A, B, C) -> R`.
-pub(super) unsafe fn run_ternary<A, B, C, R>(f: usize, input: &[u8], out: &mut Vec<u8>)
+pub(super) unsafe fn run_ternary<A, B, C, R>(f: usize, input: &[u8], out: &mut Sink<'_>)
 where
     A: DeserializeOwned,
     B: DeserializeOwned,
@@ -382,12 +425,18 @@ mod tests {
     #[test]
     fn an_area_piece_carries_its_tag_length_and_generation_and_nothing_else_parses() {
         let mut buf = Vec::new();
-        blob_piece(RESULT, 9, 42, 8 << 20, 3, &mut buf);
+        let r = BlobRef {
+            tag: 42,
+            len: 8 << 20,
+            gen: 3,
+            area: 5,
+        };
+        blob_piece(RESULT, 9, r, &mut buf);
         let h = FrameHeader::read(&buf).unwrap();
         assert_eq!((h.flags, h.kind, h.sender), (BLOB, RESULT, 9));
-        assert_eq!(blob_ref(&buf[HEADER_LEN..]), Some((42, 8 << 20, 3)));
+        assert_eq!(blob_ref(&buf[HEADER_LEN..]), Some(r));
         // A forged piece of any other length is refused, not read past its end.
-        for n in [0, 8, 16, 23, 25, 40] {
+        for n in [0, 8, 16, 24, 31, 33, 40] {
             assert_eq!(blob_ref(&vec![1; n]), None, "{n} bytes");
         }
     }
@@ -395,13 +444,15 @@ mod tests {
     #[test]
     fn owned_outcomes_skip_the_header_and_are_validated_like_borrowed_ones() {
         let mut body = vec![0xee; 16];
-        push_outcome(&mut body, OK, b"abc");
-        let o = Outcomes::parse_owned(body.clone(), 16).unwrap();
+        let mut sink = Sink::new(&mut body, None);
+        sink.extend(&[0xee; 16]);
+        push_outcome(&mut sink, OK, b"abc");
+        let o = Outcomes::parse_owned(Buf::from(body.clone()), 16).unwrap();
         assert!(matches!(o.iter().next(), Some(Item::Ok(b"abc"))));
         assert_eq!(o.iter().count(), 1);
         body.push(7); // a truncated extra outcome
-        assert!(Outcomes::parse_owned(body, 16).is_none());
-        assert!(Outcomes::parse_owned(vec![0; 3], 16).is_none());
+        assert!(Outcomes::parse_owned(Buf::from(body), 16).is_none());
+        assert!(Outcomes::parse_owned(Buf::from(vec![0; 3]), 16).is_none());
     }
 
     #[test]
@@ -434,8 +485,9 @@ mod tests {
     #[test]
     fn items_round_trip_and_reject_garbage() {
         let mut b = Vec::new();
-        push_item(&mut b, &5u32).unwrap();
-        push_item(&mut b, &"hello".to_owned()).unwrap();
+        let mut sink = Sink::new(&mut b, None);
+        push_item(&mut sink, &5u32).unwrap();
+        push_item(&mut sink, &"hello".to_owned()).unwrap();
         let all: Vec<_> = items(&b).collect();
         assert_eq!(all.len(), 2);
         assert_eq!(postcard::from_bytes::<u32>(all[0].unwrap()).unwrap(), 5);
@@ -452,13 +504,15 @@ mod tests {
     #[test]
     fn unary_runner_calls_the_function_per_item() {
         let mut input = Vec::new();
+        let mut sink = Sink::new(&mut input, None);
         for x in [1u64, 2, 3] {
-            push_item(&mut input, &x).unwrap();
+            push_item(&mut sink, &x).unwrap();
         }
         let mut out = Vec::new();
         let f: fn(u64) -> u64 = square;
+        let mut sink = Sink::new(&mut out, None);
         // SAFETY: `f` is a fn(u64) -> u64.
-        unsafe { run_unary::<u64, u64>(f as usize, &input, &mut out) };
+        unsafe { run_unary::<u64, u64>(f as usize, &input, &mut sink) };
         let got: Vec<u64> = Outcomes::parse(&out)
             .unwrap()
             .iter()

@@ -2,6 +2,7 @@
 
 use super::blob::{self, Area, BLOB_MIN};
 use super::chan::Chan;
+use super::sink::Sink;
 use super::slots::Slots;
 use super::wire::{self, FrameHeader, Runner, HEADER_LEN};
 use crate::process::start;
@@ -70,19 +71,91 @@ const QUEUE_FAILED: i32 = 2;
 /// Exit code of a worker whose initializer panicked.
 const INIT_FAILED: i32 = 3;
 
-/// The worker's ends of its two areas (see `blob.rs`).
+/// Most of the pool's argument areas a worker keeps mapped.
+const ARG_AREAS_MAPPED: usize = 8;
+
+/// The worker's ends of its two areas and of the pool's argument areas (see
+/// `blob.rs`).
 #[derive(Default)]
 struct Areas {
     task: Option<Area>,
+    /// Argument areas mapped, by id, most recently used last.
+    args: Vec<(u64, Option<Area>)>,
     /// Messages copied out of the task area.
     taken: u64,
     result: Option<Area>,
     /// Messages written into the result area.
     written: u64,
+    /// Generation of the result area the last message sent was in (0: none).
+    sent_gen: u64,
 }
 
-/// Sends one logical message (in pieces if it is long, through the result area if
-/// it is longer than [`BLOB_MIN`]), waiting for room.
+/// Waits until the pool has copied our last message out of the result area, then
+/// makes sure the area holds `len` bytes (a new generation if it must grow) and
+/// returns it, ready to be written.
+fn result_area<'a>(ctx: &WorkerCtx, areas: &'a mut Areas, len: usize) -> crate::Result<&'a Area> {
+    let slot = ctx.slots.get(ctx.index);
+    // SYNC(res-taken): pairs with the pool's Release increment once it has copied
+    // our last message out: the area is free again.
+    let mut pause = std::time::Duration::from_micros(10);
+    while slot.res_taken.load(Ordering::Acquire) < areas.written {
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(std::time::Duration::from_millis(1));
+    }
+    let (blobs, sender) = (&ctx.blobs, ctx.sender);
+    let grows = areas.result.as_ref().map_or(true, |a| a.seg.len() < len);
+    if grows {
+        if let Some(old) = &areas.result {
+            if old.gen != areas.sent_gen {
+                // Outgrown before any message named it: the pool will never open
+                // it, so its name is ours to remove.
+                blob::remove(&blob::result_area(blobs, sender, old.gen));
+            }
+        }
+        // Announced before it exists, so that the pool removes it if we die.
+        let gen = areas.result.as_ref().map_or(1, |a| a.gen + 1);
+        slot.res_gen.store(gen, Ordering::Release);
+    }
+    let area = blob::ensure(&mut areas.result, len, |g| {
+        blob::result_area(blobs, sender, g)
+    })?;
+    if grows {
+        // The pool unlinks the name once it has opened it (we may exit first).
+        area.seg.persist();
+    }
+    Ok(area)
+}
+
+/// Sends the message of `len` bytes already written into the result area.
+fn send_area(
+    ctx: &WorkerCtx,
+    areas: &mut Areas,
+    kind: u8,
+    tag: u64,
+    len: usize,
+    buf: &mut Vec<u8>,
+) -> crate::Result<()> {
+    let gen = areas.result.as_ref().map_or(0, |a| a.gen);
+    let r = wire::BlobRef {
+        tag,
+        len: len as u64,
+        gen,
+        area: 0,
+    };
+    wire::blob_piece(kind, ctx.sender, r, buf);
+    ctx.results.put(buf)?;
+    areas.written += 1;
+    areas.sent_gen = gen;
+    // SYNC(worker-sent): the message is entirely in the queue before it is counted.
+    ctx.slots
+        .get(ctx.index)
+        .sent
+        .fetch_add(1, Ordering::Release);
+    Ok(())
+}
+
+/// Sends one logical message from private memory (in pieces if it is long, through
+/// the result area if it is longer than [`BLOB_MIN`]), waiting for room.
 fn send(
     ctx: &WorkerCtx,
     areas: &mut Areas,
@@ -90,53 +163,28 @@ fn send(
     body: &[u8],
     buf: &mut Vec<u8>,
 ) -> crate::Result<()> {
-    let slot = ctx.slots.get(ctx.index);
     if body.len() > BLOB_MIN {
-        // SYNC(res-taken): pairs with the pool's Release increment once it has copied
-        // our last message out: the area is free again.
-        let mut pause = std::time::Duration::from_micros(10);
-        while slot.res_taken.load(Ordering::Acquire) < areas.written {
-            std::thread::sleep(pause);
-            pause = (pause * 2).min(std::time::Duration::from_millis(1));
-        }
-        let (blobs, sender) = (&ctx.blobs, ctx.sender);
-        let grows = areas
-            .result
-            .as_ref()
-            .map_or(true, |a| a.seg.len() < body.len());
-        if grows {
-            // Announced before it exists, so that the pool removes it if we die.
-            let gen = areas.result.as_ref().map_or(1, |a| a.gen + 1);
-            slot.res_gen.store(gen, Ordering::Release);
-        }
-        let area = blob::ensure(&mut areas.result, body.len(), |g| {
-            blob::result_area(blobs, sender, g)
-        })?;
-        if grows {
-            // The pool unlinks the name once it has opened it (we may exit first).
-            area.seg.persist();
-        }
-        blob::put(area, body);
+        blob::put(result_area(ctx, areas, body.len())?, body);
         let tag = if kind == wire::RESULT {
             wire::chunk_id(body)
         } else {
             0
         };
-        wire::blob_piece(kind, ctx.sender, tag, body.len(), area.gen, buf);
+        return send_area(ctx, areas, kind, tag, body.len(), buf);
+    }
+    let mut at = 0;
+    loop {
+        at = wire::piece(kind, ctx.sender, body, at, ctx.results.max(), buf);
         ctx.results.put(buf)?;
-        areas.written += 1;
-    } else {
-        let mut at = 0;
-        loop {
-            at = wire::piece(kind, ctx.sender, body, at, ctx.results.max(), buf);
-            ctx.results.put(buf)?;
-            if at >= body.len() {
-                break;
-            }
+        if at >= body.len() {
+            break;
         }
     }
     // SYNC(worker-sent): the message is entirely in the queue before it is counted.
-    slot.sent.fetch_add(1, Ordering::Release);
+    ctx.slots
+        .get(ctx.index)
+        .sent
+        .fetch_add(1, Ordering::Release);
     Ok(())
 }
 
@@ -158,17 +206,38 @@ fn recv(
         };
         if h.flags & wire::BLOB != 0 {
             // A whole message in our task area.
-            let Some((_, len, gen)) = wire::blob_ref(&piece[HEADER_LEN..]) else {
+            let Some(r) = wire::blob_ref(&piece[HEADER_LEN..]) else {
                 return Err(crate::Error::corrupt(
                     "",
                     "a pool area message is malformed",
                 ));
             };
+            if r.area != 0 {
+                // In one of the pool's argument areas, which the chunk holds: copy it
+                // out; nobody waits for us to have done so.
+                let at = match areas.args.iter().position(|(id, _)| *id == r.area) {
+                    Some(at) => at,
+                    None => {
+                        if areas.args.len() >= ARG_AREAS_MAPPED {
+                            areas.args.remove(0);
+                        }
+                        areas.args.push((r.area, None));
+                        areas.args.len() - 1
+                    }
+                };
+                let entry = areas.args.remove(at);
+                areas.args.push(entry);
+                let (blobs, id) = (&ctx.blobs, r.area);
+                let slot = &mut areas.args.last_mut().expect("just pushed").1;
+                let area = blob::attach(slot, r.gen, false, |g| blob::arg_area(blobs, id, g))?;
+                blob::take(area, r.len, msg)?;
+                return Ok(h.kind);
+            }
             let (blobs, index) = (&ctx.blobs, ctx.index);
-            let area = blob::attach(&mut areas.task, gen, false, |g| {
+            let area = blob::attach(&mut areas.task, r.gen, false, |g| {
                 blob::task_area(blobs, index, g)
             })?;
-            blob::take(area, len, msg)?;
+            blob::take(area, r.len, msg)?;
             areas.taken += 1;
             // SYNC(arg-taken): the message is copied out before the pool may reuse
             // the area; pairs with its Acquire load.
@@ -270,9 +339,14 @@ pub(super) fn main(mut ctx: WorkerCtx) -> i32 {
         let (id, runner, f) = (word(0), word(1), word(2));
         // SYNC(worker-running): the pool reads this after reaping us (fork/wait order it).
         slot.running.store(id.wrapping_add(1), Ordering::Release);
-        out.clear();
-        out.extend_from_slice(&id.to_le_bytes());
-        out.extend_from_slice(&[0; 8]); // the service time, filled in below
+        // The RESULT body; a large one is written straight into the result area.
+        let mut spill = |len: usize| {
+            let area = result_area(&ctx, &mut areas, len).ok()?;
+            Some((area.seg.as_ptr(), area.seg.len()))
+        };
+        let mut sink = Sink::new(&mut out, Some(&mut spill));
+        sink.extend(&id.to_le_bytes());
+        sink.extend(&[0; 8]); // the service time, filled in below
         let (runner, f) = (start::from_offset(runner), start::from_offset(f));
         // SAFETY: the pool writes `runner` together with a function of exactly the
         // type that runner was instantiated for, as offsets in this very executable
@@ -282,12 +356,18 @@ pub(super) fn main(mut ctx: WorkerCtx) -> i32 {
         // queue of mode 0600, reachable only by processes of this user.
         unsafe {
             let runner = std::mem::transmute::<usize, Runner>(runner);
-            runner(f, &msg[24..], &mut out);
+            runner(f, &msg[24..], &mut sink);
         }
         // How long the chunk took here: the pool sizes our window from it.
         let service = started.elapsed().as_nanos().min(u128::from(u64::MAX)) as u64;
-        out[8..16].copy_from_slice(&service.to_le_bytes());
-        if send(&ctx, &mut areas, wire::RESULT, &out, &mut buf).is_err() {
+        sink.patch(8, &service.to_le_bytes());
+        let (len, spilled) = (sink.len(), sink.spilled());
+        let sent = if spilled {
+            send_area(&ctx, &mut areas, wire::RESULT, id, len, &mut buf)
+        } else {
+            send(&ctx, &mut areas, wire::RESULT, &out, &mut buf)
+        };
+        if sent.is_err() {
             return QUEUE_FAILED;
         }
         slot.running.store(0, Ordering::Release);
