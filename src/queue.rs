@@ -7,7 +7,6 @@ use crate::raw::queue::{
     load_bytes, region_words, store_bytes, words_for, QueueError, RawQueue, RecoveryStats, Ring,
     TakeWith, WaitPolicy, MAX_CAPACITY, SLOT_HEADER_WORDS,
 };
-use crate::raw::wait::SpinBudget;
 use crate::raw::SharedState;
 use crate::segment::{self, HeaderImage, Object, ObjectKind, ObjectSpec, Options, TypeInfo};
 use crate::sync::atomic::{AtomicU64, Ordering};
@@ -19,12 +18,16 @@ use core::fmt;
 use core::marker::PhantomData;
 use std::time::Duration;
 
-/// Version of the queue layout, stored in the header parameters. Format 2 stores
-/// the requested capacity (the limit; the ring has the next power of two of slots);
-/// format 1 stored the slot count, a power of two, which was also the limit.
-const QUEUE_FORMAT: u64 = 2;
-/// The oldest format this build still opens.
-const QUEUE_FORMAT_MIN: u64 = 1;
+/// Version of the queue layout, stored in the header parameters. Format 3 keeps a
+/// sleeper's bit in each slot state (laps shrank by a bit) and a spin hint per side;
+/// format 2 stored the requested capacity (the limit; the ring has the next power
+/// of two of slots); format 1 stored the slot count, a power of two, which was also
+/// the limit.
+const QUEUE_FORMAT: u64 = 3;
+/// The oldest format this build still opens: slot states of formats 1 and 2 read
+/// differently, so a process of an older build and one of this build must not share
+/// a queue (each refuses the other's).
+const QUEUE_FORMAT_MIN: u64 = 3;
 
 /// A raw state struct that contains a ring header.
 pub(crate) trait HasRing: SharedState {
@@ -79,7 +82,8 @@ pub(crate) struct RingHandle<R> {
     limit: usize,
     payload_words: usize,
     probe: Duration,
-    spin: SpinBudget,
+    /// Polls before sleeping: `None` for the adaptive budget kept in the ring header.
+    spin: Option<u32>,
     /// When a non-blocking get last probed for dead claimants (monotonic ns;
     /// process-local).
     last_probe: AtomicU64,
@@ -93,7 +97,7 @@ impl<R> Clone for RingHandle<R> {
             limit: self.limit,
             payload_words: self.payload_words,
             probe: self.probe,
-            spin: self.spin.clone(),
+            spin: self.spin,
             last_probe: AtomicU64::new(self.last_probe.load(Ordering::Relaxed)),
         }
     }
@@ -188,7 +192,7 @@ impl<R: HasRing> RingHandle<R> {
             limit,
             payload_words,
             probe: DEFAULT_PROBE,
-            spin: SpinBudget::adaptive(),
+            spin: None,
             last_probe: AtomicU64::new(0),
         }
     }
@@ -234,14 +238,14 @@ impl<R: HasRing> RingHandle<R> {
     }
 
     pub fn set_spin(&mut self, spin: Option<u32>) {
-        self.spin = match spin {
-            Some(n) => SpinBudget::fixed(n),
-            None => SpinBudget::adaptive(),
-        };
+        self.spin = spin;
     }
 
     pub fn policy(&self) -> WaitPolicy {
-        WaitPolicy::new(self.spin.limit(), self.probe)
+        WaitPolicy {
+            spin: self.spin,
+            ..WaitPolicy::adaptive(self.probe)
+        }
     }
 
     /// True at most once per probe interval: time for a non-blocking get that found
@@ -277,10 +281,6 @@ impl<R: HasRing> RingHandle<R> {
     #[inline]
     pub fn done<X>(&self, r: core::result::Result<X, QueueError>) -> Result<X> {
         self.obj.segment().intact(r.map_err(|e| self.err(e)))
-    }
-
-    pub fn record(&self, policy: &WaitPolicy) {
-        self.spin.record(policy.slept);
     }
 
     pub fn corrupt(&self, detail: &str) -> Error {
@@ -324,7 +324,7 @@ impl<R: HasRing> RingHandle<R> {
         self.obj.is_broken()
     }
 
-    /// Runs a blocking ring call with this handle's policy, recording whether it slept.
+    /// Runs a blocking ring call with this handle's policy.
     #[inline]
     /// An unbounded call runs in slices that check for truncation
     /// ([`Segment::sliced`](crate::segment::Segment)).
@@ -345,14 +345,12 @@ impl<R: HasRing> RingHandle<R> {
     ) -> Result<core::result::Result<X, QueueError>> {
         let ring = self.ring()?;
         let mut policy = self.policy();
-        let r = self.obj.segment().sliced(
+        self.obj.segment().sliced(
             deadline,
             true,
             |d| f(&ring, &mut policy, d),
             |r| matches!(r, Err(QueueError::Timeout)),
-        );
-        self.record(&policy);
-        r
+        )
     }
 
     /// `r`, unless the segment broke: see [`Segment::intact`](crate::segment::Segment).

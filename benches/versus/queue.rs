@@ -62,7 +62,7 @@ pub fn run(ctx: &mut Ctx) {
                 "Queue<u64> vs iceoryx2 publish-subscribe",
                 ours,
                 r,
-                Goal::AtLeast(20.0),
+                Goal::AtLeast(5.0),
             );
         }
         Err(why) => value(
@@ -75,7 +75,7 @@ pub fn run(ctx: &mut Ctx) {
         "Queue<u64> (2 processes) vs crossbeam ArrayQueue (2 threads)",
         ours,
         cb,
-        Goal::None,
+        Goal::AtLeast(1.0),
     );
 
     // ---- ping-pong over two queues ----
