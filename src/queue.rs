@@ -338,6 +338,11 @@ impl<R: HasRing> RingHandle<R> {
 
     /// [`blocking`](Self::blocking), handing back the ring's own result (the caller
     /// passes it through [`done`](Self::done) or [`intact`](Self::intact)).
+    ///
+    /// The first attempt runs here, inline (a deadline already past makes the ring
+    /// call one attempt): a call that succeeds at once costs no more than its
+    /// `try_` form. Only a call that must wait enters the slices.
+    #[inline]
     pub fn blocking_raw<X>(
         &self,
         deadline: Deadline,
@@ -345,10 +350,27 @@ impl<R: HasRing> RingHandle<R> {
     ) -> Result<core::result::Result<X, QueueError>> {
         let ring = self.ring()?;
         let mut policy = self.policy();
+        if deadline.is_none() {
+            match f(&ring, &mut policy, Some(crate::sync::Instant::EPOCH)) {
+                Err(QueueError::Timeout) => {}
+                r => return Ok(r),
+            }
+        }
+        self.wait_sliced(&ring, deadline, &mut policy, f)
+    }
+
+    #[cold]
+    fn wait_sliced<X>(
+        &self,
+        ring: &Ring<'_>,
+        deadline: Deadline,
+        policy: &mut WaitPolicy,
+        mut f: impl FnMut(&Ring<'_>, &mut WaitPolicy, Deadline) -> core::result::Result<X, QueueError>,
+    ) -> Result<core::result::Result<X, QueueError>> {
         self.obj.segment().sliced(
             deadline,
-            true,
-            |d| f(&ring, &mut policy, d),
+            false,
+            |d| f(ring, policy, d),
             |r| matches!(r, Err(QueueError::Timeout)),
         )
     }

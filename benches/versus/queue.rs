@@ -78,6 +78,23 @@ pub fn run(ctx: &mut Ctx) {
         Goal::AtLeast(1.0),
     );
 
+    // The fast path alone, without a second core: what one put + get costs in one
+    // thread (locked operations, stores, calls), against crossbeam's one push + pop.
+    // Insensitive to the machine's load, unlike the two-party rows.
+    let one = best_time(|| queue_one_thread(N));
+    value("Queue<u64> put + get, one thread", fmt_dur(one));
+    let cb_one = best_time(|| crossbeam_one_thread(N));
+    value(
+        "crossbeam ArrayQueue push + pop, one thread",
+        fmt_dur(cb_one),
+    );
+    ratio(
+        "  Queue<u64> put + get vs crossbeam push + pop (time)",
+        one.as_secs_f64(),
+        cb_one.as_secs_f64(),
+        Goal::None,
+    );
+
     // ---- ping-pong over two queues ----
     let spin = best_time(|| queue_rtt(ROUNDS, Duration::from_secs(2), true));
     value("Queue<u64> ping-pong, spinning get", fmt_dur(spin));
@@ -231,6 +248,34 @@ fn crossbeam_rate(n: u64) -> f64 {
     t.join().unwrap();
     assert_eq!(sum, n * (n - 1) / 2);
     n as f64 / d.as_secs_f64()
+}
+
+/// One put then one get, `n` times, in this thread: time per pair.
+fn queue_one_thread(n: u64) -> Duration {
+    let q: Queue<u64> = Queue::anonymous(4096).unwrap();
+    let t = Instant::now();
+    let mut sum = 0u64;
+    for i in 0..n {
+        q.put(i).unwrap();
+        sum = sum.wrapping_add(q.get().unwrap());
+    }
+    let d = t.elapsed();
+    assert_eq!(sum, n * (n - 1) / 2);
+    d / n as u32
+}
+
+/// crossbeam `ArrayQueue`: one push then one pop, `n` times, in this thread.
+fn crossbeam_one_thread(n: u64) -> Duration {
+    let q = crossbeam_queue::ArrayQueue::<u64>::new(4096);
+    let t = Instant::now();
+    let mut sum = 0u64;
+    for i in 0..n {
+        q.push(std::hint::black_box(i)).unwrap();
+        sum = sum.wrapping_add(q.pop().unwrap());
+    }
+    let d = t.elapsed();
+    assert_eq!(sum, n * (n - 1) / 2);
+    d / n as u32
 }
 
 /// Round trip of a u64 over two queues between two processes: up to `rounds`, for at
