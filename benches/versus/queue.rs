@@ -85,7 +85,7 @@ pub fn run(ctx: &mut Ctx) {
     value("Queue<u64> put + get, one thread (CPU time)", fmt_dur(one));
     let cb_one = best_time(|| crossbeam_one_thread(N));
     value(
-        "crossbeam ArrayQueue push + pop, one thread",
+        "crossbeam ArrayQueue push + pop, one thread (CPU time)",
         fmt_dur(cb_one),
     );
     ratio(

@@ -342,7 +342,7 @@ impl Waiters {
 /// side's spin hint.
 ///
 /// Whether anyone sleeps is not kept here but in the slot the sleepers wait for (its
-/// [`WAITER`] bit, see "Blocking" in the module docs), so a put or get that finds no
+/// `WAITER` bit, see "Blocking" in the module docs), so a put or get that finds no
 /// bit neither reads nor writes this line.
 #[repr(C)]
 #[derive(Debug)]
@@ -734,7 +734,7 @@ impl<'a> Ring<'a> {
     }
 
     /// Whether consumers, and producers, may be sleeping (a snapshot: a scan of the
-    /// slots for [`WAITER`] bits).
+    /// slots for `WAITER` bits).
     pub fn sleepers(&self) -> (bool, bool) {
         let (mut getters, mut putters) = (false, false);
         for i in 0..self.cap {
