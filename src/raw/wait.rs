@@ -195,6 +195,14 @@ static WAITS: AtomicU32 = AtomicU32::new(0);
 /// under load, and learning the polls a wait needed (instead of a budget) left
 /// ping-pongs sleeping on every preemption (1.5–5 µs per round trip).
 ///
+/// The MPMC queue keeps one hint per side of the ring: in a stream, consumers wait
+/// often and briefly for the next message while producers rarely wait for room, and
+/// one side's sleeps must not halve the other's budget. (The queue had a second,
+/// process-local policy until its format 3 — start at `SPIN_LIMIT`, grow by a
+/// quarter up to 16 × `SPIN_LIMIT`, halve on a sleep — tuned before its sleepers
+/// flagged slots; with the wake now free when nobody sleeps, the shared budget and
+/// its explorer serve it as they serve the others.)
+///
 /// The hint is untrusted like all shared state: any value is clamped, and a wrong
 /// one only costs time.
 #[derive(Debug)]
