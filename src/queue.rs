@@ -200,6 +200,14 @@ impl<R: HasRing> RingHandle<R> {
     /// The ring view. Geometry comes from the validated private copy.
     #[inline]
     pub fn ring(&self) -> Result<Ring<'_>> {
+        self.ring_view()
+            .ok_or_else(|| self.corrupt("its geometry is invalid"))
+    }
+
+    /// [`ring`](Self::ring) as an `Option`: blocking calls build the view in
+    /// registers this way rather than through a `Result` with a large error.
+    #[inline]
+    fn ring_view(&self) -> Option<Ring<'_>> {
         let n = self.cap * (SLOT_HEADER_WORDS + self.payload_words);
         // SAFETY: the trailing region is LINE-aligned and holds exactly `n` u64 words
         // (its length was computed from this geometry at create, and checked against
@@ -214,7 +222,6 @@ impl<R: HasRing> RingHandle<R> {
             self.payload_words,
         )
         .and_then(|r| r.with_limit(self.limit))
-        .ok_or_else(|| self.corrupt("its geometry is invalid"))
     }
 
     pub fn raw(&self) -> &R {
@@ -348,7 +355,9 @@ impl<R: HasRing> RingHandle<R> {
         deadline: Deadline,
         mut f: impl FnMut(&Ring<'_>, &mut WaitPolicy, Deadline) -> core::result::Result<X, QueueError>,
     ) -> Result<core::result::Result<X, QueueError>> {
-        let ring = self.ring()?;
+        let Some(ring) = self.ring_view() else {
+            return Err(self.corrupt("its geometry is invalid"));
+        };
         let mut policy = self.policy();
         if deadline.is_none() {
             match f(&ring, &mut policy, Some(crate::sync::Instant::EPOCH)) {

@@ -561,6 +561,7 @@ impl<'a> Ring<'a> {
     /// Views `q` and `words` as a ring of `capacity` slots of `payload_words` words.
     /// `None` unless `capacity` is a power of two in `1..=MAX_CAPACITY` and `words`
     /// holds exactly [`region_words`]`(capacity, payload_words)` words.
+    #[inline]
     pub fn new(
         q: &'a RawQueue,
         words: &'a [AtomicU64],
@@ -585,6 +586,7 @@ impl<'a> Ring<'a> {
 
     /// The same ring holding at most `limit` messages at once (Python's exact
     /// `maxsize`). `None` unless `limit` is in `1..=`[`slots`](Self::slots).
+    #[inline]
     pub fn with_limit(self, limit: usize) -> Option<Ring<'a>> {
         if limit == 0 || limit as u64 > self.cap {
             return None;
