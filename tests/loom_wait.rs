@@ -2,7 +2,8 @@
 //! futex model parks it, see `multiproc::sync`) and only the peer's wake lets it go,
 //! so a lost wake-up ends the model in a deadlock that loom reports. One per
 //! blocking object: Lock, Semaphore, Event, Condition, Barrier, and the MPMC queue
-//! both ways (get on empty, put on full); the SPSC ring's is
+//! both ways (get on empty, put on full, put over a limit, two consumers flagging
+//! one slot); the SPSC ring's is
 //! `loom_spsc::sleeping_consumer_gets_every_unit_then_closed` (both of its sides
 //! sleep there).
 //!
@@ -138,23 +139,33 @@ fn the_first_barrier_party_sleeps_until_the_last_arrives() {
     });
 }
 
-/// A one-slot ring of one-word messages.
+/// A ring of one-word messages: one slot, or `slots` slots holding at most `limit`.
 struct OneSlot {
     q: RawQueue,
     words: Vec<AtomicU64>,
+    slots: usize,
+    limit: usize,
 }
 
 impl OneSlot {
     fn new() -> Arc<OneSlot> {
+        Self::limited(1, 1)
+    }
+    fn limited(slots: usize, limit: usize) -> Arc<OneSlot> {
         Arc::new(OneSlot {
             q: RawQueue::new(),
-            words: (0..region_words(1, 1).unwrap())
+            words: (0..region_words(slots, 1).unwrap())
                 .map(|_| AtomicU64::new(0))
                 .collect(),
+            slots,
+            limit,
         })
     }
     fn ring(&self) -> Ring<'_> {
-        Ring::new(&self.q, &self.words, 1, 1).unwrap()
+        Ring::new(&self.q, &self.words, self.slots, 1)
+            .unwrap()
+            .with_limit(self.limit)
+            .unwrap()
     }
     /// A blocking put; true if it slept.
     fn put(&self, v: u64) -> bool {
@@ -214,5 +225,43 @@ fn a_queue_put_on_full_sleeps_until_a_get() {
             Err(QueueError::Empty)
         );
         slept
+    });
+}
+
+#[test]
+fn a_queue_put_over_its_limit_sleeps_until_a_get() {
+    // Two slots, limit 1: the producer is blocked by the *older* slot's READY state
+    // (not by the slot it will fill), flags that one and sleeps until it is got.
+    model(2, || {
+        let f = OneSlot::limited(2, 1);
+        f.put(1);
+        let f2 = f.clone();
+        let producer = thread::spawn(move || f2.put(2));
+        assert_eq!(f.get().0, 1);
+        let slept = producer.join().unwrap();
+        assert_eq!(f.get().0, 2);
+        slept
+    });
+}
+
+#[test]
+fn two_consumers_sleeping_on_one_slot_are_both_woken() {
+    // Both flag the same FREE slot; the put that fills it wakes the whole side, and
+    // the consumer that does not get it flags the next slot and sleeps again.
+    model(1, || {
+        let f = OneSlot::limited(2, 2);
+        let consumers: Vec<_> = (0..2)
+            .map(|_| {
+                let f = f.clone();
+                thread::spawn(move || f.get())
+            })
+            .collect();
+        f.put(1);
+        f.put(2);
+        let got: Vec<(u64, bool)> = consumers.into_iter().map(|c| c.join().unwrap()).collect();
+        let mut values: Vec<u64> = got.iter().map(|g| g.0).collect();
+        values.sort_unstable();
+        assert_eq!(values, [1, 2]);
+        got.iter().any(|g| g.1)
     });
 }

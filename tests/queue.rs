@@ -568,3 +568,88 @@ fn an_absurd_probe_interval_is_no_panic_when_a_put_waits() {
         ));
     });
 }
+
+/// Both sides of a raw ring in shared memory sleep on nearly every call, across
+/// processes: no spinning, and a probe interval and deadlines far beyond the
+/// watchdog, so the only way out of a sleep is the peer's wake-up (a lost one fails
+/// the watchdog). A 1-slot ring: the consumer sleeps on an empty slot, the producer
+/// on a full one.
+#[test]
+fn processes_that_sleep_on_every_call_are_always_woken() {
+    use multiproc::raw::queue::{region_words, Ring, TakeWith, WaitPolicy};
+    use multiproc::raw::RawQueue;
+    use multiproc::sys::{clock, ident};
+    const ROUNDS: u64 = 3000;
+    const WORDS: usize = match region_words(1, 1) {
+        Some(w) => w,
+        None => panic!(),
+    };
+    #[repr(C)]
+    struct Region {
+        queue: RawQueue,
+        slots: [AtomicU64; WORDS],
+    }
+    let size = std::mem::size_of::<Region>();
+    // SAFETY: an anonymous shared mapping of the region's size; the kernel zero-fills it.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            size,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    assert_ne!(p, libc::MAP_FAILED);
+    let addr = p as usize;
+    let ring_of = move || {
+        // SAFETY: page-aligned, large enough, all-zero is a valid Region (atomics
+        // only), and the mapping outlives every use (unmapped after both sides end).
+        let region: &'static Region = unsafe { &*(addr as *const Region) };
+        Ring::new(&region.queue, &region.slots, 1, 1).unwrap()
+    };
+    let policy = || WaitPolicy::new(0, Duration::from_secs(600));
+    let deadline = || clock::deadline_after(Duration::from_secs(300));
+    let child = fork(move || {
+        let ring = ring_of();
+        for v in 0..ROUNDS {
+            if ring
+                .put(ident::current(), deadline(), &mut policy(), |p| {
+                    p[0].store(v, Ordering::Relaxed)
+                })
+                .is_err()
+            {
+                return 1;
+            }
+        }
+        0
+    });
+    let slept = watchdog(WATCHDOG, move || {
+        let ring = ring_of();
+        let mut slept = 0;
+        for v in 0..ROUNDS {
+            let mut pol = policy();
+            let got = ring.get(
+                ident::current(),
+                deadline(),
+                &mut pol,
+                &mut TakeWith(|p: &[AtomicU64]| p[0].load(Ordering::Relaxed)),
+            );
+            assert_eq!(got, Ok(v));
+            slept += u32::from(pol.slept);
+            if v % 7 == 0 {
+                // Let the producer find the ring full and sleep too.
+                std::thread::yield_now();
+            }
+        }
+        slept
+    });
+    child.join_ok(WATCHDOG);
+    assert!(
+        slept > 0,
+        "the consumer never slept: the test checked nothing"
+    );
+    // SAFETY: both sides are done with the region.
+    unsafe { libc::munmap(p, size) };
+}

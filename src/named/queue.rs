@@ -133,8 +133,8 @@ impl<T: Pod> Queue<T> {
         })
     }
 
-    /// Puts every value of `items` in order, waiting for room as needed; wakes
-    /// consumers once per batch rather than once per value. On error (`Closed`) a
+    /// Puts every value of `items` in order, waiting for room as needed; sleeping
+    /// consumers are woken once per sleep, not once per value. On error (`Closed`) a
     /// prefix of `items` may have been put; use [`try_put_many`](Queue::try_put_many)
     /// to know exactly how much.
     pub fn put_many(&self, items: &[T]) -> Result<()> {

@@ -3,7 +3,7 @@
 //! One ring algorithm serves every MPMC queue of the crate: `Queue<T>` (slots of
 //! `size_of::<T>()` bytes), `JoinableQueue<T>` and `ByteQueue` (slots of a length word
 //! plus `max_message_len` bytes). The ring is a [`RawQueue`] header (head, tail,
-//! waiter counts, closed flag — each on its own 128-byte line) plus a region of
+//! the two sides' wake-up words, closed flag — each on its own 128-byte line) plus a region of
 //! `capacity` slots, viewed together through a [`Ring`].
 //!
 //! The ring holds a power of two of slots; a queue may ask for fewer (Python's
@@ -27,7 +27,8 @@
 //!   only read it): a consumer takes the claim over and delivers the message again.
 //!
 //! Every transition moves a slot forward in the order `FREE(l) < WRITING(l) <
-//! READY(l) < READING(l) < FREE(l + 1)` (a takeover replaces only the owner), which
+//! READY(l) < READING(l) < FREE(l + 1)` (a takeover replaces only the owner, a
+//! waiter's flag only adds the `WAITER` bit to a `FREE` or `READY` state), which
 //! is what makes the bounds checks below exact rather than heuristic.
 //!
 //! ## Limit
@@ -39,9 +40,9 @@
 //! unclaimed position. So after the claim at most `L` messages are in the ring,
 //! whatever other producers do meanwhile (each checks its own `pos`) — the same rule
 //! as the ring-full check one lap back, `L` positions back instead of `capacity`.
-//! Reading a slot state (not `head`) keeps the sleep handshake: a freeing consumer's
-//! `FREE` store is the SeqCst store `SYNC(sleep)` already pairs with. A ring whose
-//! limit is its size skips the check: the fast path stays one CAS.
+//! Reading a slot state (not `head`) keeps the sleep handshake: a producer that must
+//! wait flags that `READY` slot like any other it waits for (see "Blocking"). A ring
+//! whose limit is its size skips the check: the fast path stays one CAS.
 //!
 //! ## Orderings
 //! * `SYNC(slot-publish)`: the producer's `READY` store (Release) pairs with the
@@ -53,18 +54,35 @@
 //!   the slot it skips claimed; loads of the indices are Acquire. So an index that
 //!   has passed a position proves that position's slot state, which is how a
 //!   corrupted ring is told from a race.
-//! * `SYNC(sleep)`: the publishing stores (`READY`, `FREE`) are SeqCst, as are the
-//!   loads of the sleepers' flag after them; a sleeper sets the flag (SeqCst RMW) and
-//!   issues a SeqCst fence before re-checking the ring. So either the waker sees the
-//!   sleeper or the sleeper sees the message (the store-buffering pattern).
+//! * `SYNC(sleep)`: a waiter reads its side's wake sequence (SeqCst), then sets the
+//!   `WAITER` bit of the slot it waits for by CAS; the claim that moves that slot on
+//!   is a CAS too, so the two are ordered on the slot word itself: either the claim
+//!   comes first (the waiter's CAS fails and it looks again) or it reads the bit,
+//!   and its claimant bumps the sequence (SeqCst) and wakes the side once it has
+//!   published or freed the slot — after the waiter read the sequence, so the
+//!   kernel's re-check fails or the wake finds the waiter asleep. No store-load
+//!   (Dekker) order is needed, so the publishing stores are plain Release stores.
 //!
 //! ## Blocking
-//! Nobody sleeping costs a waker one load of a read-mostly line (no syscall). A waiter
-//! polls a bounded, adaptive number of times, then sets the `SLEEPING` flag of its
-//! futex word and sleeps (with a deadline: the probe interval, to check stalled
-//! claimants); the first waker clears the flag and wakes all sleepers, so a stream of
-//! puts makes one `futex_wake` per sleep, not one per message. Empty polls read only
-//! the slot at `head`, never the producers' `tail` line.
+//! Per put and per get: one claiming CAS on the slot, one CAS advancing the index
+//! (uncontended with one producer and one consumer), then a plain Release store that
+//! completes the slot; no read of a sleepers' word, no syscall, no clock read. A
+//! waiter polls a bounded, adaptive number of times (`raw::wait`'s `Spin`, with
+//! one hint per side in the header), then:
+//!
+//! * if the slot it waits for is `FREE` (a get: no put at the head yet) or `READY`
+//!   (a put: the ring, or its limit, is full), it flags that slot with the `WAITER`
+//!   bit and sleeps on its side's [`Wakeups`] word (until the probe interval: to
+//!   check stalled claimants). The claimant that moves the slot on sees the bit in
+//!   its claim and wakes every sleeper of that side: one `futex_wake` per sleep, none
+//!   when nobody sleeps;
+//! * if it is held by a claimant mid-copy (`WRITING` at the head, `READING` at the
+//!   tail), there is nothing to flag — that claim completes with a plain store — so
+//!   the waiter naps (50 µs, doubling up to the probe interval) and looks again. A
+//!   copy takes well under a microsecond unless its thread was preempted, and a
+//!   claimant that died is recovered by the probes as before.
+//!
+//! Empty polls read only the slot at `head`, never the producers' `tail` line.
 //!
 //! ## Owner records
 //! Each slot has an owner record beside its state word: the claimant's
@@ -82,12 +100,12 @@
 //! position the indices imply; anything impossible is reported as
 //! [`QueueError::Corrupt`], and every loop is bounded.
 
-use super::wait::first_probe;
+use super::wait::{first_probe, Spin};
 use super::CachePadded;
 use crate::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 use crate::sync::{
-    futex_wait, futex_wake_all, owner_is_dead, spin_hint, watch_exit, Deadline, Identity, Task,
-    WaitResult, Watch,
+    futex_wait, futex_wake_all, owner_is_dead, spin_hint, watch_exit, Deadline, Identity, Instant,
+    Task, WaitResult, Watch,
 };
 use crate::sys::clock::{expired, probe_deadline};
 use core::time::Duration;
@@ -97,9 +115,13 @@ use core::time::Duration;
 /// TID of the claimant (`WRITING`/`READING`), 0 otherwise.
 const TID_MASK: u64 = (1 << 22) - 1;
 const TAG_SHIFT: u32 = 22;
-const LAP_SHIFT: u32 = 24;
-/// Laps are kept modulo 2^40.
-const LAP_MASK: u64 = (1 << 40) - 1;
+/// Someone sleeps until this slot's state moves on (see "Blocking"): set only on
+/// `FREE` (consumers waiting for the put at this position) and `READY` (producers
+/// waiting for this message to be got), by the waiter's CAS.
+const WAITER: u64 = 1 << 24;
+const LAP_SHIFT: u32 = 25;
+/// Laps are kept modulo 2^39.
+const LAP_MASK: u64 = (1 << 39) - 1;
 /// `lap_diff` of a state one lap behind.
 const BEHIND: u64 = LAP_MASK;
 
@@ -126,6 +148,11 @@ fn lap_of(s: u64) -> u64 {
 #[inline]
 fn tag_of(s: u64) -> u64 {
     (s >> TAG_SHIFT) & 3
+}
+/// True if a waiter asked to be woken when this state moves on.
+#[inline]
+fn has_waiter(s: u64) -> bool {
+    s & WAITER != 0
 }
 #[inline]
 fn tid_of(s: u64) -> u32 {
@@ -159,12 +186,22 @@ pub enum QueueError {
 
 /// Outcome of one non-blocking attempt.
 enum Attempt {
-    /// Nothing to do now: full (put) or empty (get).
-    NotNow,
+    /// Nothing to do now: full (put) or empty (get). `Some` names the slot whose
+    /// state must move on first, when a waiter may sleep on it (see "Blocking");
+    /// `None` when that slot is held by a claimant mid-copy.
+    NotNow(Option<Blocker>),
     /// The slot at the index is claimed by a thread that has not finished: a live
     /// one, or one whose liveness was not checked (`probe == false`).
     Stalled,
     Fail(QueueError),
+}
+
+/// The slot a failed attempt waits for, and the state it saw there (`FREE` at the
+/// head for a get, `READY` for a put on a full ring).
+#[derive(Clone, Copy)]
+struct Blocker {
+    pos: u64,
+    state: u64,
 }
 
 impl From<QueueError> for Attempt {
@@ -209,7 +246,10 @@ impl<R, F: FnMut(&[AtomicU64]) -> R> Take for TakeWith<F> {
 
 // ---- the shared header ----------------------------------------------------------------
 
-/// A futex word for sleepers: a wake sequence in the low 31 bits and a SLEEPING flag.
+/// A futex word for sleepers whose wakers change some *other* word first (a joinable
+/// queue's joiners, `crate::raw::queue_join`): a wake sequence in the low 31 bits and
+/// a SLEEPING flag, a Dekker handshake (the ring itself flags its slots instead, see
+/// [`Wakeups`]).
 ///
 /// | bits  | meaning                                                          |
 /// |-------|------------------------------------------------------------------|
@@ -218,8 +258,8 @@ impl<R, F: FnMut(&[AtomicU64]) -> R> Take for TakeWith<F> {
 /// |       | wakes everyone                                                    |
 ///
 /// Clearing the flag on the first wake makes one `futex_wake` per *sleep episode*,
-/// not per message: a producer that keeps putting while the woken consumer is still
-/// being scheduled makes no further syscall.
+/// not per change: a waker that keeps going while the woken thread is still being
+/// scheduled makes no further syscall.
 #[repr(C)]
 #[derive(Debug)]
 pub struct Waiters {
@@ -278,16 +318,6 @@ impl Waiters {
         }
     }
 
-    /// Wakes every sleeper, flag or not (close).
-    pub(crate) fn wake_all(&self) {
-        let _ = self
-            .word
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |w| {
-                Some(w.wrapping_add(1) & !SLEEPING)
-            });
-        futex_wake_all(&self.word);
-    }
-
     /// Announces a sleeper; returns the word to wait on. The caller must re-check its
     /// predicate after this and then call [`sleep`](Self::sleep).
     pub(crate) fn announce(&self) -> u32 {
@@ -306,6 +336,68 @@ impl Waiters {
     /// True if someone may be sleeping (a snapshot).
     pub fn has_sleepers(&self) -> bool {
         self.word.load(Ordering::Relaxed) & SLEEPING != 0
+    }
+}
+
+/// Where one side of a ring (consumers or producers) sleeps: a futex word and that
+/// side's spin hint.
+///
+/// Whether anyone sleeps is not kept here but in the slot the sleepers wait for (its
+/// `WAITER` bit, see "Blocking" in the module docs), so a put or get that finds no
+/// bit neither reads nor writes this line.
+#[repr(C)]
+#[derive(Debug)]
+pub struct Wakeups {
+    /// Bumped by every wake: a sleeper waits for it to change.
+    seq: AtomicU32,
+    /// The side's adaptive spin budget (`raw::wait`'s `Spin`; untrusted).
+    spin: AtomicU32,
+}
+
+impl Default for Wakeups {
+    fn default() -> Self {
+        Wakeups::new()
+    }
+}
+
+impl Wakeups {
+    /// Nobody sleeping (the same as all-zero bytes).
+    #[cfg(not(loom))]
+    pub const fn new() -> Wakeups {
+        Wakeups {
+            seq: AtomicU32::new(0),
+            spin: AtomicU32::new(0),
+        }
+    }
+    /// Nobody sleeping (the same as all-zero bytes).
+    #[cfg(loom)]
+    pub fn new() -> Wakeups {
+        Wakeups {
+            seq: AtomicU32::new(0),
+            spin: AtomicU32::new(0),
+        }
+    }
+
+    /// The value to sleep on: read *before* setting the [`WAITER`] bit.
+    #[inline]
+    fn seq(&self) -> u32 {
+        // SYNC(sleep): SeqCst, as the bump it must not miss.
+        self.seq.load(Ordering::SeqCst)
+    }
+
+    /// Wakes every sleeper of this side (each re-checks the ring).
+    #[cold]
+    fn wake(&self) {
+        // SYNC(sleep): the bump fails the kernel's re-check of a sleeper that read
+        // `seq` before it.
+        self.seq.fetch_add(1, Ordering::SeqCst);
+        futex_wake_all(&self.seq);
+    }
+
+    /// Sleeps while `seq` is `w`, until woken or `until`.
+    #[inline]
+    fn sleep(&self, w: u32, until: Deadline) -> WaitResult {
+        futex_wait(&self.seq, w, until)
     }
 }
 
@@ -335,9 +427,9 @@ pub struct RawQueue {
     /// Next position consumers claim; may lag one behind a slot already taken.
     head: CachePadded<AtomicU64>,
     /// Consumers sleeping for a message.
-    not_empty: CachePadded<Waiters>,
+    not_empty: CachePadded<Wakeups>,
     /// Producers sleeping for a free slot.
-    not_full: CachePadded<Waiters>,
+    not_full: CachePadded<Wakeups>,
     ctl: CachePadded<Control>,
 }
 
@@ -358,8 +450,8 @@ impl RawQueue {
         RawQueue {
             tail: CachePadded(AtomicU64::new(0)),
             head: CachePadded(AtomicU64::new(0)),
-            not_empty: CachePadded(Waiters::new()),
-            not_full: CachePadded(Waiters::new()),
+            not_empty: CachePadded(Wakeups::new()),
+            not_full: CachePadded(Wakeups::new()),
             ctl: CachePadded(Control {
                 closed: AtomicU32::new(0),
                 _pad: 0,
@@ -374,8 +466,8 @@ impl RawQueue {
         RawQueue {
             tail: CachePadded(AtomicU64::new(0)),
             head: CachePadded(AtomicU64::new(0)),
-            not_empty: CachePadded(Waiters::new()),
-            not_full: CachePadded(Waiters::new()),
+            not_empty: CachePadded(Wakeups::new()),
+            not_full: CachePadded(Wakeups::new()),
             ctl: CachePadded(Control {
                 closed: AtomicU32::new(0),
                 _pad: 0,
@@ -394,20 +486,31 @@ pub const fn region_words(capacity: usize, payload_words: usize) -> Option<usize
 /// Tuning of blocking calls, and what the call did.
 #[derive(Clone, Copy, Debug)]
 pub struct WaitPolicy {
-    /// Polls before sleeping (each poll is one attempt plus a spin hint); `u32::MAX`
-    /// spins without ever sleeping (deadlines and liveness probes still apply).
-    pub spin: u32,
+    /// Polls before sleeping (each poll is one attempt plus a spin hint): `None` for
+    /// the crate's adaptive budget (`raw::wait`'s `Spin`, kept per ring side in
+    /// the header), `Some(n)` for exactly `n`; `Some(u32::MAX)` spins without ever
+    /// sleeping (deadlines and liveness probes still apply).
+    pub spin: Option<u32>,
     /// How often a waiter checks that a stalled claimant is alive.
     pub probe: Duration,
-    /// Output: set when the call slept in the kernel (for adaptive spinning).
+    /// Output: set when the call slept in the kernel.
     pub slept: bool,
 }
 
 impl WaitPolicy {
-    /// `spin` polls before sleeping, probing stalled claimants every `probe`.
+    /// Exactly `spin` polls before sleeping, probing stalled claimants every `probe`.
     pub const fn new(spin: u32, probe: Duration) -> WaitPolicy {
         WaitPolicy {
-            spin,
+            spin: Some(spin),
+            probe,
+            slept: false,
+        }
+    }
+
+    /// The adaptive spin budget, probing stalled claimants every `probe`.
+    pub const fn adaptive(probe: Duration) -> WaitPolicy {
+        WaitPolicy {
+            spin: None,
             probe,
             slept: false,
         }
@@ -416,7 +519,7 @@ impl WaitPolicy {
 
 impl Default for WaitPolicy {
     fn default() -> Self {
-        WaitPolicy::new(crate::sync::SPIN_LIMIT, super::lock::DEFAULT_PROBE)
+        WaitPolicy::adaptive(super::lock::DEFAULT_PROBE)
     }
 }
 
@@ -426,6 +529,11 @@ const WATCHED_CLAIMANTS: usize = 16;
 
 /// Polls between clock reads while spinning (deadline and probe checks).
 const CLOCK_EVERY: u32 = 1024;
+
+/// The first nap of a waiter whose way is blocked by a claimant mid-copy (see
+/// "Blocking"): a copy takes well under a microsecond unless its thread was
+/// preempted, and then a nap of a scheduler tick's order is what it costs.
+const FIRST_NAP: Duration = Duration::from_micros(50);
 
 /// Counters a ring keeps about recoveries.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -458,6 +566,7 @@ impl<'a> Ring<'a> {
     /// Views `q` and `words` as a ring of `capacity` slots of `payload_words` words.
     /// `None` unless `capacity` is a power of two in `1..=MAX_CAPACITY` and `words`
     /// holds exactly [`region_words`]`(capacity, payload_words)` words.
+    #[inline]
     pub fn new(
         q: &'a RawQueue,
         words: &'a [AtomicU64],
@@ -482,6 +591,7 @@ impl<'a> Ring<'a> {
 
     /// The same ring holding at most `limit` messages at once (Python's exact
     /// `maxsize`). `None` unless `limit` is in `1..=`[`slots`](Self::slots).
+    #[inline]
     pub fn with_limit(self, limit: usize) -> Option<Ring<'a>> {
         if limit == 0 || limit as u64 > self.cap {
             return None;
@@ -505,22 +615,22 @@ impl<'a> Ring<'a> {
         self.cap as usize
     }
 
-    /// With a limit below the ring size: `Ok(true)` when position `pos` may be
+    /// With a limit below the ring size: `Ok(None)` when position `pos` may be
     /// claimed — the slot of position `pos - limit` was freed (see "Limit" in the
-    /// module docs) — `Ok(false)` when it is still queued (`stalled`: being read),
-    /// `Err(state)` when that slot holds something else (the caller rechecks).
+    /// module docs) — `Ok(Some(state))` when that message is still queued (or being
+    /// read), `Err(state)` when that slot holds something else (the caller rechecks).
     #[inline]
-    fn limit_allows(&self, pos: u64) -> Result<(bool, bool), u64> {
+    fn limit_allows(&self, pos: u64) -> Result<Option<u64>, u64> {
         if pos < self.limit {
-            return Ok((true, false));
+            return Ok(None);
         }
         let back = pos - self.limit;
-        // SYNC(slot-free), and SYNC(sleep) after a sleeper's announcement.
+        // SYNC(slot-free)
         let s = self.slot(back)[0].load(Ordering::Acquire);
         let lap = self.lap(back);
         match lap_diff(s, lap) {
-            1 if tag_of(s) == FREE => Ok((true, false)),
-            0 => Ok((false, tag_of(s) == READING)),
+            1 if tag_of(s) == FREE => Ok(None),
+            0 => Ok(Some(s)),
             _ => Err(s),
         }
     }
@@ -560,8 +670,8 @@ impl<'a> Ring<'a> {
     /// `Closed`. Wakes every sleeper. Idempotent.
     pub fn close(&self) {
         self.q.ctl.closed.store(1, Ordering::SeqCst);
-        self.q.not_empty.wake_all();
-        self.q.not_full.wake_all();
+        self.q.not_empty.wake();
+        self.q.not_full.wake();
     }
 
     /// Messages in the ring: positions claimed by producers minus positions claimed
@@ -630,12 +740,18 @@ impl<'a> Ring<'a> {
         }
     }
 
-    /// Whether consumers, and producers, may be sleeping (a snapshot).
+    /// Whether consumers, and producers, may be sleeping (a snapshot: a scan of the
+    /// slots for `WAITER` bits).
     pub fn sleepers(&self) -> (bool, bool) {
-        (
-            self.q.not_empty.has_sleepers(),
-            self.q.not_full.has_sleepers(),
-        )
+        let (mut getters, mut putters) = (false, false);
+        for i in 0..self.cap {
+            let s = self.slot(i)[0].load(Ordering::Relaxed);
+            if has_waiter(s) {
+                getters |= tag_of(s) == FREE;
+                putters |= tag_of(s) == READY;
+            }
+        }
+        (getters, putters)
     }
 
     // ---- producers -------------------------------------------------------------------
@@ -649,17 +765,18 @@ impl<'a> Ring<'a> {
         mut write: impl FnMut(&[AtomicU64]),
     ) -> Result<(), QueueError> {
         match self.put_attempt(me, true, &mut write) {
-            Ok(()) => {
-                self.q.not_empty.wake();
-                Ok(())
-            }
-            Err(Attempt::NotNow) | Err(Attempt::Stalled) => Err(QueueError::Full),
+            Ok(()) => Ok(()),
+            Err(Attempt::NotNow(_)) | Err(Attempt::Stalled) => Err(QueueError::Full),
             Err(Attempt::Fail(e)) => Err(e),
         }
     }
 
     /// Puts one message, waiting (spin, then sleep) until there is room or `deadline`
-    /// passes (`Err(Timeout)`).
+    /// passes (`Err(Timeout)`). A deadline already past makes it a [`try_put`]
+    /// (`Err(Timeout)` when full).
+    ///
+    /// [`try_put`]: Self::try_put
+    #[inline]
     pub fn put(
         &self,
         me: Identity,
@@ -668,10 +785,7 @@ impl<'a> Ring<'a> {
         mut write: impl FnMut(&[AtomicU64]),
     ) -> Result<(), QueueError> {
         match self.put_attempt(me, true, &mut write) {
-            Ok(()) => {
-                self.q.not_empty.wake();
-                Ok(())
-            }
+            Ok(()) => Ok(()),
             Err(Attempt::Fail(e)) => Err(e),
             Err(_) => self.put_slow(me, deadline, policy, &mut write),
         }
@@ -685,48 +799,63 @@ impl<'a> Ring<'a> {
         policy: &mut WaitPolicy,
         write: &mut impl FnMut(&[AtomicU64]),
     ) -> Result<(), QueueError> {
-        let mut spins = 0u32;
+        if expired(deadline) {
+            return Err(QueueError::Timeout);
+        }
+        let hint = &self.q.not_full.spin;
+        let spin = Spin::start_or(policy.spin, hint);
+        let mut polls = 0u32;
+        let mut nap = FIRST_NAP;
         loop {
-            if spins < policy.spin {
-                spins += 1;
+            let blocker = match self.put_attempt(me, false, write) {
+                Ok(()) => break,
+                Err(Attempt::Fail(e)) => return Err(e),
+                Err(Attempt::NotNow(b)) => b,
+                Err(Attempt::Stalled) => None,
+            };
+            if polls < spin.budget() {
+                polls += 1;
                 spin_hint();
-                match self.put_attempt(me, false, write) {
-                    Ok(()) => break,
-                    Err(Attempt::Fail(e)) => return Err(e),
-                    Err(_) => {}
-                }
-                if spins % CLOCK_EVERY == 0 && expired(deadline) {
+                if polls % CLOCK_EVERY == 0 && expired(deadline) {
                     return Err(QueueError::Timeout);
                 }
                 continue;
             }
-            let seq = self.q.not_full.announce();
-            match self.put_attempt(me, false, write) {
-                Ok(()) => {
-                    break;
-                }
-                Err(Attempt::Fail(e)) => {
-                    return Err(e);
-                }
-                Err(_) => {}
+            if !policy.slept {
+                spin.failed(hint);
             }
+            // SYNC(sleep): read the sequence, then flag the slot we wait for.
+            let w = self.q.not_full.seq();
+            let until = match blocker {
+                Some(b) => {
+                    if !self.flag(b) {
+                        continue; // it moved on: look again
+                    }
+                    if self.is_closed() {
+                        return Err(QueueError::Closed);
+                    }
+                    // Producers never need to probe a peer: a dead claimant in their
+                    // way is recovered by consumers, whose frees wake us. The bounded
+                    // sleep only guards against a wake lost to a foreign write.
+                    probe_deadline(deadline, policy.probe.saturating_mul(10))
+                }
+                None => self.nap(deadline, &mut nap, policy.probe),
+            };
             if expired(deadline) {
                 return Err(QueueError::Timeout);
             }
-            // Producers never need to probe a peer: a dead claimant in their way is
-            // recovered by consumers, whose frees wake us. The bounded sleep only
-            // guards against a wake lost to a foreign write.
-            let until = probe_deadline(deadline, policy.probe.saturating_mul(10));
             policy.slept = true;
-            self.q.not_full.sleep(seq, Some(until));
-            spins = policy.spin.saturating_sub(policy.spin / 4);
+            self.q.not_full.sleep(w, Some(until));
+            polls = spin.budget().saturating_sub(spin.budget() / 4);
         }
-        self.q.not_empty.wake();
+        if !policy.slept {
+            spin.succeeded(hint);
+        }
         Ok(())
     }
 
     /// Puts messages with `write(i, payload)` for `i in 0..n` while there is room;
-    /// returns how many were put (0 when full). Wakes consumers once.
+    /// returns how many were put (0 when full).
     pub fn try_put_many(
         &self,
         me: Identity,
@@ -734,22 +863,14 @@ impl<'a> Ring<'a> {
         mut write: impl FnMut(usize, &[AtomicU64]),
     ) -> Result<usize, QueueError> {
         let mut done = 0;
-        let mut result = Ok(());
         while done < n {
             match self.put_attempt(me, true, &mut |p: &[AtomicU64]| write(done, p)) {
                 Ok(()) => done += 1,
-                Err(Attempt::Fail(e)) => {
-                    result = Err(e);
-                    break;
-                }
+                Err(Attempt::Fail(e)) if done == 0 => return Err(e),
                 Err(_) => break,
             }
         }
-        if done > 0 {
-            self.q.not_empty.wake();
-            return Ok(done);
-        }
-        result.map(|()| 0)
+        Ok(done)
     }
 
     /// One attempt to claim the slot at `tail`, fill it and publish it.
@@ -766,8 +887,9 @@ impl<'a> Ring<'a> {
         let mut budget = self.budget();
         // SYNC(index)
         let mut pos = self.q.tail.load(Ordering::Acquire);
-        // A slot ready for position `pos` holds exactly FREE(lap): on the fast path,
-        // claim it without reading it first (one cache-line transfer instead of two).
+        // A slot ready for position `pos` holds exactly FREE(lap) unless a consumer
+        // sleeps on it: on the fast path, claim it without reading it first (one
+        // cache-line transfer instead of two).
         let mut guess = speculate.then(|| make_state(self.lap(pos), FREE, 0));
         loop {
             budget -= 1;
@@ -788,16 +910,19 @@ impl<'a> Ring<'a> {
             if d == 0 && tag == FREE {
                 if self.limit != self.cap {
                     match self.limit_allows(pos) {
-                        Ok((true, _)) => {}
-                        Ok((false, stalled)) => {
+                        Ok(None) => {}
+                        Ok(Some(bs)) => {
                             // As many messages as the limit allows: full, unless tail
                             // moved.
                             let now = self.q.tail.load(Ordering::Acquire);
                             if now == pos {
-                                return Err(if stalled {
-                                    Attempt::Stalled
-                                } else {
-                                    Attempt::NotNow
+                                return Err(match tag_of(bs) {
+                                    READING => Attempt::Stalled,
+                                    READY => Attempt::NotNow(Some(Blocker {
+                                        pos: pos - self.limit,
+                                        state: bs,
+                                    })),
+                                    _ => Attempt::NotNow(None),
                                 });
                             }
                             pos = now;
@@ -818,6 +943,7 @@ impl<'a> Ring<'a> {
                 }
                 // Position `pos` is unclaimed: claim it.
                 // SYNC(slot-free): Acquire pairs with the consumer's FREE store.
+                // SYNC(sleep): Acquire pairs with a sleeping consumer's flag CAS.
                 // Release: as for every claim (see get_attempt).
                 match slot[0].compare_exchange(
                     s,
@@ -840,13 +966,16 @@ impl<'a> Ring<'a> {
                         }
                         write(&slot[SLOT_HEADER_WORDS..]);
                         slot[1].store(0, Ordering::Relaxed);
-                        // SYNC(slot-publish) and SYNC(sleep): SeqCst store.
-                        slot[0].store(make_state(lap, READY, 0), Ordering::SeqCst);
+                        // SYNC(slot-publish): Release.
+                        slot[0].store(make_state(lap, READY, 0), Ordering::Release);
+                        if has_waiter(s) {
+                            self.q.not_empty.wake();
+                        }
                         return Ok(());
                     }
                     Err(now) if now != s && lap_diff(now, lap) == 0 && tag_of(now) == FREE => {
-                        // Unclaimed after all, with other bits than we guessed: claim
-                        // what is there.
+                        // Unclaimed after all, with other bits than we guessed (a
+                        // sleeping consumer's flag): claim what is there.
                         guess = Some(now);
                         continue;
                     }
@@ -865,10 +994,10 @@ impl<'a> Ring<'a> {
                 // The slot still holds position pos - capacity: full, unless tail moved.
                 let now = self.q.tail.load(Ordering::Acquire);
                 if now == pos {
-                    return Err(if tag == READING {
-                        Attempt::Stalled
-                    } else {
-                        Attempt::NotNow
+                    return Err(match tag {
+                        READING => Attempt::Stalled,
+                        READY => Attempt::NotNow(Some(Blocker { pos, state: s })),
+                        _ => Attempt::NotNow(None),
                     });
                 }
                 pos = now;
@@ -883,6 +1012,42 @@ impl<'a> Ring<'a> {
                 "a slot's lap contradicts the tail index",
             )?;
         }
+    }
+
+    /// Sets the [`WAITER`] bit of the slot a waiter is blocked on, if it still holds
+    /// the state the waiter saw there; false if it moved on (the waiter looks again).
+    /// `SYNC(sleep)`: the claimant that moves the slot on reads the bit with its
+    /// claiming CAS and wakes the waiter's side after it completes.
+    ///
+    /// Always a CAS, also when the bit was already set (by another waiter): the
+    /// check must come *after* the waiter read the wake sequence, or a state seen
+    /// before the claim and its wake would send the waiter to sleep on the
+    /// sequence that wake already bumped (`loom_wait`'s
+    /// `two_consumers_sleeping_on_one_slot_are_both_woken` finds that).
+    #[cold]
+    fn flag(&self, b: Blocker) -> bool {
+        self.slot(b.pos)[0]
+            .compare_exchange(
+                b.state,
+                b.state | WAITER,
+                Ordering::SeqCst,
+                Ordering::Relaxed,
+            )
+            .is_ok()
+    }
+
+    /// How long a waiter naps while a claimant is mid-copy (nothing to flag: its
+    /// completion is a plain store that wakes nobody): doubling naps from
+    /// [`FIRST_NAP`] up to `probe`, never past `deadline`. Under loom, a deadline
+    /// already past (the futex model then only yields).
+    #[cold]
+    fn nap(&self, deadline: Deadline, nap: &mut Duration, probe: Duration) -> Instant {
+        if cfg!(loom) {
+            return Instant::now();
+        }
+        let until = probe_deadline(deadline, *nap);
+        *nap = nap.saturating_mul(2).min(probe);
+        until
     }
 
     /// A slot state `s` at `pos` that contradicts `index`: if `index` still says `pos`
@@ -937,12 +1102,9 @@ impl<'a> Ring<'a> {
         t: &mut impl Take<Out = R>,
     ) -> Result<R, QueueError> {
         match self.get_attempt(me, probe, t) {
-            Ok(r) => {
-                self.q.not_full.wake();
-                Ok(r)
-            }
+            Ok(r) => Ok(r),
             Err(Attempt::Fail(e)) => Err(e),
-            Err(Attempt::NotNow) if probe && !self.is_closed() => {
+            Err(Attempt::NotNow(_)) if probe && !self.is_closed() => {
                 match self.take_stranded(me, t)? {
                     Some(r) => Ok(r),
                     None => Err(QueueError::Empty),
@@ -966,15 +1128,12 @@ impl<'a> Ring<'a> {
             return Err(QueueError::Empty);
         }
         match self.get_attempt(me, probe, t) {
-            Ok(r) => {
-                self.q.not_full.wake();
-                Ok(r)
-            }
+            Ok(r) => Ok(r),
             Err(Attempt::Fail(e)) => Err(e),
             Err(Attempt::Stalled) => Err(QueueError::Empty),
             // Drained up to the head; a message stranded behind it by a consumer that
             // died mid-get is still owed to someone.
-            Err(Attempt::NotNow) => match self.take_stranded(me, t)? {
+            Err(Attempt::NotNow(_)) => match self.take_stranded(me, t)? {
                 Some(r) => Ok(r),
                 None => Err(QueueError::Closed),
             },
@@ -984,6 +1143,8 @@ impl<'a> Ring<'a> {
     /// Takes one message, waiting until one arrives, the ring is closed and drained
     /// (`Err(Closed)`) or `deadline` passes (`Err(Timeout)`). A claimant that blocks
     /// the head is checked for liveness every `policy.probe`, and recovered if dead.
+    /// A deadline already past makes it one attempt (`Err(Timeout)` when empty).
+    #[inline]
     pub fn get<R>(
         &self,
         me: Identity,
@@ -992,10 +1153,7 @@ impl<'a> Ring<'a> {
         t: &mut impl Take<Out = R>,
     ) -> Result<R, QueueError> {
         match self.get_attempt(me, false, t) {
-            Ok(r) => {
-                self.q.not_full.wake();
-                Ok(r)
-            }
+            Ok(r) => Ok(r),
             Err(Attempt::Fail(e)) => Err(e),
             Err(_) => self.get_slow(me, deadline, policy, t),
         }
@@ -1009,28 +1167,37 @@ impl<'a> Ring<'a> {
         policy: &mut WaitPolicy,
         t: &mut impl Take<Out = R>,
     ) -> Result<R, QueueError> {
-        let mut spins = 0u32;
+        if expired(deadline) {
+            if self.is_closed() {
+                return self.empty_or_closed(me, false, t);
+            }
+            return Err(QueueError::Timeout);
+        }
+        let hint = &self.q.not_empty.spin;
+        let spin = Spin::start_or(policy.spin, hint);
+        let mut polls = 0u32;
+        let mut nap = FIRST_NAP;
         // A probe (liveness check of a stalled claimant; now and then a scan for
         // messages stranded by dead consumers) is due every `policy.probe`.
         let mut probe_due = false;
         // Read lazily: a message often arrives within the first polls, and a clock
         // read (tens of ns in a VM) would only delay noticing it.
-        let mut last_probe: Option<crate::sys::clock::Instant> = None;
+        let mut last_probe: Option<Instant> = None;
         let mut idle_probes = 0u32;
         let mut scan_every = 1u32;
         // The claimants seen at the last scan, watched (see `raw::wait::Probes`): one
         // that dies wakes us for a scan at once.
         let mut watch: Option<Watch<'_>> = None;
         let mut fire_seen = false;
-        // Sleeps grow to `policy.probe` as `Probes` schedules them, so that the first
-        // probe (and the watch it starts) comes early in a long wait.
-        let mut sleep_for = first_probe(policy.probe);
+        // The probe interval grows to `policy.probe` as `Probes` schedules it, so that
+        // the first probe (and the watch it starts) comes early in a long wait.
+        let mut probe_every = first_probe(policy.probe);
         let r = loop {
             let probing = core::mem::take(&mut probe_due);
-            match self.get_attempt(me, probing, t) {
+            let blocker = match self.get_attempt(me, probing, t) {
                 Ok(r) => break r,
                 Err(Attempt::Fail(e)) => return Err(e),
-                Err(Attempt::NotNow) => {
+                Err(Attempt::NotNow(b)) => {
                     if self.is_closed() {
                         return self.empty_or_closed(me, probing, t);
                     }
@@ -1051,20 +1218,21 @@ impl<'a> Ring<'a> {
                             }
                         }
                     }
+                    b
                 }
-                Err(Attempt::Stalled) => {}
-            }
-            if spins < policy.spin {
-                spins += 1;
+                Err(Attempt::Stalled) => None,
+            };
+            if polls < spin.budget() {
+                polls += 1;
                 spin_hint();
-                if spins % CLOCK_EVERY == 0 {
+                if polls % CLOCK_EVERY == 0 {
                     // A long spin still honours the deadline and probes stalled peers.
                     if expired(deadline) {
                         return Err(QueueError::Timeout);
                     }
-                    let now = crate::sys::clock::Instant::now();
+                    let now = Instant::now();
                     match last_probe {
-                        Some(t) if t.until(now) < policy.probe => {}
+                        Some(t) if t.until(now) < probe_every => {}
                         Some(_) => {
                             last_probe = Some(now);
                             probe_due = true;
@@ -1074,43 +1242,57 @@ impl<'a> Ring<'a> {
                 }
                 continue;
             }
-            let seq = self.q.not_empty.announce();
-            match self.get_attempt(me, false, t) {
-                Ok(r) => {
-                    break r;
-                }
-                Err(Attempt::Fail(e)) => {
-                    return Err(e);
-                }
-                Err(Attempt::NotNow) if self.is_closed() => {
-                    return self.empty_or_closed(me, false, t);
-                }
-                Err(_) => {}
+            if !policy.slept {
+                spin.failed(hint);
             }
+            // SYNC(sleep): read the sequence, then flag the slot we wait for.
+            let w = self.q.not_empty.seq();
+            let napping = blocker.is_none();
+            let until = match blocker {
+                Some(b) => {
+                    if !self.flag(b) {
+                        continue; // it moved on: look again
+                    }
+                    if self.is_closed() {
+                        return self.empty_or_closed(me, false, t);
+                    }
+                    probe_deadline(deadline, probe_every)
+                }
+                None => self.nap(deadline, &mut nap, probe_every),
+            };
             if expired(deadline) {
                 return Err(QueueError::Timeout);
             }
-            let until = probe_deadline(deadline, sleep_for);
             policy.slept = true;
-            if self.q.not_empty.sleep(seq, Some(until)) == WaitResult::TimedOut {
-                last_probe = Some(crate::sys::clock::Instant::now());
-                probe_due = true;
-                sleep_for = sleep_for.saturating_mul(2).min(policy.probe);
+            if self.q.not_empty.sleep(w, Some(until)) == WaitResult::TimedOut {
+                // A flagged sleep times out at the probe interval; naps are shorter:
+                // probe after one only once the interval has passed (always under
+                // loom, where a nap is a yield and probes cost nothing).
+                let now = Instant::now();
+                let due = !napping
+                    || cfg!(loom)
+                    || last_probe.map_or(true, |t| t.until(now) >= probe_every);
+                if due {
+                    last_probe = Some(now);
+                    probe_due = true;
+                    probe_every = probe_every.saturating_mul(2).min(policy.probe);
+                }
             } else if !fire_seen && watch.as_ref().is_some_and(|w| w.fired().is_some()) {
                 // A watched claimant exited: scan now, out of schedule (once).
                 fire_seen = true;
                 probe_due = true;
                 idle_probes = scan_every;
             }
-            spins = policy.spin.saturating_sub(policy.spin / 4);
+            polls = spin.budget().saturating_sub(spin.budget() / 4);
         };
-        self.q.not_full.wake();
+        if !policy.slept {
+            spin.succeeded(hint);
+        }
         Ok(r)
     }
 
     /// Takes up to `n` messages without waiting, `read(i, payload)` for each; returns
-    /// how many (0 when empty; `Err(Closed)` when closed and drained). Wakes producers
-    /// once.
+    /// how many (0 when empty; `Err(Closed)` when closed and drained).
     pub fn try_get_many(
         &self,
         me: Identity,
@@ -1118,23 +1300,17 @@ impl<'a> Ring<'a> {
         mut read: impl FnMut(usize, &[AtomicU64]),
     ) -> Result<usize, QueueError> {
         let mut done = 0;
-        let mut result = Ok(());
         while done < n {
             let mut t = TakeWith(|p: &[AtomicU64]| read(done, p));
             match self.get_attempt(me, false, &mut t) {
                 Ok(()) => done += 1,
-                Err(Attempt::Fail(e)) => {
-                    result = Err(e);
-                    break;
-                }
+                Err(Attempt::Fail(e)) if done == 0 => return Err(e),
                 Err(_) => break,
             }
         }
         if done > 0 {
-            self.q.not_full.wake();
             return Ok(done);
         }
-        result?;
         if n > 0 && self.is_closed() {
             // One more look: a put may have completed right before the close.
             let mut t = TakeWith(|p: &[AtomicU64]| read(0, p));
@@ -1142,7 +1318,7 @@ impl<'a> Ring<'a> {
                 Ok(()) => Ok(1),
                 Err(Attempt::Fail(e)) => Err(e),
                 Err(Attempt::Stalled) => Ok(0),
-                Err(Attempt::NotNow) => Err(QueueError::Closed),
+                Err(Attempt::NotNow(_)) => Err(QueueError::Closed),
             };
         }
         Ok(0)
@@ -1210,6 +1386,7 @@ impl<'a> Ring<'a> {
                     continue;
                 }
                 // SYNC(slot-publish): Acquire pairs with the producer's READY store.
+                // SYNC(sleep): Acquire pairs with a sleeping producer's flag CAS.
                 // Release too: a joinable queue's held count, raised before this
                 // claim, must be visible to whoever sees the claim.
                 if slot[0]
@@ -1233,7 +1410,7 @@ impl<'a> Ring<'a> {
                     if loom_crash::due() {
                         return Err(Attempt::Stalled);
                     }
-                    return Ok(self.finish_read(slot, lap, t));
+                    return Ok(self.finish_read(slot, lap, has_waiter(s), t));
                 }
                 t.lost();
                 pos = self.q.head.load(Ordering::Acquire);
@@ -1271,9 +1448,12 @@ impl<'a> Ring<'a> {
                 }
                 // The slot proves that nothing was queued at `pos` when we read it:
                 // empty. Polling consumers stop here, without touching the producers'
-                // `tail` line; probing ones cross-check it against the indices.
+                // `tail` line; probing ones cross-check it against the indices. A
+                // sleeper waits for the put at `pos` (FREE), or for the consumer
+                // still copying the previous lap out (READING: nothing to flag).
                 if !probe || self.q.tail.load(Ordering::Acquire) == pos {
-                    return Err(Attempt::NotNow);
+                    let b = (tag == FREE).then_some(Blocker { pos, state: s });
+                    return Err(Attempt::NotNow(b));
                 }
                 // tail > pos: a producer claimed pos after we looked (the state must
                 // have moved on), or head moved; anything else is corruption.
@@ -1297,13 +1477,23 @@ impl<'a> Ring<'a> {
         }
     }
 
-    /// Copies a claimed message out and frees the slot for the next lap.
+    /// Copies a claimed message out and frees the slot for the next lap; wakes the
+    /// producers if one flagged the slot (`waiter`, read by the claim).
     #[inline]
-    fn finish_read<R>(&self, slot: &[AtomicU64], lap: u64, t: &mut impl Take<Out = R>) -> R {
+    fn finish_read<R>(
+        &self,
+        slot: &[AtomicU64],
+        lap: u64,
+        waiter: bool,
+        t: &mut impl Take<Out = R>,
+    ) -> R {
         let r = t.take(&slot[SLOT_HEADER_WORDS..]);
         slot[1].store(0, Ordering::Relaxed);
-        // SYNC(slot-free) and SYNC(sleep): SeqCst store.
-        slot[0].store(make_state(lap.wrapping_add(1), FREE, 0), Ordering::SeqCst);
+        // SYNC(slot-free): Release.
+        slot[0].store(make_state(lap.wrapping_add(1), FREE, 0), Ordering::Release);
+        if waiter {
+            self.q.not_full.wake();
+        }
         r
     }
 
@@ -1371,7 +1561,9 @@ impl<'a> Ring<'a> {
         }
         slot[1].store(me.info(), Ordering::Relaxed);
         self.q.ctl.redelivered.fetch_add(1, Ordering::Relaxed);
-        Some(self.finish_read(slot, lap, t))
+        // Producers wait on a READING slot by napping, not flagging: wake them anyway
+        // (this path is rare), so they need not finish their nap.
+        Some(self.finish_read(slot, lap, true, t))
     }
 
     /// Scans the whole ring for a message stranded behind `head` by a consumer that
@@ -1389,7 +1581,6 @@ impl<'a> Ring<'a> {
                 continue;
             }
             if let Some(r) = self.take_over(me, slot, s, t) {
-                self.q.not_full.wake();
                 return Ok(Some(r));
             }
         }
@@ -1399,7 +1590,8 @@ impl<'a> Ring<'a> {
     /// Replaces `watch` by a watch on the threads that hold claims now (up to
     /// [`WATCHED_CLAIMANTS`] of them; `WRITING` and `READING` slots), unless it is on
     /// the same ones (fired or not: see `Probes::watch`); true if it replaced it.
-    /// Scans the ring (no `/proc` read).
+    /// Scans the ring (no `/proc` read). The watcher wakes the consumers' futex word,
+    /// so a sleeper returns as `Woken` and looks at `watch`.
     fn watch_claimants(&self, watch: &mut Option<Watch<'a>>) -> bool {
         let mut tasks = [Task::Thread(0); WATCHED_CLAIMANTS];
         let mut n = 0;
@@ -1422,7 +1614,7 @@ impl<'a> Ring<'a> {
             return false;
         }
         *watch = None;
-        *watch = watch_exit(&self.q.not_empty.word, &tasks[..n]);
+        *watch = watch_exit(&self.q.not_empty.seq, &tasks[..n]);
         true
     }
 

@@ -12,13 +12,14 @@
 //! | `RawEvent` | `word` | [`Sleepers`] `sleepers` | `event-sleep` | Dekker: waiter `sleepers += 1` then the kernel re-reads the word; `set` moves the word then reads `sleepers` |
 //! | `RawCondition` | `seq` | [`Sleepers`] `sleepers` | `cond-sleep` | Dekker: waiter reads `seq`, checks its token, `sleepers += 1`, kernel re-reads `seq`; notifier grants, bumps `seq`, reads `sleepers` |
 //! | `RawBarrier` | `word` | [`Sleepers`] `sleepers` | `barrier-sleep` | Dekker: waiter `sleepers += 1`, kernel re-reads the word; the completing party moves the word then reads `sleepers` |
-//! | `RawQueue` | `Waiters::word` (not-empty / not-full) | `SLEEPING` bit of that word | `sleep` | the waiter sets the bit (SeqCst RMW + fence) then re-checks the ring; a waker's SeqCst publishing store is followed by a SeqCst load of the word; a waker clears the bit and bumps the word, which fails the kernel's re-check |
+//! | `RawQueue` | `Wakeups::seq` (not-empty / not-full) | `WAITER` bit in the *slot* the waiter waits for | `sleep` | the waiter reads `seq`, then CASes the bit into the slot (`FREE` at the head, `READY` when full); the claim that moves that slot on is a CAS on the same word, so it either fails the waiter's CAS (the waiter looks again) or reads the bit, and its claimant bumps `seq` and wakes after completing the slot; no store-load order, so publishing stays a plain Release store |
+//! | `RawJoin` (joinable queue's joiners) | `Waiters::word` | `SLEEPING` bit of that word | `sleep` | the joiner sets the bit (SeqCst RMW + fence) then re-checks the counts; `task_done`'s SeqCst decrement is followed by a SeqCst load of the word; a waker clears the bit and bumps the word, which fails the kernel's re-check |
 //! | `RawSpsc` | the side's sleep word | `ASLEEP` value of that word | `spsc-sleep` | the sleeper swaps in `ASLEEP`, fences, re-checks the cursor; the peer stores its cursor and reads the flag *without* a fence (for throughput), so a wake-up can be lost to a store buffer: the sleeper's `POST_FLAG_POLLS` outlast the drain, and every sleep is bounded by the probe interval (see `raw::spsc`, "Sleeping without a fence"); `close` fences before it overwrites the flags |
 //!
-//! The Dekker handshakes (all but the lock's and the SPSC ring's) rely on SeqCst
-//! accesses on the waker's side, which the C11 model orders;
+//! The Dekker handshakes (all but the lock's, the queue ring's and the SPSC ring's)
+//! rely on SeqCst accesses on the waker's side, which the C11 model orders;
 //! loom models SeqCst accesses as AcqRel only (its README, "Unsupported features"),
-//! so under `--cfg loom` [`Sleepers`] and the queue's waker add the `fence(SeqCst)`
+//! so under `--cfg loom` [`Sleepers`] and the joiners' waker add the `fence(SeqCst)`
 //! ([`model_seqcst`]) that gives the model the order C11 already guarantees
 //! (nothing changes in a normal build).
 //!
@@ -28,18 +29,14 @@
 //! of the wakes above makes its model fail).
 //!
 //! # Before sleeping: spinning
-//! Two spin policies, both here:
-//!
-//! * [`Spin`] / [`spin_until`]: the per-*object* adaptive budget (a hint word in
-//!   shared memory, doubled when a wait ends while polling, halved when it sleeps,
-//!   with an exploring wait now and then). Lock, Semaphore, Event, Condition,
-//!   Barrier, the SPSC ring and the pipe use it.
-//! * `SpinBudget`: the MPMC queue *handle's* process-local budget (grows by a
-//!   quarter while calls end spinning, halves when they sleep), handed to the ring
-//!   as `WaitPolicy::spin` (a caller may fix it instead).
-//!
-//! They stay two because they were tuned apart (see each one's docs); making them
-//! one is a behaviour change to measure, not a move.
+//! One spin policy, [`Spin`] / [`spin_until`]: a per-*object* adaptive budget (a hint
+//! word in shared memory, doubled when a wait ends while polling, halved when it
+//! sleeps, with an exploring wait now and then; see [`Spin`] for why the numbers are
+//! what they are). Lock, Semaphore, Event, Condition, Barrier, the SPSC ring, the
+//! pipe and the MPMC queue (one hint per side of the ring: consumers waiting for
+//! messages and producers waiting for room learn apart) use it. A caller may fix the
+//! budget instead (`Queue::with_spin_limit`, `WaitPolicy::spin`): that is an
+//! override, not a second policy.
 //!
 //! # While sleeping: probes
 //! [`Probes`] schedules the liveness checks of a waiter whose wake-up could be owed
@@ -201,12 +198,22 @@ static WAITS: AtomicU32 = AtomicU32::new(0);
 /// under load, and learning the polls a wait needed (instead of a budget) left
 /// ping-pongs sleeping on every preemption (1.5–5 µs per round trip).
 ///
+/// The MPMC queue keeps one hint per side of the ring: in a stream, consumers wait
+/// often and briefly for the next message while producers rarely wait for room, and
+/// one side's sleeps must not halve the other's budget. (The queue had a second,
+/// process-local policy until its format 3 — start at `SPIN_LIMIT`, grow by a
+/// quarter up to 16 × `SPIN_LIMIT`, halve on a sleep — tuned before its sleepers
+/// flagged slots; with the wake now free when nobody sleeps, the shared budget and
+/// its explorer serve it as they serve the others.)
+///
 /// The hint is untrusted like all shared state: any value is clamped, and a wrong
 /// one only costs time.
 #[derive(Debug)]
 pub(crate) struct Spin {
     hint: u32,
     budget: u32,
+    /// False for a budget the caller fixed: the hint is neither used nor changed.
+    adaptive: bool,
 }
 
 impl Spin {
@@ -219,7 +226,24 @@ impl Spin {
         } else {
             h.clamp(MIN_SPINS.min(MAX_SPINS), MAX_SPINS)
         };
-        Spin { hint: h, budget }
+        Spin {
+            hint: h,
+            budget,
+            adaptive: true,
+        }
+    }
+
+    /// A spin phase of `fixed` polls if the caller fixed one, else one on `hint`.
+    #[inline]
+    pub(crate) fn start_or(fixed: Option<u32>, hint: &AtomicU32) -> Spin {
+        match fixed {
+            Some(budget) => Spin {
+                hint: 0,
+                budget,
+                adaptive: false,
+            },
+            None => Spin::start(hint),
+        }
     }
 
     /// How many polls this phase may make.
@@ -231,6 +255,9 @@ impl Spin {
     /// The wait ended while polling: spinning pays here, double the budget.
     #[inline]
     pub(crate) fn succeeded(&self, hint: &AtomicU32) {
+        if !self.adaptive {
+            return;
+        }
         let next = (self.hint.max(MIN_SPINS) * 2).min(MAX_SPINS);
         if next != self.hint {
             hint.store(next, Ordering::Relaxed);
@@ -240,7 +267,7 @@ impl Spin {
     /// The budget ran out: the caller is about to sleep, spinning was wasted; halve it.
     #[inline]
     pub(crate) fn failed(&self, hint: &AtomicU32) {
-        if self.hint != 0 {
+        if self.adaptive && self.hint != 0 {
             hint.store(self.hint / 2, Ordering::Relaxed);
         }
     }
@@ -394,63 +421,6 @@ impl<'a> Probes<'a> {
     #[inline]
     pub(crate) fn fired(&self) -> Option<u32> {
         self.watch.as_ref().and_then(|w| w.fired())
-    }
-}
-
-/// The MPMC queue handle's spin policy (`crate::queue`, passed to the ring as
-/// `WaitPolicy::spin`): how many polls a blocking call makes before it sleeps. Grows
-/// while spinning pays off, shrinks when calls end up sleeping anyway.
-/// Process-local (each handle clone has its own).
-#[cfg(all(feature = "std", not(loom)))]
-pub(crate) struct SpinBudget {
-    cur: AtomicU32,
-    min: u32,
-    max: u32,
-}
-
-#[cfg(all(feature = "std", not(loom)))]
-impl SpinBudget {
-    pub(crate) fn adaptive() -> SpinBudget {
-        SpinBudget {
-            cur: AtomicU32::new(SPIN_LIMIT),
-            min: SPIN_LIMIT / 8,
-            max: SPIN_LIMIT * 16,
-        }
-    }
-    pub(crate) fn fixed(n: u32) -> SpinBudget {
-        SpinBudget {
-            cur: AtomicU32::new(n),
-            min: n,
-            max: n,
-        }
-    }
-    pub(crate) fn limit(&self) -> u32 {
-        self.cur.load(Ordering::Relaxed)
-    }
-    pub(crate) fn record(&self, slept: bool) {
-        if self.min == self.max {
-            return;
-        }
-        let c = self.cur.load(Ordering::Relaxed);
-        let n = if slept {
-            (c / 2).max(self.min)
-        } else {
-            c.saturating_add(c / 4 + 1).min(self.max)
-        };
-        if n != c {
-            self.cur.store(n, Ordering::Relaxed);
-        }
-    }
-}
-
-#[cfg(all(feature = "std", not(loom)))]
-impl Clone for SpinBudget {
-    fn clone(&self) -> Self {
-        SpinBudget {
-            cur: AtomicU32::new(self.limit()),
-            min: self.min,
-            max: self.max,
-        }
     }
 }
 

@@ -8,7 +8,6 @@ use crate::raw::queue::{
     load_bytes, region_words, store_bytes, words_for, QueueError, RawQueue, RecoveryStats, Ring,
     WaitPolicy, MAX_CAPACITY, SLOT_HEADER_WORDS,
 };
-use crate::raw::wait::SpinBudget;
 use crate::raw::SharedState;
 use crate::segment::{self, HeaderImage, Object, ObjectKind, ObjectSpec, Options, TypeInfo};
 use crate::sync::atomic::{AtomicU64, Ordering};
@@ -17,12 +16,16 @@ use crate::{Error, Result};
 use bytemuck::Pod;
 use std::time::Duration;
 
-/// Version of the queue layout, stored in the header parameters. Format 2 stores
-/// the requested capacity (the limit; the ring has the next power of two of slots);
-/// format 1 stored the slot count, a power of two, which was also the limit.
-const QUEUE_FORMAT: u64 = 2;
-/// The oldest format this build still opens.
-const QUEUE_FORMAT_MIN: u64 = 1;
+/// Version of the queue layout, stored in the header parameters. Format 3 keeps a
+/// sleeper's bit in each slot state (laps shrank by a bit) and a spin hint per side;
+/// format 2 stored the requested capacity (the limit; the ring has the next power
+/// of two of slots); format 1 stored the slot count, a power of two, which was also
+/// the limit.
+const QUEUE_FORMAT: u64 = 3;
+/// The oldest format this build still opens: slot states of formats 1 and 2 read
+/// differently, so a process of an older build and one of this build must not share
+/// a queue (each refuses the other's).
+const QUEUE_FORMAT_MIN: u64 = 3;
 
 /// A raw state struct that contains a ring header.
 pub(crate) trait HasRing: SharedState {
@@ -79,7 +82,8 @@ pub(crate) struct RingHandle<R> {
     /// How often a blocked call checks for dead claimants (set by the handle's
     /// `with_probe_interval`).
     pub(crate) probe: Duration,
-    spin: SpinBudget,
+    /// Polls before sleeping: `None` for the adaptive budget kept in the ring header.
+    spin: Option<u32>,
     /// When a non-blocking get last probed for dead claimants (monotonic ns;
     /// process-local).
     last_probe: AtomicU64,
@@ -93,7 +97,7 @@ impl<R> Clone for RingHandle<R> {
             limit: self.limit,
             payload_words: self.payload_words,
             probe: self.probe,
-            spin: self.spin.clone(),
+            spin: self.spin,
             last_probe: AtomicU64::new(self.last_probe.load(Ordering::Relaxed)),
         }
     }
@@ -188,7 +192,7 @@ impl<R: HasRing> RingHandle<R> {
             limit,
             payload_words,
             probe: DEFAULT_PROBE,
-            spin: SpinBudget::adaptive(),
+            spin: None,
             last_probe: AtomicU64::new(0),
         }
     }
@@ -196,6 +200,14 @@ impl<R: HasRing> RingHandle<R> {
     /// The ring view. Geometry comes from the validated private copy.
     #[inline]
     pub fn ring(&self) -> Result<Ring<'_>> {
+        self.ring_view()
+            .ok_or_else(|| self.corrupt("its geometry is invalid"))
+    }
+
+    /// [`ring`](Self::ring) as an `Option`: blocking calls build the view in
+    /// registers this way rather than through a `Result` with a large error.
+    #[inline]
+    fn ring_view(&self) -> Option<Ring<'_>> {
         let n = self.cap * (SLOT_HEADER_WORDS + self.payload_words);
         // SAFETY: the trailing region is LINE-aligned and holds exactly `n` u64 words
         // (its length was computed from this geometry at create, and checked against
@@ -210,7 +222,6 @@ impl<R: HasRing> RingHandle<R> {
             self.payload_words,
         )
         .and_then(|r| r.with_limit(self.limit))
-        .ok_or_else(|| self.corrupt("its geometry is invalid"))
     }
 
     pub fn raw(&self) -> &R {
@@ -230,14 +241,14 @@ impl<R: HasRing> RingHandle<R> {
     }
 
     pub fn set_spin(&mut self, spin: Option<u32>) {
-        self.spin = match spin {
-            Some(n) => SpinBudget::fixed(n),
-            None => SpinBudget::adaptive(),
-        };
+        self.spin = spin;
     }
 
     pub fn policy(&self) -> WaitPolicy {
-        WaitPolicy::new(self.spin.limit(), self.probe)
+        WaitPolicy {
+            spin: self.spin,
+            ..WaitPolicy::adaptive(self.probe)
+        }
     }
 
     /// True at most once per probe interval: time for a non-blocking get that found
@@ -273,10 +284,6 @@ impl<R: HasRing> RingHandle<R> {
     #[inline]
     pub fn done<X>(&self, r: core::result::Result<X, QueueError>) -> Result<X> {
         self.obj.segment().intact(r.map_err(|e| self.err(e)))
-    }
-
-    pub fn record(&self, policy: &WaitPolicy) {
-        self.spin.record(policy.slept);
     }
 
     pub fn corrupt(&self, detail: &str) -> Error {
@@ -320,7 +327,7 @@ impl<R: HasRing> RingHandle<R> {
         self.obj.is_broken()
     }
 
-    /// Runs a blocking ring call with this handle's policy, recording whether it slept.
+    /// Runs a blocking ring call with this handle's policy.
     #[inline]
     /// An unbounded call runs in slices that check for truncation
     /// ([`Segment::sliced`](crate::segment::Segment)).
@@ -334,21 +341,43 @@ impl<R: HasRing> RingHandle<R> {
 
     /// [`blocking`](Self::blocking), handing back the ring's own result (the caller
     /// passes it through [`done`](Self::done) or [`intact`](Self::intact)).
+    ///
+    /// The first attempt runs here, inline (a deadline already past makes the ring
+    /// call one attempt): a call that succeeds at once costs no more than its
+    /// `try_` form. Only a call that must wait enters the slices.
+    #[inline]
     pub fn blocking_raw<X>(
         &self,
         deadline: Deadline,
         mut f: impl FnMut(&Ring<'_>, &mut WaitPolicy, Deadline) -> core::result::Result<X, QueueError>,
     ) -> Result<core::result::Result<X, QueueError>> {
-        let ring = self.ring()?;
+        let Some(ring) = self.ring_view() else {
+            return Err(self.corrupt("its geometry is invalid"));
+        };
         let mut policy = self.policy();
-        let r = self.obj.segment().sliced(
+        if deadline.is_none() {
+            match f(&ring, &mut policy, Some(crate::sync::Instant::EPOCH)) {
+                Err(QueueError::Timeout) => {}
+                r => return Ok(r),
+            }
+        }
+        self.wait_sliced(&ring, deadline, &mut policy, f)
+    }
+
+    #[cold]
+    fn wait_sliced<X>(
+        &self,
+        ring: &Ring<'_>,
+        deadline: Deadline,
+        policy: &mut WaitPolicy,
+        mut f: impl FnMut(&Ring<'_>, &mut WaitPolicy, Deadline) -> core::result::Result<X, QueueError>,
+    ) -> Result<core::result::Result<X, QueueError>> {
+        self.obj.segment().sliced(
             deadline,
-            true,
-            |d| f(&ring, &mut policy, d),
+            false,
+            |d| f(ring, policy, d),
             |r| matches!(r, Err(QueueError::Timeout)),
-        );
-        self.record(&policy);
-        r
+        )
     }
 
     /// `r`, unless the segment broke: see [`Segment::intact`](crate::segment::Segment).
