@@ -2,9 +2,9 @@
 //! tasks, for `task_done` / `join` — the joinable queue of variable-length messages
 //! (what Python's `JoinableQueue` of pickled objects is built on).
 
-use super::byte_queue::{byte_spec, check_max, IntoVec, Puts};
+use super::common::bytes::{byte_puts, byte_spec, check_max, IntoVec};
+use super::common::tasks::Tasks;
 use super::common::{deadline, named_handle, ring_surface, RingHandle};
-use super::joinable_queue::Tasks;
 use crate::raw::queue::{words_for, QueueError};
 use crate::raw::queue_join::RawJoinableQueue;
 use crate::segment::{ObjectKind, Options, TypeInfo};
@@ -86,6 +86,8 @@ ring_surface! {
         ["unfinished" => |q| q.unfinished_tasks()]
 }
 
+byte_puts!(JoinableByteQueue, "Puts `msg` (one more unfinished task)");
+
 impl JoinableByteQueue {
     /// [`create`](JoinableByteQueue::create) with explicit segment [`Options`].
     pub fn create_with(
@@ -119,30 +121,6 @@ impl JoinableByteQueue {
             },
         )?;
         Ok(JoinableByteQueue { h, max })
-    }
-
-    /// The longest message accepted, in bytes.
-    pub fn max_message_len(&self) -> usize {
-        self.max
-    }
-
-    // ---- producers -----------------------------------------------------------------
-
-    /// Puts `msg` (one more unfinished task), waiting for room. `Err(TooLarge)` beyond
-    /// the maximum length, `Err(Closed)` once closed.
-    pub fn put(&self, msg: &[u8]) -> Result<()> {
-        self.put_deadline(msg, None)
-    }
-    /// Puts `msg` if there is room now: `Err(Full)` otherwise.
-    pub fn try_put(&self, msg: &[u8]) -> Result<()> {
-        Puts(&self.h, self.max).try_put(msg)
-    }
-    /// Puts `msg`, waiting at most `timeout` for room: `Err(Timeout)` after that.
-    pub fn put_timeout(&self, msg: &[u8], timeout: Duration) -> Result<()> {
-        self.put_deadline(msg, deadline(timeout))
-    }
-    fn put_deadline(&self, msg: &[u8], deadline: Deadline) -> Result<()> {
-        Puts(&self.h, self.max).put(msg, deadline)
     }
 
     // ---- consumers -----------------------------------------------------------------
