@@ -3,11 +3,14 @@
 //! * `iox-peer throughput N`: a publisher process (this binary, re-executed) sends
 //!   N u64 samples with back-pressure; this process receives them, spinning.
 //!   Prints `rate <samples per second>`, timed from the first sample to the last.
+//!   The publisher stays alive until this process has received them all (its stdin
+//!   is closed then): a publisher that exits takes its undelivered samples with it.
 //! * `iox-peer pingpong N`: a u64 bounced N times between this process and an echo
 //!   process over two services, both sides spinning. Prints `rtt_ns <ns>`.
 
 use iceoryx2::prelude::*;
-use std::process::{Child, Command};
+use std::io::Read;
+use std::process::{Child, Command, Stdio};
 use std::time::Instant;
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
@@ -27,7 +30,10 @@ fn service(
 }
 
 fn spawn(args: &[&str]) -> Res<Child> {
-    Ok(Command::new(std::env::current_exe()?).args(args).spawn()?)
+    Ok(Command::new(std::env::current_exe()?)
+        .args(args)
+        .stdin(Stdio::piped())
+        .spawn()?)
 }
 
 fn main() -> Res<()> {
@@ -68,6 +74,7 @@ fn throughput(tag: &str, n: u64) -> Res<()> {
         }
     }
     let secs = start.map_or(0.0, |s| s.elapsed().as_secs_f64());
+    drop(child.stdin.take()); // all received: the publisher may go
     child.wait()?;
     assert_eq!(sum, n * (n - 1) / 2, "samples lost or duplicated");
     println!("rate {}", (n - 1) as f64 / secs);
@@ -82,8 +89,24 @@ fn publisher(name: &str, n: u64) -> Res<()> {
         .backpressure_strategy(BackpressureStrategy::RetryUntilDelivered)
         .create()?;
     for i in 0..n {
-        let s = publ.loan_uninit()?;
-        s.write_payload(i).send()?;
+        send_reaching(&publ, i)?;
+    }
+    // Undelivered samples live in this process's data segment: stay until the
+    // subscriber has them all (it closes our stdin then, or dies).
+    let _ = std::io::stdin().read_to_end(&mut Vec::new());
+    Ok(())
+}
+
+/// Sends `v`, again until it reaches a subscriber: a sample that reached none was
+/// dropped, not delivered — until a subscriber has connected to a new publisher's
+/// data segment (it does so asynchronously, while receiving), sends can reach nobody,
+/// and the receiving side would wait forever for the lost ones.
+fn send_reaching(
+    publ: &iceoryx2::port::publisher::Publisher<ipc::Service, u64, ()>,
+    v: u64,
+) -> Res<()> {
+    while publ.loan_uninit()?.write_payload(v).send()? == 0 {
+        std::thread::yield_now();
     }
     Ok(())
 }
@@ -105,7 +128,7 @@ fn pingpong(tag: &str, n: u64) -> Res<()> {
         if i == warm {
             start = Instant::now();
         }
-        publ.loan_uninit()?.write_payload(i).send()?;
+        send_reaching(&publ, i)?;
         loop {
             if let Some(s) = sub.receive()? {
                 assert_eq!(*s, i);
@@ -134,7 +157,7 @@ fn echo(tag: &str, n: u64) -> Res<()> {
             }
             core::hint::spin_loop();
         };
-        publ.loan_uninit()?.write_payload(v).send()?;
+        send_reaching(&publ, v)?;
     }
     Ok(())
 }
