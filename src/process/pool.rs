@@ -83,6 +83,7 @@
 
 mod blob;
 mod chan;
+mod de;
 mod engine;
 mod jobs;
 mod sink;
@@ -90,6 +91,8 @@ mod slots;
 mod wire;
 mod worker;
 
+#[doc(hidden)]
+pub use self::de::from_bytes_copying;
 use self::jobs::{task_body, Body, Failure, Outcome, Shared};
 use self::wire::{Item, Outcomes, Runner};
 use super::start::{default_is_automatic, get_start_method, StartMethod};

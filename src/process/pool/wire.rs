@@ -22,6 +22,7 @@
 //! bytes of the result, or a UTF-8 message). All integers are little-endian.
 
 use super::blob::Buf;
+use super::de::{self, Reader};
 use super::sink::{Sink, SinkOut};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -181,7 +182,8 @@ pub(super) fn push_item<T: Serialize>(out: &mut Sink<'_>, value: &T) -> Result<(
 }
 
 /// Iterates over a sequence of `len u32` + bytes; yields `None` once on malformed
-/// input, then stops.
+/// input, then stops. (Workers read items through a [`Reader`] instead.)
+#[cfg(test)]
 pub(super) fn items(b: &[u8]) -> impl Iterator<Item = Option<&[u8]>> {
     let mut rest = Some(b);
     std::iter::from_fn(move || {
@@ -318,31 +320,48 @@ fn push_result<R: Serialize>(out: &mut Sink<'_>, r: &R) {
     }
 }
 
-/// A type-erased task runner: decodes each item of `input`, calls the function whose
+/// A type-erased task runner: decodes each item of `input` (the items part of a TASK
+/// body, private or still in a pool area: see `de.rs`), calls the function whose
 /// address is `f`, and appends one outcome per item to `out`.
 ///
 /// # Safety
 /// `f` must be the address of a function of exactly the type the runner was
 /// instantiated for (the pool sends each runner together with such a function).
-pub(super) type Runner = unsafe fn(f: usize, input: &[u8], out: &mut Sink<'_>);
+pub(super) type Runner = unsafe fn(f: usize, input: Reader<'_>, out: &mut Sink<'_>);
 
 thread_local! {
     /// The last panic's message, captured by the worker's panic hook.
     pub(super) static LAST_PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
 }
 
-/// Runs `call` on every item, catching panics per item.
+/// Runs `call` on every item, catching panics per item. Each argument is decoded
+/// straight from `input` ([`de`]): a byte string in a pool area is copied once, into
+/// the value the function gets.
 fn run_items<A: DeserializeOwned>(
-    input: &[u8],
+    mut input: Reader<'_>,
     out: &mut Sink<'_>,
     mut call: impl FnMut(A, &mut Sink<'_>),
 ) {
-    for item in items(input) {
-        let Some(item) = item else {
+    while input.remaining() > 0 {
+        let item = input
+            .array::<4>()
+            .ok()
+            .and_then(|l| input.split(u32::from_le_bytes(l) as usize));
+        let Some(mut item) = item else {
             push_outcome(out, BAD_INPUT, b"malformed task message");
             return;
         };
-        let arg: A = match postcard::from_bytes(item) {
+        let decoded = de::from_reader::<A>(&mut item);
+        if !item.intact() {
+            // What was read may be zeros standing in for a truncated area's bytes.
+            push_outcome(
+                out,
+                BAD_INPUT,
+                b"the pool area holding the argument was truncated while it was read",
+            );
+            return;
+        }
+        let arg: A = match decoded {
             Ok(a) => a,
             Err(e) => {
                 let msg = format!(
@@ -371,7 +390,7 @@ fn run_items<A: DeserializeOwned>(
 /// `f` is the address of a `fn(A) -> R`.
 pub(super) unsafe fn run_unary<A: DeserializeOwned, R: Serialize>(
     f: usize,
-    input: &[u8],
+    input: Reader<'_>,
     out: &mut Sink<'_>,
 ) {
     // SAFETY: per the contract, `f` came from a `fn(A) -> R` of this very binary.
@@ -388,7 +407,7 @@ pub(super) unsafe fn run_unary<A: DeserializeOwned, R: Serialize>(
 /// `f` is the address of a `fn(A, B) -> R`.
 pub(super) unsafe fn run_binary<A: DeserializeOwned, B: DeserializeOwned, R: Serialize>(
     f: usize,
-    input: &[u8],
+    input: Reader<'_>,
     out: &mut Sink<'_>,
 ) {
     // SAFETY: per the contract.
@@ -403,7 +422,7 @@ pub(super) unsafe fn run_binary<A: DeserializeOwned, B: DeserializeOwned, R: Ser
 ///
 /// # Safety
 /// `f` is the address of a `fn(A, B, C) -> R`.
-pub(super) unsafe fn run_ternary<A, B, C, R>(f: usize, input: &[u8], out: &mut Sink<'_>)
+pub(super) unsafe fn run_ternary<A, B, C, R>(f: usize, input: Reader<'_>, out: &mut Sink<'_>)
 where
     A: DeserializeOwned,
     B: DeserializeOwned,
@@ -512,7 +531,7 @@ mod tests {
         let f: fn(u64) -> u64 = square;
         let mut sink = Sink::new(&mut out, None);
         // SAFETY: `f` is a fn(u64) -> u64.
-        unsafe { run_unary::<u64, u64>(f as usize, &input, &mut sink) };
+        unsafe { run_unary::<u64, u64>(f as usize, Reader::new(&input), &mut sink) };
         let got: Vec<u64> = Outcomes::parse(&out)
             .unwrap()
             .iter()

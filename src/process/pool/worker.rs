@@ -2,6 +2,7 @@
 
 use super::blob::{self, Area, BLOB_MIN};
 use super::chan::Chan;
+use super::de::Reader;
 use super::sink::Sink;
 use super::slots::Slots;
 use super::wire::{self, FrameHeader, Runner, HEADER_LEN};
@@ -79,8 +80,6 @@ const ARG_AREAS_MAPPED: usize = 8;
 #[derive(Default)]
 struct Areas {
     task: Option<Area>,
-    /// Argument areas mapped, by id, most recently used last.
-    args: Vec<(u64, Option<Area>)>,
     /// Messages copied out of the task area.
     taken: u64,
     result: Option<Area>,
@@ -188,13 +187,32 @@ fn send(
     Ok(())
 }
 
-/// Receives one logical message into `msg`; returns its kind.
+/// The pool's argument areas this worker has mapped, by id, most recently used last.
+type ArgMaps = Vec<(u64, Option<Area>)>;
+
+/// Where a received message is.
+#[derive(Clone, Copy)]
+enum Place {
+    /// In `msg`, whole.
+    Private,
+    /// The first `len` bytes of the argument area `args[at]`, which the chunk holds
+    /// until it is done: it is read from there, in place ([`Reader`]), and only its
+    /// first [`TASK_HEAD`] bytes (at most) are copied into `msg`.
+    Arg { at: usize, len: usize },
+}
+
+/// The fixed part of a TASK body: chunk id, runner, function.
+const TASK_HEAD: usize = 24;
+
+/// Receives one logical message into `msg` (or finds it in an argument area);
+/// returns its kind and where it is.
 fn recv(
     ctx: &WorkerCtx,
     areas: &mut Areas,
+    args: &mut ArgMaps,
     piece: &mut Vec<u8>,
     msg: &mut Vec<u8>,
-) -> crate::Result<u8> {
+) -> crate::Result<(u8, Place)> {
     msg.clear();
     loop {
         ctx.inbox.get(piece)?;
@@ -213,25 +231,44 @@ fn recv(
                 ));
             };
             if r.area != 0 {
-                // In one of the pool's argument areas, which the chunk holds: copy it
-                // out; nobody waits for us to have done so.
-                let at = match areas.args.iter().position(|(id, _)| *id == r.area) {
+                // In one of the pool's argument areas, which the chunk holds: read in
+                // place; nobody waits for us to have done so.
+                let at = match args.iter().position(|(id, _)| *id == r.area) {
                     Some(at) => at,
                     None => {
-                        if areas.args.len() >= ARG_AREAS_MAPPED {
-                            areas.args.remove(0);
+                        if args.len() >= ARG_AREAS_MAPPED {
+                            args.remove(0);
                         }
-                        areas.args.push((r.area, None));
-                        areas.args.len() - 1
+                        args.push((r.area, None));
+                        args.len() - 1
                     }
                 };
-                let entry = areas.args.remove(at);
-                areas.args.push(entry);
+                let entry = args.remove(at);
+                args.push(entry);
                 let (blobs, id) = (&ctx.blobs, r.area);
-                let slot = &mut areas.args.last_mut().expect("just pushed").1;
+                let slot = &mut args.last_mut().expect("just pushed").1;
                 let area = blob::attach(slot, r.gen, false, |g| blob::arg_area(blobs, id, g))?;
-                blob::take(area, r.len, msg)?;
-                return Ok(h.kind);
+                let Some(mut reader) = usize::try_from(r.len)
+                    .ok()
+                    .and_then(|len| Reader::in_segment(&area.seg, len))
+                else {
+                    return Err(crate::Error::corrupt(
+                        area.seg.name(),
+                        format!(
+                            "a pool message says it holds {} bytes, its area only {}",
+                            r.len,
+                            area.seg.len()
+                        ),
+                    ));
+                };
+                let len = reader.remaining();
+                let head = reader.remaining().min(TASK_HEAD);
+                msg.resize(head, 0);
+                reader
+                    .read_into(msg)
+                    .map_err(|e| crate::Error::corrupt(area.seg.name(), e.to_string()))?;
+                let at = args.len() - 1;
+                return Ok((h.kind, Place::Arg { at, len }));
             }
             let (blobs, index) = (&ctx.blobs, ctx.index);
             let area = blob::attach(&mut areas.task, r.gen, false, |g| {
@@ -245,11 +282,11 @@ fn recv(
                 .get(ctx.index)
                 .arg_taken
                 .store(areas.taken, Ordering::Release);
-            return Ok(h.kind);
+            return Ok((h.kind, Place::Private));
         }
         msg.extend_from_slice(&piece[HEADER_LEN..]);
         if h.flags & wire::MORE == 0 {
-            return Ok(h.kind);
+            return Ok((h.kind, Place::Private));
         }
     }
 }
@@ -302,6 +339,7 @@ pub(super) fn main(mut ctx: WorkerCtx) -> i32 {
     let slot = ctx.slots.get(ctx.index);
     let mut buf = Vec::new();
     let mut areas = Areas::default();
+    let mut args = ArgMaps::new();
     if let Some(init) = &ctx.initializer {
         if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| init())).is_err() {
             let msg = wire::LAST_PANIC
@@ -323,7 +361,7 @@ pub(super) fn main(mut ctx: WorkerCtx) -> i32 {
     let mut out = Vec::new();
     let mut done = 0usize;
     loop {
-        let kind = match recv(&ctx, &mut areas, &mut piece, &mut msg) {
+        let (kind, place) = match recv(&ctx, &mut areas, &mut args, &mut piece, &mut msg) {
             Ok(k) => k,
             Err(_) => return QUEUE_FAILED,
         };
@@ -331,9 +369,21 @@ pub(super) fn main(mut ctx: WorkerCtx) -> i32 {
         if kind == wire::STOP {
             return 0;
         }
-        if kind != wire::TASK || msg.len() < 24 {
+        if kind != wire::TASK || msg.len() < TASK_HEAD {
             return QUEUE_FAILED;
         }
+        // The items: after the head, in `msg` or still in the argument area.
+        let input = match place {
+            Place::Private => Some(Reader::new(&msg[TASK_HEAD..])),
+            Place::Arg { at, len } => args[at].1.as_ref().and_then(|a| {
+                let mut r = Reader::in_segment(&a.seg, len)?;
+                r.split(TASK_HEAD)?;
+                Some(r)
+            }),
+        };
+        let Some(input) = input else {
+            return QUEUE_FAILED;
+        };
         let word =
             |i: usize| u64::from_le_bytes(msg[i * 8..i * 8 + 8].try_into().unwrap_or_default());
         let (id, runner, f) = (word(0), word(1), word(2));
@@ -356,7 +406,7 @@ pub(super) fn main(mut ctx: WorkerCtx) -> i32 {
         // queue of mode 0600, reachable only by processes of this user.
         unsafe {
             let runner = std::mem::transmute::<usize, Runner>(runner);
-            runner(f, &msg[24..], &mut sink);
+            runner(f, input, &mut sink);
         }
         // How long the chunk took here: the pool sizes our window from it.
         let service = started.elapsed().as_nanos().min(u128::from(u64::MAX)) as u64;
