@@ -71,10 +71,11 @@ impl<'a> Reader<'a> {
         self.len - self.pos
     }
 
-    /// False if the segment under the reader was truncated (what was read may be
-    /// zeros standing in for lost bytes).
+    /// False if the segment under the reader was truncated under a page this
+    /// process touched (what was read may be zeros standing in for lost bytes). One
+    /// relaxed load: the `SIGBUS` handler sets the flag before it maps a zero page.
     pub fn intact(&self) -> bool {
-        self.seg.map_or(true, |s| !s.is_broken())
+        self.seg.map_or(true, |s| !s.broken())
     }
 
     /// A reader over the next `n` bytes (this one skips them); `None` if fewer are left.
