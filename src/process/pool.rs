@@ -286,7 +286,7 @@ pub fn default_chunksize(len: usize, workers: usize) -> usize {
 
 fn decode<R: DeserializeOwned>(o: Item<'_>) -> Result<R> {
     match o {
-        Item::Ok(bytes) => postcard::from_bytes(bytes).map_err(|e| Error::TaskFailed {
+        Item::Ok(src) => src.decode().map_err(|e| Error::TaskFailed {
             message: format!(
                 "could not decode the result as {}: {e}",
                 std::any::type_name::<R>()

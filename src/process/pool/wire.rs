@@ -203,35 +203,113 @@ pub(super) fn items(b: &[u8]) -> impl Iterator<Item = Option<&[u8]>> {
 }
 
 /// One item's outcome as the worker reported it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug)]
 pub(super) enum Item<'a> {
     /// postcard bytes of the result.
-    Ok(&'a [u8]),
+    Ok(Src<'a>),
     /// The function panicked (or the argument could not be decoded): the message.
     Failed(&'a [u8]),
 }
 
-/// The outcomes of one chunk: `tag u8` + `len u32` + bytes per item, validated:
-/// the bytes of `.0` from `.1` on.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(super) struct Outcomes(OutcomeBytes, usize);
-
-/// Where a chunk's outcomes are: a short message's own bytes, or a large message's
-/// buffer, shared so that an `AsyncResult` read twice does not copy it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum OutcomeBytes {
-    Short(Vec<u8>),
-    Large(Arc<Buf>),
+/// Where a result's postcard bytes are.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Src<'a> {
+    /// In private memory.
+    Bytes(&'a [u8]),
+    /// `len` bytes from `start` on in a result area the outcome holds (read in place).
+    Area(&'a HeldArea, usize, usize),
 }
 
-impl std::ops::Deref for OutcomeBytes {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
+impl Src<'_> {
+    /// Decodes the result: postcard over private bytes; the copy-on-read
+    /// [`Reader`] in an area (a byte string is copied once, into the value).
+    pub fn decode<R: DeserializeOwned>(self) -> Result<R, String> {
         match self {
-            OutcomeBytes::Short(v) => v,
-            OutcomeBytes::Large(b) => b,
+            Src::Bytes(b) => postcard::from_bytes(b).map_err(|e| e.to_string()),
+            Src::Area(held, start, len) => {
+                let mut item = held
+                    .reader()
+                    .and_then(|mut r| r.split(start).and_then(|_| r.split(len)))
+                    .ok_or("a result lies outside its area")?;
+                let r = de::from_reader(&mut item).map_err(|e| e.to_string());
+                if !item.intact() {
+                    return Err("the pool area holding the result was truncated".to_owned());
+                }
+                r
+            }
         }
     }
+}
+
+/// A large RESULT message left in the worker's result area, held by its outcome
+/// until the outcome is dropped (its results are decoded straight from the area);
+/// then the worker may write its next message there (`WorkerSlot::res_free`). Until
+/// then it writes into a new generation.
+pub(super) struct HeldArea {
+    seg: crate::Segment,
+    len: usize,
+    /// Slots, worker index and the `res_free` word stored once the area is released.
+    release: Option<(super::slots::Slots, usize, u64)>,
+}
+
+impl HeldArea {
+    /// The message of `len` bytes at the start of `seg`, released by storing `tag`
+    /// into worker `index`'s `res_free` word when dropped.
+    pub fn new(
+        seg: crate::Segment,
+        len: usize,
+        release: Option<(super::slots::Slots, usize, u64)>,
+    ) -> HeldArea {
+        HeldArea { seg, len, release }
+    }
+
+    /// A reader over the message; `None` if it is longer than the area.
+    pub fn reader(&self) -> Option<Reader<'_>> {
+        Reader::in_segment(&self.seg, self.len)
+    }
+}
+
+impl std::fmt::Debug for HeldArea {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HeldArea")
+            .field("len", &self.len)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for HeldArea {
+    fn drop(&mut self) {
+        if let Some((slots, index, tag)) = &self.release {
+            // SYNC(res-free): every read of the area happened before; pairs with the
+            // worker's Acquire load before it writes the area again.
+            slots
+                .get(*index)
+                .res_free
+                .store(*tag, crate::sync::atomic::Ordering::Release);
+        }
+    }
+}
+
+/// An outcome of a result left in its area: where each item is (validated once;
+/// failure messages copied out).
+#[derive(Debug)]
+enum AreaItem {
+    Ok(usize, usize),
+    Failed(Vec<u8>),
+}
+
+/// The outcomes of one chunk: `tag u8` + `len u32` + bytes per item, validated.
+#[derive(Clone, Debug)]
+pub(super) struct Outcomes(Repr);
+
+/// Where a chunk's outcomes are: a short message's own bytes, a large message's
+/// buffer from `.1` on (shared, so that an `AsyncResult` read twice does not copy
+/// it), or a large message still in the worker's result area.
+#[derive(Clone, Debug)]
+enum Repr {
+    Short(Vec<u8>),
+    Large(Arc<Buf>, usize),
+    Area(Arc<(HeldArea, Vec<AreaItem>)>),
 }
 
 impl Outcomes {
@@ -254,13 +332,38 @@ impl Outcomes {
 
     /// Validates the outcomes part of a RESULT body. `None` on malformed input.
     pub fn parse(b: &[u8]) -> Option<Outcomes> {
-        Outcomes::valid(b).then(|| Outcomes(OutcomeBytes::Short(b.to_vec()), 0))
+        Outcomes::valid(b).then(|| Outcomes(Repr::Short(b.to_vec())))
     }
 
     /// [`parse`](Outcomes::parse) of `body[start..]`, keeping `body` (no copy).
     pub fn parse_owned(body: Buf, start: usize) -> Option<Outcomes> {
-        Outcomes::valid(body.get(start..)?)
-            .then(|| Outcomes(OutcomeBytes::Large(Arc::new(body)), start))
+        Outcomes::valid(body.get(start..)?).then(|| Outcomes(Repr::Large(Arc::new(body), start)))
+    }
+
+    /// The outcomes from `start` on of a message left in its area, which they hold
+    /// (see [`HeldArea`]). The framing is read once, here, by copying it out; the
+    /// results stay in the area. `None` on malformed input or a truncated area.
+    pub fn parse_area(held: HeldArea, start: usize) -> Option<Outcomes> {
+        let mut r = held.reader()?;
+        r.split(start)?;
+        let mut items = Vec::new();
+        while r.remaining() > 0 {
+            let [tag, l0, l1, l2, l3] = r.array::<5>().ok()?;
+            let len = u32::from_le_bytes([l0, l1, l2, l3]) as usize;
+            let at = held.len - r.remaining();
+            match tag {
+                OK => {
+                    r.split(len)?;
+                    items.push(AreaItem::Ok(at, len));
+                }
+                PANICKED | BAD_INPUT => items.push(AreaItem::Failed(r.owned(len).ok()?)),
+                _ => return None,
+            }
+        }
+        if !r.intact() {
+            return None;
+        }
+        Some(Outcomes(Repr::Area(Arc::new((held, items)))))
     }
 
     /// `n` failures with the same message.
@@ -270,19 +373,30 @@ impl Outcomes {
         for _ in 0..n {
             push_outcome(&mut sink, PANICKED, msg.as_bytes());
         }
-        Outcomes(OutcomeBytes::Short(b), 0)
+        Outcomes(Repr::Short(b))
     }
 
     pub fn iter(&self) -> impl Iterator<Item = Item<'_>> {
-        let mut rest = self.0.get(self.1..).unwrap_or_default();
+        let (mut rest, area) = match &self.0 {
+            Repr::Short(v) => (&v[..], None),
+            Repr::Large(b, start) => (b.get(*start..).unwrap_or_default(), None),
+            Repr::Area(a) => (&[][..], Some((&a.0, a.1.iter()))),
+        };
+        let mut area = area;
         std::iter::from_fn(move || {
+            if let Some((held, items)) = area.as_mut() {
+                return Some(match items.next()? {
+                    AreaItem::Ok(at, len) => Item::Ok(Src::Area(held, *at, *len)),
+                    AreaItem::Failed(m) => Item::Failed(m),
+                });
+            }
             if rest.len() < 5 {
                 return None;
             }
             let len = u32::from_le_bytes([rest[1], rest[2], rest[3], rest[4]]) as usize;
             let bytes = rest.get(5..5 + len)?;
             let item = if rest[0] == OK {
-                Item::Ok(bytes)
+                Item::Ok(Src::Bytes(bytes))
             } else {
                 Item::Failed(bytes)
             };
@@ -467,7 +581,10 @@ mod tests {
         sink.extend(&[0xee; 16]);
         push_outcome(&mut sink, OK, b"abc");
         let o = Outcomes::parse_owned(Buf::from(body.clone()), 16).unwrap();
-        assert!(matches!(o.iter().next(), Some(Item::Ok(b"abc"))));
+        assert!(matches!(
+            o.iter().next(),
+            Some(Item::Ok(Src::Bytes(b"abc")))
+        ));
         assert_eq!(o.iter().count(), 1);
         body.push(7); // a truncated extra outcome
         assert!(Outcomes::parse_owned(Buf::from(body), 16).is_none());
@@ -536,7 +653,7 @@ mod tests {
             .unwrap()
             .iter()
             .map(|o| match o {
-                Item::Ok(b) => postcard::from_bytes(b).unwrap(),
+                Item::Ok(b) => b.decode().unwrap(),
                 Item::Failed(m) => panic!("{}", String::from_utf8_lossy(m)),
             })
             .collect();

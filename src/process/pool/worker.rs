@@ -4,7 +4,7 @@ use super::blob::{self, Area, BLOB_MIN};
 use super::chan::Chan;
 use super::de::Reader;
 use super::sink::Sink;
-use super::slots::Slots;
+use super::slots::{free_tag, Slots};
 use super::wire::{self, FrameHeader, Runner, HEADER_LEN};
 use crate::process::start;
 use crate::sync::atomic::Ordering;
@@ -87,6 +87,9 @@ struct Areas {
     written: u64,
     /// Generation of the result area the last message sent was in (0: none).
     sent_gen: u64,
+    /// The number (`written`) of the last message written into the current result
+    /// area (0: none yet).
+    last_in_area: u64,
 }
 
 /// Waits until the pool has copied our last message out of the result area, then
@@ -102,7 +105,11 @@ fn result_area<'a>(ctx: &WorkerCtx, areas: &'a mut Areas, len: usize) -> crate::
         pause = (pause * 2).min(std::time::Duration::from_millis(1));
     }
     let (blobs, sender) = (&ctx.blobs, ctx.sender);
-    let grows = areas.result.as_ref().map_or(true, |a| a.seg.len() < len);
+    // SYNC(res-free): pairs with the Release store of the pool once nothing holds
+    // our last message (its outcome was dropped): only then is the area ours again.
+    let held = areas.last_in_area != 0
+        && slot.res_free.load(Ordering::Acquire) != free_tag(sender, areas.last_in_area);
+    let grows = held || areas.result.as_ref().map_or(true, |a| a.seg.len() < len);
     if grows {
         if let Some(old) = &areas.result {
             if old.gen != areas.sent_gen {
@@ -115,9 +122,15 @@ fn result_area<'a>(ctx: &WorkerCtx, areas: &'a mut Areas, len: usize) -> crate::
         let gen = areas.result.as_ref().map_or(1, |a| a.gen + 1);
         slot.res_gen.store(gen, Ordering::Release);
     }
-    let area = blob::ensure(&mut areas.result, len, |g| {
-        blob::result_area(blobs, sender, g)
-    })?;
+    let name = |g| blob::result_area(blobs, sender, g);
+    let area = if held {
+        // Still held by an outcome the pool keeps: write a new generation instead
+        // (the pool unlinked the name of the old one; its pages go when released).
+        areas.last_in_area = 0;
+        blob::renew(&mut areas.result, len, name)?
+    } else {
+        blob::ensure(&mut areas.result, len, name)?
+    };
     if grows {
         // The pool unlinks the name once it has opened it (we may exit first).
         area.seg.persist();
@@ -144,6 +157,7 @@ fn send_area(
     wire::blob_piece(kind, ctx.sender, r, buf);
     ctx.results.put(buf)?;
     areas.written += 1;
+    areas.last_in_area = areas.written;
     areas.sent_gen = gen;
     // SYNC(worker-sent): the message is entirely in the queue before it is counted.
     ctx.slots
@@ -154,7 +168,8 @@ fn send_area(
 }
 
 /// Sends one logical message from private memory (in pieces if it is long, through
-/// the result area if it is longer than [`BLOB_MIN`]), waiting for room.
+/// the result area if it is longer than [`BLOB_MIN`] and one can be had), waiting
+/// for room.
 fn send(
     ctx: &WorkerCtx,
     areas: &mut Areas,
@@ -163,13 +178,16 @@ fn send(
     buf: &mut Vec<u8>,
 ) -> crate::Result<()> {
     if body.len() > BLOB_MIN {
-        blob::put(result_area(ctx, areas, body.len())?, body);
-        let tag = if kind == wire::RESULT {
-            wire::chunk_id(body)
-        } else {
-            0
-        };
-        return send_area(ctx, areas, kind, tag, body.len(), buf);
+        // Without an area (e.g. /dev/shm full), in pieces like any other message.
+        if let Ok(area) = result_area(ctx, areas, body.len()) {
+            blob::put(area, body);
+            let tag = if kind == wire::RESULT {
+                wire::chunk_id(body)
+            } else {
+                0
+            };
+            return send_area(ctx, areas, kind, tag, body.len(), buf);
+        }
     }
     let mut at = 0;
     loop {
