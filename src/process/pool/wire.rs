@@ -21,7 +21,7 @@
 //! `tag u8` ([`OK`] / [`PANICKED`] / [`BAD_INPUT`]) + `len u32` + bytes (postcard
 //! bytes of the result, or a UTF-8 message). All integers are little-endian.
 
-use super::blob::Buf;
+use super::blob::{Buf, BLOB_MIN};
 use super::de::{self, Reader};
 use super::sink::{Sink, SinkOut};
 use serde::de::DeserializeOwned;
@@ -364,6 +364,29 @@ impl Outcomes {
             return None;
         }
         Some(Outcomes(Repr::Area(Arc::new((held, items)))))
+    }
+
+    /// Outcomes left in an area are worth reading in place (and holding the area
+    /// for) only when one of them is large: many small ones are copied out at once,
+    /// which releases the area for the worker's next message instead of making it
+    /// write a new generation. Outcomes not in an area are returned as they are.
+    pub fn settle(self) -> Option<Outcomes> {
+        let Repr::Area(a) = &self.0 else {
+            return Some(self);
+        };
+        let large =
+            a.1.iter()
+                .any(|i| matches!(i, AreaItem::Ok(_, len) if *len > BLOB_MIN));
+        if large {
+            return Some(self);
+        }
+        let mut r = a.0.reader()?;
+        let body = r.owned(r.remaining()).ok()?;
+        if !r.intact() {
+            return None;
+        }
+        // Dropping `self` releases the area.
+        Outcomes::parse_owned(Buf::from(body), 16)
     }
 
     /// `n` failures with the same message.
