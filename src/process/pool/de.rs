@@ -151,12 +151,20 @@ impl<'a> Reader<'a> {
         Ok(v)
     }
 
-    /// A little-endian postcard varint of at most `max_bytes` bytes whose last byte
-    /// is at most `last_max` (postcard's checks, so the same inputs are refused).
+    /// A little-endian postcard varint of a `bits`-bit integer: at most
+    /// `ceil(bits / 7)` bytes, the last of which carries only the bits left
+    /// (postcard's checks, so the same inputs are refused).
     #[inline]
-    fn varint(&mut self, max_bytes: u32, last_max: u8) -> PcResult<u128> {
-        let mut out = 0u128;
-        for i in 0..max_bytes {
+    fn varint<const BITS: u32>(&mut self) -> PcResult<u128> {
+        let max_bytes = BITS.div_ceil(7);
+        let last_max = ((1u16 << (BITS - 7 * (max_bytes - 1))) - 1) as u8;
+        // The common case first: one byte.
+        let b = self.byte()?;
+        if b & 0x80 == 0 {
+            return Ok(u128::from(b));
+        }
+        let mut out = u128::from(b & 0x7f);
+        for i in 1..max_bytes {
             let b = self.byte()?;
             out |= u128::from(b & 0x7f) << (7 * i);
             if b & 0x80 == 0 {
@@ -169,26 +177,22 @@ impl<'a> Reader<'a> {
         Err(PcError::DeserializeBadVarint)
     }
 
-    fn varint_of<T>(&mut self) -> PcResult<u128> {
-        let bits = core::mem::size_of::<T>() as u32 * 8;
-        let max_bytes = bits.div_ceil(7);
-        // Bits the last byte may carry; the rest must be zero.
-        let last_bits = bits - 7 * (max_bytes - 1);
-        let last_max = ((1u16 << last_bits) - 1) as u8;
-        self.varint(max_bytes, last_max)
-    }
-
+    #[inline]
     fn u16v(&mut self) -> PcResult<u16> {
-        Ok(self.varint_of::<u16>()? as u16)
+        Ok(self.varint::<16>()? as u16)
     }
+    #[inline]
     fn u32v(&mut self) -> PcResult<u32> {
-        Ok(self.varint_of::<u32>()? as u32)
+        Ok(self.varint::<32>()? as u32)
     }
+    #[inline]
     fn u64v(&mut self) -> PcResult<u64> {
-        Ok(self.varint_of::<u64>()? as u64)
+        Ok(self.varint::<64>()? as u64)
     }
+    #[inline]
     fn usizev(&mut self) -> PcResult<usize> {
-        usize::try_from(self.varint_of::<usize>()?).map_err(|_| PcError::DeserializeBadVarint)
+        let v = self.varint::<{ usize::BITS }>()?;
+        usize::try_from(v).map_err(|_| PcError::DeserializeBadVarint)
     }
 
     /// A length prefix, checked against the bytes left when each element takes at
@@ -259,7 +263,7 @@ impl<'de> de::Deserializer<'de> for &mut Reader<'_> {
         v.visit_i64(zigzag(n.into()) as i64)
     }
     fn deserialize_i128<V: Visitor<'de>>(self, v: V) -> PcResult<V::Value> {
-        let n = self.varint_of::<u128>()?;
+        let n = self.varint::<128>()?;
         v.visit_i128(zigzag(n))
     }
     fn deserialize_u8<V: Visitor<'de>>(self, v: V) -> PcResult<V::Value> {
@@ -275,7 +279,7 @@ impl<'de> de::Deserializer<'de> for &mut Reader<'_> {
         v.visit_u64(self.u64v()?)
     }
     fn deserialize_u128<V: Visitor<'de>>(self, v: V) -> PcResult<V::Value> {
-        v.visit_u128(self.varint_of::<u128>()?)
+        v.visit_u128(self.varint::<128>()?)
     }
     fn deserialize_f32<V: Visitor<'de>>(self, v: V) -> PcResult<V::Value> {
         v.visit_f32(f32::from_le_bytes(self.array()?))

@@ -864,7 +864,7 @@ impl Engine {
         let fit = WINDOW_TARGET.as_nanos() as f64 / w.service_ns.max(1.0);
         w.window = (1 + fit as usize).clamp(1, MAX_WINDOW);
         let parsed = if let Some(h) = held {
-            Outcomes::parse_area(h, 16).and_then(Outcomes::settle)
+            Outcomes::from_area(h, 16)
         } else if body.len() > BLOB_MIN {
             // Kept as it is (no copy); it returns to the spare buffers once read.
             Outcomes::parse_owned(Buf::from(std::mem::take(body)), 16)

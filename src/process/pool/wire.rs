@@ -366,27 +366,25 @@ impl Outcomes {
         Some(Outcomes(Repr::Area(Arc::new((held, items)))))
     }
 
-    /// Outcomes left in an area are worth reading in place (and holding the area
-    /// for) only when one of them is large: many small ones are copied out at once,
-    /// which releases the area for the worker's next message instead of making it
-    /// write a new generation. Outcomes not in an area are returned as they are.
-    pub fn settle(self) -> Option<Outcomes> {
-        let Repr::Area(a) = &self.0 else {
-            return Some(self);
-        };
-        let large =
-            a.1.iter()
-                .any(|i| matches!(i, AreaItem::Ok(_, len) if *len > BLOB_MIN));
-        if large {
-            return Some(self);
+    /// The outcomes from `start` on of a message in an area. They are worth reading
+    /// in place (and holding the area for) only when they hold a large result: when
+    /// the first one is, [`parse_area`](Outcomes::parse_area); else (many small ones)
+    /// the message is copied out at once and the area released, for the worker's
+    /// next message (holding it would make the worker write a new generation).
+    pub fn from_area(held: HeldArea, start: usize) -> Option<Outcomes> {
+        let mut r = held.reader()?;
+        r.split(start)?;
+        let [tag, l0, l1, l2, l3] = r.array::<5>().unwrap_or_default();
+        if tag == OK && u32::from_le_bytes([l0, l1, l2, l3]) as usize > BLOB_MIN {
+            return Outcomes::parse_area(held, start);
         }
-        let mut r = a.0.reader()?;
+        let mut r = held.reader()?;
         let body = r.owned(r.remaining()).ok()?;
         if !r.intact() {
             return None;
         }
-        // Dropping `self` releases the area.
-        Outcomes::parse_owned(Buf::from(body), 16)
+        drop(held); // releases the area
+        Outcomes::parse_owned(Buf::from(body), start)
     }
 
     /// `n` failures with the same message.
