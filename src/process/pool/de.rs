@@ -740,6 +740,30 @@ mod tests {
     }
 
     #[test]
+    fn a_segment_truncated_under_the_reader_is_reported_not_a_crash() {
+        let name = format!("mp-test-de-trunc-{}", std::process::id());
+        let seg = Segment::create(&name, 1 << 20).unwrap();
+        let v = ByteBuf(vec![0x5a; 900_000]);
+        let b = postcard::to_allocvec(&v).unwrap();
+        // SAFETY: the segment maps 1 MiB, more than `b`; nobody else knows it.
+        unsafe { std::ptr::copy_nonoverlapping(b.as_ptr(), seg.as_ptr(), b.len()) };
+        // Cut to one page, as any process with write access could.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(format!("/dev/shm/mp.{name}"))
+            .unwrap()
+            .set_len(4096)
+            .unwrap();
+        let mut r = Reader::in_segment(&seg, b.len()).unwrap();
+        // The bytes past the cut read as zeros (no SIGBUS death) and say so.
+        let got = from_reader::<ByteBuf>(&mut r);
+        assert!(!r.intact());
+        assert_ne!(got.ok(), Some(v));
+        drop(seg);
+        let _ = crate::segment::unlink(&name);
+    }
+
+    #[test]
     fn a_byte_string_in_a_segment_is_copied_once_into_the_value() {
         let name = format!("mp-test-de-{}", std::process::id());
         let seg = Segment::create(&name, 1 << 20).unwrap();

@@ -612,6 +612,71 @@ mod tests {
         assert!(Outcomes::parse_owned(Buf::from(vec![0; 3]), 16).is_none());
     }
 
+    /// A RESULT body (16 header bytes, then `outcomes`) written into a new segment.
+    fn result_in_area(name: &str, outcomes: &[u8]) -> (crate::Segment, usize) {
+        let seg = crate::Segment::create(name, 16 + outcomes.len()).unwrap();
+        // SAFETY: the segment maps at least that many bytes; nobody else knows it.
+        unsafe {
+            std::ptr::write_bytes(seg.as_ptr(), 0xee, 16);
+            std::ptr::copy_nonoverlapping(outcomes.as_ptr(), seg.as_ptr().add(16), outcomes.len());
+        }
+        (seg, 16 + outcomes.len())
+    }
+
+    #[test]
+    fn a_large_result_is_read_in_place_small_ones_are_copied_out_and_bad_framing_refused() {
+        let name = format!("mp-test-wire-area-{}", std::process::id());
+        let big = vec![3u8; BLOB_MIN + 1];
+        let big_pc = postcard::to_allocvec(&big).unwrap();
+        let mut body = Vec::new();
+        let mut sink = Sink::new(&mut body, None);
+        push_outcome(&mut sink, OK, &big_pc);
+        push_outcome(&mut sink, PANICKED, b"boom");
+        let (seg, len) = result_in_area(&name, &body);
+        let o = Outcomes::from_area(HeldArea::new(seg, len, None), 16).unwrap();
+        let items: Vec<Item<'_>> = o.iter().collect();
+        assert!(matches!(items[0], Item::Ok(Src::Area(..))));
+        assert!(matches!(items[1], Item::Failed(b"boom")));
+        let Item::Ok(src) = items[0] else {
+            unreachable!()
+        };
+        assert_eq!(src.decode::<Vec<u8>>().unwrap(), big);
+        let _ = crate::segment::unlink(&name);
+
+        // Small outcomes: copied out, in private memory.
+        let mut body = Vec::new();
+        let mut sink = Sink::new(&mut body, None);
+        for x in 0..3u32 {
+            push_outcome(&mut sink, OK, &postcard::to_allocvec(&x).unwrap());
+        }
+        let (seg, len) = result_in_area(&name, &body);
+        let o = Outcomes::from_area(HeldArea::new(seg, len, None), 16).unwrap();
+        let got: Vec<u32> = o
+            .iter()
+            .map(|i| match i {
+                Item::Ok(s @ Src::Bytes(_)) => s.decode().unwrap(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(got, [0, 1, 2]);
+        let _ = crate::segment::unlink(&name);
+
+        // A large first outcome followed by an unknown tag, or a length past the end.
+        for tail in [&[9u8, 0, 0, 0, 0][..], &[OK, 0xff, 0xff, 0, 0, 1]] {
+            let mut body = Vec::new();
+            let mut sink = Sink::new(&mut body, None);
+            push_outcome(&mut sink, OK, &big_pc);
+            sink.extend(tail);
+            let (seg, len) = result_in_area(&name, &body);
+            assert!(Outcomes::from_area(HeldArea::new(seg, len, None), 16).is_none());
+            let _ = crate::segment::unlink(&name);
+        }
+        // A message longer than its area.
+        let (seg, len) = result_in_area(&name, &[]);
+        assert!(Outcomes::from_area(HeldArea::new(seg, len + (2 << 20), None), 16).is_none());
+        let _ = crate::segment::unlink(&name);
+    }
+
     #[test]
     fn pieces_cover_the_body_exactly() {
         let body: Vec<u8> = (0..=255).cycle().take(1000).collect();
