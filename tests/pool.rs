@@ -740,6 +740,44 @@ fn many_small_tasks_between_large_ones_stay_correct() {
     });
 }
 
+#[test]
+fn a_large_result_read_in_place_stays_intact_while_its_worker_writes_newer_ones() {
+    watchdog(WATCHDOG, || {
+        // One worker: every result goes through the same worker's result area, which
+        // an unread AsyncResult holds (its result is decoded from there, in place).
+        let pool = Pool::new(1).unwrap();
+        let inputs: Vec<Vec<u8>> = (0..4).map(|i| pattern((1 << 20) + i, i as u8)).collect();
+        let held: Vec<_> = inputs
+            .iter()
+            .map(|b| {
+                let r = pool.apply_async(plus_one, Bytes(b.clone())).unwrap();
+                r.wait();
+                r
+            })
+            .collect();
+        // Newer results, each written while all the older ones are held.
+        for (i, input) in inputs.iter().enumerate() {
+            expect_plus_one(input, &pool.apply(plus_one, Bytes(input.clone())).unwrap());
+            expect_plus_one(&inputs[i], &held[i].get().unwrap());
+        }
+        // Read twice, after all that: still the worker's bytes for each.
+        for (input, r) in inputs.iter().zip(&held) {
+            expect_plus_one(input, &r.get().unwrap());
+        }
+        drop(held);
+        // Released: the worker goes on (reusing its area) with results intact.
+        for input in &inputs {
+            expect_plus_one(input, &pool.apply(plus_one, Bytes(input.clone())).unwrap());
+        }
+        let two = pool
+            .map(plus_one, inputs.iter().map(|b| Bytes(b.clone())))
+            .unwrap();
+        for (input, out) in inputs.iter().zip(&two) {
+            expect_plus_one(input, out);
+        }
+    });
+}
+
 /// Sizes around every boundary a payload crosses: empty, one byte, each length whose
 /// task or result message is just under, at or just over the 64 KiB that moves it
 /// from the queue into a shared area, a few MiB, and a size that makes both areas

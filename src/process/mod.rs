@@ -82,6 +82,8 @@ pub use child::{Process, ProcessBuilder};
 pub use current::{current_process, CurrentProcess};
 pub use exit::{IntoExitCode, PANIC_EXIT_CODE};
 pub use forkserver::forkserver_pid;
+#[doc(hidden)]
+pub use pool::from_bytes_copying as pool_from_bytes_copying;
 pub use pool::{default_chunksize, AsyncResult, Imap, Pool, PoolBuilder, DEFAULT_MAX_MESSAGE_LEN};
 pub use start::{
     get_start_method, set_start_method, thread_count, StartMethod, SPAWN_REFUSED_EXIT_CODE,

@@ -70,12 +70,16 @@
 //! [`PoolBuilder::max_message_len`]). Longer ones go through reused shared areas, so
 //! any size works, for every start method, at memory speed: an argument is
 //! serialized straight into one of the pool's argument areas (two per worker, plus
-//! two) and a result straight into its worker's result area; the receiver copies
-//! it out once into private memory (serde never reads memory another process can
-//! write) and deserializes it from there. The areas, and the private buffers large
-//! messages are copied into, are faulted in once and kept, so a steady stream of
-//! large payloads pays no page faults. They stay as large as the largest payload
-//! seen while the pool lives.
+//! two) and a result straight into its worker's result area. The receiver decodes
+//! it from the area with a deserializer that copies as it reads (serde is never
+//! given a reference into memory another process can write): a byte string or
+//! string is copied once, straight into the `Vec<u8>` / `String` it becomes, and
+//! every length is checked against the message before anything is allocated. A
+//! large result's area is held by its outcome until that is dropped (an
+//! [`AsyncResult`] holds it while it lives, so that `get` can decode it again); the
+//! worker meanwhile writes its next large result into a new area. The areas are
+//! faulted in once and reused, so a steady stream of large payloads pays no page
+//! faults. They stay as large as the largest payload seen while the pool lives.
 //!
 //! Byte buffers should serialize as byte strings (`serde_bytes::ByteBuf`, or a
 //! newtype whose `Serialize` calls `serialize_bytes`): serde writes and reads a
@@ -83,6 +87,7 @@
 
 mod blob;
 mod chan;
+mod de;
 mod engine;
 mod jobs;
 mod sink;
@@ -90,6 +95,8 @@ mod slots;
 mod wire;
 mod worker;
 
+#[doc(hidden)]
+pub use self::de::from_bytes_copying;
 use self::jobs::{task_body, Body, Failure, Outcome, Shared};
 use self::wire::{Item, Outcomes, Runner};
 use super::start::{default_is_automatic, get_start_method, StartMethod};
@@ -283,7 +290,7 @@ pub fn default_chunksize(len: usize, workers: usize) -> usize {
 
 fn decode<R: DeserializeOwned>(o: Item<'_>) -> Result<R> {
     match o {
-        Item::Ok(bytes) => postcard::from_bytes(bytes).map_err(|e| Error::TaskFailed {
+        Item::Ok(src) => src.decode().map_err(|e| Error::TaskFailed {
             message: format!(
                 "could not decode the result as {}: {e}",
                 std::any::type_name::<R>()

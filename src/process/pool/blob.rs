@@ -10,7 +10,17 @@
 //! | area                      | name                        | written by | a new message waits until                 |
 //! |---------------------------|-----------------------------|------------|-------------------------------------------|
 //! | its TASKs                 | `{base}-a{worker}-{gen}`    | pool       | the worker has copied the last one out (`WorkerSlot::arg_taken`) |
-//! | its RESULTs (and others)  | `{base}-r{sender}-{gen}`    | worker     | the pool has copied the last one out (`WorkerSlot::res_taken`) |
+//! | its RESULTs (and others)  | `{base}-r{sender}-{gen}`    | worker     | the pool has opened the last one (`WorkerSlot::res_taken`), and released it (`res_free`), else it goes into a new generation |
+//!
+//! A large RESULT is not copied out: its outcome holds the area (`wire::HeldArea`)
+//! and results are decoded from it in place, by the copy-on-read deserializer of
+//! `de.rs` (a byte string is copied once, into the value). When the outcome is
+//! dropped (the `AsyncResult` is, or `map` has decoded it), the pool stores the
+//! message's number in `WorkerSlot::res_free`, and the worker writes its next result
+//! over it; while it is held the worker writes the next one into a new generation
+//! instead (never waiting for a user thread). Other large messages, and arguments,
+//! are copied out by the pool as before. A worker reads a large argument in place
+//! from the pool's argument area (the chunk holds it until done).
 //!
 //! A large *argument* goes one step further: the user thread serializes it straight
 //! into an **argument area** of the pool (`{base}-p{id}-{gen}`, see [`ArgAreas`]),
@@ -37,9 +47,8 @@
 //! itself. So every buffer a large message passes through is touched once and
 //! reused: an area is faulted in when it is created or attached
 //! ([`populate`](crate::sys::shm::populate)); the worker writes its results straight
-//! into its area ([`Sink`](super::sink::Sink)) and copies tasks out into a buffer it
-//! keeps; the pool side copies results out into a [`Buf`], which returns to a
-//! small stock of spare buffers when dropped.
+//! into its area ([`Sink`](super::sink::Sink)); the byte strings decoded in place from
+//! an area come from a small stock of spare buffers ([`Buf`]) when it has one.
 //!
 //! [`gc`]: crate::gc
 
@@ -82,6 +91,27 @@ pub(super) fn ensure(
         Some(a) => Some(a.gen + 1),
         None => Some(1),
     };
+    make(area, next, len, name)
+}
+
+/// Replaces `area` with generation `gen + 1` (named `name(gen + 1)`) of at least
+/// `len` bytes, even if it is long enough (someone else still reads it).
+pub(super) fn renew(
+    area: &mut Option<Area>,
+    len: usize,
+    name: impl FnOnce(u64) -> String,
+) -> Result<&Area> {
+    let next = area.as_ref().map_or(1, |a| a.gen + 1);
+    make(area, Some(next), len, name)
+}
+
+/// Creates generation `next` of `area` (if `Some`), or keeps it.
+fn make(
+    area: &mut Option<Area>,
+    next: Option<u64>,
+    len: usize,
+    name: impl FnOnce(u64) -> String,
+) -> Result<&Area> {
     if let Some(gen) = next {
         // Room to grow by a quarter before the next replacement, in whole MiB.
         let size = len

@@ -20,8 +20,8 @@
 use super::blob::{self, Area, ArgAreas, Buf, BLOB_MIN};
 use super::chan::Chan;
 use super::jobs::{Body, Chunk, Failure, Outcome, Shared, State};
-use super::slots::Slots;
-use super::wire::{self, FrameHeader, Outcomes, HEADER_LEN};
+use super::slots::{self, Slots};
+use super::wire::{self, FrameHeader, HeldArea, Outcomes, HEADER_LEN};
 use super::worker::{self, WorkerCtx};
 use crate::process::child::fork_child;
 use crate::process::current;
@@ -303,6 +303,7 @@ impl Engine {
         slot.arg_taken.store(0, Ordering::Relaxed);
         slot.res_taken.store(0, Ordering::Relaxed);
         slot.res_gen.store(0, Ordering::Relaxed);
+        slot.res_free.store(0, Ordering::Relaxed);
         let w = &mut self.workers[i];
         w.gen = w.gen.wrapping_add(1) & 0xffff;
         w.given = 0;
@@ -709,22 +710,48 @@ impl Engine {
         }
         w.received += 1;
         let mut body = std::mem::take(&mut w.partial);
+        // A large RESULT stays in its area, held by its outcome (see `HeldArea`).
+        let mut held = None;
         if let Some(r) = blob_ref {
             let (blobs, sender) = (&self.blobs, h.sender);
-            let read = match r {
+            let attached = match r {
                 Some(r) if r.area == 0 => blob::attach(&mut w.result_area, r.gen, true, |g| {
                     blob::result_area(blobs, sender, g)
-                })
-                .and_then(|area| blob::take(area, r.len, &mut body)),
+                }),
                 _ => Err(Error::corrupt("", "a pool area message is malformed")),
             };
             w.res_taken += 1;
-            // SYNC(res-taken): the message is copied out before the worker may
-            // reuse the area; pairs with its Acquire load.
-            self.slots
-                .get(index)
-                .res_taken
-                .store(w.res_taken, Ordering::Release);
+            let tag = slots::free_tag(h.sender, w.res_taken);
+            let read = match (attached, r) {
+                (Ok(area), Some(r)) if h.kind == wire::RESULT => {
+                    match usize::try_from(r.len).ok().filter(|&l| l <= area.seg.len()) {
+                        Some(len) => {
+                            let release = Some((self.slots.clone(), index, tag));
+                            held = Some(HeldArea::new(area.seg.clone(), len, release));
+                            Ok(())
+                        }
+                        None => Err(Error::corrupt(
+                            area.seg.name(),
+                            format!(
+                                "a pool message says it holds {} bytes, its area only {}",
+                                r.len,
+                                area.seg.len()
+                            ),
+                        )),
+                    }
+                }
+                (Ok(area), Some(r)) => blob::take(area, r.len, &mut body),
+                (Ok(_), None) => Err(Error::corrupt("", "a pool area message is malformed")),
+                (Err(e), _) => Err(e),
+            };
+            let slot = self.slots.get(index);
+            // SYNC(res-taken): the message is opened (or copied out) before the
+            // worker may write the area again; pairs with its Acquire load.
+            slot.res_taken.store(w.res_taken, Ordering::Release);
+            if held.is_none() {
+                // SYNC(res-free): nothing holds it: copied out, or unreadable.
+                slot.res_free.store(tag, Ordering::Release);
+            }
             if let Err(e) = read {
                 let tag = r.map_or(0, |r| r.tag);
                 self.unreadable(index, h.kind, tag, e);
@@ -732,7 +759,7 @@ impl Engine {
             }
         }
         match h.kind {
-            wire::RESULT => self.on_result(index, &mut body),
+            wire::RESULT => self.on_result(index, &mut body, held),
             wire::INIT_FAILED => {
                 let msg = String::from_utf8_lossy(&body).into_owned();
                 let pid = w.pid;
@@ -791,10 +818,18 @@ impl Engine {
         }
     }
 
-    /// A RESULT message; a large `body` is moved into the outcome (left empty).
-    fn on_result(&mut self, index: usize, body: &mut Vec<u8>) {
+    /// A RESULT message: in `body` (a large one is moved into the outcome, leaving it
+    /// empty), or left in its area (`held`).
+    fn on_result(&mut self, index: usize, body: &mut Vec<u8>, held: Option<HeldArea>) {
         let now = Instant::now();
         let w = &mut self.workers[index];
+        if let Some(h) = &held {
+            // Its chunk id and service time, copied out.
+            body.clear();
+            if let Some(head) = h.reader().and_then(|mut r| r.array::<16>().ok()) {
+                body.extend_from_slice(&head);
+            }
+        }
         let Some(id) = body
             .get(..8)
             .map(|b| u64::from_le_bytes(b.try_into().unwrap_or_default()))
@@ -828,7 +863,9 @@ impl Engine {
         w.last_result = now;
         let fit = WINDOW_TARGET.as_nanos() as f64 / w.service_ns.max(1.0);
         w.window = (1 + fit as usize).clamp(1, MAX_WINDOW);
-        let parsed = if body.len() > BLOB_MIN {
+        let parsed = if let Some(h) = held {
+            Outcomes::from_area(h, 16)
+        } else if body.len() > BLOB_MIN {
             // Kept as it is (no copy); it returns to the spare buffers once read.
             Outcomes::parse_owned(Buf::from(std::mem::take(body)), 16)
         } else {

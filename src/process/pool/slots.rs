@@ -20,6 +20,15 @@ pub(super) struct WorkerSlot {
     pub res_taken: AtomicU64,
     /// Generation of the result area this incarnation created last (0: none).
     pub res_gen: AtomicU64,
+    /// `(sender << 32) | n`: the `n`-th message of incarnation `sender` written into
+    /// its result area is no longer held by an outcome (see `wire::HeldArea`); the
+    /// worker writes its next message there only then, else into a new generation.
+    pub res_free: AtomicU64,
+}
+
+/// The [`WorkerSlot::res_free`] word of message `n` of incarnation `sender`.
+pub(super) fn free_tag(sender: u32, n: u64) -> u64 {
+    (u64::from(sender) << 32) | (n & 0xffff_ffff)
 }
 
 /// The workers' slots, in an anonymous shared segment inherited through fork.

@@ -21,7 +21,8 @@
 //! `tag u8` ([`OK`] / [`PANICKED`] / [`BAD_INPUT`]) + `len u32` + bytes (postcard
 //! bytes of the result, or a UTF-8 message). All integers are little-endian.
 
-use super::blob::Buf;
+use super::blob::{Buf, BLOB_MIN};
+use super::de::{self, Reader};
 use super::sink::{Sink, SinkOut};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -181,7 +182,8 @@ pub(super) fn push_item<T: Serialize>(out: &mut Sink<'_>, value: &T) -> Result<(
 }
 
 /// Iterates over a sequence of `len u32` + bytes; yields `None` once on malformed
-/// input, then stops.
+/// input, then stops. (Workers read items through a [`Reader`] instead.)
+#[cfg(test)]
 pub(super) fn items(b: &[u8]) -> impl Iterator<Item = Option<&[u8]>> {
     let mut rest = Some(b);
     std::iter::from_fn(move || {
@@ -201,35 +203,113 @@ pub(super) fn items(b: &[u8]) -> impl Iterator<Item = Option<&[u8]>> {
 }
 
 /// One item's outcome as the worker reported it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug)]
 pub(super) enum Item<'a> {
     /// postcard bytes of the result.
-    Ok(&'a [u8]),
+    Ok(Src<'a>),
     /// The function panicked (or the argument could not be decoded): the message.
     Failed(&'a [u8]),
 }
 
-/// The outcomes of one chunk: `tag u8` + `len u32` + bytes per item, validated:
-/// the bytes of `.0` from `.1` on.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(super) struct Outcomes(OutcomeBytes, usize);
-
-/// Where a chunk's outcomes are: a short message's own bytes, or a large message's
-/// buffer, shared so that an `AsyncResult` read twice does not copy it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum OutcomeBytes {
-    Short(Vec<u8>),
-    Large(Arc<Buf>),
+/// Where a result's postcard bytes are.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Src<'a> {
+    /// In private memory.
+    Bytes(&'a [u8]),
+    /// `len` bytes from `start` on in a result area the outcome holds (read in place).
+    Area(&'a HeldArea, usize, usize),
 }
 
-impl std::ops::Deref for OutcomeBytes {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
+impl Src<'_> {
+    /// Decodes the result: postcard over private bytes; the copy-on-read
+    /// [`Reader`] in an area (a byte string is copied once, into the value).
+    pub fn decode<R: DeserializeOwned>(self) -> Result<R, String> {
         match self {
-            OutcomeBytes::Short(v) => v,
-            OutcomeBytes::Large(b) => b,
+            Src::Bytes(b) => postcard::from_bytes(b).map_err(|e| e.to_string()),
+            Src::Area(held, start, len) => {
+                let mut item = held
+                    .reader()
+                    .and_then(|mut r| r.split(start).and_then(|_| r.split(len)))
+                    .ok_or("a result lies outside its area")?;
+                let r = de::from_reader(&mut item).map_err(|e| e.to_string());
+                if !item.intact() {
+                    return Err("the pool area holding the result was truncated".to_owned());
+                }
+                r
+            }
         }
     }
+}
+
+/// A large RESULT message left in the worker's result area, held by its outcome
+/// until the outcome is dropped (its results are decoded straight from the area);
+/// then the worker may write its next message there (`WorkerSlot::res_free`). Until
+/// then it writes into a new generation.
+pub(super) struct HeldArea {
+    seg: crate::Segment,
+    len: usize,
+    /// Slots, worker index and the `res_free` word stored once the area is released.
+    release: Option<(super::slots::Slots, usize, u64)>,
+}
+
+impl HeldArea {
+    /// The message of `len` bytes at the start of `seg`, released by storing `tag`
+    /// into worker `index`'s `res_free` word when dropped.
+    pub fn new(
+        seg: crate::Segment,
+        len: usize,
+        release: Option<(super::slots::Slots, usize, u64)>,
+    ) -> HeldArea {
+        HeldArea { seg, len, release }
+    }
+
+    /// A reader over the message; `None` if it is longer than the area.
+    pub fn reader(&self) -> Option<Reader<'_>> {
+        Reader::in_segment(&self.seg, self.len)
+    }
+}
+
+impl std::fmt::Debug for HeldArea {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HeldArea")
+            .field("len", &self.len)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for HeldArea {
+    fn drop(&mut self) {
+        if let Some((slots, index, tag)) = &self.release {
+            // SYNC(res-free): every read of the area happened before; pairs with the
+            // worker's Acquire load before it writes the area again.
+            slots
+                .get(*index)
+                .res_free
+                .store(*tag, crate::sync::atomic::Ordering::Release);
+        }
+    }
+}
+
+/// An outcome of a result left in its area: where each item is (validated once;
+/// failure messages copied out).
+#[derive(Debug)]
+enum AreaItem {
+    Ok(usize, usize),
+    Failed(Vec<u8>),
+}
+
+/// The outcomes of one chunk: `tag u8` + `len u32` + bytes per item, validated.
+#[derive(Clone, Debug)]
+pub(super) struct Outcomes(Repr);
+
+/// Where a chunk's outcomes are: a short message's own bytes, a large message's
+/// buffer from `.1` on (shared, so that an `AsyncResult` read twice does not copy
+/// it), or a large message still in the worker's result area.
+#[derive(Clone, Debug)]
+enum Repr {
+    Short(Vec<u8>),
+    Large(Arc<Buf>, usize),
+    Area(Arc<(HeldArea, Vec<AreaItem>)>),
 }
 
 impl Outcomes {
@@ -252,13 +332,59 @@ impl Outcomes {
 
     /// Validates the outcomes part of a RESULT body. `None` on malformed input.
     pub fn parse(b: &[u8]) -> Option<Outcomes> {
-        Outcomes::valid(b).then(|| Outcomes(OutcomeBytes::Short(b.to_vec()), 0))
+        Outcomes::valid(b).then(|| Outcomes(Repr::Short(b.to_vec())))
     }
 
     /// [`parse`](Outcomes::parse) of `body[start..]`, keeping `body` (no copy).
     pub fn parse_owned(body: Buf, start: usize) -> Option<Outcomes> {
-        Outcomes::valid(body.get(start..)?)
-            .then(|| Outcomes(OutcomeBytes::Large(Arc::new(body)), start))
+        Outcomes::valid(body.get(start..)?).then(|| Outcomes(Repr::Large(Arc::new(body), start)))
+    }
+
+    /// The outcomes from `start` on of a message left in its area, which they hold
+    /// (see [`HeldArea`]). The framing is read once, here, by copying it out; the
+    /// results stay in the area. `None` on malformed input or a truncated area.
+    pub fn parse_area(held: HeldArea, start: usize) -> Option<Outcomes> {
+        let mut r = held.reader()?;
+        r.split(start)?;
+        let mut items = Vec::new();
+        while r.remaining() > 0 {
+            let [tag, l0, l1, l2, l3] = r.array::<5>().ok()?;
+            let len = u32::from_le_bytes([l0, l1, l2, l3]) as usize;
+            let at = held.len - r.remaining();
+            match tag {
+                OK => {
+                    r.split(len)?;
+                    items.push(AreaItem::Ok(at, len));
+                }
+                PANICKED | BAD_INPUT => items.push(AreaItem::Failed(r.owned(len).ok()?)),
+                _ => return None,
+            }
+        }
+        if !r.intact() {
+            return None;
+        }
+        Some(Outcomes(Repr::Area(Arc::new((held, items)))))
+    }
+
+    /// The outcomes from `start` on of a message in an area. They are worth reading
+    /// in place (and holding the area for) only when they hold a large result: when
+    /// the first one is, [`parse_area`](Outcomes::parse_area); else (many small ones)
+    /// the message is copied out at once and the area released, for the worker's
+    /// next message (holding it would make the worker write a new generation).
+    pub fn from_area(held: HeldArea, start: usize) -> Option<Outcomes> {
+        let mut r = held.reader()?;
+        r.split(start)?;
+        let [tag, l0, l1, l2, l3] = r.array::<5>().unwrap_or_default();
+        if tag == OK && u32::from_le_bytes([l0, l1, l2, l3]) as usize > BLOB_MIN {
+            return Outcomes::parse_area(held, start);
+        }
+        let mut r = held.reader()?;
+        let body = r.owned(r.remaining()).ok()?;
+        if !r.intact() {
+            return None;
+        }
+        drop(held); // releases the area
+        Outcomes::parse_owned(Buf::from(body), start)
     }
 
     /// `n` failures with the same message.
@@ -268,19 +394,30 @@ impl Outcomes {
         for _ in 0..n {
             push_outcome(&mut sink, PANICKED, msg.as_bytes());
         }
-        Outcomes(OutcomeBytes::Short(b), 0)
+        Outcomes(Repr::Short(b))
     }
 
     pub fn iter(&self) -> impl Iterator<Item = Item<'_>> {
-        let mut rest = self.0.get(self.1..).unwrap_or_default();
+        let (mut rest, area) = match &self.0 {
+            Repr::Short(v) => (&v[..], None),
+            Repr::Large(b, start) => (b.get(*start..).unwrap_or_default(), None),
+            Repr::Area(a) => (&[][..], Some((&a.0, a.1.iter()))),
+        };
+        let mut area = area;
         std::iter::from_fn(move || {
+            if let Some((held, items)) = area.as_mut() {
+                return Some(match items.next()? {
+                    AreaItem::Ok(at, len) => Item::Ok(Src::Area(held, *at, *len)),
+                    AreaItem::Failed(m) => Item::Failed(m),
+                });
+            }
             if rest.len() < 5 {
                 return None;
             }
             let len = u32::from_le_bytes([rest[1], rest[2], rest[3], rest[4]]) as usize;
             let bytes = rest.get(5..5 + len)?;
             let item = if rest[0] == OK {
-                Item::Ok(bytes)
+                Item::Ok(Src::Bytes(bytes))
             } else {
                 Item::Failed(bytes)
             };
@@ -318,31 +455,48 @@ fn push_result<R: Serialize>(out: &mut Sink<'_>, r: &R) {
     }
 }
 
-/// A type-erased task runner: decodes each item of `input`, calls the function whose
+/// A type-erased task runner: decodes each item of `input` (the items part of a TASK
+/// body, private or still in a pool area: see `de.rs`), calls the function whose
 /// address is `f`, and appends one outcome per item to `out`.
 ///
 /// # Safety
 /// `f` must be the address of a function of exactly the type the runner was
 /// instantiated for (the pool sends each runner together with such a function).
-pub(super) type Runner = unsafe fn(f: usize, input: &[u8], out: &mut Sink<'_>);
+pub(super) type Runner = unsafe fn(f: usize, input: Reader<'_>, out: &mut Sink<'_>);
 
 thread_local! {
     /// The last panic's message, captured by the worker's panic hook.
     pub(super) static LAST_PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
 }
 
-/// Runs `call` on every item, catching panics per item.
+/// Runs `call` on every item, catching panics per item. Each argument is decoded
+/// straight from `input` ([`de`]): a byte string in a pool area is copied once, into
+/// the value the function gets.
 fn run_items<A: DeserializeOwned>(
-    input: &[u8],
+    mut input: Reader<'_>,
     out: &mut Sink<'_>,
     mut call: impl FnMut(A, &mut Sink<'_>),
 ) {
-    for item in items(input) {
-        let Some(item) = item else {
+    while input.remaining() > 0 {
+        let item = input
+            .array::<4>()
+            .ok()
+            .and_then(|l| input.split(u32::from_le_bytes(l) as usize));
+        let Some(mut item) = item else {
             push_outcome(out, BAD_INPUT, b"malformed task message");
             return;
         };
-        let arg: A = match postcard::from_bytes(item) {
+        let decoded = de::from_reader::<A>(&mut item);
+        if !item.intact() {
+            // What was read may be zeros standing in for a truncated area's bytes.
+            push_outcome(
+                out,
+                BAD_INPUT,
+                b"the pool area holding the argument was truncated while it was read",
+            );
+            return;
+        }
+        let arg: A = match decoded {
             Ok(a) => a,
             Err(e) => {
                 let msg = format!(
@@ -371,7 +525,7 @@ fn run_items<A: DeserializeOwned>(
 /// `f` is the address of a `fn(A) -> R`.
 pub(super) unsafe fn run_unary<A: DeserializeOwned, R: Serialize>(
     f: usize,
-    input: &[u8],
+    input: Reader<'_>,
     out: &mut Sink<'_>,
 ) {
     // SAFETY: per the contract, `f` came from a `fn(A) -> R` of this very binary.
@@ -388,7 +542,7 @@ pub(super) unsafe fn run_unary<A: DeserializeOwned, R: Serialize>(
 /// `f` is the address of a `fn(A, B) -> R`.
 pub(super) unsafe fn run_binary<A: DeserializeOwned, B: DeserializeOwned, R: Serialize>(
     f: usize,
-    input: &[u8],
+    input: Reader<'_>,
     out: &mut Sink<'_>,
 ) {
     // SAFETY: per the contract.
@@ -403,7 +557,7 @@ pub(super) unsafe fn run_binary<A: DeserializeOwned, B: DeserializeOwned, R: Ser
 ///
 /// # Safety
 /// `f` is the address of a `fn(A, B, C) -> R`.
-pub(super) unsafe fn run_ternary<A, B, C, R>(f: usize, input: &[u8], out: &mut Sink<'_>)
+pub(super) unsafe fn run_ternary<A, B, C, R>(f: usize, input: Reader<'_>, out: &mut Sink<'_>)
 where
     A: DeserializeOwned,
     B: DeserializeOwned,
@@ -448,11 +602,79 @@ mod tests {
         sink.extend(&[0xee; 16]);
         push_outcome(&mut sink, OK, b"abc");
         let o = Outcomes::parse_owned(Buf::from(body.clone()), 16).unwrap();
-        assert!(matches!(o.iter().next(), Some(Item::Ok(b"abc"))));
+        assert!(matches!(
+            o.iter().next(),
+            Some(Item::Ok(Src::Bytes(b"abc")))
+        ));
         assert_eq!(o.iter().count(), 1);
         body.push(7); // a truncated extra outcome
         assert!(Outcomes::parse_owned(Buf::from(body), 16).is_none());
         assert!(Outcomes::parse_owned(Buf::from(vec![0; 3]), 16).is_none());
+    }
+
+    /// A RESULT body (16 header bytes, then `outcomes`) written into a new segment.
+    fn result_in_area(name: &str, outcomes: &[u8]) -> (crate::Segment, usize) {
+        let seg = crate::Segment::create(name, 16 + outcomes.len()).unwrap();
+        // SAFETY: the segment maps at least that many bytes; nobody else knows it.
+        unsafe {
+            std::ptr::write_bytes(seg.as_ptr(), 0xee, 16);
+            std::ptr::copy_nonoverlapping(outcomes.as_ptr(), seg.as_ptr().add(16), outcomes.len());
+        }
+        (seg, 16 + outcomes.len())
+    }
+
+    #[test]
+    fn a_large_result_is_read_in_place_small_ones_are_copied_out_and_bad_framing_refused() {
+        let name = format!("mp-test-wire-area-{}", std::process::id());
+        let big = vec![3u8; BLOB_MIN + 1];
+        let big_pc = postcard::to_allocvec(&big).unwrap();
+        let mut body = Vec::new();
+        let mut sink = Sink::new(&mut body, None);
+        push_outcome(&mut sink, OK, &big_pc);
+        push_outcome(&mut sink, PANICKED, b"boom");
+        let (seg, len) = result_in_area(&name, &body);
+        let o = Outcomes::from_area(HeldArea::new(seg, len, None), 16).unwrap();
+        let items: Vec<Item<'_>> = o.iter().collect();
+        assert!(matches!(items[0], Item::Ok(Src::Area(..))));
+        assert!(matches!(items[1], Item::Failed(b"boom")));
+        let Item::Ok(src) = items[0] else {
+            unreachable!()
+        };
+        assert_eq!(src.decode::<Vec<u8>>().unwrap(), big);
+        let _ = crate::segment::unlink(&name);
+
+        // Small outcomes: copied out, in private memory.
+        let mut body = Vec::new();
+        let mut sink = Sink::new(&mut body, None);
+        for x in 0..3u32 {
+            push_outcome(&mut sink, OK, &postcard::to_allocvec(&x).unwrap());
+        }
+        let (seg, len) = result_in_area(&name, &body);
+        let o = Outcomes::from_area(HeldArea::new(seg, len, None), 16).unwrap();
+        let got: Vec<u32> = o
+            .iter()
+            .map(|i| match i {
+                Item::Ok(s @ Src::Bytes(_)) => s.decode().unwrap(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(got, [0, 1, 2]);
+        let _ = crate::segment::unlink(&name);
+
+        // A large first outcome followed by an unknown tag, or a length past the end.
+        for tail in [&[9u8, 0, 0, 0, 0][..], &[OK, 0xff, 0xff, 0, 0, 1]] {
+            let mut body = Vec::new();
+            let mut sink = Sink::new(&mut body, None);
+            push_outcome(&mut sink, OK, &big_pc);
+            sink.extend(tail);
+            let (seg, len) = result_in_area(&name, &body);
+            assert!(Outcomes::from_area(HeldArea::new(seg, len, None), 16).is_none());
+            let _ = crate::segment::unlink(&name);
+        }
+        // A message longer than its area.
+        let (seg, len) = result_in_area(&name, &[]);
+        assert!(Outcomes::from_area(HeldArea::new(seg, len + (2 << 20), None), 16).is_none());
+        let _ = crate::segment::unlink(&name);
     }
 
     #[test]
@@ -512,12 +734,12 @@ mod tests {
         let f: fn(u64) -> u64 = square;
         let mut sink = Sink::new(&mut out, None);
         // SAFETY: `f` is a fn(u64) -> u64.
-        unsafe { run_unary::<u64, u64>(f as usize, &input, &mut sink) };
+        unsafe { run_unary::<u64, u64>(f as usize, Reader::new(&input), &mut sink) };
         let got: Vec<u64> = Outcomes::parse(&out)
             .unwrap()
             .iter()
             .map(|o| match o {
-                Item::Ok(b) => postcard::from_bytes(b).unwrap(),
+                Item::Ok(b) => b.decode().unwrap(),
                 Item::Failed(m) => panic!("{}", String::from_utf8_lossy(m)),
             })
             .collect();

@@ -2,8 +2,9 @@
 
 use super::blob::{self, Area, BLOB_MIN};
 use super::chan::Chan;
+use super::de::Reader;
 use super::sink::Sink;
-use super::slots::Slots;
+use super::slots::{free_tag, Slots};
 use super::wire::{self, FrameHeader, Runner, HEADER_LEN};
 use crate::process::start;
 use crate::sync::atomic::Ordering;
@@ -79,8 +80,6 @@ const ARG_AREAS_MAPPED: usize = 8;
 #[derive(Default)]
 struct Areas {
     task: Option<Area>,
-    /// Argument areas mapped, by id, most recently used last.
-    args: Vec<(u64, Option<Area>)>,
     /// Messages copied out of the task area.
     taken: u64,
     result: Option<Area>,
@@ -88,6 +87,9 @@ struct Areas {
     written: u64,
     /// Generation of the result area the last message sent was in (0: none).
     sent_gen: u64,
+    /// The number (`written`) of the last message written into the current result
+    /// area (0: none yet).
+    last_in_area: u64,
 }
 
 /// Waits until the pool has copied our last message out of the result area, then
@@ -103,7 +105,11 @@ fn result_area<'a>(ctx: &WorkerCtx, areas: &'a mut Areas, len: usize) -> crate::
         pause = (pause * 2).min(std::time::Duration::from_millis(1));
     }
     let (blobs, sender) = (&ctx.blobs, ctx.sender);
-    let grows = areas.result.as_ref().map_or(true, |a| a.seg.len() < len);
+    // SYNC(res-free): pairs with the Release store of the pool once nothing holds
+    // our last message (its outcome was dropped): only then is the area ours again.
+    let held = areas.last_in_area != 0
+        && slot.res_free.load(Ordering::Acquire) != free_tag(sender, areas.last_in_area);
+    let grows = held || areas.result.as_ref().map_or(true, |a| a.seg.len() < len);
     if grows {
         if let Some(old) = &areas.result {
             if old.gen != areas.sent_gen {
@@ -116,9 +122,15 @@ fn result_area<'a>(ctx: &WorkerCtx, areas: &'a mut Areas, len: usize) -> crate::
         let gen = areas.result.as_ref().map_or(1, |a| a.gen + 1);
         slot.res_gen.store(gen, Ordering::Release);
     }
-    let area = blob::ensure(&mut areas.result, len, |g| {
-        blob::result_area(blobs, sender, g)
-    })?;
+    let name = |g| blob::result_area(blobs, sender, g);
+    let area = if held {
+        // Still held by an outcome the pool keeps: write a new generation instead
+        // (the pool unlinked the name of the old one; its pages go when released).
+        areas.last_in_area = 0;
+        blob::renew(&mut areas.result, len, name)?
+    } else {
+        blob::ensure(&mut areas.result, len, name)?
+    };
     if grows {
         // The pool unlinks the name once it has opened it (we may exit first).
         area.seg.persist();
@@ -145,6 +157,7 @@ fn send_area(
     wire::blob_piece(kind, ctx.sender, r, buf);
     ctx.results.put(buf)?;
     areas.written += 1;
+    areas.last_in_area = areas.written;
     areas.sent_gen = gen;
     // SYNC(worker-sent): the message is entirely in the queue before it is counted.
     ctx.slots
@@ -155,7 +168,8 @@ fn send_area(
 }
 
 /// Sends one logical message from private memory (in pieces if it is long, through
-/// the result area if it is longer than [`BLOB_MIN`]), waiting for room.
+/// the result area if it is longer than [`BLOB_MIN`] and one can be had), waiting
+/// for room.
 fn send(
     ctx: &WorkerCtx,
     areas: &mut Areas,
@@ -164,13 +178,16 @@ fn send(
     buf: &mut Vec<u8>,
 ) -> crate::Result<()> {
     if body.len() > BLOB_MIN {
-        blob::put(result_area(ctx, areas, body.len())?, body);
-        let tag = if kind == wire::RESULT {
-            wire::chunk_id(body)
-        } else {
-            0
-        };
-        return send_area(ctx, areas, kind, tag, body.len(), buf);
+        // Without an area (e.g. /dev/shm full), in pieces like any other message.
+        if let Ok(area) = result_area(ctx, areas, body.len()) {
+            blob::put(area, body);
+            let tag = if kind == wire::RESULT {
+                wire::chunk_id(body)
+            } else {
+                0
+            };
+            return send_area(ctx, areas, kind, tag, body.len(), buf);
+        }
     }
     let mut at = 0;
     loop {
@@ -188,13 +205,32 @@ fn send(
     Ok(())
 }
 
-/// Receives one logical message into `msg`; returns its kind.
+/// The pool's argument areas this worker has mapped, by id, most recently used last.
+type ArgMaps = Vec<(u64, Option<Area>)>;
+
+/// Where a received message is.
+#[derive(Clone, Copy)]
+enum Place {
+    /// In `msg`, whole.
+    Private,
+    /// The first `len` bytes of the argument area `args[at]`, which the chunk holds
+    /// until it is done: it is read from there, in place ([`Reader`]), and only its
+    /// first [`TASK_HEAD`] bytes (at most) are copied into `msg`.
+    Arg { at: usize, len: usize },
+}
+
+/// The fixed part of a TASK body: chunk id, runner, function.
+const TASK_HEAD: usize = 24;
+
+/// Receives one logical message into `msg` (or finds it in an argument area);
+/// returns its kind and where it is.
 fn recv(
     ctx: &WorkerCtx,
     areas: &mut Areas,
+    args: &mut ArgMaps,
     piece: &mut Vec<u8>,
     msg: &mut Vec<u8>,
-) -> crate::Result<u8> {
+) -> crate::Result<(u8, Place)> {
     msg.clear();
     loop {
         ctx.inbox.get(piece)?;
@@ -213,25 +249,44 @@ fn recv(
                 ));
             };
             if r.area != 0 {
-                // In one of the pool's argument areas, which the chunk holds: copy it
-                // out; nobody waits for us to have done so.
-                let at = match areas.args.iter().position(|(id, _)| *id == r.area) {
+                // In one of the pool's argument areas, which the chunk holds: read in
+                // place; nobody waits for us to have done so.
+                let at = match args.iter().position(|(id, _)| *id == r.area) {
                     Some(at) => at,
                     None => {
-                        if areas.args.len() >= ARG_AREAS_MAPPED {
-                            areas.args.remove(0);
+                        if args.len() >= ARG_AREAS_MAPPED {
+                            args.remove(0);
                         }
-                        areas.args.push((r.area, None));
-                        areas.args.len() - 1
+                        args.push((r.area, None));
+                        args.len() - 1
                     }
                 };
-                let entry = areas.args.remove(at);
-                areas.args.push(entry);
+                let entry = args.remove(at);
+                args.push(entry);
                 let (blobs, id) = (&ctx.blobs, r.area);
-                let slot = &mut areas.args.last_mut().expect("just pushed").1;
+                let slot = &mut args.last_mut().expect("just pushed").1;
                 let area = blob::attach(slot, r.gen, false, |g| blob::arg_area(blobs, id, g))?;
-                blob::take(area, r.len, msg)?;
-                return Ok(h.kind);
+                let Some(mut reader) = usize::try_from(r.len)
+                    .ok()
+                    .and_then(|len| Reader::in_segment(&area.seg, len))
+                else {
+                    return Err(crate::Error::corrupt(
+                        area.seg.name(),
+                        format!(
+                            "a pool message says it holds {} bytes, its area only {}",
+                            r.len,
+                            area.seg.len()
+                        ),
+                    ));
+                };
+                let len = reader.remaining();
+                let head = reader.remaining().min(TASK_HEAD);
+                msg.resize(head, 0);
+                reader
+                    .read_into(msg)
+                    .map_err(|e| crate::Error::corrupt(area.seg.name(), e.to_string()))?;
+                let at = args.len() - 1;
+                return Ok((h.kind, Place::Arg { at, len }));
             }
             let (blobs, index) = (&ctx.blobs, ctx.index);
             let area = blob::attach(&mut areas.task, r.gen, false, |g| {
@@ -245,11 +300,11 @@ fn recv(
                 .get(ctx.index)
                 .arg_taken
                 .store(areas.taken, Ordering::Release);
-            return Ok(h.kind);
+            return Ok((h.kind, Place::Private));
         }
         msg.extend_from_slice(&piece[HEADER_LEN..]);
         if h.flags & wire::MORE == 0 {
-            return Ok(h.kind);
+            return Ok((h.kind, Place::Private));
         }
     }
 }
@@ -302,6 +357,7 @@ pub(super) fn main(mut ctx: WorkerCtx) -> i32 {
     let slot = ctx.slots.get(ctx.index);
     let mut buf = Vec::new();
     let mut areas = Areas::default();
+    let mut args = ArgMaps::new();
     if let Some(init) = &ctx.initializer {
         if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| init())).is_err() {
             let msg = wire::LAST_PANIC
@@ -323,7 +379,7 @@ pub(super) fn main(mut ctx: WorkerCtx) -> i32 {
     let mut out = Vec::new();
     let mut done = 0usize;
     loop {
-        let kind = match recv(&ctx, &mut areas, &mut piece, &mut msg) {
+        let (kind, place) = match recv(&ctx, &mut areas, &mut args, &mut piece, &mut msg) {
             Ok(k) => k,
             Err(_) => return QUEUE_FAILED,
         };
@@ -331,9 +387,21 @@ pub(super) fn main(mut ctx: WorkerCtx) -> i32 {
         if kind == wire::STOP {
             return 0;
         }
-        if kind != wire::TASK || msg.len() < 24 {
+        if kind != wire::TASK || msg.len() < TASK_HEAD {
             return QUEUE_FAILED;
         }
+        // The items: after the head, in `msg` or still in the argument area.
+        let input = match place {
+            Place::Private => Some(Reader::new(&msg[TASK_HEAD..])),
+            Place::Arg { at, len } => args[at].1.as_ref().and_then(|a| {
+                let mut r = Reader::in_segment(&a.seg, len)?;
+                r.split(TASK_HEAD)?;
+                Some(r)
+            }),
+        };
+        let Some(input) = input else {
+            return QUEUE_FAILED;
+        };
         let word =
             |i: usize| u64::from_le_bytes(msg[i * 8..i * 8 + 8].try_into().unwrap_or_default());
         let (id, runner, f) = (word(0), word(1), word(2));
@@ -356,7 +424,7 @@ pub(super) fn main(mut ctx: WorkerCtx) -> i32 {
         // queue of mode 0600, reachable only by processes of this user.
         unsafe {
             let runner = std::mem::transmute::<usize, Runner>(runner);
-            runner(f, &msg[24..], &mut sink);
+            runner(f, input, &mut sink);
         }
         // How long the chunk took here: the pool sizes our window from it.
         let service = started.elapsed().as_nanos().min(u128::from(u64::MAX)) as u64;
