@@ -348,10 +348,10 @@ impl<'de> de::Deserializer<'de> for &mut Reader<'_> {
 
     fn deserialize_seq<V: Visitor<'de>>(self, v: V) -> PcResult<V::Value> {
         let len = self.usizev()?;
-        v.visit_seq(Seq { r: self, len })
+        v.visit_seq(Seq::new(self, len))
     }
     fn deserialize_tuple<V: Visitor<'de>>(self, len: usize, v: V) -> PcResult<V::Value> {
-        v.visit_seq(Seq { r: self, len })
+        v.visit_seq(Seq::new(self, len))
     }
     fn deserialize_tuple_struct<V: Visitor<'de>>(
         self,
@@ -359,11 +359,16 @@ impl<'de> de::Deserializer<'de> for &mut Reader<'_> {
         len: usize,
         v: V,
     ) -> PcResult<V::Value> {
-        v.visit_seq(Seq { r: self, len })
+        v.visit_seq(Seq::new(self, len))
     }
     fn deserialize_map<V: Visitor<'de>>(self, v: V) -> PcResult<V::Value> {
         let len = self.usizev()?;
-        v.visit_map(Map { r: self, len })
+        v.visit_map(Map {
+            entry_start: self.remaining(),
+            r: self,
+            len,
+            empty: 0,
+        })
     }
     fn deserialize_struct<V: Visitor<'de>>(
         self,
@@ -371,10 +376,7 @@ impl<'de> de::Deserializer<'de> for &mut Reader<'_> {
         fields: &'static [&'static str],
         v: V,
     ) -> PcResult<V::Value> {
-        v.visit_seq(Seq {
-            r: self,
-            len: fields.len(),
-        })
+        v.visit_seq(Seq::new(self, fields.len()))
     }
     fn deserialize_enum<V: Visitor<'de>>(
         self,
@@ -392,10 +394,36 @@ impl<'de> de::Deserializer<'de> for &mut Reader<'_> {
     }
 }
 
+/// Most elements in a row that read no byte (zero-sized ones, such as `()`): a
+/// sequence's length comes from the writer, and one of `u64::MAX` units would
+/// otherwise keep a reader busy for ever. Refused as a bad encoding beyond it.
+const MAX_EMPTY_RUN: usize = 1 << 24;
+
+/// Counts an element that read no byte; `Err` past [`MAX_EMPTY_RUN`] of them in a row.
+fn count_empty(empty: &mut usize, before: usize, after: usize) -> PcResult<()> {
+    if before != after {
+        *empty = 0;
+        return Ok(());
+    }
+    *empty += 1;
+    if *empty > MAX_EMPTY_RUN {
+        return Err(PcError::DeserializeBadEncoding);
+    }
+    Ok(())
+}
+
 /// The elements of a sequence, tuple or struct.
 struct Seq<'r, 'a> {
     r: &'r mut Reader<'a>,
     len: usize,
+    /// Elements in a row that read no byte (see [`MAX_EMPTY_RUN`]).
+    empty: usize,
+}
+
+impl<'r, 'a> Seq<'r, 'a> {
+    fn new(r: &'r mut Reader<'a>, len: usize) -> Self {
+        Seq { r, len, empty: 0 }
+    }
 }
 
 impl<'de> de::SeqAccess<'de> for Seq<'_, '_> {
@@ -409,7 +437,10 @@ impl<'de> de::SeqAccess<'de> for Seq<'_, '_> {
             return Ok(None);
         }
         self.len -= 1;
-        seed.deserialize(&mut *self.r).map(Some)
+        let before = self.r.remaining();
+        let v = seed.deserialize(&mut *self.r)?;
+        count_empty(&mut self.empty, before, self.r.remaining())?;
+        Ok(Some(v))
     }
 
     /// The length, unless it exceeds the bytes left (as postcard does): a hostile
@@ -423,6 +454,10 @@ impl<'de> de::SeqAccess<'de> for Seq<'_, '_> {
 struct Map<'r, 'a> {
     r: &'r mut Reader<'a>,
     len: usize,
+    /// Entries in a row that read no byte (see [`MAX_EMPTY_RUN`]).
+    empty: usize,
+    /// Bytes left when the current entry's key began.
+    entry_start: usize,
 }
 
 impl<'de> de::MapAccess<'de> for Map<'_, '_> {
@@ -433,11 +468,15 @@ impl<'de> de::MapAccess<'de> for Map<'_, '_> {
             return Ok(None);
         }
         self.len -= 1;
+        self.entry_start = self.r.remaining();
         seed.deserialize(&mut *self.r).map(Some)
     }
 
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> PcResult<V::Value> {
-        seed.deserialize(&mut *self.r)
+        let v = seed.deserialize(&mut *self.r)?;
+        // A key and its value are one entry.
+        count_empty(&mut self.empty, self.entry_start, self.r.remaining())?;
+        Ok(v)
     }
 
     fn size_hint(&self) -> Option<usize> {
@@ -721,6 +760,36 @@ mod tests {
             assert!(from_bytes_copying::<BTreeMap<u8, u8>>(&b).is_err(), "{n}");
             assert!(from_bytes_copying::<(u32, Vec<String>)>(&b).is_err(), "{n}");
         }
+    }
+
+    #[test]
+    fn a_hostile_length_of_zero_sized_elements_is_refused_not_looped_through() {
+        // Units read no byte: only the run limit stops a length of u64::MAX.
+        let b = varint(u64::MAX);
+        let t = std::time::Instant::now();
+        assert_eq!(
+            from_bytes_copying::<Vec<()>>(&b).unwrap_err(),
+            PcError::DeserializeBadEncoding
+        );
+        let mut m = varint(u64::MAX);
+        m.push(0); // one key byte, then only zero-sized entries
+        assert!(from_bytes_copying::<Vec<((), ())>>(&m).is_err());
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(60),
+            "{:?}",
+            t.elapsed()
+        );
+        // Shorter runs decode as postcard decodes them, also between real bytes.
+        for n in [0u64, 1, 1000, MAX_EMPTY_RUN as u64] {
+            let b = postcard::to_allocvec(&vec![(); n as usize]).unwrap();
+            assert_eq!(from_bytes_copying::<Vec<()>>(&b).unwrap().len(), n as usize);
+        }
+        let mut map = BTreeMap::new();
+        for k in 0..300u16 {
+            map.insert(k, ());
+        }
+        let b = postcard::to_allocvec(&map).unwrap();
+        assert_eq!(from_bytes_copying::<BTreeMap<u16, ()>>(&b).unwrap(), map);
     }
 
     #[test]
