@@ -444,7 +444,12 @@ impl RawSpsc {
             }
             phase.failed(hint);
         }
-        let mut probes = Probes::new(probe);
+        // Growing probes only when there is a peer to watch: the first probe starts the
+        // watch early in a long wait. With nobody to watch, probe at the interval.
+        let mut probes = match peer.task() {
+            Some(_) => Probes::new(probe),
+            None => Probes::every(probe),
+        };
         let result = 'wait: loop {
             let was = word.swap(ASLEEP, Ordering::Relaxed);
             // SYNC(spsc-sleep): orders our flag before the re-check, against the

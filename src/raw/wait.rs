@@ -353,6 +353,20 @@ impl<'a> Probes<'a> {
         }
     }
 
+    /// A schedule that probes every `max` from the start: for waits with nobody to
+    /// watch, where an early probe would learn nothing new. (A short first sleep is
+    /// not free: the SPSC stream's throughput halved with it — a side that wakes by
+    /// timeout instead of by its peer's notify falls out of step with it.)
+    pub(crate) fn every(max: Duration) -> Probes<'a> {
+        Probes {
+            interval: max,
+            max,
+            next: crate::sync::Instant::now().add(max),
+            watch: None,
+            fire_seen: false,
+        }
+    }
+
     /// How long the next futex wait may sleep: until the next probe or `deadline`.
     #[inline]
     pub(crate) fn next_wake(&self, deadline: Deadline) -> crate::sync::Instant {
