@@ -352,28 +352,12 @@ fn holder_killed_during_a_long_wait_is_recovered_before_the_next_timed_probe() {
     let name = unique("condition-watch");
     let lock = Condition::create(&name)
         .unwrap()
-        .with_probe_interval(Duration::from_secs(10));
-    let mut child = fork(move || {
-        let lock = Condition::open(&name).unwrap();
-        std::mem::forget(lock.acquire().unwrap());
-        std::thread::sleep(WATCHDOG);
-        0
-    });
-    while !lock.is_locked() {
-        assert!(child.wait_timeout(Duration::from_millis(1)).is_none());
-    }
-    // Err(OwnerDied) is the only error `acquire` has.
-    let waiter = std::thread::spawn(move || lock.acquire().is_err());
-    std::thread::sleep(Duration::from_millis(4500));
-    let killed = Instant::now();
-    child.kill();
-    assert!(
-        watchdog(WATCHDOG, move || waiter.join().unwrap()),
-        "OwnerDied"
-    );
-    let took = killed.elapsed();
-    assert!(
-        took < Duration::from_secs(2),
-        "recovered {took:?} after the kill: not woken by the death watcher"
+        .with_probe_interval(SLOW_PROBE);
+    let l2 = lock.clone();
+    assert_a_killed_holder_is_recovered_by_the_death_watcher(
+        move || std::mem::forget(Condition::open(&name).unwrap().acquire().unwrap()),
+        move || l2.is_locked(),
+        // Err(OwnerDied) is the only error `acquire` has.
+        move || lock.acquire().is_err(),
     );
 }

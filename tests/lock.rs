@@ -371,39 +371,18 @@ fn try_acquire_unowned_takes_a_free_lock_that_release_unowned_releases() {
     ));
 }
 
-/// With a 10 s probe interval a waiter's timed probes fall at about 0.6, 1.9, 4.4 and
-/// 9.4 s into its wait; a holder that dies 4.5 s in would be found at 9.4 s by them.
-const SLOW_PROBE: Duration = Duration::from_secs(10);
-/// When the holder dies, counted from just before the waiter starts waiting.
-const DIES_AFTER: Duration = Duration::from_millis(4500);
-/// Well before the next timed probe (4.9 s after the death): only the death watcher's
-/// wake-up can recover the lock this soon.
-const WATCHED_RECOVERY: Duration = Duration::from_secs(2);
-
+/// A holder SIGKILLed 4.5 s into a wait with a 10 s probe interval is recovered long
+/// before the next timed probe: the death watcher woke the waiter.
 #[test]
 fn holder_killed_during_a_long_wait_is_recovered_before_the_next_timed_probe() {
     let name = unique("lock-watch");
     let lock = Lock::create(&name).unwrap().with_probe_interval(SLOW_PROBE);
-    let mut child = fork(move || {
-        let lock = Lock::open(&name).unwrap();
-        std::mem::forget(lock.acquire().unwrap());
-        std::thread::sleep(Duration::from_secs(60));
-        0
-    });
-    while !lock.is_locked() {
-        assert!(child.wait_timeout(Duration::from_millis(1)).is_none());
-    }
-    // Err(OwnerDied) is the only error `acquire` has.
-    let waiter = std::thread::spawn(move || lock.acquire().is_err());
-    std::thread::sleep(DIES_AFTER);
-    let killed = Instant::now();
-    child.kill();
-    let died = watchdog(WATCHDOG, move || waiter.join().unwrap());
-    assert!(died, "the waiter must be told the holder died");
-    let took = killed.elapsed();
-    assert!(
-        took < WATCHED_RECOVERY,
-        "recovered {took:?} after the kill: not woken by the death watcher"
+    let l2 = lock.clone();
+    assert_a_killed_holder_is_recovered_by_the_death_watcher(
+        move || std::mem::forget(Lock::open(&name).unwrap().acquire().unwrap()),
+        move || l2.is_locked(),
+        // Err(OwnerDied) is the only error `acquire` has.
+        move || lock.acquire().is_err(),
     );
 }
 

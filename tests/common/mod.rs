@@ -216,3 +216,44 @@ pub fn no_children_left(pid: u32, limit: Duration) -> bool {
     println!("children left: {:?}", children_of(pid));
     ok
 }
+
+/// A waiter's probe interval in the death-watcher tests: its timed probes fall at
+/// about 0.6, 1.9, 4.4 and 9.4 s into a wait.
+pub const SLOW_PROBE: Duration = Duration::from_secs(10);
+/// When the holder dies in those tests, counted from just before the waiter waits: a
+/// death then would be found by the timed probes only at 9.4 s, 4.9 s later.
+pub const DIES_AFTER: Duration = Duration::from_millis(4500);
+/// Well before that next timed probe: only the death watcher's wake-up recovers this
+/// soon.
+pub const WATCHED_RECOVERY: Duration = Duration::from_secs(2);
+
+/// The death-watcher check shared by the lock kinds: a forked child runs `hold` (takes
+/// the lock and keeps it), `is_locked` tells when it has; a waiter thread runs
+/// `acquire` (true when told the holder died) with the lock's probe set to
+/// [`SLOW_PROBE`]; the child is SIGKILLed [`DIES_AFTER`] into the wait, and the
+/// waiter must be told within [`WATCHED_RECOVERY`].
+pub fn assert_a_killed_holder_is_recovered_by_the_death_watcher(
+    hold: impl FnOnce(),
+    is_locked: impl Fn() -> bool,
+    acquire: impl FnOnce() -> bool + Send + 'static,
+) {
+    let mut child = fork(move || {
+        hold();
+        std::thread::sleep(Duration::from_secs(60));
+        0
+    });
+    while !is_locked() {
+        assert!(child.wait_timeout(Duration::from_millis(1)).is_none());
+    }
+    let waiter = std::thread::spawn(acquire);
+    std::thread::sleep(DIES_AFTER);
+    let killed = Instant::now();
+    child.kill();
+    let died = watchdog(Duration::from_secs(60), move || waiter.join().unwrap());
+    assert!(died, "the waiter must be told the holder died");
+    let took = killed.elapsed();
+    assert!(
+        took < WATCHED_RECOVERY,
+        "recovered {took:?} after the kill: not woken by the death watcher"
+    );
+}
