@@ -181,11 +181,13 @@ pub(super) struct SinkOut<'s, 'a>(pub &'s mut Sink<'a>);
 impl postcard::ser_flavors::Flavor for SinkOut<'_, '_> {
     type Output = ();
 
+    #[inline]
     fn try_push(&mut self, b: u8) -> postcard::Result<()> {
         self.0.push(b);
         Ok(())
     }
 
+    #[inline]
     fn try_extend(&mut self, b: &[u8]) -> postcard::Result<()> {
         self.0.extend(b);
         Ok(())
