@@ -533,33 +533,8 @@ fn workers_start_even_while_another_thread_panics() {
 
 /// Bytes serialized as one byte string (not element by element, as `Vec<u8>` is):
 /// large payloads then cost what copying them costs.
-#[derive(Debug, PartialEq)]
-struct Bytes(Vec<u8>);
-
-impl serde::Serialize for Bytes {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_bytes(&self.0)
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for Bytes {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Bytes, D::Error> {
-        struct V;
-        impl serde::de::Visitor<'_> for V {
-            type Value = Bytes;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("bytes")
-            }
-            fn visit_bytes<E>(self, b: &[u8]) -> Result<Bytes, E> {
-                Ok(Bytes(b.to_vec()))
-            }
-            fn visit_byte_buf<E>(self, b: Vec<u8>) -> Result<Bytes, E> {
-                Ok(Bytes(b))
-            }
-        }
-        d.deserialize_byte_buf(V)
-    }
-}
+#[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Bytes(#[serde(with = "serde_bytes")] Vec<u8>);
 
 /// A payload of `len` bytes that differs at every position from its neighbours.
 fn pattern(len: usize, seed: u8) -> Vec<u8> {

@@ -5,7 +5,7 @@
 //! run.
 use crate::common::{fmt_dur, fmt_rate, py_get, ratio, section, value, Ctx, Goal};
 use multiproc::{Pool, Process};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
 
 const N: u64 = 100_000;
@@ -28,32 +28,8 @@ fn best_rate(rounds: usize, mut map: impl FnMut() -> usize) -> f64 {
 
 /// Bytes serialized as one byte string (as Python pickles `bytes`), not element by
 /// element as a `Vec<u8>` is.
-struct Bytes(Vec<u8>);
-
-impl Serialize for Bytes {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_bytes(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for Bytes {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Bytes, D::Error> {
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = Bytes;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("bytes")
-            }
-            fn visit_bytes<E>(self, b: &[u8]) -> Result<Bytes, E> {
-                Ok(Bytes(b.to_vec()))
-            }
-            fn visit_byte_buf<E>(self, b: Vec<u8>) -> Result<Bytes, E> {
-                Ok(Bytes(b))
-            }
-        }
-        d.deserialize_byte_buf(V)
-    }
-}
+#[derive(Serialize, Deserialize)]
+struct Bytes(#[serde(with = "serde_bytes")] Vec<u8>);
 
 /// The payload task: returns as many bytes as it got (a new buffer, so that the
 /// result is really produced in the worker).

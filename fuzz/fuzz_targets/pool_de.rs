@@ -7,31 +7,13 @@
 
 use libfuzzer_sys::fuzz_target;
 use multiproc::process::pool_from_bytes_copying as ours;
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use std::fmt::Debug;
 
-/// A byte string read with `deserialize_byte_buf`, as `serde_bytes::ByteBuf` is.
-#[derive(Debug, PartialEq)]
-struct ByteBuf(Vec<u8>);
+/// A byte string read with `deserialize_byte_buf` (`serde_bytes`).
+#[derive(Debug, PartialEq, Deserialize)]
+struct ByteBuf(#[serde(with = "serde_bytes")] Vec<u8>);
 
-impl<'de> Deserialize<'de> for ByteBuf {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<ByteBuf, D::Error> {
-        struct V;
-        impl serde::de::Visitor<'_> for V {
-            type Value = ByteBuf;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("bytes")
-            }
-            fn visit_bytes<E>(self, b: &[u8]) -> Result<ByteBuf, E> {
-                Ok(ByteBuf(b.to_vec()))
-            }
-            fn visit_byte_buf<E>(self, b: Vec<u8>) -> Result<ByteBuf, E> {
-                Ok(ByteBuf(b))
-            }
-        }
-        d.deserialize_byte_buf(V)
-    }
-}
 
 #[derive(Debug, PartialEq, Deserialize)]
 enum Shape {

@@ -523,35 +523,10 @@ mod tests {
     use std::collections::BTreeMap;
     use std::fmt::Debug;
 
-    /// A byte string (serialized with `serialize_bytes`, read with `visit_byte_buf`),
-    /// as `serde_bytes::ByteBuf` is.
-    #[derive(Debug, PartialEq)]
-    struct ByteBuf(Vec<u8>);
-
-    impl Serialize for ByteBuf {
-        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-            s.serialize_bytes(&self.0)
-        }
-    }
-
-    impl<'de> Deserialize<'de> for ByteBuf {
-        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<ByteBuf, D::Error> {
-            struct V;
-            impl Visitor<'_> for V {
-                type Value = ByteBuf;
-                fn expecting(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-                    f.write_str("bytes")
-                }
-                fn visit_bytes<E>(self, b: &[u8]) -> Result<ByteBuf, E> {
-                    Ok(ByteBuf(b.to_vec()))
-                }
-                fn visit_byte_buf<E>(self, b: Vec<u8>) -> Result<ByteBuf, E> {
-                    Ok(ByteBuf(b))
-                }
-            }
-            d.deserialize_byte_buf(V)
-        }
-    }
+    /// A byte string (serialized with `serialize_bytes`, read with `visit_byte_buf`:
+    /// `serde_bytes`).
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct ByteBuf(#[serde(with = "serde_bytes")] Vec<u8>);
 
     #[derive(Debug, PartialEq, Serialize, Deserialize)]
     struct Unit;
