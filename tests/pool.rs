@@ -753,6 +753,48 @@ fn a_large_result_read_in_place_stays_intact_while_its_worker_writes_newer_ones(
     });
 }
 
+#[test]
+fn unread_results_on_both_sides_of_the_hold_threshold_stay_intact_in_any_order() {
+    watchdog(WATCHDOG, || {
+        // One worker, so every result goes through one result area: results under
+        // 1 MiB are copied out of it at once, longer ones are held there by their
+        // unread outcome (and the worker moves on to a new generation, or to
+        // pieces for a short result written while a long one is held).
+        let pool = Pool::new(1).unwrap();
+        let sizes = [
+            200 << 10,
+            (1 << 20) + 5,
+            100 << 10,
+            (1 << 20) - 64,
+            (1 << 20) - 8,
+            3 << 20,
+            (64 << 10) + 100,
+            2 << 20,
+        ];
+        let inputs: Vec<Vec<u8>> = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| pattern(n, i as u8))
+            .collect();
+        let pending: Vec<_> = inputs
+            .iter()
+            .map(|b| pool.apply_async(plus_one, Bytes(b.clone())).unwrap())
+            .collect();
+        // Read newest first, each twice.
+        for (input, r) in inputs.iter().zip(&pending).rev() {
+            expect_plus_one(input, &r.get().unwrap());
+            expect_plus_one(input, &r.get().unwrap());
+        }
+        drop(pending);
+        let again = pool
+            .map(plus_one, inputs.iter().map(|b| Bytes(b.clone())))
+            .unwrap();
+        for (input, out) in inputs.iter().zip(&again) {
+            expect_plus_one(input, out);
+        }
+    });
+}
+
 /// Sizes around every boundary a payload crosses: empty, one byte, each length whose
 /// task or result message is just under, at or just over the 64 KiB that moves it
 /// from the queue into a shared area, a few MiB, and a size that makes both areas

@@ -75,9 +75,11 @@
 //! given a reference into memory another process can write): a byte string or
 //! string is copied once, straight into the `Vec<u8>` / `String` it becomes, and
 //! every length is checked against the message before anything is allocated. A
-//! large result's area is held by its outcome until that is dropped (an
-//! [`AsyncResult`] holds it while it lives, so that `get` can decode it again); the
-//! worker meanwhile writes its next large result into a new area. The areas are
+//! result of 1 MiB or more is decoded in place: its area is held by its outcome
+//! until that is dropped (an [`AsyncResult`] holds it while it lives, so that `get`
+//! can decode it again), and the worker meanwhile writes its next large result into
+//! a new area; a shorter one is copied out at once (a few microseconds), so a
+//! stream of medium results (a `map`'s default chunks) never makes new areas. The areas are
 //! faulted in once and reused, so a steady stream of large payloads pays no page
 //! faults. They stay as large as the largest payload seen while the pool lives.
 //!

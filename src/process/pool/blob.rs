@@ -12,14 +12,18 @@
 //! | its TASKs                 | `{base}-a{worker}-{gen}`    | pool       | the worker has copied the last one out (`WorkerSlot::arg_taken`) |
 //! | its RESULTs (and others)  | `{base}-r{sender}-{gen}`    | worker     | the pool has opened the last one (`WorkerSlot::res_taken`), and released it (`res_free`), else it goes into a new generation |
 //!
-//! A large RESULT is not copied out: its outcome holds the area (`wire::HeldArea`)
-//! and results are decoded from it in place, by the copy-on-read deserializer of
-//! `de.rs` (a byte string is copied once, into the value). When the outcome is
-//! dropped (the `AsyncResult` is, or `map` has decoded it), the pool stores the
-//! message's number in `WorkerSlot::res_free`, and the worker writes its next result
-//! over it; while it is held the worker writes the next one into a new generation
-//! instead (never waiting for a user thread). Other large messages, and arguments,
-//! are copied out by the pool as before. A worker reads a large argument in place
+//! A RESULT of [`HOLD_MIN`] bytes or more is not copied out: its outcome holds the
+//! area (`wire::HeldArea`) and results are decoded from it in place, by the
+//! copy-on-read deserializer of `de.rs` (a byte string is copied once, into the
+//! value). When the outcome is dropped (the `AsyncResult` is, or `map` has decoded
+//! it), the pool stores the message's number in `WorkerSlot::res_free`, and the
+//! worker writes its next result over it; while it is held the worker writes the
+//! next one into a new generation instead if it is that long too, else in pieces
+//! (never waiting for a user thread). Shorter results and other large messages are
+//! copied out by the pool at once. A worker never waits for the pool to open its
+//! last result while a task could run: its next result stays private until the
+//! area is free, and a result shorter than [`HOLD_MIN`] goes in pieces if it still
+//! is not when it is sent. A worker reads a large argument in place
 //! from the pool's argument area (the chunk holds it until done).
 //!
 //! A large *argument* goes one step further: the user thread serializes it straight
@@ -57,6 +61,16 @@ use std::sync::Mutex;
 
 /// Messages longer than this go through an area; shorter ones travel in pieces.
 pub(super) const BLOB_MIN: usize = 64 << 10;
+
+/// Shortest RESULT the pool leaves in its worker's area, held by its outcome and
+/// decoded in place (see `wire::HeldArea`); a shorter one is copied out at once
+/// (a few microseconds) and the area is free again. Held areas make a worker write
+/// its next large result into a new generation — a segment whose pages both sides
+/// fault in, ≈ 0.5 ms per MiB here — so a short result gains nothing
+/// from being held, and a stream of them (a `map` with default chunking, whose chunk
+/// results of 100–200 KiB wait while the user thread collects the chunks before
+/// them in order) ran at half the speed of pieces when each was held.
+pub(super) const HOLD_MIN: usize = 1 << 20;
 
 /// Name of generation `gen` of worker `index`'s task area.
 pub(super) fn task_area(base: &str, index: usize, gen: u64) -> String {
@@ -113,11 +127,15 @@ fn make(
     name: impl FnOnce(u64) -> String,
 ) -> Result<&Area> {
     if let Some(gen) = next {
-        // Room to grow by a quarter before the next replacement, in whole MiB.
-        let size = len
-            .saturating_add(len / 4)
-            .checked_next_multiple_of(1 << 20)
-            .unwrap_or(len);
+        // Room to grow by a quarter before the next replacement: a power of two up
+        // to 1 MiB (the first chunks of a `map` need ~100 KiB areas, and every page
+        // is faulted in below), whole MiB beyond.
+        let want = len.saturating_add(len / 4);
+        let size = if want <= 1 << 20 {
+            want.next_power_of_two().max(2 * BLOB_MIN)
+        } else {
+            want.checked_next_multiple_of(1 << 20).unwrap_or(len)
+        };
         *area = None;
         let seg = Segment::create(&name(gen), size)?;
         // Fault its pages in now, in one call: the first message through it then

@@ -710,7 +710,8 @@ impl Engine {
         }
         w.received += 1;
         let mut body = std::mem::take(&mut w.partial);
-        // A large RESULT stays in its area, held by its outcome (see `HeldArea`).
+        // A RESULT of `HOLD_MIN` bytes or more stays in its area, held by its outcome
+        // (see `HeldArea`); anything else is copied out.
         let mut held = None;
         if let Some(r) = blob_ref {
             let (blobs, sender) = (&self.blobs, h.sender);
@@ -723,7 +724,7 @@ impl Engine {
             w.res_taken += 1;
             let tag = slots::free_tag(h.sender, w.res_taken);
             let read = match (attached, r) {
-                (Ok(area), Some(r)) if h.kind == wire::RESULT => {
+                (Ok(area), Some(r)) if h.kind == wire::RESULT && r.len >= blob::HOLD_MIN as u64 => {
                     match usize::try_from(r.len).ok().filter(|&l| l <= area.seg.len()) {
                         Some(len) => {
                             let release = Some((self.slots.clone(), index, tag));

@@ -62,20 +62,41 @@ impl<'a> Sink<'a> {
         self.area.is_some()
     }
 
-    /// Appends `b`.
+    /// Appends `b`. The common cases (room in the area, or a short private body with
+    /// room in its buffer: every small item of a chunk) take one bounds check and a
+    /// copy; the rest is out of line.
+    #[inline]
     pub fn extend(&mut self, b: &[u8]) {
         let end = self.len.saturating_add(b.len());
-        if let Some((ptr, cap)) = self.area {
-            if end <= cap {
+        match self.area {
+            Some((ptr, cap)) if end <= cap => {
                 // SAFETY: the area maps `cap >= end` bytes and is ours to write until
                 // the message is sent (the spiller's contract); `b` is private memory
                 // (nothing we write from lives in the area).
-                unsafe { std::ptr::copy_nonoverlapping(b.as_ptr(), ptr.add(self.len), b.len()) };
+                unsafe { copy(b, ptr.add(self.len)) };
                 self.len = end;
-                return;
             }
-            self.unspill();
+            None if end <= self.vec.capacity() && (end <= BLOB_MIN || self.spill.is_none()) => {
+                // SAFETY: `end <= capacity`, so the `b.len()` bytes after the `len`
+                // initialized ones are allocated; they are initialized before
+                // `set_len` covers them (`vec` holds the private body: `len` bytes).
+                unsafe {
+                    copy(b, self.vec.as_mut_ptr().add(self.len));
+                    self.vec.set_len(end);
+                }
+                self.len = end;
+            }
+            _ => self.extend_slow(b),
         }
+    }
+
+    /// [`extend`](Sink::extend) when the body must move: into a larger area, into an
+    /// area for the first time, or into a larger private buffer.
+    #[inline(never)]
+    fn extend_slow(&mut self, b: &[u8]) {
+        let end = self.len.saturating_add(b.len());
+        // An area too short for `end` (the fast path took every other case in one).
+        self.unspill();
         if end > BLOB_MIN && self.spill.is_some() && self.spill_for(end, b) {
             return;
         }
@@ -105,6 +126,7 @@ impl<'a> Sink<'a> {
     }
 
     /// Overwrites the bytes at `at` (already written) with `b`.
+    #[inline]
     pub fn patch(&mut self, at: usize, b: &[u8]) {
         // Unreachable from shared data: callers patch what they wrote.
         assert!(
@@ -172,6 +194,24 @@ impl<'a> Sink<'a> {
         self.len = end;
         self.area = Some((ptr, cap));
         true
+    }
+}
+
+/// Copies `b` to `dst`: postcard writes every integer as a varint of 1-10 bytes, which
+/// a loop copies faster than a call to `memcpy`.
+///
+/// # Safety
+/// `dst` is valid for `b.len()` byte writes and does not overlap `b`.
+#[inline(always)]
+unsafe fn copy(b: &[u8], dst: *mut u8) {
+    if b.len() <= 16 {
+        for (i, &x) in b.iter().enumerate() {
+            // SAFETY: `i < b.len()`: within what the caller made valid.
+            unsafe { dst.add(i).write(x) };
+        }
+    } else {
+        // SAFETY: the caller's contract.
+        unsafe { std::ptr::copy_nonoverlapping(b.as_ptr(), dst, b.len()) };
     }
 }
 

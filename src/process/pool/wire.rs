@@ -223,21 +223,31 @@ pub(super) enum Src<'a> {
 impl Src<'_> {
     /// Decodes the result: postcard over private bytes; the copy-on-read
     /// [`Reader`] in an area (a byte string is copied once, into the value).
+    #[inline]
     pub fn decode<R: DeserializeOwned>(self) -> Result<R, String> {
         match self {
             Src::Bytes(b) => postcard::from_bytes(b).map_err(|e| e.to_string()),
-            Src::Area(held, start, len) => {
-                let mut item = held
-                    .reader()
-                    .and_then(|mut r| r.split(start).and_then(|_| r.split(len)))
-                    .ok_or("a result lies outside its area")?;
-                let r = de::from_reader(&mut item).map_err(|e| e.to_string());
-                if !item.intact() {
-                    return Err("the pool area holding the result was truncated".to_owned());
-                }
-                r
-            }
+            Src::Area(held, start, len) => Src::decode_area(held, start, len),
         }
+    }
+
+    /// [`decode`](Src::decode) of a result in an area (out of line: the private case
+    /// runs once per item of every chunk).
+    #[inline(never)]
+    fn decode_area<R: DeserializeOwned>(
+        held: &HeldArea,
+        start: usize,
+        len: usize,
+    ) -> Result<R, String> {
+        let mut item = held
+            .reader()
+            .and_then(|mut r| r.split(start).and_then(|_| r.split(len)))
+            .ok_or("a result lies outside its area")?;
+        let r = de::from_reader(&mut item).map_err(|e| e.to_string());
+        if !item.intact() {
+            return Err("the pool area holding the result was truncated".to_owned());
+        }
+        r
     }
 }
 

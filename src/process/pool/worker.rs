@@ -1,6 +1,6 @@
 //! A pool worker: a forked child that runs chunks from its inbox until told to stop.
 
-use super::blob::{self, Area, BLOB_MIN};
+use super::blob::{self, Area, BLOB_MIN, HOLD_MIN};
 use super::chan::Chan;
 use super::de::Reader;
 use super::sink::Sink;
@@ -92,23 +92,50 @@ struct Areas {
     last_in_area: u64,
 }
 
-/// Waits until the pool has copied our last message out of the result area, then
-/// makes sure the area holds `len` bytes (a new generation if it must grow) and
-/// returns it, ready to be written.
-fn result_area<'a>(ctx: &WorkerCtx, areas: &'a mut Areas, len: usize) -> crate::Result<&'a Area> {
-    let slot = ctx.slots.get(ctx.index);
+/// True once the pool has copied our last message out of the result area.
+fn area_taken(ctx: &WorkerCtx, areas: &Areas) -> bool {
     // SYNC(res-taken): pairs with the pool's Release increment once it has copied
     // our last message out: the area is free again.
-    let mut pause = std::time::Duration::from_micros(10);
-    while slot.res_taken.load(Ordering::Acquire) < areas.written {
-        std::thread::sleep(pause);
-        pause = (pause * 2).min(std::time::Duration::from_millis(1));
+    ctx.slots.get(ctx.index).res_taken.load(Ordering::Acquire) >= areas.written
+}
+
+/// Waits until the pool has copied our last message out of the result area: a few
+/// tens of microseconds of polling (the pool thread is usually copying it right
+/// now), then short sleeps.
+fn wait_area_taken(ctx: &WorkerCtx, areas: &Areas) {
+    for _ in 0..AREA_POLLS {
+        if area_taken(ctx, areas) {
+            return;
+        }
+        std::thread::yield_now();
     }
+    let mut pause = std::time::Duration::from_micros(20);
+    while !area_taken(ctx, areas) {
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(std::time::Duration::from_micros(200));
+    }
+}
+
+/// Polls (each after a `yield_now`) of the pool's progress before a worker whose
+/// result area is still unread sleeps.
+const AREA_POLLS: u32 = 64;
+
+/// Makes sure the result area, free again (see [`wait_area_taken`]), holds `len`
+/// bytes (a new generation if it must grow) and returns it, ready to be written.
+/// `None`: no area (none could be made, or the current one is still held and `len`
+/// is below [`HOLD_MIN`], too short to be worth a new one); the message goes in
+/// pieces.
+fn result_area<'a>(ctx: &WorkerCtx, areas: &'a mut Areas, len: usize) -> Option<&'a Area> {
+    debug_assert!(area_taken(ctx, areas));
+    let slot = ctx.slots.get(ctx.index);
     let (blobs, sender) = (&ctx.blobs, ctx.sender);
     // SYNC(res-free): pairs with the Release store of the pool once nothing holds
     // our last message (its outcome was dropped): only then is the area ours again.
     let held = areas.last_in_area != 0
         && slot.res_free.load(Ordering::Acquire) != free_tag(sender, areas.last_in_area);
+    if held && len < HOLD_MIN {
+        return None;
+    }
     let grows = held || areas.result.as_ref().map_or(true, |a| a.seg.len() < len);
     if grows {
         if let Some(old) = &areas.result {
@@ -127,15 +154,15 @@ fn result_area<'a>(ctx: &WorkerCtx, areas: &'a mut Areas, len: usize) -> crate::
         // Still held by an outcome the pool keeps: write a new generation instead
         // (the pool unlinked the name of the old one; its pages go when released).
         areas.last_in_area = 0;
-        blob::renew(&mut areas.result, len, name)?
+        blob::renew(&mut areas.result, len, name).ok()?
     } else {
-        blob::ensure(&mut areas.result, len, name)?
+        blob::ensure(&mut areas.result, len, name).ok()?
     };
     if grows {
         // The pool unlinks the name once it has opened it (we may exit first).
         area.seg.persist();
     }
-    Ok(area)
+    Some(area)
 }
 
 /// Sends the message of `len` bytes already written into the result area.
@@ -179,7 +206,16 @@ fn send(
 ) -> crate::Result<()> {
     if body.len() > BLOB_MIN {
         // Without an area (e.g. /dev/shm full), in pieces like any other message.
-        if let Ok(area) = result_area(ctx, areas, body.len()) {
+        // A message too short for a new area goes in pieces rather than wait for
+        // the pool to open the last one (it would likely still be held).
+        if body.len() >= HOLD_MIN {
+            wait_area_taken(ctx, areas);
+        }
+        let area = match area_taken(ctx, areas) {
+            true => result_area(ctx, areas, body.len()),
+            false => None,
+        };
+        if let Some(area) = area {
             blob::put(area, body);
             let tag = if kind == wire::RESULT {
                 wire::chunk_id(body)
@@ -407,9 +443,14 @@ pub(super) fn main(mut ctx: WorkerCtx) -> i32 {
         let (id, runner, f) = (word(0), word(1), word(2));
         // SYNC(worker-running): the pool reads this after reaping us (fork/wait order it).
         slot.running.store(id.wrapping_add(1), Ordering::Release);
-        // The RESULT body; a large one is written straight into the result area.
+        // The RESULT body; a large one is written straight into the result area if
+        // the pool has copied our last result out of it, else (rather than wait
+        // while a task could run) it stays private and is copied over when sent.
         let mut spill = |len: usize| {
-            let area = result_area(&ctx, &mut areas, len).ok()?;
+            if !area_taken(&ctx, &areas) {
+                return None;
+            }
+            let area = result_area(&ctx, &mut areas, len)?;
             Some((area.seg.as_ptr(), area.seg.len()))
         };
         let mut sink = Sink::new(&mut out, Some(&mut spill));
