@@ -136,6 +136,46 @@ fn two_consumers_race_for_each_value_and_fifo_holds() {
 }
 
 #[test]
+fn consumers_claiming_without_reading_first_race_a_producer_and_each_other() {
+    // `try_get_many` claims every message after its first one speculatively (a CAS
+    // from the READY state it expects, no read first): a wrong guess — no message
+    // yet, the other consumer was first — must change nothing.
+    model(|| {
+        let f = Fixture::new(4);
+        f.try_put(1).unwrap();
+        let producer = {
+            let f = f.clone();
+            thread::spawn(move || {
+                f.try_put(2).unwrap();
+                f.try_put(3).unwrap();
+            })
+        };
+        let consumers: Vec<_> = (0..2)
+            .map(|_| {
+                let f = f.clone();
+                thread::spawn(move || {
+                    let mut got = Vec::new();
+                    let _ = f.ring().try_get_many(current_identity(), 2, |_, p| {
+                        got.push(p[0].load(Ordering::Relaxed))
+                    });
+                    got
+                })
+            })
+            .collect();
+        producer.join().unwrap();
+        let mut all = Vec::new();
+        for c in consumers {
+            let got = c.join().unwrap();
+            assert!(got.windows(2).all(|w| w[0] < w[1]), "FIFO broken: {got:?}");
+            all.extend(got);
+        }
+        all.extend(f.drain());
+        assert_eq!(sorted(all), vec![1, 2, 3]);
+        assert_eq!(f.ring().len(), 0);
+    });
+}
+
+#[test]
 fn wraparound_with_a_concurrent_consumer() {
     model(|| {
         let f = Fixture::new(1);

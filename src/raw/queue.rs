@@ -84,6 +84,15 @@
 //!
 //! Empty polls read only the slot at `head`, never the producers' `tail` line.
 //!
+//! A claim that expects its slot to be ready makes its CAS from the state it
+//! expects, without reading the slot first (a put's first attempt from `FREE(lap)`;
+//! a blocking get's first attempt, and every claim of `get_many` after the first,
+//! from `READY(lap)`): the slot's cache line then crosses between the cores once
+//! per claim instead of twice (read shared, then upgraded for the CAS). A wrong
+//! guess fails the CAS, which returns what the slot holds, and the attempt goes on
+//! from that. Measured between two processes: `Queue<u64>` put/get 22–23 → 24–33 M
+//! messages/s, faster in each of 8 interleaved pairs of runs.
+//!
 //! ## Owner records
 //! Each slot has an owner record beside its state word: the claimant's
 //! [`Identity::info`] (TID and thread start time), written right *after* the claiming
@@ -217,6 +226,9 @@ impl From<QueueError> for Attempt {
 pub trait Take {
     /// What `take` produces.
     type Out;
+    /// True if `admit` always admits and `lost` does nothing: a get may then claim a
+    /// slot before reading it.
+    const ADMITS_ALL: bool = false;
     /// Whether to claim the message whose payload is `p` (still owned by the ring:
     /// it may be claimed by someone else meanwhile). `false` leaves it queued and the
     /// call fails with [`QueueError::WontFit`].
@@ -238,6 +250,7 @@ pub struct TakeWith<F>(pub F);
 
 impl<R, F: FnMut(&[AtomicU64]) -> R> Take for TakeWith<F> {
     type Out = R;
+    const ADMITS_ALL: bool = true;
     #[inline]
     fn take(&mut self, p: &[AtomicU64]) -> R {
         (self.0)(p)
@@ -1101,7 +1114,7 @@ impl<'a> Ring<'a> {
         probe: bool,
         t: &mut impl Take<Out = R>,
     ) -> Result<R, QueueError> {
-        match self.get_attempt(me, probe, t) {
+        match self.get_attempt(me, probe, false, t) {
             Ok(r) => Ok(r),
             Err(Attempt::Fail(e)) => Err(e),
             Err(Attempt::NotNow(_)) if probe && !self.is_closed() => {
@@ -1127,7 +1140,7 @@ impl<'a> Ring<'a> {
         if !self.is_closed() {
             return Err(QueueError::Empty);
         }
-        match self.get_attempt(me, probe, t) {
+        match self.get_attempt(me, probe, false, t) {
             Ok(r) => Ok(r),
             Err(Attempt::Fail(e)) => Err(e),
             Err(Attempt::Stalled) => Err(QueueError::Empty),
@@ -1152,7 +1165,7 @@ impl<'a> Ring<'a> {
         policy: &mut WaitPolicy,
         t: &mut impl Take<Out = R>,
     ) -> Result<R, QueueError> {
-        match self.get_attempt(me, false, t) {
+        match self.get_attempt(me, false, true, t) {
             Ok(r) => Ok(r),
             Err(Attempt::Fail(e)) => Err(e),
             Err(_) => self.get_slow(me, deadline, policy, t),
@@ -1194,7 +1207,7 @@ impl<'a> Ring<'a> {
         let mut probe_every = first_probe(policy.probe);
         let r = loop {
             let probing = core::mem::take(&mut probe_due);
-            let blocker = match self.get_attempt(me, probing, t) {
+            let blocker = match self.get_attempt(me, probing, false, t) {
                 Ok(r) => break r,
                 Err(Attempt::Fail(e)) => return Err(e),
                 Err(Attempt::NotNow(b)) => {
@@ -1302,7 +1315,7 @@ impl<'a> Ring<'a> {
         let mut done = 0;
         while done < n {
             let mut t = TakeWith(|p: &[AtomicU64]| read(done, p));
-            match self.get_attempt(me, false, &mut t) {
+            match self.get_attempt(me, false, done > 0, &mut t) {
                 Ok(()) => done += 1,
                 Err(Attempt::Fail(e)) if done == 0 => return Err(e),
                 Err(_) => break,
@@ -1314,7 +1327,7 @@ impl<'a> Ring<'a> {
         if n > 0 && self.is_closed() {
             // One more look: a put may have completed right before the close.
             let mut t = TakeWith(|p: &[AtomicU64]| read(0, p));
-            return match self.get_attempt(me, false, &mut t) {
+            return match self.get_attempt(me, false, false, &mut t) {
                 Ok(()) => Ok(1),
                 Err(Attempt::Fail(e)) => Err(e),
                 Err(Attempt::Stalled) => Ok(0),
@@ -1351,15 +1364,22 @@ impl<'a> Ring<'a> {
 
     /// One attempt to take the message at `head`.
     #[inline]
-    fn get_attempt<R>(
+    fn get_attempt<R, T: Take<Out = R>>(
         &self,
         me: Identity,
         probe: bool,
-        t: &mut impl Take<Out = R>,
+        speculate: bool,
+        t: &mut T,
     ) -> Result<R, Attempt> {
         let mut budget = self.budget();
         // SYNC(index)
         let mut pos = self.q.head.load(Ordering::Acquire);
+        // A slot holding the message for position `pos` holds exactly READY(lap)
+        // unless a producer sleeps on it: when the caller expects a message, claim it
+        // without reading it first — one cache-line transfer instead of a read and
+        // then an upgrade for the CAS (what `put_attempt` does for FREE slots). Only
+        // for a `Take` whose `admit` has nothing to check before the claim.
+        let mut guess = (speculate && T::ADMITS_ALL).then(|| make_state(self.lap(pos), READY, 0));
         loop {
             budget -= 1;
             if budget == 0 {
@@ -1370,7 +1390,11 @@ impl<'a> Ring<'a> {
             }
             let slot = self.slot(pos);
             let lap = self.lap(pos);
-            let s = slot[0].load(Ordering::Acquire);
+            let guessed = guess.take();
+            let s = match guessed {
+                Some(g) => g,
+                None => slot[0].load(Ordering::Acquire),
+            };
             let d = lap_diff(s, lap);
             let tag = tag_of(s);
             if d == 0 && tag == READY {
@@ -1389,15 +1413,20 @@ impl<'a> Ring<'a> {
                 // SYNC(sleep): Acquire pairs with a sleeping producer's flag CAS.
                 // Release too: a joinable queue's held count, raised before this
                 // claim, must be visible to whoever sees the claim.
-                if slot[0]
-                    .compare_exchange(
-                        s,
-                        make_state(lap, READING, me.tid),
-                        Ordering::AcqRel,
-                        Ordering::Relaxed,
-                    )
-                    .is_ok()
-                {
+                let claim = slot[0].compare_exchange(
+                    s,
+                    make_state(lap, READING, me.tid),
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                );
+                if let (Err(now), Some(_)) = (claim, guessed) {
+                    // The guess was wrong (no message yet, another state, a sleeping
+                    // producer's flag): go on from what the slot holds, at this
+                    // position (Acquire, as a load of it would be).
+                    guess = Some(now);
+                    continue;
+                }
+                if claim.is_ok() {
                     slot[1].store(me.info(), Ordering::Relaxed);
                     // SYNC(index): Release, after the claim.
                     let _ = self.q.head.compare_exchange(
