@@ -80,6 +80,19 @@ fn sorted(mut v: Vec<u64>) -> Vec<u64> {
     v
 }
 
+/// Everything the consumers got (each in increasing order: FIFO) and what is left,
+/// sorted.
+fn joined_in_order(f: &Fixture, consumers: Vec<thread::JoinHandle<Vec<u64>>>) -> Vec<u64> {
+    let mut all = Vec::new();
+    for c in consumers {
+        let got = c.join().unwrap();
+        assert!(got.windows(2).all(|w| w[0] < w[1]), "FIFO broken: {got:?}");
+        all.extend(got);
+    }
+    all.extend(f.drain());
+    sorted(all)
+}
+
 #[test]
 fn two_producers_one_consumer_deliver_each_value_once() {
     model(|| {
@@ -124,14 +137,7 @@ fn two_consumers_race_for_each_value_and_fifo_holds() {
                 })
             })
             .collect();
-        let mut all = Vec::new();
-        for c in consumers {
-            let got = c.join().unwrap();
-            assert!(got.windows(2).all(|w| w[0] < w[1]), "FIFO broken: {got:?}");
-            all.extend(got);
-        }
-        all.extend(f.drain());
-        assert_eq!(sorted(all), vec![1, 2]);
+        assert_eq!(joined_in_order(&f, consumers), vec![1, 2]);
     });
 }
 
@@ -163,14 +169,7 @@ fn consumers_claiming_without_reading_first_race_a_producer_and_each_other() {
             })
             .collect();
         producer.join().unwrap();
-        let mut all = Vec::new();
-        for c in consumers {
-            let got = c.join().unwrap();
-            assert!(got.windows(2).all(|w| w[0] < w[1]), "FIFO broken: {got:?}");
-            all.extend(got);
-        }
-        all.extend(f.drain());
-        assert_eq!(sorted(all), vec![1, 2, 3]);
+        assert_eq!(joined_in_order(&f, consumers), vec![1, 2, 3]);
         assert_eq!(f.ring().len(), 0);
     });
 }

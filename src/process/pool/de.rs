@@ -151,48 +151,29 @@ impl<'a> Reader<'a> {
         Ok(v)
     }
 
-    /// A little-endian postcard varint of a `bits`-bit integer: at most
-    /// `ceil(bits / 7)` bytes, the last of which carries only the bits left
-    /// (postcard's checks, so the same inputs are refused).
+    /// A little-endian postcard varint of a `BITS`-bit integer, decoded in `T`
+    /// arithmetic (`u64` for every integer but `u128`/`i128`: shifting 128-bit
+    /// values is twice as slow): at most `ceil(BITS / 7)` bytes, the last of which
+    /// carries only the bits left (postcard's checks, so the same inputs are
+    /// refused).
     #[inline]
-    fn varint<const BITS: u32>(&mut self) -> PcResult<u128> {
+    fn varint<T, const BITS: u32>(&mut self) -> PcResult<T>
+    where
+        T: From<u8> + core::ops::Shl<u32, Output = T> + core::ops::BitOrAssign,
+    {
+        const { assert!(BITS as usize <= 8 * core::mem::size_of::<T>()) };
         let max_bytes = BITS.div_ceil(7);
         let last_max = ((1u16 << (BITS - 7 * (max_bytes - 1))) - 1) as u8;
         // The common case first: one byte.
         let b = self.byte()?;
         if b & 0x80 == 0 {
-            return Ok(u128::from(b));
+            return Ok(T::from(b));
         }
-        let mut out = u128::from(b & 0x7f);
+        let mut out = T::from(b & 0x7f);
         for i in 1..max_bytes {
             let b = self.byte()?;
-            out |= u128::from(b & 0x7f) << (7 * i);
-            if b & 0x80 == 0 {
-                if i == max_bytes - 1 && b > last_max {
-                    return Err(PcError::DeserializeBadVarint);
-                }
-                return Ok(out);
-            }
-        }
-        Err(PcError::DeserializeBadVarint)
-    }
-
-    /// [`varint`](Self::varint) for at most 64 bits, in 64-bit arithmetic (every
-    /// integer but `u128`/`i128`: twice as fast as shifting 128-bit values).
-    #[inline]
-    fn varint64<const BITS: u32>(&mut self) -> PcResult<u64> {
-        const { assert!(BITS <= 64) };
-        let max_bytes = BITS.div_ceil(7);
-        let last_max = ((1u16 << (BITS - 7 * (max_bytes - 1))) - 1) as u8;
-        let b = self.byte()?;
-        if b & 0x80 == 0 {
-            return Ok(u64::from(b));
-        }
-        let mut out = u64::from(b & 0x7f);
-        for i in 1..max_bytes {
-            let b = self.byte()?;
-            // `7 * i <= 63`; bits shifted out only when `b > last_max` (refused).
-            out |= u64::from(b & 0x7f) << (7 * i);
+            // `7 * i < BITS`; bits shifted out only when `b > last_max` (refused).
+            out |= T::from(b & 0x7f) << (7 * i);
             if b & 0x80 == 0 {
                 if i == max_bytes - 1 && b > last_max {
                     return Err(PcError::DeserializeBadVarint);
@@ -205,19 +186,19 @@ impl<'a> Reader<'a> {
 
     #[inline]
     fn u16v(&mut self) -> PcResult<u16> {
-        Ok(self.varint64::<16>()? as u16)
+        Ok(self.varint::<u64, 16>()? as u16)
     }
     #[inline]
     fn u32v(&mut self) -> PcResult<u32> {
-        Ok(self.varint64::<32>()? as u32)
+        Ok(self.varint::<u64, 32>()? as u32)
     }
     #[inline]
     fn u64v(&mut self) -> PcResult<u64> {
-        self.varint64::<64>()
+        self.varint::<u64, 64>()
     }
     #[inline]
     fn usizev(&mut self) -> PcResult<usize> {
-        let v = self.varint64::<{ usize::BITS }>()?;
+        let v = self.varint::<u64, { usize::BITS }>()?;
         usize::try_from(v).map_err(|_| PcError::DeserializeBadVarint)
     }
 
@@ -289,7 +270,7 @@ impl<'de> de::Deserializer<'de> for &mut Reader<'_> {
         v.visit_i64(zigzag(n.into()) as i64)
     }
     fn deserialize_i128<V: Visitor<'de>>(self, v: V) -> PcResult<V::Value> {
-        let n = self.varint::<128>()?;
+        let n = self.varint::<u128, 128>()?;
         v.visit_i128(zigzag(n))
     }
     fn deserialize_u8<V: Visitor<'de>>(self, v: V) -> PcResult<V::Value> {
@@ -305,7 +286,7 @@ impl<'de> de::Deserializer<'de> for &mut Reader<'_> {
         v.visit_u64(self.u64v()?)
     }
     fn deserialize_u128<V: Visitor<'de>>(self, v: V) -> PcResult<V::Value> {
-        v.visit_u128(self.varint::<128>()?)
+        v.visit_u128(self.varint::<u128, 128>()?)
     }
     fn deserialize_f32<V: Visitor<'de>>(self, v: V) -> PcResult<V::Value> {
         v.visit_f32(f32::from_le_bytes(self.array()?))
