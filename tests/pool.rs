@@ -921,7 +921,7 @@ fn a_payload_whose_serialization_fails_midway_fails_alone_and_the_pool_goes_on()
 #[test]
 fn more_large_arguments_than_argument_areas_still_round_trip_in_order() {
     watchdog(WATCHDOG, || {
-        // 2 workers have 6 argument areas: the other 14 arguments wait in private
+        // 2 workers have 10 argument areas: the other 10 arguments wait in private
         // memory and go through the workers' own task areas.
         let pool = Pool::new(2).unwrap();
         let inputs: Vec<Vec<u8>> = (0..20).map(|k| pattern(200_000 + k, k as u8)).collect();

@@ -69,7 +69,7 @@
 //! than the queues' maximum message length (4 KiB unless set with
 //! [`PoolBuilder::max_message_len`]). Longer ones go through reused shared areas, so
 //! any size works, for every start method, at memory speed: an argument is
-//! serialized straight into one of the pool's argument areas (two per worker, plus
+//! serialized straight into one of the pool's argument areas (four per worker, plus
 //! two) and a result straight into its worker's result area. The receiver decodes
 //! it from the area with a deserializer that copies as it reads (serde is never
 //! given a reference into memory another process can write): a byte string or

@@ -30,7 +30,7 @@
 //! into an **argument area** of the pool (`{base}-p{id}-{gen}`, see [`ArgAreas`]),
 //! which the chunk holds until it is finished; its piece names the area (`area` =
 //! `id`, where 0 means the worker's own task area), and nobody copies it before the
-//! worker copies it out. Only when all the pool's argument areas (two per worker, plus
+//! worker copies it out. Only when all the pool's argument areas (four per worker, plus
 //! two) are held does a large argument stay private and travel through the worker's
 //! task area as above.
 //!

@@ -90,7 +90,9 @@ pub(super) fn start(cfg: Config) -> Result<(Arc<Shared>, std::thread::JoinHandle
         state: Mutex::new(State::default()),
         cond: Condvar::new(),
         results: results.clone(),
-        args: Arc::new(ArgAreas::new(blobs.clone(), 2 * cfg.workers + 2)),
+        // Four per worker, plus two: every chunk of a `map` with default chunking (four
+        // per worker, as Python makes them) has one while all are in flight.
+        args: Arc::new(ArgAreas::new(blobs.clone(), 4 * cfg.workers + 2)),
         sleeping: AtomicBool::new(false),
         workers: cfg.workers,
     });
