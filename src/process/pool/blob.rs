@@ -330,6 +330,14 @@ pub(super) fn take(area: &Area, len: u64, out: &mut Vec<u8>) -> Result<()> {
         std::ptr::copy_nonoverlapping(area.seg.as_ptr(), out.as_mut_ptr(), len);
         out.set_len(len);
     }
+    // Zeros standing in for a truncated area's bytes could still parse (a `()`
+    // result has no bytes to miss): refuse the copy instead.
+    if area.seg.broken() {
+        return Err(Error::corrupt(
+            area.seg.name(),
+            "the pool area was truncated while its message was copied out",
+        ));
+    }
     Ok(())
 }
 
@@ -431,6 +439,30 @@ impl Drop for Buf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_message_copied_out_of_a_truncated_area_is_refused() {
+        let name = format!("blob-take-{}", std::process::id());
+        let mut area = None;
+        let a = ensure(&mut area, 3 << 16, |g| format!("{name}-{g}")).unwrap();
+        let len = a.seg.len();
+        // SAFETY: the area's own mapping, written by this test only.
+        unsafe { std::ptr::write_bytes(a.seg.as_ptr(), 7, len) };
+        let mut out = Vec::new();
+        take(a, len as u64, &mut out).unwrap();
+        assert!(out.iter().all(|&b| b == 7));
+        // Another process cuts the file to one page: the copy reads zeros past it.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(format!("/dev/shm/mp.{name}-1"))
+            .unwrap()
+            .set_len(4096)
+            .unwrap();
+        let e = take(a, len as u64, &mut out).unwrap_err();
+        assert!(e.to_string().contains("truncated"), "{e}");
+        drop(area);
+        remove(&format!("{name}-1"));
+    }
 
     #[test]
     fn the_stock_hands_back_the_smallest_large_enough_buffer_emptied() {
