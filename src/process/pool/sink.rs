@@ -77,6 +77,7 @@ impl<'a> Sink<'a> {
                 self.len = end;
             }
             None if end <= self.vec.capacity() && (end <= BLOB_MIN || self.spill.is_none()) => {
+                debug_assert_eq!(self.vec.len(), self.len, "a private body is all of `vec`");
                 // SAFETY: `end <= capacity`, so the `b.len()` bytes after the `len`
                 // initialized ones are allocated; they are initialized before
                 // `set_len` covers them (`vec` holds the private body: `len` bytes).
