@@ -342,8 +342,14 @@ fn a_forgotten_hold_is_released_by_another_process() {
     assert!(!lock.is_locked());
     // And from another thread of the same process.
     lock.acquire().unwrap().forget();
-    let l2 = lock.clone();
-    std::thread::spawn(move || l2.release_unowned().unwrap())
+    released_unowned_by_another_thread(&lock);
+}
+
+/// Releases the held `lock` with `release_unowned` from another thread, and checks
+/// that it is free and that a second `release_unowned` is `Err(NotOwner)`.
+fn released_unowned_by_another_thread(lock: &Lock) {
+    let other = lock.clone();
+    std::thread::spawn(move || other.release_unowned().unwrap())
         .join()
         .unwrap();
     assert!(!lock.is_locked());
@@ -360,15 +366,7 @@ fn try_acquire_unowned_takes_a_free_lock_that_release_unowned_releases() {
     assert_eq!(lock.try_acquire_unowned(), Some(false));
     assert!(lock.is_locked());
     assert_eq!(lock.try_acquire_unowned(), None, "held: not free");
-    let other = lock.clone();
-    std::thread::spawn(move || other.release_unowned().unwrap())
-        .join()
-        .unwrap();
-    assert!(!lock.is_locked());
-    assert!(matches!(
-        lock.release_unowned(),
-        Err(multiproc::Error::NotOwner)
-    ));
+    released_unowned_by_another_thread(&lock);
 }
 
 /// A holder SIGKILLed 4.5 s into a wait with a 10 s probe interval is recovered long

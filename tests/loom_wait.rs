@@ -210,12 +210,7 @@ fn a_queue_get_on_empty_sleeps_until_a_put() {
 fn a_queue_put_on_full_sleeps_until_a_get() {
     model(2, || {
         let f = OneSlot::new();
-        f.put(1);
-        let f2 = f.clone();
-        let producer = thread::spawn(move || f2.put(2));
-        assert_eq!(f.get().0, 1);
-        let slept = producer.join().unwrap();
-        assert_eq!(f.get().0, 2);
+        let slept = put_waits_for_a_get(&f);
         assert_eq!(
             f.ring().try_get(
                 current_identity(),
@@ -232,16 +227,19 @@ fn a_queue_put_on_full_sleeps_until_a_get() {
 fn a_queue_put_over_its_limit_sleeps_until_a_get() {
     // Two slots, limit 1: the producer is blocked by the *older* slot's READY state
     // (not by the slot it will fill), flags that one and sleeps until it is got.
-    model(2, || {
-        let f = OneSlot::limited(2, 1);
-        f.put(1);
-        let f2 = f.clone();
-        let producer = thread::spawn(move || f2.put(2));
-        assert_eq!(f.get().0, 1);
-        let slept = producer.join().unwrap();
-        assert_eq!(f.get().0, 2);
-        slept
-    });
+    model(2, || put_waits_for_a_get(&OneSlot::limited(2, 1)));
+}
+
+/// Puts 1, which fills `f`, then 2 from another thread while this one gets 1; both
+/// values come out in order. Whether the second put slept.
+fn put_waits_for_a_get(f: &Arc<OneSlot>) -> bool {
+    f.put(1);
+    let f2 = f.clone();
+    let producer = thread::spawn(move || f2.put(2));
+    assert_eq!(f.get().0, 1);
+    let slept = producer.join().unwrap();
+    assert_eq!(f.get().0, 2);
+    slept
 }
 
 #[test]
