@@ -78,6 +78,34 @@ pub fn run(ctx: &mut Ctx) {
         Goal::AtLeast(1.0),
     );
 
+    // What bounds the single put/get against the floor: the ring alone, in
+    // `Queue<u64>`'s 32-byte slots, one producer process and one consumer, with no
+    // owner record, tombstone or sleep handshake, run with 0, 1 and 2 locked
+    // operations per message on each side. With plain stores it keeps up with the
+    // floor's ring or passes it (no shared index to bounce); each locked operation
+    // must own its cache line before it completes, so the line misses stop
+    // overlapping, and a claim-based MPMC ring pays at least one per side.
+    for (bound, locked) in [
+        (Locked::None, "plain stores, no locked operation"),
+        (Locked::Slot, "one CAS per message on each side (the slot)"),
+        (
+            Locked::SlotAndIndex,
+            "two CASes on each side (slot + index)",
+        ),
+    ] {
+        let rate = best_rate(|| slot_ring_rate(N, bound));
+        value(
+            &format!("  the ring alone, {locked}"),
+            format!("{}msgs/s", fmt_rate(rate)),
+        );
+        ratio(
+            "    vs raw SPSC ring floor",
+            rate,
+            ctx.floor_spsc_rate,
+            Goal::None,
+        );
+    }
+
     // The fast path alone, without a second core: what one put + get costs in one
     // thread (locked operations, stores, calls), against crossbeam's one push + pop.
     // Insensitive to the machine's load, unlike the two-party rows.
@@ -231,6 +259,66 @@ fn claim_recovery() {
     );
     let glibc = glibc_recovery(TRIALS);
     recovery_rows("Queue claim (consumer dies mid-get)", ours, glibc);
+}
+
+/// Locked operations per message and side in [`slot_ring_rate`].
+#[derive(Clone, Copy, PartialEq)]
+enum Locked {
+    None,
+    Slot,
+    SlotAndIndex,
+}
+
+/// The ring under the single put/get, stripped: `Queue<u64>`'s 32-byte slots (state,
+/// data, two spare words) between two processes. The producer waits for `FREE(lap)`,
+/// stores the message and moves the state to `READY(lap)`; the consumer waits for
+/// `READY(lap)`, reads, moves it to `FREE(lap + 1)`. Each move is a plain Release
+/// store or a CAS, and with [`Locked::SlotAndIndex`] each side also CASes its index
+/// forward. No claim names its owner, so nothing survives a crash: a measure of what
+/// the locked operations cost, not a queue.
+fn slot_ring_rate(n: u64, locked: Locked) -> f64 {
+    const CAP: u64 = 4096;
+    const WORDS: usize = 4;
+    const READY: u64 = 1;
+    let map = SharedMap::new(256 + CAP as usize * WORDS * 8);
+    let (head, tail) = (map.atomic(0), map.atomic(128));
+    let state = |p: u64| map.atomic(256 + (p % CAP) as usize * WORDS * 8);
+    let data = |p: u64| map.atomic(256 + (p % CAP) as usize * WORDS * 8 + 8);
+    let step = |p: u64, index: &std::sync::atomic::AtomicU64, from: u64, to: u64| {
+        if locked == Locked::None {
+            state(p).store(to, Ordering::Release);
+        } else {
+            let moved = state(p).compare_exchange(from, to, Ordering::AcqRel, Ordering::Relaxed);
+            assert!(moved.is_ok());
+        }
+        if locked == Locked::SlotAndIndex {
+            let _ = index.compare_exchange(p, p + 1, Ordering::AcqRel, Ordering::Relaxed);
+        }
+    };
+    let start = Instant::now();
+    let peer = fork_peer(|| {
+        for p in 0..n {
+            let free = (p / CAP) << 1;
+            while state(p).load(Ordering::Acquire) != free {
+                std::hint::spin_loop();
+            }
+            data(p).store(p, Ordering::Relaxed);
+            step(p, tail, free, free | READY);
+        }
+    });
+    let mut sum = 0u64;
+    for p in 0..n {
+        let ready = (p / CAP) << 1 | READY;
+        while state(p).load(Ordering::Acquire) != ready {
+            std::hint::spin_loop();
+        }
+        sum = sum.wrapping_add(data(p).load(Ordering::Relaxed));
+        step(p, head, ready, (p / CAP + 1) << 1);
+    }
+    let d = start.elapsed();
+    assert!(peer.join());
+    assert_eq!(sum, n * (n - 1) / 2);
+    n as f64 / d.as_secs_f64()
 }
 
 /// One producer process puts `n` u64s; this process gets them.
