@@ -84,6 +84,14 @@
 //!
 //! Empty polls read only the slot at `head`, never the producers' `tail` line.
 //!
+//! Those locked operations are what bounds a single put/get between two processes:
+//! the bench runs this ring alone (no owner records, no sleep handshake) with 0, 1
+//! and 2 locked operations per message on each side, and with plain stores it keeps
+//! up with a raw SPSC ring, while one CAS per side costs most of that (a locked
+//! operation must own its cache line before it completes, so the line transfers
+//! stop overlapping). Fewer would need a sole producer or consumer to publish with
+//! plain stores under a lease that a second claimant, or the holder's death, revokes.
+//!
 //! A claim that expects its slot to be ready makes its CAS from the state it
 //! expects, without reading the slot first (a put's first attempt from `FREE(lap)`;
 //! a blocking get's first attempt, and every claim of `get_many` after the first,
