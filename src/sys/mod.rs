@@ -10,6 +10,8 @@ pub mod ident;
 #[cfg(feature = "std")]
 pub mod maps;
 #[cfg(feature = "std")]
+pub mod membarrier;
+#[cfg(feature = "std")]
 pub mod ofd;
 #[cfg(feature = "std")]
 pub mod process;
