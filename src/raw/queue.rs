@@ -90,7 +90,8 @@
 //! up with a raw SPSC ring, while one CAS per side costs most of that (a locked
 //! operation must own its cache line before it completes, so the line transfers
 //! stop overlapping). Fewer would need a sole producer or consumer to publish with
-//! plain stores under a lease that a second claimant, or the holder's death, revokes.
+//! plain stores under a lease that a second claimant, or the holder's death, revokes
+//! (designed, not built: `docs/design/queue-lease.md`).
 //!
 //! A claim that expects its slot to be ready makes its CAS from the state it
 //! expects, without reading the slot first (a put's first attempt from `FREE(lap)`;

@@ -9,7 +9,6 @@ pub mod futex;
 pub mod ident;
 #[cfg(feature = "std")]
 pub mod maps;
-#[cfg(feature = "std")]
 pub mod membarrier;
 #[cfg(feature = "std")]
 pub mod ofd;
