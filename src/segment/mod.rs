@@ -431,6 +431,15 @@ impl Segment {
         &self.inner.name
     }
 
+    /// Test helper: cuts this segment's shared-memory object to `len` bytes, as any
+    /// process with write access to it could; the mapping stays as it was.
+    #[cfg(test)]
+    pub(crate) fn cut_object(&self, len: u64) {
+        crate::sys::shm::open(&posix_name(self.name()))
+            .and_then(|f| f.set_len(len))
+            .expect("cut the segment's object");
+    }
+
     /// Number of user bytes (the header excluded).
     pub fn len(&self) -> usize {
         self.inner.data_len

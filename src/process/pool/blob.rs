@@ -452,12 +452,7 @@ mod tests {
         take(a, len as u64, &mut out).unwrap();
         assert!(out.iter().all(|&b| b == 7));
         // Another process cuts the file to one page: the copy reads zeros past it.
-        std::fs::OpenOptions::new()
-            .write(true)
-            .open(format!("/dev/shm/mp.{name}-1"))
-            .unwrap()
-            .set_len(4096)
-            .unwrap();
+        a.seg.cut_object(4096);
         let e = take(a, len as u64, &mut out).unwrap_err();
         assert!(e.to_string().contains("truncated"), "{e}");
         drop(area);

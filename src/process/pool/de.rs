@@ -799,12 +799,7 @@ mod tests {
         // SAFETY: the segment maps 1 MiB, more than `b`; nobody else knows it.
         unsafe { std::ptr::copy_nonoverlapping(b.as_ptr(), seg.as_ptr(), b.len()) };
         // Cut to one page, as any process with write access could.
-        std::fs::OpenOptions::new()
-            .write(true)
-            .open(format!("/dev/shm/mp.{name}"))
-            .unwrap()
-            .set_len(4096)
-            .unwrap();
+        seg.cut_object(4096);
         let mut r = Reader::in_segment(&seg, b.len()).unwrap();
         // The bytes past the cut read as zeros (no SIGBUS death) and say so.
         let got = from_reader::<ByteBuf>(&mut r);
