@@ -284,8 +284,9 @@ fn slot_ring_rate(n: u64, locked: Locked) -> f64 {
     const READY: u64 = 1;
     let map = SharedMap::new(256 + CAP as usize * WORDS * 8);
     let (head, tail, stop) = (map.atomic(0), map.atomic(128), map.atomic(192));
-    let state = |p: u64| map.atomic(256 + (p % CAP) as usize * WORDS * 8);
-    let data = |p: u64| map.atomic(256 + (p % CAP) as usize * WORDS * 8 + 8);
+    // Word `w` of position `p`'s slot: 0 is the state, 1 the message.
+    let word = |p: u64, w: usize| map.atomic(256 + ((p % CAP) as usize * WORDS + w) * 8);
+    let (state, data) = (|p| word(p, 0), |p| word(p, 1));
     let step = |p: u64, index: &std::sync::atomic::AtomicU64, from: u64, to: u64| {
         if locked == Locked::None {
             state(p).store(to, Ordering::Release);
