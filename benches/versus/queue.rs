@@ -635,21 +635,50 @@ impl Iceoryx {
     }
 
     fn run_peer(&self, mode: &str, n: u64, key: &str) -> Result<f64, String> {
+        use std::os::unix::process::CommandExt;
         let bin = self.bin.as_ref().map_err(Clone::clone)?;
+        // In a process group of its own: the peer starts a publisher or echo process
+        // that spins until it has seen every message, so if the peer dies early
+        // (killed on a timeout below, or an error) that one would spin on a core for
+        // good. The group is killed while the peer is still an unreaped zombie, so
+        // its ID cannot have been reused.
         let mut child = Command::new(bin)
             .args([mode, &n.to_string()])
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
+            .process_group(0)
             .spawn()
             .map_err(|e| format!("cannot run the iceoryx2 peer: {e}"))?;
+        let pid = child.id() as libc::pid_t;
         let start = Instant::now();
-        while child.try_wait().map_err(|e| e.to_string())?.is_none() {
+        let mut timed_out = false;
+        loop {
+            // SAFETY: a zeroed siginfo_t is valid; waitid only writes it.
+            let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+            // SAFETY: our child; WNOWAIT leaves it unreaped.
+            let r = unsafe {
+                libc::waitid(
+                    libc::P_PID,
+                    pid as libc::id_t,
+                    &mut info,
+                    libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+                )
+            };
+            // SAFETY: waitid filled `info` (si_pid stays 0 while the child runs).
+            if r != 0 || unsafe { info.si_pid() } != 0 {
+                break;
+            }
             if start.elapsed() > Duration::from_secs(60) {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err("the iceoryx2 peer took over 60 s (machine oversubscribed?)".into());
+                timed_out = true;
+                break;
             }
             std::thread::sleep(Duration::from_millis(20));
+        }
+        // SAFETY: signals the peer's own process group (nothing left, normally).
+        unsafe { libc::kill(-pid, libc::SIGKILL) };
+        if timed_out {
+            let _ = child.wait();
+            return Err("the iceoryx2 peer took over 60 s (machine oversubscribed?)".into());
         }
         let out = child.wait_with_output().map_err(|e| e.to_string())?;
         let text = String::from_utf8_lossy(&out.stdout);
