@@ -16,6 +16,8 @@ struct Fixture {
     cap: usize,
     /// Most messages at once (`cap` unless a test lowers it).
     limit: usize,
+    /// Whether members take leases (off unless a test turns them on).
+    leases: bool,
 }
 
 impl Fixture {
@@ -26,6 +28,18 @@ impl Fixture {
             words: (0..n).map(|_| AtomicU64::new(0)).collect(),
             cap,
             limit: cap,
+            leases: false,
+        })
+    }
+    /// A ring of `cap` slots whose sole producer and consumer take leases.
+    fn leased(cap: usize) -> Arc<Fixture> {
+        let n = region_words(cap, 1).unwrap();
+        Arc::new(Fixture {
+            q: RawQueue::new(),
+            words: (0..n).map(|_| AtomicU64::new(0)).collect(),
+            cap,
+            limit: cap,
+            leases: true,
         })
     }
     /// A ring of `cap` slots holding at most `limit` messages.
@@ -36,6 +50,7 @@ impl Fixture {
             words: (0..n).map(|_| AtomicU64::new(0)).collect(),
             cap,
             limit,
+            leases: false,
         })
     }
     fn ring(&self) -> Ring<'_> {
@@ -43,6 +58,17 @@ impl Fixture {
             .unwrap()
             .with_limit(self.limit)
             .unwrap()
+            .with_leases(self.leases)
+    }
+    /// Puts `v`, retrying while full (yielding to the other threads).
+    fn put(&self, v: u64) {
+        loop {
+            match self.try_put(v) {
+                Ok(()) => return,
+                Err(QueueError::Full) => thread::yield_now(),
+                Err(e) => panic!("{e:?}"),
+            }
+        }
     }
     fn try_put(&self, v: u64) -> Result<(), QueueError> {
         self.ring()
@@ -382,5 +408,85 @@ fn a_limit_below_the_ring_size_holds_under_racing_producers_and_a_consumer() {
         let mut got: Vec<u64> = first.into_iter().collect();
         got.extend(f.drain());
         assert_eq!(sorted(got), sorted(put));
+    });
+}
+
+// ---- leases (a sole producer and consumer store plainly: `raw::queue`, "Leases";
+// their sleep handshakes are modelled in `loom_wait`) ----
+
+#[test]
+fn a_second_producer_revokes_a_live_holder_and_each_value_arrives_once() {
+    model(|| {
+        let f = Fixture::leased(4);
+        // The main thread holds the producers' lease.
+        f.put(1);
+        let f2 = f.clone();
+        let other = thread::spawn(move || f2.put(2));
+        let f3 = f.clone();
+        let consumer = thread::spawn(move || {
+            let mut got = Vec::new();
+            if let Ok(v) = f3.try_get(false) {
+                got.push(v);
+            }
+            got
+        });
+        f.put(3);
+        other.join().unwrap();
+        let got = joined_in_order(&f, vec![consumer]);
+        assert_eq!(got, vec![1, 2, 3]);
+    });
+}
+
+#[test]
+fn a_producer_holder_that_dies_after_publishing_leaves_its_lease_and_message() {
+    model(|| {
+        let f = Fixture::leased(2);
+        let f2 = f.clone();
+        let victim = thread::spawn(move || {
+            loom_crash::die_after_next_claim();
+            f2.put(1); // publishes, then dies before moving `tail`
+        });
+        let f3 = f.clone();
+        let heir = thread::spawn(move || {
+            victim.join().unwrap();
+            f3.put(2); // revokes the dead holder's lease, takes it
+        });
+        let mut got = Vec::new();
+        if let Ok(v) = f.try_get(false) {
+            got.push(v);
+        }
+        heir.join().unwrap();
+        got.extend(f.drain());
+        assert_eq!(got, vec![1, 2]);
+        assert_eq!(f.ring().len(), 0);
+    });
+}
+
+#[test]
+fn a_consumer_holder_that_dies_mid_get_leaves_the_message_queued() {
+    model(|| {
+        let f = Fixture::leased(2);
+        f.put(1);
+        f.put(2);
+        let f2 = f.clone();
+        let victim = thread::spawn(move || {
+            loom_crash::die_after_next_claim();
+            let _ = f2.try_get(false); // copies 1 out, dies before freeing it
+        });
+        let f3 = f.clone();
+        let heir = thread::spawn(move || {
+            victim.join().unwrap();
+            let mut got = Vec::new();
+            if let Ok(v) = f3.try_get(false) {
+                got.push(v);
+            }
+            got
+        });
+        let got = joined_in_order(&f, vec![heir]);
+        assert_eq!(
+            got,
+            vec![1, 2],
+            "the dead holder's get never returned: 1 is still owed"
+        );
     });
 }

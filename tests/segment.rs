@@ -172,7 +172,7 @@ fn header_layout_matches_the_offsets_these_tests_use() {
     let _v: Value<u32> = Value::create(&name, 5).unwrap();
     let img = read_image(&name).unwrap();
     assert_eq!(&img[off::MAGIC..off::MAGIC + 8], b"MPROCSEG");
-    assert_eq!(u32_at(&img, off::VERSION), 1);
+    assert_eq!(u32_at(&img, off::VERSION), 2); // 2: queue leases
     assert_eq!(u32_at(&img, off::KIND), 2); // ObjectKind::Value
     assert_eq!(u32_at(&img, off::STATE), 2); // READY
     assert_eq!(

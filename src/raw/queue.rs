@@ -122,8 +122,8 @@ use super::wait::{first_probe, Spin};
 use super::CachePadded;
 use crate::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 use crate::sync::{
-    futex_wait, futex_wake_all, owner_is_dead, spin_hint, watch_exit, Deadline, Identity, Instant,
-    Task, WaitResult, Watch,
+    asym, futex_wait, futex_wake_all, owner_is_dead, spin_hint, watch_exit, Deadline, Identity,
+    Instant, Task, WaitResult, Watch,
 };
 use crate::sys::clock::{expired, probe_deadline};
 use core::time::Duration;
@@ -182,6 +182,94 @@ fn lap_diff(s: u64, lap: u64) -> u64 {
     lap_of(s).wrapping_sub(lap) & LAP_MASK
 }
 
+// ---- the lease words -----------------------------------------------------------------
+
+/// A lease word: a tag in the top two bits, the holder's [`Identity::info`] (its low
+/// 62 bits: a start time below 2^40 clock ticks, 348 years at 100 Hz) below.
+/// All-zero is `L_NONE`.
+const LEASE_SHIFT: u32 = 62;
+const LEASE_INFO: u64 = (1 << LEASE_SHIFT) - 1;
+/// Nobody holds the lease; the first operation of the side takes it.
+const L_NONE: u64 = 0;
+/// The holder named in the word works with plain stores.
+const L_HELD: u64 = 1;
+/// Being revoked: the holder's next operation takes the claim path; the revoker
+/// waits for the one in flight (the holder's `busy` word).
+const L_REVOKING: u64 = 2;
+/// The side had more than one live member: claims only, for good.
+const L_SHARED: u64 = 3;
+
+#[inline]
+fn lease_word(tag: u64, info: u64) -> u64 {
+    (tag << LEASE_SHIFT) | (info & LEASE_INFO)
+}
+#[inline]
+fn lease_tag(l: u64) -> u64 {
+    l >> LEASE_SHIFT
+}
+#[inline]
+fn held_by(me: Identity) -> u64 {
+    lease_word(L_HELD, me.info())
+}
+/// True if a lease word names a holder that may still store plainly.
+#[inline]
+fn leased(l: u64) -> bool {
+    matches!(lease_tag(l), L_HELD | L_REVOKING)
+}
+
+/// Largest payload, in words, of a ring whose members take leases (see "Leases"):
+/// above it the copy dominates the locked operations a lease saves, and a revoker
+/// would wait for long copies.
+pub const LEASE_MAX_PAYLOAD_WORDS: usize = 32;
+
+/// Polls a revoker makes for the holder's operation in flight before it lets its
+/// caller nap (a leased put or get takes well under a microsecond unless its thread
+/// is preempted).
+const REVOKE_POLLS: u32 = if cfg!(loom) { 1 } else { 256 };
+
+/// How long a non-blocking call waits for a revocation to complete (a holder
+/// preempted mid-operation) before it reports `Full` or `Empty`.
+const REVOKE_WAIT: Duration = Duration::from_millis(2);
+
+/// Which protocol a member of one side of the ring uses for this operation.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// The caller holds the side's lease: plain stores.
+    Leased,
+    /// Claims (CAS), as every member of a shared side.
+    Claim,
+}
+
+/// A lease holder's Release store of a slot state. Under loom a swap: loom 0.7
+/// leaves a plain store unordered against a concurrent RMW of the same word (a
+/// waiter's flag CAS), which C11 orders (an RMW reads the value just before it in
+/// the word's total modification order); with a store, loom lets the waiter's later
+/// load return its own flag after the holder's store, a deadlock no machine shows.
+#[inline(always)]
+fn store_plain(word: &AtomicU64, v: u64) {
+    #[cfg(not(loom))]
+    word.store(v, Ordering::Release);
+    #[cfg(loom)]
+    word.swap(v, Ordering::Release);
+}
+
+/// What a lease holder's operation did.
+enum Leased<R> {
+    Done(R),
+    /// Full (put) or empty (get): the slot whose state must move on first.
+    NotNow(Blocker),
+    /// Anything else: the claim path decides.
+    Other,
+    /// The caller does not hold the lease (the lease protocol decides).
+    NotHolder,
+}
+
+/// One side of the ring, as its lease protocol sees it.
+struct Side<'a> {
+    lease: &'a AtomicU64,
+    index: &'a Index,
+}
+
 // ---- errors ---------------------------------------------------------------------------
 
 /// Why a ring operation did not complete.
@@ -211,6 +299,9 @@ enum Attempt {
     /// The slot at the index is claimed by a thread that has not finished: a live
     /// one, or one whose liveness was not checked (`probe == false`).
     Stalled,
+    /// The side's lease is being revoked from a live holder still inside an
+    /// operation (see "Leases"): look again shortly.
+    Revoking,
     Fail(QueueError),
 }
 
@@ -434,6 +525,41 @@ struct Control {
     skipped: AtomicU64,
     /// Messages taken over from consumers that died mid-copy and delivered again.
     redelivered: AtomicU64,
+    /// The producers' lease (see "Leases" in the module docs): a lease word.
+    put_lease: AtomicU64,
+    /// The consumers' lease.
+    get_lease: AtomicU64,
+    /// Consumers may sleep waiting for a put by the producers' lease holder: set by
+    /// them, cleared (and the consumers woken) by the next put that sees it.
+    getters_asleep: AtomicU32,
+    /// Producers may sleep waiting for a get by the consumers' lease holder.
+    putters_asleep: AtomicU32,
+}
+
+/// An index (`head` or `tail`) and the `busy` word of its side's lease holder: set
+/// while the holder is inside a leased put (get), read only by a revoker.
+#[repr(C)]
+#[derive(Debug)]
+struct Index {
+    pos: AtomicU64,
+    busy: AtomicU64,
+}
+
+impl Index {
+    #[cfg(not(loom))]
+    const fn new() -> Index {
+        Index {
+            pos: AtomicU64::new(0),
+            busy: AtomicU64::new(0),
+        }
+    }
+    #[cfg(loom)]
+    fn new() -> Index {
+        Index {
+            pos: AtomicU64::new(0),
+            busy: AtomicU64::new(0),
+        }
+    }
 }
 
 /// The header of an MPMC ring: indices, sleepers and the closed flag, each hot field
@@ -445,9 +571,9 @@ struct Control {
 pub struct RawQueue {
     /// Next position producers claim. `head <= tail <= head + capacity`, except that
     /// `tail` may lag one behind a slot already claimed (anyone may advance it).
-    tail: CachePadded<AtomicU64>,
+    tail: CachePadded<Index>,
     /// Next position consumers claim; may lag one behind a slot already taken.
-    head: CachePadded<AtomicU64>,
+    head: CachePadded<Index>,
     /// Consumers sleeping for a message.
     not_empty: CachePadded<Wakeups>,
     /// Producers sleeping for a free slot.
@@ -470,8 +596,8 @@ impl RawQueue {
     #[cfg(not(loom))]
     pub const fn new() -> RawQueue {
         RawQueue {
-            tail: CachePadded(AtomicU64::new(0)),
-            head: CachePadded(AtomicU64::new(0)),
+            tail: CachePadded(Index::new()),
+            head: CachePadded(Index::new()),
             not_empty: CachePadded(Wakeups::new()),
             not_full: CachePadded(Wakeups::new()),
             ctl: CachePadded(Control {
@@ -479,6 +605,10 @@ impl RawQueue {
                 _pad: 0,
                 skipped: AtomicU64::new(0),
                 redelivered: AtomicU64::new(0),
+                put_lease: AtomicU64::new(0),
+                get_lease: AtomicU64::new(0),
+                getters_asleep: AtomicU32::new(0),
+                putters_asleep: AtomicU32::new(0),
             }),
         }
     }
@@ -486,8 +616,8 @@ impl RawQueue {
     #[cfg(loom)]
     pub fn new() -> RawQueue {
         RawQueue {
-            tail: CachePadded(AtomicU64::new(0)),
-            head: CachePadded(AtomicU64::new(0)),
+            tail: CachePadded(Index::new()),
+            head: CachePadded(Index::new()),
             not_empty: CachePadded(Wakeups::new()),
             not_full: CachePadded(Wakeups::new()),
             ctl: CachePadded(Control {
@@ -495,9 +625,28 @@ impl RawQueue {
                 _pad: 0,
                 skipped: AtomicU64::new(0),
                 redelivered: AtomicU64::new(0),
+                put_lease: AtomicU64::new(0),
+                get_lease: AtomicU64::new(0),
+                getters_asleep: AtomicU32::new(0),
+                putters_asleep: AtomicU32::new(0),
             }),
         }
     }
+}
+
+/// The payload words a named queue gives slots that must hold `min` words: slots
+/// (state, owner record, payload) padded to a power of two of words up to 64 bytes,
+/// to a multiple of 64 bytes above, so that no slot straddles two cache lines (a
+/// straddling slot costs a put or get two line transfers; measured on `Queue<u64>`,
+/// 24-byte slots padded to 32 took single put/get from 53–58 to 64–69 M msgs/s).
+pub const fn slot_payload_words(min: usize) -> usize {
+    let stride = SLOT_HEADER_WORDS + min;
+    let padded = if stride <= 8 {
+        stride.next_power_of_two()
+    } else {
+        stride.next_multiple_of(8)
+    };
+    padded - SLOT_HEADER_WORDS
 }
 
 /// Words (u64) a slot region needs for `capacity` slots of `payload_words` each.
@@ -582,6 +731,8 @@ pub struct Ring<'a> {
     limit: u64,
     shift: u32,
     stride: usize,
+    /// Whether members take leases (see "Leases"): every view of one ring must agree.
+    leases: bool,
 }
 
 impl<'a> Ring<'a> {
@@ -608,7 +759,18 @@ impl<'a> Ring<'a> {
             limit: capacity as u64,
             shift: capacity.trailing_zeros(),
             stride: SLOT_HEADER_WORDS + payload_words,
+            leases: !cfg!(loom) && payload_words <= LEASE_MAX_PAYLOAD_WORDS,
         })
+    }
+
+    /// The same ring with leases on or off (see "Leases" in the module docs). By
+    /// default they are on for payloads of up to [`LEASE_MAX_PAYLOAD_WORDS`] words
+    /// (off under loom, whose models turn them on). **Every view of one ring, in
+    /// every process, must agree**: a member that ignores a lease races its holder's
+    /// plain stores.
+    #[inline]
+    pub fn with_leases(self, on: bool) -> Ring<'a> {
+        Ring { leases: on, ..self }
     }
 
     /// The same ring holding at most `limit` messages at once (Python's exact
@@ -703,16 +865,16 @@ impl<'a> Ring<'a> {
     /// claim, a get in progress stops counting at its claim, and a put abandoned by a
     /// dead producer counts until a consumer skips its slot.
     pub fn len(&self) -> usize {
-        let mut tail = self.q.tail.load(Ordering::SeqCst);
+        let mut tail = self.q.tail.pos.load(Ordering::SeqCst);
         for _ in 0..64 {
-            let head = self.q.head.load(Ordering::SeqCst);
-            let t2 = self.q.tail.load(Ordering::SeqCst);
+            let head = self.q.head.pos.load(Ordering::SeqCst);
+            let t2 = self.q.tail.pos.load(Ordering::SeqCst);
             if t2 == tail {
                 return tail.saturating_sub(head).min(self.limit) as usize;
             }
             tail = t2;
         }
-        let head = self.q.head.load(Ordering::SeqCst);
+        let head = self.q.head.pos.load(Ordering::SeqCst);
         tail.saturating_sub(head).min(self.limit) as usize
     }
 
@@ -724,8 +886,8 @@ impl<'a> Ring<'a> {
     /// `(head, tail)` snapshot, for diagnostics.
     pub fn indices(&self) -> (u64, u64) {
         (
-            self.q.head.load(Ordering::Relaxed),
-            self.q.tail.load(Ordering::Relaxed),
+            self.q.head.pos.load(Ordering::Relaxed),
+            self.q.tail.pos.load(Ordering::Relaxed),
         )
     }
 
@@ -765,7 +927,10 @@ impl<'a> Ring<'a> {
     /// Whether consumers, and producers, may be sleeping (a snapshot: a scan of the
     /// slots for `WAITER` bits).
     pub fn sleepers(&self) -> (bool, bool) {
-        let (mut getters, mut putters) = (false, false);
+        let (mut getters, mut putters) = (
+            self.q.ctl.getters_asleep.load(Ordering::Relaxed) != 0,
+            self.q.ctl.putters_asleep.load(Ordering::Relaxed) != 0,
+        );
         for i in 0..self.cap {
             let s = self.slot(i)[0].load(Ordering::Relaxed);
             if has_waiter(s) {
@@ -774,6 +939,198 @@ impl<'a> Ring<'a> {
             }
         }
         (getters, putters)
+    }
+
+    // ---- leases ----------------------------------------------------------------------
+
+    #[inline]
+    fn producers(&self) -> Side<'a> {
+        Side {
+            lease: &self.q.ctl.put_lease,
+            index: &self.q.tail,
+        }
+    }
+
+    #[inline]
+    fn consumers(&self) -> Side<'a> {
+        Side {
+            lease: &self.q.ctl.get_lease,
+            index: &self.q.head,
+        }
+    }
+
+    /// The protocol of the caller's next operation on `side`, when it does not hold
+    /// the side's lease: takes the lease if nobody holds it, revokes it from another
+    /// holder (see "Leases").
+    #[cold]
+    fn mode_slow(&self, side: &Side<'a>, me: Identity) -> Result<Mode, Attempt> {
+        let mine = held_by(me);
+        let mut l = side.lease.load(Ordering::Acquire);
+        for _ in 0..8 {
+            if l == mine && asym::registered() {
+                return Ok(Mode::Leased);
+            }
+            match lease_tag(l) {
+                L_SHARED => return Ok(Mode::Claim),
+                L_NONE => {
+                    // Take it if the revokers' barrier reaches this process; else the
+                    // side is shared for good (a member that claims rules out
+                    // plain stores by anyone).
+                    let want = if asym::register() {
+                        mine
+                    } else {
+                        lease_word(L_SHARED, 0)
+                    };
+                    match side
+                        .lease
+                        .compare_exchange(l, want, Ordering::AcqRel, Ordering::Acquire)
+                    {
+                        Ok(_) if want == mine => {
+                            // A dead holder's `busy` may still be set: only the holder
+                            // writes it.
+                            side.index.busy.store(0, Ordering::Release);
+                            // SYNC(lease-take): the CAS is AcqRel: a waiter that
+                            // flagged a slot and then touched the lease word (see
+                            // `arrange_wake`) before it is seen with its flag.
+                            return Ok(Mode::Leased);
+                        }
+                        Ok(_) => return Ok(Mode::Claim),
+                        Err(now) => l = now,
+                    }
+                }
+                // Held by another thread (or by this TID in an image that did not
+                // register: an exec), or being revoked.
+                _ => l = self.revoke(side, l)?,
+            }
+        }
+        // The word kept changing under us (or was forged): look again later.
+        Err(Attempt::Revoking)
+    }
+
+    /// Revokes the lease `l` (`L_HELD` by another thread, or `L_REVOKING`); returns
+    /// the word that replaced it, or `Err(Revoking)` while its live holder is still
+    /// inside an operation.
+    #[cold]
+    fn revoke(&self, side: &Side<'a>, mut l: u64) -> Result<u64, Attempt> {
+        if lease_tag(l) == L_HELD {
+            let r = lease_word(L_REVOKING, l);
+            match side
+                .lease
+                .compare_exchange(l, r, Ordering::SeqCst, Ordering::Acquire)
+            {
+                Ok(_) => l = r,
+                Err(now) => return Ok(now),
+            }
+        }
+        // SYNC(lease-revoke): after this barrier, either the holder's re-read of the
+        // lease (after its `busy = 1`) sees REVOKING, or its `busy = 1` is visible.
+        asym::heavy();
+        let holder = Identity::from_info(l & LEASE_INFO);
+        let mut polls = 0;
+        // SYNC(lease-revoke): Acquire pairs with the holder's Release `busy = 0`: the
+        // stores of its last leased operation are visible.
+        while side.index.busy.load(Ordering::Acquire) != 0 {
+            if polls == REVOKE_POLLS {
+                if !owner_is_dead(holder) {
+                    return Err(Attempt::Revoking);
+                }
+                break;
+            }
+            polls += 1;
+            spin_hint();
+        }
+        // A dead holder leaves the side to whoever comes next (nobody claimed while
+        // it held the lease); a live one may operate again, with claims from now on.
+        let next = if owner_is_dead(holder) {
+            L_NONE
+        } else {
+            lease_word(L_SHARED, 0)
+        };
+        match side
+            .lease
+            .compare_exchange(l, next, Ordering::SeqCst, Ordering::Acquire)
+        {
+            Ok(_) => {
+                // Sleepers that counted on the holder to wake them look again.
+                self.q.not_empty.wake();
+                self.q.not_full.wake();
+                Ok(next)
+            }
+            Err(now) => Ok(now),
+        }
+    }
+
+    /// After a put (get) completed: wakes the other side's sleepers if they
+    /// announced themselves in `asleep` (those waiting on a lease holder's slot, see
+    /// "Leases"). `SYNC(lease-sleep)`: the light barrier orders the completing store
+    /// before the load of `asleep`; a sleeper's heavy barrier does the rest.
+    #[inline]
+    fn wake_asleep(&self, asleep: &AtomicU32, side: &Wakeups) {
+        asym::light();
+        if asleep.load(Ordering::Relaxed) != 0 {
+            Self::wake_asleep_slow(asleep, side);
+        }
+    }
+
+    #[cold]
+    fn wake_asleep_slow(asleep: &AtomicU32, side: &Wakeups) {
+        if asleep.swap(0, Ordering::SeqCst) != 0 {
+            side.wake();
+        }
+    }
+
+    /// Arranges for the caller (which read its side's wake sequence first) to be
+    /// woken when the slot `b` moves on; false if it already did (look again). The
+    /// claimant that moves it on wakes the caller's side if it sees the slot's
+    /// [`WAITER`] bit (see "Blocking") — but a lease holder on the other side
+    /// (`other`) stores plainly and would erase the bit, so against one the caller
+    /// announces itself in `asleep` instead, with a heavy barrier before it checks
+    /// the slot again (see "Leases").
+    #[cold]
+    fn arrange_wake(&self, b: Blocker, other: &AtomicU64, asleep: &AtomicU32) -> bool {
+        if !(self.leases && leased(other.load(Ordering::Acquire))) {
+            if !self.flag(b) {
+                return false;
+            }
+            // SYNC(lease-take): an RMW on the lease word, after the flag: a take
+            // ordered after it in the word's modification order reads from it (the
+            // take is AcqRel), so its holder sees our flag; one ordered before it is
+            // seen here.
+            if !(self.leases && leased(other.fetch_or(0, Ordering::AcqRel))) {
+                return true;
+            }
+        }
+        asleep.store(1, Ordering::SeqCst);
+        // SYNC(lease-sleep): either the holder's load of `asleep` sees our store, or
+        // its completing store is seen by our load below.
+        asym::heavy();
+        self.slot(b.pos)[0].load(Ordering::Acquire) & !WAITER == b.state & !WAITER
+    }
+
+    /// Retries `attempt` while a revocation is in progress, up to [`REVOKE_WAIT`]
+    /// (for non-blocking calls: a holder preempted mid-operation).
+    #[inline]
+    fn settle<T>(&self, mut attempt: impl FnMut() -> Result<T, Attempt>) -> Result<T, Attempt> {
+        let r = attempt();
+        if !matches!(r, Err(Attempt::Revoking)) {
+            return r;
+        }
+        self.settle_slow(attempt)
+    }
+
+    #[cold]
+    fn settle_slow<T>(
+        &self,
+        mut attempt: impl FnMut() -> Result<T, Attempt>,
+    ) -> Result<T, Attempt> {
+        let until = Instant::now() + REVOKE_WAIT;
+        loop {
+            let r = attempt();
+            if !matches!(r, Err(Attempt::Revoking)) || cfg!(loom) || expired(Some(until)) {
+                return r;
+            }
+            spin_hint();
+        }
     }
 
     // ---- producers -------------------------------------------------------------------
@@ -786,10 +1143,10 @@ impl<'a> Ring<'a> {
         me: Identity,
         mut write: impl FnMut(&[AtomicU64]),
     ) -> Result<(), QueueError> {
-        match self.put_attempt(me, true, &mut write) {
+        match self.settle(|| self.put_attempt(me, true, &mut write)) {
             Ok(()) => Ok(()),
-            Err(Attempt::NotNow(_)) | Err(Attempt::Stalled) => Err(QueueError::Full),
             Err(Attempt::Fail(e)) => Err(e),
+            Err(_) => Err(QueueError::Full),
         }
     }
 
@@ -833,7 +1190,7 @@ impl<'a> Ring<'a> {
                 Ok(()) => break,
                 Err(Attempt::Fail(e)) => return Err(e),
                 Err(Attempt::NotNow(b)) => b,
-                Err(Attempt::Stalled) => None,
+                Err(Attempt::Stalled) | Err(Attempt::Revoking) => None,
             };
             if polls < spin.budget() {
                 polls += 1;
@@ -850,7 +1207,8 @@ impl<'a> Ring<'a> {
             let w = self.q.not_full.seq();
             let until = match blocker {
                 Some(b) => {
-                    if !self.flag(b) {
+                    let (other, asleep) = (&self.q.ctl.get_lease, &self.q.ctl.putters_asleep);
+                    if !self.arrange_wake(b, other, asleep) {
                         continue; // it moved on: look again
                     }
                     if self.is_closed() {
@@ -886,7 +1244,8 @@ impl<'a> Ring<'a> {
     ) -> Result<usize, QueueError> {
         let mut done = 0;
         while done < n {
-            match self.put_attempt(me, true, &mut |p: &[AtomicU64]| write(done, p)) {
+            match self.settle(|| self.put_attempt(me, true, &mut |p: &[AtomicU64]| write(done, p)))
+            {
                 Ok(()) => done += 1,
                 Err(Attempt::Fail(e)) if done == 0 => return Err(e),
                 Err(_) => break,
@@ -906,9 +1265,24 @@ impl<'a> Ring<'a> {
         if self.is_closed() {
             return Err(QueueError::Closed.into());
         }
+        if self.leases {
+            // The holder's put checks the lease itself; anyone else finds out there
+            // what to do.
+            let mut r = self.put_leased(me, write);
+            if matches!(r, Leased::NotHolder)
+                && self.mode_slow(&self.producers(), me)? == Mode::Leased
+            {
+                r = self.put_leased(me, write);
+            }
+            match r {
+                Leased::Done(()) => return Ok(()),
+                Leased::NotNow(b) => return Err(Attempt::NotNow(Some(b))),
+                Leased::NotHolder | Leased::Other => {}
+            }
+        }
         let mut budget = self.budget();
         // SYNC(index)
-        let mut pos = self.q.tail.load(Ordering::Acquire);
+        let mut pos = self.q.tail.pos.load(Ordering::Acquire);
         // A slot ready for position `pos` holds exactly FREE(lap) unless a consumer
         // sleeps on it: on the fast path, claim it without reading it first (one
         // cache-line transfer instead of two).
@@ -936,7 +1310,7 @@ impl<'a> Ring<'a> {
                         Ok(Some(bs)) => {
                             // As many messages as the limit allows: full, unless tail
                             // moved.
-                            let now = self.q.tail.load(Ordering::Acquire);
+                            let now = self.q.tail.pos.load(Ordering::Acquire);
                             if now == pos {
                                 return Err(match tag_of(bs) {
                                     READING => Attempt::Stalled,
@@ -953,7 +1327,7 @@ impl<'a> Ring<'a> {
                         Err(bs) => {
                             let back = self.slot(pos - self.limit);
                             pos = self.recheck(
-                                &self.q.tail,
+                                &self.q.tail.pos,
                                 pos,
                                 back,
                                 bs,
@@ -976,7 +1350,7 @@ impl<'a> Ring<'a> {
                     Ok(_) => {
                         slot[1].store(me.info(), Ordering::Relaxed);
                         // SYNC(index): Release, after the claim.
-                        let _ = self.q.tail.compare_exchange(
+                        let _ = self.q.tail.pos.compare_exchange(
                             pos,
                             pos.wrapping_add(1),
                             Ordering::Release,
@@ -993,6 +1367,7 @@ impl<'a> Ring<'a> {
                         if has_waiter(s) {
                             self.q.not_empty.wake();
                         }
+                        self.wake_asleep(&self.q.ctl.getters_asleep, &self.q.not_empty);
                         return Ok(());
                     }
                     Err(now) if now != s && lap_diff(now, lap) == 0 && tag_of(now) == FREE => {
@@ -1002,19 +1377,19 @@ impl<'a> Ring<'a> {
                         continue;
                     }
                     Err(_) => {
-                        pos = self.q.tail.load(Ordering::Acquire);
+                        pos = self.q.tail.pos.load(Ordering::Acquire);
                         continue;
                     }
                 }
             }
             if d == 0 {
                 // Already claimed this lap: tail lags behind; help it along.
-                pos = self.help(&self.q.tail, pos);
+                pos = self.help(&self.q.tail.pos, pos);
                 continue;
             }
             if d == BEHIND && tag != FREE {
                 // The slot still holds position pos - capacity: full, unless tail moved.
-                let now = self.q.tail.load(Ordering::Acquire);
+                let now = self.q.tail.pos.load(Ordering::Acquire);
                 if now == pos {
                     return Err(match tag {
                         READING => Attempt::Stalled,
@@ -1027,13 +1402,62 @@ impl<'a> Ring<'a> {
             }
             // Anything else contradicts tail == pos unless tail moved meanwhile.
             pos = self.recheck(
-                &self.q.tail,
+                &self.q.tail.pos,
                 pos,
                 slot,
                 s,
                 "a slot's lap contradicts the tail index",
             )?;
         }
+    }
+
+    /// The lease holder's put (see "Leases"): plain stores only. `Other` if it
+    /// found anything but a free slot at `tail` or a full ring (or lost the lease):
+    /// take the claim path.
+    #[inline]
+    fn put_leased(&self, me: Identity, write: &mut impl FnMut(&[AtomicU64])) -> Leased<()> {
+        let (ix, lease) = (&self.q.tail, &self.q.ctl.put_lease);
+        // Only the holder writes `busy`.
+        if lease.load(Ordering::Relaxed) != held_by(me) || !asym::registered() {
+            return Leased::NotHolder;
+        }
+        ix.busy.store(1, Ordering::Relaxed);
+        // SYNC(lease-revoke): `busy = 1`, then the re-read of the lease.
+        asym::light();
+        if lease.load(Ordering::Relaxed) != held_by(me) {
+            ix.busy.store(0, Ordering::Release);
+            return Leased::Other;
+        }
+        let pos = ix.pos.load(Ordering::Acquire);
+        let lap = self.lap(pos);
+        let slot = self.slot(pos);
+        // SYNC(slot-free): Acquire pairs with the consumer's FREE store. Exactly
+        // FREE(lap): no flag of a sleeping consumer (the claim path wakes it).
+        let s = slot[0].load(Ordering::Acquire);
+        if s != make_state(lap, FREE, 0)
+            || (self.limit != self.cap && !matches!(self.limit_allows(pos), Ok(None)))
+        {
+            ix.busy.store(0, Ordering::Release);
+            // The message one lap back is still queued (nobody else moves `tail`):
+            // full, without touching the slot again.
+            if s == make_state(lap.wrapping_sub(1) & LAP_MASK, READY, 0) {
+                return Leased::NotNow(Blocker { pos, state: s });
+            }
+            return Leased::Other;
+        }
+        write(&slot[SLOT_HEADER_WORDS..]);
+        // SYNC(slot-publish): Release. Then the index: a consumer that finds the
+        // slot taken while `tail` still says `pos` helps it along.
+        store_plain(&slot[0], make_state(lap, READY, 0));
+        #[cfg(loom)]
+        if loom_crash::due() {
+            return Leased::Done(()); // dead: `busy` stays set, `tail` lags
+        }
+        ix.pos.store(pos.wrapping_add(1), Ordering::Release);
+        // SYNC(lease-revoke): Release pairs with the revoker's Acquire.
+        ix.busy.store(0, Ordering::Release);
+        self.wake_asleep(&self.q.ctl.getters_asleep, &self.q.not_empty);
+        Leased::Done(())
     }
 
     /// Sets the [`WAITER`] bit of the slot a waiter is blocked on, if it still holds
@@ -1123,7 +1547,7 @@ impl<'a> Ring<'a> {
         probe: bool,
         t: &mut impl Take<Out = R>,
     ) -> Result<R, QueueError> {
-        match self.get_attempt(me, probe, false, t) {
+        match self.settle(|| self.get_attempt(me, probe, false, t)) {
             Ok(r) => Ok(r),
             Err(Attempt::Fail(e)) => Err(e),
             Err(Attempt::NotNow(_)) if probe && !self.is_closed() => {
@@ -1149,10 +1573,10 @@ impl<'a> Ring<'a> {
         if !self.is_closed() {
             return Err(QueueError::Empty);
         }
-        match self.get_attempt(me, probe, false, t) {
+        match self.settle(|| self.get_attempt(me, probe, false, t)) {
             Ok(r) => Ok(r),
             Err(Attempt::Fail(e)) => Err(e),
-            Err(Attempt::Stalled) => Err(QueueError::Empty),
+            Err(Attempt::Stalled) | Err(Attempt::Revoking) => Err(QueueError::Empty),
             // Drained up to the head; a message stranded behind it by a consumer that
             // died mid-get is still owed to someone.
             Err(Attempt::NotNow(_)) => match self.take_stranded(me, t)? {
@@ -1242,7 +1666,7 @@ impl<'a> Ring<'a> {
                     }
                     b
                 }
-                Err(Attempt::Stalled) => None,
+                Err(Attempt::Stalled) | Err(Attempt::Revoking) => None,
             };
             if polls < spin.budget() {
                 polls += 1;
@@ -1272,7 +1696,8 @@ impl<'a> Ring<'a> {
             let napping = blocker.is_none();
             let until = match blocker {
                 Some(b) => {
-                    if !self.flag(b) {
+                    let (other, asleep) = (&self.q.ctl.put_lease, &self.q.ctl.getters_asleep);
+                    if !self.arrange_wake(b, other, asleep) {
                         continue; // it moved on: look again
                     }
                     if self.is_closed() {
@@ -1324,7 +1749,7 @@ impl<'a> Ring<'a> {
         let mut done = 0;
         while done < n {
             let mut t = TakeWith(|p: &[AtomicU64]| read(done, p));
-            match self.get_attempt(me, false, done > 0, &mut t) {
+            match self.settle(|| self.get_attempt(me, false, done > 0, &mut t)) {
                 Ok(()) => done += 1,
                 Err(Attempt::Fail(e)) if done == 0 => return Err(e),
                 Err(_) => break,
@@ -1336,10 +1761,10 @@ impl<'a> Ring<'a> {
         if n > 0 && self.is_closed() {
             // One more look: a put may have completed right before the close.
             let mut t = TakeWith(|p: &[AtomicU64]| read(0, p));
-            return match self.get_attempt(me, false, false, &mut t) {
+            return match self.settle(|| self.get_attempt(me, false, false, &mut t)) {
                 Ok(()) => Ok(1),
                 Err(Attempt::Fail(e)) => Err(e),
-                Err(Attempt::Stalled) => Ok(0),
+                Err(Attempt::Stalled) | Err(Attempt::Revoking) => Ok(0),
                 Err(Attempt::NotNow(_)) => Err(QueueError::Closed),
             };
         }
@@ -1380,9 +1805,22 @@ impl<'a> Ring<'a> {
         speculate: bool,
         t: &mut T,
     ) -> Result<R, Attempt> {
+        if self.leases {
+            let mut r = self.get_leased(me, t);
+            if matches!(r, Leased::NotHolder)
+                && self.mode_slow(&self.consumers(), me)? == Mode::Leased
+            {
+                r = self.get_leased(me, t);
+            }
+            match r {
+                Leased::Done(r) => return Ok(r),
+                Leased::NotNow(b) if !probe => return Err(Attempt::NotNow(Some(b))),
+                _ => {}
+            }
+        }
         let mut budget = self.budget();
         // SYNC(index)
-        let mut pos = self.q.head.load(Ordering::Acquire);
+        let mut pos = self.q.head.pos.load(Ordering::Acquire);
         // A slot holding the message for position `pos` holds exactly READY(lap)
         // unless a producer sleeps on it: when the caller expects a message, claim it
         // without reading it first — one cache-line transfer instead of a read and
@@ -1415,7 +1853,7 @@ impl<'a> Ring<'a> {
                         )
                         .into());
                     }
-                    pos = self.q.head.load(Ordering::Acquire);
+                    pos = self.q.head.pos.load(Ordering::Acquire);
                     continue;
                 }
                 // SYNC(slot-publish): Acquire pairs with the producer's READY store.
@@ -1438,7 +1876,7 @@ impl<'a> Ring<'a> {
                 if claim.is_ok() {
                     slot[1].store(me.info(), Ordering::Relaxed);
                     // SYNC(index): Release, after the claim.
-                    let _ = self.q.head.compare_exchange(
+                    let _ = self.q.head.pos.compare_exchange(
                         pos,
                         pos.wrapping_add(1),
                         Ordering::Release,
@@ -1451,26 +1889,30 @@ impl<'a> Ring<'a> {
                     return Ok(self.finish_read(slot, lap, has_waiter(s), t));
                 }
                 t.lost();
-                pos = self.q.head.load(Ordering::Acquire);
+                pos = self.q.head.pos.load(Ordering::Acquire);
                 continue;
             }
             if (d == 0 && tag == READING) || d == 1 {
                 // Position pos was taken (or skipped) already: head lags; help it. The
-                // slot's state proves tail > pos (SYNC(index)); if tail says
-                // otherwise, the ring is corrupt.
-                if self.q.tail.load(Ordering::Acquire).wrapping_sub(pos) as i64 <= 0 {
+                // slot's state proves that a put at pos completed: `tail` is past it,
+                // or still at it if a lease holder published and has not advanced it
+                // yet (help it too); if tail says anything else, the ring is corrupt.
+                let tail = self.q.tail.pos.load(Ordering::Acquire);
+                if tail == pos {
+                    self.help(&self.q.tail.pos, pos);
+                } else if (tail.wrapping_sub(pos) as i64) < 0 {
                     return Err(
                         QueueError::Corrupt("a slot was consumed beyond the tail index").into(),
                     );
                 }
-                pos = self.help(&self.q.head, pos);
+                pos = self.help(&self.q.head.pos, pos);
                 continue;
             }
             if d == 0 && tag == WRITING {
                 // A put is copying its message in.
                 if probe && self.claimant_is_dead(slot, s) {
                     self.tombstone(slot, pos, s)?;
-                    pos = self.q.head.load(Ordering::Acquire);
+                    pos = self.q.head.pos.load(Ordering::Acquire);
                     continue;
                 }
                 return Err(Attempt::Stalled);
@@ -1489,14 +1931,24 @@ impl<'a> Ring<'a> {
                 // `tail` line; probing ones cross-check it against the indices. A
                 // sleeper waits for the put at `pos` (FREE), or for the consumer
                 // still copying the previous lap out (READING: nothing to flag).
-                if !probe || self.q.tail.load(Ordering::Acquire) == pos {
-                    let b = (tag == FREE).then_some(Blocker { pos, state: s });
+                let b = (tag == FREE).then_some(Blocker { pos, state: s });
+                if !probe {
+                    return Err(Attempt::NotNow(b));
+                }
+                let tail = self.q.tail.pos.load(Ordering::Acquire);
+                if tail == pos {
+                    return Err(Attempt::NotNow(b));
+                }
+                if tail.wrapping_add(1) == pos {
+                    // A lease holder published `pos - 1`, which was got already, and
+                    // has not advanced `tail` yet (or died first): help it along.
+                    self.help(&self.q.tail.pos, tail);
                     return Err(Attempt::NotNow(b));
                 }
                 // tail > pos: a producer claimed pos after we looked (the state must
                 // have moved on), or head moved; anything else is corruption.
                 pos = self.recheck(
-                    &self.q.head,
+                    &self.q.head.pos,
                     pos,
                     slot,
                     s,
@@ -1506,13 +1958,60 @@ impl<'a> Ring<'a> {
             }
             // Any other state contradicts head == pos, unless head moved meanwhile.
             pos = self.recheck(
-                &self.q.head,
+                &self.q.head.pos,
                 pos,
                 slot,
                 s,
                 "a slot's lap contradicts the head index",
             )?;
         }
+    }
+
+    /// The lease holder's get (see "Leases"): plain stores only. `NotNow` when
+    /// the slot at `head` is free (nothing queued), `Other` if it found anything
+    /// else but a message (or lost the lease, or `t` did not admit the message):
+    /// take the claim path.
+    #[inline]
+    fn get_leased<R>(&self, me: Identity, t: &mut impl Take<Out = R>) -> Leased<R> {
+        let (ix, lease) = (&self.q.head, &self.q.ctl.get_lease);
+        // Only the holder writes `busy`.
+        if lease.load(Ordering::Relaxed) != held_by(me) || !asym::registered() {
+            return Leased::NotHolder;
+        }
+        ix.busy.store(1, Ordering::Relaxed);
+        // SYNC(lease-revoke): `busy = 1`, then the re-read of the lease.
+        asym::light();
+        if lease.load(Ordering::Relaxed) != held_by(me) {
+            ix.busy.store(0, Ordering::Release);
+            return Leased::Other;
+        }
+        let pos = ix.pos.load(Ordering::Acquire);
+        let lap = self.lap(pos);
+        let slot = self.slot(pos);
+        // SYNC(slot-publish): Acquire pairs with the producer's READY store. Exactly
+        // READY(lap): no flag of a sleeping producer (the claim path wakes it).
+        let s = slot[0].load(Ordering::Acquire);
+        if s != make_state(lap, READY, 0) || !t.admit(&slot[SLOT_HEADER_WORDS..]) {
+            ix.busy.store(0, Ordering::Release);
+            // Nothing put at `head` yet (as the claim path's empty case, which a
+            // probing caller still runs to cross-check the indices).
+            if s == make_state(lap, FREE, 0) {
+                return Leased::NotNow(Blocker { pos, state: s });
+            }
+            return Leased::Other;
+        }
+        let r = t.take(&slot[SLOT_HEADER_WORDS..]);
+        #[cfg(loom)]
+        if loom_crash::due() {
+            return Leased::Done(r); // dead before freeing: the message stays queued
+        }
+        // SYNC(slot-free): Release. Then the index (as a claim's help would).
+        store_plain(&slot[0], make_state(lap.wrapping_add(1), FREE, 0));
+        ix.pos.store(pos.wrapping_add(1), Ordering::Release);
+        // SYNC(lease-revoke): Release pairs with the revoker's Acquire.
+        ix.busy.store(0, Ordering::Release);
+        self.wake_asleep(&self.q.ctl.putters_asleep, &self.q.not_full);
+        Leased::Done(r)
     }
 
     /// Copies a claimed message out and frees the slot for the next lap; wakes the
@@ -1532,6 +2031,7 @@ impl<'a> Ring<'a> {
         if waiter {
             self.q.not_full.wake();
         }
+        self.wake_asleep(&self.q.ctl.putters_asleep, &self.q.not_full);
         r
     }
 
@@ -1539,9 +2039,9 @@ impl<'a> Ring<'a> {
     #[cold]
     fn tombstone(&self, slot: &[AtomicU64], pos: u64, s: u64) -> Result<(), QueueError> {
         // The producer may have died before advancing tail past its claim.
-        let tail = self.q.tail.load(Ordering::Acquire);
+        let tail = self.q.tail.pos.load(Ordering::Acquire);
         if tail == pos {
-            self.help(&self.q.tail, pos);
+            self.help(&self.q.tail.pos, pos);
         } else if tail.wrapping_sub(pos) as i64 <= 0 {
             return Err(QueueError::Corrupt(
                 "a claimed slot lies beyond the tail index",
@@ -1560,7 +2060,7 @@ impl<'a> Ring<'a> {
             )
             .is_ok()
         {
-            self.help(&self.q.head, pos);
+            self.help(&self.q.head.pos, pos);
             self.q.ctl.skipped.fetch_add(1, Ordering::Relaxed);
             self.q.not_full.wake();
         }
@@ -1674,7 +2174,7 @@ impl<'a> Ring<'a> {
     /// Frees the head slot if it is a tombstone (a put whose producer died); returns
     /// true if it did. For callers that wait on the ring without consuming (join).
     pub fn skip_dead_head(&self) -> Result<bool, QueueError> {
-        let pos = self.q.head.load(Ordering::Acquire);
+        let pos = self.q.head.pos.load(Ordering::Acquire);
         let slot = self.slot(pos);
         let s = slot[0].load(Ordering::Acquire);
         if lap_diff(s, self.lap(pos)) == 0 && tag_of(s) == WRITING && self.claimant_is_dead(slot, s)
@@ -1715,8 +2215,10 @@ pub mod loom_crash {
     }
 
     /// The calling loom thread dies (is declared dead, and its put or get stops)
-    /// right after the next slot it claims; its call then returns a meaningless
-    /// result, and the thread must not touch the ring again.
+    /// right after the next slot it claims — for a lease holder, right after its
+    /// put publishes (before `tail` moves) or its get copies (before the slot is
+    /// freed); its call then returns a meaningless result, and the thread must not
+    /// touch the ring again.
     pub fn die_after_next_claim() {
         DIE.with(|d| d.set(true));
     }
@@ -1803,7 +2305,8 @@ mod tests {
         let words: Vec<AtomicU64> = (0..region_words(4, 1).unwrap())
             .map(|_| AtomicU64::new(0))
             .collect();
-        let ring = Ring::new(&q, &words, 4, 1).unwrap();
+        // A lease holder's put makes no claim: this is about claims.
+        let ring = Ring::new(&q, &words, 4, 1).unwrap().with_leases(false);
         let me = Identity {
             tid: 4242,
             start: 7,
@@ -1818,6 +2321,133 @@ mod tests {
         let mut after = 0;
         ring.for_each_claim(|_, _, _| after += 1);
         assert_eq!(after, 0, "published slots are not claimed");
+    }
+
+    fn ring_of<'a>(q: &'a RawQueue, words: &'a [AtomicU64]) -> Ring<'a> {
+        Ring::new(q, words, 4, 1).unwrap().with_leases(true)
+    }
+
+    fn words(n: usize) -> Vec<AtomicU64> {
+        (0..n).map(|_| AtomicU64::new(0)).collect()
+    }
+
+    /// A thread that never lived (no such TID at that start time).
+    const GHOST: Identity = Identity {
+        tid: 4_000_000,
+        start: 7,
+    };
+
+    #[test]
+    #[cfg(not(loom))]
+    fn a_sole_member_takes_the_lease_and_a_second_live_one_makes_the_side_shared() {
+        if !crate::sync::asym::register() {
+            return; // no expedited barrier here: nobody takes leases
+        }
+        let (q, w) = (RawQueue::new(), words(region_words(4, 1).unwrap()));
+        let ring = ring_of(&q, &w);
+        let me = crate::sync::current_identity();
+        ring.try_put(me, |p| p[0].store(1, Ordering::Relaxed))
+            .unwrap();
+        assert_eq!(q.ctl.put_lease.load(Ordering::Relaxed), held_by(me));
+        let mut seen = 0;
+        ring.for_each_claim(|_, _, _| seen += 1);
+        assert_eq!(seen, 0, "a leased put leaves no claim");
+        let got = ring
+            .try_get(
+                me,
+                false,
+                &mut TakeWith(|p: &[AtomicU64]| p[0].load(Ordering::Relaxed)),
+            )
+            .unwrap();
+        assert_eq!(got, 1);
+        assert_eq!(q.ctl.get_lease.load(Ordering::Relaxed), held_by(me));
+        // Another thread's put revokes the live holder's lease: claims for good.
+        let other = Identity {
+            tid: me.tid,
+            start: me.start + 1,
+        };
+        ring.try_put(other, |p| p[0].store(2, Ordering::Relaxed))
+            .unwrap();
+        assert_eq!(lease_tag(q.ctl.put_lease.load(Ordering::Relaxed)), L_SHARED);
+        ring.try_put(me, |p| p[0].store(3, Ordering::Relaxed))
+            .unwrap();
+        assert_eq!(lease_tag(q.ctl.put_lease.load(Ordering::Relaxed)), L_SHARED);
+        let mut take = TakeWith(|p: &[AtomicU64]| p[0].load(Ordering::Relaxed));
+        assert_eq!(ring.try_get(me, false, &mut take), Ok(2));
+        assert_eq!(ring.try_get(me, false, &mut take), Ok(3));
+        assert_eq!(ring.try_get(me, false, &mut take), Err(QueueError::Empty));
+        assert_eq!(ring.len(), 0);
+    }
+
+    #[test]
+    #[cfg(not(loom))]
+    fn a_dead_holders_lease_passes_to_the_next_member_even_mid_operation() {
+        if !crate::sync::asym::register() {
+            return;
+        }
+        let (q, w) = (RawQueue::new(), words(region_words(4, 1).unwrap()));
+        let ring = ring_of(&q, &w);
+        let me = crate::sync::current_identity();
+        // A holder that died inside a put, after publishing, before advancing tail.
+        q.ctl.put_lease.store(held_by(GHOST), Ordering::Relaxed);
+        q.tail.busy.store(1, Ordering::Relaxed);
+        ring.slot(0)[2].store(10, Ordering::Relaxed);
+        ring.slot(0)[0].store(make_state(0, READY, 0), Ordering::Relaxed);
+        ring.try_put(me, |p| p[0].store(11, Ordering::Relaxed))
+            .unwrap();
+        assert_eq!(q.ctl.put_lease.load(Ordering::Relaxed), held_by(me));
+        assert_eq!(q.tail.busy.load(Ordering::Relaxed), 0);
+        assert_eq!(ring.len(), 2);
+        // A consumer holder that died mid-get, after freeing, before advancing head.
+        q.ctl.get_lease.store(held_by(GHOST), Ordering::Relaxed);
+        q.head.busy.store(1, Ordering::Relaxed);
+        ring.slot(0)[0].store(make_state(1, FREE, 0), Ordering::Relaxed);
+        let mut take = TakeWith(|p: &[AtomicU64]| p[0].load(Ordering::Relaxed));
+        assert_eq!(ring.try_get(me, false, &mut take), Ok(11));
+        assert_eq!(q.ctl.get_lease.load(Ordering::Relaxed), held_by(me));
+        assert_eq!(ring.try_get(me, false, &mut take), Err(QueueError::Empty));
+        assert_eq!(ring.indices(), (2, 2));
+    }
+
+    #[test]
+    #[cfg(not(loom))]
+    fn a_live_holder_stuck_inside_an_operation_delays_others_only_briefly() {
+        if !crate::sync::asym::register() {
+            return;
+        }
+        let (q, w) = (RawQueue::new(), words(region_words(4, 1).unwrap()));
+        let ring = ring_of(&q, &w);
+        let me = crate::sync::current_identity();
+        // A live holder (this thread, as another start time would not be: use the
+        // real identity for the holder and a stranger for the caller) whose busy
+        // word stays set, as a forged or preempted one would.
+        q.ctl.put_lease.store(held_by(me), Ordering::Relaxed);
+        q.tail.busy.store(1, Ordering::Relaxed);
+        let stranger = Identity {
+            tid: me.tid,
+            start: me.start + 1,
+        };
+        let t = Instant::now();
+        assert_eq!(ring.try_put(stranger, |_| {}), Err(QueueError::Full));
+        assert!(t.until(Instant::now()) < Duration::from_secs(1));
+        assert_eq!(
+            lease_tag(q.ctl.put_lease.load(Ordering::Relaxed)),
+            L_REVOKING
+        );
+        // A blocking put gives up at its deadline.
+        let mut policy = WaitPolicy::default();
+        let until = Instant::now() + Duration::from_millis(20);
+        assert_eq!(
+            ring.put(stranger, Some(until), &mut policy, |_| {}),
+            Err(QueueError::Timeout)
+        );
+        // Once the operation ends, the revocation completes.
+        q.tail.busy.store(0, Ordering::Release);
+        ring.try_put(stranger, |p| p[0].store(5, Ordering::Relaxed))
+            .unwrap();
+        assert_eq!(lease_tag(q.ctl.put_lease.load(Ordering::Relaxed)), L_SHARED);
+        let mut take = TakeWith(|p: &[AtomicU64]| p[0].load(Ordering::Relaxed));
+        assert_eq!(ring.try_get(me, false, &mut take), Ok(5));
     }
 
     #[test]

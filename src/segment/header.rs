@@ -5,7 +5,7 @@ use crate::sync::atomic::{AtomicU32, AtomicU64};
 /// `b"MPROCSEG"` as a little-endian u64.
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"MPROCSEG");
 /// Bumped whenever any object's layout changes.
-pub(crate) const LAYOUT_VERSION: u32 = 1;
+pub(crate) const LAYOUT_VERSION: u32 = 2;
 /// Bytes reserved for the header; user data starts here (two 128-byte lines).
 pub const HEADER_LEN: usize = 256;
 /// Alignment of every data region and of every hot field inside one.

@@ -4,7 +4,7 @@
 //! the public put surface, written once ([`byte_puts!`]).
 
 use super::ring::{check_capacity, HasRing, RingHandle, RingSpec};
-use crate::raw::queue::{load_bytes, store_bytes, words_for, QueueError, Take};
+use crate::raw::queue::{load_bytes, slot_payload_words, store_bytes, words_for, QueueError, Take};
 use crate::segment::{ObjectKind, TypeInfo};
 use crate::sync::atomic::{AtomicU64, Ordering};
 use crate::sync::current_identity;
@@ -66,7 +66,7 @@ pub(crate) fn byte_spec(
         kind,
         ty: TypeInfo::NONE,
         cap: check_capacity(what, capacity)?,
-        payload_words: 1 + words_for(max_message_len),
+        payload_words: slot_payload_words(1 + words_for(max_message_len)),
         extra: max_message_len as u64,
     })
 }
