@@ -128,10 +128,37 @@ fn spawn_consumer(name: &str, books: &str) -> Child {
 
 #[test]
 fn random_kills_of_producers_and_consumers_lose_and_duplicate_nothing() {
-    const PRODUCERS: usize = 3;
-    const CONSUMERS: usize = 3;
+    random_kills("crash-q", 3, 3);
+}
+
+/// One producer and one consumer at a time: each holds its side's lease (see
+/// `raw::queue`, "Leases") and stores plainly, so the kills land inside leased puts
+/// and gets; each victim is reaped before its successor starts, which takes the dead
+/// holder's lease over.
+#[test]
+fn random_kills_of_a_sole_producer_and_consumer_holding_leases_lose_and_duplicate_nothing() {
+    let stats = random_kills("crash-lease", 1, 1);
+    if multiproc::sync::asym::register() {
+        assert!(
+            stats.leases_passed > 10,
+            "the kills should have passed leases on from dead holders: {stats:?}"
+        );
+    }
+}
+
+/// Runs `producers` producers and `consumers` consumers over one queue, SIGKILLs one
+/// of them at random 200 times (a fresh one takes each victim's place: with one per
+/// side, after the victim is reaped), and checks the accounting rule.
+fn random_kills(
+    prefix: &str,
+    n_producers: usize,
+    n_consumers: usize,
+) -> multiproc::raw::queue::RecoveryStats {
     const KILLS: usize = 200;
-    let name = unique("crash-q");
+    // With one member per side, a successor started before its victim died would
+    // revoke the live victim's lease, and the side would take claims for good.
+    let reap_first = n_producers == 1 && n_consumers == 1;
+    let name = unique(prefix);
     let books_name = format!("{name}.books");
     let q: Queue<u64> = Queue::create(&name, 64).unwrap();
     let books = Books::create(&books_name);
@@ -142,13 +169,13 @@ fn random_kills_of_producers_and_consumers_lose_and_duplicate_nothing() {
     watchdog(WATCHDOG, move || {
         let started = Instant::now();
         let mut next_inc = 0u64;
-        let mut producers: Vec<Child> = (0..PRODUCERS)
+        let mut producers: Vec<Child> = (0..n_producers)
             .map(|_| {
                 next_inc += 1;
                 spawn_producer(&name, &books_name, next_inc - 1)
             })
             .collect();
-        let mut consumers: Vec<Child> = (0..CONSUMERS)
+        let mut consumers: Vec<Child> = (0..n_consumers)
             .map(|_| spawn_consumer(&name, &books_name))
             .collect();
         let (mut producer_kills, mut consumer_kills) = (0, 0);
@@ -163,23 +190,34 @@ fn random_kills_of_producers_and_consumers_lose_and_duplicate_nothing() {
                     *p = spawn_producer(&name, &books_name, next_inc - 1);
                 }
             }
-            let victim = rng.below((PRODUCERS + CONSUMERS) as u64) as usize;
-            if victim < PRODUCERS {
+            let victim = rng.below((n_producers + n_consumers) as u64) as usize;
+            if victim < n_producers {
                 assert!(next_inc < MAX_INC);
                 next_inc += 1;
-                let fresh = spawn_producer(&name, &books_name, next_inc - 1);
-                std::mem::replace(&mut producers[victim], fresh).kill();
+                let inc = next_inc - 1;
+                if reap_first {
+                    producers.remove(victim).kill();
+                    producers.insert(victim, spawn_producer(&name, &books_name, inc));
+                } else {
+                    let fresh = spawn_producer(&name, &books_name, inc);
+                    std::mem::replace(&mut producers[victim], fresh).kill();
+                }
                 producer_kills += 1;
             } else {
-                let fresh = spawn_consumer(&name, &books_name);
-                let old = std::mem::replace(&mut consumers[victim - PRODUCERS], fresh);
+                let slot = victim - n_producers;
+                let mut old = consumers.remove(slot);
                 let pid = old.pid;
-                let mut old = old;
                 assert!(
                     old.wait_timeout(Duration::ZERO).is_none(),
                     "consumer {pid} exited on its own (it panicked)"
                 );
-                old.kill();
+                if reap_first {
+                    old.kill();
+                    consumers.insert(slot, spawn_consumer(&name, &books_name));
+                } else {
+                    consumers.insert(slot, spawn_consumer(&name, &books_name));
+                    old.kill();
+                }
                 consumer_kills += 1;
             }
         }
@@ -237,8 +275,9 @@ fn random_kills_of_producers_and_consumers_lose_and_duplicate_nothing() {
         println!(
             "{KILLS} kills ({producer_kills} producers, {consumer_kills} consumers) in {killing:?}; \
              {put} values put, {lost} lost in a consumer's last instant, {in_flight_delivered} \
-             delivered from dying producers; {} tombstones skipped, {} re-delivered",
-            stats.skipped, stats.redelivered
+             delivered from dying producers; {} tombstones skipped, {} re-delivered, {} leases \
+             passed on from dead holders",
+            stats.skipped, stats.redelivered, stats.leases_passed
         );
         assert!(put > 1000, "too little traffic to mean anything: {put}");
         assert_eq!(dup, 0, "values were delivered twice");
@@ -261,7 +300,8 @@ fn random_kills_of_producers_and_consumers_lose_and_duplicate_nothing() {
             assert_eq!(q.try_get().unwrap(), i);
         }
         assert!(matches!(q.try_get(), Err(Error::Empty)));
-    });
+        stats
+    })
 }
 
 /// Large test messages: `BIG` bytes all equal to a per-message counter, so a torn

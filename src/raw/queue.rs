@@ -64,9 +64,10 @@
 //!   (Dekker) order is needed, so the publishing stores are plain Release stores.
 //!
 //! ## Blocking
-//! Per put and per get: one claiming CAS on the slot, one CAS advancing the index
-//! (uncontended with one producer and one consumer), then a plain Release store that
-//! completes the slot; no read of a sleepers' word, no syscall, no clock read. A
+//! Per put and per get on the claim path: one claiming CAS on the slot, one CAS
+//! advancing the index (uncontended with one producer and one consumer), then a
+//! plain Release store that completes the slot (a lease holder makes none of those
+//! CASes: see "Leases"); no read of a sleepers' word, no syscall, no clock read. A
 //! waiter polls a bounded, adaptive number of times (`raw::wait`'s `Spin`, with
 //! one hint per side in the header), then:
 //!
@@ -89,9 +90,8 @@
 //! and 2 locked operations per message on each side, and with plain stores it keeps
 //! up with a raw SPSC ring, while one CAS per side costs most of that (a locked
 //! operation must own its cache line before it completes, so the line transfers
-//! stop overlapping). Fewer would need a sole producer or consumer to publish with
-//! plain stores under a lease that a second claimant, or the holder's death, revokes
-//! (designed, not built: `docs/design/queue-lease.md`).
+//! stop overlapping). So a side with one member takes no claims at all: see
+//! "Leases".
 //!
 //! A claim that expects its slot to be ready makes its CAS from the state it
 //! expects, without reading the slot first (a put's first attempt from `FREE(lap)`;
@@ -101,6 +101,61 @@
 //! guess fails the CAS, which returns what the slot holds, and the attempt goes on
 //! from that. Measured between two processes, in interleaved runs: `Queue<u64>`
 //! put/get 22–23 → 24–33 M messages/s, spinning ping-pong 150–160 → 107–119 ns.
+//!
+//! ## Leases
+//! Each side (producers, consumers) has a *lease* word in the header. The first
+//! member of a side to operate takes it (CAS `FREE` → `HELD(me)`) and from then on,
+//! while it is the side's only member, publishes with plain stores: a leased put
+//! checks that the slot at `tail` is exactly `FREE(lap)`, copies the message in,
+//! stores `READY(lap)` and then `tail + 1`; a leased get checks for exactly
+//! `READY(lap)`, copies out, stores `FREE(lap + 1)` and then `head + 1`. No locked
+//! instruction, no owner record; anything else at the index (a flagged slot, a full
+//! or empty ring with more to check, a stalled claimant) takes the claim path above,
+//! which stays correct for the holder too. Leases are taken only on rings whose
+//! payload is at most [`LEASE_MAX_PAYLOAD_WORDS`] words (above it the copy dominates
+//! the locked operations a lease saves) and only by a process the revokers'
+//! barrier reaches (`sync::asym`: `membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)`,
+//! registered first; a process that cannot register makes the side shared).
+//!
+//! * **Revoking.** Any other member (another thread or process) must first revoke
+//!   the lease: CAS `HELD(h)` → `REVOKING(h)`, run the heavy barrier, and wait until
+//!   the holder's `busy` word (beside its index; set by the holder around each leased
+//!   operation, before its second look at the lease) reads 0. `SYNC(lease-revoke)`:
+//!   by the barrier, either the holder's look at the lease after `busy = 1` sees
+//!   `REVOKING` (it takes the claim path) or its `busy = 1` is visible to the
+//!   revoker, who then waits for its Release `busy = 0`, after which the holder's
+//!   slot and index stores are visible. The side then becomes `SHARED` (claims from
+//!   then on, for good: a live holder may come back), or `FREE` again if the holder
+//!   died (judged as owner records are; a dead holder does nothing more). A revoker
+//!   polls `busy` briefly; a live holder still inside its operation (preempted)
+//!   makes the caller look again later (`try_*` calls for up to 2 ms, then `Full` /
+//!   `Empty`; blocking calls nap and honour their deadline).
+//! * **Sleeping against a holder.** A holder's plain store would erase a slot's
+//!   `WAITER` bit, so a waiter whose *other* side is held announces itself instead
+//!   in the header (`getters_asleep` / `putters_asleep`), runs the heavy barrier and
+//!   looks at its slot once more before it sleeps; every put (get) completes with a
+//!   light barrier and a look at that flag, and a set flag is cleared and the side
+//!   woken (`SYNC(lease-sleep)`: an asymmetric Dekker handshake). A waiter that saw
+//!   no lease flags its slot as usual, then touches the lease word with an RMW:
+//!   `SYNC(lease-take)`: a take ordered after that RMW reads from it (the take is
+//!   AcqRel) and so sees the flag; one ordered before it is seen by the RMW, and the
+//!   waiter announces itself too.
+//! * **Crashes.** A producer holder that dies before its `READY` store lost a put
+//!   that never returned (the slot is still `FREE`, a torn copy in it is
+//!   overwritten); after it, `tail` lags by one and is helped along by the next
+//!   claim, or by a consumer that finds the slot already got. A consumer holder that
+//!   dies before its `FREE` store leaves the message `READY`: the next consumer gets
+//!   it (that get never returned, so nothing is delivered twice); after it, `head`
+//!   lags and is helped along. So a slot state proves a put at its position
+//!   completed while `tail` may still say that position (not less): the corruption
+//!   checks allow exactly that one step. [`RecoveryStats::leases_passed`] counts
+//!   leases passed on from dead holders.
+//! * **Untrusted words.** A holder that reads anything but its own `HELD` word takes
+//!   the claim path; a forged `busy` for a live holder delays other members as a held
+//!   lock would, never past their deadlines; a forged sleeper flag costs a wake-up.
+//!
+//! Measured between two processes (`Queue<u64>` 1 → 1, interleaved runs): 43 → 85 M
+//! messages/s (`benches/before-after.sh`). Design notes: `docs/design/queue-lease.md`.
 //!
 //! ## Owner records
 //! Each slot has an owner record beside its state word: the claimant's
@@ -525,6 +580,8 @@ struct Control {
     skipped: AtomicU64,
     /// Messages taken over from consumers that died mid-copy and delivered again.
     redelivered: AtomicU64,
+    /// Leases passed on from holders that died.
+    leases_passed: AtomicU64,
     /// The producers' lease (see "Leases" in the module docs): a lease word.
     put_lease: AtomicU64,
     /// The consumers' lease.
@@ -605,6 +662,7 @@ impl RawQueue {
                 _pad: 0,
                 skipped: AtomicU64::new(0),
                 redelivered: AtomicU64::new(0),
+                leases_passed: AtomicU64::new(0),
                 put_lease: AtomicU64::new(0),
                 get_lease: AtomicU64::new(0),
                 getters_asleep: AtomicU32::new(0),
@@ -625,6 +683,7 @@ impl RawQueue {
                 _pad: 0,
                 skipped: AtomicU64::new(0),
                 redelivered: AtomicU64::new(0),
+                leases_passed: AtomicU64::new(0),
                 put_lease: AtomicU64::new(0),
                 get_lease: AtomicU64::new(0),
                 getters_asleep: AtomicU32::new(0),
@@ -713,6 +772,22 @@ pub struct RecoveryStats {
     pub skipped: u64,
     /// Messages taken over from a consumer that died mid-copy, and delivered again.
     pub redelivered: u64,
+    /// Leases (see "Leases" in the module docs) passed on from a sole producer or
+    /// consumer that died.
+    pub leases_passed: u64,
+}
+
+/// One side's lease, as [`Ring::leases`] reads it (see "Leases" in the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LeaseState {
+    /// Nobody holds it: the side's next member takes it.
+    Free,
+    /// This thread is the side's sole member and stores plainly.
+    Held(Identity),
+    /// Being revoked from this thread by another member.
+    Revoking(Identity),
+    /// The side has had more than one member: claims only.
+    Shared,
 }
 
 // ---- the view -------------------------------------------------------------------------
@@ -896,7 +971,23 @@ impl<'a> Ring<'a> {
         RecoveryStats {
             skipped: self.q.ctl.skipped.load(Ordering::Relaxed),
             redelivered: self.q.ctl.redelivered.load(Ordering::Relaxed),
+            leases_passed: self.q.ctl.leases_passed.load(Ordering::Relaxed),
         }
+    }
+
+    /// The producers' and the consumers' leases (a snapshot, for diagnostics).
+    pub fn leases(&self) -> (LeaseState, LeaseState) {
+        let read = |w: &AtomicU64| {
+            let l = w.load(Ordering::Relaxed);
+            let who = Identity::from_info(l & LEASE_INFO);
+            match lease_tag(l) {
+                L_NONE => LeaseState::Free,
+                L_HELD => LeaseState::Held(who),
+                L_REVOKING => LeaseState::Revoking(who),
+                _ => LeaseState::Shared,
+            }
+        };
+        (read(&self.q.ctl.put_lease), read(&self.q.ctl.get_lease))
     }
 
     /// Calls `f(slot, writing, owner)` for every slot claimed at this moment by a
@@ -1051,6 +1142,9 @@ impl<'a> Ring<'a> {
             .compare_exchange(l, next, Ordering::SeqCst, Ordering::Acquire)
         {
             Ok(_) => {
+                if next == L_NONE {
+                    self.q.ctl.leases_passed.fetch_add(1, Ordering::Relaxed);
+                }
                 // Sleepers that counted on the holder to wake them look again.
                 self.q.not_empty.wake();
                 self.q.not_full.wake();

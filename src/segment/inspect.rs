@@ -6,7 +6,7 @@ use super::lifecycle::{info, ObjectInfo};
 use super::object::trailing_offset;
 use super::{HeaderImage, ObjectKind, Options, Segment, TypeInfo};
 use crate::raw::heap::Heap;
-use crate::raw::queue::SLOT_HEADER_WORDS;
+use crate::raw::queue::{LeaseState, SLOT_HEADER_WORDS};
 use crate::raw::queue_join::RawJoinableQueue;
 use crate::raw::spsc::Geometry;
 use crate::raw::spsc_role::{RawPipe, RawRole, RawSpscQueue, RoleStatus};
@@ -179,6 +179,20 @@ fn ring_words(p: [u64; 4]) -> std::result::Result<usize, String> {
         .ok_or_else(|| format!("impossible geometry {p:?}"))
 }
 
+/// A lease, for `inspect` (see `raw::queue`, "Leases").
+fn lease(l: LeaseState) -> String {
+    let who = |id: ident::Identity| {
+        let dead = ident::is_dead(id);
+        format!("tid {} ({})", id.tid, if dead { "dead" } else { "alive" })
+    };
+    match l {
+        LeaseState::Free => "free".into(),
+        LeaseState::Held(id) => format!("held by {}", who(id)),
+        LeaseState::Revoking(id) => format!("being revoked from {}", who(id)),
+        LeaseState::Shared => "shared (claims)".into(),
+    }
+}
+
 fn ring_state(
     s: &mut Fields,
     q: &RawQueue,
@@ -197,6 +211,10 @@ fn ring_state(
     s.push(("tail", tail.to_string()));
     s.push(("skipped_dead_puts", rec.skipped.to_string()));
     s.push(("redelivered_dead_gets", rec.redelivered.to_string()));
+    s.push(("leases_passed_from_dead", rec.leases_passed.to_string()));
+    let (put_lease, get_lease) = ring.leases();
+    s.push(("put_lease", lease(put_lease)));
+    s.push(("get_lease", lease(get_lease)));
     s.push(("getters_sleeping", getters.to_string()));
     s.push(("putters_sleeping", putters.to_string()));
     let mut claims = Vec::new();

@@ -59,6 +59,11 @@ pub(crate) fn ring_slots(capacity: usize) -> usize {
     capacity.next_power_of_two()
 }
 
+/// Attempts an unbounded blocking call makes, spinning, before it sets up its timed
+/// wait (at most the handle's spin limit).
+const QUICK_POLLS: u32 = 0;
+const QUICK_PAUSES: u32 = 1;
+
 /// Bytes of the slot region for `capacity` slots of `payload_words` words.
 pub(crate) fn region_bytes(what: &str, capacity: usize, payload_words: usize) -> Result<usize> {
     region_words(capacity, payload_words)
@@ -346,10 +351,21 @@ impl<R: HasRing> RingHandle<R> {
             // through the layers below (measured: copying it through them made a
             // put wait for its own slot stores to reach the consumer's core, and
             // halved `Queue<u64>`'s single put/get between two processes).
-            match f(&ring, &mut policy, Some(crate::sync::Instant::EPOCH)) {
-                Ok(x) if !self.obj.segment().broken() => return Ok(x),
-                Err(QueueError::Timeout) => {}
-                r => return self.done(r),
+            // Then a few more attempts without reading the clock: a message (or
+            // room) that is a cache-line transfer away is seen without first setting
+            // up a timed wait (two clock reads, tens of ns each in a VM).
+            let polls = policy.spin.unwrap_or(QUICK_POLLS).min(QUICK_POLLS);
+            for i in 0..=polls {
+                match f(&ring, &mut policy, Some(crate::sync::Instant::EPOCH)) {
+                    Ok(x) if !self.obj.segment().broken() => return Ok(x),
+                    Err(QueueError::Timeout) if i < polls => {
+                        for _ in 0..QUICK_PAUSES {
+                            crate::sync::spin_hint()
+                        }
+                    }
+                    Err(QueueError::Timeout) => {}
+                    r => return self.done(r),
+                }
             }
         }
         self.done(self.wait_sliced(&ring, deadline, &mut policy, f)?)
