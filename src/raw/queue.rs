@@ -1508,7 +1508,7 @@ impl<'a> Ring<'a> {
     /// The lease holder's put (see "Leases"): plain stores only. `Other` if it
     /// found anything but a free slot at `tail` or a full ring (or lost the lease):
     /// take the claim path.
-    #[inline]
+    #[inline(always)]
     fn put_leased(&self, me: Identity, write: &mut impl FnMut(&[AtomicU64])) -> Leased<()> {
         let (ix, lease) = (&self.q.tail, &self.q.ctl.put_lease);
         // Only the holder writes `busy`.
@@ -2065,7 +2065,7 @@ impl<'a> Ring<'a> {
     /// the slot at `head` is free (nothing queued), `Other` if it found anything
     /// else but a message (or lost the lease, or `t` did not admit the message):
     /// take the claim path.
-    #[inline]
+    #[inline(always)]
     fn get_leased<R>(&self, me: Identity, t: &mut impl Take<Out = R>) -> Leased<R> {
         let (ix, lease) = (&self.q.head, &self.q.ctl.get_lease);
         // Only the holder writes `busy`.

@@ -522,6 +522,13 @@ impl Segment {
         self.inner.reg.slot().is_broken()
     }
 
+    /// Where [`broken`](Segment::broken) reads its flag: a handle that keeps it reads
+    /// the flag without going through the segment (the slot lives for the process).
+    #[inline]
+    pub(crate) fn broken_flag(&self) -> &'static crate::sys::sigbus::Slot {
+        self.inner.reg.slot()
+    }
+
     /// `r`, unless the segment is broken: then [`Error::Corrupt`] saying so. Operations
     /// pass their result through this, so a broken segment never hands back data read
     /// from its replacement zero pages. A `Corrupt`, `Closed` or `Broken` result also

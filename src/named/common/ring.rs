@@ -59,11 +59,6 @@ pub(crate) fn ring_slots(capacity: usize) -> usize {
     capacity.next_power_of_two()
 }
 
-/// Attempts an unbounded blocking call makes, spinning, before it sets up its timed
-/// wait (at most the handle's spin limit).
-const QUICK_POLLS: u32 = 0;
-const QUICK_PAUSES: u32 = 1;
-
 /// Bytes of the slot region for `capacity` slots of `payload_words` words.
 pub(crate) fn region_bytes(what: &str, capacity: usize, payload_words: usize) -> Result<usize> {
     region_words(capacity, payload_words)
@@ -92,11 +87,21 @@ pub(crate) struct RingHandle<R> {
     /// When a non-blocking get last probed for dead claimants (monotonic ns;
     /// process-local).
     last_probe: AtomicU64,
+    /// The ring view, built once from the validated geometry (`None` if it is
+    /// impossible). Its `'static` stands for "as long as `obj`": the mapping never
+    /// moves while `obj` (or a clone sharing it) lives, and the view is only handed
+    /// out borrowed from `self` (see [`ring_view`](Self::ring_view)).
+    view: Option<Ring<'static>>,
+    /// The segment's broken flag (see `Segment::broken`), kept to skip the pointer
+    /// chase through the segment on every call.
+    broken: &'static crate::sys::sigbus::Slot,
 }
 
 impl<R> Clone for RingHandle<R> {
     fn clone(&self) -> Self {
         RingHandle {
+            view: self.view,
+            broken: self.broken,
             obj: self.obj.clone(),
             cap: self.cap,
             limit: self.limit,
@@ -191,9 +196,24 @@ impl<R: HasRing> RingHandle<R> {
     /// `limit`: the capacity in messages (validated); the ring has
     /// [`ring_slots`]`(limit)` slots.
     fn from_obj(obj: Object<R>, limit: usize, payload_words: usize) -> Self {
+        let cap = ring_slots(limit);
+        let n = cap * (SLOT_HEADER_WORDS + payload_words);
+        // SAFETY: the trailing region is LINE-aligned and holds exactly `n` u64 words
+        // (its length was computed from this geometry at create, and checked against
+        // the file at open); AtomicU64 tolerates concurrent writes from any process.
+        // The header and the region live in the mapping, which stays at this address
+        // as long as `obj` or a clone of it lives; the `'static` view is only lent
+        // out for as long as `self` (`ring_view`).
+        let view = unsafe {
+            let words = core::slice::from_raw_parts(obj.trailing() as *const AtomicU64, n);
+            let header: &'static RawQueue = &*(obj.raw().ring_header() as *const RawQueue);
+            Ring::new(header, words, cap, payload_words).and_then(|r| r.with_limit(limit))
+        };
         RingHandle {
+            broken: obj.segment().broken_flag(),
+            view,
             obj,
-            cap: ring_slots(limit),
+            cap,
             limit,
             payload_words,
             probe: DEFAULT_PROBE,
@@ -213,20 +233,8 @@ impl<R: HasRing> RingHandle<R> {
     /// registers this way rather than through a `Result` with a large error.
     #[inline]
     fn ring_view(&self) -> Option<Ring<'_>> {
-        let n = self.cap * (SLOT_HEADER_WORDS + self.payload_words);
-        // SAFETY: the trailing region is LINE-aligned and holds exactly `n` u64 words
-        // (its length was computed from this geometry at create, and checked against
-        // the file at open); AtomicU64 tolerates concurrent writes from any process,
-        // and the region lives as long as `self.obj`.
-        let words =
-            unsafe { core::slice::from_raw_parts(self.obj.trailing() as *const AtomicU64, n) };
-        Ring::new(
-            self.obj.raw().ring_header(),
-            words,
-            self.cap,
-            self.payload_words,
-        )
-        .and_then(|r| r.with_limit(self.limit))
+        // Shortened to the borrow of `self` (see `view`).
+        self.view
     }
 
     pub fn raw(&self) -> &R {
@@ -351,21 +359,10 @@ impl<R: HasRing> RingHandle<R> {
             // through the layers below (measured: copying it through them made a
             // put wait for its own slot stores to reach the consumer's core, and
             // halved `Queue<u64>`'s single put/get between two processes).
-            // Then a few more attempts without reading the clock: a message (or
-            // room) that is a cache-line transfer away is seen without first setting
-            // up a timed wait (two clock reads, tens of ns each in a VM).
-            let polls = policy.spin.unwrap_or(QUICK_POLLS).min(QUICK_POLLS);
-            for i in 0..=polls {
-                match f(&ring, &mut policy, Some(crate::sync::Instant::EPOCH)) {
-                    Ok(x) if !self.obj.segment().broken() => return Ok(x),
-                    Err(QueueError::Timeout) if i < polls => {
-                        for _ in 0..QUICK_PAUSES {
-                            crate::sync::spin_hint()
-                        }
-                    }
-                    Err(QueueError::Timeout) => {}
-                    r => return self.done(r),
-                }
+            match f(&ring, &mut policy, Some(crate::sync::Instant::EPOCH)) {
+                Ok(x) if !self.broken.is_broken() => return Ok(x),
+                Err(QueueError::Timeout) => {}
+                r => return self.done(r),
             }
         }
         self.done(self.wait_sliced(&ring, deadline, &mut policy, f)?)
