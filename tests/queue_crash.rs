@@ -316,12 +316,17 @@ fn intact(buf: &[u8]) -> bool {
 /// process, kills it after a while, and drains what is left (checking every message
 /// is whole) until `done(stats)`; retries a few times, since a kill may land outside
 /// the copy.
+/// Tries per [`kill_mid_copy`]: a kill lands mid-copy in about a quarter of them (the
+/// rest find the victim waiting for its peers), so 40 fail together about once in
+/// 10^5 runs.
+const ATTEMPTS: u64 = 40;
+
 fn kill_mid_copy(
     prefix: &str,
     victim_produces: bool,
     done: impl Fn(multiproc::raw::queue::RecoveryStats) -> bool,
 ) {
-    for attempt in 0..10 {
+    for attempt in 0..ATTEMPTS {
         let name = unique(prefix);
         let q = ByteQueue::create(&name, 2, BIG)
             .unwrap()
@@ -329,13 +334,16 @@ fn kill_mid_copy(
         let n2 = name.clone();
         let mut child = fork(move || {
             let q = ByteQueue::open(&n2).unwrap();
-            let mut msg = vec![0u8; BIG];
+            // Three messages filled once, put in turn: the victim spends its time in
+            // the copy (not in refilling), and a slot of the 2-slot ring never holds
+            // the same one twice in a row, so a torn copy mixes two values.
+            let msgs: Vec<Vec<u8>> = (1..=3u8).map(|v| vec![v; BIG]).collect();
             let mut buf = Vec::new();
+            let mut k = 0;
             loop {
                 if victim_produces {
-                    let next = msg[0].wrapping_add(1);
-                    msg.fill(next);
-                    q.put(&msg).unwrap();
+                    q.put(&msgs[k % 3]).unwrap();
+                    k += 1;
                 } else {
                     q.get_into_vec(&mut buf).unwrap();
                 }
@@ -367,7 +375,7 @@ fn kill_mid_copy(
             })
             .collect();
         // Past start-up (slow in a debug build), then at varying points of the traffic.
-        std::thread::sleep(Duration::from_millis(150 + 17 * attempt));
+        std::thread::sleep(Duration::from_millis(150 + 17 * (attempt % 10)));
         assert!(
             child.wait_timeout(Duration::ZERO).is_none(),
             "the child failed"
@@ -400,7 +408,7 @@ fn kill_mid_copy(
             return;
         }
     }
-    panic!("no kill landed mid-copy in 10 attempts");
+    panic!("no kill landed mid-copy in {ATTEMPTS} attempts");
 }
 
 /// A producer killed in the middle of copying a large message in leaves a tombstone
