@@ -312,15 +312,15 @@ fn intact(buf: &[u8]) -> bool {
     buf.len() == BIG && buf.iter().all(|&b| b == buf[0])
 }
 
-/// Runs a child that streams large messages through `q` against this
-/// process, kills it after a while, and drains what is left (checking every message
-/// is whole) until `done(stats)`; retries a few times, since a kill may land outside
-/// the copy.
 /// Tries per [`kill_mid_copy`]: a kill lands mid-copy in about a quarter of them (the
 /// rest find the victim waiting for its peers), so 40 fail together about once in
 /// 10^5 runs.
 const ATTEMPTS: u64 = 40;
 
+/// Runs a child that streams large messages through `q` against this
+/// process, kills it after a while, and drains what is left (checking every message
+/// is whole) until `done(stats)`; retries up to [`ATTEMPTS`] times, since a kill may
+/// land outside the copy.
 fn kill_mid_copy(
     prefix: &str,
     victim_produces: bool,
