@@ -1338,6 +1338,15 @@ impl<'a> Ring<'a> {
     ) -> Result<usize, QueueError> {
         let mut done = 0;
         while done < n {
+            if self.leases && !self.is_closed() {
+                let w = &mut |i: usize, p: &[AtomicU64]| write(done + i, p);
+                if let Some(k) = self.put_leased_many(me, n - done, w) {
+                    done += k;
+                    if done == n {
+                        break;
+                    }
+                }
+            }
             match self.settle(|| self.put_attempt(me, true, &mut |p: &[AtomicU64]| write(done, p)))
             {
                 Ok(()) => done += 1,
@@ -1346,6 +1355,57 @@ impl<'a> Ring<'a> {
             }
         }
         Ok(done)
+    }
+
+    /// The lease holder's batch put: [`put_leased`](Self::put_leased) for up to `n`
+    /// messages in one `busy` section (one look at the lease, one wake-up check).
+    /// How many it put (it stops at the first slot that is not plainly free); `None`
+    /// if the caller does not hold the lease.
+    fn put_leased_many(
+        &self,
+        me: Identity,
+        n: usize,
+        write: &mut impl FnMut(usize, &[AtomicU64]),
+    ) -> Option<usize> {
+        let (ix, lease) = (&self.q.tail, &self.q.ctl.put_lease);
+        if lease.load(Ordering::Relaxed) != held_by(me) || !asym::registered() {
+            return None;
+        }
+        ix.busy.store(1, Ordering::Relaxed);
+        // SYNC(lease-revoke): `busy = 1`, then the re-read of the lease.
+        asym::light();
+        if lease.load(Ordering::Relaxed) != held_by(me) {
+            ix.busy.store(0, Ordering::Release);
+            return None;
+        }
+        let mut pos = ix.pos.load(Ordering::Acquire);
+        let mut k = 0;
+        while k < n {
+            let (lap, slot) = (self.lap(pos), self.slot(pos));
+            // SYNC(slot-free), as in `put_leased`.
+            if slot[0].load(Ordering::Acquire) != make_state(lap, FREE, 0)
+                || (self.limit != self.cap && !matches!(self.limit_allows(pos), Ok(None)))
+            {
+                break;
+            }
+            write(k, &slot[SLOT_HEADER_WORDS..]);
+            // SYNC(slot-publish): Release; then the index, per message (consumers
+            // allow it one step behind a published slot, no more).
+            store_plain(&slot[0], make_state(lap, READY, 0));
+            k += 1;
+            #[cfg(loom)]
+            if loom_crash::due() {
+                return Some(k); // dead: `busy` stays set, `tail` lags
+            }
+            pos = pos.wrapping_add(1);
+            ix.pos.store(pos, Ordering::Release);
+        }
+        // SYNC(lease-revoke): Release pairs with the revoker's Acquire.
+        ix.busy.store(0, Ordering::Release);
+        if k > 0 {
+            self.wake_asleep(&self.q.ctl.getters_asleep, &self.q.not_empty);
+        }
+        Some(k)
     }
 
     /// One attempt to claim the slot at `tail`, fill it and publish it.
@@ -1842,6 +1902,15 @@ impl<'a> Ring<'a> {
     ) -> Result<usize, QueueError> {
         let mut done = 0;
         while done < n {
+            if self.leases {
+                let r = &mut |i: usize, p: &[AtomicU64]| read(done + i, p);
+                if let Some(k) = self.get_leased_many(me, n - done, r) {
+                    done += k;
+                    if done == n {
+                        break;
+                    }
+                }
+            }
             let mut t = TakeWith(|p: &[AtomicU64]| read(done, p));
             match self.settle(|| self.get_attempt(me, false, done > 0, &mut t)) {
                 Ok(()) => done += 1,
@@ -1863,6 +1932,54 @@ impl<'a> Ring<'a> {
             };
         }
         Ok(0)
+    }
+
+    /// The lease holder's batch get: [`get_leased`](Self::get_leased) for up to `n`
+    /// messages in one `busy` section. How many it took (it stops at the first slot
+    /// that does not plainly hold a message); `None` if the caller does not hold the
+    /// lease.
+    fn get_leased_many(
+        &self,
+        me: Identity,
+        n: usize,
+        read: &mut impl FnMut(usize, &[AtomicU64]),
+    ) -> Option<usize> {
+        let (ix, lease) = (&self.q.head, &self.q.ctl.get_lease);
+        if lease.load(Ordering::Relaxed) != held_by(me) || !asym::registered() {
+            return None;
+        }
+        ix.busy.store(1, Ordering::Relaxed);
+        // SYNC(lease-revoke): `busy = 1`, then the re-read of the lease.
+        asym::light();
+        if lease.load(Ordering::Relaxed) != held_by(me) {
+            ix.busy.store(0, Ordering::Release);
+            return None;
+        }
+        let mut pos = ix.pos.load(Ordering::Acquire);
+        let mut k = 0;
+        while k < n {
+            let (lap, slot) = (self.lap(pos), self.slot(pos));
+            // SYNC(slot-publish), as in `get_leased`.
+            if slot[0].load(Ordering::Acquire) != make_state(lap, READY, 0) {
+                break;
+            }
+            read(k, &slot[SLOT_HEADER_WORDS..]);
+            k += 1;
+            #[cfg(loom)]
+            if loom_crash::due() {
+                return Some(k); // dead before freeing: the message stays queued
+            }
+            // SYNC(slot-free): Release; then the index, per message.
+            store_plain(&slot[0], make_state(lap.wrapping_add(1), FREE, 0));
+            pos = pos.wrapping_add(1);
+            ix.pos.store(pos, Ordering::Release);
+        }
+        // SYNC(lease-revoke): Release pairs with the revoker's Acquire.
+        ix.busy.store(0, Ordering::Release);
+        if k > 0 {
+            self.wake_asleep(&self.q.ctl.putters_asleep, &self.q.not_full);
+        }
+        Some(k)
     }
 
     /// Blocks until at least one message can be taken (as [`get`](Self::get)), then
