@@ -22,35 +22,24 @@ struct Fixture {
 
 impl Fixture {
     fn new(cap: usize) -> Arc<Fixture> {
-        let n = region_words(cap, 1).unwrap();
-        Arc::new(Fixture {
-            q: RawQueue::new(),
-            words: (0..n).map(|_| AtomicU64::new(0)).collect(),
-            cap,
-            limit: cap,
-            leases: false,
-        })
+        Self::build(cap, cap, false)
     }
     /// A ring of `cap` slots whose sole producer and consumer take leases.
     fn leased(cap: usize) -> Arc<Fixture> {
-        let n = region_words(cap, 1).unwrap();
-        Arc::new(Fixture {
-            q: RawQueue::new(),
-            words: (0..n).map(|_| AtomicU64::new(0)).collect(),
-            cap,
-            limit: cap,
-            leases: true,
-        })
+        Self::build(cap, cap, true)
     }
     /// A ring of `cap` slots holding at most `limit` messages.
     fn limited(cap: usize, limit: usize) -> Arc<Fixture> {
+        Self::build(cap, limit, false)
+    }
+    fn build(cap: usize, limit: usize, leases: bool) -> Arc<Fixture> {
         let n = region_words(cap, 1).unwrap();
         Arc::new(Fixture {
             q: RawQueue::new(),
             words: (0..n).map(|_| AtomicU64::new(0)).collect(),
             cap,
             limit,
-            leases: false,
+            leases,
         })
     }
     fn ring(&self) -> Ring<'_> {

@@ -206,15 +206,18 @@ impl OneSlot {
 
 #[test]
 fn a_queue_get_on_empty_sleeps_until_a_put() {
-    model(2, || {
-        let f = OneSlot::new();
-        let f2 = f.clone();
-        let consumer = thread::spawn(move || f2.get());
-        f.put(7);
-        let (v, slept) = consumer.join().unwrap();
-        assert_eq!(v, 7);
-        slept
-    });
+    model(2, || get_waits_for_a_put(&OneSlot::new()));
+}
+
+/// Gets from another thread while this one puts 7: the value, and whether the get
+/// slept.
+fn get_waits_for_a_put(f: &Arc<OneSlot>) -> bool {
+    let f2 = f.clone();
+    let consumer = thread::spawn(move || f2.get());
+    f.put(7);
+    let (v, slept) = consumer.join().unwrap();
+    assert_eq!(v, 7);
+    slept
 }
 
 #[test]
@@ -283,15 +286,7 @@ fn two_consumers_sleeping_on_one_slot_are_both_woken() {
 fn a_queue_get_on_empty_sleeps_until_a_lease_holders_put() {
     // The consumer may decide how to sleep before or after the producer takes its
     // lease: both orders are explored.
-    model(2, || {
-        let f = OneSlot::leased(1);
-        let f2 = f.clone();
-        let consumer = thread::spawn(move || f2.get());
-        f.put(7);
-        let (v, slept) = consumer.join().unwrap();
-        assert_eq!(v, 7);
-        slept
-    });
+    model(2, || get_waits_for_a_put(&OneSlot::leased(1)));
 }
 
 #[test]

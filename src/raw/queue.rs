@@ -319,6 +319,14 @@ enum Leased<R> {
     NotHolder,
 }
 
+/// How [`Ring::enter_leased`] went.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Enter {
+    In,
+    NotHolder,
+    Lost,
+}
+
 /// One side of the ring, as its lease protocol sees it.
 struct Side<'a> {
     lease: &'a AtomicU64,
@@ -1154,6 +1162,25 @@ impl<'a> Ring<'a> {
         }
     }
 
+    /// Starts a leased operation on `side`: `In` with the holder's `busy` word set
+    /// and the lease looked at again after it (`SYNC(lease-revoke)`), `NotHolder`
+    /// if the caller does not hold the lease (nothing written: only the holder writes
+    /// `busy`), `Lost` if it was being revoked meanwhile (`busy` cleared again).
+    #[inline(always)]
+    fn enter_leased(&self, side: &Side<'a>, me: Identity) -> Enter {
+        if side.lease.load(Ordering::Relaxed) != held_by(me) || !asym::registered() {
+            return Enter::NotHolder;
+        }
+        side.index.busy.store(1, Ordering::Relaxed);
+        // SYNC(lease-revoke): `busy = 1`, then the re-read of the lease.
+        asym::light();
+        if side.lease.load(Ordering::Relaxed) != held_by(me) {
+            side.index.busy.store(0, Ordering::Release);
+            return Enter::Lost;
+        }
+        Enter::In
+    }
+
     /// After a put (get) completed: wakes the other side's sleepers if they
     /// announced themselves in `asleep` (those waiting on a lease holder's slot, see
     /// "Leases"). `SYNC(lease-sleep)`: the light barrier orders the completing store
@@ -1340,7 +1367,7 @@ impl<'a> Ring<'a> {
         while done < n {
             if self.leases && !self.is_closed() {
                 let w = &mut |i: usize, p: &[AtomicU64]| write(done + i, p);
-                if let Some(k) = self.put_leased_many(me, n - done, w) {
+                if let Some(k) = self.leased_many(me, true, n - done, w) {
                     done += k;
                     if done == n {
                         break;
@@ -1357,44 +1384,61 @@ impl<'a> Ring<'a> {
         Ok(done)
     }
 
-    /// The lease holder's batch put: [`put_leased`](Self::put_leased) for up to `n`
-    /// messages in one `busy` section (one look at the lease, one wake-up check).
-    /// How many it put (it stops at the first slot that is not plainly free); `None`
-    /// if the caller does not hold the lease.
-    fn put_leased_many(
+    /// The lease holder's batch put (`producer`) or get: [`put_leased`] or
+    /// [`get_leased`] for up to `n` messages in one `busy` section (one look at the
+    /// lease, one wake-up check), `f(i, payload)` filling or reading each. How many
+    /// it moved (it stops at the first slot not plainly free, or not plainly holding
+    /// a message); `None` if the caller does not hold the side's lease.
+    ///
+    /// [`put_leased`]: Self::put_leased
+    /// [`get_leased`]: Self::get_leased
+    fn leased_many(
         &self,
         me: Identity,
+        producer: bool,
         n: usize,
-        write: &mut impl FnMut(usize, &[AtomicU64]),
+        f: &mut impl FnMut(usize, &[AtomicU64]),
     ) -> Option<usize> {
-        let (ix, lease) = (&self.q.tail, &self.q.ctl.put_lease);
-        if lease.load(Ordering::Relaxed) != held_by(me) || !asym::registered() {
+        let side = if producer {
+            self.producers()
+        } else {
+            self.consumers()
+        };
+        if self.enter_leased(&side, me) != Enter::In {
             return None;
         }
-        ix.busy.store(1, Ordering::Relaxed);
-        // SYNC(lease-revoke): `busy = 1`, then the re-read of the lease.
-        asym::light();
-        if lease.load(Ordering::Relaxed) != held_by(me) {
-            ix.busy.store(0, Ordering::Release);
-            return None;
-        }
+        let ix = side.index;
         let mut pos = ix.pos.load(Ordering::Acquire);
         let mut k = 0;
         while k < n {
             let (lap, slot) = (self.lap(pos), self.slot(pos));
-            // SYNC(slot-free), as in `put_leased`.
-            if slot[0].load(Ordering::Acquire) != make_state(lap, FREE, 0)
-                || (self.limit != self.cap && !matches!(self.limit_allows(pos), Ok(None)))
+            let (from, to) = if producer {
+                (make_state(lap, FREE, 0), make_state(lap, READY, 0))
+            } else {
+                (
+                    make_state(lap, READY, 0),
+                    make_state(lap.wrapping_add(1), FREE, 0),
+                )
+            };
+            // SYNC(slot-free) for a put, SYNC(slot-publish) for a get: Acquire.
+            if slot[0].load(Ordering::Acquire) != from
+                || (producer
+                    && self.limit != self.cap
+                    && !matches!(self.limit_allows(pos), Ok(None)))
             {
                 break;
             }
-            write(k, &slot[SLOT_HEADER_WORDS..]);
-            // SYNC(slot-publish): Release; then the index, per message (consumers
-            // allow it one step behind a published slot, no more).
-            store_plain(&slot[0], make_state(lap, READY, 0));
+            f(k, &slot[SLOT_HEADER_WORDS..]);
             k += 1;
             #[cfg(loom)]
-            if loom_crash::due() {
+            if !producer && loom_crash::due() {
+                return Some(k); // dead before freeing: the message stays queued
+            }
+            // SYNC(slot-publish) / SYNC(slot-free): Release; then the index, per
+            // message (the other side allows it one step behind a slot, no more).
+            store_plain(&slot[0], to);
+            #[cfg(loom)]
+            if producer && loom_crash::due() {
                 return Some(k); // dead: `busy` stays set, `tail` lags
             }
             pos = pos.wrapping_add(1);
@@ -1403,7 +1447,11 @@ impl<'a> Ring<'a> {
         // SYNC(lease-revoke): Release pairs with the revoker's Acquire.
         ix.busy.store(0, Ordering::Release);
         if k > 0 {
-            self.wake_asleep(&self.q.ctl.getters_asleep, &self.q.not_empty);
+            if producer {
+                self.wake_asleep(&self.q.ctl.getters_asleep, &self.q.not_empty);
+            } else {
+                self.wake_asleep(&self.q.ctl.putters_asleep, &self.q.not_full);
+            }
         }
         Some(k)
     }
@@ -1570,18 +1618,13 @@ impl<'a> Ring<'a> {
     /// take the claim path.
     #[inline(always)]
     fn put_leased(&self, me: Identity, write: &mut impl FnMut(&[AtomicU64])) -> Leased<()> {
-        let (ix, lease) = (&self.q.tail, &self.q.ctl.put_lease);
-        // Only the holder writes `busy`.
-        if lease.load(Ordering::Relaxed) != held_by(me) || !asym::registered() {
-            return Leased::NotHolder;
+        let side = self.producers();
+        match self.enter_leased(&side, me) {
+            Enter::In => {}
+            Enter::NotHolder => return Leased::NotHolder,
+            Enter::Lost => return Leased::Other,
         }
-        ix.busy.store(1, Ordering::Relaxed);
-        // SYNC(lease-revoke): `busy = 1`, then the re-read of the lease.
-        asym::light();
-        if lease.load(Ordering::Relaxed) != held_by(me) {
-            ix.busy.store(0, Ordering::Release);
-            return Leased::Other;
-        }
+        let ix = side.index;
         let pos = ix.pos.load(Ordering::Acquire);
         let lap = self.lap(pos);
         let slot = self.slot(pos);
@@ -1904,7 +1947,7 @@ impl<'a> Ring<'a> {
         while done < n {
             if self.leases {
                 let r = &mut |i: usize, p: &[AtomicU64]| read(done + i, p);
-                if let Some(k) = self.get_leased_many(me, n - done, r) {
+                if let Some(k) = self.leased_many(me, false, n - done, r) {
                     done += k;
                     if done == n {
                         break;
@@ -1932,54 +1975,6 @@ impl<'a> Ring<'a> {
             };
         }
         Ok(0)
-    }
-
-    /// The lease holder's batch get: [`get_leased`](Self::get_leased) for up to `n`
-    /// messages in one `busy` section. How many it took (it stops at the first slot
-    /// that does not plainly hold a message); `None` if the caller does not hold the
-    /// lease.
-    fn get_leased_many(
-        &self,
-        me: Identity,
-        n: usize,
-        read: &mut impl FnMut(usize, &[AtomicU64]),
-    ) -> Option<usize> {
-        let (ix, lease) = (&self.q.head, &self.q.ctl.get_lease);
-        if lease.load(Ordering::Relaxed) != held_by(me) || !asym::registered() {
-            return None;
-        }
-        ix.busy.store(1, Ordering::Relaxed);
-        // SYNC(lease-revoke): `busy = 1`, then the re-read of the lease.
-        asym::light();
-        if lease.load(Ordering::Relaxed) != held_by(me) {
-            ix.busy.store(0, Ordering::Release);
-            return None;
-        }
-        let mut pos = ix.pos.load(Ordering::Acquire);
-        let mut k = 0;
-        while k < n {
-            let (lap, slot) = (self.lap(pos), self.slot(pos));
-            // SYNC(slot-publish), as in `get_leased`.
-            if slot[0].load(Ordering::Acquire) != make_state(lap, READY, 0) {
-                break;
-            }
-            read(k, &slot[SLOT_HEADER_WORDS..]);
-            k += 1;
-            #[cfg(loom)]
-            if loom_crash::due() {
-                return Some(k); // dead before freeing: the message stays queued
-            }
-            // SYNC(slot-free): Release; then the index, per message.
-            store_plain(&slot[0], make_state(lap.wrapping_add(1), FREE, 0));
-            pos = pos.wrapping_add(1);
-            ix.pos.store(pos, Ordering::Release);
-        }
-        // SYNC(lease-revoke): Release pairs with the revoker's Acquire.
-        ix.busy.store(0, Ordering::Release);
-        if k > 0 {
-            self.wake_asleep(&self.q.ctl.putters_asleep, &self.q.not_full);
-        }
-        Some(k)
     }
 
     /// Blocks until at least one message can be taken (as [`get`](Self::get)), then
@@ -2184,18 +2179,13 @@ impl<'a> Ring<'a> {
     /// take the claim path.
     #[inline(always)]
     fn get_leased<R>(&self, me: Identity, t: &mut impl Take<Out = R>) -> Leased<R> {
-        let (ix, lease) = (&self.q.head, &self.q.ctl.get_lease);
-        // Only the holder writes `busy`.
-        if lease.load(Ordering::Relaxed) != held_by(me) || !asym::registered() {
-            return Leased::NotHolder;
+        let side = self.consumers();
+        match self.enter_leased(&side, me) {
+            Enter::In => {}
+            Enter::NotHolder => return Leased::NotHolder,
+            Enter::Lost => return Leased::Other,
         }
-        ix.busy.store(1, Ordering::Relaxed);
-        // SYNC(lease-revoke): `busy = 1`, then the re-read of the lease.
-        asym::light();
-        if lease.load(Ordering::Relaxed) != held_by(me) {
-            ix.busy.store(0, Ordering::Release);
-            return Leased::Other;
-        }
+        let ix = side.index;
         let pos = ix.pos.load(Ordering::Acquire);
         let lap = self.lap(pos);
         let slot = self.slot(pos);
