@@ -226,15 +226,16 @@ impl<R: HasRing> RingHandle<R> {
     #[inline]
     pub fn ring(&self) -> Result<Ring<'_>> {
         self.ring_view()
+            .copied()
             .ok_or_else(|| self.corrupt("its geometry is invalid"))
     }
 
     /// [`ring`](Self::ring) as an `Option`: blocking calls build the view in
     /// registers this way rather than through a `Result` with a large error.
     #[inline]
-    fn ring_view(&self) -> Option<Ring<'_>> {
-        // Shortened to the borrow of `self` (see `view`).
-        self.view
+    fn ring_view(&self) -> Option<&Ring<'_>> {
+        // Shortened to the borrow of `self` (see `view`); lent, not copied.
+        self.view.as_ref()
     }
 
     pub fn raw(&self) -> &R {
