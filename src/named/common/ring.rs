@@ -360,13 +360,13 @@ impl<R: HasRing> RingHandle<R> {
             // through the layers below (measured: copying it through them made a
             // put wait for its own slot stores to reach the consumer's core, and
             // halved `Queue<u64>`'s single put/get between two processes).
-            match f(&ring, &mut policy, Some(crate::sync::Instant::EPOCH)) {
+            match f(ring, &mut policy, Some(crate::sync::Instant::EPOCH)) {
                 Ok(x) if !self.broken.is_broken() => return Ok(x),
                 Err(QueueError::Timeout) => {}
                 r => return self.done(r),
             }
         }
-        self.done(self.wait_sliced(&ring, deadline, &mut policy, f)?)
+        self.done(self.wait_sliced(ring, deadline, &mut policy, f)?)
     }
 
     /// [`blocking`](Self::blocking), handing back the ring's own result (the caller
@@ -386,12 +386,12 @@ impl<R: HasRing> RingHandle<R> {
         };
         let mut policy = self.policy();
         if deadline.is_none() {
-            match f(&ring, &mut policy, Some(crate::sync::Instant::EPOCH)) {
+            match f(ring, &mut policy, Some(crate::sync::Instant::EPOCH)) {
                 Err(QueueError::Timeout) => {}
                 r => return Ok(r),
             }
         }
-        self.wait_sliced(&ring, deadline, &mut policy, f)
+        self.wait_sliced(ring, deadline, &mut policy, f)
     }
 
     #[cold]
