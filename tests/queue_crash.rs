@@ -435,8 +435,9 @@ fn consumer_killed_mid_copy_has_its_message_redelivered() {
 /// and 9.4 s into its wait: a claimant that dies 4.5 s in would be found at 9.4 s.
 const SLOW_PROBE: Duration = Duration::from_secs(10);
 
-/// A ring of 4 one-word slots over a shared segment: the header, then the slots.
-fn ring_in(seg: &Segment) -> multiproc::raw::queue::Ring<'_> {
+/// A ring of 4 one-word slots over a shared segment: the header, then the slots;
+/// with or without leases (a sole consumer holds a lease rather than claims).
+fn ring_in(seg: &Segment, leases: bool) -> multiproc::raw::queue::Ring<'_> {
     use multiproc::raw::queue::{region_words, RawQueue, Ring};
     let hdr = std::mem::size_of::<RawQueue>().next_multiple_of(128);
     let n = region_words(4, 1).unwrap();
@@ -449,7 +450,7 @@ fn ring_in(seg: &Segment) -> multiproc::raw::queue::Ring<'_> {
             std::slice::from_raw_parts(seg.as_ptr().add(hdr) as *const AtomicU64, n),
         )
     };
-    Ring::new(q, words, 4, 1).unwrap()
+    Ring::new(q, words, 4, 1).unwrap().with_leases(leases)
 }
 
 /// A word after the ring, for the test's own signals.
@@ -460,12 +461,24 @@ fn flag_in(seg: &Segment) -> &AtomicU64 {
 
 #[test]
 fn a_consumer_killed_holding_its_claim_is_redelivered_to_a_long_wait_before_the_next_timed_probe() {
+    killed_consumer_is_found_by_a_long_wait(false);
+}
+
+/// The same with the victim as the ring's sole consumer, holding its lease: the
+/// waiting get's revocation waits for the holder's operation in flight, and the
+/// death watcher (watching the holder) ends that wait.
+#[test]
+fn a_sole_consumer_killed_mid_get_is_found_by_a_long_wait_before_the_next_timed_probe() {
+    killed_consumer_is_found_by_a_long_wait(true);
+}
+
+fn killed_consumer_is_found_by_a_long_wait(leases: bool) {
     use multiproc::raw::queue::{region_words, RawQueue, TakeWith, WaitPolicy};
     use multiproc::sys::ident::current;
     let len =
         std::mem::size_of::<RawQueue>().next_multiple_of(128) + region_words(4, 1).unwrap() * 8 + 8;
     let seg = Segment::create(&unique("queue-watch"), len).unwrap();
-    ring_in(&seg)
+    ring_in(&seg, leases)
         .put(current(), None, &mut WaitPolicy::default(), |p| {
             p[0].store(42, Ordering::Relaxed)
         })
@@ -477,7 +490,7 @@ fn a_consumer_killed_holding_its_claim_is_redelivered_to_a_long_wait_before_the_
             flag_in(&s2).store(1, Ordering::SeqCst);
             std::thread::sleep(WATCHDOG);
         });
-        let _ = ring_in(&s2).get(current(), None, &mut WaitPolicy::default(), &mut take);
+        let _ = ring_in(&s2, leases).get(current(), None, &mut WaitPolicy::default(), &mut take);
         0
     });
     while flag_in(&seg).load(Ordering::SeqCst) == 0 {
@@ -487,7 +500,7 @@ fn a_consumer_killed_holding_its_claim_is_redelivered_to_a_long_wait_before_the_
     let waiter = std::thread::spawn(move || {
         let mut policy = WaitPolicy::new(64, SLOW_PROBE);
         let mut take = TakeWith(|p: &[AtomicU64]| p[0].load(Ordering::Relaxed));
-        ring_in(&s3)
+        ring_in(&s3, leases)
             .get(current(), None, &mut policy, &mut take)
             .ok()
     });
@@ -497,8 +510,15 @@ fn a_consumer_killed_holding_its_claim_is_redelivered_to_a_long_wait_before_the_
     let got = watchdog(WATCHDOG, move || waiter.join().unwrap());
     assert_eq!(got, Some(42), "the stranded message is delivered again");
     let took = killed.elapsed();
+    // A claimant is found by the scan the watcher triggers; a lease holder by the
+    // watch on the holder itself, at once (its naps run to a second and more here).
+    let bound = if leases {
+        Duration::from_millis(500)
+    } else {
+        Duration::from_secs(2)
+    };
     assert!(
-        took < Duration::from_secs(2),
+        took < bound,
         "redelivered {took:?} after the kill: not woken by the death watcher"
     );
 }

@@ -204,14 +204,18 @@ pub fn run(ctx: &mut Ctx) {
         );
     }
 
-    claim_recovery();
+    claim_recovery(false);
+    claim_recovery(true);
 }
 
 /// A consumer SIGKILLed while it holds a claimed slot: time until a waiting `get`
 /// (another process) has the message delivered again, against glibc's robust mutex.
 /// The claimant stalls inside its copy, so the raw ring is used (the handles give no
-/// hook inside a copy), over a shared mapping.
-fn claim_recovery() {
+/// hook inside a copy), over a shared mapping. With `leases` the doomed consumer is
+/// the ring's only one and holds the consumers' lease (it makes no claim): the
+/// waiting `get` must revoke the lease, find its holder dead, and take the message
+/// it left queued.
+fn claim_recovery(leases: bool) {
     use crate::sync::{glibc_recovery, recovery_latency_with, recovery_rows};
     use multiproc::raw::queue::{region_words, RawQueue, Ring, TakeWith, WaitPolicy};
     use multiproc::sys::ident::current;
@@ -230,7 +234,8 @@ fn claim_recovery() {
             1,
         )
     }
-    .expect("ring");
+    .expect("ring")
+    .with_leases(leases);
     let put = || {
         ring.put(current(), None, &mut WaitPolicy::default(), |p| {
             p[0].store(42, Ordering::Relaxed)
@@ -258,7 +263,12 @@ fn claim_recovery() {
         },
     );
     let glibc = glibc_recovery(TRIALS);
-    recovery_rows("Queue claim (consumer dies mid-get)", ours, glibc);
+    let label = if leases {
+        "Queue lease holder (sole consumer dies mid-get)"
+    } else {
+        "Queue claim (consumer dies mid-get)"
+    };
+    recovery_rows(label, ours, glibc);
 }
 
 /// Locked operations per message and side in [`slot_ring_rate`].

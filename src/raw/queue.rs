@@ -1310,12 +1310,19 @@ impl<'a> Ring<'a> {
         let spin = Spin::start_or(policy.spin, hint);
         let mut polls = 0u32;
         let mut nap = FIRST_NAP;
+        // The producers' lease holder, while a revocation waits for it (see below).
+        let mut watch: Option<Watch<'_>> = None;
         loop {
             let blocker = match self.put_attempt(me, false, write) {
                 Ok(()) => break,
                 Err(Attempt::Fail(e)) => return Err(e),
                 Err(Attempt::NotNow(b)) => b,
-                Err(Attempt::Stalled) | Err(Attempt::Revoking) => None,
+                Err(Attempt::Stalled) => None,
+                Err(Attempt::Revoking) => {
+                    let (lease, word) = (&self.q.ctl.put_lease, &self.q.not_full.seq);
+                    self.watch_holder(lease, word, &mut watch);
+                    None
+                }
             };
             if polls < spin.budget() {
                 polls += 1;
@@ -1867,7 +1874,15 @@ impl<'a> Ring<'a> {
                     }
                     b
                 }
-                Err(Attempt::Stalled) | Err(Attempt::Revoking) => None,
+                Err(Attempt::Stalled) => None,
+                Err(Attempt::Revoking) => {
+                    // A holder that dies mid-operation wakes us at once.
+                    let (lease, word) = (&self.q.ctl.get_lease, &self.q.not_empty.seq);
+                    if self.watch_holder(lease, word, &mut watch) {
+                        fire_seen = false;
+                    }
+                    None
+                }
             };
             if polls < spin.budget() {
                 polls += 1;
@@ -2358,6 +2373,30 @@ impl<'a> Ring<'a> {
         }
         *watch = None;
         *watch = watch_exit(&self.q.not_empty.seq, &tasks[..n]);
+        true
+    }
+
+    /// Replaces `watch` by a watch on the thread named in `lease` (a holder whose
+    /// revocation waits for its operation in flight), unless it is on that one
+    /// already; true if it replaced it. The watcher wakes `word`, the side's futex
+    /// word the caller naps on, so a holder that dies mid-operation is found at once
+    /// rather than at the end of a nap.
+    fn watch_holder(
+        &self,
+        lease: &AtomicU64,
+        word: &'a AtomicU32,
+        watch: &mut Option<Watch<'a>>,
+    ) -> bool {
+        let l = lease.load(Ordering::Relaxed);
+        if !leased(l) {
+            return false;
+        }
+        let task = [Task::Thread(Identity::from_info(l & LEASE_INFO).tid)];
+        if watch.as_ref().is_some_and(|w| w.covers(&task)) {
+            return false;
+        }
+        *watch = None;
+        *watch = watch_exit(word, &task);
         true
     }
 
