@@ -240,6 +240,11 @@ pub fn remove(txn: &mut Txn<'_, '_>, found: (u64, Rec)) -> Result<(), HeapError>
 fn ensure_room(txn: &mut Txn<'_, '_>) -> Result<(u64, u64), HeapError> {
     let h = *txn.heap();
     let (len, tombs) = (h.len_word(), h.aux_word());
+    // Every entry takes a block of at least 16 bytes: a larger count was written
+    // over (it would otherwise ask for a table of exabytes, and read as "full").
+    if len > h.capacity() / 16 {
+        return Err(HeapError::Corrupt("the dict length is impossible"));
+    }
     let cur = table(&h)?;
     if let Some((t, cap)) = cur {
         if len

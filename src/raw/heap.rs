@@ -733,6 +733,11 @@ impl<'a, M: HeapMemory<'a>> Txn<'_, 'a, M> {
             return Ok(head + 8);
         }
         let top = self.heap.raw.top.load(Ordering::Relaxed);
+        if top > limit {
+            // `top` only ever grows up to the limit: a larger one was written over
+            // (it would otherwise read as a request for exabytes).
+            return Err(HeapError::Corrupt("the arena's top lies beyond its limit"));
+        }
         let new_top = top
             .checked_add(size)
             .filter(|&t| t <= limit)

@@ -78,6 +78,11 @@ fn rebuild(
 ) -> Result<(u64, u64), HeapError> {
     let h = *txn.heap();
     let len = h.len_word();
+    // Every element takes a vector word and a block of at least 16 bytes: a larger
+    // count was written over (see `dict::ensure_room`).
+    if len > h.capacity() / 16 {
+        return Err(HeapError::Corrupt("the list length is impossible"));
+    }
     let old = vector(&h)?;
     let mut cap = 4u64;
     while cap < len_after {
