@@ -223,7 +223,7 @@ fn inspect_shows_the_live_state_of_every_kind() {
     unsafe { seg.as_ptr().write(0xAB) };
     let v = json(&["inspect", &name, "--json"], 0);
     assert!(state(&v, "first_bytes").starts_with("ab00"), "{v}");
-    assert_eq!(v["header"]["version"], "1");
+    assert_eq!(v["header"]["version"], "2");
 
     // The text form says the same.
     let out = run(&["inspect", &name]);
