@@ -1191,6 +1191,26 @@ impl<'a> Ring<'a> {
         Enter::In
     }
 
+    /// [`enter_leased`](Self::enter_leased), then where the operation works: the
+    /// side's index, its position, that position's lap and slot. `Err` with what a
+    /// leased operation returns when it cannot start (`NotHolder` or `Other`).
+    #[inline(always)]
+    #[allow(clippy::type_complexity)]
+    fn leased_at<R>(
+        &self,
+        side: &Side<'a>,
+        me: Identity,
+    ) -> Result<(&'a Index, u64, u64, &'a [AtomicU64]), Leased<R>> {
+        match self.enter_leased(side, me) {
+            Enter::In => {}
+            Enter::NotHolder => return Err(Leased::NotHolder),
+            Enter::Lost => return Err(Leased::Other),
+        }
+        let ix = side.index;
+        let pos = ix.pos.load(Ordering::Acquire);
+        Ok((ix, pos, self.lap(pos), self.slot(pos)))
+    }
+
     /// After a put (get) completed: wakes the other side's sleepers if they
     /// announced themselves in `asleep` (those waiting on a lease holder's slot, see
     /// "Leases"). `SYNC(lease-sleep)`: the light barrier orders the completing store
@@ -1635,16 +1655,10 @@ impl<'a> Ring<'a> {
     /// take the claim path.
     #[inline(always)]
     fn put_leased(&self, me: Identity, write: &mut impl FnMut(&[AtomicU64])) -> Leased<()> {
-        let side = self.producers();
-        match self.enter_leased(&side, me) {
-            Enter::In => {}
-            Enter::NotHolder => return Leased::NotHolder,
-            Enter::Lost => return Leased::Other,
-        }
-        let ix = side.index;
-        let pos = ix.pos.load(Ordering::Acquire);
-        let lap = self.lap(pos);
-        let slot = self.slot(pos);
+        let (ix, pos, lap, slot) = match self.leased_at(&self.producers(), me) {
+            Ok(at) => at,
+            Err(not) => return not,
+        };
         // SYNC(slot-free): Acquire pairs with the consumer's FREE store. Exactly
         // FREE(lap): no flag of a sleeping consumer (the claim path wakes it).
         let s = slot[0].load(Ordering::Acquire);
@@ -2204,16 +2218,10 @@ impl<'a> Ring<'a> {
     /// take the claim path.
     #[inline(always)]
     fn get_leased<R>(&self, me: Identity, t: &mut impl Take<Out = R>) -> Leased<R> {
-        let side = self.consumers();
-        match self.enter_leased(&side, me) {
-            Enter::In => {}
-            Enter::NotHolder => return Leased::NotHolder,
-            Enter::Lost => return Leased::Other,
-        }
-        let ix = side.index;
-        let pos = ix.pos.load(Ordering::Acquire);
-        let lap = self.lap(pos);
-        let slot = self.slot(pos);
+        let (ix, pos, lap, slot) = match self.leased_at(&self.consumers(), me) {
+            Ok(at) => at,
+            Err(not) => return not,
+        };
         // SYNC(slot-publish): Acquire pairs with the producer's READY store. Exactly
         // READY(lap): no flag of a sleeping producer (the claim path wakes it).
         let s = slot[0].load(Ordering::Acquire);
