@@ -796,9 +796,9 @@ pub struct RecoveryStats {
 pub enum LeaseState {
     /// Nobody holds it: the side's next member takes it.
     Free,
-    /// This thread is the side's sole member and stores plainly.
+    /// The named thread is the side's sole member and stores plainly.
     Held(Identity),
-    /// Being revoked from this thread by another member.
+    /// Being revoked from the named thread by another member.
     Revoking(Identity),
     /// The side has had more than one member: claims only.
     Shared,
