@@ -663,19 +663,9 @@ impl Iceoryx {
         let start = Instant::now();
         let mut timed_out = false;
         loop {
-            // SAFETY: a zeroed siginfo_t is valid; waitid only writes it.
-            let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-            // SAFETY: our child; WNOWAIT leaves it unreaped.
-            let r = unsafe {
-                libc::waitid(
-                    libc::P_PID,
-                    pid as libc::id_t,
-                    &mut info,
-                    libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
-                )
-            };
-            // SAFETY: waitid filled `info` (si_pid stays 0 while the child runs).
-            if r != 0 || unsafe { info.si_pid() } != 0 {
+            // Exited (or not ours any more): stop; never reaped here, so the group
+            // id below cannot have been reused.
+            if multiproc::sys::process::has_exited(pid as u32).unwrap_or(true) {
                 break;
             }
             if start.elapsed() > Duration::from_secs(60) {

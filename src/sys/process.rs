@@ -77,20 +77,28 @@ pub fn try_reap(pid: u32) -> io::Result<Option<i32>> {
 /// caller reaps it with [`try_reap`] while holding whatever lock guards the pid, so
 /// that a pid is never signalled after it was reaped (and possibly reused).
 pub fn wait_exited(pid: u32) -> io::Result<()> {
+    exited_unreaped(pid, false).map(drop)
+}
+
+/// True if `pid` (an unreaped child) has exited, without waiting and without
+/// reaping it: the non-blocking [`wait_exited`].
+pub fn has_exited(pid: u32) -> io::Result<bool> {
+    exited_unreaped(pid, true)
+}
+
+/// `waitid(P_PID, pid, WEXITED | WNOWAIT)`, with `WNOHANG` if `nohang`: true once
+/// `pid` has exited (left unreaped); false only when `nohang` found it running.
+fn exited_unreaped(pid: u32, nohang: bool) -> io::Result<bool> {
+    let flags = libc::WEXITED | libc::WNOWAIT | if nohang { libc::WNOHANG } else { 0 };
     loop {
         // SAFETY: an all-zero siginfo_t is a valid out-parameter.
         let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
         // SAFETY: `info` is writable; P_PID + WEXITED|WNOWAIT only observes.
-        let r = unsafe {
-            libc::waitid(
-                libc::P_PID,
-                pid as libc::id_t,
-                &mut info,
-                libc::WEXITED | libc::WNOWAIT,
-            )
-        };
+        let r = unsafe { libc::waitid(libc::P_PID, pid as libc::id_t, &mut info, flags) };
         if r == 0 {
-            return Ok(());
+            // SAFETY: waitid filled `info`; `si_pid` stays 0 when WNOHANG found
+            // nothing (waitid(2)).
+            return Ok(unsafe { info.si_pid() } != 0);
         }
         let e = io::Error::last_os_error();
         if e.raw_os_error() != Some(libc::EINTR) {
